@@ -1,0 +1,67 @@
+"""The age STREAM construction: ChaCha20-Poly1305 over 64 KiB chunks.
+
+Each chunk's nonce is an 11-byte big-endian counter and a one-byte last-chunk flag, so a
+chunk cannot be moved, dropped or marked final by anyone without the payload key.
+"""
+
+from __future__ import annotations
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+CHUNK_SIZE = 64 * 1024
+TAG_SIZE = 16
+ENCRYPTED_CHUNK_SIZE = CHUNK_SIZE + TAG_SIZE
+NONCE_SIZE = 16
+_MAX_COUNTER = (1 << 88) - 1
+
+
+def hkdf(ikm: bytes, salt: bytes, info: bytes, length: int = 32) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=length, salt=salt, info=info).derive(ikm)
+
+
+def payload_key(file_key: bytes, nonce: bytes) -> bytes:
+    return hkdf(file_key, nonce, b"payload")
+
+
+def chunk_nonce(counter: int, last: bool) -> bytes:
+    if counter > _MAX_COUNTER:
+        raise OverflowError("STREAM counter exhausted")
+    return counter.to_bytes(11, "big") + (b"\x01" if last else b"\x00")
+
+
+class StreamSealer:
+    """Seals chunks in order; the caller decides which one is last."""
+
+    def __init__(self, key: bytes) -> None:
+        self._aead = ChaCha20Poly1305(key)
+        self.counter = 0
+        self.finished = False
+
+    def seal(self, plaintext: bytes, last: bool) -> bytes:
+        if self.finished:
+            raise ValueError("STREAM already finished")
+        if not last and len(plaintext) != CHUNK_SIZE:
+            raise ValueError("a chunk that is not last must be full")
+        sealed = self._aead.encrypt(chunk_nonce(self.counter, last), plaintext, None)
+        self.counter += 1
+        self.finished = last
+        return sealed
+
+
+class StreamOpener:
+    """Opens chunks in order. `open` returns None when the tag does not verify for that flag."""
+
+    def __init__(self, key: bytes) -> None:
+        self._aead = ChaCha20Poly1305(key)
+        self.counter = 0
+
+    def try_open(self, sealed: bytes, last: bool) -> bytes | None:
+        try:
+            plaintext = self._aead.decrypt(chunk_nonce(self.counter, last), sealed, None)
+        except InvalidTag:
+            return None
+        self.counter += 1
+        return plaintext

@@ -1,0 +1,90 @@
+"""Incremental age v1 encryption.
+
+The writer hands each piece of ciphertext to a sink the moment it exists: the header and
+payload nonce at once, then every sealed 64 KiB chunk. A full chunk is sealed as soon as the
+first byte after it arrives, because age forbids an empty final chunk after data: until then
+the writer cannot know whether the chunk is the last one.
+"""
+
+from __future__ import annotations
+
+import hmac as _hmac
+import hashlib
+import os
+from collections.abc import Callable, Iterable
+
+from . import x25519
+from .format import Header
+from .keys import Recipient
+from .stream import CHUNK_SIZE, NONCE_SIZE, StreamSealer, hkdf, payload_key
+
+Sink = Callable[[bytes], None]
+
+
+def header_mac(file_key: bytes, header_bytes: bytes) -> bytes:
+    return _hmac.new(hkdf(file_key, b"", b"header"), header_bytes, hashlib.sha256).digest()
+
+
+class AgeWriter:
+    """Encrypt to one or more X25519 recipients, emitting ciphertext through `sink`."""
+
+    def __init__(self, recipients: Iterable[Recipient], sink: Sink) -> None:
+        recipients = list(recipients)
+        if not recipients:
+            raise ValueError("at least one recipient is required")
+        self._sink = sink
+        file_key = os.urandom(16)
+        header = Header([x25519.wrap(file_key, r) for r in recipients])
+        header.mac = header_mac(file_key, header.marshal_without_mac())
+        nonce = os.urandom(NONCE_SIZE)
+        self._sealer = StreamSealer(payload_key(file_key, nonce))
+        self._buf = bytearray()
+        self.plaintext_bytes = 0
+        self.ciphertext_bytes = 0
+        self.closed = False
+        self._emit(header.marshal() + nonce)
+
+    def _emit(self, data: bytes) -> None:
+        self.ciphertext_bytes += len(data)
+        self._sink(data)
+
+    @property
+    def chunks_sealed(self) -> int:
+        return self._sealer.counter
+
+    @property
+    def buffered(self) -> int:
+        """Plaintext bytes held in memory, not yet sealed."""
+        return len(self._buf)
+
+    def write(self, data: bytes) -> None:
+        if self.closed:
+            raise ValueError("write to a closed AgeWriter")
+        self._buf += data
+        self.plaintext_bytes += len(data)
+        while len(self._buf) > CHUNK_SIZE:
+            chunk = bytes(self._buf[:CHUNK_SIZE])
+            del self._buf[:CHUNK_SIZE]
+            self._emit(self._sealer.seal(chunk, last=False))
+
+    def close(self) -> None:
+        """Seal what is buffered as the final chunk."""
+        if self.closed:
+            return
+        self._emit(self._sealer.seal(bytes(self._buf), last=True))
+        self.wipe()
+        self.closed = True
+
+    def wipe(self) -> None:
+        """Forget buffered plaintext without sealing it (the recording is being discarded)."""
+        self._buf[:] = bytes(len(self._buf))
+        self._buf.clear()
+
+
+def encrypt(data: bytes, recipients: Iterable[Recipient]) -> bytes:
+    """Encrypt a small message in memory."""
+    out: list[bytes] = []
+    w = AgeWriter(recipients, out.append)
+    w.write(data)
+    w.close()
+    return b"".join(out)

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Installs everything the gateway and its tests need on a fresh Debian machine (run as root):
+# system packages with apt-get, Python packages with pip into .venv/ at the repository root.
+# Idempotent and quiet when there is nothing to do; the README's two commands both call it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# age: the reference CLI our files must decrypt with. ffmpeg: pydub and compressed export
+# (through pipes only). strace: the "no plaintext on disk" harness.
+APT_PACKAGES=(age ffmpeg strace python3-venv)
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "setup: missing Debian packages: ${missing[*]}; run as root or: apt-get install ${missing[*]}" >&2
+        exit 1
+    fi
+    echo "setup: installing Debian packages: ${missing[*]}" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+pick_python() {
+    for cand in python3.12 python3.11 python3; do
+        if command -v "$cand" >/dev/null 2>&1 &&
+            "$cand" -c 'import sys, venv; sys.exit(not ((3, 11) <= sys.version_info[:2] <= (3, 12)))' 2>/dev/null; then
+            echo "$cand"
+            return
+        fi
+    done
+    echo "setup: need CPython 3.11 or 3.12 (pjsua2-python has no wheel for newer)" >&2
+    exit 1
+}
+
+if [ ! -x .venv/bin/python ]; then
+    py=$(pick_python)
+    echo "setup: creating .venv with $($py --version)" >&2
+    "$py" -m venv .venv
+fi
+
+stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
+if [ ! -f "$stamp" ]; then
+    echo "setup: installing Python packages into .venv" >&2
+    .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null
+    .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+    rm -f .venv/.installed-*
+    touch "$stamp"
+fi

@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from gateway import age
+
+
+@pytest.fixture
+def identity() -> age.Identity:
+    return age.Identity.generate()
+
+
+@pytest.fixture
+def identity_file(tmp_path: Path) -> tuple[Path, str]:
+    """An identity written by the real age-keygen, and its recipient as age-keygen -y prints it."""
+    path = tmp_path / "key.txt"
+    subprocess.run(["age-keygen", "-o", str(path)], check=True, capture_output=True)
+    recipient = subprocess.run(
+        ["age-keygen", "-y", str(path)], check=True, capture_output=True, text=True
+    ).stdout.strip()
+    return path, recipient
+
+
+def require_tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        pytest.fail(f"{name} is not installed: scripts/setup.sh installs it")
+    return path
