@@ -8,8 +8,8 @@ the writer cannot know whether the chunk is the last one.
 
 from __future__ import annotations
 
-import hmac as _hmac
 import hashlib
+import hmac as _hmac
 import os
 from collections.abc import Callable, Iterable
 

@@ -1,0 +1,82 @@
+"""`gateway` command line. Every failure is one line on stderr and a documented exit code."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from .. import age
+from ..context import Gateway
+from ..errors import (
+    EXIT_CORRUPT,
+    EXIT_INTERRUPTED,
+    EXIT_KEY,
+    EXIT_NO_MATCH,
+    EXIT_STORAGE,
+    EXIT_TRUNCATED,
+    ConfigError,
+    GatewayError,
+)
+
+AGE_EXIT_CODES: list[tuple[type[age.AgeError], int, str]] = [
+    (age.KeyFormatError, EXIT_KEY, ""),
+    (age.NoIdentityMatchError, EXIT_NO_MATCH, "the identity does not open this recording: "),
+    (age.TruncatedError, EXIT_TRUNCATED, "recording is truncated (add --recover for the intact part): "),
+    (age.AgeError, EXIT_CORRUPT, "recording is damaged or was tampered with: "),
+]
+
+
+def actor() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except Exception:
+        return f"cli:uid{os.getuid()}"
+
+
+def open_gateway(args: argparse.Namespace) -> Gateway:
+    if not args.config:
+        raise ConfigError("no configuration: pass --config FILE or set GATEWAY_CONFIG")
+    return Gateway.open(args.config)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import audit, demo, init, legacy, recordings
+
+    parser = argparse.ArgumentParser(prog="gateway", description="Consent-aware call recording gateway.")
+    parser.add_argument("--config", default=os.environ.get("GATEWAY_CONFIG"),
+                        help="configuration file (default: $GATEWAY_CONFIG)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in (init, recordings, audit, legacy, demo):
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except GatewayError as e:
+        print(f"gateway: {e}", file=sys.stderr)
+        return e.exit_code
+    except age.AgeError as e:
+        for cls, code, prefix in AGE_EXIT_CODES:
+            if isinstance(e, cls):
+                print(f"gateway: {prefix}{e}", file=sys.stderr)
+                return code
+        raise
+    except OSError as e:
+        where = f" {e.filename}" if e.filename else ""
+        print(f"gateway: {e.strerror or e}{where}", file=sys.stderr)
+        return EXIT_STORAGE
+    except KeyboardInterrupt:
+        print("gateway: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return 0

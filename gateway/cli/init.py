@@ -1,0 +1,61 @@
+"""`gateway init`: a complete commented config, its directories, the lookup secret and index."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .. import age
+from .. import config as cfg
+from ..errors import ConfigError, KeyError_
+from ..storage import pii
+from ..storage.index import SqliteIndex
+from ..storage.spool import ensure_private_dir
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("init", help="write a configuration and create the data directories")
+    p.add_argument("--dir", required=True, type=Path, help="data directory (created 0700)")
+    p.add_argument("--recipient", action="append", default=[], metavar="AGE1...",
+                   help="age X25519 recipient (public key); repeat for several")
+    p.add_argument("--sip-listen", default="127.0.0.1:5060", metavar="HOST:PORT")
+    p.add_argument("--pbx", default="sip:helpline@127.0.0.1:5070", metavar="SIP_URI")
+    p.add_argument("--mode", default="opt-out", choices=cfg.MODES)
+    p.add_argument("--force", action="store_true", help="rewrite an existing config (keeps data and secrets)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    for i, text in enumerate(args.recipient):
+        try:
+            age.parse_recipient(text)
+        except age.KeyFormatError as e:
+            raise KeyError_(f"--recipient #{i + 1} refused: {e}") from None
+    cfg.parse_hostport(args.sip_listen, "--sip-listen")
+    cfg.check_sip_uri(args.pbx, "--pbx")
+    data_dir: Path = args.dir.resolve()
+    config_path = data_dir / "gateway.toml"
+    if config_path.exists() and not args.force:
+        raise ConfigError(f"{config_path} exists (use --force to rewrite it; data and secrets are kept)")
+    ensure_private_dir(data_dir)
+    text = cfg.render(data_dir=data_dir, recipients=[r.strip() for r in args.recipient],
+                      sip_listen=args.sip_listen, pbx_uri=args.pbx, mode=args.mode)
+    tmp = config_path.with_suffix(".toml.new")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.chmod(0o640)
+    tmp.replace(config_path)
+    config = cfg.load(config_path)
+    ensure_private_dir(config.paths.spool_dir)
+    ensure_private_dir(config.paths.secrets_dir)
+    if not config.paths.lookup_secret.exists():
+        pii.create_secret(config.paths.lookup_secret)
+    index = SqliteIndex(config.paths.index, create=True)
+    index.append_audit("cli:init", "gateway.initialized", str(config_path),
+                       {"recipients": len(config.recording.recipients), "mode": config.consent_mode})
+    index.close()
+    print(f"wrote {config_path}")
+    if not config.recording.recipients:
+        print("warning: no recipient configured: this gateway will record nothing. Add one to "
+              "[recording] recipients (age-keygen -y KEYFILE prints it).")
+    print(f"next: gateway --config {config_path} recordings list")
+    return 0

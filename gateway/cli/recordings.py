@@ -1,0 +1,115 @@
+"""`gateway recordings list|export|verify`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import asdict
+
+from .. import age
+from ..errors import EXIT_FINDINGS, GatewayError, NotFoundError
+from ..recording import export as ex
+from ..recording.verify import verify_all
+from ..storage import index as ix
+from ..storage.index import NotFound
+from . import actor, open_gateway
+
+PUBLIC_FIELDS = ("id", "status", "origin", "started_at", "finished_at", "duration_s", "bytes", "media_type",
+                 "route", "call_id", "sha256", "error")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("recordings", help="list, export (decrypt) and verify recordings")
+    rsub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    lp = rsub.add_parser("list", help="recordings' metadata (never audio)")
+    lp.add_argument("--json", action="store_true")
+    lp.add_argument("--status", choices=ix.STATUSES)
+    lp.set_defaults(func=cmd_list)
+    ep = rsub.add_parser("export", help="decrypt one recording with your identity file")
+    ep.add_argument("id")
+    ep.add_argument("--identity", "-i", required=True, help="age identity file (as age-keygen writes)")
+    ep.add_argument("-o", "--output", required=True, help="file (.wav, .mp3, .opus, .ogg) or - for stdout")
+    ep.add_argument("--recover", action="store_true",
+                    help="export every intact chunk of a recording that lacks its end")
+    ep.add_argument("--force", action="store_true", help="overwrite the output file")
+    ep.set_defaults(func=cmd_export)
+    vp = rsub.add_parser("verify", help="check files, hashes and structure (no key needed)")
+    vp.add_argument("id", nargs="?")
+    vp.set_defaults(func=cmd_verify)
+
+
+def _get(index: ix.Index, rec_id: str) -> ix.RecordingRow:
+    try:
+        return index.get_recording(rec_id)
+    except NotFound:
+        raise NotFoundError(f"no recording {rec_id}") from None
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    gw = open_gateway(args)
+    rows = gw.index.list_recordings(args.status)
+    if args.json:
+        json.dump([{k: asdict(r)[k] for k in PUBLIC_FIELDS} for r in rows], sys.stdout, indent=2)
+        print()
+        return 0
+    if not rows:
+        print("no recordings")
+        return 0
+    print(f"{'ID':16}  {'STARTED (UTC)':24}  {'STATUS':10}  {'DURATION':>9}  {'SIZE':>10}  ORIGIN")
+    for r in rows:
+        dur = f"{r.duration_s:.1f}s" if r.duration_s is not None else "-"
+        print(f"{r.id:16}  {r.started_at:24}  {r.status:10}  {dur:>9}  {r.bytes:>10}  {r.origin}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    gw = open_gateway(args)
+    row = _get(gw.index, args.id)
+    if row.status in (ix.DISCARDED, ix.DELETED):
+        raise NotFoundError(f"recording {row.id} was {row.status} ({row.finished_at}); nothing to export")
+    identities = age.load_identity_file(args.identity)
+    try:
+        fmt = ex.output_format(args.output, row.media_type)
+    except ex.ExportError as e:
+        raise GatewayError(str(e)) from None
+    recover = args.recover or row.status in (ix.TRUNCATED, ix.INCOMPLETE)
+    who = actor()
+    with gw.store.open(row.object_name) as src:
+        reader = age.AgeReader(src, identities, recover=recover)
+        # The identity opened the file: this is an access, and it is logged before any audio leaves.
+        gw.index.append_audit(who, "recording.exported", row.id,
+                              {"format": fmt, "destination": "stdout" if args.output == "-" else "file",
+                               "recover": recover})
+        try:
+            dest = ex.open_destination(args.output, args.force)
+        except ex.ExportError as e:
+            raise GatewayError(str(e)) from None
+        try:
+            with dest:
+                result = ex.write_export(reader.chunks(), row.media_type, fmt, dest)
+        except BaseException as e:
+            if args.output != "-":
+                os.unlink(args.output)  # never leave a half-written plaintext file behind
+            gw.index.append_audit(who, "recording.export_failed", row.id, {"error": e.__class__.__name__})
+            if isinstance(e, ex.ExportError):
+                raise GatewayError(str(e)) from None
+            raise
+    note = " (truncated: the end of the recording was never written)" if reader.truncated else ""
+    if args.output != "-":
+        print(f"wrote {args.output}: {result.bytes_out} bytes{note}", file=sys.stderr)
+    elif note:
+        print(f"gateway: warning: recording {row.id}{note}", file=sys.stderr)
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    gw = open_gateway(args)
+    if args.id:
+        _get(gw.index, args.id)
+    checked, findings = verify_all(gw.store, gw.index, args.id)
+    for f in findings:
+        print(f"{f.recording}: {f.problem}")
+    print(f"{checked} recording(s) checked, {len(findings)} problem(s)")
+    return EXIT_FINDINGS if findings else 0

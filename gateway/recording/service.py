@@ -1,0 +1,140 @@
+"""Recordings as the rest of the gateway sees them: start one for a call, and have the store,
+the index and the audit log agree about what became of it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+from collections.abc import Sequence
+from concurrent.futures import Future
+
+from .. import age
+from ..storage import index as ix
+from ..storage.index import Index, RecordingRow, utcnow
+from ..storage.store import ObjectNotFound, Store, StoreError
+from .recorder import Recorder, RecorderEngine, RecordingResult
+
+log = logging.getLogger(__name__)
+
+
+def new_id() -> str:
+    return secrets.token_hex(8)
+
+
+def object_sha256(store: Store, name: str) -> str:
+    h = hashlib.sha256()
+    with store.open(name) as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+class RecordingService:
+    def __init__(
+        self,
+        store: Store,
+        index: Index,
+        recipients: Sequence[age.Recipient],
+        engine: RecorderEngine,
+        *,
+        sample_rate: int = 8000,
+        pause_mode: str = "silence",
+        actor: str = "gateway",
+    ) -> None:
+        self.store = store
+        self.index = index
+        self.recipients = list(recipients)
+        self.engine = engine
+        self.sample_rate = sample_rate
+        self.pause_mode = pause_mode
+        self.actor = actor
+
+    @property
+    def enabled(self) -> bool:
+        """Without a recipient the gateway records nothing: there is no one to encrypt to."""
+        return bool(self.recipients)
+
+    def start(self, call_id: str | None, *, route: str | None = None, retention_days: int | None = None
+              ) -> tuple[str, Recorder] | None:
+        """A new recorder for `call_id`, or None if recording is disabled or storage refuses.
+
+        A refusal is logged and audited; the caller's call goes on unrecorded either way.
+        """
+        if not self.enabled:
+            return None
+        rec_id = new_id()
+        try:
+            writer = self.store.create()
+        except StoreError as e:
+            log.error("recording not started: %s", e)
+            self.index.append_audit(self.actor, "recording.failed", call_id or "-", {"error": str(e)})
+            return None
+        self.index.add_recording(RecordingRow(
+            id=rec_id, object_name=writer.name, started_at=utcnow(), call_id=call_id,
+            sample_rate=self.sample_rate, channels=2, route=route, retention_days=retention_days))
+        self.index.append_audit(self.actor, "recording.started", rec_id, {"call": call_id})
+        recorder = Recorder(writer, self.recipients, sample_rate=self.sample_rate, pause_mode=self.pause_mode)
+        recorder.done.add_done_callback(lambda fut: self._finished(rec_id, fut))
+        self.engine.add(recorder)
+        return rec_id, recorder
+
+    def _finished(self, rec_id: str, fut: Future[RecordingResult]) -> None:
+        result = fut.result()
+        try:
+            if result.status == "discarded":
+                self._delete_object(result.object_name)
+                self.index.update_recording(rec_id, status=ix.DISCARDED, finished_at=utcnow(),
+                                            bytes=0, sha256=None, duration_s=0.0)
+                self.index.append_audit(self.actor, "recording.discarded", rec_id,
+                                        {"reason": "consent withdrawn", "bytes_deleted": result.bytes})
+                return
+            status = ix.COMPLETE if result.status == "complete" else ix.INCOMPLETE
+            self.index.update_recording(
+                rec_id, status=status, finished_at=utcnow(), bytes=result.bytes, sha256=result.sha256,
+                duration_s=round(result.duration_s, 3), error=result.error)
+            details = {"bytes": result.bytes, "duration_s": round(result.duration_s, 3),
+                       "frames_overflowed": result.stats.get("frames_overflowed", 0)}
+            if result.error:
+                details["error"] = result.error
+            self.index.append_audit(self.actor, f"recording.{status}", rec_id, details)
+        except Exception:
+            log.exception("index update for recording %s failed", rec_id)
+
+    def _delete_object(self, name: str) -> None:
+        try:
+            self.store.delete(name)
+        except ObjectNotFound:
+            pass
+
+    def recover(self) -> list[str]:
+        """After a crash: recordings left `recording` are truncated, kept, and audited.
+
+        Their sealed chunks decrypt (`age -d` stops at the missing end; `gateway recordings
+        export` recovers every sealed chunk). Run before any recorder of this index starts.
+        """
+        recovered = []
+        for row in self.index.list_recordings(ix.RECORDING):
+            if self.store.exists(row.object_name):
+                size = self.store.size(row.object_name)
+                self.index.update_recording(row.id, status=ix.TRUNCATED, bytes=size,
+                                            sha256=object_sha256(self.store, row.object_name),
+                                            error="writer stopped before the final chunk")
+                self.index.append_audit(self.actor, "recording.truncated", row.id, {"bytes": size})
+            else:
+                self.index.update_recording(row.id, status=ix.INCOMPLETE, bytes=0,
+                                            error="object missing after restart")
+                self.index.append_audit(self.actor, "recording.lost", row.id, {})
+            recovered.append(row.id)
+        known = {r.object_name for r in self.index.list_recordings()}
+        for name in self.store.names():
+            if name not in known:
+                rec_id = new_id()
+                self.index.add_recording(RecordingRow(
+                    id=rec_id, object_name=name, started_at=utcnow(), status=ix.TRUNCATED,
+                    bytes=self.store.size(name), sha256=object_sha256(self.store, name),
+                    error="found in the store without an index row"))
+                self.index.append_audit(self.actor, "recording.orphan_found", rec_id, {})
+                recovered.append(rec_id)
+        return recovered

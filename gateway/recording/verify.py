@@ -1,0 +1,78 @@
+"""Structural checks of stored recordings that need no key: what an auditor can run."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from .. import age
+from ..age import format as fmt
+from ..age.stream import ENCRYPTED_CHUNK_SIZE, NONCE_SIZE, TAG_SIZE
+from ..storage import index as ix
+from ..storage.index import RecordingRow
+from ..storage.store import ObjectNotFound, Store
+
+
+@dataclass
+class Finding:
+    recording: str
+    problem: str
+
+
+def payload_shape(payload_len: int) -> tuple[int, bool] | None:
+    """(chunks, ends_in_a_plausible_final_chunk) for a STREAM payload length, or None if impossible.
+
+    Non-final chunks are exactly 64 KiB + tag; the final one holds 1 byte to 64 KiB, or 0 bytes
+    when it is the only chunk. Without the key a missing final chunk cannot be told from a
+    full final chunk; the index's status says which the writer left.
+    """
+    body = payload_len - NONCE_SIZE
+    if body < TAG_SIZE:
+        return None
+    full, rest = divmod(body, ENCRYPTED_CHUNK_SIZE)
+    if rest == 0:
+        return full, True
+    if rest < TAG_SIZE or (rest == TAG_SIZE and full > 0):
+        return None  # a torn chunk, or an empty final chunk after data
+    return full + 1, True
+
+
+def verify_recording(store: Store, row: RecordingRow) -> list[str]:
+    """Problems with one recording's object, its index row and its structure."""
+    if row.status in (ix.DISCARDED, ix.DELETED):
+        return [f"object still present although {row.status}"] if store.exists(row.object_name) else []
+    try:
+        size = store.size(row.object_name)
+    except ObjectNotFound:
+        return ["object missing from the store"]
+    problems = []
+    with store.open(row.object_name) as f:
+        try:
+            header = fmt.parse(f)
+        except age.HeaderError as e:
+            return [f"not a valid age file: {e}"]
+        header_len = f.tell()
+        f.seek(0)
+        h = hashlib.sha256()
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    if not any(s.type == "X25519" for s in header.stanzas):
+        problems.append("no X25519 recipient stanza")
+    if row.status != ix.RECORDING:
+        if row.bytes != size:
+            problems.append(f"size {size} differs from the index ({row.bytes})")
+        if row.sha256 and h.hexdigest() != row.sha256:
+            problems.append("ciphertext hash differs from the index: the file was altered or replaced")
+    shape = payload_shape(size - header_len)
+    if shape is None and row.status == ix.COMPLETE:
+        problems.append("payload length is impossible for a complete age file (torn or cut)")
+    return problems
+
+
+def verify_all(store: Store, index: ix.Index, rec_id: str | None = None) -> tuple[int, list[Finding]]:
+    rows = [index.get_recording(rec_id)] if rec_id else index.list_recordings()
+    findings = [Finding(r.id, p) for r in rows for p in verify_recording(store, r)]
+    if rec_id is None:
+        known = {r.object_name for r in rows}
+        findings += [Finding("-", f"object {name} has no index row") for name in store.names() if name not in known]
+    return len(rows), findings

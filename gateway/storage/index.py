@@ -1,0 +1,265 @@
+"""The index: calls, recordings, consent receipts and the audit log.
+
+`Index` is the interface; `SqliteIndex` the embedded default (a PostgreSQL implementation is
+the scale-out one). It holds no audio and no readable caller numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, fields
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from . import audit
+from .audit import AuditEntry
+
+# Recording statuses.
+RECORDING = "recording"  # being written now
+COMPLETE = "complete"  # final chunk written
+TRUNCATED = "truncated"  # the writer died; sealed chunks decrypt, the end is missing
+INCOMPLETE = "incomplete"  # storage failed mid-call; sealed chunks decrypt
+DISCARDED = "discarded"  # deleted at the caller's request (consent withdrawn)
+DELETED = "deleted"  # deleted by retention or erasure
+STATUSES = (RECORDING, COMPLETE, TRUNCATED, INCOMPLETE, DISCARDED, DELETED)
+
+
+class IndexError_(Exception):
+    """The index cannot be used (missing, corrupt, locked, wrong schema)."""
+
+
+class NotFound(KeyError):
+    pass
+
+
+def utcnow() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass
+class CallRow:
+    id: str
+    started_at: str
+    route: str | None = None
+    ended_at: str | None = None
+    caller_enc: bytes | None = None
+    caller_hash: str | None = None
+
+
+@dataclass
+class RecordingRow:
+    id: str
+    object_name: str
+    started_at: str
+    status: str = RECORDING
+    call_id: str | None = None
+    origin: str = "call"  # "call" or "legacy"
+    media_type: str = "audio/wav"
+    sample_rate: int | None = None
+    channels: int | None = None
+    finished_at: str | None = None
+    duration_s: float | None = None
+    bytes: int = 0
+    sha256: str | None = None
+    route: str | None = None
+    retention_days: int | None = None
+    error: str | None = None
+    source_enc: bytes | None = None
+    source_hash: str | None = None
+
+
+class Index(ABC):
+    @abstractmethod
+    def add_call(self, call: CallRow) -> None: ...
+
+    @abstractmethod
+    def end_call(self, call_id: str, ended_at: str) -> None: ...
+
+    @abstractmethod
+    def get_call(self, call_id: str) -> CallRow: ...
+
+    @abstractmethod
+    def add_recording(self, rec: RecordingRow) -> None: ...
+
+    @abstractmethod
+    def update_recording(self, rec_id: str, **changes: Any) -> None: ...
+
+    @abstractmethod
+    def get_recording(self, rec_id: str) -> RecordingRow: ...
+
+    @abstractmethod
+    def list_recordings(self, status: str | None = None) -> list[RecordingRow]: ...
+
+    @abstractmethod
+    def find_recording_by_source(self, source_hash: str) -> RecordingRow | None: ...
+
+    @abstractmethod
+    def add_consent_receipt(self, call_id: str, receipt: dict[str, Any]) -> None: ...
+
+    @abstractmethod
+    def get_consent_receipt(self, call_id: str) -> dict[str, Any]: ...
+
+    @abstractmethod
+    def append_audit(self, actor: str, action: str, subject: str, details: dict[str, Any] | None = None
+                     ) -> AuditEntry: ...
+
+    @abstractmethod
+    def audit_entries(self) -> list[AuditEntry]: ...
+
+    def verify_audit(self) -> audit.ChainVerdict:
+        return audit.verify(self.audit_entries())
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+
+SCHEMA_VERSION = 1
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS calls (
+    id TEXT PRIMARY KEY, started_at TEXT NOT NULL, ended_at TEXT, route TEXT,
+    caller_enc BLOB, caller_hash TEXT);
+CREATE INDEX IF NOT EXISTS calls_caller_hash ON calls(caller_hash);
+CREATE TABLE IF NOT EXISTS recordings (
+    id TEXT PRIMARY KEY, object_name TEXT NOT NULL UNIQUE, started_at TEXT NOT NULL,
+    status TEXT NOT NULL, call_id TEXT REFERENCES calls(id), origin TEXT NOT NULL,
+    media_type TEXT NOT NULL, sample_rate INTEGER, channels INTEGER, finished_at TEXT,
+    duration_s REAL, bytes INTEGER NOT NULL DEFAULT 0, sha256 TEXT, route TEXT,
+    retention_days INTEGER, error TEXT, source_enc BLOB, source_hash TEXT UNIQUE);
+CREATE TABLE IF NOT EXISTS consent_receipts (
+    call_id TEXT PRIMARY KEY REFERENCES calls(id), receipt TEXT NOT NULL, created_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS audit (
+    seq INTEGER PRIMARY KEY, ts TEXT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
+    subject TEXT NOT NULL, details TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL);
+"""
+_RECORDING_COLUMNS = [f.name for f in fields(RecordingRow)]
+
+
+class SqliteIndex(Index):
+    """SQLite in WAL mode with full synchronous writes; safe to share between threads."""
+
+    def __init__(self, path: str | Path, *, create: bool = False) -> None:
+        self.path = Path(path)
+        if not create and not self.path.exists():
+            raise IndexError_(f"index {self.path} does not exist (run `gateway init` first)")
+        try:
+            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.executescript(SCHEMA)
+            row = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+            if row is None:
+                self._db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+            elif int(row[0]) != SCHEMA_VERSION:
+                raise IndexError_(f"index schema {row[0]}, this gateway expects {SCHEMA_VERSION}")
+        except sqlite3.DatabaseError as e:
+            raise IndexError_(f"cannot open index {self.path}: {e}") from e
+        if create:
+            self.path.chmod(0o600)
+        self._lock = threading.Lock()
+
+    def _exec(self, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Cursor:
+        with self._lock:
+            return self._db.execute(sql, params)
+
+    def add_call(self, call: CallRow) -> None:
+        d = asdict(call)
+        self._exec(f"INSERT INTO calls ({','.join(d)}) VALUES ({','.join('?' * len(d))})", tuple(d.values()))
+
+    def end_call(self, call_id: str, ended_at: str) -> None:
+        self._exec("UPDATE calls SET ended_at=? WHERE id=?", (ended_at, call_id))
+
+    def get_call(self, call_id: str) -> CallRow:
+        cols = [f.name for f in fields(CallRow)]
+        row = self._exec(f"SELECT {','.join(cols)} FROM calls WHERE id=?", (call_id,)).fetchone()
+        if row is None:
+            raise NotFound(call_id)
+        return CallRow(*row)
+
+    def add_recording(self, rec: RecordingRow) -> None:
+        d = asdict(rec)
+        self._exec(f"INSERT INTO recordings ({','.join(d)}) VALUES ({','.join('?' * len(d))})",
+                   tuple(d.values()))
+
+    def update_recording(self, rec_id: str, **changes: Any) -> None:
+        unknown = set(changes) - set(_RECORDING_COLUMNS)
+        if unknown:
+            raise ValueError(f"unknown recording fields: {sorted(unknown)}")
+        if "status" in changes and changes["status"] not in STATUSES:
+            raise ValueError(f"unknown status {changes['status']!r}")
+        assignments = ",".join(f"{k}=?" for k in changes)
+        cur = self._exec(f"UPDATE recordings SET {assignments} WHERE id=?", (*changes.values(), rec_id))
+        if cur.rowcount == 0:
+            raise NotFound(rec_id)
+
+    def _recordings(self, where: str, params: tuple[Any, ...]) -> list[RecordingRow]:
+        sql = f"SELECT {','.join(_RECORDING_COLUMNS)} FROM recordings {where}"
+        return [RecordingRow(*row) for row in self._exec(sql, params).fetchall()]
+
+    def get_recording(self, rec_id: str) -> RecordingRow:
+        rows = self._recordings("WHERE id=?", (rec_id,))
+        if not rows:
+            raise NotFound(rec_id)
+        return rows[0]
+
+    def list_recordings(self, status: str | None = None) -> list[RecordingRow]:
+        if status is None:
+            return self._recordings("ORDER BY started_at, id", ())
+        return self._recordings("WHERE status=? ORDER BY started_at, id", (status,))
+
+    def find_recording_by_source(self, source_hash: str) -> RecordingRow | None:
+        rows = self._recordings("WHERE source_hash=?", (source_hash,))
+        return rows[0] if rows else None
+
+    def add_consent_receipt(self, call_id: str, receipt: dict[str, Any]) -> None:
+        self._exec("INSERT INTO consent_receipts VALUES (?,?,?)",
+                   (call_id, json.dumps(receipt, sort_keys=True), utcnow()))
+
+    def get_consent_receipt(self, call_id: str) -> dict[str, Any]:
+        row = self._exec("SELECT receipt FROM consent_receipts WHERE call_id=?", (call_id,)).fetchone()
+        if row is None:
+            raise NotFound(call_id)
+        return json.loads(row[0])
+
+    def append_audit(self, actor: str, action: str, subject: str, details: dict[str, Any] | None = None
+                     ) -> AuditEntry:
+        with self._lock:
+            # IMMEDIATE takes the write lock before reading the head, so that two processes
+            # appending at once cannot both link to the same predecessor.
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                head = self._db.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+                seq, prev = (head[0] + 1, head[1]) if head else (1, audit.GENESIS)
+                entry = audit.seal(AuditEntry(seq, utcnow(), actor, action, subject, details or {}), prev)
+                self._db.execute(
+                    "INSERT INTO audit VALUES (?,?,?,?,?,?,?,?)",
+                    (entry.seq, entry.ts, entry.actor, entry.action, entry.subject,
+                     json.dumps(entry.details, sort_keys=True), entry.prev_hash, entry.hash))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return entry
+
+    def audit_entries(self) -> list[AuditEntry]:
+        rows = self._exec("SELECT seq, ts, actor, action, subject, details, prev_hash, hash FROM audit "
+                          "ORDER BY seq").fetchall()
+        return [AuditEntry(r[0], r[1], r[2], r[3], r[4], _details(r[5]), r[6], r[7]) for r in rows]
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+def _details(text: str) -> dict[str, Any]:
+    # A hand-edited row may not even be JSON; keep it as text so verification names it.
+    try:
+        value = json.loads(text)
+    except (TypeError, ValueError):
+        return {"unparseable": str(text)}
+    return value if isinstance(value, dict) else {"unparseable": str(text)}
