@@ -11,6 +11,7 @@ from dataclasses import asdict
 from .. import age
 from ..errors import EXIT_FINDINGS, GatewayError, NotFoundError
 from ..recording import export as ex
+from ..recording.service import RecordingService
 from ..recording.verify import verify_all
 from ..storage import index as ix
 from ..storage.index import NotFound
@@ -38,6 +39,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     vp = rsub.add_parser("verify", help="check files, hashes and structure (no key needed)")
     vp.add_argument("id", nargs="?")
     vp.set_defaults(func=cmd_verify)
+    cp = rsub.add_parser("recover", help="mark recordings of crashed writers truncated (safe while running)")
+    cp.set_defaults(func=cmd_recover)
 
 
 def _get(index: ix.Index, rec_id: str) -> ix.RecordingRow:
@@ -113,3 +116,14 @@ def cmd_verify(args: argparse.Namespace) -> int:
         print(f"{f.recording}: {f.problem}")
     print(f"{checked} recording(s) checked, {len(findings)} problem(s)")
     return EXIT_FINDINGS if findings else 0
+
+
+def cmd_recover(args: argparse.Namespace) -> int:
+    gw = open_gateway(args)
+    service = RecordingService(gw.store, gw.index, gw.config.recording.recipients, None, actor=actor())
+    recovered = service.recover()
+    for rec_id in recovered:
+        row = gw.index.get_recording(rec_id)
+        print(f"{rec_id}: {row.status} ({row.bytes} bytes sealed): {row.error}")
+    print(f"{len(recovered)} recording(s) recovered")
+    return 0

@@ -20,6 +20,7 @@ from .. import age
 from ..storage import index as ix
 from ..storage import pii
 from ..storage.index import Index, RecordingRow
+from ..storage.liveness import process_token
 from ..storage.spool import fsync_dir
 from ..storage.store import ObjectNotFound, Store
 from . import wav
@@ -155,7 +156,7 @@ class LegacyImporter:
         self.index.add_recording(RecordingRow(
             id=rec_id, object_name=writer.name, started_at=started.replace("+00:00", "Z"), origin="legacy",
             media_type=media_type, source_enc=pii.seal_value(str(path.resolve()), self.recipients),
-            source_hash=source_hash))
+            source_hash=source_hash, writer=process_token()))
         sha = hashlib.sha256()
 
         def sink(data: bytes) -> None:

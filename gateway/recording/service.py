@@ -13,6 +13,7 @@ from concurrent.futures import Future
 from .. import age
 from ..storage import index as ix
 from ..storage.index import Index, RecordingRow, utcnow
+from ..storage.liveness import process_token, writer_is_gone
 from ..storage.store import ObjectNotFound, Store, StoreError
 from .recorder import Recorder, RecorderEngine, RecordingResult
 
@@ -37,7 +38,7 @@ class RecordingService:
         store: Store,
         index: Index,
         recipients: Sequence[age.Recipient],
-        engine: RecorderEngine,
+        engine: RecorderEngine | None,
         *,
         sample_rate: int = 8000,
         pause_mode: str = "silence",
@@ -62,7 +63,7 @@ class RecordingService:
 
         A refusal is logged and audited; the caller's call goes on unrecorded either way.
         """
-        if not self.enabled:
+        if not self.enabled or self.engine is None:
             return None
         rec_id = new_id()
         try:
@@ -73,7 +74,8 @@ class RecordingService:
             return None
         self.index.add_recording(RecordingRow(
             id=rec_id, object_name=writer.name, started_at=utcnow(), call_id=call_id,
-            sample_rate=self.sample_rate, channels=2, route=route, retention_days=retention_days))
+            sample_rate=self.sample_rate, channels=2, route=route, retention_days=retention_days,
+            writer=process_token()))
         self.index.append_audit(self.actor, "recording.started", rec_id, {"call": call_id})
         recorder = Recorder(writer, self.recipients, sample_rate=self.sample_rate, pause_mode=self.pause_mode)
         recorder.done.add_done_callback(lambda fut: self._finished(rec_id, fut))
@@ -102,6 +104,12 @@ class RecordingService:
         except Exception:
             log.exception("index update for recording %s failed", rec_id)
 
+    def _older_than(self, name: str, seconds: float) -> bool:
+        try:
+            return self.store.age_s(name) > seconds
+        except ObjectNotFound:
+            return False
+
     def _delete_object(self, name: str) -> None:
         try:
             self.store.delete(name)
@@ -109,13 +117,16 @@ class RecordingService:
             pass
 
     def recover(self) -> list[str]:
-        """After a crash: recordings left `recording` are truncated, kept, and audited.
+        """After a crash: recordings whose writer died are marked truncated, kept, and audited.
 
-        Their sealed chunks decrypt (`age -d` stops at the missing end; `gateway recordings
-        export` recovers every sealed chunk). Run before any recorder of this index starts.
+        Their sealed chunks decrypt (`gateway recordings export` recovers every sealed chunk;
+        `age -d` prints them, then reports the missing end). Recordings of live writers, and of
+        writers on other hosts, are left alone, so this is safe to run at any time.
         """
         recovered = []
         for row in self.index.list_recordings(ix.RECORDING):
+            if not writer_is_gone(row.writer):
+                continue
             if self.store.exists(row.object_name):
                 size = self.store.size(row.object_name)
                 self.index.update_recording(row.id, status=ix.TRUNCATED, bytes=size,
@@ -129,7 +140,8 @@ class RecordingService:
             recovered.append(row.id)
         known = {r.object_name for r in self.index.list_recordings()}
         for name in self.store.names():
-            if name not in known:
+            # A writer creates its object just before the index row: skip objects that new.
+            if name not in known and self._older_than(name, 60):
                 rec_id = new_id()
                 self.index.add_recording(RecordingRow(
                     id=rec_id, object_name=name, started_at=utcnow(), status=ix.TRUNCATED,

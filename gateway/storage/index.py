@@ -70,6 +70,7 @@ class RecordingRow:
     error: str | None = None
     source_enc: bytes | None = None
     source_hash: str | None = None
+    writer: str | None = None  # host:pid:start-time of the process writing it (liveness.py)
 
 
 class Index(ABC):
@@ -129,7 +130,7 @@ CREATE TABLE IF NOT EXISTS recordings (
     status TEXT NOT NULL, call_id TEXT REFERENCES calls(id), origin TEXT NOT NULL,
     media_type TEXT NOT NULL, sample_rate INTEGER, channels INTEGER, finished_at TEXT,
     duration_s REAL, bytes INTEGER NOT NULL DEFAULT 0, sha256 TEXT, route TEXT,
-    retention_days INTEGER, error TEXT, source_enc BLOB, source_hash TEXT UNIQUE);
+    retention_days INTEGER, error TEXT, source_enc BLOB, source_hash TEXT UNIQUE, writer TEXT);
 CREATE TABLE IF NOT EXISTS consent_receipts (
     call_id TEXT PRIMARY KEY REFERENCES calls(id), receipt TEXT NOT NULL, created_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS audit (

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -105,6 +106,12 @@ class LocalSpool(Store):
     def size(self, name: str) -> int:
         try:
             return self._path(name).stat().st_size
+        except FileNotFoundError:
+            raise ObjectNotFound(f"no object {name}") from None
+
+    def age_s(self, name: str) -> float:
+        try:
+            return time.time() - self._path(name).stat().st_mtime
         except FileNotFoundError:
             raise ObjectNotFound(f"no object {name}") from None
 

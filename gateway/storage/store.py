@@ -62,6 +62,10 @@ class Store(ABC):
     def size(self, name: str) -> int: ...
 
     @abstractmethod
+    def age_s(self, name: str) -> float:
+        """Seconds since the object was last written."""
+
+    @abstractmethod
     def names(self) -> Iterator[str]:
         """Every object name. For recovery and self-audit only: never exposed over a network."""
 

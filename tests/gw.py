@@ -1,0 +1,63 @@
+"""Helpers for tests that need an initialised gateway and some recordings in it."""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from gateway.cli import main
+from gateway.context import Gateway
+from gateway.recording.recorder import RecorderEngine
+from gateway.storage.index import CallRow, utcnow
+from tests.audio import frames, tone
+
+
+@dataclass
+class GatewayUnderTest:
+    dir: Path
+    config: Path
+    key: Path
+    recipient: str
+
+    def run(self, *args: str) -> int:
+        return main(["--config", str(self.config), *args])
+
+    def open(self) -> Gateway:
+        return Gateway.open(self.config)
+
+    def record(self, seconds: float = 3.0, call_id: str | None = None) -> str:
+        """A complete recording of a 440 Hz caller and a 1000 Hz helpline, made without waiting."""
+        gw = self.open()
+        engine = RecorderEngine(start_thread=False)
+        service = gw.recording_service(engine, actor="test")
+        started = service.start(call_id)
+        assert started is not None
+        rec_id, rec = started
+        t = 0.0
+        for a, b in zip(frames(tone(440, seconds)), frames(tone(1000, seconds)), strict=True):
+            rec.push_frame(0, a, at=rec._t0 + t)
+            rec.push_frame(1, b, at=rec._t0 + t)
+            t += 0.02
+            if len(rec._frames) > 100:
+                engine.tick()
+        rec.finish(at=rec._t0 + t)
+        engine.tick()
+        rec.done.result(timeout=5)
+        gw.close()
+        return rec_id
+
+
+def new_call(index, call_id: str) -> str:
+    index.add_call(CallRow(call_id, utcnow(), route="test"))
+    return call_id
+
+
+def make_gateway(tmp_path: Path) -> GatewayUnderTest:
+    key = tmp_path / "operator-key.txt"
+    subprocess.run(["age-keygen", "-o", str(key)], check=True, capture_output=True)
+    recipient = subprocess.run(["age-keygen", "-y", str(key)], check=True, capture_output=True,
+                               text=True).stdout.strip()
+    d = tmp_path / "gw"
+    assert main(["init", "--dir", str(d), "--recipient", recipient]) == 0
+    return GatewayUnderTest(d, d / "gateway.toml", key, recipient)

@@ -1,0 +1,172 @@
+"""The CLI as an operator uses it: init, list, export, verify, audit verify, and every error."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import stat
+import subprocess
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gateway import errors
+from gateway.cli import main
+from tests.audio import dominant_frequency
+from tests.gw import GatewayUnderTest, make_gateway
+
+
+@pytest.fixture
+def tgw(tmp_path: Path) -> GatewayUnderTest:
+    return make_gateway(tmp_path)
+
+
+def test_init_writes_private_dirs_and_a_loadable_commented_config(tgw: GatewayUnderTest) -> None:
+    text = tgw.config.read_text()
+    assert tgw.recipient in text and text.count("\n#") > 10
+    for sub in ("", "spool", "secrets"):
+        assert stat.S_IMODE((tgw.dir / sub).stat().st_mode) == 0o700
+    assert stat.S_IMODE((tgw.dir / "secrets" / "lookup.key").stat().st_mode) == 0o600
+    assert tgw.run("recordings", "list") == 0
+
+
+def test_init_refuses_a_bad_recipient(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["init", "--dir", str(tmp_path / "x"), "--recipient", "age1notakey"])
+    assert code == errors.EXIT_KEY
+    assert "--recipient #1 refused" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
+def test_init_without_recipient_warns_that_nothing_is_recorded(tmp_path: Path, capsys) -> None:
+    assert main(["init", "--dir", str(tmp_path / "x")]) == 0
+    assert "will record nothing" in capsys.readouterr().out
+    from gateway.context import Gateway
+    from gateway.recording.recorder import RecorderEngine
+    gw = Gateway.open(tmp_path / "x" / "gateway.toml")
+    assert gw.recording_service(RecorderEngine(start_thread=False)).start("call") is None
+    assert list(gw.store.names()) == []
+
+
+def test_init_refuses_to_overwrite(tgw: GatewayUnderTest) -> None:
+    assert main(["init", "--dir", str(tgw.dir), "--recipient", tgw.recipient]) == errors.EXIT_CONFIG
+
+
+@pytest.mark.parametrize("content,message", [
+    ("[recording\n", "not valid TOML"),
+    ("[paths]\ndata_dir='.'\n[recordng]\n", "did you mean 'recording'"),
+    ("[paths]\ndata_dir='.'\n[recording]\nrecipients=['age1bad']\n", "recipients[0]"),
+    ("[paths]\ndata_dir='.'\n[recording]\nsample_rate=44100\n", "8000 or 16000"),
+    ("[paths]\ndata_dir='.'\n[consent]\nmode='maybe'\n", "opt-out, opt-in"),
+    ("[paths]\ndata_dir='.'\n[sip]\nlisten='nowhere'\n", "HOST:PORT"),
+])
+def test_bad_config_is_one_line_and_exit_3(tmp_path: Path, capsys, content: str, message: str) -> None:
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text(content)
+    assert main(["--config", str(cfg), "recordings", "list"]) == errors.EXIT_CONFIG
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_missing_and_unreadable_config(tmp_path: Path, capsys) -> None:
+    assert main(["--config", str(tmp_path / "none.toml"), "recordings", "list"]) == errors.EXIT_CONFIG
+    assert main(["recordings", "list"]) in (errors.EXIT_CONFIG,)
+    assert "GATEWAY_CONFIG" in capsys.readouterr().err
+
+
+def test_export_wav_has_both_parties_and_is_audited(tgw: GatewayUnderTest, tmp_path: Path) -> None:
+    rec_id = tgw.record(seconds=3)
+    out = tmp_path / "call.wav"
+    assert tgw.run("recordings", "export", rec_id, "-i", str(tgw.key), "-o", str(out)) == 0
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    with wave.open(str(out)) as w:
+        assert (w.getnchannels(), w.getframerate(), w.getnframes()) == (2, 8000, 24000)
+        s = np.frombuffer(w.readframes(24000), dtype="<i2")
+    assert abs(dominant_frequency(s[0::2]) - 440) < 5 and abs(dominant_frequency(s[1::2]) - 1000) < 5
+    entries = tgw.open().index.audit_entries()
+    assert [e.action for e in entries if e.subject == rec_id][-1] == "recording.exported"
+    assert entries[-1].actor.startswith("cli:")
+
+
+@pytest.mark.parametrize("ext", [".mp3", ".opus"])
+def test_export_compressed_through_pipes(tgw: GatewayUnderTest, tmp_path: Path, ext: str) -> None:
+    rec_id = tgw.record(seconds=2)
+    out = tmp_path / f"call{ext}"
+    assert tgw.run("recordings", "export", rec_id, "-i", str(tgw.key), "-o", str(out)) == 0
+    probe = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=codec_name,channels",
+                            "-of", "json", str(out)], capture_output=True, text=True, check=True)
+    stream = json.loads(probe.stdout)["streams"][0]
+    assert stream["channels"] == 2 and stream["codec_name"] in ("mp3", "opus")
+
+
+def test_export_errors_have_distinct_exit_codes(tgw: GatewayUnderTest, tmp_path: Path, capsys) -> None:
+    rec_id = tgw.record(seconds=1)
+    out = str(tmp_path / "o.wav")
+    other = tmp_path / "other.txt"
+    subprocess.run(["age-keygen", "-o", str(other)], check=True, capture_output=True)
+    assert tgw.run("recordings", "export", rec_id, "-i", str(other), "-o", out) == errors.EXIT_NO_MATCH
+    (tmp_path / "garbage.txt").write_text("AGE-SECRET-KEY-1XYZ\n")
+    assert tgw.run("recordings", "export", rec_id, "-i", str(tmp_path / "garbage.txt"), "-o", out) == errors.EXIT_KEY
+    assert tgw.run("recordings", "export", "nosuchid", "-i", str(tgw.key), "-o", out) == errors.EXIT_NOT_FOUND
+    assert tgw.run("recordings", "export", rec_id, "-i", str(tgw.key), "-o", str(tmp_path / "o.flac")) == 1
+    assert not Path(out).exists()
+    # Tamper with one byte of the ciphertext: refused, and no half-written plaintext is left.
+    gw = tgw.open()
+    obj = gw.config.paths.spool_dir / gw.index.get_recording(rec_id).object_name
+    data = bytearray(obj.read_bytes())
+    data[-5] ^= 0x40
+    obj.write_bytes(bytes(data))
+    assert tgw.run("recordings", "export", rec_id, "-i", str(tgw.key), "-o", out) == errors.EXIT_CORRUPT
+    assert not Path(out).exists()
+    err = capsys.readouterr().err
+    assert all(line.startswith("gateway: ") for line in err.strip().splitlines())
+
+
+def test_verify_finds_altered_missing_and_orphan_objects(tgw: GatewayUnderTest, capsys) -> None:
+    a, b = tgw.record(seconds=1), tgw.record(seconds=1)
+    assert tgw.run("recordings", "verify") == 0
+    gw = tgw.open()
+    spool = gw.config.paths.spool_dir
+    obj_a = spool / gw.index.get_recording(a).object_name
+    obj_a.write_bytes(obj_a.read_bytes() + b"x")
+    (spool / gw.index.get_recording(b).object_name).unlink()
+    (spool / ("ab" * 16 + ".age")).write_bytes(b"hello")
+    capsys.readouterr()
+    assert tgw.run("recordings", "verify") == errors.EXIT_FINDINGS
+    out = capsys.readouterr().out
+    assert f"{a}: size" in out and "hash differs" in out
+    assert f"{b}: object missing" in out
+    assert "has no index row" in out
+
+
+def test_list_json_has_metadata_only(tgw: GatewayUnderTest, capsys) -> None:
+    rec_id = tgw.record(seconds=1)
+    capsys.readouterr()
+    assert tgw.run("recordings", "list", "--json") == 0
+    [row] = json.loads(capsys.readouterr().out)
+    assert row["id"] == rec_id and row["status"] == "complete" and row["duration_s"] == 1.0
+    assert "object_name" not in row and "source_enc" not in row
+
+
+def tamper(tgw: GatewayUnderTest, sql: str) -> None:
+    db = sqlite3.connect(tgw.dir / "index.sqlite3")
+    db.execute(sql)
+    db.commit()
+    db.close()
+
+
+@pytest.mark.parametrize("sql,kind,seq", [
+    ("UPDATE audit SET actor='someone-else' WHERE seq=3", "edited", 3),
+    ("DELETE FROM audit WHERE seq=2", "deleted", 3),
+    ("UPDATE audit SET seq=seq+100 WHERE seq=2; ", "reordered", 3),
+])
+def test_audit_verify_names_the_first_broken_entry(tgw: GatewayUnderTest, capsys, sql: str, kind: str, seq: int) -> None:
+    tgw.record(seconds=1)
+    tgw.record(seconds=1)
+    assert tgw.run("audit", "verify") == 0
+    tamper(tgw, sql)
+    capsys.readouterr()
+    assert tgw.run("audit", "verify", "--json") == errors.EXIT_FINDINGS
+    problem = json.loads(capsys.readouterr().out)["problem"]
+    assert problem["kind"] == kind and problem["seq"] == seq
