@@ -26,7 +26,7 @@ for a, b in zip(caller, helpline, strict=True):
     rec.push_frame(0, a, at=t)
     rec.push_frame(1, b, at=t)
     t += 0.02
-    while len(rec._frames) > 200:
+    while rec.queued > 200:
         engine.wake()
         time.sleep(0.005)
 rec.finish(at=t).result(timeout=30)

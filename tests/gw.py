@@ -39,7 +39,7 @@ class GatewayUnderTest:
             rec.push_frame(0, a, at=rec._t0 + t)
             rec.push_frame(1, b, at=rec._t0 + t)
             t += 0.02
-            if len(rec._frames) > 100:
+            if rec.queued > 100:
                 engine.tick()
         rec.finish(at=rec._t0 + t)
         engine.tick()

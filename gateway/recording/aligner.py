@@ -10,8 +10,9 @@ advance together.
 
 from __future__ import annotations
 
-from array import array
 from dataclasses import dataclass
+
+import numpy as np
 
 BYTES_PER_SAMPLE = 2
 
@@ -64,14 +65,14 @@ class ChannelAligner:
         if n <= 0:
             return b""
         nbytes = n * BYTES_PER_SAMPLE
-        out = array("h", bytes(nbytes * self.channels))
+        out = np.zeros((n, self.channels), dtype="<i2")
         for c, buf in enumerate(self._pending):
-            take = bytes(buf[:nbytes])
-            del buf[:nbytes]
-            if len(take) < nbytes:
-                self.stats.gap_samples += (nbytes - len(take)) // BYTES_PER_SAMPLE
-                take += bytes(nbytes - len(take))
-            out[c :: self.channels] = array("h", take)
+            have = min(len(buf), nbytes)
+            if have < nbytes:
+                self.stats.gap_samples += (nbytes - have) // BYTES_PER_SAMPLE
+            if have:
+                out[: have // BYTES_PER_SAMPLE, c] = np.frombuffer(buf, dtype="<i2", count=have // BYTES_PER_SAMPLE)
+                del buf[:have]
         self.emitted = upto
         return out.tobytes()
 

@@ -11,6 +11,7 @@ Plaintext exists only in the deques, the aligner and the age writer's one-chunk 
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import logging
 import threading
@@ -35,7 +36,7 @@ PAUSE_MODES = ("silence", "skip")
 
 @dataclass
 class RecorderStats:
-    frames_in: int = 0
+    frames_in: int = 0  # taken from the hand-off queues
     frames_overflowed: int = 0  # refused because the hand-off queue was full
     frames_paused: int = 0  # dropped while recording was paused
     plaintext_bytes: int = 0
@@ -68,7 +69,7 @@ class Recorder:
         sample_rate: int = 8000,
         pause_mode: str = "silence",
         queue_frames: int = 500,
-        window_s: float = 0.5,
+        window_s: float = 1.0,
         clock: Clock = time.monotonic,
         start: float | None = None,
     ) -> None:
@@ -85,9 +86,15 @@ class Recorder:
         self._recipients = list(recipients)
         self._clock = clock
         self._t0 = clock() if start is None else start
+        # Audio is written this far behind real time, so that a frame can wait a whole engine
+        # tick in the inbox (and arrive with jitter) without finding its time already written.
         self._window = int(window_s * sample_rate)
-        self._max_frames = queue_frames
-        self._frames: deque[tuple[int, float, bytes]] = deque()
+        self._max_per_channel = max(1, queue_frames // 2)
+        # The hand-off: one list per channel that push_frame appends to (atomic under the GIL).
+        # The engine swaps the lists out whole instead of popping frame by frame; a frame that a
+        # push appended to a list just after the swap is picked up first on the next tick.
+        self._inbox: dict[int, list[tuple[float, bytes]]] = {CALLER: [], HELPLINE: []}
+        self._swapped: dict[int, tuple[list[tuple[float, bytes]], int]] = {}
         self._controls: deque[tuple[float, str]] = deque()
         # Timing jitter below 10 ms is absorbed; anything longer is a gap (less than half of a
         # 20 ms frame, so one missing frame is always noticed).
@@ -105,14 +112,15 @@ class Recorder:
     # -- any thread --------------------------------------------------------------------------
 
     def push_frame(self, channel: int, pcm: bytes, at: float | None = None) -> None:
-        """Hand over one frame of 16-bit little-endian mono PCM for `channel`. Never blocks."""
+        """Hand over one frame of 16-bit little-endian mono PCM for `channel` (0 caller,
+        1 helpline), captured at `at` (default: now). Never blocks, never does I/O."""
         if not self._accepting:
             return
-        self.stats.frames_in += 1
-        if len(self._frames) >= self._max_frames:
+        inbox = self._inbox[channel]
+        if len(inbox) >= self._max_per_channel:
             self.stats.frames_overflowed += 1
             return
-        self._frames.append((channel, self._clock() if at is None else at, pcm))
+        inbox.append((self._clock() if at is None else at, pcm))
 
     def pause(self, at: float | None = None) -> None:
         self._controls.append((self._clock() if at is None else at, "pause"))
@@ -134,12 +142,23 @@ class Recorder:
         return self.done
 
     @property
+    def queued(self) -> int:
+        """Frames handed over and not yet taken by the engine."""
+        return sum(len(q) for q in self._inbox.values())
+
+    @property
     def duration_s(self) -> float:
         return self._aligner.emitted / self.sample_rate
 
     def snapshot(self) -> dict[str, Any]:
+        self._copy_aligner_stats()
         return {"state": self.state, "duration_s": round(self.duration_s, 3), "error": self.error,
                 **asdict(self.stats)}
+
+    def _copy_aligner_stats(self) -> None:
+        g = self._aligner.stats
+        self.stats.gap_samples, self.stats.late_samples, self.stats.overlap_samples = (
+            g.gap_samples, g.late_samples, g.overlap_samples)
 
     # -- engine thread only --------------------------------------------------------------------
 
@@ -151,13 +170,26 @@ class Recorder:
         self._sha.update(data)
         self.stats.bytes_sealed += len(data)
 
-    def _place(self, channel: int, at: float, pcm: bytes) -> None:
-        if self._paused_at is not None:
-            self.stats.frames_paused += 1
+    def _place_batch(self, channel: int, items: list[tuple[float, bytes]]) -> None:
+        """Place a tick's frames of one channel: in one piece when their times show they are
+        contiguous (the normal case), frame by frame when something is missing or late."""
+        if not items:
             return
-        if channel not in (CALLER, HELPLINE):
-            raise ValueError(f"no channel {channel}")
-        self._aligner.place(channel, self._position(at), pcm)
+        self.stats.frames_in += len(items)
+        if self._paused_at is not None:
+            self.stats.frames_paused += len(items)
+            return
+        first = self._position(items[0][0])
+        if len(items) == 1:
+            self._aligner.place(channel, first, items[0][1])
+            return
+        pcm = b"".join([p for _, p in items])
+        expected_last = first + (len(pcm) - len(items[-1][1])) // 2
+        if abs(self._position(items[-1][0]) - expected_last) <= self._aligner.tolerance:
+            self._aligner.place(channel, first, pcm)
+        else:
+            for at, p in items:
+                self._aligner.place(channel, self._position(at), p)
 
     def _write(self, data: bytes) -> None:
         assert self._age is not None
@@ -188,7 +220,7 @@ class Recorder:
             self._aligner.clear()
             if self._age is not None:
                 self._age.wipe()
-            self._frames.clear()
+            self._drop_queued()
             self._complete("discarded")
             return True
         return False
@@ -203,17 +235,18 @@ class Recorder:
             if self._age is None:
                 self._age = age.AgeWriter(self._recipients, self._sink)
                 self._write(wav.header(self.sample_rate, channels=2))
-            frames = [self._frames.popleft() for _ in range(len(self._frames))]
-            controls = sorted(self._controls.popleft() for _ in range(len(self._controls)))
-            i = 0
-            for at, op in controls:
-                while i < len(frames) and frames[i][1] < at:
-                    self._place(*frames[i])
-                    i += 1
-                if self._control(at, op):
-                    return True
-            for frame in frames[i:]:
-                self._place(*frame)
+            batches = self._take()
+            if self._controls:
+                controls = sorted(self._controls.popleft() for _ in range(len(self._controls)))
+                for at, op in controls:
+                    for ch, items in batches.items():
+                        cut = bisect.bisect_left(items, at, key=lambda f: f[0])
+                        self._place_batch(ch, items[:cut])
+                        batches[ch] = items[cut:]
+                    if self._control(at, op):
+                        return True
+            for ch, items in batches.items():
+                self._place_batch(ch, items)
             upto = self._position(now) - self._window
             if self._paused_at is not None and self.pause_mode == "skip":
                 upto = min(upto, self._position(self._paused_at))
@@ -225,11 +258,24 @@ class Recorder:
             log.exception("recorder %s failed", self.object_name)
             self._fail(f"internal error: {e.__class__.__name__}")
             return True
-        finally:
-            g = self._aligner.stats
-            self.stats.gap_samples, self.stats.late_samples, self.stats.overlap_samples = (
-                g.gap_samples, g.late_samples, g.overlap_samples)
         return False
+
+    def _take(self) -> dict[int, list[tuple[float, bytes]]]:
+        """This tick's frames per channel: stragglers of the last swap first, then the inbox."""
+        inbox = self._inbox
+        self._inbox = {CALLER: [], HELPLINE: []}
+        batches = {}
+        for ch, items in inbox.items():
+            old = self._swapped.get(ch)
+            if old is not None and len(old[0]) > old[1]:
+                items = old[0][old[1] :] + items
+            batches[ch] = items
+            self._swapped[ch] = (inbox[ch], len(inbox[ch]))
+        return batches
+
+    def _drop_queued(self) -> None:
+        self._inbox = {CALLER: [], HELPLINE: []}
+        self._swapped.clear()
 
     def _fail(self, error: str) -> None:
         """Storage failed: keep what is sealed, drop the rest, never fall back to plaintext."""
@@ -238,11 +284,12 @@ class Recorder:
         self._aligner.clear()
         if self._age is not None:
             self._age.wipe()
-        self._frames.clear()
+        self._drop_queued()
         self._complete("incomplete")
 
     def _complete(self, status: str) -> None:
         self.state = status
+        self._copy_aligner_stats()
         try:
             self._writer.close()
         except Exception:  # closing a failed object must not hide the result
@@ -255,7 +302,7 @@ class Recorder:
 class RecorderEngine:
     """Services every recorder of a process from one thread, every `tick_s` seconds."""
 
-    def __init__(self, tick_s: float = 0.1, clock: Clock = time.monotonic, *, start_thread: bool = True) -> None:
+    def __init__(self, tick_s: float = 0.5, clock: Clock = time.monotonic, *, start_thread: bool = True) -> None:
         self.tick_s = tick_s
         self._clock = clock
         self._recorders: list[Recorder] = []
