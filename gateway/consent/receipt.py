@@ -1,0 +1,56 @@
+"""The consent receipt: what a data subject or an auditor can check about one call's consent.
+
+It names the exact prompt audio (SHA-256 of the PCM played, and how much of it was played),
+the mode and keys, every digit with its time since answer, and the decision with its reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from .machine import ConsentMachine
+
+RECEIPT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class PromptPlayed:
+    id: str
+    version: str
+    language: str
+    sha256: str  # of the whole prompt's PCM at the bridge clock rate
+    played_ms: int  # how much of it the caller heard before it ended or was cut
+    played_sha256: str  # of the PCM actually sent
+
+
+def build(machine: ConsentMachine, *, call_id: str, route: str, prompt: PromptPlayed, answered_at: str,
+          decided_at: str | None, ended_at: str | None = None) -> dict[str, Any]:
+    receipt = {
+        "version": RECEIPT_VERSION,
+        "call_id": call_id,
+        "route": route,
+        "mode": machine.mode.value,
+        "keys": {"decline": machine.decline_key, "accept": machine.accept_key,
+                 "withdraw": machine.withdraw_sequence},
+        "grace_s": machine.grace_s,
+        "prompt": asdict(prompt),
+        "answered_at": answered_at,
+        "decided_at": decided_at,
+        "ended_at": ended_at,
+        "state": machine.state.value,
+        "decision": machine.decision.value if machine.decision else None,
+        "reason": machine.reason,
+        "decided_after_s": machine.decided_t,
+        "withdrawn_after_s": machine.withdrawn_t,
+        "digits": [asdict(d) for d in machine.digits],
+        "digits_dropped": machine.digits_dropped,
+    }
+    return receipt
+
+
+def digest(receipt: dict[str, Any]) -> str:
+    """A stable hash of the receipt (canonical JSON), for signing and for the audit log."""
+    return hashlib.sha256(json.dumps(receipt, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
