@@ -51,6 +51,30 @@ class RecordingConfig:
 
 
 @dataclass
+class Route:
+    """What happens to a call by the number dialled; number "*" is the default route."""
+
+    number: str
+    mode: str
+    language: str
+    pbx: str
+    retention_days: int
+    prompts_dir: Path
+
+
+@dataclass
+class CallsConfig:
+    max_duration_s: float = 4 * 3600.0
+    pbx_timeout_s: float = 30.0
+    rtp_port: int = 40000
+    rtp_port_range: int = 1000
+    withdraw_sequence: str = "*9"
+    pause_sequence: str = "*1"
+    resume_sequence: str = "*2"
+    event_socket: Path = Path("run/events.sock")
+
+
+@dataclass
 class Config:
     path: Path
     paths: Paths
@@ -61,7 +85,14 @@ class Config:
     decline_key: str = "9"
     accept_key: str = "1"
     grace_s: float = 3.0
+    calls: CallsConfig = field(default_factory=CallsConfig)
+    routes: list[Route] = field(default_factory=list)
     raw: dict[str, Any] = field(default_factory=dict)
+
+    def route_for(self, number: str) -> Route | None:
+        """The route for a dialled number: an exact match, else the "*" route, else None."""
+        by_number = {r.number: r for r in self.routes}
+        return by_number.get(number) or by_number.get("*")
 
 
 # section -> key -> (types, default)
@@ -74,7 +105,17 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
     "pbx": {"uri": ((str,), "sip:helpline@127.0.0.1:5070")},
     "consent": {"mode": ((str,), "opt-out"), "decline_key": ((str,), "9"), "accept_key": ((str,), "1"),
                 "grace_s": ((int, float), 3.0)},
+    "prompts": {"dir": ((str,), "")},
+    "calls": {"max_duration_s": ((int, float), 4 * 3600.0), "pbx_timeout_s": ((int, float), 30.0),
+              "rtp_port": ((int,), 40000), "rtp_port_range": ((int,), 1000),
+              "withdraw_sequence": ((str,), "*9"), "pause_sequence": ((str,), "*1"),
+              "resume_sequence": ((str,), "*2"), "event_socket": ((str,), "run/events.sock")},
 }
+ROUTE_KEYS: dict[str, tuple[tuple[type, ...], Any]] = {
+    "number": ((str,), None), "mode": ((str,), None), "language": ((str,), "en"), "pbx": ((str,), None),
+    "retention_days": ((int,), None), "prompts": ((str,), ""),
+}
+DEFAULT_PROMPTS = Path(__file__).resolve().parent.parent / "ivr_prompts"
 
 
 def _suggest(name: str, choices: list[str]) -> str:
@@ -122,9 +163,10 @@ def load(path: str | Path) -> Config:
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"config {path} is not valid TOML: {e}") from None
     for name in raw:
-        if name not in SCHEMA:
+        if name not in SCHEMA and name != "routes":
             raise ConfigError(f"unknown section [{name}] in {path}{_suggest(name, list(SCHEMA))}")
-    p, r, sip, pbx, consent = (_section(raw, s) for s in ("paths", "recording", "sip", "pbx", "consent"))
+    p, r, sip, pbx, consent, prompts, calls = (
+        _section(raw, s) for s in ("paths", "recording", "sip", "pbx", "consent", "prompts", "calls"))
     if not p["data_dir"]:
         raise ConfigError(f"[paths] data_dir is required in {path}")
     base = (path.parent / p["data_dir"]).resolve()
@@ -140,6 +182,20 @@ def load(path: str | Path) -> Config:
     for key in ("decline_key", "accept_key"):
         if consent[key] not in list("0123456789*#"):
             raise ConfigError(f"[consent] {key} must be one DTMF key (0-9, *, #), got {consent[key]!r}")
+    for key in ("withdraw_sequence", "pause_sequence", "resume_sequence"):
+        seq = calls[key]
+        if not (1 <= len(seq) <= 4) or any(c not in "0123456789*#" for c in seq):
+            raise ConfigError(f"[calls] {key} must be 1 to 4 DTMF keys, got {seq!r}")
+    if calls["max_duration_s"] <= 0 or calls["pbx_timeout_s"] <= 0:
+        raise ConfigError("[calls] max_duration_s and pbx_timeout_s must be positive")
+    if not (1024 <= calls["rtp_port"] <= 65000) or calls["rtp_port_range"] < 8:
+        raise ConfigError("[calls] rtp_port must be 1024..65000 and rtp_port_range at least 8")
+    default_prompts = Path(prompts["dir"]) if prompts["dir"] else DEFAULT_PROMPTS
+    if not default_prompts.is_absolute():
+        default_prompts = base / default_prompts
+    check_sip_uri(pbx["uri"], "[pbx] uri")
+    routes = _routes(raw.get("routes"), consent["mode"], pbx["uri"], r["retention_days"], default_prompts, base)
+    event_socket = Path(calls["event_socket"])
     return Config(
         path=path,
         paths=paths,
@@ -151,8 +207,43 @@ def load(path: str | Path) -> Config:
         decline_key=consent["decline_key"],
         accept_key=consent["accept_key"],
         grace_s=float(consent["grace_s"]),
+        calls=CallsConfig(float(calls["max_duration_s"]), float(calls["pbx_timeout_s"]), calls["rtp_port"],
+                          calls["rtp_port_range"], calls["withdraw_sequence"], calls["pause_sequence"],
+                          calls["resume_sequence"],
+                          event_socket if event_socket.is_absolute() else base / event_socket),
+        routes=routes,
         raw=raw,
     )
+
+
+def _routes(raw_routes: Any, mode: str, pbx: str, retention_days: int, prompts: Path, base: Path) -> list[Route]:
+    if raw_routes is None:
+        return [Route("*", mode, "en", pbx, retention_days, prompts)]
+    if not isinstance(raw_routes, list) or not all(isinstance(x, dict) for x in raw_routes):
+        raise ConfigError("[[routes]] must be an array of tables")
+    routes = []
+    for i, entry in enumerate(raw_routes):
+        where = f"[[routes]] #{i + 1}"
+        for key, value in entry.items():
+            if key not in ROUTE_KEYS:
+                raise ConfigError(f"unknown setting {key!r} in {where}{_suggest(key, list(ROUTE_KEYS))}")
+            if not isinstance(value, ROUTE_KEYS[key][0]) or isinstance(value, bool):
+                raise ConfigError(f"{where} {key} has the wrong type: {value!r}")
+        number = entry.get("number")
+        if not number:
+            raise ConfigError(f"{where} needs a number (the dialled number, or \"*\" for the default route)")
+        route_mode = entry.get("mode", mode)
+        if route_mode not in MODES:
+            raise ConfigError(f"{where} mode must be one of {', '.join(MODES)}, got {route_mode!r}")
+        route_prompts = Path(entry["prompts"]) if entry.get("prompts") else prompts
+        routes.append(Route(number, route_mode, entry.get("language", "en"),
+                            check_sip_uri(entry.get("pbx", pbx), f"{where} pbx"),
+                            entry.get("retention_days", retention_days),
+                            route_prompts if route_prompts.is_absolute() else base / route_prompts))
+    numbers = [r.number for r in routes]
+    if len(set(numbers)) != len(numbers):
+        raise ConfigError("[[routes]] lists a number twice")
+    return routes
 
 
 def _toml_str(s: str) -> str:
@@ -209,4 +300,35 @@ decline_key = "9"
 accept_key = "1"
 # Seconds after the notice ends before silence counts as the caller's answer.
 grace_s = 3.0
+
+[prompts]
+# Directory with manifest.toml and the prompt audio; empty: the ivr_prompts/ shipped with
+# the gateway.
+dir = ""
+
+[calls]
+# Longest call the gateway bridges, in seconds; then both legs are hung up.
+max_duration_s = 14400
+# Seconds to wait for the PBX to answer before the caller hears "unavailable".
+pbx_timeout_s = 30
+# RTP ports: rtp_port up to rtp_port + rtp_port_range.
+rtp_port = 40000
+rtp_port_range = 1000
+# Mid-call key sequences: the caller withdraws consent (the recording is deleted); the
+# helpline pauses and resumes recording.
+withdraw_sequence = "*9"
+pause_sequence = "*1"
+resume_sequence = "*2"
+# Unix socket where the worker publishes call events as JSON lines (docs/events.md).
+event_socket = "run/events.sock"
+
+# Routes by dialled number. Without any [[routes]], every number uses [consent] mode and
+# [pbx] uri. A call to a number with no route and no "*" route is refused with 404.
+# [[routes]]
+# number = "1177"
+# mode = "opt-out"
+# language = "en"
+# pbx = "sip:nurses@10.0.0.5:5060"
+# retention_days = 90
+# prompts = ""
 """

@@ -99,7 +99,8 @@ class Index(ABC):
     def find_recording_by_source(self, source_hash: str) -> RecordingRow | None: ...
 
     @abstractmethod
-    def add_consent_receipt(self, call_id: str, receipt: dict[str, Any]) -> None: ...
+    def put_consent_receipt(self, call_id: str, receipt: dict[str, Any]) -> None:
+        """Store or replace the call's receipt (written at the decision, updated at the end)."""
 
     @abstractmethod
     def get_consent_receipt(self, call_id: str) -> dict[str, Any]: ...
@@ -217,8 +218,8 @@ class SqliteIndex(Index):
         rows = self._recordings("WHERE source_hash=?", (source_hash,))
         return rows[0] if rows else None
 
-    def add_consent_receipt(self, call_id: str, receipt: dict[str, Any]) -> None:
-        self._exec("INSERT INTO consent_receipts VALUES (?,?,?)",
+    def put_consent_receipt(self, call_id: str, receipt: dict[str, Any]) -> None:
+        self._exec("INSERT OR REPLACE INTO consent_receipts VALUES (?,?,?)",
                    (call_id, json.dumps(receipt, sort_keys=True), utcnow()))
 
     def get_consent_receipt(self, call_id: str) -> dict[str, Any]:

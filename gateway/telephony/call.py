@@ -1,0 +1,438 @@
+"""One call through the gateway: the caller's leg, the PBX leg, and everything between them.
+
+    notice ──(decision)──▶ dialling ──(PBX answers)──▶ bridged ──(either hangs up)──▶ ended
+       │                      └──(busy, failure, timeout)──▶ unavailable message ──▶ ended
+       └──(caller hangs up or cancels)──▶ ended
+
+pjsua2 callbacks (on the pjsua thread, which runs the asyncio loop) become session events.
+The consent decision is the pure ConsentMachine's; this file carries out its actions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import pjsua2 as pj
+
+from ..config import Route
+from ..consent import receipt as rc
+from ..consent.machine import Confirm, ConsentMachine, Decide, Decision, Mode, StopNotice, Withdraw
+from ..storage import pii
+from ..storage.index import CallRow, utcnow
+from .media import PcmSource, Tap, ringback
+from .sip import Invite, quoted_display
+
+if TYPE_CHECKING:
+    from .worker import Worker
+
+log = logging.getLogger(__name__)
+
+
+class Leg(pj.Call):
+    """A pjsua2 call that reports to its session. Holds no logic of its own."""
+
+    def __init__(self, account: pj.Account, session: CallSession, role: str, call_id: int = pj.PJSUA_INVALID_ID):
+        super().__init__(account, call_id)
+        self.session = session
+        self.role = role  # "caller" or "pbx"
+        self.audio: pj.AudioMedia | None = None
+        self.connected = False
+        self.disconnected = False
+
+    def onCallState(self, prm: pj.OnCallStateParam) -> None:
+        ci = self.getInfo()
+        if ci.state == pj.PJSIP_INV_STATE_CONFIRMED:
+            self.connected = True
+        if ci.state == pj.PJSIP_INV_STATE_DISCONNECTED:
+            self.disconnected = True
+            self.audio = None  # invalid from now on
+        self.session.on_leg_state(self, ci.state, ci.lastStatusCode, ci.lastReason)
+
+    def onCallMediaState(self, prm: pj.OnCallMediaStateParam) -> None:
+        ci = self.getInfo()
+        for i, mi in enumerate(ci.media):
+            if mi.type == pj.PJMEDIA_TYPE_AUDIO and mi.status in (pj.PJSUA_CALL_MEDIA_ACTIVE,
+                                                                  pj.PJSUA_CALL_MEDIA_REMOTE_HOLD):
+                self.audio = self.getAudioMedia(i)
+                self.session.on_leg_media(self)
+                return
+
+    def onDtmfDigit(self, prm: pj.OnDtmfDigitParam) -> None:
+        self.session.on_digit(self, prm.digit)
+
+
+class SequenceMatcher:
+    """Recognises short key sequences (like *1) in a stream of digits, with a timeout."""
+
+    def __init__(self, sequences: dict[str, str], timeout_s: float = 3.0) -> None:
+        self.sequences = sequences  # sequence -> name
+        self.timeout_s = timeout_s
+        self._buf = ""
+        self._t = 0.0
+
+    def feed(self, digit: str, t: float) -> str | None:
+        if self._buf and t - self._t > self.timeout_s:
+            self._buf = ""
+        longest = max((len(s) for s in self.sequences), default=1)
+        self._buf = (self._buf + digit)[-longest:]
+        self._t = t
+        for seq, name in self.sequences.items():
+            if self._buf.endswith(seq):
+                self._buf = ""
+                return name
+        return None
+
+
+class CallSession:
+    def __init__(self, worker: Worker, call_id: str, invite: Invite, route: Route, caller_leg_id: int) -> None:
+        self.worker = worker
+        self.id = call_id
+        self.invite = invite
+        self.route = route
+        self.mode = Mode(route.mode)
+        self.state = "notice"
+        self.recording_state = "none"
+        self.loop = asyncio.get_running_loop()
+        self.answered_mono = time.monotonic()
+        self.answered_at = utcnow()
+        self.decided_at: str | None = None
+        self.ended = False
+        cfg = worker.config
+        notice = worker.prompts_for(route).get(f"notice-{route.mode}", route.language)
+        self.notice = notice
+        self.machine = ConsentMachine(self.mode, notice.duration_s, cfg.grace_s, cfg.decline_key, cfg.accept_key,
+                                      cfg.calls.withdraw_sequence)
+        self.helpline_keys = SequenceMatcher({cfg.calls.pause_sequence: "pause",
+                                              cfg.calls.resume_sequence: "resume"})
+        self.caller = Leg(worker.account, self, "caller", caller_leg_id)
+        self.pbx: Leg | None = None
+        self.source = PcmSource(worker.clock_rate)
+        self.source.createPort(f"src-{call_id}", worker.media_format)
+        self.taps: list[Tap] = []
+        self.recording_id: str | None = None
+        self.recorder: Any = None
+        self.notice_played_bytes = 0
+        self._timers: list[asyncio.TimerHandle] = []
+        self._poll: asyncio.Task[None] | None = None
+        self._after_clip: Callable[[], None] | None = None
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def t(self) -> float:
+        return time.monotonic() - self.answered_mono
+
+    def emit(self, kind: str, **fields: Any) -> None:
+        self.worker.events.publish({"type": kind, "call": self.id, **fields})
+
+    def set_state(self, new: str) -> None:
+        if new != self.state:
+            log.info("call %s: %s -> %s", self.id, self.state, new)
+            self.state = new
+            self.emit("call.state", state=new, consent=self.consent_state, recording=self.recording_state)
+
+    @property
+    def consent_state(self) -> str:
+        if self.machine.state.value == "withdrawn":
+            return "withdrawn"
+        return self.machine.decision.value if self.machine.decision else "pending"
+
+    def later(self, delay: float, fn: Callable[[], None]) -> None:
+        self._timers.append(self.loop.call_later(delay, self._guard(fn)))
+
+    def _guard(self, fn: Callable[[], None]) -> Callable[[], None]:
+        def run() -> None:
+            if not self.ended:
+                try:
+                    fn()
+                except Exception:
+                    log.exception("call %s: handler failed", self.id)
+                    self.hangup_all(500)
+        return run
+
+    def play(self, prompt_id: str | None, then: Callable[[], None] | None = None, *, pcm: bytes | None = None,
+             loop: bool = False) -> None:
+        """Play a prompt (or raw PCM) to the caller; call `then` when it has finished."""
+        if prompt_id is not None:
+            pcm = self.worker.prompts_for(self.route).get(prompt_id, self.route.language).pcm
+        self.source.play(pcm or b"", prompt_id or "tone", loop)
+        self._after_clip = then
+        if self.caller.audio is not None:
+            self.source.startTransmit(self.caller.audio)
+
+    def stop_playing(self) -> None:
+        self._after_clip = None
+        self.source.stop()
+        if self.caller.audio is not None:
+            try:
+                self.source.stopTransmit(self.caller.audio)
+            except pj.Error:
+                pass
+
+    async def _poll_clips(self) -> None:
+        """Notice the end of a clip (set on the clock thread) from the loop, every 20 ms."""
+        while not self.ended:
+            await asyncio.sleep(0.02)
+            if self.source.finished and self._after_clip is not None:
+                then, self._after_clip = self._after_clip, None
+                self._guard(then)()
+
+    # -- start -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        gw = self.worker
+        secret = gw.lookup_secret
+        number = self.invite.caller.number
+        gw.index.add_call(CallRow(
+            self.id, self.answered_at, route=self.route.number,
+            caller_enc=pii.seal_value(number, gw.recipients) if number else None,
+            caller_hash=pii.number_hash(secret, number) if number else None))
+        prm = pj.CallOpParam()
+        prm.statusCode = 200
+        self.caller.answer(prm)
+        self._poll = self.loop.create_task(self._poll_clips())
+        self.later(gw.config.calls.max_duration_s, lambda: self.hangup_all(200, "maximum call duration"))
+        self.emit("call.started", state=self.state, route=self.route.number, mode=self.route.mode,
+                  caller_display=self.invite.caller.display,
+                  caller_masked=("*" * max(0, len(number) - 3) + number[-3:]) if number else "")
+
+    # -- pjsua events --------------------------------------------------------------------------
+
+    def on_leg_media(self, leg: Leg) -> None:
+        if leg is self.caller and self.state == "notice" and self.machine.state.value == "notice":
+            if self.source.clip_id == "":
+                self.play(self.notice.id, self._notice_done)
+                self.later(self.machine.notice_s + self.machine.grace_s + 0.05, self._deadline)
+            elif self.caller.audio is not None:
+                self.source.startTransmit(self.caller.audio)
+        if self.state == "bridged":
+            self._connect_media()  # a re-INVITE rebuilt the stream: reconnect bridge and taps
+
+    def on_leg_state(self, leg: Leg, state: int, code: int, reason: str) -> None:
+        if state != pj.PJSIP_INV_STATE_DISCONNECTED:
+            if leg is self.pbx and state == pj.PJSIP_INV_STATE_CONFIRMED:
+                self.loop.call_soon(self._guard(self._pbx_answered))
+            return
+        if leg is self.caller:
+            self.loop.call_soon(self._guard(lambda: self._caller_gone(code)))
+        elif leg is self.pbx:
+            self.loop.call_soon(self._guard(lambda: self._pbx_gone(code, reason)))
+
+    def on_digit(self, leg: Leg, digit: str) -> None:
+        self.loop.call_soon(self._guard(lambda: self._digit(leg, digit)))
+
+    # -- flow --------------------------------------------------------------------------------
+
+    def _notice_done(self) -> None:
+        self.notice_played_bytes = self.source.played_bytes
+
+    def _deadline(self) -> None:
+        self._apply(self.machine.on_tick(self.t()))
+
+    def _digit(self, leg: Leg, digit: str) -> None:
+        t = self.t()
+        self.emit("call.digit", leg=leg.role, t=round(t, 3))
+        if leg is self.caller:
+            if self.state == "bridged" and self.pbx is not None and self.pbx.audio is not None:
+                self._relay(digit)
+            self._apply(self.machine.on_digit(digit, t))
+        elif self.state == "bridged":
+            action = self.helpline_keys.feed(digit, t)
+            if action and self.recorder is not None:
+                getattr(self.recorder, action)()
+                self.recording_state = "paused" if action == "pause" else "recording"
+                self.worker.index.append_audit("helpline", f"recording.{action}d", self.recording_id or "-",
+                                               {"call": self.id})
+                self.emit("call.recording", recording=self.recording_state)
+
+    def _relay(self, digit: str) -> None:
+        prm = pj.CallSendDtmfParam()
+        prm.method = pj.PJSUA_DTMF_METHOD_RFC2833
+        prm.digits = digit
+        try:
+            assert self.pbx is not None
+            self.pbx.sendDtmf(prm)
+        except pj.Error as e:
+            log.warning("call %s: DTMF relay failed: %s", self.id, e.info())
+
+    def _apply(self, actions: list[Any]) -> None:
+        for a in actions:
+            if isinstance(a, StopNotice):
+                if self.source.clip_id == self.notice.id:
+                    self.notice_played_bytes = self.source.played_bytes
+                self.stop_playing()
+            elif isinstance(a, Decide):
+                self._decided(a)
+            elif isinstance(a, Confirm):
+                self.play(f"confirm-{a.decision}", self._after_confirmation)
+            elif isinstance(a, Withdraw):
+                self._withdraw()
+
+    def _decided(self, d: Decide) -> None:
+        if self.notice_played_bytes == 0:
+            self.notice_played_bytes = self.source.played_bytes if self.source.clip_id == self.notice.id else len(self.notice.pcm)
+        self.decided_at = utcnow()
+        receipt = self._receipt()
+        self.worker.index.put_consent_receipt(self.id, receipt)
+        self.worker.index.append_audit("gateway", "consent.decided", self.id,
+                                       {"decision": d.decision.value, "reason": d.reason, "receipt": rc.digest(receipt)})
+        self.emit("call.consent", consent=d.decision.value, reason=d.reason)
+        self._dial_pbx()
+
+    def _after_confirmation(self) -> None:
+        if self.state == "dialling":
+            self.play(None, pcm=ringback(self.worker.clock_rate), loop=True)
+        elif self.state == "bridged":
+            self.stop_playing()
+
+    def _dial_pbx(self) -> None:
+        self.set_state("dialling")
+        # Ringback while the PBX rings; a confirmation prompt, if any, replaces it and hands back.
+        self.play(None, pcm=ringback(self.worker.clock_rate), loop=True)
+        consent = "granted" if self.machine.decision is Decision.GRANTED else "declined"
+        prm = pj.CallOpParam(True)
+        caller = self.invite.caller
+        if caller.number:
+            prm.txOption.localUri = f'"{quoted_display(caller.display)}" <sip:{caller.number}@{self.worker.host}>'
+        for name, value in (("X-Recording-Consent", consent), ("X-Gateway-Call", self.id)):
+            h = pj.SipHeader()
+            h.hName, h.hValue = name, value
+            prm.txOption.headers.append(h)
+        if caller.number:
+            h = pj.SipHeader()
+            h.hName, h.hValue = "P-Asserted-Identity", f"<sip:{caller.number}@{self.worker.host}>"
+            prm.txOption.headers.append(h)
+        self.pbx = Leg(self.worker.account, self, "pbx")
+        try:
+            self.pbx.makeCall(self.route.pbx, prm)
+        except pj.Error as e:
+            log.error("call %s: cannot dial %s: %s", self.id, self.route.pbx, e.info())
+            self.pbx = None  # never left for the collector after libDestroy (see NOTES)
+            self._unavailable("PBX unreachable")
+            return
+        self.later(self.worker.config.calls.pbx_timeout_s, self._pbx_timeout)
+
+    def _pbx_timeout(self) -> None:
+        if self.state == "dialling":
+            self._hangup_leg(self.pbx, 487)
+            self._unavailable("PBX did not answer")
+
+    def _pbx_answered(self) -> None:
+        if self.state != "dialling":
+            return
+        self.stop_playing()
+        self.set_state("bridged")
+        if self.machine.recording_allowed:
+            self._start_recording()
+        self._connect_media()
+
+    def _connect_media(self) -> None:
+        if self.caller.audio is None or self.pbx is None or self.pbx.audio is None:
+            return
+        self.caller.audio.startTransmit(self.pbx.audio)
+        self.pbx.audio.startTransmit(self.caller.audio)
+        if self.taps:
+            self.caller.audio.startTransmit(self.taps[0])
+            self.pbx.audio.startTransmit(self.taps[1])
+
+    def _start_recording(self) -> None:
+        started = self.worker.recordings.start(self.id, route=self.route.number,
+                                               retention_days=self.route.retention_days)
+        if started is None:
+            self.recording_state = "incomplete"
+            self.emit("call.recording", recording="incomplete", error="recording could not start")
+            return
+        self.recording_id, self.recorder = started
+        for channel in (0, 1):
+            tap = Tap(channel)
+            tap.createPort(f"tap{channel}-{self.id}", self.worker.media_format)
+            tap.recorder = self.recorder
+            self.taps.append(tap)
+        self.recording_state = "recording"
+        self.emit("call.recording", recording="recording", recording_id=self.recording_id)
+
+    def _stop_taps(self) -> None:
+        for tap in self.taps:
+            tap.recorder = None
+        for leg, tap in zip((self.caller, self.pbx), self.taps, strict=False):
+            if leg is not None and leg.audio is not None:
+                try:
+                    leg.audio.stopTransmit(tap)
+                except pj.Error:
+                    pass
+
+    def _withdraw(self) -> None:
+        self._stop_taps()
+        if self.recorder is not None:
+            self.recorder.discard()
+        self.recording_state = "discarded" if self.recorder is not None else "none"
+        self.worker.index.put_consent_receipt(self.id, self._receipt())
+        self.worker.index.append_audit("caller", "consent.withdrawn", self.id, {"recording": self.recording_id})
+        self.emit("call.consent", consent="withdrawn")
+        self.emit("call.recording", recording=self.recording_state)
+
+    def _unavailable(self, why: str) -> None:
+        self.set_state("unavailable")
+        self.emit("call.failed", reason=why)
+        self.play("unavailable", lambda: self.hangup_all(200, why))
+
+    def _pbx_gone(self, code: int, reason: str) -> None:
+        if self.state == "dialling":
+            self._unavailable(f"PBX answered {code} {reason}")
+        elif self.state == "bridged":
+            self.hangup_all(200, "helpline hung up")
+
+    def _caller_gone(self, code: int) -> None:
+        self._apply(self.machine.on_hangup(self.t()))
+        self.hangup_all(200, "caller hung up")
+
+    # -- end ---------------------------------------------------------------------------------
+
+    def _hangup_leg(self, leg: Leg | None, code: int) -> None:
+        if leg is None or leg.disconnected:
+            return
+        prm = pj.CallOpParam()
+        prm.statusCode = code
+        try:
+            leg.hangup(prm)
+        except pj.Error:
+            pass
+
+    def hangup_all(self, code: int = 200, why: str = "") -> None:
+        if self.ended:
+            return
+        self.ended = True
+        for timer in self._timers:
+            timer.cancel()
+        self.stop_playing()
+        self._stop_taps()
+        if self.recorder is not None and self.recording_state not in ("discarded",):
+            self.recorder.finish()
+        self._hangup_leg(self.pbx, 487 if self.pbx is not None and not self.pbx.connected else code)
+        self._hangup_leg(self.caller, code)
+        ended_at = utcnow()
+        self.worker.index.end_call(self.id, ended_at)
+        self.worker.index.put_consent_receipt(self.id, self._receipt(ended_at))
+        self.state = "ended"
+        self.emit("call.state", state="ended", consent=self.consent_state, recording=self.recording_state,
+                  reason=why)
+        self.worker.session_ended(self)
+
+    def _receipt(self, ended_at: str | None = None) -> dict[str, Any]:
+        played = self.notice.pcm[: self.notice_played_bytes or len(self.notice.pcm)]
+        prompt = rc.PromptPlayed(self.notice.id, self.notice.version, self.notice.language, self.notice.sha256,
+                                 int(len(played) / 2 / self.notice.rate * 1000), hashlib.sha256(played).hexdigest())
+        return rc.build(self.machine, call_id=self.id, route=self.route.number, prompt=prompt,
+                        answered_at=self.answered_at, decided_at=self.decided_at, ended_at=ended_at)
+
+    def destroy(self) -> None:
+        """Drop pjsua2 objects; called on the pjsua thread once both legs are disconnected."""
+        if self._poll is not None:
+            self._poll.cancel()
+        self.taps.clear()
+        self.caller = None  # type: ignore[assignment]
+        self.pbx = None

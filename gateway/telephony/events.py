@@ -1,0 +1,76 @@
+"""Worker events as JSON lines on a Unix socket (format: docs/events.md).
+
+A subscriber connects and first receives a snapshot (the last event of every live call),
+then every event as it happens. A subscriber that falls behind by more than a bound is
+disconnected rather than allowed to slow the worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+MAX_BUFFERED = 1 << 20
+
+
+class EventBus:
+    def __init__(self, path: Path, worker_id: str) -> None:
+        self.path = path
+        self.worker_id = worker_id
+        self._clients: set[asyncio.StreamWriter] = set()
+        self._live: dict[str, dict[str, Any]] = {}
+        self._server: asyncio.AbstractServer | None = None
+        self.seq = 0
+
+    async def start(self) -> None:
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if self.path.exists():
+            self.path.unlink()
+        self._server = await asyncio.start_unix_server(self._serve, path=str(self.path))
+        os.chmod(self.path, 0o600)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        for event in list(self._live.values()):
+            writer.write(self._line({**event, "snapshot": True}))
+        self._clients.add(writer)
+        try:
+            await reader.read()  # subscribers send nothing; EOF means they left
+        finally:
+            self._clients.discard(writer)
+            writer.close()
+
+    def _line(self, event: dict[str, Any]) -> bytes:
+        return (json.dumps(event, separators=(",", ":"), sort_keys=True) + "\n").encode()
+
+    def publish(self, event: dict[str, Any]) -> None:
+        self.seq += 1
+        event = {"ts": round(time.time(), 3), "seq": self.seq, "worker": self.worker_id, **event}
+        call = event.get("call")
+        if call:
+            if event.get("state") == "ended":
+                self._live.pop(call, None)
+            else:
+                self._live[call] = {**self._live.get(call, {}), **event}
+        line = self._line(event)
+        for w in list(self._clients):
+            if w.transport.get_write_buffer_size() > MAX_BUFFERED:
+                log.warning("event subscriber too slow; disconnected")
+                self._clients.discard(w)
+                w.close()
+                continue
+            w.write(line)
+
+    async def close(self) -> None:
+        for w in list(self._clients):
+            w.close()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+        if self.path.exists():
+            self.path.unlink()

@@ -1,0 +1,132 @@
+"""pjsua2 media ports: a PCM source playing from memory, and the recording tap.
+
+Both callbacks run on pjmedia's clock thread, which mixes the whole conference bridge: they
+copy bytes and return. No I/O, no locks, no logging.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import math
+from array import array
+from typing import Any
+
+import pjsua2 as pj
+
+log = logging.getLogger(__name__)
+
+
+def audio_format(rate: int, ptime_ms: int = 20) -> pj.MediaFormatAudio:
+    fmt = pj.MediaFormatAudio()
+    fmt.init(pj.PJMEDIA_FORMAT_PCM, rate, 1, ptime_ms * 1000, 16)
+    return fmt
+
+
+TELEPHONY_CODECS = ("PCMA/8000/1", "PCMU/8000/1", "G722/16000/1")
+
+
+def prefer_g711(ep: pj.Endpoint) -> None:
+    """Offer G.711 (and G.722) only, in that order: what trunks and PBXs speak."""
+    for info in ep.codecEnum2():
+        ep.codecSetPriority(info.codecId, 0)
+    for prio, codec in zip((255, 254, 253), TELEPHONY_CODECS, strict=True):
+        ep.codecSetPriority(codec, prio)
+
+
+def _vector_bytes_fast(vec: Any) -> bytes:
+    # A libstdc++ std::vector<unsigned char> starts with its begin and end pointers.
+    addr = int(vec.this)
+    begin = ctypes.c_void_p.from_address(addr).value or 0
+    end = ctypes.c_void_p.from_address(addr + ctypes.sizeof(ctypes.c_void_p)).value or 0
+    return ctypes.string_at(begin, end - begin) if end > begin else b""
+
+
+def _vector_bytes_slow(vec: Any) -> bytes:
+    return bytes(vec)
+
+
+def _choose_reader() -> Any:
+    """The fast reader if it agrees with the slow one on this build, else the slow one."""
+    probe = bytes(range(256)) * 3
+    try:
+        if _vector_bytes_fast(pj.ByteVector(probe)) == probe and _vector_bytes_fast(pj.ByteVector(b"")) == b"":
+            return _vector_bytes_fast
+    except Exception:  # an unexpected layout must cost speed, never correctness
+        pass
+    log.warning("ByteVector fast path unavailable on this build; using the slow copy")
+    return _vector_bytes_slow
+
+
+vector_bytes = _choose_reader()
+
+
+def tone(freq: float, seconds: float, rate: int, amplitude: float = 0.3) -> bytes:
+    n = int(seconds * rate)
+    return array("h", (int(amplitude * 32767 * math.sin(2 * math.pi * freq * i / rate)) for i in range(n))).tobytes()
+
+
+def ringback(rate: int) -> bytes:
+    """Europe-style ringback: 425 Hz, one second on, four off."""
+    return tone(425, 1.0, rate, 0.2) + bytes(int(4 * rate) * 2)
+
+
+class PcmSource(pj.AudioMediaPort):
+    """Plays PCM held in memory; `played_bytes` says how much of the current clip went out."""
+
+    def __init__(self, rate: int, ptime_ms: int = 20) -> None:
+        super().__init__()
+        self.frame_bytes = rate * ptime_ms // 1000 * 2
+        self._silence = bytes(self.frame_bytes)
+        self._pcm = b""
+        self._pos = 0
+        self._loop = False
+        self.clip_id = ""
+        self.finished = True
+        self.played_bytes = 0
+
+    def play(self, pcm: bytes, clip_id: str = "", loop: bool = False) -> None:
+        # Attribute stores are atomic under the GIL; the clock thread sees the new clip whole.
+        self.finished = False
+        self._loop = loop
+        self._pos = 0
+        self.played_bytes = 0
+        self.clip_id = clip_id
+        self._pcm = pcm
+
+    def stop(self) -> None:
+        self._pcm = b""
+        self.finished = True
+
+    def onFrameRequested(self, frame: pj.MediaFrame) -> None:
+        frame.type = pj.PJMEDIA_FRAME_TYPE_AUDIO
+        pcm, pos, n = self._pcm, self._pos, self.frame_bytes
+        chunk = pcm[pos : pos + n]
+        if len(chunk) < n:
+            if self._loop and pcm:
+                chunk += pcm[: n - len(chunk)]
+                self._pos = n - (len(pcm) - pos)
+            else:
+                chunk += self._silence[len(chunk) :]
+                self._pos = len(pcm)
+                if not self.finished and pcm:
+                    self.finished = True
+        else:
+            self._pos = pos + n
+        self.played_bytes = min(self._pos, len(pcm)) if not self._loop else self.played_bytes + n
+        frame.buf = pj.ByteVector(chunk)
+        frame.size = n
+
+
+class Tap(pj.AudioMediaPort):
+    """Hands every frame a leg transmits to one channel of a recorder."""
+
+    def __init__(self, channel: int) -> None:
+        super().__init__()
+        self.channel = channel
+        self.recorder: Any = None  # set when recording starts, cleared when it stops
+
+    def onFrameReceived(self, frame: pj.MediaFrame) -> None:
+        rec = self.recorder
+        if rec is not None and frame.type == pj.PJMEDIA_FRAME_TYPE_AUDIO and frame.size:
+            rec.push_frame(self.channel, vector_bytes(frame.buf))

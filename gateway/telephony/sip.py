@@ -1,0 +1,73 @@
+"""SIP policy and parsing for the incoming INVITE. Pure: text in, values out.
+
+The display name and numbers are attacker-controlled; they are parsed defensively, bounded,
+and never used to build anything but a quoted header value.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+MAX_DISPLAY = 64
+_HEADER = re.compile(r"^([A-Za-z0-9!%*_+`'~.-]+)[ \t]*:[ \t]*(.*)$")
+_COMPACT = {"f": "from", "t": "to", "i": "call-id", "m": "contact"}
+_URI_USER = re.compile(r"sips?:([^@;>\s]+)@")
+_DISPLAY = re.compile(r'^\s*(?:"((?:[^"\\]|\\.)*)"|([^<"]*?))\s*<')
+
+
+@dataclass(frozen=True)
+class Party:
+    display: str
+    number: str
+
+
+@dataclass(frozen=True)
+class Invite:
+    dialled: str  # the user part of the Request-URI
+    caller: Party  # From, or P-Asserted-Identity when present
+    call_id: str
+
+
+def headers(message: str) -> dict[str, str]:
+    """The first value of each header of a SIP message (lower-case names, compact forms expanded)."""
+    out: dict[str, str] = {}
+    lines = message.replace("\r\n", "\n").split("\n")
+    for line in lines[1:]:
+        if not line:
+            break
+        m = _HEADER.match(line)
+        if m:
+            name = m.group(1).lower()
+            out.setdefault(_COMPACT.get(name, name), m.group(2).strip())
+    return out
+
+
+def _clean(text: str, limit: int) -> str:
+    return "".join(c for c in text if c.isprintable() and c not in '"\\<>')[:limit]
+
+
+def party(value: str) -> Party:
+    m = _DISPLAY.match(value)
+    display = ""
+    if m:
+        display = (m.group(1) if m.group(1) is not None else m.group(2) or "").replace('\\"', '"')
+    user = _URI_USER.search(value)
+    number = user.group(1) if user else ""
+    return Party(_clean(display.strip(), MAX_DISPLAY), _clean(number, 32))
+
+
+def parse_invite(message: str) -> Invite:
+    first = message.split("\r\n", 1)[0].split("\n", 1)[0]
+    parts = first.split(" ")
+    uri = parts[1] if len(parts) >= 3 else ""
+    m = _URI_USER.search(uri + "@") if "@" not in uri else _URI_USER.search(uri)
+    dialled = _clean(m.group(1), 32) if m else ""
+    h = headers(message)
+    caller = party(h.get("p-asserted-identity") or h.get("from", ""))
+    return Invite(dialled, caller, h.get("call-id", "")[:128])
+
+
+def quoted_display(display: str) -> str:
+    """A display name safe to put between quotes in a From header."""
+    return _clean(display, MAX_DISPLAY)

@@ -1,0 +1,185 @@
+"""The worker process: one pjsua2 endpoint pumped from an asyncio loop, and its calls.
+
+pjsua runs with threadCnt=0 and mainThreadOnly, so every SIP callback happens inside
+libHandleEvents() on the loop's thread; media callbacks run on pjmedia's clock thread and
+only touch the ports (media.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import gc
+import logging
+import os
+import secrets
+import socket
+from pathlib import Path
+
+import pjsua2 as pj
+
+from ..config import Config, Route
+from ..context import Gateway
+from ..recording.recorder import RecorderEngine
+from . import prompts as pr
+from .call import CallSession
+from .events import EventBus
+from .media import audio_format, prefer_g711
+from .sip import parse_invite
+
+log = logging.getLogger(__name__)
+
+
+def max_legs() -> int:
+    """pjsua's real call-leg limit (the PyPI wheel is built with PJSUA_MAX_CALLS=4)."""
+    try:
+        fn = ctypes.CDLL(pj._pjsua2.__file__).pjsua_call_get_max_count
+        fn.restype = ctypes.c_uint
+        return int(fn())
+    except (OSError, AttributeError):
+        return 4
+
+
+class Account(pj.Account):
+    def __init__(self, worker: Worker) -> None:
+        super().__init__()
+        self.worker = worker
+
+    def onIncomingCall(self, prm: pj.OnIncomingCallParam) -> None:
+        self.worker.incoming(prm.callId, prm.rdata.wholeMsg)
+
+
+class Worker:
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+        self.config: Config = gateway.config
+        self.index = gateway.index
+        self.recipients = gateway.config.recording.recipients
+        self.lookup_secret = gateway.lookup_secret()
+        self.clock_rate = gateway.config.recording.sample_rate
+        self.host, self.port = gateway.config.sip_listen
+        self.id = f"{socket.gethostname()}:{os.getpid()}"
+        # Prompts are loaded before anything listens: missing prompts refuse the start.
+        self._prompts: dict[Path, pr.PromptSet] = {}
+        for route in self.config.routes:
+            if route.prompts_dir not in self._prompts:
+                self._prompts[route.prompts_dir] = pr.load(route.prompts_dir, self.clock_rate)
+            self.prompts_for(route).get(f"notice-{route.mode}", route.language)
+        self.events = EventBus(self.config.calls.event_socket, self.id)
+        self.engine = RecorderEngine()
+        self.recordings = gateway.recording_service(self.engine)
+        self.sessions: dict[str, CallSession] = {}
+        self._ended: list[CallSession] = []
+        self.stopping = False
+
+    def prompts_for(self, route: Route) -> pr.PromptSet:
+        return self._prompts[route.prompts_dir]
+
+    # -- pjsua ------------------------------------------------------------------------------
+
+    def _start_endpoint(self) -> None:
+        ep = self.ep = pj.Endpoint()
+        ep.libCreate()
+        cfg = pj.EpConfig()
+        cfg.uaConfig.threadCnt = 0
+        cfg.uaConfig.mainThreadOnly = True
+        cfg.uaConfig.maxCalls = 32  # capped by the build; max_legs() reads the real figure
+        cfg.uaConfig.userAgent = "consent-gateway"
+        cfg.logConfig.level = 1
+        cfg.logConfig.consoleLevel = 1
+        cfg.medConfig.clockRate = self.clock_rate
+        cfg.medConfig.sndClockRate = self.clock_rate
+        cfg.medConfig.noVad = True
+        cfg.medConfig.jbMax = 200
+        cfg.medConfig.jbMaxPre = 100
+        ep.libInit(cfg)
+        for kind in (pj.PJSIP_TRANSPORT_UDP, pj.PJSIP_TRANSPORT_TCP):
+            tc = pj.TransportConfig()
+            tc.port = self.port
+            tc.boundAddress = self.host
+            ep.transportCreate(kind, tc)
+        ep.audDevManager().setNullDev()
+        ep.libStart()
+        prefer_g711(ep)
+        self.media_format = audio_format(self.clock_rate)
+        acfg = pj.AccountConfig()
+        acfg.idUri = f"sip:gateway@{self.host}:{self.port}"
+        acfg.mediaConfig.transportConfig.port = self.config.calls.rtp_port
+        acfg.mediaConfig.transportConfig.portRange = self.config.calls.rtp_port_range
+        acfg.mediaConfig.transportConfig.boundAddress = self.host
+        self.account = Account(self)
+        self.account.create(acfg)
+        self.capacity = max_legs() // 2
+        log.info("worker %s listening on %s:%d, %d calls at most", self.id, self.host, self.port, self.capacity)
+
+    def _refuse(self, call_id: int, code: int) -> None:
+        call = pj.Call(self.account, call_id)
+        prm = pj.CallOpParam()
+        prm.statusCode = code
+        call.hangup(prm)
+        self._refused = call  # drop on the next pump pass, on this thread
+
+    def incoming(self, call_id: int, message: str) -> None:
+        invite = parse_invite(message)
+        route = self.config.route_for(invite.dialled)
+        if self.stopping:
+            self._refuse(call_id, 503)
+        elif route is None:
+            log.warning("no route for the dialled number; 404")
+            self._refuse(call_id, 404)
+        elif len(self.sessions) >= self.capacity:
+            self._refuse(call_id, 486)
+        else:
+            session = CallSession(self, secrets.token_hex(8), invite, route, call_id)
+            self.sessions[session.id] = session
+            session.start()
+
+    def session_ended(self, session: CallSession) -> None:
+        self.sessions.pop(session.id, None)
+        self._ended.append(session)
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
+        self.recordings.recover()
+        await self.events.start()
+        self._start_endpoint()
+        self._refused = None
+        if ready is not None:
+            ready.set()
+        self.events.publish({"type": "worker.started", "capacity": self.capacity})
+        try:
+            while not stop.is_set():
+                self.ep.libHandleEvents(0)
+                self._reap()
+                await asyncio.sleep(0.005)
+        finally:
+            await self._shutdown()
+
+    def _reap(self) -> None:
+        self._refused = None
+        if self._ended:
+            done = [s for s in self._ended if all(leg is None or leg.disconnected for leg in (s.caller, s.pbx))]
+            for s in done:
+                s.destroy()
+                self._ended.remove(s)
+
+    async def _shutdown(self) -> None:
+        self.stopping = True
+        for s in list(self.sessions.values()):
+            s.hangup_all(503, "gateway shutting down")
+        for _ in range(200):  # let BYEs go out and be answered, at most 2 s
+            self.ep.libHandleEvents(10)
+            self._reap()
+            if not self._ended:
+                break
+            await asyncio.sleep(0)
+        self.engine.close()
+        await self.events.close()
+        for s in self._ended:
+            s.destroy()
+        self._ended.clear()
+        self.account.shutdown()
+        del self.account
+        gc.collect()
+        self.ep.libDestroy()

@@ -1,0 +1,142 @@
+"""Processes for call tests: a real `gateway run` and pjsua2 peers, on loopback, by pid."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from tests.gw import GatewayUnderTest, make_gateway
+from tests.prompts_fixture import write_prompts
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    """A port free for both UDP and TCP on 127.0.0.1 (SIP listens on both)."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+            u.bind(("127.0.0.1", 0))
+            port = u.getsockname()[1]
+            try:
+                with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
+                    t.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                continue
+    raise RuntimeError("no free port")
+
+
+class Proc:
+    """A child process whose stdout JSON lines (or text lines) are collected by a thread."""
+
+    def __init__(self, cmd: list[str], env: dict[str, str] | None = None, prefix: list[str] | None = None) -> None:
+        self.proc = subprocess.Popen((prefix or []) + cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True, env=env)
+        self.lines: list[str] = []
+        self.stderr_lines: list[str] = []
+        self._threads = [threading.Thread(target=self._read, args=(self.proc.stdout, self.lines), daemon=True),
+                         threading.Thread(target=self._read, args=(self.proc.stderr, self.stderr_lines), daemon=True)]
+        for t in self._threads:
+            t.start()
+
+    @staticmethod
+    def _read(stream: Any, into: list[str]) -> None:
+        for line in stream:
+            into.append(line.rstrip("\n"))
+
+    def events(self) -> list[dict[str, Any]]:
+        out = []
+        for line in list(self.lines):
+            if line.startswith("{"):
+                try:
+                    out.append(json.loads(line))
+                except ValueError:
+                    pass
+        return out
+
+    def event(self, name: str) -> dict[str, Any] | None:
+        return next((e for e in self.events() if e.get("event") == name), None)
+
+    def wait_for(self, predicate: Any, timeout: float = 20.0) -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = predicate()
+            if value:
+                return value
+            if self.proc.poll() is not None:
+                value = predicate()
+                if value:
+                    return value
+                raise AssertionError(f"process exited {self.proc.returncode}: {self.stderr_lines[-5:]}")
+            time.sleep(0.05)
+        raise AssertionError(f"timed out; stdout {self.lines[-5:]} stderr {self.stderr_lines[-5:]}")
+
+    def wait_exit(self, timeout: float = 30.0) -> int:
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise AssertionError(f"did not exit; stderr {self.stderr_lines[-5:]}") from None
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        rc = self.wait_exit()
+        for t in self._threads:
+            t.join(timeout=5)
+        return rc
+
+
+class CallLab:
+    """A gateway under test with short prompts, plus helpers to start peers against it."""
+
+    def __init__(self, tmp: Path, *, mode: str = "opt-out", extra: str = "") -> None:
+        self.gw: GatewayUnderTest = make_gateway(tmp)
+        self.sip_port, self.pbx_port = free_port(), free_port()
+        prompts = write_prompts(tmp / "prompts")
+        text = self.gw.config.read_text()
+        text = (text.replace('listen = "127.0.0.1:5060"', f'listen = "127.0.0.1:{self.sip_port}"')
+                .replace('uri = "sip:helpline@127.0.0.1:5070"', f'uri = "sip:helpline@127.0.0.1:{self.pbx_port}"')
+                .replace('dir = ""', f'dir = "{prompts}"')
+                .replace("grace_s = 3.0", "grace_s = 1.0")
+                .replace('mode = "opt-out"', f'mode = "{mode}"')
+                .replace("rtp_port = 40000", f"rtp_port = {20000 + (os.getpid() * 7 + self.sip_port) % 20000}")
+                .replace("rtp_port_range = 1000", "rtp_port_range = 100"))
+        self.gw.config.write_text(text + extra)
+        self.procs: list[Proc] = []
+        self.gateway: Proc | None = None
+
+    def start_gateway(self, prefix: list[str] | None = None) -> Proc:
+        self.gateway = Proc([str(ROOT / ".venv/bin/gateway"), "--config", str(self.gw.config), "-v", "run"],
+                            prefix=prefix)
+        self.procs.append(self.gateway)
+        self.gateway.wait_for(lambda: any("listening for SIP" in line for line in self.gateway.lines), 30)
+        return self.gateway
+
+    def peer(self, role: str, *args: str) -> Proc:
+        port = self.pbx_port if role == "pbx" else free_port()
+        cmd = [sys.executable, "-m", "tests.peers.pjpeer", role, "--port", str(port), *args]
+        if role == "caller":
+            cmd += ["--target", f"sip:1177@127.0.0.1:{self.sip_port}"]
+        p = Proc(cmd)
+        self.procs.append(p)
+        p.wait_for(lambda: p.event("ready"))
+        return p
+
+    def close(self) -> None:
+        for p in reversed(self.procs):
+            if p.proc.poll() is None:
+                p.proc.send_signal(signal.SIGTERM)
+        for p in self.procs:
+            try:
+                p.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                p.proc.kill()

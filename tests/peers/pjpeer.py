@@ -1,0 +1,179 @@
+"""A pjsua2 peer process for tests: a caller dialling the gateway, or the PBX answering it.
+
+    python -m tests.peers.pjpeer pbx --port 5070 --tone 1000 [--code 200|486] [--hangup-after S]
+    python -m tests.peers.pjpeer caller --target sip:1177@127.0.0.1:5060 --port 5080 --tone 440 \
+        [--digits "9@2.0,*@12,9@12.3"] [--info] [--hangup-after S] [--number N] [--display D]
+
+Prints one JSON object per line: ready, incoming (with the INVITE's headers), confirmed,
+digit, disconnected, exit. Sends a looped tone while a call is up. Exits after its call ends
+or after --timeout seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import sys
+import time
+
+import pjsua2 as pj
+
+from gateway.telephony.media import PcmSource, audio_format, prefer_g711, tone
+from gateway.telephony.sip import headers
+
+RATE = 8000
+T0 = time.monotonic()
+
+
+def say(event: str, **fields: object) -> None:
+    print(json.dumps({"event": event, "t": round(time.monotonic() - T0, 3), **fields}), flush=True)
+
+
+class PeerCall(pj.Call):
+    def __init__(self, peer: Peer, call_id: int = pj.PJSUA_INVALID_ID) -> None:
+        super().__init__(peer.account, call_id)
+        self.peer = peer
+        self.audio = None
+        self.confirmed_at: float | None = None
+        self.gone = False
+        self.hangup_after = peer.args.hangup_after
+        self.digits = list(peer.digit_plan)
+
+    def onCallState(self, prm: pj.OnCallStateParam) -> None:
+        ci = self.getInfo()
+        if ci.state == pj.PJSIP_INV_STATE_CONFIRMED:
+            self.confirmed_at = time.monotonic()
+            say("confirmed")
+        elif ci.state == pj.PJSIP_INV_STATE_DISCONNECTED:
+            self.audio = None
+            self.gone = True
+            say("disconnected", code=ci.lastStatusCode, reason=ci.lastReason,
+                connected_s=round(time.monotonic() - self.confirmed_at, 3) if self.confirmed_at else None)
+
+    def onCallMediaState(self, prm: pj.OnCallMediaStateParam) -> None:
+        ci = self.getInfo()
+        for i, mi in enumerate(ci.media):
+            if mi.type == pj.PJMEDIA_TYPE_AUDIO and mi.status == pj.PJSUA_CALL_MEDIA_ACTIVE:
+                self.audio = self.getAudioMedia(i)
+                self.peer.source.startTransmit(self.audio)
+
+    def onDtmfDigit(self, prm: pj.OnDtmfDigitParam) -> None:
+        say("digit", digit=prm.digit)
+
+
+class Account(pj.Account):
+    def __init__(self, peer: Peer) -> None:
+        super().__init__()
+        self.peer = peer
+
+    def onIncomingCall(self, prm: pj.OnIncomingCallParam) -> None:
+        h = headers(prm.rdata.wholeMsg)
+        say("incoming", headers={k: v for k, v in h.items()
+                                 if k in ("from", "to", "x-recording-consent", "p-asserted-identity", "x-gateway-call")})
+        call = PeerCall(self.peer, prm.callId)
+        self.peer.calls.append(call)
+        op = pj.CallOpParam()
+        op.statusCode = self.peer.args.code
+        if op.statusCode >= 300:
+            call.hangup(op)
+        else:
+            call.answer(op)
+
+
+class Peer:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        # (seconds after the call is up, digit), for every call of this peer
+        self.digit_plan = sorted((float(at), d) for d, _, at in
+                                 (item.partition("@") for item in filter(None, args.digits.split(","))))
+        self.calls: list[PeerCall] = []
+        ep = self.ep = pj.Endpoint()
+        ep.libCreate()
+        cfg = pj.EpConfig()
+        cfg.uaConfig.threadCnt = 0
+        cfg.uaConfig.mainThreadOnly = True
+        cfg.logConfig.level = 0
+        cfg.logConfig.consoleLevel = 0
+        cfg.medConfig.clockRate = RATE
+        cfg.medConfig.sndClockRate = RATE
+        cfg.medConfig.noVad = True
+        ep.libInit(cfg)
+        tc = pj.TransportConfig()
+        tc.port = args.port
+        tc.boundAddress = "127.0.0.1"
+        ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, tc)
+        ep.audDevManager().setNullDev()
+        ep.libStart()
+        prefer_g711(ep)
+        self.source = PcmSource(RATE)
+        self.source.createPort("tone", audio_format(RATE))
+        self.source.play(tone(args.tone, 1.0, RATE), "tone", loop=True)
+        acfg = pj.AccountConfig()
+        acfg.idUri = f'"{args.display}" <sip:{args.number}@127.0.0.1:{args.port}>'
+        acfg.mediaConfig.transportConfig.port = args.rtp_port
+        acfg.mediaConfig.transportConfig.boundAddress = "127.0.0.1"
+        self.account = Account(self)
+        self.account.create(acfg)
+
+    def run(self) -> None:
+        args = self.args
+        say("ready")
+        if args.role == "caller":
+            self.calls.append(PeerCall(self))
+            self.calls[0].makeCall(args.target, pj.CallOpParam(True))
+        deadline = time.monotonic() + args.timeout
+        while time.monotonic() < deadline:
+            self.ep.libHandleEvents(10)
+            if len(self.calls) >= args.calls and all(c.gone for c in self.calls):
+                break
+            for call in self.calls:
+                if call.gone or call.confirmed_at is None:
+                    continue
+                up = time.monotonic() - call.confirmed_at
+                while call.digits and up >= call.digits[0][0]:
+                    self._send(call, call.digits.pop(0)[1])
+                if call.hangup_after is not None and up >= call.hangup_after:
+                    op = pj.CallOpParam()
+                    op.statusCode = 200
+                    call.hangup(op)
+                    call.hangup_after = None
+        call = None  # the loop's reference too: a Call must die before libDestroy
+        for _ in range(50):
+            self.ep.libHandleEvents(10)
+        say("exit")
+        self.calls.clear()
+        self.account.shutdown()
+        gc.collect()
+        self.ep.libDestroy()
+
+    def _send(self, call: PeerCall, digit: str) -> None:
+        prm = pj.CallSendDtmfParam()
+        prm.method = pj.PJSUA_DTMF_METHOD_SIP_INFO if self.args.info else pj.PJSUA_DTMF_METHOD_RFC2833
+        prm.digits = digit
+        call.sendDtmf(prm)
+        say("sent", digit=digit)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("role", choices=["caller", "pbx"])
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--rtp-port", type=int, default=0)
+    ap.add_argument("--target", default="")
+    ap.add_argument("--tone", type=float, default=440)
+    ap.add_argument("--code", type=int, default=200)
+    ap.add_argument("--digits", default="")
+    ap.add_argument("--info", action="store_true", help="send digits as SIP INFO, not RFC 2833")
+    ap.add_argument("--hangup-after", type=float, default=None)
+    ap.add_argument("--number", default="peer")
+    ap.add_argument("--display", default="Peer")
+    ap.add_argument("--timeout", type=float, default=60)
+    ap.add_argument("--calls", type=int, default=1, help="exit once this many calls have ended")
+    args = ap.parse_args()
+    Peer(args).run()
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,172 @@
+"""Calls through a real `gateway run`, with pjsua2 peer processes as caller and PBX."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gateway import age
+from gateway.storage import index as ix
+from tests.audio import dominant_frequency, split_channels
+from tests.calls import CallLab
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Iterator[CallLab]:
+    lab = CallLab(tmp_path)
+    yield lab
+    lab.close()
+
+
+def decrypt(lab: CallLab, rec: ix.RecordingRow) -> tuple[np.ndarray, np.ndarray]:
+    gw = lab.gw.open()
+    with gw.store.open(rec.object_name) as f:
+        plain = age.AgeReader(f, age.load_identity_file(lab.gw.key)).read_all()
+    return split_channels(plain[44:])
+
+
+def finish(lab: CallLab) -> None:
+    assert lab.gateway is not None
+    rc = lab.gateway.stop()
+    assert rc == 0, lab.gateway.stderr_lines[-10:]
+    assert not any("Assertion" in line for line in lab.gateway.stderr_lines)
+
+
+def test_consenting_call_is_recorded_with_both_parties_on_their_channels(lab: CallLab) -> None:
+    lab.start_gateway()
+    pbx = lab.peer("pbx", "--tone", "1000")
+    caller = lab.peer("caller", "--tone", "440", "--hangup-after", "7", "--number", "+46701234567",
+                      "--display", "Anna")
+    caller.wait_exit()
+    pbx.wait_exit()
+    finish(lab)
+    incoming = pbx.event("incoming")
+    assert incoming is not None
+    h = incoming["headers"]
+    assert h["x-recording-consent"] == "granted"
+    assert "Anna" in h["from"] and "+46701234567" in h["from"] and "+46701234567" in h["p-asserted-identity"]
+    bridged_s = pbx.event("disconnected")["connected_s"]
+    gw = lab.gw.open()
+    [rec] = gw.index.list_recordings()
+    assert rec.status == ix.COMPLETE
+    left, right = decrypt(lab, rec)
+    assert abs(dominant_frequency(left) - 440) < 5 and abs(dominant_frequency(right) - 1000) < 5
+    assert abs(len(left) / 8000 - bridged_s) <= 0.05 * bridged_s
+    receipt = gw.index.get_consent_receipt(rec.call_id)
+    assert receipt["decision"] == "granted" and receipt["reason"] == "no decline key before the deadline"
+    assert receipt["prompt"]["id"] == "notice-opt-out" and receipt["prompt"]["played_ms"] == 1500
+    assert receipt["ended_at"] is not None
+    actions = [e.action for e in gw.index.audit_entries()]
+    assert "consent.decided" in actions and "recording.complete" in actions
+
+
+@pytest.mark.parametrize("info", [False, True], ids=["rfc2833", "sip-info"])
+def test_decline_key_means_no_recording_and_the_pbx_is_told(lab: CallLab, info: bool) -> None:
+    lab.start_gateway()
+    pbx = lab.peer("pbx", "--tone", "1000")
+    args = ["--tone", "440", "--digits", "9@0.6", "--hangup-after", "5"] + (["--info"] if info else [])
+    caller = lab.peer("caller", *args)
+    caller.wait_exit()
+    pbx.wait_exit()
+    finish(lab)
+    assert pbx.event("incoming")["headers"]["x-recording-consent"] == "declined"
+    assert pbx.event("confirmed") is not None, "the declined call was still put through"
+    gw = lab.gw.open()
+    assert gw.index.list_recordings() == []
+    assert list((lab.gw.dir / "spool").iterdir()) == []
+    [call_id] = [e.subject for e in gw.index.audit_entries() if e.action == "consent.decided"]
+    receipt = gw.index.get_consent_receipt(call_id)
+    assert receipt["decision"] == "declined" and receipt["reason"] == "decline key"
+    [digit] = receipt["digits"]
+    assert digit["digit"] == "9" and digit["effect"] == "decline" and 0.5 < digit["t"] < 1.5
+    assert receipt["prompt"]["played_ms"] < 1500  # the key cut the notice short
+
+
+def test_caller_hangs_up_during_the_notice(lab: CallLab) -> None:
+    lab.start_gateway()
+    pbx = lab.peer("pbx", "--tone", "1000", "--timeout", "6")
+    caller = lab.peer("caller", "--hangup-after", "0.5")
+    caller.wait_exit()
+    pbx.wait_exit()
+    finish(lab)
+    assert pbx.event("incoming") is None
+    gw = lab.gw.open()
+    rows = gw.index._exec("SELECT id FROM calls").fetchall()
+    receipt = gw.index.get_consent_receipt(rows[0][0])
+    assert receipt["state"] == "abandoned" and receipt["decision"] is None
+
+
+def test_pbx_busy_plays_unavailable_and_ends_the_call(lab: CallLab) -> None:
+    lab.start_gateway()
+    pbx = lab.peer("pbx", "--code", "486", "--timeout", "10")
+    caller = lab.peer("caller", "--timeout", "15")
+    caller.wait_exit()
+    pbx.wait_exit()
+    finish(lab)
+    gone = caller.event("disconnected")
+    assert gone is not None and gone["connected_s"] > 2.5 + 0.5  # notice + grace + the message
+    gw = lab.gw.open()
+    assert gw.index.list_recordings() == []
+
+
+def test_withdrawal_mid_call_discards_the_recording_and_the_call_goes_on(lab: CallLab) -> None:
+    lab.start_gateway()
+    pbx = lab.peer("pbx", "--tone", "1000")
+    caller = lab.peer("caller", "--digits", "*@5.0,9@5.3", "--hangup-after", "8")
+    caller.wait_exit()
+    pbx.wait_exit()
+    finish(lab)
+    relayed = [e["digit"] for e in pbx.events() if e["event"] == "digit"]
+    assert relayed == ["*", "9"], "caller digits are relayed to the PBX"
+    assert pbx.event("disconnected")["connected_s"] > 4.0, "the call went on after withdrawal"
+    gw = lab.gw.open()
+    [rec] = gw.index.list_recordings()
+    assert rec.status == ix.DISCARDED and rec.bytes == 0
+    assert list((lab.gw.dir / "spool").iterdir()) == []
+    receipt = gw.index.get_consent_receipt(rec.call_id)
+    assert receipt["state"] == "withdrawn" and receipt["withdrawn_after_s"] > 5
+    actions = [e.action for e in gw.index.audit_entries()]
+    assert "consent.withdrawn" in actions and "recording.discarded" in actions
+
+
+def test_helpline_pause_and_resume(lab: CallLab) -> None:
+    lab.start_gateway()
+    pbx = lab.peer("pbx", "--tone", "1000", "--digits", "*@1.0,1@1.2,*@3.0,2@3.2")
+    caller = lab.peer("caller", "--hangup-after", "8")
+    caller.wait_exit()
+    pbx.wait_exit()
+    finish(lab)
+    gw = lab.gw.open()
+    [rec] = gw.index.list_recordings()
+    left, right = decrypt(lab, rec)
+    rms = [float(np.sqrt((left[i * 800:(i + 1) * 800].astype(float) ** 2).mean())) for i in range(len(left) // 800)]
+    silent = [i / 10 for i, r in enumerate(rms) if r < 100]
+    assert 1.0 <= len(silent) / 10 <= 2.6, f"about 2 s of pause expected, got {len(silent) / 10} s"
+    assert 0.8 < silent[0] < 2.0
+    actions = [e.action for e in gw.index.audit_entries()]
+    assert "recording.paused" in actions and "recording.resumed" in actions
+
+
+def test_two_calls_at_once_and_a_third_is_refused(lab: CallLab) -> None:
+    lab.start_gateway()
+    pbx = lab.peer("pbx", "--tone", "1000", "--calls", "2", "--timeout", "30")
+    first = lab.peer("caller", "--hangup-after", "7", "--timeout", "25")
+    first.wait_for(lambda: first.event("confirmed"))
+    second = lab.peer("caller", "--hangup-after", "5", "--timeout", "25")
+    second.wait_for(lambda: second.event("confirmed"))
+    third = lab.peer("caller", "--timeout", "10")
+    assert third.wait_for(lambda: third.event("disconnected"))["code"] == 486  # the worker is full
+    for p in (first, second, third, pbx):
+        p.wait_exit()
+    finish(lab)
+    gw = lab.gw.open()
+    recs = gw.index.list_recordings()
+    assert len(recs) == 2 and {r.status for r in recs} == {ix.COMPLETE}
+    for rec in recs:
+        left, right = decrypt(lab, rec)
+        assert abs(dominant_frequency(left) - 440) < 5 and abs(dominant_frequency(right) - 1000) < 5

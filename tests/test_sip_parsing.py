@@ -1,0 +1,28 @@
+from gateway.telephony import sip
+
+INVITE = (
+    "INVITE sip:1177@127.0.0.1:5060 SIP/2.0\r\n"
+    "Via: SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bK1\r\n"
+    'From: "Anna <img src=x onerror=alert(1)>" <sip:+46701234567@127.0.0.1>;tag=1\r\n'
+    "To: <sip:1177@127.0.0.1>\r\n"
+    "Call-ID: abc@host\r\n"
+    "\r\n"
+)
+
+
+def test_invite_fields_and_hostile_display_name() -> None:
+    inv = sip.parse_invite(INVITE)
+    assert inv.dialled == "1177" and inv.call_id == "abc@host"
+    assert inv.caller.number == "+46701234567"
+    assert "<" not in inv.caller.display and '"' not in inv.caller.display
+
+
+def test_p_asserted_identity_wins_and_compact_headers() -> None:
+    msg = INVITE.replace("Call-ID: abc@host", "i: compact@host\r\nP-Asserted-Identity: \"Nurse\" <sip:+4686@pbx>")
+    inv = sip.parse_invite(msg)
+    assert inv.caller == sip.Party("Nurse", "+4686") and inv.call_id == "compact@host"
+
+
+def test_garbage_does_not_raise() -> None:
+    for junk in ["", "\x00\x01", "INVITE", "INVITE sip: SIP/2.0\r\nFrom: <<<>>>\r\n\r\n"]:
+        sip.parse_invite(junk)
