@@ -38,6 +38,7 @@ class Proc:
     """A child process whose stdout JSON lines (or text lines) are collected by a thread."""
 
     def __init__(self, cmd: list[str], env: dict[str, str] | None = None, prefix: list[str] | None = None) -> None:
+        self.wrapped = bool(prefix)
         self.proc = subprocess.Popen((prefix or []) + cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      text=True, env=env)
         self.lines: list[str] = []
@@ -86,9 +87,16 @@ class Proc:
             self.proc.kill()
             raise AssertionError(f"did not exit; stderr {self.stderr_lines[-5:]}") from None
 
+    def target_pid(self) -> int:
+        """The pid of the command itself: under a prefix (strace), the prefix's child."""
+        if not self.wrapped:
+            return self.proc.pid
+        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()
+        return int(children[0])
+
     def stop(self) -> int:
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+            os.kill(self.target_pid(), signal.SIGTERM)
         rc = self.wait_exit()
         for t in self._threads:
             t.join(timeout=5)
@@ -134,7 +142,10 @@ class CallLab:
     def close(self) -> None:
         for p in reversed(self.procs):
             if p.proc.poll() is None:
-                p.proc.send_signal(signal.SIGTERM)
+                try:
+                    os.kill(p.target_pid(), signal.SIGTERM)
+                except (OSError, IndexError, ValueError):
+                    p.proc.send_signal(signal.SIGTERM)
         for p in self.procs:
             try:
                 p.proc.wait(timeout=15)

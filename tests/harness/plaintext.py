@@ -88,10 +88,15 @@ class Trace:
 def traced_run(cmd: list[str], *, cwd: Path | str | None = None, env: dict[str, str] | None = None,
                input: bytes | None = None, timeout: float = 120, trace_file: Path) -> Trace:
     """Run `cmd` under strace -f and collect what it wrote to files."""
-    strace = ["strace", "-f", "-qq", "-s", str(1 << 24), "-xx", "-y", "-o", str(trace_file),
-              "-e", "trace=write,pwrite64,writev,pwritev,pwritev2"]
+    strace = [*STRACE_PREFIX, "-o", str(trace_file)]
     proc = subprocess.run(strace + cmd, cwd=cwd, env=env, input=input, capture_output=True, timeout=timeout)
     trace = Trace(proc.returncode, proc.stdout, proc.stderr)
+    parse_trace(trace_file, trace)
+    return trace
+
+
+def parse_trace(trace_file: Path, trace: Trace) -> None:
+    """Add the file writes recorded in an `strace -f -xx -y` output file to `trace`."""
     with open(trace_file, "rb") as f:
         for line in f:
             m = _CALL.match(line.rstrip(b"\n"))
@@ -110,7 +115,10 @@ def traced_run(cmd: list[str], *, cwd: Path | str | None = None, env: dict[str, 
                 data = _unhex(s.group(1)) if s else b""
             trace.writes[path].append(data)
     os.unlink(trace_file)
-    return trace
+
+
+STRACE_PREFIX = ["strace", "-f", "-qq", "-s", str(1 << 24), "-xx", "-y", "-e",
+                 "trace=write,pwrite64,writev,pwritev,pwritev2"]
 
 
 @dataclass

@@ -108,7 +108,11 @@ class Peer:
         prefer_g711(ep)
         self.source = PcmSource(RATE)
         self.source.createPort("tone", audio_format(RATE))
-        self.source.play(tone(args.tone, 1.0, RATE), "tone", loop=True)
+        if args.canary:
+            from tests.harness.plaintext import canary_pcm
+            self.source.play(canary_pcm(RATE), "canary", loop=True)
+        else:
+            self.source.play(tone(args.tone, 1.0, RATE), "tone", loop=True)
         acfg = pj.AccountConfig()
         acfg.idUri = f'"{args.display}" <sip:{args.number}@127.0.0.1:{args.port}>'
         acfg.mediaConfig.transportConfig.port = args.rtp_port
@@ -163,6 +167,7 @@ def main() -> None:
     ap.add_argument("--target", default="")
     ap.add_argument("--tone", type=float, default=440)
     ap.add_argument("--code", type=int, default=200)
+    ap.add_argument("--canary", action="store_true", help="send the no-plaintext harness's canary, not a tone")
     ap.add_argument("--digits", default="")
     ap.add_argument("--info", action="store_true", help="send digits as SIP INFO, not RFC 2833")
     ap.add_argument("--hangup-after", type=float, default=None)

@@ -1,0 +1,62 @@
+"""Product rule 1 for calls: the gateway process tree, traced, writes no audio anywhere."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gateway import age
+from tests.calls import CallLab
+from tests.harness.plaintext import (
+    STRACE_PREFIX,
+    Trace,
+    canary_pcm,
+    contains_canary,
+    find_plaintext,
+    non_age_files,
+    parse_trace,
+)
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import audioop
+
+pytestmark = pytest.mark.slow
+
+
+def canary_as_heard() -> bytes:
+    """The canary after G.711 A-law, as the gateway receives it from the caller."""
+    return audioop.alaw2lin(audioop.lin2alaw(canary_pcm(8000), 2), 2)
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Iterator[CallLab]:
+    lab = CallLab(tmp_path)
+    yield lab
+    lab.close()
+
+
+def test_declined_and_consented_calls_write_only_ciphertext(lab: CallLab, tmp_path: Path) -> None:
+    trace_file = tmp_path / "gw.strace"
+    lab.start_gateway(prefix=[*STRACE_PREFIX, "-o", str(trace_file)])
+    pbx = lab.peer("pbx", "--tone", "1000", "--calls", "2", "--timeout", "40")
+    declined = lab.peer("caller", "--canary", "--digits", "9@0.5", "--hangup-after", "5")
+    declined.wait_exit()
+    consented = lab.peer("caller", "--canary", "--hangup-after", "6")
+    consented.wait_exit()
+    pbx.wait_exit()
+    assert lab.gateway is not None and lab.gateway.stop() == 0
+    trace = Trace(0, b"", b"")
+    parse_trace(trace_file, trace)
+    heard = canary_as_heard()
+    assert find_plaintext(trace, heard) == [], "no file written by the gateway holds audio"
+    assert non_age_files(lab.gw.dir / "spool") == []
+    gw = lab.gw.open()
+    [rec] = gw.index.list_recordings()  # only the consenting call was recorded
+    with gw.store.open(rec.object_name) as f:
+        plain = age.AgeReader(f, age.load_identity_file(lab.gw.key)).read_all()
+    assert contains_canary(plain[44:], heard), "positive control: the canary reached the recorder"
+    assert any(p.startswith(str(lab.gw.dir / "spool")) for p in trace.files_written)
