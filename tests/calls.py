@@ -131,7 +131,7 @@ class CallLab:
 
     def peer(self, role: str, *args: str) -> Proc:
         port = self.pbx_port if role == "pbx" else free_port()
-        cmd = [sys.executable, "-m", "tests.peers.pjpeer", role, "--port", str(port), *args]
+        cmd = [sys.executable, "-m", "gateway.telephony.peer", role, "--port", str(port), *args]
         if role == "caller":
             cmd += ["--target", f"sip:1177@127.0.0.1:{self.sip_port}"]
         p = Proc(cmd)

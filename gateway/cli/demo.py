@@ -1,16 +1,23 @@
-"""`gateway demo`: record a generated two-party call and show how to decrypt it.
+"""`gateway demo`: a live gateway on loopback with a simulated PBX agent and three callers.
 
-Until the SIP worker exists, the "call" is a generated caller tone (440 Hz) and helpline tone
-(1000 Hz), pushed frame by frame in real time through the same recorder engine, store, index
-and audit log that calls use.
+Anna stays silent through the notice (opt-out: recorded), Bertil presses 9 (not recorded),
+Cecilia is recorded and then withdraws consent with *9 (her recording is deleted). The demo
+prints the gateway's live event stream, then decrypts Anna's recording with the operator's
+key, in memory, and names the tone on each channel.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
+import os
 import shutil
+import signal
+import socket
 import subprocess
+import sys
+import threading
 import time
 from array import array
 from pathlib import Path
@@ -18,27 +25,30 @@ from pathlib import Path
 from .. import age
 from ..context import Gateway
 from ..recording import wav
-from ..recording.recorder import RecorderEngine
-from ..recording.service import new_id
-from ..storage import pii
-from ..storage.index import CallRow, utcnow
 from . import init
 
 MARKER = ".gateway-demo"
 RATE = 8000
-FRAME = 160
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="record a generated call into a fresh demo directory")
+    p = sub.add_parser("demo", help="run a live demo: gateway, PBX agent and callers on loopback")
     p.add_argument("--dir", type=Path, default=Path("demo-data"))
-    p.add_argument("--seconds", type=float, default=6.0)
     p.set_defaults(func=run)
 
 
-def _tone_frame(freq: float, index: int) -> bytes:
-    start = index * FRAME
-    return array("h", (int(12000 * math.sin(2 * math.pi * freq * (start + n) / RATE)) for n in range(FRAME))).tobytes()
+def _free_port() -> int:
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+            u.bind(("127.0.0.1", 0))
+            port = u.getsockname()[1]
+            try:
+                with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
+                    t.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                continue
+    raise SystemExit("gateway: no free port on 127.0.0.1")
 
 
 def _power(samples: array, freq: float) -> float:
@@ -53,12 +63,53 @@ def _power(samples: array, freq: float) -> float:
 def _write_identity(path: Path) -> str:
     if shutil.which("age-keygen"):
         subprocess.run(["age-keygen", "-o", str(path)], check=True, capture_output=True)
-        path.chmod(0o600)
-        return age.load_identity_file(path)[0].recipient().__str__()
-    ident = age.Identity.generate()
-    path.write_text(f"# created: gateway demo\n# public key: {ident.recipient()}\n{ident.encode()}\n")
+    else:
+        ident = age.Identity.generate()
+        path.write_text(f"# created: gateway demo\n# public key: {ident.recipient()}\n{ident.encode()}\n")
     path.chmod(0o600)
-    return str(ident.recipient())
+    return str(age.load_identity_file(path)[0].recipient())
+
+
+def _follow_events(path: Path, names: dict[str, str], stop: threading.Event) -> None:
+    for _ in range(100):
+        try:
+            sock = socket.socket(socket.AF_UNIX)
+            sock.connect(str(path))
+            break
+        except OSError:
+            time.sleep(0.1)
+    else:
+        return
+    sock.settimeout(0.5)
+    buf = b""
+    while not stop.is_set():
+        try:
+            data = sock.recv(65536)
+        except TimeoutError:
+            continue
+        if not data:
+            break
+        buf += data
+        while b"\n" in buf:
+            line, buf = buf.split(b"\n", 1)
+            e = json.loads(line)
+            call = e.get("call", "")
+            if e["type"] == "call.started":
+                names[call] = e.get("caller_display") or call
+                print(f"   [{names[call]:8}] answered, playing the notice (caller {e.get('caller_masked')})")
+            elif e["type"] == "call.consent":
+                print(f"   [{names.get(call, call):8}] consent {e['consent']}"
+                      + (f" ({e['reason']})" if e.get("reason") else ""))
+            elif e["type"] == "call.state" and e["state"] in ("bridged", "ended"):
+                print(f"   [{names.get(call, call):8}] {e['state']}; recording: {e.get('recording')}")
+            elif e["type"] == "call.recording" and e["recording"] in ("recording", "discarded"):
+                print(f"   [{names.get(call, call):8}] recording {e['recording']}")
+    sock.close()
+
+
+def _phone(role: str, port: int, *args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "gateway.telephony.peer", role, "--port", str(port),
+                             "--quiet", *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -71,53 +122,73 @@ def run(args: argparse.Namespace) -> int:
     (base / MARKER).touch()
     key = base / "operator-key.txt"
     recipient = _write_identity(key)
-    print(f"1. Operator key pair: private identity in {key} (in production it never")
-    print(f"   touches the gateway), public recipient {recipient}")
+    print(f"1. Operator key: the private identity is in {key}; in production it never touches the gateway.")
+    print(f"   The gateway gets only the public recipient {recipient}.")
+    sip_port, pbx_port = _free_port(), _free_port()
     gw_dir = base / "gateway"
-    init.run(argparse.Namespace(dir=gw_dir, recipient=[recipient], sip_listen="127.0.0.1:5060",
-                                pbx="sip:helpline@127.0.0.1:5070", mode="opt-out", force=False))
+    init.run(argparse.Namespace(dir=gw_dir, recipient=[recipient], sip_listen=f"127.0.0.1:{sip_port}",
+                                pbx=f"sip:agent@127.0.0.1:{pbx_port}", mode="opt-out", force=False))
     config = gw_dir / "gateway.toml"
+    config.write_text(config.read_text().replace("grace_s = 3.0", "grace_s = 1.0"))
+    gateway = subprocess.Popen([sys.executable, "-m", "gateway", "--config", str(config), "run"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert gateway.stdout is not None
+    line = ""
+    for line in gateway.stdout:  # pjsua prints a few lines of its own before it is configured
+        if "listening" in line:
+            break
+    if "listening" not in line:
+        gateway.kill()
+        raise SystemExit(f"gateway: the gateway did not start: {gateway.stderr.read() if gateway.stderr else ''}")
+    print(f"2. {line.strip()}")
     gw = Gateway.open(config)
-    engine = RecorderEngine()
-    service = gw.recording_service(engine, actor="demo")
-    secret = gw.lookup_secret()
-    number = "+46 8 123 45 67"
-    call_id = new_id()
-    gw.index.add_call(CallRow(call_id, utcnow(), route="demo", caller_enc=pii.seal_value(number, service.recipients),
-                              caller_hash=pii.number_hash(secret, number)))
-    started = service.start(call_id, route="demo")
-    assert started is not None
-    rec_id, rec = started
-    frames = int(args.seconds * RATE / FRAME)
-    print(f"2. Recording a {args.seconds:.0f} s call: caller 440 Hz on channel 0, helpline 1000 Hz on channel 1")
-    t0 = time.monotonic()
-    for i in range(frames):
-        rec.push_frame(0, _tone_frame(440, i))
-        rec.push_frame(1, _tone_frame(1000, i))
-        if i % 50 == 49:
-            print(f"   {(i + 1) * FRAME / RATE:4.1f} s  {rec.stats.bytes_sealed:7d} bytes sealed to disk", flush=True)
-        time.sleep(max(0.0, t0 + (i + 1) * FRAME / RATE - time.monotonic()))
-    result = rec.finish().result(timeout=10)
-    engine.close()
-    row = gw.index.get_recording(rec_id)
-    print(f"3. Recording {rec_id}: {row.status}, {row.duration_s:.2f} s, {row.bytes} bytes of ciphertext")
-    print(f"   stored as {gw.config.paths.spool_dir / result.object_name} (an age file, random name)")
-    # Decrypt in memory with the operator's key, as an operator would, and name each channel's tone.
-    with gw.store.open(result.object_name) as f:
+    names: dict[str, str] = {}
+    stop = threading.Event()
+    follower = threading.Thread(target=_follow_events, args=(gw.config.calls.event_socket, names, stop), daemon=True)
+    follower.start()
+    print("3. A PBX agent answers with a 1000 Hz tone; callers send 440 Hz. The notice is speech (~10 s).")
+    target = f"sip:1177@127.0.0.1:{sip_port}"
+    agent = _phone("pbx", pbx_port, "--tone", "1000", "--calls", "3", "--timeout", "90")
+    anna = _phone("caller", _free_port(), "--target", target, "--number", "+46701234567", "--display", "Anna",
+                  "--hangup-after", "17", "--timeout", "60")
+    time.sleep(0.5)
+    bertil = _phone("caller", _free_port(), "--target", target, "--number", "+46702222222", "--display", "Bertil",
+                    "--digits", "9@3", "--hangup-after", "8", "--timeout", "60")
+    bertil.wait(timeout=60)
+    cecilia = _phone("caller", _free_port(), "--target", target, "--number", "+46703333333",
+                     "--display", "Cecilia", "--digits", "*@14,9@14.3", "--hangup-after", "17", "--timeout", "60")
+    for p in (anna, cecilia, agent):
+        try:
+            p.wait(timeout=90)
+        except subprocess.TimeoutExpired:
+            p.kill()
+    gateway.send_signal(signal.SIGTERM)
+    gateway.wait(timeout=30)
+    stop.set()
+    follower.join(timeout=2)
+    print("4. Recordings (metadata only; the gateway cannot read them):")
+    recordings = gw.index.list_recordings()
+    for r in recordings:
+        print(f"   {r.id}  {r.status:10} {r.duration_s or 0:5.1f} s  {r.bytes:7d} bytes")
+    complete = [r for r in recordings if r.status == "complete"]
+    if not complete:
+        print("   (no complete recording: something went wrong; see the gateway's log)")
+        return 1
+    rec = complete[0]
+    with gw.store.open(rec.object_name) as f:
         plain = age.AgeReader(f, age.load_identity_file(key)).read_all()
     info = wav.parse_header(plain)
-    samples = array("h", plain[info.data_offset : info.data_offset + 4 * RATE])
+    samples = array("h", plain[info.data_offset :])
+    mid = len(samples) // 2 - len(samples) // 2 % 2
+    window = samples[mid : mid + 2 * RATE]
     for ch, name in ((0, "caller"), (1, "helpline")):
-        chan = samples[ch::2]
-        tone = max((440, 1000), key=lambda f: _power(chan, f))
-        print(f"   channel {ch} ({name}): {tone} Hz")
+        tone = max((440, 1000), key=lambda f: _power(window[ch::2], f))
+        print(f"   decrypted {rec.id}: channel {ch} ({name}) carries {tone} Hz")
+    path = gw.config.paths.spool_dir / rec.object_name
     gw.close()
-    print("4. Decrypt it yourself with the plain age CLI:")
-    print(f"     age -d -i {key} {gw.config.paths.spool_dir / result.object_name} > call.wav")
-    print("   or with the gateway (logged in the audit log):")
-    print(f"     .venv/bin/gateway --config {config} recordings export {rec_id} -i {key} -o call.wav")
-    print("   and check the audit chain:")
-    print(f"     .venv/bin/gateway --config {config} audit verify")
-    return 0
-
-
+    print("5. Decrypt it yourself with the plain age CLI:")
+    print(f"     age -d -i {key} {path} > call.wav")
+    print("   or with the gateway (the export is written to the audit log):")
+    print(f"     .venv/bin/gateway --config {config} recordings export {rec.id} -i {key} -o call.wav")
+    print(f"   Consent receipts and the audit log: .venv/bin/gateway --config {config} audit show")
+    return 0 if os.path.exists(path) else 1

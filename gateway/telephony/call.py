@@ -174,9 +174,16 @@ class CallSession:
                 pass
 
     async def _poll_clips(self) -> None:
-        """Notice the end of a clip (set on the clock thread) from the loop, every 20 ms."""
+        """Notice the end of a clip (set on the clock thread) from the loop, every 20 ms, and
+        report recording progress once a second."""
+        ticks = 0
         while not self.ended:
             await asyncio.sleep(0.02)
+            ticks += 1
+            if ticks % 50 == 0 and self.recorder is not None and self.recording_state in ("recording", "paused"):
+                self.emit("call.progress", bytes_sealed=self.recorder.stats.bytes_sealed,
+                          duration_s=round(self.recorder.duration_s, 1),
+                          frames_overflowed=self.recorder.stats.frames_overflowed)
             if self.source.finished and self._after_clip is not None:
                 then, self._after_clip = self._after_clip, None
                 self._guard(then)()
@@ -325,9 +332,9 @@ class CallSession:
         if self.state != "dialling":
             return
         self.stop_playing()
-        self.set_state("bridged")
         if self.machine.recording_allowed:
             self._start_recording()
+        self.set_state("bridged")
         self._connect_media()
 
     def _connect_media(self) -> None:
@@ -353,7 +360,19 @@ class CallSession:
             tap.recorder = self.recorder
             self.taps.append(tap)
         self.recording_state = "recording"
+        self.recorder.done.add_done_callback(
+            lambda fut: self.loop.call_soon_threadsafe(self._recording_over, fut.result()))
         self.emit("call.recording", recording="recording", recording_id=self.recording_id)
+
+    def _recording_over(self, result: Any) -> None:
+        """The recorder has finished, been discarded, or failed (storage) while the call goes on."""
+        if result.status == "incomplete":
+            self._stop_taps()
+            self.recording_state = "incomplete"
+            self.emit("call.recording", recording="incomplete", error=result.error, bytes_sealed=result.bytes)
+        elif result.status == "complete":
+            self.emit("call.recording", recording="saved", bytes_sealed=result.bytes,
+                      duration_s=round(result.duration_s, 2))
 
     def _stop_taps(self) -> None:
         for tap in self.taps:

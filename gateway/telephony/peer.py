@@ -1,7 +1,8 @@
-"""A pjsua2 peer process for tests: a caller dialling the gateway, or the PBX answering it.
+"""A simulated phone (pjsua2): a caller dialling the gateway, or the PBX agent answering it.
+Used by the demo and by the tests, as a separate process like any real peer.
 
-    python -m tests.peers.pjpeer pbx --port 5070 --tone 1000 [--code 200|486] [--hangup-after S]
-    python -m tests.peers.pjpeer caller --target sip:1177@127.0.0.1:5060 --port 5080 --tone 440 \
+    python -m gateway.telephony.peer pbx --port 5070 --tone 1000 [--code 200|486] [--hangup-after S]
+    python -m gateway.telephony.peer caller --target sip:1177@127.0.0.1:5060 --port 5080 --tone 440 \
         [--digits "9@2.0,*@12,9@12.3"] [--info] [--hangup-after S] [--number N] [--display D]
 
 Prints one JSON object per line: ready, incoming (with the INVITE's headers), confirmed,
@@ -17,6 +18,7 @@ import json
 import sys
 import time
 
+import numpy as np
 import pjsua2 as pj
 
 from gateway.telephony.media import PcmSource, audio_format, prefer_g711, tone
@@ -26,7 +28,12 @@ RATE = 8000
 T0 = time.monotonic()
 
 
+QUIET = False
+
+
 def say(event: str, **fields: object) -> None:
+    if QUIET:
+        return
     print(json.dumps({"event": event, "t": round(time.monotonic() - T0, 3), **fields}), flush=True)
 
 
@@ -108,9 +115,9 @@ class Peer:
         prefer_g711(ep)
         self.source = PcmSource(RATE)
         self.source.createPort("tone", audio_format(RATE))
-        if args.canary:
-            from tests.harness.plaintext import canary_pcm
-            self.source.play(canary_pcm(RATE), "canary", loop=True)
+        if args.noise_seed is not None:
+            noise = np.random.default_rng(args.noise_seed).integers(-20000, 20000, RATE, dtype=np.int16)
+            self.source.play(noise.astype("<i2").tobytes(), "noise", loop=True)
         else:
             self.source.play(tone(args.tone, 1.0, RATE), "tone", loop=True)
         acfg = pj.AccountConfig()
@@ -167,15 +174,18 @@ def main() -> None:
     ap.add_argument("--target", default="")
     ap.add_argument("--tone", type=float, default=440)
     ap.add_argument("--code", type=int, default=200)
-    ap.add_argument("--canary", action="store_true", help="send the no-plaintext harness's canary, not a tone")
+    ap.add_argument("--noise-seed", type=int, default=None, help="send seeded noise (one second, looped)")
     ap.add_argument("--digits", default="")
     ap.add_argument("--info", action="store_true", help="send digits as SIP INFO, not RFC 2833")
     ap.add_argument("--hangup-after", type=float, default=None)
     ap.add_argument("--number", default="peer")
     ap.add_argument("--display", default="Peer")
+    ap.add_argument("--quiet", action="store_true", help="print nothing")
     ap.add_argument("--timeout", type=float, default=60)
     ap.add_argument("--calls", type=int, default=1, help="exit once this many calls have ended")
     args = ap.parse_args()
+    global QUIET
+    QUIET = args.quiet
     Peer(args).run()
     sys.exit(0)
 
