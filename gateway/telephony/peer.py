@@ -162,7 +162,11 @@ class Peer:
         prm = pj.CallSendDtmfParam()
         prm.method = pj.PJSUA_DTMF_METHOD_SIP_INFO if self.args.info else pj.PJSUA_DTMF_METHOD_RFC2833
         prm.digits = digit
-        call.sendDtmf(prm)
+        try:
+            call.sendDtmf(prm)
+        except pj.Error as e:  # pjsua's RFC 2833 queue is full, or the call is gone
+            say("dtmf_refused", digit=digit, reason=e.reason)
+            return
         say("sent", digit=digit)
 
 
