@@ -6,8 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # age: the reference CLI our files must decrypt with. ffmpeg: pydub and compressed export
-# (through pipes only). strace: the "no plaintext on disk" harness.
-APT_PACKAGES=(age ffmpeg strace python3-venv)
+# (through pipes only). strace: the "no plaintext on disk" harness. sip-tester: sipp and its
+# RFC 2833 and G.711 pcaps, for the call tests.
+APT_PACKAGES=(age ffmpeg strace python3-venv sip-tester)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

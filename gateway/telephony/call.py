@@ -120,6 +120,7 @@ class CallSession:
         self._timers: list[asyncio.TimerHandle] = []
         self._poll: asyncio.Task[None] | None = None
         self._after_clip: Callable[[], None] | None = None
+        self._dial_when_confirmed = False
 
     # -- helpers ----------------------------------------------------------------------------
 
@@ -200,7 +201,12 @@ class CallSession:
             caller_hash=pii.number_hash(secret, number) if number else None))
         prm = pj.CallOpParam()
         prm.statusCode = 200
-        self.caller.answer(prm)
+        try:
+            self.caller.answer(prm)
+        except pj.Error as e:  # no common codec, or an SDP pjsua cannot answer
+            log.warning("call %s: cannot answer (%s); 488", self.id, e.reason)
+            self.hangup_all(488, "not acceptable here")
+            return
         self._poll = self.loop.create_task(self._poll_clips())
         self.later(gw.config.calls.max_duration_s, lambda: self.hangup_all(200, "maximum call duration"))
         self.emit("call.started", state=self.state, route=self.route.number, mode=self.route.mode,
@@ -223,6 +229,9 @@ class CallSession:
         if state != pj.PJSIP_INV_STATE_DISCONNECTED:
             if leg is self.pbx and state == pj.PJSIP_INV_STATE_CONFIRMED:
                 self.loop.call_soon(self._guard(self._pbx_answered))
+            if leg is self.caller and state == pj.PJSIP_INV_STATE_CONFIRMED and self._dial_when_confirmed:
+                self._dial_when_confirmed = False
+                self.loop.call_soon(self._guard(self._dial_pbx))
             return
         if leg is self.caller:
             self.loop.call_soon(self._guard(lambda: self._caller_gone(code)))
@@ -288,7 +297,10 @@ class CallSession:
         self.worker.index.append_audit("gateway", "consent.decided", self.id,
                                        {"decision": d.decision.value, "reason": d.reason, "receipt": rc.digest(receipt)})
         self.emit("call.consent", consent=d.decision.value, reason=d.reason)
-        self._dial_pbx()
+        if self.caller.connected:
+            self._dial_pbx()
+        else:  # the caller has not ACKed our 200 yet: nobody at the helpline should ring for them
+            self._dial_when_confirmed = True
 
     def _after_confirmation(self) -> None:
         if self.state == "dialling":

@@ -1,0 +1,105 @@
+"""sipp as caller (sip-tester's G.711 and RFC 2833 pcaps) and as PBX, against a real gateway."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gateway import age
+from gateway.storage import index as ix
+from tests.audio import split_channels
+from tests.calls import CallLab, Proc, free_port
+from tests.conftest import require_tool
+
+pytestmark = pytest.mark.slow
+SCENARIOS = Path(__file__).parent / "sipp"
+PCAPS = Path("/usr/share/sip-tester")
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Iterator[CallLab]:
+    require_tool("sipp")
+    lab = CallLab(tmp_path)
+    yield lab
+    lab.close()
+
+
+def sipp_caller(lab: CallLab, tmp: Path, payload: int, digit: str, hold_ms: int = 6000,
+                scenario: str = "caller.xml") -> subprocess.CompletedProcess[str]:
+    """Runs one sipp call; its SIP messages are traced to tmp/caller-messages.log."""
+    return subprocess.run(["sipp", "-sf", str(SCENARIOS / scenario), "-trace_msg", "-message_file",
+                           str(tmp / "caller-messages.log"), "-key", "payload", str(payload),
+                           "-key", "digit_pcap", str(PCAPS / f"dtmf_2833_{digit}.pcap"), "-m", "1", "-i", "127.0.0.1",
+                           "-p", str(free_port()), "-mp", str(free_port()), "-d", str(hold_ms), "-nostdin",
+                           "-timeout", "60", "-timeout_error", f"127.0.0.1:{lab.sip_port}"],
+                          cwd=tmp, capture_output=True, text=True, timeout=90)
+
+
+def sipp_pbx(lab: CallLab, tmp: Path) -> tuple[Proc, Path]:
+    log = tmp / "pbx.log"
+    p = Proc(["sipp", "-sf", str(SCENARIOS / "pbx.xml"), "-m", "1", "-i", "127.0.0.1", "-p", str(lab.pbx_port),
+              "-mp", str(free_port()), "-nostdin", "-timeout", "60", "-trace_logs", "-log_file", str(log)])
+    lab.procs.append(p)
+    return p, log
+
+
+def test_sipp_caller_declines_with_an_rfc2833_pcap_and_sipp_pbx_is_told(lab: CallLab, tmp_path: Path) -> None:
+    lab.start_gateway()
+    pbx, log = sipp_pbx(lab, tmp_path)
+    res = sipp_caller(lab, tmp_path, 8, "9")
+    assert res.returncode == 0, res.stdout[-1500:] + res.stderr[-1500:]
+    assert pbx.wait_exit() == 0
+    assert "consent=declined" in log.read_text()
+    gw = lab.gw.open()
+    assert gw.index.list_recordings() == []
+    [call_id] = [e.subject for e in gw.index.audit_entries() if e.action == "consent.decided"]
+    receipt = gw.index.get_consent_receipt(call_id)
+    assert receipt["digits"][0]["digit"] == "9" and receipt["decision"] == "declined"
+
+
+def test_sipp_call_with_consent_records_both_pcap_streams(lab: CallLab, tmp_path: Path) -> None:
+    lab.start_gateway()
+    pbx, log = sipp_pbx(lab, tmp_path)
+    res = sipp_caller(lab, tmp_path, 8, "5", hold_ms=9000)  # 5 is not a consent key: ignored
+    assert res.returncode == 0, res.stdout[-1500:] + res.stderr[-1500:]
+    assert pbx.wait_exit() == 0
+    assert "consent=granted" in log.read_text()
+    gw = lab.gw.open()
+    [rec] = gw.index.list_recordings()
+    assert rec.status == ix.COMPLETE
+    with gw.store.open(rec.object_name) as f:
+        plain = age.AgeReader(f, age.load_identity_file(lab.gw.key)).read_all()
+    left, right = split_channels(plain[44:])
+    # Both sides sent the same g711a.pcap recording: each channel carries sound.
+    assert float(np.abs(left.astype(float)).mean()) > 100 and float(np.abs(right.astype(float)).mean()) > 100
+    [call_id] = [e.subject for e in gw.index.audit_entries() if e.action == "consent.decided"]
+    receipt = gw.index.get_consent_receipt(call_id)
+    assert receipt["digits"][0] == {"digit": "5", "t": receipt["digits"][0]["t"], "effect": "ignored"}
+
+
+def test_no_common_codec_is_488(lab: CallLab, tmp_path: Path) -> None:
+    lab.start_gateway()
+    res = sipp_caller(lab, tmp_path, 18, "9")  # offers G.729 only
+    assert res.returncode == 0, res.stdout[-1500:] + res.stderr[-1500:]
+    assert "SIP/2.0 488" in (tmp_path / "caller-messages.log").read_text()
+
+
+def test_caller_that_never_acks_rings_nobody(lab: CallLab, tmp_path: Path) -> None:
+    lab.start_gateway()
+    pbx = lab.peer("pbx", "--tone", "1000", "--timeout", "8")
+    res = subprocess.run(["sipp", "-sf", str(SCENARIOS / "no_ack.xml"), "-m", "1", "-i", "127.0.0.1", "-p",
+                          str(free_port()), "-mp", str(free_port()), "-nostdin", "-timeout", "20",
+                          f"127.0.0.1:{lab.sip_port}"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stdout[-1500:]
+    pbx.wait_exit()
+    assert pbx.event("incoming") is None, "the PBX must not ring for a caller who never ACKed"
+    # The gateway goes on serving: a normal call right after is bridged and recorded.
+    pbx2 = lab.peer("pbx", "--tone", "1000")
+    caller = lab.peer("caller", "--hangup-after", "5")
+    caller.wait_exit()
+    pbx2.wait_exit()
+    assert pbx2.event("confirmed") is not None
