@@ -170,3 +170,37 @@ def test_two_calls_at_once_and_a_third_is_refused(lab: CallLab) -> None:
     for rec in recs:
         left, right = decrypt(lab, rec)
         assert abs(dominant_frequency(left) - 440) < 5 and abs(dominant_frequency(right) - 1000) < 5
+
+
+def test_hold_passes_through_and_the_taps_survive_the_reinvite(lab: CallLab) -> None:
+    lab.start_gateway()
+    pbx = lab.peer("pbx", "--tone", "1000")
+    caller = lab.peer("caller", "--hold-at", "4", "--unhold-at", "6", "--hangup-after", "10")
+    caller.wait_exit()
+    pbx.wait_exit()
+    finish(lab)
+    import pjsua2 as pj
+    statuses = [e["status"] for e in pbx.events() if e["event"] == "media"]
+    assert pj.PJSUA_CALL_MEDIA_REMOTE_HOLD in statuses, "the PBX saw the caller's hold"
+    assert statuses[-1] == pj.PJSUA_CALL_MEDIA_ACTIVE, "and the unhold"
+    gw = lab.gw.open()
+    [rec] = gw.index.list_recordings()
+    left, right = decrypt(lab, rec)
+    # Recording started at about 2.5 s; the last two seconds come after both re-INVITEs.
+    tail = slice(len(left) - 2 * 8000, len(left) - 4000)
+    assert abs(dominant_frequency(left[tail]) - 440) < 5 and abs(dominant_frequency(right[tail]) - 1000) < 5
+
+
+def test_maximum_call_duration(tmp_path: Path) -> None:
+    lab = CallLab(tmp_path)
+    lab.gw.config.write_text(lab.gw.config.read_text().replace("max_duration_s = 14400", "max_duration_s = 5"))
+    try:
+        lab.start_gateway()
+        pbx = lab.peer("pbx", "--tone", "1000")
+        caller = lab.peer("caller", "--timeout", "20")
+        gone = caller.wait_for(lambda: caller.event("disconnected"), 15)
+        assert 4.5 < gone["connected_s"] < 6.5
+        pbx.wait_exit()
+        assert pbx.event("disconnected") is not None
+    finally:
+        lab.close()

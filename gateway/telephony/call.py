@@ -43,6 +43,7 @@ class Leg(pj.Call):
         self.audio: pj.AudioMedia | None = None
         self.connected = False
         self.disconnected = False
+        self.remote_hold = False
 
     def onCallState(self, prm: pj.OnCallStateParam) -> None:
         ci = self.getInfo()
@@ -57,9 +58,13 @@ class Leg(pj.Call):
         ci = self.getInfo()
         for i, mi in enumerate(ci.media):
             if mi.type == pj.PJMEDIA_TYPE_AUDIO and mi.status in (pj.PJSUA_CALL_MEDIA_ACTIVE,
-                                                                  pj.PJSUA_CALL_MEDIA_REMOTE_HOLD):
+                                                                  pj.PJSUA_CALL_MEDIA_REMOTE_HOLD,
+                                                                  pj.PJSUA_CALL_MEDIA_LOCAL_HOLD):
+                # A re-INVITE rebuilds the stream: this AudioMedia replaces the old one.
                 self.audio = self.getAudioMedia(i)
-                self.session.on_leg_media(self)
+                held = mi.status == pj.PJSUA_CALL_MEDIA_REMOTE_HOLD
+                changed, self.remote_hold = held != self.remote_hold, held
+                self.session.on_leg_media(self, hold_changed=changed and mi.status != pj.PJSUA_CALL_MEDIA_LOCAL_HOLD)
                 return
 
     def onDtmfDigit(self, prm: pj.OnDtmfDigitParam) -> None:
@@ -215,7 +220,7 @@ class CallSession:
 
     # -- pjsua events --------------------------------------------------------------------------
 
-    def on_leg_media(self, leg: Leg) -> None:
+    def on_leg_media(self, leg: Leg, hold_changed: bool = False) -> None:
         if leg is self.caller and self.state == "notice" and self.machine.state.value == "notice":
             if self.source.clip_id == "":
                 self.play(self.notice.id, self._notice_done)
@@ -224,6 +229,24 @@ class CallSession:
                 self.source.startTransmit(self.caller.audio)
         if self.state == "bridged":
             self._connect_media()  # a re-INVITE rebuilt the stream: reconnect bridge and taps
+            if hold_changed:
+                self.loop.call_soon(self._guard(lambda: self._mirror_hold(leg)))
+
+    def _mirror_hold(self, leg: Leg) -> None:
+        """Pass a hold or unhold from one leg on to the other (as a re-INVITE)."""
+        other = self.pbx if leg is self.caller else self.caller
+        if other is None or other.disconnected or not other.connected:
+            return
+        prm = pj.CallOpParam(True)
+        try:
+            if leg.remote_hold:
+                other.setHold(prm)
+            else:
+                prm.opt.flag = pj.PJSUA_CALL_UNHOLD
+                other.reinvite(prm)
+        except pj.Error as e:
+            log.warning("call %s: hold pass-through failed: %s", self.id, e.reason)
+        self.emit("call.hold", leg=leg.role, held=leg.remote_hold)
 
     def on_leg_state(self, leg: Leg, state: int, code: int, reason: str) -> None:
         if state != pj.PJSIP_INV_STATE_DISCONNECTED:

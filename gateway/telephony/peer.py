@@ -34,7 +34,22 @@ QUIET = False
 def say(event: str, **fields: object) -> None:
     if QUIET:
         return
-    print(json.dumps({"event": event, "t": round(time.monotonic() - T0, 3), **fields}), flush=True)
+    print(json.dumps({"event": event, "t": round(time.monotonic() - T0, 3), "wall": round(time.time(), 4),
+                      **fields}), flush=True)
+
+
+class OnsetDetector(pj.AudioMediaPort):
+    """Notes the wall time of the first received frame louder than a threshold (bench only)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.onset: float | None = None
+
+    def onFrameReceived(self, frame: pj.MediaFrame) -> None:
+        if self.onset is None and frame.size:
+            samples = np.frombuffer(bytes(frame.buf), dtype="<i2")
+            if samples.size and int(np.abs(samples).max()) > 3000:
+                self.onset = time.time()
 
 
 class PeerCall(pj.Call):
@@ -60,10 +75,16 @@ class PeerCall(pj.Call):
 
     def onCallMediaState(self, prm: pj.OnCallMediaStateParam) -> None:
         ci = self.getInfo()
+        for mi in ci.media:
+            if mi.type == pj.PJMEDIA_TYPE_AUDIO:
+                say("media", status=int(mi.status))
         for i, mi in enumerate(ci.media):
-            if mi.type == pj.PJMEDIA_TYPE_AUDIO and mi.status == pj.PJSUA_CALL_MEDIA_ACTIVE:
+            if mi.type == pj.PJMEDIA_TYPE_AUDIO and mi.status in (pj.PJSUA_CALL_MEDIA_ACTIVE,
+                                                                  pj.PJSUA_CALL_MEDIA_LOCAL_HOLD):
                 self.audio = self.getAudioMedia(i)
                 self.peer.source.startTransmit(self.audio)
+                if self.peer.detector is not None:
+                    self.audio.startTransmit(self.peer.detector)
 
     def onDtmfDigit(self, prm: pj.OnDtmfDigitParam) -> None:
         say("digit", digit=prm.digit)
@@ -120,6 +141,13 @@ class Peer:
             self.source.play(noise.astype("<i2").tobytes(), "noise", loop=True)
         else:
             self.source.play(tone(args.tone, 1.0, RATE), "tone", loop=True)
+        self.detector: OnsetDetector | None = None
+        if args.detect_onset:
+            self.detector = OnsetDetector()
+            self.detector.createPort("onset", audio_format(RATE))
+        self.tone_started: float | None = None
+        if args.tone_at is not None:
+            self.source.stop()
         acfg = pj.AccountConfig()
         acfg.idUri = f'"{args.display}" <sip:{args.number}@127.0.0.1:{args.port}>'
         acfg.mediaConfig.transportConfig.port = args.rtp_port
@@ -142,6 +170,23 @@ class Peer:
                 if call.gone or call.confirmed_at is None:
                     continue
                 up = time.monotonic() - call.confirmed_at
+                if args.tone_at is not None and self.tone_started is None and up >= args.tone_at:
+                    self.tone_started = time.time()
+                    self.source.play(tone(args.tone, 1.0, RATE), "tone", loop=True)
+                    say("tone_started", at=self.tone_started)
+                if self.detector is not None and self.detector.onset is not None:
+                    say("onset", at=self.detector.onset)
+                    self.detector.onset = float("inf")
+                if args.hold_at is not None and up >= args.hold_at:
+                    args.hold_at = None
+                    call.setHold(pj.CallOpParam(True))
+                    say("hold")
+                if args.unhold_at is not None and up >= args.unhold_at and args.hold_at is None:
+                    args.unhold_at = None
+                    prm = pj.CallOpParam(True)
+                    prm.opt.flag = pj.PJSUA_CALL_UNHOLD
+                    call.reinvite(prm)
+                    say("unhold")
                 while call.digits and up >= call.digits[0][0]:
                     self._send(call, call.digits.pop(0)[1])
                 if call.hangup_after is not None and up >= call.hangup_after:
@@ -185,6 +230,10 @@ def main() -> None:
     ap.add_argument("--number", default="peer")
     ap.add_argument("--display", default="Peer")
     ap.add_argument("--quiet", action="store_true", help="print nothing")
+    ap.add_argument("--tone-at", type=float, default=None, help="silent until S seconds into the call")
+    ap.add_argument("--hold-at", type=float, default=None, help="put the call on hold S seconds in")
+    ap.add_argument("--unhold-at", type=float, default=None, help="take it off hold S seconds in")
+    ap.add_argument("--detect-onset", action="store_true", help="report when loud audio first arrives")
     ap.add_argument("--timeout", type=float, default=60)
     ap.add_argument("--calls", type=int, default=1, help="exit once this many calls have ended")
     args = ap.parse_args()
