@@ -80,6 +80,7 @@ class Config:
     paths: Paths
     recording: RecordingConfig
     sip_listen: tuple[str, int] = ("127.0.0.1", 5060)
+    tls: tuple[str, int, Path, Path] | None = None  # host, port, certificate, key
     pbx_uri: str = "sip:helpline@127.0.0.1:5070"
     consent_mode: str = "opt-out"
     decline_key: str = "9"
@@ -101,7 +102,8 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
               "secrets_dir": ((str,), "secrets")},
     "recording": {"recipients": ((list,), []), "sample_rate": ((int,), 8000), "pause_mode": ((str,), "silence"),
                   "queue_frames": ((int,), 500), "retention_days": ((int,), 90)},
-    "sip": {"listen": ((str,), "127.0.0.1:5060")},
+    "sip": {"listen": ((str,), "127.0.0.1:5060"), "tls_listen": ((str,), ""), "tls_cert": ((str,), ""),
+            "tls_key": ((str,), "")},
     "pbx": {"uri": ((str,), "sip:helpline@127.0.0.1:5070")},
     "consent": {"mode": ((str,), "opt-out"), "decline_key": ((str,), "9"), "accept_key": ((str,), "1"),
                 "grace_s": ((int, float), 3.0)},
@@ -196,12 +198,27 @@ def load(path: str | Path) -> Config:
     check_sip_uri(pbx["uri"], "[pbx] uri")
     routes = _routes(raw.get("routes"), consent["mode"], pbx["uri"], r["retention_days"], default_prompts, base)
     event_socket = Path(calls["event_socket"])
+    tls = None
+    if sip["tls_listen"]:
+        host, port = parse_hostport(sip["tls_listen"], "[sip] tls_listen")
+        files = []
+        for key in ("tls_cert", "tls_key"):
+            if not sip[key]:
+                raise ConfigError(f"[sip] tls_listen needs [sip] {key}")
+            f = Path(sip[key]) if Path(sip[key]).is_absolute() else base / sip[key]
+            try:
+                f.read_bytes()
+            except OSError as e:
+                raise ConfigError(f"[sip] {key} {f}: {e.strerror}") from None
+            files.append(f)
+        tls = (host, port, files[0], files[1])
     return Config(
         path=path,
         paths=paths,
         recording=RecordingConfig(parse_recipients(r["recipients"], "[recording] recipients"),
                                   r["sample_rate"], r["pause_mode"], r["queue_frames"], r["retention_days"]),
         sip_listen=parse_hostport(sip["listen"], "[sip] listen"),
+        tls=tls,
         pbx_uri=check_sip_uri(pbx["uri"], "[pbx] uri"),
         consent_mode=consent["mode"],
         decline_key=consent["decline_key"],
@@ -285,8 +302,12 @@ queue_frames = 500
 retention_days = 90
 
 [sip]
-# Where SIP from the trunk arrives (HOST:PORT).
+# Where SIP from the trunk arrives (HOST:PORT), over UDP and TCP.
 listen = {_toml_str(sip_listen)}
+# SIP over TLS as well: HOST:PORT, with a PEM certificate and private key. Empty: no TLS.
+tls_listen = ""
+tls_cert = ""
+tls_key = ""
 
 [pbx]
 # The helpline PBX that calls are bridged to.

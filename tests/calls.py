@@ -132,7 +132,7 @@ class CallLab:
     def peer(self, role: str, *args: str) -> Proc:
         port = self.pbx_port if role == "pbx" else free_port()
         cmd = [sys.executable, "-m", "gateway.telephony.peer", role, "--port", str(port), *args]
-        if role == "caller":
+        if role == "caller" and "--target" not in args:
             cmd += ["--target", f"sip:1177@127.0.0.1:{self.sip_port}"]
         p = Proc(cmd)
         self.procs.append(p)

@@ -204,3 +204,46 @@ def test_maximum_call_duration(tmp_path: Path) -> None:
         assert pbx.event("disconnected") is not None
     finally:
         lab.close()
+
+
+def self_signed(directory: Path) -> tuple[Path, Path]:
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now)
+            .not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
+    c, k = directory / "cert.pem", directory / "key.pem"
+    c.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    k.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption()))
+    k.chmod(0o600)
+    return c, k
+
+
+def test_call_over_tls(tmp_path: Path) -> None:
+    from tests.calls import free_port
+
+    cert, key = self_signed(tmp_path)
+    tls_port = free_port()
+    lab = CallLab(tmp_path)
+    text = lab.gw.config.read_text().replace('tls_listen = ""', f'tls_listen = "127.0.0.1:{tls_port}"')
+    lab.gw.config.write_text(text.replace('tls_cert = ""', f'tls_cert = "{cert}"').replace('tls_key = ""', f'tls_key = "{key}"'))
+    try:
+        lab.start_gateway()
+        pbx = lab.peer("pbx", "--tone", "1000")
+        caller = lab.peer("caller", "--tls", "--hangup-after", "5",
+                          "--target", f"sip:1177@127.0.0.1:{tls_port};transport=tls")
+        caller.wait_exit()
+        pbx.wait_exit()
+        assert caller.event("confirmed") is not None and pbx.event("confirmed") is not None
+        assert len(lab.gw.open().index.list_recordings()) == 1
+    finally:
+        lab.close()

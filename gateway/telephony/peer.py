@@ -131,6 +131,11 @@ class Peer:
         tc.port = args.port
         tc.boundAddress = "127.0.0.1"
         ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, tc)
+        if args.tls:
+            tls = pj.TransportConfig()
+            tls.boundAddress = "127.0.0.1"
+            tls.tlsConfig.method = pj.PJSIP_TLSV1_2_METHOD
+            ep.transportCreate(pj.PJSIP_TRANSPORT_TLS, tls)
         ep.audDevManager().setNullDev()
         ep.libStart()
         prefer_g711(ep)
@@ -231,6 +236,7 @@ def main() -> None:
     ap.add_argument("--display", default="Peer")
     ap.add_argument("--quiet", action="store_true", help="print nothing")
     ap.add_argument("--tone-at", type=float, default=None, help="silent until S seconds into the call")
+    ap.add_argument("--tls", action="store_true", help="have a TLS transport (dial with ;transport=tls)")
     ap.add_argument("--hold-at", type=float, default=None, help="put the call on hold S seconds in")
     ap.add_argument("--unhold-at", type=float, default=None, help="take it off hold S seconds in")
     ap.add_argument("--detect-onset", action="store_true", help="report when loud audio first arrives")

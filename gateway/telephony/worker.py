@@ -98,6 +98,15 @@ class Worker:
             tc.port = self.port
             tc.boundAddress = self.host
             ep.transportCreate(kind, tc)
+        if self.config.tls is not None:
+            host, port, cert, key = self.config.tls
+            tc = pj.TransportConfig()
+            tc.port = port
+            tc.boundAddress = host
+            tc.tlsConfig.certFile = str(cert)
+            tc.tlsConfig.privKeyFile = str(key)
+            tc.tlsConfig.method = pj.PJSIP_TLSV1_2_METHOD
+            ep.transportCreate(pj.PJSIP_TRANSPORT_TLS, tc)
         ep.audDevManager().setNullDev()
         ep.libStart()
         prefer_g711(ep)
