@@ -39,6 +39,9 @@ def finish(lab: CallLab) -> None:
 
 def test_consenting_call_is_recorded_with_both_parties_on_their_channels(lab: CallLab) -> None:
     lab.start_gateway()
+    assert lab.gateway is not None
+    limits = Path(f"/proc/{lab.gateway.proc.pid}/limits").read_text()
+    assert [line.split()[4:6] for line in limits.splitlines() if line.startswith("Max core file size")] == [["0", "0"]]
     pbx = lab.peer("pbx", "--tone", "1000")
     caller = lab.peer("caller", "--tone", "440", "--hangup-after", "7", "--number", "+46701234567",
                       "--display", "Anna")

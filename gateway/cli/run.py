@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ctypes
+import resource
 import signal
 
 from ..errors import ConfigError
@@ -16,9 +18,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def harden_process() -> None:
+    """No core dumps, not dumpable: a crash must not write call audio held in memory to disk,
+    and processes of the same user cannot attach to read it (prctl PR_SET_DUMPABLE)."""
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE = 4
+    except (OSError, AttributeError):
+        pass
+
+
 def run(args: argparse.Namespace) -> int:
     from ..telephony.worker import Worker
 
+    harden_process()
     gw = open_gateway(args)
     try:
         worker = Worker(gw)
