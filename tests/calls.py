@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -13,25 +12,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from gateway.telephony.net import free_port
 from tests.gw import GatewayUnderTest, make_gateway
 from tests.prompts_fixture import write_prompts
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    """A port free for both UDP and TCP on 127.0.0.1 (SIP listens on both)."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-            u.bind(("127.0.0.1", 0))
-            port = u.getsockname()[1]
-            try:
-                with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
-                    t.bind(("127.0.0.1", port))
-                return port
-            except OSError:
-                continue
-    raise RuntimeError("no free port")
 
 
 class Proc:
@@ -120,6 +105,7 @@ class CallLab:
                 .replace("rtp_port_range = 1000", "rtp_port_range = 100"))
         self.gw.config.write_text(text + extra)
         self.procs: list[Proc] = []
+        self.stops: list[threading.Event] = []  # event followers to stop at close
         self.gateway: Proc | None = None
 
     def start_gateway(self, prefix: list[str] | None = None) -> Proc:
@@ -140,6 +126,8 @@ class CallLab:
         return p
 
     def close(self) -> None:
+        for stop in self.stops:
+            stop.set()
         for p in reversed(self.procs):
             if p.proc.poll() is None:
                 try:

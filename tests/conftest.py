@@ -2,11 +2,13 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from gateway import age
+from tests.calls import CallLab
 
 
 @pytest.fixture
@@ -30,3 +32,11 @@ def require_tool(name: str) -> str:
     if path is None:
         pytest.fail(f"{name} is not installed: scripts/setup.sh installs it")
     return path
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Iterator[CallLab]:
+    """A gateway with short prompts, ready to start, on free loopback ports (tests/calls.py)."""
+    lab = CallLab(tmp_path)
+    yield lab
+    lab.close()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -14,13 +13,6 @@ from tests.audio import dominant_frequency, split_channels
 from tests.calls import CallLab
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def lab(tmp_path: Path) -> Iterator[CallLab]:
-    lab = CallLab(tmp_path)
-    yield lab
-    lab.close()
 
 
 def decrypt(lab: CallLab, rec: ix.RecordingRow) -> tuple[np.ndarray, np.ndarray]:

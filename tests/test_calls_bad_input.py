@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
+import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,16 +13,10 @@ import pytest
 from gateway import errors
 from gateway.cli import main
 from gateway.storage import index as ix
+from gateway.telephony.events import follow
 from tests.calls import CallLab
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def lab(tmp_path: Path) -> Iterator[CallLab]:
-    lab = CallLab(tmp_path)
-    yield lab
-    lab.close()
 
 
 def test_unknown_number_is_refused_with_404(tmp_path: Path) -> None:
@@ -72,25 +65,23 @@ def test_storage_failure_mid_call_keeps_the_call_and_says_so(tmp_path: Path) -> 
 
 
 def subscribe(lab: CallLab):
-    """Connect to the worker's event socket; return a function giving the events so far."""
+    """Follow the worker's events in a thread; return a function giving the events so far."""
+    seen: list[dict] = []
+    stop = threading.Event()
     path = lab.gw.dir / "run" / "events.sock"
-    sock = socket.socket(socket.AF_UNIX)
-    sock.connect(str(path))
-    sock.settimeout(0.2)
-    buf = bytearray()
+    def run() -> None:
+        for event in follow(path, stop):
+            seen.append(event)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    time.sleep(0.3)
 
     def events() -> list[dict]:
-        deadline = time.monotonic() + 1.0
-        while time.monotonic() < deadline:
-            try:
-                data = sock.recv(65536)
-            except TimeoutError:
-                continue
-            if not data:
-                break
-            buf.extend(data)
-        return [json.loads(line) for line in bytes(buf).splitlines() if line]
+        time.sleep(0.5)
+        return list(seen)
 
+    lab.stops.append(stop)
     return events
 
 

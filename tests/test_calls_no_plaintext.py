@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -31,13 +30,6 @@ CANARY_SEED = 0xC0FFEE  # the harness canary's seed: the peer sends exactly cana
 def canary_as_heard() -> bytes:
     """The canary after G.711 A-law, as the gateway receives it from the caller."""
     return audioop.alaw2lin(audioop.lin2alaw(canary_pcm(8000, seed=CANARY_SEED), 2), 2)
-
-
-@pytest.fixture
-def lab(tmp_path: Path) -> Iterator[CallLab]:
-    lab = CallLab(tmp_path)
-    yield lab
-    lab.close()
 
 
 def test_declined_and_consented_calls_write_only_ciphertext(lab: CallLab, tmp_path: Path) -> None:

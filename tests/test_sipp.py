@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -20,12 +19,9 @@ SCENARIOS = Path(__file__).parent / "sipp"
 PCAPS = Path("/usr/share/sip-tester")
 
 
-@pytest.fixture
-def lab(tmp_path: Path) -> Iterator[CallLab]:
+@pytest.fixture(autouse=True)
+def _sipp() -> None:
     require_tool("sipp")
-    lab = CallLab(tmp_path)
-    yield lab
-    lab.close()
 
 
 def sipp_caller(lab: CallLab, tmp: Path, payload: int, digit: str, hold_ms: int = 6000,

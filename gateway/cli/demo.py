@@ -9,12 +9,10 @@ key, in memory, and names the tone on each channel.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -25,6 +23,8 @@ from pathlib import Path
 from .. import age
 from ..context import Gateway
 from ..recording import wav
+from ..telephony.events import follow
+from ..telephony.net import free_port
 from . import init
 
 MARKER = ".gateway-demo"
@@ -35,20 +35,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="run a live demo: gateway, PBX agent and callers on loopback")
     p.add_argument("--dir", type=Path, default=Path("demo-data"))
     p.set_defaults(func=run)
-
-
-def _free_port() -> int:
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-            u.bind(("127.0.0.1", 0))
-            port = u.getsockname()[1]
-            try:
-                with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
-                    t.bind(("127.0.0.1", port))
-                return port
-            except OSError:
-                continue
-    raise SystemExit("gateway: no free port on 127.0.0.1")
 
 
 def _power(samples: array, freq: float) -> float:
@@ -71,40 +57,18 @@ def _write_identity(path: Path) -> str:
 
 
 def _follow_events(path: Path, names: dict[str, str], stop: threading.Event) -> None:
-    for _ in range(100):
-        try:
-            sock = socket.socket(socket.AF_UNIX)
-            sock.connect(str(path))
-            break
-        except OSError:
-            time.sleep(0.1)
-    else:
-        return
-    sock.settimeout(0.5)
-    buf = b""
-    while not stop.is_set():
-        try:
-            data = sock.recv(65536)
-        except TimeoutError:
-            continue
-        if not data:
-            break
-        buf += data
-        while b"\n" in buf:
-            line, buf = buf.split(b"\n", 1)
-            e = json.loads(line)
-            call = e.get("call", "")
-            if e["type"] == "call.started":
-                names[call] = e.get("caller_display") or call
-                print(f"   [{names[call]:8}] answered, playing the notice (caller {e.get('caller_masked')})")
-            elif e["type"] == "call.consent":
-                print(f"   [{names.get(call, call):8}] consent {e['consent']}"
-                      + (f" ({e['reason']})" if e.get("reason") else ""))
-            elif e["type"] == "call.state" and e["state"] in ("bridged", "ended"):
-                print(f"   [{names.get(call, call):8}] {e['state']}; recording: {e.get('recording')}")
-            elif e["type"] == "call.recording" and e["recording"] in ("recording", "discarded"):
-                print(f"   [{names.get(call, call):8}] recording {e['recording']}")
-    sock.close()
+    for e in follow(path, stop):
+        call = e.get("call", "")
+        if e["type"] == "call.started":
+            names[call] = e.get("caller_display") or call
+            print(f"   [{names[call]:8}] answered, playing the notice (caller {e.get('caller_masked')})")
+        elif e["type"] == "call.consent":
+            print(f"   [{names.get(call, call):8}] consent {e['consent']}"
+                  + (f" ({e['reason']})" if e.get("reason") else ""))
+        elif e["type"] == "call.state" and e["state"] in ("bridged", "ended"):
+            print(f"   [{names.get(call, call):8}] {e['state']}; recording: {e.get('recording')}")
+        elif e["type"] == "call.recording" and e["recording"] in ("recording", "discarded", "saved"):
+            print(f"   [{names.get(call, call):8}] recording {e['recording']}")
 
 
 def _phone(role: str, port: int, *args: str) -> subprocess.Popen[bytes]:
@@ -124,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     recipient = _write_identity(key)
     print(f"1. Operator key: the private identity is in {key}; in production it never touches the gateway.")
     print(f"   The gateway gets only the public recipient {recipient}.")
-    sip_port, pbx_port = _free_port(), _free_port()
+    sip_port, pbx_port = free_port(), free_port()
     gw_dir = base / "gateway"
     init.run(argparse.Namespace(dir=gw_dir, recipient=[recipient], sip_listen=f"127.0.0.1:{sip_port}",
                                 pbx=f"sip:agent@127.0.0.1:{pbx_port}", mode="opt-out", force=False))
@@ -149,13 +113,13 @@ def run(args: argparse.Namespace) -> int:
     print("3. A PBX agent answers with a 1000 Hz tone; callers send 440 Hz. The notice is speech (~10 s).")
     target = f"sip:1177@127.0.0.1:{sip_port}"
     agent = _phone("pbx", pbx_port, "--tone", "1000", "--calls", "3", "--timeout", "90")
-    anna = _phone("caller", _free_port(), "--target", target, "--number", "+46701234567", "--display", "Anna",
+    anna = _phone("caller", free_port(), "--target", target, "--number", "+46701234567", "--display", "Anna",
                   "--hangup-after", "17", "--timeout", "60")
     time.sleep(0.5)
-    bertil = _phone("caller", _free_port(), "--target", target, "--number", "+46702222222", "--display", "Bertil",
+    bertil = _phone("caller", free_port(), "--target", target, "--number", "+46702222222", "--display", "Bertil",
                     "--digits", "9@3", "--hangup-after", "8", "--timeout", "60")
     bertil.wait(timeout=60)
-    cecilia = _phone("caller", _free_port(), "--target", target, "--number", "+46703333333",
+    cecilia = _phone("caller", free_port(), "--target", target, "--number", "+46703333333",
                      "--display", "Cecilia", "--digits", "*@14,9@14.3", "--hangup-after", "17", "--timeout", "60")
     for p in (anna, cecilia, agent):
         try:

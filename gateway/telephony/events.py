@@ -11,7 +11,10 @@ import asyncio
 import json
 import logging
 import os
+import socket
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -74,3 +77,38 @@ class EventBus:
             await self._server.wait_closed()
         if self.path.exists():
             self.path.unlink()
+
+
+def follow(path: Path, stop: threading.Event | None = None, connect_timeout_s: float = 10.0
+           ) -> Iterator[dict[str, Any]]:
+    """Subscribe to a worker's events (blocking): yields each event until the worker closes
+    the socket or `stop` is set. Waits up to `connect_timeout_s` for the socket to appear."""
+    sock = socket.socket(socket.AF_UNIX)
+    deadline = time.monotonic() + connect_timeout_s
+    while True:
+        try:
+            sock.connect(str(path))
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                sock.close()
+                raise
+            time.sleep(0.05)
+    sock.settimeout(0.2)
+    buf = b""
+    try:
+        while stop is None or not stop.is_set():
+            try:
+                data = sock.recv(65536)
+            except TimeoutError:
+                if stop is None:
+                    return
+                continue
+            if not data:
+                return
+            buf += data
+            while b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
+                yield json.loads(line)
+    finally:
+        sock.close()
