@@ -242,3 +242,41 @@ def test_call_over_tls(tmp_path: Path) -> None:
         assert len(lab.gw.open().index.list_recordings()) == 1
     finally:
         lab.close()
+
+
+@pytest.mark.parametrize("key,recorded", [("1", True), (None, False)], ids=["accept-key", "silence"])
+def test_opt_in_route(tmp_path: Path, key: str | None, recorded: bool) -> None:
+    lab = CallLab(tmp_path, mode="opt-in")
+    try:
+        lab.start_gateway()
+        pbx = lab.peer("pbx", "--tone", "1000")
+        caller = lab.peer("caller", "--hangup-after", "6", *(["--digits", f"{key}@0.5"] if key else []))
+        caller.wait_exit()
+        pbx.wait_exit()
+        finish(lab)
+        consent = pbx.event("incoming")["headers"]["x-recording-consent"]
+        assert consent == ("granted" if recorded else "declined")
+        recs = lab.gw.open().index.list_recordings()
+        assert len(recs) == (1 if recorded else 0)
+    finally:
+        lab.close()
+
+
+@pytest.mark.parametrize("pbx_there", [True, False], ids=["rings-forever", "unreachable"])
+def test_pbx_no_answer_or_unreachable_plays_the_message(tmp_path: Path, pbx_there: bool) -> None:
+    lab = CallLab(tmp_path)
+    lab.gw.config.write_text(lab.gw.config.read_text().replace("pbx_timeout_s = 30", "pbx_timeout_s = 3"))
+    try:
+        lab.start_gateway()
+        pbx = lab.peer("pbx", "--code", "180", "--timeout", "12") if pbx_there else None
+        caller = lab.peer("caller", "--timeout", "20")
+        gone = caller.wait_for(lambda: caller.event("disconnected"), 20)
+        # notice 1.5 s + grace 1 s + 3 s of ringing + the 0.6 s message
+        assert 5.5 < gone["connected_s"] < 9
+        if pbx is not None:
+            pbx.wait_exit()
+            assert pbx.event("incoming") is not None and pbx.event("disconnected")["code"] == 487
+        finish(lab)
+        assert lab.gw.open().index.list_recordings() == []
+    finally:
+        lab.close()
