@@ -99,3 +99,17 @@ def test_caller_that_never_acks_rings_nobody(lab: CallLab, tmp_path: Path) -> No
     caller.wait_exit()
     pbx2.wait_exit()
     assert pbx2.event("confirmed") is not None
+
+
+def test_invite_without_sdp_is_a_late_offer_and_works(lab: CallLab, tmp_path: Path) -> None:
+    lab.start_gateway()
+    pbx = lab.peer("pbx", "--tone", "1000")
+    res = subprocess.run(["sipp", "-sf", str(SCENARIOS / "late_offer.xml"), "-m", "1", "-i", "127.0.0.1", "-p",
+                          str(free_port()), "-mp", str(free_port()), "-nostdin", "-timeout", "30",
+                          "-timeout_error", f"127.0.0.1:{lab.sip_port}"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stdout[-1500:]
+    pbx.wait_exit()
+    assert pbx.event("incoming")["headers"]["x-recording-consent"] == "granted"
+    [rec] = lab.gw.open().index.list_recordings()
+    assert rec.status == ix.COMPLETE
