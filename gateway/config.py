@@ -40,6 +40,14 @@ class Paths:
     def lookup_secret(self) -> Path:
         return self.secrets_dir / "lookup.key"
 
+    @property
+    def signing_key(self) -> Path:
+        return self.secrets_dir / "signing.key"
+
+    @property
+    def signing_public(self) -> Path:
+        return self.secrets_dir / "signing.pub"
+
 
 @dataclass
 class RecordingConfig:

@@ -5,8 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
 from . import config as cfg
 from .errors import ConfigError, StorageError
+from .governance import signing
 from .recording.recorder import RecorderEngine
 from .recording.service import RecordingService
 from .storage import pii
@@ -38,10 +41,29 @@ class Gateway:
         except (OSError, ValueError) as e:
             raise ConfigError(f"lookup secret {path}: {getattr(e, 'strerror', None) or e}") from None
 
-    def recording_service(self, engine: RecorderEngine, actor: str = "gateway") -> RecordingService:
+    def signing_key(self) -> Ed25519PrivateKey | None:
+        """The recording-signing key, or None for a gateway initialised before signing existed."""
+        path = self.config.paths.signing_key
+        if not path.exists():
+            return None
+        try:
+            return signing.load_private(path)
+        except (OSError, ValueError) as e:
+            raise ConfigError(f"signing key {path}: {e}") from None
+
+    def signing_public(self) -> Ed25519PublicKey | None:
+        path = self.config.paths.signing_public
+        if not path.exists():
+            return None
+        try:
+            return signing.load_public(path)
+        except (OSError, ValueError) as e:
+            raise ConfigError(f"signing public key {path}: {e}") from None
+
+    def recording_service(self, engine: RecorderEngine | None, actor: str = "gateway") -> RecordingService:
         r = self.config.recording
         return RecordingService(self.store, self.index, r.recipients, engine, sample_rate=r.sample_rate,
-                                pause_mode=r.pause_mode, actor=actor)
+                                pause_mode=r.pause_mode, actor=actor, signer=self.signing_key())
 
     def close(self) -> None:
         self.index.close()

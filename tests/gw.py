@@ -9,6 +9,7 @@ from pathlib import Path
 from gateway.cli import main
 from gateway.context import Gateway
 from gateway.recording.recorder import RecorderEngine
+from gateway.storage import pii
 from gateway.storage.index import CallRow, utcnow
 from tests.audio import frames, tone
 
@@ -26,9 +27,13 @@ class GatewayUnderTest:
     def open(self) -> Gateway:
         return Gateway.open(self.config)
 
-    def record(self, seconds: float = 3.0, call_id: str | None = None) -> str:
-        """A complete recording of a 440 Hz caller and a 1000 Hz helpline, made without waiting."""
+    def record(self, seconds: float = 3.0, call_id: str | None = None, number: str | None = None) -> str:
+        """A complete recording of a 440 Hz caller and a 1000 Hz helpline, made without waiting.
+        With `number`, a call from that number is created for it."""
         gw = self.open()
+        if number is not None:
+            call_id = new_call(gw.index, call_id or f"call-{number[-4:]}-{len(gw.index.list_recordings())}",
+                               number, gw)
         engine = RecorderEngine(start_thread=False)
         service = gw.recording_service(engine, actor="test")
         started = service.start(call_id)
@@ -48,8 +53,14 @@ class GatewayUnderTest:
         return rec_id
 
 
-def new_call(index, call_id: str) -> str:
-    index.add_call(CallRow(call_id, utcnow(), route="test"))
+def new_call(index, call_id: str, number: str | None = None, gw=None) -> str:
+    """A call row; with a number, stored as the gateway stores it (encrypted + keyed hash)."""
+    row = CallRow(call_id, utcnow(), route="test")
+    if number is not None:
+        row.caller_enc = pii.seal_value(number, gw.config.recording.recipients)
+        row.caller_hash = pii.number_hash(gw.lookup_secret(), number)
+    index.add_call(row)
+    index.put_consent_receipt(call_id, {"call_id": call_id, "decision": "granted", "digits": []})
     return call_id
 
 

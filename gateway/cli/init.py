@@ -8,6 +8,7 @@ from pathlib import Path
 from .. import age
 from .. import config as cfg
 from ..errors import ConfigError, KeyError_
+from ..governance import signing
 from ..storage import pii
 from ..storage.index import SqliteIndex
 from ..storage.spool import ensure_private_dir
@@ -49,6 +50,8 @@ def run(args: argparse.Namespace) -> int:
     ensure_private_dir(config.paths.secrets_dir)
     if not config.paths.lookup_secret.exists():
         pii.create_secret(config.paths.lookup_secret)
+    if not config.paths.signing_key.exists():
+        signing.create_key(config.paths.signing_key, config.paths.signing_public)
     index = SqliteIndex(config.paths.index, create=True)
     index.append_audit("cli:init", "gateway.initialized", str(config_path),
                        {"recipients": len(config.recording.recipients), "mode": config.consent_mode})

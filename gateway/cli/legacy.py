@@ -44,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
     gw = open_gateway(args)
     if not gw.config.recording.recipients:
         raise ConfigError("no recipient configured in [recording] recipients: nothing can be encrypted")
-    importer = LegacyImporter(gw.store, gw.index, gw.config.recording.recipients, gw.lookup_secret(), actor())
+    importer = LegacyImporter(gw.store, gw.index, gw.config.recording.recipients, gw.lookup_secret(), actor(),
+                              signer=gw.signing_key(), default_retention_days=gw.config.recording.retention_days)
     summary = ImportSummary()
     files = list(candidates(args.paths, summary))
     progress = Progress(len(files))

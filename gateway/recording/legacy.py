@@ -15,8 +15,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from .. import age
+from ..governance import signing
 from ..storage import index as ix
 from ..storage import pii
 from ..storage.index import Index, RecordingRow
@@ -125,10 +127,12 @@ def shred(path: Path) -> None:
 
 class LegacyImporter:
     def __init__(self, store: Store, index: Index, recipients: list[age.Recipient], secret: bytes,
-                 actor: str) -> None:
+                 actor: str, signer: Any = None, default_retention_days: int | None = None) -> None:
         if not recipients:
             raise ValueError("no recipient configured: nothing can be imported")
         self.store, self.index, self.recipients, self.secret, self.actor = store, index, recipients, secret, actor
+        self.signer = signer
+        self.retention_days = default_retention_days
 
     def source_hash(self, path: Path) -> str:
         return pii.lookup_hash(self.secret, "legacy-path:" + str(path.resolve()))
@@ -156,7 +160,7 @@ class LegacyImporter:
         self.index.add_recording(RecordingRow(
             id=rec_id, object_name=writer.name, started_at=started.replace("+00:00", "Z"), origin="legacy",
             media_type=media_type, source_enc=pii.seal_value(str(path.resolve()), self.recipients),
-            source_hash=source_hash, writer=process_token()))
+            source_hash=source_hash, writer=process_token(), retention_days=self.retention_days))
         sha = hashlib.sha256()
 
         def sink(data: bytes) -> None:
@@ -173,6 +177,8 @@ class LegacyImporter:
                                     bytes=w.ciphertext_bytes, sha256=sha.hexdigest(), duration_s=duration)
         self.index.append_audit(self.actor, "recording.imported", rec_id,
                                 {"media_type": media_type, "bytes": w.ciphertext_bytes})
+        if self.signer is not None:
+            self.index.update_recording(rec_id, signature=signing.sign(self.signer, self.index.get_recording(rec_id), None))
         if shred_original:
             # Only now: the ciphertext is fsynced chunk by chunk and the index row is committed.
             shred(path)

@@ -10,7 +10,10 @@ import secrets
 from collections.abc import Sequence
 from concurrent.futures import Future
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from .. import age
+from ..governance import signing
 from ..storage import index as ix
 from ..storage.index import Index, RecordingRow, utcnow
 from ..storage.liveness import process_token, writer_is_gone
@@ -43,6 +46,7 @@ class RecordingService:
         sample_rate: int = 8000,
         pause_mode: str = "silence",
         actor: str = "gateway",
+        signer: Ed25519PrivateKey | None = None,
     ) -> None:
         self.store = store
         self.index = index
@@ -51,6 +55,7 @@ class RecordingService:
         self.sample_rate = sample_rate
         self.pause_mode = pause_mode
         self.actor = actor
+        self.signer = signer
 
     @property
     def enabled(self) -> bool:
@@ -101,8 +106,22 @@ class RecordingService:
             if result.error:
                 details["error"] = result.error
             self.index.append_audit(self.actor, f"recording.{status}", rec_id, details)
+            self.sign(rec_id)
         except Exception:
             log.exception("index update for recording %s failed", rec_id)
+
+    def sign(self, rec_id: str) -> None:
+        """Sign the recording's manifest as it now stands in the index (no-op without a key)."""
+        if self.signer is None:
+            return
+        row = self.index.get_recording(rec_id)
+        receipt = None
+        if row.call_id is not None:
+            try:
+                receipt = self.index.get_consent_receipt(row.call_id)
+            except ix.NotFound:
+                receipt = None
+        self.index.update_recording(rec_id, signature=signing.sign(self.signer, row, receipt))
 
     def _older_than(self, name: str, seconds: float) -> bool:
         try:
@@ -133,6 +152,7 @@ class RecordingService:
                                             sha256=object_sha256(self.store, row.object_name),
                                             error="writer stopped before the final chunk")
                 self.index.append_audit(self.actor, "recording.truncated", row.id, {"bytes": size})
+                self.sign(row.id)
             else:
                 self.index.update_recording(row.id, status=ix.INCOMPLETE, bytes=0,
                                             error="object missing after restart")

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import Any
 
 from .. import age
 from ..age import format as fmt
 from ..age.stream import ENCRYPTED_CHUNK_SIZE, NONCE_SIZE, TAG_SIZE
+from ..governance import signing
 from ..storage import index as ix
 from ..storage.index import RecordingRow
 from ..storage.store import ObjectNotFound, Store
@@ -35,6 +37,22 @@ def payload_shape(payload_len: int) -> tuple[int, bool] | None:
     if rest < TAG_SIZE or (rest == TAG_SIZE and full > 0):
         return None  # a torn chunk, or an empty final chunk after data
     return full + 1, True
+
+
+def verify_signature(index: ix.Index, row: RecordingRow, public: Any) -> list[str]:
+    if public is None or row.status in (ix.DISCARDED, ix.DELETED, ix.RECORDING):
+        return []
+    if not row.signature:
+        return ["unsigned"]
+    receipt = None
+    if row.call_id is not None:
+        try:
+            receipt = index.get_consent_receipt(row.call_id)
+        except ix.NotFound:
+            receipt = None
+    if not signing.verify(public, row, receipt):
+        return ["signature does not match: the index row, the consent receipt or the signature was altered"]
+    return []
 
 
 def verify_recording(store: Store, row: RecordingRow) -> list[str]:
@@ -69,9 +87,11 @@ def verify_recording(store: Store, row: RecordingRow) -> list[str]:
     return problems
 
 
-def verify_all(store: Store, index: ix.Index, rec_id: str | None = None) -> tuple[int, list[Finding]]:
+def verify_all(store: Store, index: ix.Index, rec_id: str | None = None, public: Any = None
+               ) -> tuple[int, list[Finding]]:
     rows = [index.get_recording(rec_id)] if rec_id else index.list_recordings()
-    findings = [Finding(r.id, p) for r in rows for p in verify_recording(store, r)]
+    findings = [Finding(r.id, p) for r in rows
+                for p in verify_recording(store, r) + verify_signature(index, r, public)]
     if rec_id is None:
         known = {r.object_name for r in rows}
         findings += [Finding("-", f"object {name} has no index row") for name in store.names() if name not in known]

@@ -71,6 +71,7 @@ class RecordingRow:
     source_enc: bytes | None = None
     source_hash: str | None = None
     writer: str | None = None  # host:pid:start-time of the process writing it (liveness.py)
+    signature: str | None = None  # Ed25519 over the recording's manifest (governance/signing.py)
 
 
 class Index(ABC):
@@ -99,11 +100,31 @@ class Index(ABC):
     def find_recording_by_source(self, source_hash: str) -> RecordingRow | None: ...
 
     @abstractmethod
+    def recordings_of_call(self, call_id: str) -> list[RecordingRow]: ...
+
+    @abstractmethod
     def put_consent_receipt(self, call_id: str, receipt: dict[str, Any]) -> None:
         """Store or replace the call's receipt (written at the decision, updated at the end)."""
 
     @abstractmethod
     def get_consent_receipt(self, call_id: str) -> dict[str, Any]: ...
+
+    @abstractmethod
+    def calls_by_caller_hash(self, caller_hash: str) -> list[CallRow]: ...
+
+    @abstractmethod
+    def scrub_caller(self, call_id: str) -> None:
+        """Forget the caller's number (encrypted value and lookup hash) for an erased subject."""
+
+    @abstractmethod
+    def add_hold(self, rec_id: str, reason: str, actor: str) -> int: ...
+
+    @abstractmethod
+    def release_holds(self, rec_id: str, reason: str, actor: str) -> int:
+        """Release every active hold on a recording; returns how many."""
+
+    @abstractmethod
+    def active_holds(self, rec_id: str | None = None) -> list[dict[str, Any]]: ...
 
     @abstractmethod
     def append_audit(self, actor: str, action: str, subject: str, details: dict[str, Any] | None = None
@@ -131,7 +152,11 @@ CREATE TABLE IF NOT EXISTS recordings (
     status TEXT NOT NULL, call_id TEXT REFERENCES calls(id), origin TEXT NOT NULL,
     media_type TEXT NOT NULL, sample_rate INTEGER, channels INTEGER, finished_at TEXT,
     duration_s REAL, bytes INTEGER NOT NULL DEFAULT 0, sha256 TEXT, route TEXT,
-    retention_days INTEGER, error TEXT, source_enc BLOB, source_hash TEXT UNIQUE, writer TEXT);
+    retention_days INTEGER, error TEXT, source_enc BLOB, source_hash TEXT UNIQUE, writer TEXT, signature TEXT);
+CREATE TABLE IF NOT EXISTS holds (
+    id INTEGER PRIMARY KEY, recording_id TEXT NOT NULL REFERENCES recordings(id), reason TEXT NOT NULL,
+    actor TEXT NOT NULL, created_at TEXT NOT NULL, released_at TEXT, released_by TEXT, release_reason TEXT);
+CREATE INDEX IF NOT EXISTS holds_recording ON holds(recording_id);
 CREATE TABLE IF NOT EXISTS consent_receipts (
     call_id TEXT PRIMARY KEY REFERENCES calls(id), receipt TEXT NOT NULL, created_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS audit (
@@ -154,6 +179,9 @@ class SqliteIndex(Index):
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(SCHEMA)
+            columns = {r[1] for r in self._db.execute("PRAGMA table_info(recordings)")}
+            if "signature" not in columns:  # indexes made before signing existed
+                self._db.execute("ALTER TABLE recordings ADD COLUMN signature TEXT")
             row = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
             if row is None:
                 self._db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
@@ -217,6 +245,37 @@ class SqliteIndex(Index):
     def find_recording_by_source(self, source_hash: str) -> RecordingRow | None:
         rows = self._recordings("WHERE source_hash=?", (source_hash,))
         return rows[0] if rows else None
+
+    def recordings_of_call(self, call_id: str) -> list[RecordingRow]:
+        return self._recordings("WHERE call_id=? ORDER BY started_at", (call_id,))
+
+    def calls_by_caller_hash(self, caller_hash: str) -> list[CallRow]:
+        cols = [f.name for f in fields(CallRow)]
+        rows = self._exec(f"SELECT {','.join(cols)} FROM calls WHERE caller_hash=? ORDER BY started_at",
+                          (caller_hash,)).fetchall()
+        return [CallRow(*r) for r in rows]
+
+    def scrub_caller(self, call_id: str) -> None:
+        self._exec("UPDATE calls SET caller_enc=NULL, caller_hash=NULL WHERE id=?", (call_id,))
+
+    def add_hold(self, rec_id: str, reason: str, actor: str) -> int:
+        cur = self._exec("INSERT INTO holds (recording_id, reason, actor, created_at) VALUES (?,?,?,?)",
+                         (rec_id, reason, actor, utcnow()))
+        return int(cur.lastrowid or 0)
+
+    def release_holds(self, rec_id: str, reason: str, actor: str) -> int:
+        cur = self._exec("UPDATE holds SET released_at=?, released_by=?, release_reason=? "
+                         "WHERE recording_id=? AND released_at IS NULL", (utcnow(), actor, reason, rec_id))
+        return cur.rowcount
+
+    def active_holds(self, rec_id: str | None = None) -> list[dict[str, Any]]:
+        sql = "SELECT id, recording_id, reason, actor, created_at FROM holds WHERE released_at IS NULL"
+        params: tuple[Any, ...] = ()
+        if rec_id is not None:
+            sql += " AND recording_id=?"
+            params = (rec_id,)
+        keys = ("id", "recording_id", "reason", "actor", "created_at")
+        return [dict(zip(keys, r, strict=True)) for r in self._exec(sql + " ORDER BY id", params).fetchall()]
 
     def put_consent_receipt(self, call_id: str, receipt: dict[str, Any]) -> None:
         self._exec("INSERT OR REPLACE INTO consent_receipts VALUES (?,?,?)",

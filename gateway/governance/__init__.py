@@ -1,0 +1,2 @@
+"""Data governance: retention and legal hold, data-subject requests, signed recordings, and
+the exposure self-audit."""

@@ -1,0 +1,70 @@
+"""Retention: recordings older than their route's retention are deleted, unless on legal hold.
+Every deletion is audited; `dry_run` reports what would go."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from ..storage import index as ix
+from ..storage.index import Index, RecordingRow, utcnow
+from ..storage.store import ObjectNotFound, Store
+
+KEPT_STATUSES = (ix.COMPLETE, ix.TRUNCATED, ix.INCOMPLETE)
+
+
+@dataclass
+class RetentionReport:
+    deleted: list[str] = field(default_factory=list)
+    held: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)  # the object was already gone
+
+
+def _parse(ts: str) -> datetime:
+    return datetime.fromisoformat(ts.replace("Z", "+00:00"))
+
+
+def expired(index: Index, default_days: int, now: datetime | None = None) -> list[RecordingRow]:
+    now = now or datetime.now(UTC)
+    out = []
+    for row in index.list_recordings():
+        if row.status not in KEPT_STATUSES:
+            continue
+        days = row.retention_days if row.retention_days is not None else default_days
+        if _parse(row.started_at) + timedelta(days=days) < now:
+            out.append(row)
+    return out
+
+
+def delete_recording(store: Store, index: Index, row: RecordingRow, actor: str, reason: str) -> bool:
+    """Delete one recording's object and mark its row; False if the object was already gone."""
+    present = True
+    try:
+        store.delete(row.object_name)
+    except ObjectNotFound:
+        present = False
+    index.update_recording(row.id, status=ix.DELETED, finished_at=row.finished_at or utcnow(),
+                           error=f"deleted: {reason}")
+    index.append_audit(actor, "recording.deleted", row.id,
+                       {"reason": reason, "bytes": row.bytes, "object_present": present})
+    return present
+
+
+def run(store: Store, index: Index, default_days: int, actor: str, *, dry_run: bool = False,
+        now: datetime | None = None) -> RetentionReport:
+    report = RetentionReport()
+    for row in expired(index, default_days, now):
+        if index.active_holds(row.id):
+            report.held.append(row.id)
+            continue
+        if dry_run:
+            report.deleted.append(row.id)
+            continue
+        if delete_recording(store, index, row, actor, "retention"):
+            report.deleted.append(row.id)
+        else:
+            report.missing.append(row.id)
+    if not dry_run:
+        index.append_audit(actor, "retention.run", "-", {"deleted": len(report.deleted), "held": len(report.held),
+                                                          "missing": len(report.missing)})
+    return report

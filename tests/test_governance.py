@@ -1,0 +1,117 @@
+"""Retention, legal holds, data-subject requests and signed recordings: every deletion path
+is exercised with a held recording present."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import wave
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gateway import errors
+from gateway.storage import index as ix
+from tests.audio import dominant_frequency
+from tests.gw import GatewayUnderTest, make_gateway
+
+ANNA, BERTIL = "+46 70 123 45 67", "+46702222222"
+
+
+@pytest.fixture
+def tgw(tmp_path: Path) -> GatewayUnderTest:
+    return make_gateway(tmp_path)
+
+
+def age_days(tgw: GatewayUnderTest, rec_id: str, days: int) -> None:
+    then = (datetime.now(UTC) - timedelta(days=days)).isoformat(timespec="milliseconds")
+    tgw.open().index.update_recording(rec_id, started_at=then.replace("+00:00", "Z"))
+
+
+def test_retention_deletes_expired_but_not_held(tgw: GatewayUnderTest, capsys) -> None:
+    old, old_held, fresh = tgw.record(1), tgw.record(1), tgw.record(1)
+    age_days(tgw, old, 100)
+    age_days(tgw, old_held, 100)
+    assert tgw.run("hold", "add", old_held, "--reason", "complaint 2026-17") == 0
+    capsys.readouterr()
+    assert tgw.run("retention", "run", "--dry-run") == 0
+    assert f"would delete {old}" in capsys.readouterr().out
+    gw = tgw.open()
+    assert gw.index.get_recording(old).status == ix.COMPLETE  # a dry run deletes nothing
+    assert tgw.run("retention", "run") == 0
+    out = capsys.readouterr().out
+    assert f"deleted {old}" in out and f"kept {old_held}: on legal hold" in out
+    assert gw.index.get_recording(old).status == ix.DELETED
+    assert not gw.store.exists(gw.index.get_recording(old).object_name)
+    for kept in (old_held, fresh):
+        assert gw.index.get_recording(kept).status == ix.COMPLETE
+    actions = [(e.action, e.subject) for e in gw.index.audit_entries()]
+    assert ("recording.deleted", old) in actions and ("hold.added", old_held) in actions
+    # Released, the held one goes on the next run.
+    assert tgw.run("hold", "remove", old_held, "--reason", "complaint closed") == 0
+    assert tgw.run("retention", "run") == 0
+    assert gw.index.get_recording(old_held).status == ix.DELETED
+
+
+def test_hold_errors(tgw: GatewayUnderTest, capsys) -> None:
+    rec = tgw.record(1)
+    age_days(tgw, rec, 100)
+    tgw.run("retention", "run")
+    capsys.readouterr()
+    assert tgw.run("hold", "add", rec, "--reason", "too late") == errors.EXIT_NOT_FOUND
+    assert "was deleted" in capsys.readouterr().err
+    assert tgw.run("hold", "add", "nosuchid", "--reason", "x") == errors.EXIT_NOT_FOUND
+    assert tgw.run("hold", "add", "--number", "+1555", "--reason", "x") == errors.EXIT_NOT_FOUND
+
+
+def test_subject_find_export_and_erase_with_a_hold(tgw: GatewayUnderTest, tmp_path: Path, capsys) -> None:
+    a1 = tgw.record(1, number=ANNA)
+    a2 = tgw.record(2, number="+46701234567")  # the same number, written differently
+    b1 = tgw.record(1, number=BERTIL)
+    capsys.readouterr()
+    assert tgw.run("subject", "find", "--number", ANNA, "--json") == 0
+    found = json.loads(capsys.readouterr().out)
+    assert sorted(r["id"] for r in found["recordings"]) == sorted([a1, a2])
+    # Access request: her recordings decrypted, with their receipts.
+    out = tmp_path / "request"
+    assert tgw.run("subject", "export", "--number", ANNA, "-i", str(tgw.key), "-o", str(out)) == 0
+    files = sorted(p.name for p in out.iterdir())
+    assert len([f for f in files if f.startswith("recording-")]) == 2 and len([f for f in files if f.endswith(".json")]) == 2
+    with wave.open(str(out / f"recording-{a1}.wav")) as w:
+        s = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
+    assert abs(dominant_frequency(s[0::2]) - 440) < 5
+    # Erasure with one recording held.
+    assert tgw.run("hold", "add", a2, "--reason", "police request") == 0
+    capsys.readouterr()
+    assert tgw.run("subject", "erase", "--number", ANNA) == 0
+    out_text = capsys.readouterr().out
+    assert "deleted 1 recording(s)" in out_text and f"kept {a2}: on legal hold" in out_text
+    gw = tgw.open()
+    assert gw.index.get_recording(a1).status == ix.DELETED
+    assert gw.index.get_recording(a2).status == ix.COMPLETE and gw.index.get_recording(b1).status == ix.COMPLETE
+    # Her number is forgotten where nothing is held; the held call can still be found.
+    assert tgw.run("subject", "find", "--number", ANNA, "--json") == 0
+    assert [r["id"] for r in json.loads(capsys.readouterr().out)["recordings"]] == [a2]
+    # The audit log names the subject by a hash prefix, never by number.
+    log = json.dumps([e.__dict__ for e in gw.index.audit_entries()])
+    assert "4670123" not in log and "subject.erased" in log and "subject.exported" in log
+    assert tgw.run("subject", "find", "--number", "+1 555 0000") == errors.EXIT_NOT_FOUND
+
+
+def test_signatures_verify_without_a_key_and_catch_tampering(tgw: GatewayUnderTest, capsys) -> None:
+    a, b, c = tgw.record(1, number=ANNA), tgw.record(1, number=BERTIL), tgw.record(1)
+    assert tgw.run("recordings", "verify") == 0
+    db = sqlite3.connect(tgw.dir / "index.sqlite3")
+    db.execute("UPDATE recordings SET duration_s = duration_s + 60 WHERE id=?", (a,))
+    call_b = db.execute("SELECT call_id FROM recordings WHERE id=?", (b,)).fetchone()[0]
+    db.execute("UPDATE consent_receipts SET receipt=? WHERE call_id=?",
+               (json.dumps({"call_id": call_b, "decision": "declined", "digits": []}), call_b))
+    db.execute("UPDATE recordings SET signature=NULL WHERE id=?", (c,))
+    db.commit()
+    capsys.readouterr()
+    assert tgw.run("recordings", "verify") == errors.EXIT_FINDINGS
+    out = capsys.readouterr().out
+    assert f"{a}: signature does not match" in out and f"{b}: signature does not match" in out
+    assert f"{c}: unsigned" in out
