@@ -115,3 +115,34 @@ def test_signatures_verify_without_a_key_and_catch_tampering(tgw: GatewayUnderTe
     out = capsys.readouterr().out
     assert f"{a}: signature does not match" in out and f"{b}: signature does not match" in out
     assert f"{c}: unsigned" in out
+
+
+def test_exposure_scan_is_clean_then_finds_what_was_planted(tgw: GatewayUnderTest, tmp_path: Path, capsys) -> None:
+    from gateway.recording import wav
+
+    tgw.record(1)
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    assert tgw.run("audit", "--temp-dir", str(temp)) == 0, capsys.readouterr().out
+    # Plant: a plaintext WAV in the data dir and in temp, a 0644 key, an identity on the gateway,
+    # a non-age file in the store, an expired recording, and an edited audit entry.
+    (tgw.dir / "leftover.wav").write_bytes(wav.header(8000, 1, data_size=8) + bytes(8))
+    (temp / "tmpa1b2.wav").write_bytes(wav.header(8000, 1, data_size=8) + bytes(8))
+    (tgw.dir / "secrets" / "lookup.key").chmod(0o644)
+    (tgw.dir / "operator-key.txt").write_bytes(tgw.key.read_bytes())
+    (tgw.dir / "spool" / ("ab" * 16 + ".age")).write_bytes(b"RIFF....WAVE")
+    old = tgw.record(1)
+    age_days(tgw, old, 100)
+    db = sqlite3.connect(tgw.dir / "index.sqlite3")
+    db.execute("UPDATE audit SET actor='nobody' WHERE seq=2")
+    db.commit()
+    capsys.readouterr()
+    assert tgw.run("audit", "scan", "--json", "--temp-dir", str(temp)) == errors.EXIT_FINDINGS
+    found = json.loads(capsys.readouterr().out)["findings"]
+    kinds = {(f["kind"], Path(f["where"]).name if "/" in f["where"] else f["where"]) for f in found}
+    for expected in [("plaintext-audio", "leftover.wav"), ("plaintext-audio", "tmpa1b2.wav"),
+                     ("key-exposed", "lookup.key"), ("identity-on-gateway", "operator-key.txt"),
+                     ("not-ciphertext", "ab" * 16 + ".age"), ("past-retention", old),
+                     ("audit-chain", "audit entry #2")]:
+        assert expected in kinds, (expected, kinds)
+    assert all(f["fix"] for f in found)

@@ -4,14 +4,24 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
+from pathlib import Path
 
 from ..errors import EXIT_FINDINGS
 from . import open_gateway
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("audit", help="the audit log")
-    asub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    p = sub.add_parser("audit", help="scan for exposure (default); verify or show the audit log")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--temp-dir", action="append", type=Path, default=None,
+                   help="temporary directory to scan for plaintext audio (default: the system's)")
+    p.set_defaults(func=cmd_scan)
+    asub = p.add_subparsers(dest="action", required=False, metavar="ACTION")
+    scan = asub.add_parser("scan", help="the exposure scan (what `gateway audit` does)")
+    scan.add_argument("--json", action="store_true")
+    scan.add_argument("--temp-dir", action="append", type=Path, default=None)
+    scan.set_defaults(func=cmd_scan)
     vp = asub.add_parser("verify", help="verify the hash chain; name the first broken entry")
     vp.add_argument("--json", action="store_true")
     vp.set_defaults(func=cmd_verify)
@@ -43,3 +53,18 @@ def cmd_show(args: argparse.Namespace) -> int:
         else:
             print(f"#{e.seq:<5} {e.ts}  {e.actor:16} {e.action:24} {e.subject}  {json.dumps(e.details, sort_keys=True)}")
     return 0
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    from ..governance import exposure
+
+    gw = open_gateway(args)
+    temp_dirs = args.temp_dir if args.temp_dir is not None else [Path(tempfile.gettempdir())]
+    findings = exposure.scan(gw, temp_dirs)
+    if args.json:
+        print(json.dumps({"ok": not findings, "findings": [f.as_dict() for f in findings]}))
+    else:
+        for f in findings:
+            print(f"[{f.kind}] {f.where}: {f.problem}\n    fix: {f.fix}")
+        print(f"{len(findings)} finding(s)" if findings else "no exposure found")
+    return EXIT_FINDINGS if findings else 0

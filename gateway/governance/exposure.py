@@ -1,0 +1,186 @@
+"""`gateway audit`: the gateway looks for its own exposure before anyone else does.
+
+Each finding names what is wrong and how to fix it. Nothing is changed by the scan.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from ..context import Gateway
+from . import retention
+
+AGE_MAGIC = b"age-encryption.org/v1\n"
+MAX_FILES = 200_000
+
+
+@dataclass(frozen=True)
+class Finding:
+    kind: str
+    where: str
+    problem: str
+    fix: str
+
+    def as_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+def audio_kind(head: bytes, name: str) -> str | None:
+    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+        return "WAV"
+    if head[:3] == b"ID3":
+        return "MP3 (ID3)"
+    if head[:4] == b"OggS":
+        return "Ogg"
+    if head[:4] == b"fLaC":
+        return "FLAC"
+    if name.lower().endswith(".mp3") and len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0:
+        return "MP3"
+    return None
+
+
+def _walk(root: Path, findings: list[Finding]) -> list[Path]:
+    files: list[Path] = []
+
+    def onerror(e: OSError) -> None:
+        findings.append(Finding("unreadable", str(e.filename), f"cannot be scanned: {e.strerror}",
+                                "run `gateway audit` as a user who can read it (e.g. the gateway's own user)"))
+
+    for dirpath, _, filenames in os.walk(root, onerror=onerror):
+        for name in filenames:
+            files.append(Path(dirpath) / name)
+            if len(files) >= MAX_FILES:
+                findings.append(Finding("incomplete", str(root), f"more than {MAX_FILES} files; scan stopped",
+                                        "scan that directory on its own"))
+                return files
+    return files
+
+
+def _head(path: Path, findings: list[Finding], n: int = 64) -> bytes | None:
+    try:
+        with open(path, "rb") as f:
+            return f.read(n)
+    except PermissionError:
+        findings.append(Finding("unreadable", str(path), "cannot be read", "run as the gateway's user or root"))
+    except OSError:
+        pass
+    return None
+
+
+def scan_plaintext(roots: list[Path], findings: list[Finding]) -> None:
+    for root in roots:
+        for path in _walk(root, findings):
+            if not path.is_file() or path.is_symlink():
+                continue
+            head = _head(path, findings)
+            kind = audio_kind(head, path.name) if head else None
+            if kind:
+                findings.append(Finding("plaintext-audio", str(path), f"{kind} audio in plaintext",
+                                        "encrypt it (`gateway import-legacy --shred-originals PATH`) or delete it"))
+
+
+def scan_permissions(gw: Gateway, findings: list[Finding]) -> None:
+    p = gw.config.paths
+    for d in (p.data_dir, p.spool_dir, p.secrets_dir, gw.config.calls.event_socket.parent):
+        if d.exists() and stat.S_IMODE(d.stat().st_mode) & 0o077:
+            findings.append(Finding("permissions", str(d), f"directory is {oct(stat.S_IMODE(d.stat().st_mode))}, "
+                                    "wider than 0700", f"chmod 700 {d}"))
+    for d in (p.spool_dir, p.secrets_dir):
+        if not d.exists():
+            continue
+        for f in d.iterdir():
+            if f.name == "signing.pub" or not f.is_file():
+                continue
+            mode = stat.S_IMODE(f.stat().st_mode)
+            if mode & 0o077:
+                kind = "key-exposed" if d == p.secrets_dir else "permissions"
+                findings.append(Finding(kind, str(f), f"file is {oct(mode)}, readable beyond its owner",
+                                        f"chmod 600 {f}"))
+    for f in p.data_dir.glob(p.index.name + "*"):
+        mode = stat.S_IMODE(f.stat().st_mode)
+        if mode & 0o077:
+            findings.append(Finding("permissions", str(f), f"index file is {oct(mode)}", f"chmod 600 {f}"))
+    cfg = gw.config.path
+    if cfg.exists() and stat.S_IMODE(cfg.stat().st_mode) & 0o007:
+        findings.append(Finding("permissions", str(cfg), "configuration is readable by everyone", f"chmod 640 {cfg}"))
+
+
+def scan_identities(gw: Gateway, findings: list[Finding]) -> None:
+    """A private age identity anywhere under the data directory breaks the first promise."""
+    for path in _walk(gw.config.paths.data_dir, findings):
+        if path.is_file() and path.stat().st_size < 1 << 20 and not path.name.endswith(".age"):
+            try:
+                if b"AGE-SECRET-KEY-1" in path.read_bytes():
+                    findings.append(Finding("identity-on-gateway", str(path),
+                                            "a private age identity is stored on the gateway",
+                                            "move it to the operators' offline storage and delete it here"))
+            except OSError:
+                pass
+
+
+def scan_store(gw: Gateway, findings: list[Finding]) -> None:
+    spool = gw.config.paths.spool_dir
+    if not spool.exists():
+        return
+    for f in spool.iterdir():
+        head = _head(f, findings, len(AGE_MAGIC)) if f.is_file() else None
+        if head is not None and head != AGE_MAGIC:
+            findings.append(Finding("not-ciphertext", str(f), "file in the store is not an age file",
+                                    "find out what wrote it; if it is audio, encrypt or delete it"))
+
+
+def scan_retention(gw: Gateway, findings: list[Finding]) -> None:
+    for row in retention.expired(gw.index, gw.config.recording.retention_days):
+        if not gw.index.active_holds(row.id):
+            findings.append(Finding("past-retention", row.id, f"recording from {row.started_at} is past its "
+                                    "retention and not on hold", "gateway retention run"))
+
+
+def _listening(proto: str) -> list[tuple[str, int]]:
+    out = []
+    for name in (proto, proto + "6"):
+        try:
+            lines = Path(f"/proc/net/{name}").read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            parts = line.split()
+            local, state = parts[1], parts[3]
+            if proto == "tcp" and state != "0A":
+                continue
+            addr, port = local.split(":")
+            if len(addr) == 8:
+                host = ".".join(str(int(addr[i : i + 2], 16)) for i in (6, 4, 2, 0))
+            else:
+                host = "::" if set(addr) == {"0"} else "ipv6"
+            out.append((host, int(port, 16)))
+    return out
+
+
+def scan_sockets(gw: Gateway, findings: list[Finding]) -> None:
+    expected = [gw.config.sip_listen] + ([gw.config.tls[:2]] if gw.config.tls else [])
+    for want_host, port in expected:
+        for proto in ("udp", "tcp"):
+            for host, p in _listening(proto):
+                if p == port and host != want_host and want_host not in ("0.0.0.0", "::"):
+                    findings.append(Finding("socket", f"{proto} {host}:{p}",
+                                            f"port {p} is open on {host}, beyond the configured {want_host}",
+                                            "check [sip] listen and what else binds that port"))
+
+
+def scan(gw: Gateway, temp_dirs: list[Path]) -> list[Finding]:
+    findings: list[Finding] = []
+    scan_plaintext([gw.config.paths.data_dir, *temp_dirs], findings)
+    scan_permissions(gw, findings)
+    scan_identities(gw, findings)
+    scan_store(gw, findings)
+    scan_retention(gw, findings)
+    scan_sockets(gw, findings)
+    verdict = gw.index.verify_audit()
+    if verdict.problem is not None:
+        findings.append(Finding("audit-chain", f"audit entry #{verdict.problem.seq}", verdict.problem.message,
+                                "investigate who changed the index; restore it from a backup"))
+    return findings
