@@ -146,3 +146,23 @@ def test_exposure_scan_is_clean_then_finds_what_was_planted(tgw: GatewayUnderTes
                      ("audit-chain", "audit entry #2")]:
         assert expected in kinds, (expected, kinds)
     assert all(f["fix"] for f in found)
+
+
+def test_running_gateway_applies_retention_on_its_own(tmp_path: Path) -> None:
+    import time
+
+    from tests.calls import CallLab
+
+    lab = CallLab(tmp_path)
+    try:
+        old = lab.gw.record(1)
+        age_days(lab.gw, old, 100)
+        lab.start_gateway()
+        gw = lab.gw.open()
+        deadline = time.monotonic() + 15
+        while gw.index.get_recording(old).status != ix.DELETED and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert gw.index.get_recording(old).status == ix.DELETED
+        assert ("recording.deleted", "retention") in [(e.action, e.actor) for e in gw.index.audit_entries()]
+    finally:
+        lab.close()

@@ -20,6 +20,7 @@ import pjsua2 as pj
 
 from ..config import Config, Route
 from ..context import Gateway
+from ..governance import retention
 from ..recording.recorder import RecorderEngine
 from . import prompts as pr
 from .call import CallSession
@@ -157,13 +158,27 @@ class Worker:
         if ready is not None:
             ready.set()
         self.events.publish({"type": "worker.started", "capacity": self.capacity})
+        retention_task = asyncio.create_task(self._retention_schedule())
         try:
             while not stop.is_set():
                 self.ep.libHandleEvents(0)
                 self._reap()
                 await asyncio.sleep(0.005)
         finally:
+            retention_task.cancel()
             await self._shutdown()
+
+    async def _retention_schedule(self, every_s: float = 3600.0) -> None:
+        """Delete expired recordings (not on hold) every hour, off the SIP loop's thread."""
+        while True:
+            try:
+                report = await asyncio.to_thread(
+                    retention.run, self.gateway.store, self.index, self.config.recording.retention_days, "retention")
+                if report.deleted or report.held:
+                    log.info("retention: deleted %d, kept %d on hold", len(report.deleted), len(report.held))
+            except Exception:
+                log.exception("retention run failed; retrying at the next interval")
+            await asyncio.sleep(every_s)
 
     def _reap(self) -> None:
         self._refused = None
