@@ -127,7 +127,7 @@ class Worker:
         prm = pj.CallOpParam()
         prm.statusCode = code
         call.hangup(prm)
-        self._refused = call  # drop on the next pump pass, on this thread
+        self._refused.append(call)  # dropped on the next pump pass, on this thread
 
     def incoming(self, call_id: int, message: str) -> None:
         invite = parse_invite(message)
@@ -140,7 +140,12 @@ class Worker:
         elif len(self.sessions) >= self.capacity:
             self._refuse(call_id, 486)
         else:
-            session = CallSession(self, secrets.token_hex(8), invite, route, call_id)
+            try:
+                session = CallSession(self, secrets.token_hex(8), invite, route, call_id)
+            except Exception:  # a bug or a broken prompt set must not reach pjsua's callback
+                log.exception("cannot set up the call; 500")
+                self._refuse(call_id, 500)
+                return
             self.sessions[session.id] = session
             session.start()
 
@@ -153,8 +158,8 @@ class Worker:
     async def run(self, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
         self.recordings.recover()
         await self.events.start()
+        self._refused: list[pj.Call] = []
         self._start_endpoint()
-        self._refused = None
         if ready is not None:
             ready.set()
         self.events.publish({"type": "worker.started", "capacity": self.capacity})
@@ -181,7 +186,7 @@ class Worker:
             await asyncio.sleep(every_s)
 
     def _reap(self) -> None:
-        self._refused = None
+        self._refused.clear()
         if self._ended:
             done = [s for s in self._ended if all(leg is None or leg.disconnected for leg in (s.caller, s.pbx))]
             for s in done:
