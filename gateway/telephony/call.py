@@ -126,6 +126,7 @@ class CallSession:
         self._poll: asyncio.Task[None] | None = None
         self._after_clip: Callable[[], None] | None = None
         self._dial_when_confirmed = False
+        self._notice_started = False
 
     # -- helpers ----------------------------------------------------------------------------
 
@@ -222,7 +223,8 @@ class CallSession:
 
     def on_leg_media(self, leg: Leg, hold_changed: bool = False) -> None:
         if leg is self.caller and self.state == "notice" and self.machine.state.value == "notice":
-            if self.source.clip_id == "":
+            if not self._notice_started:
+                self._notice_started = True
                 self.play(self.notice.id, self._notice_done)
                 self.later(self.machine.notice_s + self.machine.grace_s + 0.05, self._deadline)
             elif self.caller.audio is not None:
@@ -267,7 +269,12 @@ class CallSession:
     # -- flow --------------------------------------------------------------------------------
 
     def _notice_done(self) -> None:
-        self.notice_played_bytes = self.source.played_bytes
+        self._note_notice_progress()
+
+    def _note_notice_progress(self) -> None:
+        """Remember how much of the notice went out, while the notice is still the clip playing."""
+        if self.source.clip_id == self.notice.id:
+            self.notice_played_bytes = self.source.played_bytes
 
     def _deadline(self) -> None:
         self._apply(self.machine.on_tick(self.t()))
@@ -301,8 +308,7 @@ class CallSession:
     def _apply(self, actions: list[Any]) -> None:
         for a in actions:
             if isinstance(a, StopNotice):
-                if self.source.clip_id == self.notice.id:
-                    self.notice_played_bytes = self.source.played_bytes
+                self._note_notice_progress()  # before the stop: a stopped source forgets its clip
                 self.stop_playing()
             elif isinstance(a, Decide):
                 self._decided(a)
@@ -312,8 +318,7 @@ class CallSession:
                 self._withdraw()
 
     def _decided(self, d: Decide) -> None:
-        if self.notice_played_bytes == 0:
-            self.notice_played_bytes = self.source.played_bytes if self.source.clip_id == self.notice.id else len(self.notice.pcm)
+        self._note_notice_progress()
         self.decided_at = utcnow()
         receipt = self._receipt()
         self.worker.index.put_consent_receipt(self.id, receipt)
@@ -462,6 +467,7 @@ class CallSession:
         self.ended = True
         for timer in self._timers:
             timer.cancel()
+        self._note_notice_progress()
         self.stop_playing()
         self._stop_taps()
         if self.recorder is not None and self.recording_state not in ("discarded",):
@@ -477,7 +483,7 @@ class CallSession:
         self.worker.session_ended(self)
 
     def _receipt(self, ended_at: str | None = None) -> dict[str, Any]:
-        played = self.notice.pcm[: self.notice_played_bytes or len(self.notice.pcm)]
+        played = self.notice.pcm[: self.notice_played_bytes]
         prompt = rc.PromptPlayed(self.notice.id, self.notice.version, self.notice.language, self.notice.sha256,
                                  int(len(played) / 2 / self.notice.rate * 1000), hashlib.sha256(played).hexdigest())
         return rc.build(self.machine, call_id=self.id, route=self.route.number, prompt=prompt,

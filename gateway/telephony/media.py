@@ -95,6 +95,7 @@ class PcmSource(pj.AudioMediaPort):
         self._pcm = pcm
 
     def stop(self) -> None:
+        self.clip_id = ""  # what played before the stop is the caller's business now, not this clip's
         self._pcm = b""
         self.finished = True
 
