@@ -83,6 +83,16 @@ class CallsConfig:
 
 
 @dataclass
+class NodeConfig:
+    kamailio: bool = False  # Kamailio in front of a worker pool; False: one worker on [sip] listen
+    workers: int = 2
+    worker_base_port: int = 5100  # workers listen on 127.0.0.1:base+index
+    fail_closed: bool = False  # no worker free: 503 instead of the PBX unrecorded
+    trunks: list[str] = field(default_factory=list)  # allowlisted source addresses (IP or IP/mask)
+    drain_s: float = 300.0  # SIGTERM: how long current calls may go on
+
+
+@dataclass
 class Config:
     path: Path
     paths: Paths
@@ -95,6 +105,7 @@ class Config:
     accept_key: str = "1"
     grace_s: float = 3.0
     calls: CallsConfig = field(default_factory=CallsConfig)
+    node: NodeConfig = field(default_factory=NodeConfig)
     routes: list[Route] = field(default_factory=list)
     raw: dict[str, Any] = field(default_factory=dict)
 
@@ -120,6 +131,8 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
               "rtp_port": ((int,), 40000), "rtp_port_range": ((int,), 1000),
               "withdraw_sequence": ((str,), "*9"), "pause_sequence": ((str,), "*1"),
               "resume_sequence": ((str,), "*2"), "event_socket": ((str,), "run/events.sock")},
+    "node": {"kamailio": ((bool,), False), "workers": ((int,), 2), "worker_base_port": ((int,), 5100),
+             "fail_closed": ((bool,), False), "trunks": ((list,), []), "drain_s": ((int, float), 300.0)},
 }
 ROUTE_KEYS: dict[str, tuple[tuple[type, ...], Any]] = {
     "number": ((str,), None), "mode": ((str,), None), "language": ((str,), "en"), "pbx": ((str,), None),
@@ -175,8 +188,13 @@ def load(path: str | Path) -> Config:
     for name in raw:
         if name not in SCHEMA and name != "routes":
             raise ConfigError(f"unknown section [{name}] in {path}{_suggest(name, list(SCHEMA))}")
-    p, r, sip, pbx, consent, prompts, calls = (
-        _section(raw, s) for s in ("paths", "recording", "sip", "pbx", "consent", "prompts", "calls"))
+    p, r, sip, pbx, consent, prompts, calls, node = (
+        _section(raw, s) for s in ("paths", "recording", "sip", "pbx", "consent", "prompts", "calls", "node"))
+    if not 1 <= node["workers"] <= 256 or not 1024 <= node["worker_base_port"] <= 64000:
+        raise ConfigError("[node] workers must be 1..256 and worker_base_port 1024..64000")
+    for t in node["trunks"]:
+        if not isinstance(t, str) or not t.split("/")[0].replace(".", "").isdigit():
+            raise ConfigError(f"[node] trunks must be IPv4 addresses or IP/mask, got {t!r}")
     if not p["data_dir"]:
         raise ConfigError(f"[paths] data_dir is required in {path}")
     base = (path.parent / p["data_dir"]).resolve()
@@ -236,6 +254,8 @@ def load(path: str | Path) -> Config:
                           calls["rtp_port_range"], calls["withdraw_sequence"], calls["pause_sequence"],
                           calls["resume_sequence"],
                           event_socket if event_socket.is_absolute() else base / event_socket),
+        node=NodeConfig(node["kamailio"], node["workers"], node["worker_base_port"], node["fail_closed"],
+                        list(node["trunks"]), float(node["drain_s"])),
         routes=routes,
         raw=raw,
     )
@@ -275,7 +295,8 @@ def _toml_str(s: str) -> str:
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def render(*, data_dir: Path, recipients: list[str], sip_listen: str, pbx_uri: str, mode: str) -> str:
+def render(*, data_dir: Path, recipients: list[str], sip_listen: str, pbx_uri: str, mode: str,
+           workers: int = 0, trunks: list[str] | None = None) -> str:
     """The complete, commented configuration `gateway init` writes."""
     rlist = "\n".join(f"    {_toml_str(r)}," for r in recipients)
     rblock = f"recipients = [\n{rlist}\n]" if recipients else "recipients = []"
@@ -350,6 +371,21 @@ pause_sequence = "*1"
 resume_sequence = "*2"
 # Unix socket where the worker publishes call events as JSON lines (docs/events.md).
 event_socket = "run/events.sock"
+
+[node]
+# true: Kamailio listens on [sip] listen and spreads calls over a pool of workers (each holds
+# two calls with the stock pjsua2 wheel). false: one worker listens on [sip] listen itself.
+kamailio = {"true" if workers else "false"}
+workers = {workers or 2}
+# Workers listen on 127.0.0.1:worker_base_port + index.
+worker_base_port = 5100
+# No worker free (all busy, all down): send the call to the PBX unrecorded, marked
+# X-Recording-Consent: unavailable (false, the default for a medical line) or answer 503 (true).
+fail_closed = false
+# Who may send SIP to the node besides the PBX: the trunks' addresses (IP or IP/mask).
+trunks = [{", ".join(_toml_str(t) for t in (trunks or []))}]
+# On SIGTERM, how long calls in progress may go on before they are hung up (seconds).
+drain_s = 300
 
 # Routes by dialled number. Without any [[routes]], every number uses [consent] mode and
 # [pbx] uri. A call to a number with no route and no "*" route is refused with 404.

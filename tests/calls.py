@@ -19,6 +19,29 @@ from tests.prompts_fixture import write_prompts
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def free_port_run(n: int) -> int:
+    """The first of `n` consecutive ports free on 127.0.0.1 (for a node's workers)."""
+    import random
+    import socket
+
+    for _ in range(200):
+        base = random.randint(30000, 39000)
+        try:
+            socks = []
+            for p in range(base, base + n):
+                for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+                    s = socket.socket(socket.AF_INET, kind)
+                    socks.append(s)
+                    s.bind(("127.0.0.1", p))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError("no run of free ports")
+
+
 class Proc:
     """A child process whose stdout JSON lines (or text lines) are collected by a thread."""
 
@@ -91,7 +114,8 @@ class Proc:
 class CallLab:
     """A gateway under test with short prompts, plus helpers to start peers against it."""
 
-    def __init__(self, tmp: Path, *, mode: str = "opt-out", extra: str = "") -> None:
+    def __init__(self, tmp: Path, *, mode: str = "opt-out", extra: str = "", workers: int = 0,
+                 fail_closed: bool = False) -> None:
         self.gw: GatewayUnderTest = make_gateway(tmp)
         self.sip_port, self.pbx_port = free_port(), free_port()
         prompts = write_prompts(tmp / "prompts")
@@ -102,7 +126,13 @@ class CallLab:
                 .replace("grace_s = 3.0", "grace_s = 1.0")
                 .replace('mode = "opt-out"', f'mode = "{mode}"')
                 .replace("rtp_port = 40000", f"rtp_port = {20000 + (os.getpid() * 7 + self.sip_port) % 20000}")
-                .replace("rtp_port_range = 1000", "rtp_port_range = 100"))
+                .replace("rtp_port_range = 1000", "rtp_port_range = 100")
+                .replace("drain_s = 300", "drain_s = 3"))
+        if workers:
+            base = free_port_run(workers)
+            text = (text.replace("kamailio = false", "kamailio = true").replace("workers = 2", f"workers = {workers}")
+                    .replace("worker_base_port = 5100", f"worker_base_port = {base}")
+                    .replace("fail_closed = false", f"fail_closed = {'true' if fail_closed else 'false'}"))
         self.gw.config.write_text(text + extra)
         self.procs: list[Proc] = []
         self.stops: list[threading.Event] = []  # event followers to stop at close
@@ -113,7 +143,24 @@ class CallLab:
                             prefix=prefix)
         self.procs.append(self.gateway)
         self.gateway.wait_for(lambda: any("listening for SIP" in line for line in self.gateway.lines), 30)
+        if "kamailio = true" in self.gw.config.read_text():
+            self.wait_node_ready()
         return self.gateway
+
+    def node_status(self) -> dict[str, Any]:
+        return json.loads((self.gw.dir / "run" / "node.json").read_text())
+
+    def wait_node_ready(self, timeout: float = 20.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                st = self.node_status()
+                if st["workers"] and all(w["ready"] for w in st["workers"]):
+                    return st
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.1)
+        raise AssertionError("node not ready")
 
     def peer(self, role: str, *args: str) -> Proc:
         port = self.pbx_port if role == "pbx" else free_port()

@@ -22,6 +22,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sip-listen", default="127.0.0.1:5060", metavar="HOST:PORT")
     p.add_argument("--pbx", default="sip:helpline@127.0.0.1:5070", metavar="SIP_URI")
     p.add_argument("--mode", default="opt-out", choices=cfg.MODES)
+    p.add_argument("--workers", type=int, default=0,
+                   help="run a node: Kamailio on --sip-listen in front of N workers (0: one worker, no Kamailio)")
+    p.add_argument("--trunk", action="append", default=[], metavar="ADDR",
+                   help="trunk address allowed to send SIP (repeatable; the PBX is always allowed)")
     p.add_argument("--force", action="store_true", help="rewrite an existing config (keeps data and secrets)")
     p.set_defaults(func=run)
 
@@ -40,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"{config_path} exists (use --force to rewrite it; data and secrets are kept)")
     ensure_private_dir(data_dir)
     text = cfg.render(data_dir=data_dir, recipients=[r.strip() for r in args.recipient],
-                      sip_listen=args.sip_listen, pbx_uri=args.pbx, mode=args.mode)
+                      sip_listen=args.sip_listen, pbx_uri=args.pbx, mode=args.mode,
+                      workers=getattr(args, "workers", 0), trunks=getattr(args, "trunk", []))
     tmp = config_path.with_suffix(".toml.new")
     tmp.write_text(text, encoding="utf-8")
     tmp.chmod(0o640)

@@ -14,8 +14,14 @@ from . import open_gateway
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("run", help="run the gateway (one worker on [sip] listen)")
+    p = sub.add_parser("run", help="run the gateway: a node (Kamailio + workers) or one worker, per [node]")
     p.set_defaults(func=run)
+    w = sub.add_parser("worker", help="one worker of a node's pool (started by `gateway run`)")
+    w.add_argument("--index", type=int, required=True)
+    w.set_defaults(func=run_worker)
+    s = sub.add_parser("status", help="the node's workers and capacity")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=status)
 
 
 def harden_process() -> None:
@@ -29,28 +35,70 @@ def harden_process() -> None:
         pass
 
 
-def run(args: argparse.Namespace) -> int:
-    from ..telephony.worker import Worker
-
-    harden_process()
-    gw = open_gateway(args)
-    try:
-        worker = Worker(gw)
-    except PromptError as e:
-        raise ConfigError(f"prompts: {e}") from None
-
+def _serve(coro_factory) -> None:
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        await coro_factory(stop)
+
+    asyncio.run(main())
+
+
+def run(args: argparse.Namespace) -> int:
+    harden_process()
+    gw = open_gateway(args)
+    if gw.config.node.kamailio:
+        from ..supervisor.node import Node
+
+        node = Node(gw)
+        _serve(node.run)
+        return 0
+    return _run_worker(gw, None)
+
+
+def run_worker(args: argparse.Namespace) -> int:
+    harden_process()
+    return _run_worker(open_gateway(args), args.index)
+
+
+def status(args: argparse.Namespace) -> int:
+    import json
+
+    gw = open_gateway(args)
+    path = gw.config.calls.event_socket.parent / "node.json"
+    try:
+        st = json.loads(path.read_text())
+    except (OSError, ValueError):
+        raise ConfigError(f"no node status at {path}: is `gateway run` running with [node] kamailio = true?") from None
+    if args.json:
+        print(json.dumps(st))
+        return 0
+    k = st["kamailio"]
+    print(f"Kamailio pid {k['pid']} on {k['listen']} (restarts: {k['restarts']})")
+    for w in st["workers"]:
+        print(f"worker {w['index']}: port {w['port']} pid {w['pid']} {'ready' if w['ready'] else 'NOT READY'} "
+              f"(restarts: {w['restarts']})")
+    print(f"capacity: {st['capacity_calls']} concurrent calls")
+    return 0
+
+
+def _run_worker(gw, index: int | None) -> int:
+    from ..telephony.worker import Worker
+
+    try:
+        worker = Worker(gw, index)
+    except PromptError as e:
+        raise ConfigError(f"prompts: {e}") from None
+
+    async def main(stop: asyncio.Event) -> None:
         ready = asyncio.Event()
         task = asyncio.create_task(worker.run(stop, ready))
         await ready.wait()
-        host, port = gw.config.sip_listen
-        print(f"gateway: listening for SIP on {host}:{port} (UDP, TCP); events on "
-              f"{gw.config.calls.event_socket}", flush=True)
+        print(f"gateway: listening for SIP on {worker.host}:{worker.port} (UDP, TCP); events on "
+              f"{worker.events.path}", flush=True)
         await task
 
-    asyncio.run(main())
+    _serve(main)
     return 0

@@ -129,7 +129,7 @@ class Peer:
         ep.libInit(cfg)
         tc = pj.TransportConfig()
         tc.port = args.port
-        tc.boundAddress = "127.0.0.1"
+        tc.boundAddress = args.bind
         ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, tc)
         if args.tls:
             tls = pj.TransportConfig()
@@ -154,9 +154,9 @@ class Peer:
         if args.tone_at is not None:
             self.source.stop()
         acfg = pj.AccountConfig()
-        acfg.idUri = f'"{args.display}" <sip:{args.number}@127.0.0.1:{args.port}>'
+        acfg.idUri = f'"{args.display}" <sip:{args.number}@{args.bind}:{args.port}>'
         acfg.mediaConfig.transportConfig.port = args.rtp_port
-        acfg.mediaConfig.transportConfig.boundAddress = "127.0.0.1"
+        acfg.mediaConfig.transportConfig.boundAddress = args.bind
         self.account = Account(self)
         self.account.create(acfg)
 
@@ -224,6 +224,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("role", choices=["caller", "pbx"])
     ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--bind", default="127.0.0.1", help="local address (any of 127.0.0.0/8)")
     ap.add_argument("--rtp-port", type=int, default=0)
     ap.add_argument("--target", default="")
     ap.add_argument("--tone", type=float, default=440)

@@ -51,14 +51,25 @@ class Account(pj.Account):
 
 
 class Worker:
-    def __init__(self, gateway: Gateway) -> None:
+    def __init__(self, gateway: Gateway, index: int | None = None) -> None:
+        """`index` None: the only worker, on [sip] listen. Otherwise worker `index` of a node's
+        pool, on 127.0.0.1:worker_base_port+index with its own RTP ports and event socket."""
         self.gateway = gateway
         self.config: Config = gateway.config
+        self.index_no = index
         self.index = gateway.index
         self.recipients = gateway.config.recording.recipients
         self.lookup_secret = gateway.lookup_secret()
         self.clock_rate = gateway.config.recording.sample_rate
         self.host, self.port = gateway.config.sip_listen
+        calls = gateway.config.calls
+        self.rtp_port, self.rtp_range = calls.rtp_port, calls.rtp_port_range
+        event_socket = calls.event_socket
+        if index is not None:
+            self.host, self.port = "127.0.0.1", gateway.config.node.worker_base_port + index
+            self.rtp_range = max(8, calls.rtp_port_range // max(1, gateway.config.node.workers * 2))
+            self.rtp_port = calls.rtp_port + index * self.rtp_range
+            event_socket = event_socket.with_name(f"worker-{index}.sock")
         self.id = f"{socket.gethostname()}:{os.getpid()}"
         # Prompts are loaded before anything listens: missing prompts refuse the start.
         self._prompts: dict[Path, pr.PromptSet] = {}
@@ -66,7 +77,7 @@ class Worker:
             if route.prompts_dir not in self._prompts:
                 self._prompts[route.prompts_dir] = pr.load(route.prompts_dir, self.clock_rate)
             self.prompts_for(route).get(f"notice-{route.mode}", route.language)
-        self.events = EventBus(self.config.calls.event_socket, self.id)
+        self.events = EventBus(event_socket, self.id)
         self.engine = RecorderEngine()
         self.recordings = gateway.recording_service(self.engine)
         self.sessions: dict[str, CallSession] = {}
@@ -99,7 +110,7 @@ class Worker:
             tc.port = self.port
             tc.boundAddress = self.host
             ep.transportCreate(kind, tc)
-        if self.config.tls is not None:
+        if self.config.tls is not None and self.index_no is None:
             host, port, cert, key = self.config.tls
             tc = pj.TransportConfig()
             tc.port = port
@@ -114,8 +125,8 @@ class Worker:
         self.media_format = audio_format(self.clock_rate)
         acfg = pj.AccountConfig()
         acfg.idUri = f"sip:gateway@{self.host}:{self.port}"
-        acfg.mediaConfig.transportConfig.port = self.config.calls.rtp_port
-        acfg.mediaConfig.transportConfig.portRange = self.config.calls.rtp_port_range
+        acfg.mediaConfig.transportConfig.port = self.rtp_port
+        acfg.mediaConfig.transportConfig.portRange = self.rtp_range
         acfg.mediaConfig.transportConfig.boundAddress = self.host
         self.account = Account(self)
         self.account.create(acfg)
@@ -166,6 +177,17 @@ class Worker:
         retention_task = asyncio.create_task(self._retention_schedule())
         try:
             while not stop.is_set():
+                self.ep.libHandleEvents(0)
+                self._reap()
+                await asyncio.sleep(0.005)
+            # Drain: refuse new calls (503; Kamailio tries another worker or fails open), let
+            # the current ones finish, up to [node] drain_s.
+            self.stopping = True
+            deadline = asyncio.get_running_loop().time() + self.config.node.drain_s
+            if self.sessions:
+                log.info("draining %d call(s), at most %.0f s", len(self.sessions), self.config.node.drain_s)
+                self.events.publish({"type": "worker.draining", "calls": len(self.sessions)})
+            while self.sessions and asyncio.get_running_loop().time() < deadline:
                 self.ep.libHandleEvents(0)
                 self._reap()
                 await asyncio.sleep(0.005)

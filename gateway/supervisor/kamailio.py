@@ -1,0 +1,228 @@
+"""Kamailio as the node's front door: its configuration, rendered from the gateway's, and
+control over its binrpc socket (kamcmd).
+
+Kamailio checks sanity, bans floods (pike), admits only allowlisted sources (trunks and the
+PBX; the workers), and spreads INVITEs over the workers by call load (dispatcher algorithm 10)
+with failover. When no worker can take a call it fails open to the PBX, unrecorded and marked
+`X-Recording-Consent: unavailable`, or answers 503 when the node is configured fail-closed.
+"""
+
+from __future__ import annotations
+
+import glob
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+TRUSTED_GROUP = 1  # trunks and the PBX
+WORKER_GROUP = 2
+DISPATCH_SET = 1
+
+
+def module_path() -> str:
+    for candidate in sorted(glob.glob("/usr/lib/*/kamailio/modules")) + ["/usr/lib/kamailio/modules"]:
+        if Path(candidate, "tm.so").exists():
+            return candidate
+    raise FileNotFoundError("Kamailio modules not found (install the Debian package kamailio)")
+
+
+@dataclass
+class FrontDoor:
+    host: str
+    port: int
+    rundir: Path
+    pbx_uri: str
+    fail_closed: bool
+    trusted: list[str]  # trunk and PBX addresses (IP or IP/mask)
+
+    @property
+    def ctl(self) -> str:
+        return f"unixs:{self.rundir}/kamailio_ctl"
+
+    @property
+    def cfg_path(self) -> Path:
+        return self.rundir / "kamailio.cfg"
+
+    def address_list(self, workers: list[tuple[str, int]]) -> str:
+        lines = []
+        for addr in self.trusted:
+            ip, _, mask = addr.partition("/")
+            lines.append(f"{TRUSTED_GROUP} {ip} {mask or 32} 0")
+        for host, _ in workers:
+            lines.append(f"{WORKER_GROUP} {host} 32 0")
+        return "\n".join(lines) + "\n"
+
+    def render(self) -> str:
+        fail_open = ('    xlog("L_WARN", "fail-closed: no worker for $ci\\n");\n'
+                     '    sl_send_reply("503", "Service Unavailable");\n    exit;'
+                     if self.fail_closed else
+                     '    xlog("L_WARN", "fail-open: no worker for $ci, to the PBX unrecorded\\n");\n'
+                     '    remove_hf("X-Recording-Consent");\n'
+                     '    append_hf("X-Recording-Consent: unavailable\\r\\n");\n'
+                     f'    $ru = "{self.pbx_uri}";\n'
+                     '    t_on_failure("PBX_FAIL");\n'
+                     '    if (!t_relay()) { sl_send_reply("503", "Service Unavailable"); }\n    exit;')
+        return f'''#!KAMAILIO
+# Rendered by the consent gateway's supervisor; edit the gateway's configuration instead.
+debug=2
+log_stderror=yes
+log_prefix="{{$mt $hdr(CSeq) $ci}} "
+children=2
+tcp_children=2
+listen=udp:{self.host}:{self.port}
+listen=tcp:{self.host}:{self.port}
+server_signature=no
+user_agent_header="User-Agent: consent-gateway front door"
+mpath="{module_path()}"
+
+loadmodule "kex.so"
+loadmodule "corex.so"
+loadmodule "tm.so"
+loadmodule "tmx.so"
+loadmodule "sl.so"
+loadmodule "rr.so"
+loadmodule "pv.so"
+loadmodule "maxfwd.so"
+loadmodule "sanity.so"
+loadmodule "siputils.so"
+loadmodule "textops.so"
+loadmodule "xlog.so"
+loadmodule "ctl.so"
+loadmodule "htable.so"
+loadmodule "pike.so"
+loadmodule "permissions.so"
+loadmodule "dispatcher.so"
+
+modparam("ctl", "binrpc", "{self.ctl}")
+modparam("tm", "fr_timer", 3000)
+modparam("tm", "fr_inv_timer", 60000)
+modparam("rr", "enable_full_lr", 1)
+modparam("permissions", "address_file", "{self.rundir}/address.list")
+modparam("htable", "htable", "ipban=>size=8;autoexpire=300;")
+modparam("htable", "htable", "stats=>size=4;")
+modparam("pike", "sampling_time_unit", 2)
+modparam("pike", "reqs_density_per_unit", 40)
+modparam("pike", "remove_latency", 4)
+modparam("dispatcher", "list_file", "{self.rundir}/dispatcher.list")
+modparam("dispatcher", "ds_hash_size", 8)
+modparam("dispatcher", "flags", 2)
+modparam("dispatcher", "ds_ping_interval", 5)
+modparam("dispatcher", "ds_probing_mode", 1)
+modparam("dispatcher", "ds_ping_from", "sip:frontdoor@{self.host}")
+modparam("dispatcher", "ds_probing_threshold", 1)
+# Workers come and go (replacement, rolling restart): no throttling between list changes.
+modparam("dispatcher", "reload_delta", 0)
+
+request_route {{
+    if (!mf_process_maxfwd_header("10")) {{
+        sl_send_reply("483", "Too Many Hops");
+        exit;
+    }}
+    if (!sanity_check("17895", "7")) {{
+        xlog("L_WARN", "malformed request from $si dropped\\n");
+        exit;
+    }}
+    if (!allow_source_address("{TRUSTED_GROUP}") && !allow_source_address("{WORKER_GROUP}")) {{
+        xlog("L_WARN", "request from $si, which is not on the allowlist: 403\\n");
+        sl_send_reply("403", "Forbidden");
+        exit;
+    }}
+    if (!allow_source_address("{WORKER_GROUP}") && $si != "{self.host}") {{
+        if ($sht(ipban=>$si) != $null) {{
+            exit;
+        }}
+        if (!pike_check_req()) {{
+            xlog("L_ALERT", "flood from $si: banned for 5 minutes\\n");
+            $sht(ipban=>$si) = 1;
+            exit;
+        }}
+    }}
+    if (is_method("OPTIONS") && uri == myself) {{
+        sl_send_reply("200", "OK");
+        exit;
+    }}
+    if (has_totag()) {{
+        if (loose_route()) {{
+            if (is_method("BYE")) {{
+                ds_load_update();
+            }}
+            t_relay();
+            exit;
+        }}
+        if (is_method("ACK") && t_check_trans()) {{
+            t_relay();
+        }}
+        exit;
+    }}
+    if (is_method("CANCEL")) {{
+        if (t_check_trans()) {{
+            t_relay();
+        }}
+        exit;
+    }}
+    t_check_trans();
+    if (!is_method("INVITE")) {{
+        sl_send_reply("405", "Method Not Allowed");
+        exit;
+    }}
+    record_route();
+    if (!ds_select_dst("{DISPATCH_SET}", "10")) {{
+        route(FAILOPEN);
+    }}
+    t_on_failure("WORKER_FAIL");
+    t_relay();
+    exit;
+}}
+
+failure_route[WORKER_FAIL] {{
+    if (t_is_canceled()) {{
+        exit;
+    }}
+    if (t_check_status("486|500|503") || t_branch_timeout()) {{
+        if (ds_next_dst()) {{
+            t_on_failure("WORKER_FAIL");
+            t_relay();
+            exit;
+        }}
+        ds_load_unset();
+        route(FAILOPEN);
+    }}
+}}
+
+failure_route[PBX_FAIL] {{
+    xlog("L_WARN", "fail-open call $ci: the PBX answered $T_reply_code\\n");
+}}
+
+route[FAILOPEN] {{
+    $sht(stats=>failopen) = $sht(stats=>failopen) + 1;
+{fail_open}
+}}
+'''
+
+    def write(self, workers: list[tuple[str, int]]) -> None:
+        self.rundir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.cfg_path.write_text(self.render())
+        (self.rundir / "address.list").write_text(self.address_list(workers))
+        (self.rundir / "dispatcher.list").write_text("")
+
+    def check(self) -> str | None:
+        """Kamailio's own verdict on the rendered configuration (None: fine)."""
+        res = subprocess.run(["kamailio", "-c", "-f", str(self.cfg_path)], capture_output=True, text=True)
+        return None if res.returncode == 0 else (res.stderr.strip().splitlines() or ["?"])[-1]
+
+    def command(self) -> list[str]:
+        return ["kamailio", "-f", str(self.cfg_path), "-DD", "-E", "-Y", str(self.rundir), "-P",
+                str(self.rundir / "kamailio.pid"), "-m", "64", "-M", "8"]
+
+    def rpc(self, *args: str) -> str:
+        res = subprocess.run(["kamcmd", "-s", self.ctl, *args], capture_output=True, text=True, timeout=10)
+        if res.returncode != 0:
+            raise RuntimeError(f"kamcmd {' '.join(args)}: {res.stderr.strip() or res.stdout.strip()}")
+        return res.stdout
+
+    def add_worker(self, host: str, port: int, worker_id: str, capacity: int) -> None:
+        self.rpc("dispatcher.add", str(DISPATCH_SET), f"sip:{host}:{port}", "0", "0",
+                 f"duid={worker_id};maxload={capacity}")
+
+    def remove_worker(self, host: str, port: int) -> None:
+        self.rpc("dispatcher.remove", str(DISPATCH_SET), f"sip:{host}:{port}")

@@ -1,0 +1,155 @@
+"""The supervisor: Kamailio in front, a pool of workers behind, kept in step.
+
+One asyncio program owns every child: it renders and starts Kamailio, starts the workers and
+adds each to Kamailio's dispatcher once it listens, replaces a worker that dies (removing it
+from the dispatcher first), restarts Kamailio if it dies, and on SIGTERM drains: workers leave
+the dispatcher (new calls fail over or fail open), current calls finish, then everything stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+import time
+from dataclasses import dataclass, field
+
+from ..context import Gateway
+from .kamailio import FrontDoor
+
+log = logging.getLogger(__name__)
+WORKER_CALLS = 2  # bridged calls per worker with the stock pjsua2 wheel (4 legs)
+
+
+@dataclass
+class WorkerProc:
+    index: int
+    port: int
+    proc: asyncio.subprocess.Process | None = None
+    started: float = 0.0
+    restarts: int = 0
+    ready: bool = False
+    lines: list[str] = field(default_factory=list)
+
+
+class Node:
+    def __init__(self, gateway: Gateway) -> None:
+        self.gw = gateway
+        cfg = gateway.config
+        host, port = cfg.sip_listen
+        pbx_host = cfg.pbx_uri.split("@")[-1].split(":")[0].split(";")[0]
+        self.front = FrontDoor(host, port, cfg.calls.event_socket.parent / "kamailio", cfg.pbx_uri,
+                               cfg.node.fail_closed, [*cfg.node.trunks, pbx_host, "127.0.0.1"])
+        self.workers = [WorkerProc(i, cfg.node.worker_base_port + i) for i in range(cfg.node.workers)]
+        self.kamailio: asyncio.subprocess.Process | None = None
+        self.kamailio_restarts = 0
+        self.status_path = cfg.calls.event_socket.parent / "node.json"
+
+    async def _start_kamailio(self) -> None:
+        self.kamailio = await asyncio.create_subprocess_exec(
+            *self.front.command(), stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+        for _ in range(100):
+            if (self.front.rundir / "kamailio_ctl").exists():
+                try:
+                    await asyncio.to_thread(self.front.rpc, "core.version")
+                    return
+                except RuntimeError:
+                    pass
+            await asyncio.sleep(0.05)
+        raise RuntimeError("Kamailio did not start (check the rendered kamailio.cfg)")
+
+    async def _start_worker(self, w: WorkerProc) -> None:
+        w.ready = False
+        w.started = time.monotonic()
+        w.proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "gateway", "--config", str(self.gw.config.path), "worker", "--index",
+            str(w.index), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+        asyncio.create_task(self._watch_output(w, w.proc))
+
+    async def _watch_output(self, w: WorkerProc, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stdout is not None
+        async for raw in proc.stdout:
+            line = raw.decode(errors="replace").strip()
+            if "listening for SIP" in line and proc is w.proc:
+                try:
+                    await asyncio.to_thread(self.front.add_worker, "127.0.0.1", w.port, f"w{w.index}", WORKER_CALLS)
+                    w.ready = True
+                    log.info("worker %d ready on port %d", w.index, w.port)
+                except RuntimeError as e:
+                    log.error("worker %d: cannot add it to Kamailio: %s", w.index, e)
+
+    def write_status(self) -> None:
+        status = {"kamailio": {"pid": self.kamailio.pid if self.kamailio else None,
+                               "restarts": self.kamailio_restarts, "listen": f"{self.front.host}:{self.front.port}"},
+                  "workers": [{"index": w.index, "port": w.port, "pid": w.proc.pid if w.proc else None,
+                               "ready": w.ready, "restarts": w.restarts} for w in self.workers],
+                  "capacity_calls": WORKER_CALLS * sum(w.ready for w in self.workers),
+                  "ts": time.time()}
+        tmp = self.status_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(status))
+        tmp.replace(self.status_path)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        self.gw.recording_service(None).recover()
+        self.front.write([("127.0.0.1", w.port) for w in self.workers])
+        await self._start_kamailio()
+        for w in self.workers:
+            await self._start_worker(w)
+        print(f"gateway: node listening for SIP on {self.front.host}:{self.front.port} (Kamailio), "
+              f"{len(self.workers)} workers", flush=True)
+        try:
+            while not stop.is_set():
+                await self._supervise()
+                self.write_status()
+                try:
+                    await asyncio.wait_for(stop.wait(), 0.2)
+                except TimeoutError:
+                    pass
+        finally:
+            await self._drain()
+
+    async def _supervise(self) -> None:
+        if self.kamailio is not None and self.kamailio.returncode is not None:
+            log.error("Kamailio exited (%s); restarting it", self.kamailio.returncode)
+            self.kamailio_restarts += 1
+            self.front.write([("127.0.0.1", w.port) for w in self.workers])
+            await self._start_kamailio()
+            for w in self.workers:
+                if w.ready:
+                    await asyncio.to_thread(self.front.add_worker, "127.0.0.1", w.port, f"w{w.index}", WORKER_CALLS)
+        for w in self.workers:
+            if w.proc is not None and w.proc.returncode is not None:
+                log.error("worker %d exited (%s); replacing it", w.index, w.proc.returncode)
+                if w.ready:
+                    try:
+                        await asyncio.to_thread(self.front.remove_worker, "127.0.0.1", w.port)
+                    except RuntimeError as e:
+                        log.warning("removing worker %d from Kamailio: %s", w.index, e)
+                w.restarts += 1
+                await self._start_worker(w)
+
+    async def _drain(self) -> None:
+        for w in self.workers:
+            if w.ready:
+                try:
+                    await asyncio.to_thread(self.front.remove_worker, "127.0.0.1", w.port)
+                except RuntimeError:
+                    pass
+                w.ready = False
+        for w in self.workers:
+            if w.proc is not None and w.proc.returncode is None:
+                w.proc.terminate()  # the worker drains its own calls, up to [node] drain_s
+        for w in self.workers:
+            if w.proc is not None:
+                try:
+                    await asyncio.wait_for(w.proc.wait(), self.gw.config.node.drain_s + 15)
+                except TimeoutError:
+                    w.proc.kill()
+        if self.kamailio is not None and self.kamailio.returncode is None:
+            self.kamailio.terminate()
+            try:
+                await asyncio.wait_for(self.kamailio.wait(), 10)
+            except TimeoutError:
+                self.kamailio.kill()
+        self.write_status()

@@ -1,0 +1,123 @@
+"""The node: Kamailio in front of a worker pool, with real processes, crashes and floods."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from gateway import age
+from gateway.storage import index as ix
+from tests.audio import dominant_frequency, split_channels
+from tests.calls import CallLab
+from tests.conftest import require_tool
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(autouse=True)
+def _kamailio() -> None:
+    require_tool("kamailio")
+
+
+def test_calls_through_kamailio_survive_a_worker_killed_mid_call(tmp_path: Path) -> None:
+    lab = CallLab(tmp_path, workers=2)
+    try:
+        lab.start_gateway()
+        pbx = lab.peer("pbx", "--tone", "1000", "--calls", "2", "--timeout", "40")
+        first = lab.peer("caller", "--hangup-after", "12", "--timeout", "30")
+        first.wait_for(lambda: first.event("confirmed"))
+        second = lab.peer("caller", "--hangup-after", "12", "--timeout", "30")
+        gw = lab.gw.open()
+        deadline = time.monotonic() + 15
+        while len(gw.index.list_recordings()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        recs = gw.index.list_recordings()
+        assert len(recs) == 2 and len({r.writer for r in recs}) == 2, "load spread over both workers"
+        time.sleep(4)  # let both recordings seal some chunks
+        victim = recs[0]
+        pid = int(victim.writer.split(":")[1])
+        killed_at = time.monotonic()
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            st = lab.node_status()
+            if any(w["restarts"] == 1 and w["ready"] for w in st["workers"]):
+                break
+            time.sleep(0.05)
+        assert any(w["restarts"] == 1 and w["ready"] for w in lab.node_status()["workers"])
+        assert time.monotonic() - killed_at < 2.5, "a replacement serves within about 2 s"
+        first.wait_exit()
+        second.wait_exit()
+        pbx.proc.terminate()
+        survivor = gw.index.get_recording(recs[1].id)
+        assert survivor.status == ix.COMPLETE
+        # The killed worker's recording: truncated, decryptable up to its last sealed chunk.
+        assert lab.gw.run("recordings", "recover") == 0
+        row = gw.index.get_recording(victim.id)
+        assert row.status == ix.TRUNCATED
+        with gw.store.open(row.object_name) as f:
+            reader = age.AgeReader(f, age.load_identity_file(lab.gw.key), recover=True)
+            plain = reader.read_all()
+        left, right = split_channels(plain[44:])
+        assert len(left) > 8000 and abs(dominant_frequency(right) - 1000) < 5
+        assert lab.gateway is not None and lab.gateway.stop() == 0
+    finally:
+        lab.close()
+
+
+@pytest.mark.parametrize("fail_closed", [False, True], ids=["fail-open", "fail-closed"])
+def test_no_free_worker(tmp_path: Path, fail_closed: bool) -> None:
+    lab = CallLab(tmp_path, workers=1, fail_closed=fail_closed)
+    try:
+        lab.start_gateway()
+        pbx = lab.peer("pbx", "--tone", "1000", "--calls", "3" if not fail_closed else "2", "--timeout", "30")
+        callers = [lab.peer("caller", "--hangup-after", "5", "--timeout", "20") for _ in range(2)]
+        for c in callers:
+            c.wait_for(lambda c=c: c.event("confirmed"))
+        third = lab.peer("caller", "--hangup-after", "2", "--timeout", "20")
+        gone = third.wait_for(lambda: third.event("disconnected"), 20)
+        for c in callers:
+            c.wait_exit()
+        pbx.wait_exit()
+        consents = [e["headers"]["x-recording-consent"] for e in pbx.events() if e["event"] == "incoming"]
+        if fail_closed:
+            assert gone["code"] == 503 and "unavailable" not in consents
+        else:
+            assert gone["code"] == 200 and third.event("confirmed") is not None
+            assert consents.count("unavailable") == 1, consents
+        assert len(lab.gw.open().index.list_recordings()) == 2  # the third call was never recorded
+    finally:
+        lab.close()
+
+
+def test_sources_outside_the_allowlist_get_403(tmp_path: Path) -> None:
+    lab = CallLab(tmp_path, workers=1)
+    try:
+        lab.start_gateway()
+        stranger = lab.peer("caller", "--bind", "127.0.0.2", "--timeout", "10")
+        assert stranger.wait_for(lambda: stranger.event("disconnected"))["code"] == 403
+    finally:
+        lab.close()
+
+
+def test_kamailio_killed_is_restarted_and_calls_go_on(tmp_path: Path) -> None:
+    lab = CallLab(tmp_path, workers=1)
+    try:
+        lab.start_gateway()
+        os.kill(lab.node_status()["kamailio"]["pid"], signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while lab.node_status()["kamailio"]["restarts"] < 1 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert lab.node_status()["kamailio"]["restarts"] == 1
+        time.sleep(1)
+        pbx = lab.peer("pbx", "--tone", "1000")
+        caller = lab.peer("caller", "--hangup-after", "4")
+        caller.wait_exit()
+        pbx.wait_exit()
+        assert pbx.event("incoming")["headers"]["x-recording-consent"] == "granted"
+    finally:
+        lab.close()
