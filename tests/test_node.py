@@ -121,3 +121,50 @@ def test_kamailio_killed_is_restarted_and_calls_go_on(tmp_path: Path) -> None:
         assert pbx.event("incoming")["headers"]["x-recording-consent"] == "granted"
     finally:
         lab.close()
+
+
+def test_sigterm_drains_calls_in_progress(tmp_path: Path) -> None:
+    lab = CallLab(tmp_path, workers=1)
+    lab.gw.config.write_text(lab.gw.config.read_text().replace("drain_s = 3", "drain_s = 30"))
+    try:
+        lab.start_gateway()
+        pbx = lab.peer("pbx", "--tone", "1000", "--calls", "2", "--timeout", "30")
+        caller = lab.peer("caller", "--hangup-after", "9", "--timeout", "30")
+        pbx.wait_for(lambda: pbx.event("confirmed"), 15)
+        assert lab.gateway is not None
+        os.kill(lab.gateway.target_pid(), signal.SIGTERM)
+        # New calls are no longer taken by a worker: fail-open sends them to the PBX unrecorded.
+        late = lab.peer("caller", "--timeout", "10", "--hangup-after", "1")
+        late.wait_exit()
+        caller.wait_exit()
+        assert caller.event("disconnected")["connected_s"] > 8.5, "the call in progress ran to its end"
+        consents = [e["headers"]["x-recording-consent"] for e in pbx.events() if e["event"] == "incoming"]
+        assert consents == ["granted", "unavailable"], consents
+        assert lab.gateway.wait_exit(30) == 0
+        [rec] = lab.gw.open().index.list_recordings()
+        assert rec.status == ix.COMPLETE and rec.duration_s > 5
+    finally:
+        lab.close()
+
+
+def test_supervisor_killed_kamailio_and_workers_go_on(tmp_path: Path) -> None:
+    lab = CallLab(tmp_path, workers=1)
+    try:
+        lab.start_gateway()
+        st = lab.node_status()
+        assert lab.gateway is not None
+        os.kill(lab.gateway.target_pid(), signal.SIGKILL)
+        lab.gateway.wait_exit(10)
+        pbx = lab.peer("pbx", "--tone", "1000")
+        caller = lab.peer("caller", "--hangup-after", "4")
+        caller.wait_exit()
+        pbx.wait_exit()
+        assert pbx.event("incoming")["headers"]["x-recording-consent"] == "granted"
+    finally:
+        # The supervisor is gone: stop what it started, by pid.
+        for pid in [st["kamailio"]["pid"], *(w["pid"] for w in st["workers"])]:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        lab.close()
