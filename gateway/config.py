@@ -90,6 +90,7 @@ class NodeConfig:
     fail_closed: bool = False  # no worker free: 503 instead of the PBX unrecorded
     trunks: list[str] = field(default_factory=list)  # allowlisted source addresses (IP or IP/mask)
     drain_s: float = 300.0  # SIGTERM: how long current calls may go on
+    metrics_listen: tuple[str, int] = ("127.0.0.1", 9464)
 
 
 @dataclass
@@ -132,7 +133,8 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
               "withdraw_sequence": ((str,), "*9"), "pause_sequence": ((str,), "*1"),
               "resume_sequence": ((str,), "*2"), "event_socket": ((str,), "run/events.sock")},
     "node": {"kamailio": ((bool,), False), "workers": ((int,), 2), "worker_base_port": ((int,), 5100),
-             "fail_closed": ((bool,), False), "trunks": ((list,), []), "drain_s": ((int, float), 300.0)},
+             "fail_closed": ((bool,), False), "trunks": ((list,), []), "drain_s": ((int, float), 300.0),
+             "metrics_listen": ((str,), "127.0.0.1:9464")},
 }
 ROUTE_KEYS: dict[str, tuple[tuple[type, ...], Any]] = {
     "number": ((str,), None), "mode": ((str,), None), "language": ((str,), "en"), "pbx": ((str,), None),
@@ -255,7 +257,8 @@ def load(path: str | Path) -> Config:
                           calls["resume_sequence"],
                           event_socket if event_socket.is_absolute() else base / event_socket),
         node=NodeConfig(node["kamailio"], node["workers"], node["worker_base_port"], node["fail_closed"],
-                        list(node["trunks"]), float(node["drain_s"])),
+                        list(node["trunks"]), float(node["drain_s"]),
+                        parse_hostport(node["metrics_listen"], "[node] metrics_listen")),
         routes=routes,
         raw=raw,
     )
@@ -386,6 +389,8 @@ fail_closed = false
 trunks = [{", ".join(_toml_str(t) for t in (trunks or []))}]
 # On SIGTERM, how long calls in progress may go on before they are hung up (seconds).
 drain_s = 300
+# Prometheus metrics (text format) at http://HOST:PORT/metrics. Keep it on loopback.
+metrics_listen = "127.0.0.1:9464"
 
 # Routes by dialled number. Without any [[routes]], every number uses [consent] mode and
 # [pbx] uri. A call to a number with no route and no "*" route is refused with 404.

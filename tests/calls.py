@@ -132,7 +132,8 @@ class CallLab:
             base = free_port_run(workers)
             text = (text.replace("kamailio = false", "kamailio = true").replace("workers = 2", f"workers = {workers}")
                     .replace("worker_base_port = 5100", f"worker_base_port = {base}")
-                    .replace("fail_closed = false", f"fail_closed = {'true' if fail_closed else 'false'}"))
+                    .replace("fail_closed = false", f"fail_closed = {'true' if fail_closed else 'false'}")
+                    .replace('metrics_listen = "127.0.0.1:9464"', f'metrics_listen = "127.0.0.1:{free_port()}"'))
         self.gw.config.write_text(text + extra)
         self.procs: list[Proc] = []
         self.stops: list[threading.Event] = []  # event followers to stop at close

@@ -89,9 +89,29 @@ def test_no_free_worker(tmp_path: Path, fail_closed: bool) -> None:
         else:
             assert gone["code"] == 200 and third.event("confirmed") is not None
             assert consents.count("unavailable") == 1, consents
+            metrics = scrape(lab, lambda m: m.get("gateway_failopen_total") == 1 and m.get("gateway_recordings_saved_total") == 2)
+            assert metrics["gateway_calls_started_total"] == 2
+            assert metrics['gateway_consent_total{outcome="granted"}'] == 2
+            assert metrics["gateway_workers_ready"] == 1 and metrics["gateway_capacity_calls"] == 2
         assert len(lab.gw.open().index.list_recordings()) == 2  # the third call was never recorded
     finally:
         lab.close()
+
+
+def scrape(lab: CallLab, ready, timeout: float = 10.0) -> dict[str, float]:
+    """The node's /metrics as a dict, once `ready(metrics)` holds (or at the timeout)."""
+    import re
+    import urllib.request
+
+    port = re.search(r'metrics_listen = "127.0.0.1:(\d+)"', lab.gw.config.read_text()).group(1)
+    deadline = time.monotonic() + timeout
+    while True:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+        metrics = {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+                   for line in text.splitlines() if line and not line.startswith("#")}
+        if ready(metrics) or time.monotonic() > deadline:
+            return metrics
+        time.sleep(0.3)
 
 
 def test_sources_outside_the_allowlist_get_403(tmp_path: Path) -> None:

@@ -11,12 +11,16 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import sys
 import time
 from dataclasses import dataclass, field
 
+from aiohttp import web
+
 from ..context import Gateway
 from .kamailio import FrontDoor
+from .metrics import Metrics, app, follow_worker
 
 log = logging.getLogger(__name__)
 WORKER_CALLS = 2  # bridged calls per worker with the stock pjsua2 wheel (4 legs)
@@ -45,6 +49,9 @@ class Node:
         self.kamailio: asyncio.subprocess.Process | None = None
         self.kamailio_restarts = 0
         self.status_path = cfg.calls.event_socket.parent / "node.json"
+        self.metrics = Metrics()
+        self.failopen = 0
+        self.stopping = False
 
     async def _start_kamailio(self) -> None:
         self.kamailio = await asyncio.create_subprocess_exec(
@@ -64,8 +71,11 @@ class Node:
         w.started = time.monotonic()
         w.proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "gateway", "--config", str(self.gw.config.path), "worker", "--index",
-            str(w.index), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
-        asyncio.create_task(self._watch_output(w, w.proc))
+            str(w.index), stdout=asyncio.subprocess.PIPE, stderr=None)
+        proc = w.proc
+        asyncio.create_task(self._watch_output(w, proc))
+        sock = self.gw.config.calls.event_socket.with_name(f"worker-{w.index}.sock")
+        asyncio.create_task(follow_worker(sock, self.metrics, lambda: proc.returncode is None))
 
     async def _watch_output(self, w: WorkerProc, proc: asyncio.subprocess.Process) -> None:
         assert proc.stdout is not None
@@ -79,13 +89,17 @@ class Node:
                 except RuntimeError as e:
                     log.error("worker %d: cannot add it to Kamailio: %s", w.index, e)
 
-    def write_status(self) -> None:
-        status = {"kamailio": {"pid": self.kamailio.pid if self.kamailio else None,
+    def status(self) -> dict[str, object]:
+        return {"supervisor_pid": os.getpid(), "failopen": self.failopen, "kamailio": {"pid": self.kamailio.pid if self.kamailio else None,
                                "restarts": self.kamailio_restarts, "listen": f"{self.front.host}:{self.front.port}"},
                   "workers": [{"index": w.index, "port": w.port, "pid": w.proc.pid if w.proc else None,
                                "ready": w.ready, "restarts": w.restarts} for w in self.workers],
                   "capacity_calls": WORKER_CALLS * sum(w.ready for w in self.workers),
+                  "live_calls": len(self.metrics.call_state),
                   "ts": time.time()}
+
+    def write_status(self) -> None:
+        status = self.status()
         tmp = self.status_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(status))
         tmp.replace(self.status_path)
@@ -96,11 +110,19 @@ class Node:
         await self._start_kamailio()
         for w in self.workers:
             await self._start_worker(w)
+        host, port = self.gw.config.node.metrics_listen
+        runner = web.AppRunner(app(self.metrics, self.status))
+        await runner.setup()
+        await web.TCPSite(runner, host, port).start()
         print(f"gateway: node listening for SIP on {self.front.host}:{self.front.port} (Kamailio), "
-              f"{len(self.workers)} workers", flush=True)
+              f"{len(self.workers)} workers; metrics on http://{host}:{port}/metrics", flush=True)
+        ticks = 0
         try:
             while not stop.is_set():
                 await self._supervise()
+                ticks += 1
+                if ticks % 5 == 0:
+                    self.failopen = await asyncio.to_thread(self._read_failopen)
                 self.write_status()
                 try:
                     await asyncio.wait_for(stop.wait(), 0.2)
@@ -108,6 +130,17 @@ class Node:
                     pass
         finally:
             await self._drain()
+            await runner.cleanup()
+
+    def _read_failopen(self) -> int:
+        try:
+            out = self.front.rpc("htable.get", "stats", "failopen")
+        except RuntimeError:
+            return self.failopen  # nothing counted yet, or Kamailio restarting
+        for token in out.replace(",", " ").split():
+            if token.isdigit():
+                return int(token)
+        return self.failopen
 
     async def _supervise(self) -> None:
         if self.kamailio is not None and self.kamailio.returncode is not None:

@@ -1,0 +1,121 @@
+"""Node metrics in the Prometheus text format, gathered from the workers' event streams.
+
+Served on [node] metrics_listen (loopback by default). Counters never carry caller numbers,
+display names or audio; labels are fixed words.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+log = logging.getLogger(__name__)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.calls_started = 0
+        self.consent: Counter[str] = Counter()
+        self.call_state: dict[str, str] = {}  # live calls only
+        self.bytes_sealed = 0
+        self.frames_overflowed: dict[str, int] = {}
+        self.storage_errors = 0
+        self.recordings_saved = 0
+        self.pbx_failures = 0
+
+    def observe(self, event: dict[str, Any]) -> None:
+        kind, call = event.get("type"), event.get("call", "")
+        if event.get("snapshot"):
+            if event.get("state"):
+                self.call_state[call] = event["state"]
+            return
+        if kind == "call.started":
+            self.calls_started += 1
+            self.call_state[call] = "notice"
+        elif kind == "call.state":
+            if event.get("state") == "ended":
+                self.call_state.pop(call, None)
+            else:
+                self.call_state[call] = event.get("state", "?")
+        elif kind == "call.consent":
+            self.consent[event.get("consent", "?")] += 1
+        elif kind == "call.progress":
+            self.frames_overflowed[call] = int(event.get("frames_overflowed", 0))
+        elif kind == "call.recording":
+            if event.get("recording") == "saved":
+                self.recordings_saved += 1
+                self.bytes_sealed += int(event.get("bytes_sealed", 0))
+            elif event.get("recording") == "incomplete":
+                self.storage_errors += 1
+                self.bytes_sealed += int(event.get("bytes_sealed", 0) or 0)
+        elif kind == "call.failed":
+            self.pbx_failures += 1
+
+    def render(self, node: dict[str, Any]) -> str:
+        states = Counter(self.call_state.values())
+        lines = [
+            "# HELP gateway_calls Live calls by state.", "# TYPE gateway_calls gauge",
+            *(f'gateway_calls{{state="{s}"}} {states.get(s, 0)}'
+              for s in ("notice", "dialling", "bridged", "unavailable")),
+            "# HELP gateway_calls_started_total Calls answered.", "# TYPE gateway_calls_started_total counter",
+            f"gateway_calls_started_total {self.calls_started}",
+            "# HELP gateway_consent_total Consent outcomes.", "# TYPE gateway_consent_total counter",
+            *(f'gateway_consent_total{{outcome="{o}"}} {self.consent.get(o, 0)}'
+              for o in ("granted", "declined", "withdrawn")),
+            "# HELP gateway_recording_bytes_sealed_total Ciphertext bytes of finished recordings.",
+            "# TYPE gateway_recording_bytes_sealed_total counter",
+            f"gateway_recording_bytes_sealed_total {self.bytes_sealed}",
+            "# TYPE gateway_recordings_saved_total counter", f"gateway_recordings_saved_total {self.recordings_saved}",
+            "# HELP gateway_recorder_frames_overflowed_total Frames dropped at the recorder hand-off.",
+            "# TYPE gateway_recorder_frames_overflowed_total counter",
+            f"gateway_recorder_frames_overflowed_total {sum(self.frames_overflowed.values())}",
+            "# HELP gateway_storage_errors_total Recordings that storage failure ended early.",
+            "# TYPE gateway_storage_errors_total counter", f"gateway_storage_errors_total {self.storage_errors}",
+            "# TYPE gateway_pbx_failures_total counter", f"gateway_pbx_failures_total {self.pbx_failures}",
+            "# HELP gateway_failopen_total Calls sent to the PBX unrecorded (or refused) for lack of a worker.",
+            "# TYPE gateway_failopen_total counter", f"gateway_failopen_total {node.get('failopen', 0)}",
+            "# TYPE gateway_worker_restarts_total counter",
+            f"gateway_worker_restarts_total {sum(w['restarts'] for w in node.get('workers', []))}",
+            "# TYPE gateway_kamailio_restarts_total counter",
+            f"gateway_kamailio_restarts_total {node.get('kamailio', {}).get('restarts', 0)}",
+            "# TYPE gateway_workers_ready gauge",
+            f"gateway_workers_ready {sum(1 for w in node.get('workers', []) if w['ready'])}",
+            "# TYPE gateway_capacity_calls gauge", f"gateway_capacity_calls {node.get('capacity_calls', 0)}",
+        ]
+        return "\n".join(lines) + "\n"
+
+
+async def follow_worker(path: Path, metrics: Metrics, alive: Callable[[], bool]) -> None:
+    """Read one worker's events for as long as it lives, reconnecting after a restart."""
+    while alive():
+        try:
+            reader, writer = await asyncio.open_unix_connection(str(path))
+        except OSError:
+            await asyncio.sleep(0.2)
+            continue
+        try:
+            async for line in reader:
+                try:
+                    metrics.observe(json.loads(line))
+                except ValueError:
+                    log.warning("unparseable event from %s", path)
+        finally:
+            writer.close()
+        await asyncio.sleep(0.2)
+
+
+def app(metrics: Metrics, node_status: Callable[[], dict[str, Any]]) -> web.Application:
+    async def handle(_: web.Request) -> web.Response:
+        return web.Response(text=metrics.render(node_status()), content_type="text/plain", charset="utf-8",
+                            headers={"Cache-Control": "no-store"})
+
+    application = web.Application()
+    application.router.add_get("/metrics", handle)
+    return application
