@@ -40,6 +40,10 @@ def test_consenting_call_is_recorded_with_both_parties_on_their_channels(lab: Ca
     caller.wait_exit()
     pbx.wait_exit()
     finish(lab)
+    # Logs are JSON lines and never carry the caller's number.
+    assert lab.gateway is not None
+    assert all(line.startswith("{") for line in lab.gateway.stderr_lines if " gateway." in line or '"logger"' in line)
+    assert not any("46701234567" in line for line in lab.gateway.stderr_lines + lab.gateway.lines)
     incoming = pbx.event("incoming")
     assert incoming is not None
     h = incoming["headers"]

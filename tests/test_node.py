@@ -188,3 +188,33 @@ def test_supervisor_killed_kamailio_and_workers_go_on(tmp_path: Path) -> None:
             except ProcessLookupError:
                 pass
         lab.close()
+
+
+def test_rolling_restart_drops_no_call(tmp_path: Path) -> None:
+    lab = CallLab(tmp_path, workers=2)
+    lab.gw.config.write_text(lab.gw.config.read_text().replace("drain_s = 3", "drain_s = 30"))
+    try:
+        lab.start_gateway()
+        before = {w["index"]: w["pid"] for w in lab.node_status()["workers"]}
+        pbx = lab.peer("pbx", "--tone", "1000", "--calls", "2", "--timeout", "40")
+        caller = lab.peer("caller", "--hangup-after", "8", "--timeout", "30")
+        pbx.wait_for(lambda: pbx.event("confirmed"), 15)
+        assert lab.gw.run("workers", "restart") == 0
+        caller.wait_exit()
+        assert caller.event("disconnected")["connected_s"] > 7.5, "the call was not dropped"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            st = lab.node_status()
+            if all(w["rolled"] == 1 and w["ready"] for w in st["workers"]):
+                break
+            time.sleep(0.2)
+        st = lab.node_status()
+        assert all(w["rolled"] == 1 and w["ready"] and w["pid"] != before[w["index"]] for w in st["workers"])
+        after = lab.peer("caller", "--hangup-after", "3", "--timeout", "20")
+        after.wait_exit()
+        pbx.wait_exit()
+        assert [e["headers"]["x-recording-consent"] for e in pbx.events() if e["event"] == "incoming"] == [
+            "granted", "granted"]
+        assert {r.status for r in lab.gw.open().index.list_recordings()} == {ix.COMPLETE}
+    finally:
+        lab.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import json
 import logging
 import os
 import sys
@@ -56,10 +57,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object a line, for journald and log shippers. Messages never carry caller
+    numbers or audio: the code logs call ids, never numbers."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {"ts": round(record.created, 3), "level": record.levelname.lower(), "logger": record.name,
+                 "msg": record.getMessage(), "pid": record.process}
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler()
+    if args.command in ("run", "worker"):
+        handler.setFormatter(JsonLogFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.INFO if args.verbose or args.command in ("run", "worker") else logging.WARNING,
+                        handlers=[handler])
     try:
         return int(args.func(args) or 0)
     except GatewayError as e:

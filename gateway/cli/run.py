@@ -19,6 +19,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     w = sub.add_parser("worker", help="one worker of a node's pool (started by `gateway run`)")
     w.add_argument("--index", type=int, required=True)
     w.set_defaults(func=run_worker)
+    wp = sub.add_parser("workers", help="manage the node's workers")
+    wsub = wp.add_subparsers(dest="action", required=True, metavar="ACTION")
+    rr = wsub.add_parser("restart", help="rolling restart: replace each worker in turn, dropping no call")
+    rr.set_defaults(func=workers_restart)
     s = sub.add_parser("status", help="the node's workers and capacity")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=status)
@@ -53,7 +57,12 @@ def run(args: argparse.Namespace) -> int:
         from ..supervisor.node import Node
 
         node = Node(gw)
-        _serve(node.run)
+
+        async def main(stop: asyncio.Event) -> None:
+            asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, node.request_rolling_restart)
+            await node.run(stop)
+
+        _serve(main)
         return 0
     return _run_worker(gw, None)
 
@@ -66,12 +75,7 @@ def run_worker(args: argparse.Namespace) -> int:
 def status(args: argparse.Namespace) -> int:
     import json
 
-    gw = open_gateway(args)
-    path = gw.config.calls.event_socket.parent / "node.json"
-    try:
-        st = json.loads(path.read_text())
-    except (OSError, ValueError):
-        raise ConfigError(f"no node status at {path}: is `gateway run` running with [node] kamailio = true?") from None
+    st = _node_status(open_gateway(args))
     if args.json:
         print(json.dumps(st))
         return 0
@@ -79,8 +83,30 @@ def status(args: argparse.Namespace) -> int:
     print(f"Kamailio pid {k['pid']} on {k['listen']} (restarts: {k['restarts']})")
     for w in st["workers"]:
         print(f"worker {w['index']}: port {w['port']} pid {w['pid']} {'ready' if w['ready'] else 'NOT READY'} "
-              f"(restarts: {w['restarts']})")
-    print(f"capacity: {st['capacity_calls']} concurrent calls")
+              f"(restarts: {w['restarts']}, rolled: {w['rolled']})")
+    print(f"calls: {st['live_calls']} live, capacity {st['capacity_calls']}; fail-open so far: {st['failopen']}")
+    return 0
+
+
+def _node_status(gw) -> dict:
+    import json
+
+    path = gw.config.calls.event_socket.parent / "node.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        raise ConfigError(f"no node status at {path}: is `gateway run` running with [node] kamailio = true?") from None
+
+
+def workers_restart(args: argparse.Namespace) -> int:
+    import os
+
+    st = _node_status(open_gateway(args))
+    try:
+        os.kill(st["supervisor_pid"], signal.SIGUSR1)
+    except ProcessLookupError:
+        raise ConfigError("the supervisor named in the node status is not running") from None
+    print(f"rolling restart of {len(st['workers'])} worker(s) requested; watch `gateway status`")
     return 0
 
 

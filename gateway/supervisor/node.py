@@ -32,7 +32,9 @@ class WorkerProc:
     port: int
     proc: asyncio.subprocess.Process | None = None
     started: float = 0.0
-    restarts: int = 0
+    restarts: int = 0  # replacements after the worker died
+    rolled: int = 0  # replacements by a rolling restart
+    restarting: bool = False
     ready: bool = False
     lines: list[str] = field(default_factory=list)
 
@@ -52,6 +54,7 @@ class Node:
         self.metrics = Metrics()
         self.failopen = 0
         self.stopping = False
+        self.rolling_requested = False
 
     async def _start_kamailio(self) -> None:
         self.kamailio = await asyncio.create_subprocess_exec(
@@ -93,7 +96,7 @@ class Node:
         return {"supervisor_pid": os.getpid(), "failopen": self.failopen, "kamailio": {"pid": self.kamailio.pid if self.kamailio else None,
                                "restarts": self.kamailio_restarts, "listen": f"{self.front.host}:{self.front.port}"},
                   "workers": [{"index": w.index, "port": w.port, "pid": w.proc.pid if w.proc else None,
-                               "ready": w.ready, "restarts": w.restarts} for w in self.workers],
+                               "ready": w.ready, "restarts": w.restarts, "rolled": w.rolled} for w in self.workers],
                   "capacity_calls": WORKER_CALLS * sum(w.ready for w in self.workers),
                   "live_calls": len(self.metrics.call_state),
                   "ts": time.time()}
@@ -103,6 +106,32 @@ class Node:
         tmp = self.status_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(status))
         tmp.replace(self.status_path)
+
+    def request_rolling_restart(self) -> None:
+        self.rolling_requested = True
+
+    async def _rolling_restart(self) -> None:
+        """Replace every worker, one at a time, without dropping a call: out of the dispatcher,
+        drain, start anew, back in once it listens."""
+        for w in self.workers:
+            if w.proc is None or w.proc.returncode is not None:
+                continue
+            log.info("rolling restart: worker %d", w.index)
+            if w.ready:
+                await asyncio.to_thread(self.front.remove_worker, "127.0.0.1", w.port)
+                w.ready = False
+            old = w.proc
+            w.restarting = True
+            old.terminate()
+            await old.wait()
+            w.rolled += 1
+            await self._start_worker(w)
+            w.restarting = False
+            for _ in range(300):
+                if w.ready:
+                    break
+                await asyncio.sleep(0.1)
+            self.write_status()
 
     async def run(self, stop: asyncio.Event) -> None:
         self.gw.recording_service(None).recover()
@@ -119,6 +148,9 @@ class Node:
         ticks = 0
         try:
             while not stop.is_set():
+                if self.rolling_requested:
+                    self.rolling_requested = False
+                    await self._rolling_restart()
                 await self._supervise()
                 ticks += 1
                 if ticks % 5 == 0:
@@ -152,7 +184,7 @@ class Node:
                 if w.ready:
                     await asyncio.to_thread(self.front.add_worker, "127.0.0.1", w.port, f"w{w.index}", WORKER_CALLS)
         for w in self.workers:
-            if w.proc is not None and w.proc.returncode is not None:
+            if w.proc is not None and w.proc.returncode is not None and not w.restarting:
                 log.error("worker %d exited (%s); replacing it", w.index, w.proc.returncode)
                 if w.ready:
                     try:
