@@ -12,34 +12,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from gateway.telephony.net import free_port
+from gateway.telephony.net import free_port, free_port_run
 from tests.gw import GatewayUnderTest, make_gateway
 from tests.prompts_fixture import write_prompts
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port_run(n: int) -> int:
-    """The first of `n` consecutive ports free on 127.0.0.1 (for a node's workers)."""
-    import random
-    import socket
-
-    for _ in range(200):
-        base = random.randint(30000, 39000)
-        try:
-            socks = []
-            for p in range(base, base + n):
-                for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
-                    s = socket.socket(socket.AF_INET, kind)
-                    socks.append(s)
-                    s.bind(("127.0.0.1", p))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError("no run of free ports")
 
 
 class Proc:

@@ -1,4 +1,5 @@
-"""`gateway demo`: a live gateway on loopback with a simulated PBX agent and three callers.
+"""`gateway demo`: a live node on loopback (Kamailio in front of two workers) with a simulated
+PBX agent and three callers.
 
 Anna stays silent through the notice (opt-out: recorded), Bertil presses 9 (not recorded),
 Cecilia is recorded and then withdraws consent with *9 (her recording is deleted). The demo
@@ -9,6 +10,7 @@ key, in memory, and names the tone on each channel.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import shutil
@@ -24,7 +26,7 @@ from .. import age
 from ..context import Gateway
 from ..recording import wav
 from ..telephony.events import follow
-from ..telephony.net import free_port
+from ..telephony.net import free_port, free_port_run
 from . import init
 
 MARKER = ".gateway-demo"
@@ -71,6 +73,21 @@ def _follow_events(path: Path, names: dict[str, str], stop: threading.Event) -> 
             print(f"   [{names.get(call, call):8}] recording {e['recording']}")
 
 
+def _wait_for_workers(status: Path, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            st = json.loads(status.read_text())
+            if st["workers"] and all(w["ready"] for w in st["workers"]):
+                print(f"   Kamailio pid {st['kamailio']['pid']} dispatches to {len(st['workers'])} workers "
+                      f"({st['capacity_calls']} concurrent calls)")
+                return
+        except (OSError, ValueError, KeyError):
+            pass
+        time.sleep(0.1)
+    raise SystemExit("gateway: the workers did not become ready")
+
+
 def _phone(role: str, port: int, *args: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", "gateway.telephony.peer", role, "--port", str(port),
                              "--quiet", *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -91,9 +108,13 @@ def run(args: argparse.Namespace) -> int:
     sip_port, pbx_port = free_port(), free_port()
     gw_dir = base / "gateway"
     init.run(argparse.Namespace(dir=gw_dir, recipient=[recipient], sip_listen=f"127.0.0.1:{sip_port}",
-                                pbx=f"sip:agent@127.0.0.1:{pbx_port}", mode="opt-out", force=False))
+                                pbx=f"sip:agent@127.0.0.1:{pbx_port}", mode="opt-out", force=False,
+                                workers=2, trunk=[]))
     config = gw_dir / "gateway.toml"
-    config.write_text(config.read_text().replace("grace_s = 3.0", "grace_s = 1.0"))
+    worker_base = free_port_run(2)
+    config.write_text(config.read_text().replace("grace_s = 3.0", "grace_s = 1.0")
+                      .replace("worker_base_port = 5100", f"worker_base_port = {worker_base}")
+                      .replace('metrics_listen = "127.0.0.1:9464"', f'metrics_listen = "127.0.0.1:{free_port()}"'))
     gateway = subprocess.Popen([sys.executable, "-m", "gateway", "--config", str(config), "run"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert gateway.stdout is not None
@@ -106,10 +127,13 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit(f"gateway: the gateway did not start: {gateway.stderr.read() if gateway.stderr else ''}")
     print(f"2. {line.strip()}")
     gw = Gateway.open(config)
+    _wait_for_workers(gw.config.calls.event_socket.parent / "node.json")
     names: dict[str, str] = {}
     stop = threading.Event()
-    follower = threading.Thread(target=_follow_events, args=(gw.config.calls.event_socket, names, stop), daemon=True)
-    follower.start()
+    followers = [threading.Thread(target=_follow_events, args=(gw.config.calls.event_socket.with_name(
+        f"worker-{i}.sock"), names, stop), daemon=True) for i in range(2)]
+    for follower in followers:
+        follower.start()
     print("3. A PBX agent answers with a 1000 Hz tone; callers send 440 Hz. The notice is speech (~10 s).")
     target = f"sip:1177@127.0.0.1:{sip_port}"
     agent = _phone("pbx", pbx_port, "--tone", "1000", "--calls", "3", "--timeout", "90")
@@ -129,7 +153,8 @@ def run(args: argparse.Namespace) -> int:
     gateway.send_signal(signal.SIGTERM)
     gateway.wait(timeout=30)
     stop.set()
-    follower.join(timeout=2)
+    for follower in followers:
+        follower.join(timeout=2)
     print("4. Recordings (metadata only; the gateway cannot read them):")
     recordings = gw.index.list_recordings()
     for r in recordings:

@@ -470,8 +470,9 @@ class CallSession:
         self._note_notice_progress()
         self.stop_playing()
         self._stop_taps()
-        if self.recorder is not None and self.recording_state not in ("discarded",):
+        if self.recorder is not None and self.recording_state in ("recording", "paused"):
             self.recorder.finish()
+            self.recording_state = "saving"  # a "saved" (or "incomplete") event follows
         self._hangup_leg(self.pbx, 487 if self.pbx is not None and not self.pbx.connected else code)
         self._hangup_leg(self.caller, code)
         ended_at = utcnow()

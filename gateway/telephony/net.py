@@ -18,3 +18,25 @@ def free_port(host: str = "127.0.0.1") -> int:
             except OSError:
                 continue
     raise OSError(f"no port free for both UDP and TCP on {host}")
+
+
+def free_port_run(n: int, host: str = "127.0.0.1") -> int:
+    """The first of `n` consecutive ports free for UDP and TCP on `host` (a node's workers)."""
+    import random
+
+    for _ in range(200):
+        base = random.randint(30000, 39000)
+        socks: list[socket.socket] = []
+        try:
+            for p in range(base, base + n):
+                for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+                    s = socket.socket(socket.AF_INET, kind)
+                    socks.append(s)
+                    s.bind((host, p))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise OSError(f"no run of {n} free ports on {host}")
