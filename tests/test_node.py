@@ -218,3 +218,66 @@ def test_rolling_restart_drops_no_call(tmp_path: Path) -> None:
         assert {r.status for r in lab.gw.open().index.list_recordings()} == {ix.COMPLETE}
     finally:
         lab.close()
+
+
+def test_malformed_and_flooding_sources_do_not_disturb_calls(tmp_path: Path) -> None:
+    """Garbage, a wrong Content-Length, an oversized header and a flood from an allowlisted
+    trunk: each gets nothing or an error, the flooding source is banned, and a call in
+    progress keeps going."""
+    import socket
+
+    lab = CallLab(tmp_path, workers=1)
+    lab.gw.config.write_text(lab.gw.config.read_text().replace("trunks = []", 'trunks = ["127.0.0.3"]'))
+    try:
+        lab.start_gateway()
+        pbx = lab.peer("pbx", "--tone", "1000", "--timeout", "40")
+        caller = lab.peer("caller", "--hangup-after", "10", "--timeout", "30")
+        pbx.wait_for(lambda: pbx.event("confirmed"), 15)
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(("127.0.0.3", 0))
+        s.settimeout(0.3)
+        target = ("127.0.0.1", lab.sip_port)
+        def options(i: int, extra: str = "", length: int = 0) -> bytes:
+            return (f"OPTIONS sip:frontdoor@127.0.0.1:{lab.sip_port} SIP/2.0\r\n"
+                    f"Via: SIP/2.0/UDP 127.0.0.3:{s.getsockname()[1]};branch=z9hG4bK{i}\r\n"
+                    f"From: <sip:flood@127.0.0.3>;tag={i}\r\nTo: <sip:frontdoor@127.0.0.1>\r\n"
+                    f"Call-ID: flood-{i}\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\n{extra}"
+                    f"Content-Length: {length}\r\n\r\n").encode()
+        def reply() -> bytes:
+            try:
+                return s.recv(65536)
+            except TimeoutError:
+                return b""
+
+        s.sendto(b"\x00\xffnot sip at all", target)
+        assert reply() == b"", "garbage gets no answer"
+        s.sendto(options(1, length=500), target)  # claims a body it does not have
+        assert reply().startswith(b"SIP/2.0 400 Content-Length"), "a clear error"
+        s.sendto(options(2, extra="X-Big: " + "a" * 60000 + "\r\n"), target)
+        big = reply()
+        assert big == b"" or big.startswith((b"SIP/2.0 4", b"SIP/2.0 200")), big[:80]
+        s.sendto(options(3), target)
+        assert reply().startswith(b"SIP/2.0 200"), "a well-formed request is answered"
+        answered = 0
+        for i in range(400):  # a flood
+            s.sendto(options(100 + i), target)
+        try:
+            while True:
+                s.recv(4096)
+                answered += 1
+        except TimeoutError:
+            pass
+        assert answered < 300, "pike stopped answering the flood"
+        s.sendto(options(9999), target)
+        try:
+            s.recv(4096)
+            banned = False
+        except TimeoutError:
+            banned = True
+        assert banned, "the flooding source is banned"
+        caller.wait_exit()
+        pbx.wait_exit()
+        assert caller.event("disconnected")["connected_s"] > 9.5, "the call in progress was not affected"
+        assert lab.gateway is not None and lab.gateway.proc.poll() is None
+    finally:
+        lab.close()
