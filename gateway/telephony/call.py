@@ -116,9 +116,9 @@ class CallSession:
                                               cfg.calls.resume_sequence: "resume"})
         self.caller = Leg(worker.account, self, "caller", caller_leg_id)
         self.pbx: Leg | None = None
-        self.source = PcmSource(worker.clock_rate)
-        self.source.createPort(f"src-{call_id}", worker.media_format)
-        self.taps: list[Tap] = []
+        self.slot = worker.take_slot()
+        self.source: PcmSource = self.slot.source
+        self.taps: list[Tap] = []  # the slot's taps, once recording starts
         self.recording_id: str | None = None
         self.recorder: Any = None
         self.notice_played_bytes = 0
@@ -394,11 +394,9 @@ class CallSession:
             self.emit("call.recording", recording="incomplete", error="recording could not start")
             return
         self.recording_id, self.recorder = started
-        for channel in (0, 1):
-            tap = Tap(channel)
-            tap.createPort(f"tap{channel}-{self.id}", self.worker.media_format)
+        self.taps = self.slot.taps
+        for tap in self.taps:
             tap.recorder = self.recorder
-            self.taps.append(tap)
         self.recording_state = "recording"
         self.recorder.done.add_done_callback(
             lambda fut: self.loop.call_soon_threadsafe(self._recording_over, fut.result()))
@@ -491,9 +489,11 @@ class CallSession:
                         answered_at=self.answered_at, decided_at=self.decided_at, ended_at=ended_at)
 
     def destroy(self) -> None:
-        """Drop pjsua2 objects; called on the pjsua thread once both legs are disconnected."""
+        """Drop the call's pjsua2 objects and give its media slot back; called on the pjsua
+        thread once both legs are disconnected."""
         if self._poll is not None:
             self._poll.cancel()
-        self.taps.clear()
+        self.taps = []
+        self.worker.give_slot(self.slot)
         self.caller = None  # type: ignore[assignment]
         self.pbx = None

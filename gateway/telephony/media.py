@@ -131,3 +131,25 @@ class Tap(pj.AudioMediaPort):
         rec = self.recorder
         if rec is not None and frame.type == pj.PJMEDIA_FRAME_TYPE_AUDIO and frame.size:
             rec.push_frame(self.channel, vector_bytes(frame.buf))
+
+
+class MediaSlot:
+    """The ports one call uses: the source that plays to the caller and the two taps.
+
+    Ports are created once per worker and reused, never destroyed while the conference bridge
+    runs: a pjsua2 port whose Python object dies while pjmedia's clock thread is inside its
+    callback crashes the process. The worker drops them only after the bridge's clock stops.
+    """
+
+    def __init__(self, name: str, rate: int, fmt: pj.MediaFormatAudio) -> None:
+        self.source = PcmSource(rate)
+        self.source.createPort(f"src-{name}", fmt)
+        self.taps = [Tap(0), Tap(1)]
+        for tap in self.taps:
+            tap.createPort(f"tap{tap.channel}-{name}", fmt)
+        self.busy = False
+
+    def reset(self) -> None:
+        self.source.stop()
+        for tap in self.taps:
+            tap.recorder = None

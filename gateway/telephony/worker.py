@@ -25,7 +25,7 @@ from ..recording.recorder import RecorderEngine
 from . import prompts as pr
 from .call import CallSession
 from .events import EventBus
-from .media import audio_format, prefer_g711
+from .media import MediaSlot, audio_format, prefer_g711
 from .sip import parse_invite
 
 log = logging.getLogger(__name__)
@@ -131,6 +131,7 @@ class Worker:
         self.account = Account(self)
         self.account.create(acfg)
         self.capacity = max_legs() // 2
+        self.slots = [MediaSlot(f"{self.port}-{i}", self.clock_rate, self.media_format) for i in range(self.capacity)]
         log.info("worker %s listening on %s:%d, %d calls at most", self.id, self.host, self.port, self.capacity)
 
     def _refuse(self, call_id: int, code: int) -> None:
@@ -148,7 +149,7 @@ class Worker:
         elif route is None:
             log.warning("no route for the dialled number; 404")
             self._refuse(call_id, 404)
-        elif len(self.sessions) >= self.capacity:
+        elif all(slot.busy for slot in self.slots):  # an ended call keeps its slot until reaped
             self._refuse(call_id, 486)
         else:
             try:
@@ -159,6 +160,15 @@ class Worker:
                 return
             self.sessions[session.id] = session
             session.start()
+
+    def take_slot(self) -> MediaSlot:
+        slot = next(s for s in self.slots if not s.busy)  # capacity is checked before a session starts
+        slot.busy = True
+        return slot
+
+    def give_slot(self, slot: MediaSlot) -> None:
+        slot.reset()
+        slot.busy = False
 
     def session_ended(self, session: CallSession) -> None:
         self.sessions.pop(session.id, None)
@@ -230,6 +240,12 @@ class Worker:
         for s in self._ended:
             s.destroy()
         self._ended.clear()
+        # Stop the bridge's clock before the ports go, so no media callback can be running.
+        try:
+            self.ep.audDevManager().setNoDev()
+        except pj.Error:
+            pass
+        self.slots.clear()
         self.account.shutdown()
         del self.account
         gc.collect()
