@@ -24,6 +24,11 @@ def _sipp() -> None:
     require_tool("sipp")
 
 
+def stop_gateway(lab: CallLab) -> None:
+    """Stop the gateway (which finalises every recording) before reading the index."""
+    assert lab.gateway is not None and lab.gateway.stop() == 0
+
+
 def sipp_caller(lab: CallLab, tmp: Path, payload: int, digit: str, hold_ms: int = 6000,
                 scenario: str = "caller.xml") -> subprocess.CompletedProcess[str]:
     """Runs one sipp call; its SIP messages are traced to tmp/caller-messages.log."""
@@ -50,6 +55,7 @@ def test_sipp_caller_declines_with_an_rfc2833_pcap_and_sipp_pbx_is_told(lab: Cal
     assert res.returncode == 0, res.stdout[-1500:] + res.stderr[-1500:]
     assert pbx.wait_exit() == 0
     assert "consent=declined" in log.read_text()
+    stop_gateway(lab)
     gw = lab.gw.open()
     assert gw.index.list_recordings() == []
     [call_id] = [e.subject for e in gw.index.audit_entries() if e.action == "consent.decided"]
@@ -64,6 +70,7 @@ def test_sipp_call_with_consent_records_both_pcap_streams(lab: CallLab, tmp_path
     assert res.returncode == 0, res.stdout[-1500:] + res.stderr[-1500:]
     assert pbx.wait_exit() == 0
     assert "consent=granted" in log.read_text()
+    stop_gateway(lab)
     gw = lab.gw.open()
     [rec] = gw.index.list_recordings()
     assert rec.status == ix.COMPLETE
@@ -111,5 +118,6 @@ def test_invite_without_sdp_is_a_late_offer_and_works(lab: CallLab, tmp_path: Pa
     assert res.returncode == 0, res.stdout[-1500:]
     pbx.wait_exit()
     assert pbx.event("incoming")["headers"]["x-recording-consent"] == "granted"
+    stop_gateway(lab)
     [rec] = lab.gw.open().index.list_recordings()
     assert rec.status == ix.COMPLETE

@@ -46,6 +46,8 @@ class Leg(pj.Call):
         self.remote_hold = False
 
     def onCallState(self, prm: pj.OnCallStateParam) -> None:
+        if self.session is None:  # the session is over; a late callback has nothing to tell
+            return
         ci = self.getInfo()
         if ci.state == pj.PJSIP_INV_STATE_CONFIRMED:
             self.connected = True
@@ -55,6 +57,8 @@ class Leg(pj.Call):
         self.session.on_leg_state(self, ci.state, ci.lastStatusCode, ci.lastReason)
 
     def onCallMediaState(self, prm: pj.OnCallMediaStateParam) -> None:
+        if self.session is None:
+            return
         ci = self.getInfo()
         for i, mi in enumerate(ci.media):
             if mi.type == pj.PJMEDIA_TYPE_AUDIO and mi.status in (pj.PJSUA_CALL_MEDIA_ACTIVE,
@@ -68,7 +72,8 @@ class Leg(pj.Call):
                 return
 
     def onDtmfDigit(self, prm: pj.OnDtmfDigitParam) -> None:
-        self.session.on_digit(self, prm.digit)
+        if self.session is not None:
+            self.session.on_digit(self, prm.digit)
 
 
 class SequenceMatcher:
@@ -495,5 +500,12 @@ class CallSession:
             self._poll.cancel()
         self.taps = []
         self.worker.give_slot(self.slot)
+        # A pjsua2 Call keeps its Python object alive while pjsua holds the call: cut every path
+        # from the legs to the slot's ports, or the ports outlive the bridge and abort at exit.
+        for leg in (self.caller, self.pbx):
+            if leg is not None:
+                leg.session = None  # type: ignore[assignment]
+        self.slot = None  # type: ignore[assignment]
+        self.source = None  # type: ignore[assignment]
         self.caller = None  # type: ignore[assignment]
         self.pbx = None

@@ -240,11 +240,7 @@ class Worker:
         for s in self._ended:
             s.destroy()
         self._ended.clear()
-        # Stop the bridge's clock before the ports go, so no media callback can be running.
-        try:
-            self.ep.audDevManager().setNoDev()
-        except pj.Error:
-            pass
+        # Ports go before libDestroy, while the bridge they are registered with still exists.
         self.slots.clear()
         self.account.shutdown()
         del self.account
