@@ -1,0 +1,162 @@
+"""Benchmark: sipp load through Kamailio into the worker pool, sipp as the PBX.
+
+    .venv/bin/python bench/node_load.py --workers 8 --calls 16 --hold 20
+
+Two phases in the same run, the same node:
+1. every caller presses 9 (RFC 2833 pcap) during the notice: nothing is recorded (baseline);
+2. every caller presses 5 (ignored) and consents by silence: every call is recorded.
+Both phases send G.711 audio (sip-tester's g711a.pcap) from both sides. Reported per phase:
+calls completed, concurrent calls, CPU seconds of the node's processes (supervisor, Kamailio,
+workers) per call-second, RSS per worker, call setup time (INVITE -> 200) percentiles, and,
+for phase 2, recording completeness: every recording decrypted with the benchmark's own
+identity, its samples compared with its bridged time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from gateway import age  # noqa: E402
+from gateway.recording import wav  # noqa: E402
+from tests.calls import CallLab, Proc, free_port  # noqa: E402
+
+PCAPS = Path("/usr/share/sip-tester")
+SCENARIOS = ROOT / "tests" / "sipp"
+
+
+def tree_pids(root: int) -> list[int]:
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        for task in Path(f"/proc/{pid}/task").glob("*"):
+            try:
+                todo += [int(c) for c in (task / "children").read_text().split()]
+            except OSError:
+                pass
+    return out
+
+
+def cpu_s(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / 100.0  # utime + stime, clock ticks
+        except OSError:
+            pass
+    return total
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def phase(lab: CallLab, digit: str, calls: int, hold_s: float, tmp: Path) -> dict[str, object]:
+    pbx_log = tmp / f"pbx-{digit}.log"
+    pbx = Proc(["sipp", "-sf", str(SCENARIOS / "pbx.xml"), "-i", "127.0.0.1", "-p", str(lab.pbx_port),
+                "-mp", str(free_port()), "-m", str(calls), "-nostdin", "-timeout", str(int(hold_s * 4 + 60)),
+                "-trace_logs", "-log_file", str(pbx_log)])
+    time.sleep(0.5)
+    root = lab.gateway.proc.pid  # type: ignore[union-attr]
+    pids = tree_pids(root)
+    c0 = cpu_s(pids)
+    t0 = time.monotonic()
+    rtt = tmp / f"rtt-{digit}.csv"
+    caller = subprocess.run(
+        ["sipp", "-sf", str(SCENARIOS / "caller.xml"), "-key", "payload", "8", "-key", "digit_pcap",
+         str(PCAPS / f"dtmf_2833_{digit}.pcap"), "-i", "127.0.0.1", "-p", str(free_port()),
+         "-mp", str(free_port()), "-m", str(calls), "-l", str(calls), "-r", "4", "-d", str(int(hold_s * 1000)),
+         "-nostdin", "-timeout", str(int(hold_s * 4 + 60)), "-trace_rtt", "-rtt_freq", "1",
+         "-trace_stat", "-fd", "1", "-stf", str(tmp / f"stat-{digit}.csv"), f"127.0.0.1:{lab.sip_port}"],
+        cwd=tmp, capture_output=True, text=True)
+    wall = time.monotonic() - t0
+    pbx.wait_exit(hold_s * 4 + 60)
+    used = cpu_s(tree_pids(root)) - c0
+    setup = []
+    for f in tmp.glob("caller_*_rtt.csv"):
+        for line in f.read_text().splitlines()[1:]:
+            parts = line.split(";")
+            # date_ms;response_time_ms;rtd_no
+            if len(parts) >= 2 and parts[1].replace(".", "").isdigit():
+                setup.append(float(parts[1]))
+        f.rename(rtt)
+    stat_lines = (tmp / f"stat-{digit}.csv").read_text().splitlines() if (tmp / f"stat-{digit}.csv").exists() else []
+    ok = failed = peak = 0
+    if len(stat_lines) >= 2:
+        head = stat_lines[0].split(";")
+        last = stat_lines[-1].split(";")
+        row = dict(zip(head, last, strict=False))
+        ok, failed = int(row.get("SuccessfulCall(C)", 0)), int(row.get("FailedCall(C)", 0))
+        peak = max(int(dict(zip(head, line.split(";"), strict=False)).get("CurrentCall", 0) or 0)
+                   for line in stat_lines[1:])
+    call_seconds = ok * hold_s
+    return {"digit": digit, "sipp_rc": caller.returncode, "calls_ok": ok, "calls_failed": failed,
+            "peak_concurrent": peak, "wall_s": round(wall, 1), "node_cpu_s": round(used, 2),
+            "node_cpu_ms_per_call_second": round(used / call_seconds * 1000, 2) if call_seconds else None,
+            "setup_ms_p50": round(statistics.median(setup), 1) if setup else None,
+            "setup_ms_p95": round(sorted(setup)[int(len(setup) * 0.95) - 1], 1) if len(setup) >= 20 else None,
+            "consent_seen_by_pbx": sorted({line.split("consent=")[1].split()[0] for line in
+                                           pbx_log.read_text().splitlines() if "consent=" in line})
+            if pbx_log.exists() else []}
+
+
+def completeness(lab: CallLab) -> dict[str, object]:
+    gw = lab.gw.open()
+    identities = age.load_identity_file(lab.gw.key)
+    missing = []
+    for rec in gw.index.list_recordings():
+        with gw.store.open(rec.object_name) as f:
+            plain = age.AgeReader(f, identities).read_all()
+        samples = (len(plain) - wav.HEADER_SIZE) // 4
+        from datetime import datetime
+        span = (datetime.fromisoformat(rec.finished_at.replace("Z", "+00:00"))
+                - datetime.fromisoformat(rec.started_at.replace("Z", "+00:00"))).total_seconds()
+        missing.append(max(0.0, 1 - samples / 8000 / span) * 100 if span > 0 else 0.0)
+    return {"recordings": len(missing),
+            "frames_missing_percent_mean": round(statistics.mean(missing), 3) if missing else None,
+            "frames_missing_percent_max": round(max(missing), 3) if missing else None}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--workers", type=int, default=8)
+    ap.add_argument("--calls", type=int, default=16, help="concurrent calls (and calls per phase)")
+    ap.add_argument("--hold", type=float, default=20, help="seconds each caller stays after its ACK")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        lab = CallLab(tmp, workers=args.workers)
+        lab.gw.config.write_text(lab.gw.config.read_text().replace("grace_s = 1.0", "grace_s = 0.5"))
+        out: dict[str, object] = {"workers": args.workers, "calls": args.calls, "hold_s": args.hold}
+        try:
+            lab.start_gateway()
+            worker_pids = [w["pid"] for w in lab.node_status()["workers"]]
+            out["rss_per_worker_mb_idle"] = round(statistics.mean(rss_mb(p) for p in worker_pids), 1)
+            out["declined"] = phase(lab, "9", args.calls, args.hold, tmp)
+            out["consented"] = phase(lab, "5", args.calls, args.hold, tmp)
+            out["rss_per_worker_mb_after"] = round(statistics.mean(rss_mb(p) for p in worker_pids), 1)
+            d_cpu = out["declined"]["node_cpu_ms_per_call_second"]  # type: ignore[index]
+            c_cpu = out["consented"]["node_cpu_ms_per_call_second"]  # type: ignore[index]
+            out["cpu_ratio_recorded_over_unrecorded"] = round(c_cpu / d_cpu, 3) if d_cpu and c_cpu else None
+            out["completeness"] = completeness(lab)
+        finally:
+            lab.close()
+        print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()
