@@ -128,11 +128,24 @@ def test_kamailio_killed_is_restarted_and_calls_go_on(tmp_path: Path) -> None:
     lab = CallLab(tmp_path, workers=1)
     try:
         lab.start_gateway()
-        os.kill(lab.node_status()["kamailio"]["pid"], signal.SIGKILL)
+        old = lab.node_status()["kamailio"]["pid"]
+        os.kill(old, signal.SIGKILL)
         deadline = time.monotonic() + 10
         while lab.node_status()["kamailio"]["restarts"] < 1 and time.monotonic() < deadline:
             time.sleep(0.1)
         assert lab.node_status()["kamailio"]["restarts"] == 1
+        time.sleep(0.5)
+        # Kamailio's forked children died with it: nothing of the old process group still runs
+        # (a killed orphan may linger as a zombie until it is reaped; it holds no socket).
+        survivors = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                state, _, pgrp = stat.read_text().rsplit(")", 1)[1].split()[:3]
+                if int(pgrp) == old and state != "Z":
+                    survivors.append(stat.parent.name)
+            except (OSError, IndexError, ValueError):
+                pass
+        assert survivors == [], f"orphaned Kamailio processes: {survivors}"
         time.sleep(1)
         pbx = lab.peer("pbx", "--tone", "1000")
         caller = lab.peer("caller", "--hangup-after", "4")

@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 import os
+import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -57,8 +58,11 @@ class Node:
         self.rolling_requested = False
 
     async def _start_kamailio(self) -> None:
+        # Its own process group: Kamailio forks workers, and if its main process is killed they
+        # live on holding the SIP socket. The whole group is killed before a restart.
         self.kamailio = await asyncio.create_subprocess_exec(
-            *self.front.command(), stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+            *self.front.command(), stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+            start_new_session=True)
         for _ in range(100):
             if (self.front.rundir / "kamailio_ctl").exists():
                 try:
@@ -177,6 +181,7 @@ class Node:
     async def _supervise(self) -> None:
         if self.kamailio is not None and self.kamailio.returncode is not None:
             log.error("Kamailio exited (%s); restarting it", self.kamailio.returncode)
+            self._kill_kamailio_group()
             self.kamailio_restarts += 1
             self.front.write([("127.0.0.1", w.port) for w in self.workers])
             await self._start_kamailio()
@@ -217,4 +222,14 @@ class Node:
                 await asyncio.wait_for(self.kamailio.wait(), 10)
             except TimeoutError:
                 self.kamailio.kill()
+        self._kill_kamailio_group()
         self.write_status()
+
+    def _kill_kamailio_group(self) -> None:
+        """Kill whatever is left of Kamailio's process group (its forked children)."""
+        if self.kamailio is None:
+            return
+        try:
+            os.killpg(self.kamailio.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
