@@ -93,6 +93,23 @@ class NodeConfig:
     metrics_listen: tuple[str, int] = ("127.0.0.1", 9464)
 
 
+LOOPBACK_HOSTS = ("localhost", "::1")
+
+
+def is_loopback(host: str) -> bool:
+    return host in LOOPBACK_HOSTS or host.startswith("127.")
+
+
+@dataclass
+class DashboardConfig:
+    enabled: bool = True
+    listen: tuple[str, int] = ("127.0.0.1", 8080)
+    tls: tuple[Path, Path] | None = None  # certificate, key
+    idle_timeout_s: float = 900.0
+    lockout_after: int = 5  # failed logins in a row before the account is locked
+    lockout_s: float = 900.0
+
+
 @dataclass
 class Config:
     path: Path
@@ -107,6 +124,7 @@ class Config:
     grace_s: float = 3.0
     calls: CallsConfig = field(default_factory=CallsConfig)
     node: NodeConfig = field(default_factory=NodeConfig)
+    dashboard: DashboardConfig = field(default_factory=DashboardConfig)
     routes: list[Route] = field(default_factory=list)
     raw: dict[str, Any] = field(default_factory=dict)
 
@@ -135,6 +153,9 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
     "node": {"kamailio": ((bool,), False), "workers": ((int,), 2), "worker_base_port": ((int,), 5100),
              "fail_closed": ((bool,), False), "trunks": ((list,), []), "drain_s": ((int, float), 300.0),
              "metrics_listen": ((str,), "127.0.0.1:9464")},
+    "dashboard": {"enabled": ((bool,), True), "listen": ((str,), "127.0.0.1:8080"), "tls_cert": ((str,), ""),
+                  "tls_key": ((str,), ""), "idle_timeout_s": ((int, float), 900.0),
+                  "lockout_after": ((int,), 5), "lockout_s": ((int, float), 900.0)},
 }
 ROUTE_KEYS: dict[str, tuple[tuple[type, ...], Any]] = {
     "number": ((str,), None), "mode": ((str,), None), "language": ((str,), "en"), "pbx": ((str,), None),
@@ -190,8 +211,9 @@ def load(path: str | Path) -> Config:
     for name in raw:
         if name not in SCHEMA and name != "routes":
             raise ConfigError(f"unknown section [{name}] in {path}{_suggest(name, list(SCHEMA))}")
-    p, r, sip, pbx, consent, prompts, calls, node = (
-        _section(raw, s) for s in ("paths", "recording", "sip", "pbx", "consent", "prompts", "calls", "node"))
+    p, r, sip, pbx, consent, prompts, calls, node, dash = (
+        _section(raw, s) for s in ("paths", "recording", "sip", "pbx", "consent", "prompts", "calls", "node",
+                                   "dashboard"))
     if not 1 <= node["workers"] <= 256 or not 1024 <= node["worker_base_port"] <= 64000:
         raise ConfigError("[node] workers must be 1..256 and worker_base_port 1024..64000")
     for t in node["trunks"]:
@@ -240,6 +262,7 @@ def load(path: str | Path) -> Config:
                 raise ConfigError(f"[sip] {key} {f}: {e.strerror}") from None
             files.append(f)
         tls = (host, port, files[0], files[1])
+    dashboard = _dashboard(dash, base)
     return Config(
         path=path,
         paths=paths,
@@ -259,9 +282,35 @@ def load(path: str | Path) -> Config:
         node=NodeConfig(node["kamailio"], node["workers"], node["worker_base_port"], node["fail_closed"],
                         list(node["trunks"]), float(node["drain_s"]),
                         parse_hostport(node["metrics_listen"], "[node] metrics_listen")),
+        dashboard=dashboard,
         routes=routes,
         raw=raw,
     )
+
+
+def _dashboard(d: dict[str, Any], base: Path) -> DashboardConfig:
+    host, port = parse_hostport(d["listen"], "[dashboard] listen")
+    if bool(d["tls_cert"]) != bool(d["tls_key"]):
+        raise ConfigError("[dashboard] tls_cert and tls_key go together: set both or neither")
+    tls = None
+    if d["tls_cert"]:
+        files = []
+        for key in ("tls_cert", "tls_key"):
+            f = Path(d[key]) if Path(d[key]).is_absolute() else base / d[key]
+            try:
+                f.read_bytes()
+            except OSError as e:
+                raise ConfigError(f"[dashboard] {key} {f}: {e.strerror}") from None
+            files.append(f)
+        tls = (files[0], files[1])
+    if d["enabled"] and tls is None and not is_loopback(host):
+        raise ConfigError(f"[dashboard] listen {host}:{port} is not a loopback address: the dashboard "
+                          "serves logins and live call data, so it needs [dashboard] tls_cert and tls_key "
+                          "to listen on the network (or listen on 127.0.0.1 behind a TLS proxy)")
+    if d["idle_timeout_s"] < 30 or d["lockout_after"] < 1 or d["lockout_s"] < 1:
+        raise ConfigError("[dashboard] idle_timeout_s must be >= 30, lockout_after >= 1 and lockout_s >= 1")
+    return DashboardConfig(d["enabled"], (host, port), tls, float(d["idle_timeout_s"]), d["lockout_after"],
+                           float(d["lockout_s"]))
 
 
 def _routes(raw_routes: Any, mode: str, pbx: str, retention_days: int, prompts: Path, base: Path) -> list[Route]:
@@ -299,7 +348,7 @@ def _toml_str(s: str) -> str:
 
 
 def render(*, data_dir: Path, recipients: list[str], sip_listen: str, pbx_uri: str, mode: str,
-           workers: int = 0, trunks: list[str] | None = None) -> str:
+           workers: int = 0, trunks: list[str] | None = None, dashboard_listen: str = "127.0.0.1:8080") -> str:
     """The complete, commented configuration `gateway init` writes."""
     rlist = "\n".join(f"    {_toml_str(r)}," for r in recipients)
     rblock = f"recipients = [\n{rlist}\n]" if recipients else "recipients = []"
@@ -391,6 +440,20 @@ trunks = [{", ".join(_toml_str(t) for t in (trunks or []))}]
 drain_s = 300
 # Prometheus metrics (text format) at http://HOST:PORT/metrics. Keep it on loopback.
 metrics_listen = "127.0.0.1:9464"
+
+[dashboard]
+# The operators' live view, served by the node's supervisor (only when [node] runs Kamailio).
+# Users: `gateway user add NAME --role viewer|supervisor|auditor|admin`.
+enabled = true
+# A non-loopback address is refused unless tls_cert and tls_key are set (PEM files).
+listen = {_toml_str(dashboard_listen)}
+tls_cert = ""
+tls_key = ""
+# Sessions end after this many seconds without a request.
+idle_timeout_s = 900
+# After lockout_after failed logins in a row an account is locked for lockout_s seconds.
+lockout_after = 5
+lockout_s = 900
 
 # Routes by dialled number. Without any [[routes]], every number uses [consent] mode and
 # [pbx] uri. A call to a number with no route and no "*" route is refused with 404.

@@ -3,4 +3,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-exec .venv/bin/gateway demo "$@"
+# --wait: time to open the printed dashboard address before the calls start; --linger: the
+# dashboard stays up after them (Ctrl-C ends it sooner).
+exec .venv/bin/gateway demo --wait 15 --linger 120 "$@"

@@ -94,7 +94,7 @@ class CallLab:
     def __init__(self, tmp: Path, *, mode: str = "opt-out", extra: str = "", workers: int = 0,
                  fail_closed: bool = False) -> None:
         self.gw: GatewayUnderTest = make_gateway(tmp)
-        self.sip_port, self.pbx_port = free_port(), free_port()
+        self.sip_port, self.pbx_port, self.dash_port = free_port(), free_port(), free_port()
         prompts = write_prompts(tmp / "prompts")
         text = self.gw.config.read_text()
         text = (text.replace('listen = "127.0.0.1:5060"', f'listen = "127.0.0.1:{self.sip_port}"')
@@ -110,7 +110,8 @@ class CallLab:
             text = (text.replace("kamailio = false", "kamailio = true").replace("workers = 2", f"workers = {workers}")
                     .replace("worker_base_port = 5100", f"worker_base_port = {base}")
                     .replace("fail_closed = false", f"fail_closed = {'true' if fail_closed else 'false'}")
-                    .replace('metrics_listen = "127.0.0.1:9464"', f'metrics_listen = "127.0.0.1:{free_port()}"'))
+                    .replace('metrics_listen = "127.0.0.1:9464"', f'metrics_listen = "127.0.0.1:{free_port()}"')
+                    .replace('listen = "127.0.0.1:8080"', f'listen = "127.0.0.1:{self.dash_port}"'))
         self.gw.config.write_text(text + extra)
         self.procs: list[Proc] = []
         self.stops: list[threading.Event] = []  # event followers to stop at close

@@ -97,7 +97,8 @@ def test_event_stream_follows_a_call_and_snapshots_live_calls(lab: CallLab) -> N
     pbx.wait_exit()
     seen = early()
     kinds = [(e["type"], e.get("state") or e.get("consent") or e.get("recording")) for e in seen]
-    for expected in [("call.started", "notice"), ("call.consent", "granted"), ("call.state", "dialling"),
+    for expected in [("call.started", "notice"), ("call.state", "deciding"), ("call.consent", "granted"),
+                     ("call.state", "dialling"),
                      ("call.recording", "recording"), ("call.state", "bridged"), ("call.state", "ended")]:
         assert expected in kinds, (expected, kinds)
     started = next(e for e in seen if e["type"] == "call.started")

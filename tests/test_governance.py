@@ -160,7 +160,11 @@ def test_running_gateway_applies_retention_on_its_own(tmp_path: Path) -> None:
         lab.start_gateway()
         gw = lab.gw.open()
         deadline = time.monotonic() + 15
-        while gw.index.get_recording(old).status != ix.DELETED and time.monotonic() < deadline:
+
+        def audited() -> bool:  # the row changes first, the audit entry follows it
+            return ("recording.deleted", "retention") in [(e.action, e.actor) for e in gw.index.audit_entries()]
+
+        while not (gw.index.get_recording(old).status == ix.DELETED and audited()) and time.monotonic() < deadline:
             time.sleep(0.2)
         assert gw.index.get_recording(old).status == ix.DELETED
         assert ("recording.deleted", "retention") in [(e.action, e.actor) for e in gw.index.audit_entries()]

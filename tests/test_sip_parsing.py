@@ -14,7 +14,9 @@ def test_invite_fields_and_hostile_display_name() -> None:
     inv = sip.parse_invite(INVITE)
     assert inv.dialled == "1177" and inv.call_id == "abc@host"
     assert inv.caller.number == "+46701234567"
-    assert "<" not in inv.caller.display and '"' not in inv.caller.display
+    # Kept as sent for the operators (the dashboard shows it as text), never raw in a header.
+    assert inv.caller.display == "Anna <img src=x onerror=alert(1)>"
+    assert "<" not in sip.quoted_display(inv.caller.display) and '"' not in sip.quoted_display('a"b')
 
 
 def test_p_asserted_identity_wins_and_compact_headers() -> None:

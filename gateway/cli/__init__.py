@@ -45,14 +45,14 @@ def open_gateway(args: argparse.Namespace) -> Gateway:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import audit, demo, governance, init, legacy, recordings, run
+    from . import audit, demo, governance, init, legacy, recordings, run, users
 
     parser = argparse.ArgumentParser(prog="gateway", description="Consent-aware call recording gateway.")
     parser.add_argument("--config", default=os.environ.get("GATEWAY_CONFIG"),
                         help="configuration file (default: $GATEWAY_CONFIG)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (init, run, recordings, audit, governance, legacy, demo):
+    for module in (init, run, recordings, audit, governance, legacy, demo, users):
         module.register(sub)
     return parser
 

@@ -3,8 +3,9 @@ PBX agent and three callers.
 
 Anna stays silent through the notice (opt-out: recorded), Bertil presses 9 (not recorded),
 Cecilia is recorded and then withdraws consent with *9 (her recording is deleted). The demo
-prints the gateway's live event stream, then decrypts Anna's recording with the operator's
-key, in memory, and names the tone on each channel.
+prints the dashboard's address and two logins (a supervisor and an auditor) so that the calls
+can be watched live in a browser, prints the gateway's event stream, then decrypts Anna's
+recording with the operator's key, in memory, and names the tone on each channel.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 
 from .. import age
 from ..context import Gateway
+from ..dashboard.users import UserStore
 from ..recording import wav
 from ..telephony.events import follow
 from ..telephony.net import free_port, free_port_run
@@ -36,6 +38,10 @@ RATE = 8000
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="run a live demo: gateway, PBX agent and callers on loopback")
     p.add_argument("--dir", type=Path, default=Path("demo-data"))
+    p.add_argument("--wait", type=float, default=0.0, metavar="S",
+                   help="seconds between printing the dashboard's address and the first call")
+    p.add_argument("--linger", type=float, default=0.0, metavar="S",
+                   help="keep the node and its dashboard up this long after the calls (Ctrl-C ends it)")
     p.set_defaults(func=run)
 
 
@@ -88,6 +94,33 @@ def _wait_for_workers(status: Path, timeout: float = 30.0) -> None:
     raise SystemExit("gateway: the workers did not become ready")
 
 
+def _port_free(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def _demo_users(gw: Gateway) -> dict[str, tuple[str, str]]:
+    """Two dashboard logins with fresh random passwords (printed once, stored as argon2id)."""
+    import secrets
+
+    users = UserStore(gw.config.paths.secrets_dir / "users.sqlite3")
+    logins = {}
+    for name, role in (("demo-supervisor", "supervisor"), ("demo-auditor", "auditor")):
+        password = secrets.token_urlsafe(12)
+        users.add(name, role, password)
+        gw.index.append_audit("cli:demo", "user.added", name, {"role": role})
+        logins[name] = (role, password)
+    users.close()
+    gw.close()
+    return logins
+
+
 def _phone(role: str, port: int, *args: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", "gateway.telephony.peer", role, "--port", str(port),
                              "--quiet", *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -112,9 +145,12 @@ def run(args: argparse.Namespace) -> int:
                                 workers=2, trunk=[]))
     config = gw_dir / "gateway.toml"
     worker_base = free_port_run(2)
+    dash_port = 8080 if _port_free(8080) else free_port()
     config.write_text(config.read_text().replace("grace_s = 3.0", "grace_s = 1.0")
                       .replace("worker_base_port = 5100", f"worker_base_port = {worker_base}")
-                      .replace('metrics_listen = "127.0.0.1:9464"', f'metrics_listen = "127.0.0.1:{free_port()}"'))
+                      .replace('metrics_listen = "127.0.0.1:9464"', f'metrics_listen = "127.0.0.1:{free_port()}"')
+                      .replace('listen = "127.0.0.1:8080"', f'listen = "127.0.0.1:{dash_port}"'))
+    logins = _demo_users(Gateway.open(config))
     gateway = subprocess.Popen([sys.executable, "-m", "gateway", "--config", str(config), "run"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert gateway.stdout is not None
@@ -128,6 +164,13 @@ def run(args: argparse.Namespace) -> int:
     print(f"2. {line.strip()}")
     gw = Gateway.open(config)
     _wait_for_workers(gw.config.calls.event_socket.parent / "node.json")
+    print(f"   Dashboard: http://127.0.0.1:{dash_port}/  (loopback only; from another machine: "
+          f"ssh -L {dash_port}:127.0.0.1:{dash_port} this-host)")
+    for name, (role, password) in logins.items():
+        print(f"     log in as {name:16} password {password}   ({role})")
+    if args.wait > 0:
+        print(f"   The calls start in {args.wait:.0f} s: open the dashboard now to watch them live.", flush=True)
+        time.sleep(args.wait)
     names: dict[str, str] = {}
     stop = threading.Event()
     followers = [threading.Thread(target=_follow_events, args=(gw.config.calls.event_socket.with_name(
@@ -150,6 +193,14 @@ def run(args: argparse.Namespace) -> int:
             p.wait(timeout=90)
         except subprocess.TimeoutExpired:
             p.kill()
+    if args.linger > 0:
+        print(f"   The calls are over. The node and its dashboard stay up for {args.linger:.0f} s "
+              "(the auditor's Audit tab shows the consent decisions and the chain); Ctrl-C stops it sooner.",
+              flush=True)
+        try:
+            time.sleep(args.linger)
+        except KeyboardInterrupt:
+            pass
     gateway.send_signal(signal.SIGTERM)
     gateway.wait(timeout=30)
     stop.set()

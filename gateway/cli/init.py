@@ -26,6 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="run a node: Kamailio on --sip-listen in front of N workers (0: one worker, no Kamailio)")
     p.add_argument("--trunk", action="append", default=[], metavar="ADDR",
                    help="trunk address allowed to send SIP (repeatable; the PBX is always allowed)")
+    p.add_argument("--dashboard-listen", default="127.0.0.1:8080", metavar="HOST:PORT",
+                   help="the operators' dashboard (a non-loopback address needs TLS in [dashboard])")
     p.add_argument("--force", action="store_true", help="rewrite an existing config (keeps data and secrets)")
     p.set_defaults(func=run)
 
@@ -38,6 +40,11 @@ def run(args: argparse.Namespace) -> int:
             raise KeyError_(f"--recipient #{i + 1} refused: {e}") from None
     cfg.parse_hostport(args.sip_listen, "--sip-listen")
     cfg.check_sip_uri(args.pbx, "--pbx")
+    dash_host, _ = cfg.parse_hostport(getattr(args, "dashboard_listen", "127.0.0.1:8080"), "--dashboard-listen")
+    if not cfg.is_loopback(dash_host):
+        raise ConfigError(f"--dashboard-listen {dash_host} is not a loopback address: the dashboard needs TLS "
+                          "to listen on the network. Initialise on 127.0.0.1, then set [dashboard] listen, "
+                          "tls_cert and tls_key together")
     data_dir: Path = args.dir.resolve()
     config_path = data_dir / "gateway.toml"
     if config_path.exists() and not args.force:
@@ -45,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
     ensure_private_dir(data_dir)
     text = cfg.render(data_dir=data_dir, recipients=[r.strip() for r in args.recipient],
                       sip_listen=args.sip_listen, pbx_uri=args.pbx, mode=args.mode,
-                      workers=getattr(args, "workers", 0), trunks=getattr(args, "trunk", []))
+                      workers=getattr(args, "workers", 0), trunks=getattr(args, "trunk", []),
+                      dashboard_listen=getattr(args, "dashboard_listen", "127.0.0.1:8080"))
     tmp = config_path.with_suffix(".toml.new")
     tmp.write_text(text, encoding="utf-8")
     tmp.chmod(0o640)

@@ -216,7 +216,8 @@ route[FAILOPEN] {{
 
     def rpc(self, *args: str) -> str:
         res = subprocess.run(["kamcmd", "-s", self.ctl, *args], capture_output=True, text=True, timeout=10)
-        if res.returncode != 0:
+        # kamcmd exits 0 on an RPC fault and prints "error: CODE - text" instead of the result.
+        if res.returncode != 0 or res.stdout.startswith("error:"):
             raise RuntimeError(f"kamcmd {' '.join(args)}: {res.stderr.strip() or res.stdout.strip()}")
         return res.stdout
 

@@ -6,12 +6,9 @@ display names or audio; labels are fixed words.
 
 from __future__ import annotations
 
-import asyncio
-import json
 import logging
 from collections import Counter
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -63,7 +60,7 @@ class Metrics:
         lines = [
             "# HELP gateway_calls Live calls by state.", "# TYPE gateway_calls gauge",
             *(f'gateway_calls{{state="{s}"}} {states.get(s, 0)}'
-              for s in ("notice", "dialling", "bridged", "unavailable")),
+              for s in ("notice", "deciding", "dialling", "bridged", "unavailable")),
             "# HELP gateway_calls_started_total Calls answered.", "# TYPE gateway_calls_started_total counter",
             f"gateway_calls_started_total {self.calls_started}",
             "# HELP gateway_consent_total Consent outcomes.", "# TYPE gateway_consent_total counter",
@@ -90,25 +87,6 @@ class Metrics:
             "# TYPE gateway_capacity_calls gauge", f"gateway_capacity_calls {node.get('capacity_calls', 0)}",
         ]
         return "\n".join(lines) + "\n"
-
-
-async def follow_worker(path: Path, metrics: Metrics, alive: Callable[[], bool]) -> None:
-    """Read one worker's events for as long as it lives, reconnecting after a restart."""
-    while alive():
-        try:
-            reader, writer = await asyncio.open_unix_connection(str(path))
-        except OSError:
-            await asyncio.sleep(0.2)
-            continue
-        try:
-            async for line in reader:
-                try:
-                    metrics.observe(json.loads(line))
-                except ValueError:
-                    log.warning("unparseable event from %s", path)
-        finally:
-            writer.close()
-        await asyncio.sleep(0.2)
 
 
 def app(metrics: Metrics, node_status: Callable[[], dict[str, Any]]) -> web.Application:

@@ -20,8 +20,10 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from ..context import Gateway
+from ..errors import ConfigError
 from .kamailio import FrontDoor
-from .metrics import Metrics, app, follow_worker
+from .links import WorkerLinks
+from .metrics import Metrics, app
 
 log = logging.getLogger(__name__)
 WORKER_CALLS = 2  # bridged calls per worker with the stock pjsua2 wheel (4 legs)
@@ -53,6 +55,8 @@ class Node:
         self.kamailio_restarts = 0
         self.status_path = cfg.calls.event_socket.parent / "node.json"
         self.metrics = Metrics()
+        self.links = WorkerLinks()
+        self.links.observers.append(lambda event, _link: self.metrics.observe(event))
         self.failopen = 0
         self.stopping = False
         self.rolling_requested = False
@@ -82,7 +86,7 @@ class Node:
         proc = w.proc
         asyncio.create_task(self._watch_output(w, proc))
         sock = self.gw.config.calls.event_socket.with_name(f"worker-{w.index}.sock")
-        asyncio.create_task(follow_worker(sock, self.metrics, lambda: proc.returncode is None))
+        asyncio.create_task(self.links.follow(w.index, sock, lambda: proc.returncode is None))
 
     async def _watch_output(self, w: WorkerProc, proc: asyncio.subprocess.Process) -> None:
         assert proc.stdout is not None
@@ -139,6 +143,7 @@ class Node:
 
     async def run(self, stop: asyncio.Event) -> None:
         self.gw.recording_service(None).recover()
+        dashboard = await self._start_dashboard()  # first: a busy port stops the start cleanly
         self.front.write([("127.0.0.1", w.port) for w in self.workers])
         await self._start_kamailio()
         for w in self.workers:
@@ -149,6 +154,8 @@ class Node:
         await web.TCPSite(runner, host, port).start()
         print(f"gateway: node listening for SIP on {self.front.host}:{self.front.port} (Kamailio), "
               f"{len(self.workers)} workers; metrics on http://{host}:{port}/metrics", flush=True)
+        if dashboard is not None:
+            print(f"gateway: dashboard on {dashboard[1]}", flush=True)
         ticks = 0
         try:
             while not stop.is_set():
@@ -167,6 +174,41 @@ class Node:
         finally:
             await self._drain()
             await runner.cleanup()
+            if dashboard is not None:
+                await dashboard[0].cleanup()
+
+    async def _start_dashboard(self) -> tuple[web.AppRunner, str] | None:
+        """The operators' dashboard ([dashboard]), fed by the same worker links as the metrics."""
+        cfg = self.gw.config.dashboard
+        if not cfg.enabled:
+            return None
+        from ..dashboard.app import Dashboard, build_app
+        from ..dashboard.users import UserStore
+
+        users = UserStore(self.gw.config.paths.secrets_dir / "users.sqlite3", cfg.lockout_after, cfg.lockout_s)
+        dash = Dashboard(cfg, users, self.gw.index, spool_dir=self.gw.config.paths.spool_dir,
+                         node_status=self.status, command=self.links.command,
+                         storage_errors=lambda: self.metrics.storage_errors)
+        self.links.observers.append(dash.on_event)
+        self.links.on_lost.append(dash.on_link_lost)
+        ssl_ctx = None
+        if cfg.tls is not None:
+            import ssl
+
+            ssl_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            ssl_ctx.load_cert_chain(str(cfg.tls[0]), str(cfg.tls[1]))
+        runner = web.AppRunner(build_app(dash), access_log=None)
+        await runner.setup()
+        host, port = cfg.listen
+        try:
+            await web.TCPSite(runner, host, port, ssl_context=ssl_ctx).start()
+        except OSError as e:
+            await runner.cleanup()
+            raise ConfigError(f"[dashboard] cannot listen on {host}:{port}: {e.strerror}") from None
+        if not users.list():
+            log.warning("the dashboard has no users yet: add one with `gateway user add NAME --role admin`")
+        url_host = f"[{host}]" if ":" in host else host
+        return runner, f"{'https' if ssl_ctx else 'http'}://{url_host}:{port}/"
 
     def _read_failopen(self) -> int:
         try:

@@ -227,7 +227,7 @@ class CallSession:
     # -- pjsua events --------------------------------------------------------------------------
 
     def on_leg_media(self, leg: Leg, hold_changed: bool = False) -> None:
-        if leg is self.caller and self.state == "notice" and self.machine.state.value == "notice":
+        if leg is self.caller and self.state in ("notice", "deciding") and self.machine.state.value == "notice":
             if not self._notice_started:
                 self._notice_started = True
                 self.play(self.notice.id, self._notice_done)
@@ -275,6 +275,8 @@ class CallSession:
 
     def _notice_done(self) -> None:
         self._note_notice_progress()
+        if self.state == "notice" and self.machine.decision is None:
+            self.set_state("deciding")  # the grace period: silence will count as the answer
 
     def _note_notice_progress(self) -> None:
         """Remember how much of the notice went out, while the notice is still the clip playing."""
@@ -293,12 +295,37 @@ class CallSession:
             self._apply(self.machine.on_digit(digit, t))
         elif self.state == "bridged":
             action = self.helpline_keys.feed(digit, t)
-            if action and self.recorder is not None:
+            if action and self.recorder is not None and self.recording_state in ("recording", "paused"):
                 getattr(self.recorder, action)()
                 self.recording_state = "paused" if action == "pause" else "recording"
                 self.worker.index.append_audit("helpline", f"recording.{action}d", self.recording_id or "-",
                                                {"call": self.id})
                 self.emit("call.recording", recording=self.recording_state)
+
+    def control(self, op: str, actor: str) -> str | None:
+        """A supervisor's action on this call's recording (from the dashboard): pause, resume,
+        or stop (what is recorded so far is kept and sealed; nothing more is recorded for this
+        call). Audited with the actor's name. Returns None, or why it was refused."""
+        if self.ended or self.state != "bridged":
+            return f"the call is not bridged (it is {self.state})"
+        if self.recorder is None or self.recording_state not in ("recording", "paused"):
+            return f"nothing is being recorded (recording: {self.recording_state})"
+        if op == "pause" and self.recording_state == "paused":
+            return "the recording is already paused"
+        if op == "resume" and self.recording_state == "recording":
+            return "the recording is not paused"
+        if op == "stop":
+            self._stop_taps()
+            self.recorder.finish()
+            self.recording_state = "stopped"  # a "saved" (or "incomplete") event follows
+        else:
+            getattr(self.recorder, op)()
+            self.recording_state = "paused" if op == "pause" else "recording"
+        self.worker.index.append_audit(actor, f"recording.{'stopped' if op == 'stop' else op + 'd'}",
+                                       self.recording_id or "-", {"call": self.id})
+        log.info("call %s: recording %s by a supervisor", self.id, {"pause": "paused", "resume": "resumed"}.get(op, "stopped"))
+        self.emit("call.recording", recording=self.recording_state, by=actor)
+        return None
 
     def _relay(self, digit: str) -> None:
         prm = pj.CallSendDtmfParam()
@@ -429,13 +456,28 @@ class CallSession:
 
     def _withdraw(self) -> None:
         self._stop_taps()
-        if self.recorder is not None:
-            self.recorder.discard()
+        if self.recorder is not None and self.recorder.discard().done() and self.recording_id:
+            # The recording had already ended (a supervisor stopped it, or storage failed):
+            # discarding the recorder no longer deletes it, so delete what was saved.
+            self._delete_ended_recording(self.recording_id, 100)
         self.recording_state = "discarded" if self.recorder is not None else "none"
         self.worker.index.put_consent_receipt(self.id, self._receipt())
         self.worker.index.append_audit("caller", "consent.withdrawn", self.id, {"recording": self.recording_id})
         self.emit("call.consent", consent="withdrawn")
         self.emit("call.recording", recording=self.recording_state)
+
+    def _delete_ended_recording(self, rec_id: str, tries: int) -> None:
+        """Delete a finished recording after a withdrawal, once its row is final (the engine
+        thread finalises it); not tied to the call's life, so it runs after a hang-up too."""
+        from ..governance.retention import delete_recording
+
+        index = self.worker.index
+        row = index.get_recording(rec_id)
+        if row.status == "recording" and tries > 0:
+            self.loop.call_later(0.1, self._delete_ended_recording, rec_id, tries - 1)
+            return
+        if row.status in ("complete", "incomplete", "truncated", "recording"):
+            delete_recording(self.worker.gateway.store, index, row, "caller", "consent withdrawn")
 
     def _unavailable(self, why: str) -> None:
         self.set_state("unavailable")

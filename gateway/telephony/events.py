@@ -3,6 +3,11 @@
 A subscriber connects and first receives a snapshot (the last event of every live call),
 then every event as it happens. A subscriber that falls behind by more than a bound is
 disconnected rather than allowed to slow the worker.
+
+The same socket is the worker's control channel: a subscriber may send one JSON object a line,
+`{"req": N, "op": "pause"|"resume"|"stop", "call": ID, "actor": NAME}`, and receives
+`{"type": "control.result", "req": N, "ok": bool, "error": TEXT}` on its own stream (not
+broadcast). Only the gateway's own user can connect (socket 0600 in a 0700 directory).
 """
 
 from __future__ import annotations
@@ -14,12 +19,17 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
 MAX_BUFFERED = 1 << 20
+MAX_COMMAND = 4096  # bytes in one control line
+CONTROL_OPS = ("pause", "resume", "stop")
+
+# (op, call id, actor) -> None on success, else the error text for the requester
+ControlHandler = Callable[[str, str, str], "str | None"]
 
 
 class EventBus:
@@ -30,6 +40,7 @@ class EventBus:
         self._live: dict[str, dict[str, Any]] = {}
         self._server: asyncio.AbstractServer | None = None
         self.seq = 0
+        self.control: ControlHandler | None = None
 
     async def start(self) -> None:
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -43,10 +54,44 @@ class EventBus:
             writer.write(self._line({**event, "snapshot": True}))
         self._clients.add(writer)
         try:
-            await reader.read()  # subscribers send nothing; EOF means they left
+            while True:
+                try:
+                    line = await reader.readuntil(b"\n")
+                except asyncio.IncompleteReadError:
+                    break  # EOF: the subscriber left
+                except asyncio.LimitOverrunError:
+                    log.warning("control line too long; subscriber disconnected")
+                    break
+                if len(line) > MAX_COMMAND:
+                    log.warning("control line too long; subscriber disconnected")
+                    break
+                writer.write(self._line(self._command(line)))
         finally:
             self._clients.discard(writer)
             writer.close()
+
+    def _command(self, line: bytes) -> dict[str, Any]:
+        """Run one control request; the reply goes to the requester only."""
+        try:
+            cmd = json.loads(line)
+            if not isinstance(cmd, dict):
+                raise ValueError("not an object")
+        except ValueError:
+            return {"type": "control.result", "req": None, "ok": False, "error": "not a JSON object"}
+        req = cmd.get("req") if isinstance(cmd.get("req"), int) else None
+        op, call, actor = cmd.get("op"), cmd.get("call"), cmd.get("actor")
+        if op not in CONTROL_OPS:
+            return {"type": "control.result", "req": req, "ok": False, "error": f"unknown op {op!r}"}
+        if not isinstance(call, str) or not isinstance(actor, str) or not actor or len(actor) > 200:
+            return {"type": "control.result", "req": req, "ok": False, "error": "call and actor are required"}
+        if self.control is None:
+            return {"type": "control.result", "req": req, "ok": False, "error": "this worker takes no commands"}
+        try:
+            error = self.control(op, call, actor)
+        except Exception:
+            log.exception("control %s on call %s failed", op, call)
+            error = "internal error"
+        return {"type": "control.result", "req": req, "ok": error is None, "error": error}
 
     def _line(self, event: dict[str, Any]) -> bytes:
         return (json.dumps(event, separators=(",", ":"), sort_keys=True) + "\n").encode()

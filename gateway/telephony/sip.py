@@ -47,6 +47,13 @@ def _clean(text: str, limit: int) -> str:
     return "".join(c for c in text if c.isprintable() and c not in '"\\<>')[:limit]
 
 
+def _printable(text: str, limit: int) -> str:
+    """The display name as sent, bounded, without control characters, quotes or backslashes.
+    It keeps `<` and `>`: operators see what the caller sent (as text; docs/events.md), and
+    `quoted_display` strips them before the name goes into a SIP header."""
+    return "".join(c for c in text if c.isprintable() and c not in '"\\')[:limit]
+
+
 def party(value: str) -> Party:
     m = _DISPLAY.match(value)
     display = ""
@@ -54,7 +61,7 @@ def party(value: str) -> Party:
         display = (m.group(1) if m.group(1) is not None else m.group(2) or "").replace('\\"', '"')
     user = _URI_USER.search(value)
     number = user.group(1) if user else ""
-    return Party(_clean(display.strip(), MAX_DISPLAY), _clean(number, 32))
+    return Party(_printable(display.strip(), MAX_DISPLAY), _clean(number, 32))
 
 
 def parse_invite(message: str) -> Invite:

@@ -78,6 +78,7 @@ class Worker:
                 self._prompts[route.prompts_dir] = pr.load(route.prompts_dir, self.clock_rate)
             self.prompts_for(route).get(f"notice-{route.mode}", route.language)
         self.events = EventBus(event_socket, self.id)
+        self.events.control = self.control
         self.engine = RecorderEngine()
         self.recordings = gateway.recording_service(self.engine)
         self.sessions: dict[str, CallSession] = {}
@@ -173,6 +174,13 @@ class Worker:
     def session_ended(self, session: CallSession) -> None:
         self.sessions.pop(session.id, None)
         self._ended.append(session)
+
+    def control(self, op: str, call_id: str, actor: str) -> str | None:
+        """A command from the control channel (runs on the loop's thread, like SIP callbacks)."""
+        session = self.sessions.get(call_id)
+        if session is None:
+            return "no such live call on this worker"
+        return session.control(op, actor)
 
     # -- lifecycle --------------------------------------------------------------------------
 

@@ -1,0 +1,117 @@
+"""`gateway user add|list|passwd|role|unlock|remove`: dashboard accounts (argon2id hashes).
+
+Passwords are read without echo from the terminal (asked twice), or as one line from stdin
+when stdin is not a terminal (for provisioning scripts); never from the command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+import time
+
+from ..dashboard.users import ROLES, UserError, UserStore
+from ..errors import ConfigError
+from . import actor, open_gateway
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("user", help="dashboard users: add, list, passwd, role, unlock, remove")
+    usub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    a = usub.add_parser("add", help="add a user (the password is asked without echo)")
+    a.add_argument("name")
+    a.add_argument("--role", required=True, choices=ROLES)
+    a.set_defaults(func=add)
+    ls = usub.add_parser("list", help="users, roles, lockouts")
+    ls.set_defaults(func=list_)
+    pw = usub.add_parser("passwd", help="set a user's password (also unlocks)")
+    pw.add_argument("name")
+    pw.set_defaults(func=passwd)
+    r = usub.add_parser("role", help="change a user's role")
+    r.add_argument("name")
+    r.add_argument("role", choices=ROLES)
+    r.set_defaults(func=role)
+    u = usub.add_parser("unlock", help="clear a lockout after failed logins")
+    u.add_argument("name")
+    u.set_defaults(func=unlock)
+    rm = usub.add_parser("remove", help="remove a user")
+    rm.add_argument("name")
+    rm.set_defaults(func=remove)
+
+
+def _store(args: argparse.Namespace) -> tuple[UserStore, object]:
+    gw = open_gateway(args)
+    d = gw.config.dashboard
+    return UserStore(gw.config.paths.secrets_dir / "users.sqlite3", d.lockout_after, d.lockout_s), gw
+
+
+def _read_password() -> str:
+    if sys.stdin.isatty():
+        first = getpass.getpass("Password: ")
+        if getpass.getpass("Again: ") != first:
+            raise ConfigError("the passwords differ")
+        return first
+    line = sys.stdin.readline()
+    if not line:
+        raise ConfigError("no password on stdin")
+    return line.rstrip("\r\n")
+
+
+def _run(args: argparse.Namespace, fn, action: str, details: dict | None = None) -> int:
+    store, gw = _store(args)
+    try:
+        fn(store)
+    except UserError as e:
+        raise ConfigError(str(e)) from None
+    finally:
+        store.close()
+    gw.index.append_audit(actor(), action, args.name, details or {})  # type: ignore[attr-defined]
+    gw.close()  # type: ignore[attr-defined]
+    return 0
+
+
+def add(args: argparse.Namespace) -> int:
+    password = _read_password()
+    _run(args, lambda s: s.add(args.name, args.role, password), "user.added", {"role": args.role})
+    print(f"added {args.name} ({args.role})")
+    return 0
+
+
+def passwd(args: argparse.Namespace) -> int:
+    password = _read_password()
+    _run(args, lambda s: s.set_password(args.name, password), "user.password_set")
+    print(f"password set for {args.name}")
+    return 0
+
+
+def role(args: argparse.Namespace) -> int:
+    _run(args, lambda s: s.set_role(args.name, args.role), "user.role_changed", {"role": args.role})
+    print(f"{args.name} is now {args.role}")
+    return 0
+
+
+def unlock(args: argparse.Namespace) -> int:
+    _run(args, lambda s: s.unlock(args.name), "user.unlocked")
+    print(f"unlocked {args.name}")
+    return 0
+
+
+def remove(args: argparse.Namespace) -> int:
+    _run(args, lambda s: s.remove(args.name), "user.removed")
+    print(f"removed {args.name}")
+    return 0
+
+
+def list_(args: argparse.Namespace) -> int:
+    store, gw = _store(args)
+    now = time.time()
+    users = store.list()
+    store.close()
+    if not users:
+        print("no users (add one: gateway user add NAME --role admin)")
+    for u in users:
+        locked = f"  LOCKED for {int((u.locked_until - now) // 60) + 1} min" if u.locked_until > now else ""
+        last = time.strftime("%Y-%m-%d %H:%M", time.localtime(u.last_login)) if u.last_login else "never"
+        print(f"{u.name:20} {u.role:10} last login {last}{locked}")
+    return 0

@@ -1,0 +1,142 @@
+"""The live view's model: one row per call, built from the workers' events (docs/events.md).
+
+Pure: `observe` takes an event and returns the row that changed (or None), so the web layer
+only fans rows out. A row never holds a full caller number or audio; `caller_display` is
+attacker-controlled text and the browser renders it as text only.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+LINGER_S = 30.0  # an ended call stays on screen this long
+STATES = ("notice", "deciding", "dialling", "bridged", "unavailable", "ended")
+CONSENTS = ("pending", "granted", "declined", "withdrawn", "unavailable")
+RECORDINGS = ("none", "recording", "paused", "stopped", "saving", "saved", "incomplete", "discarded")
+MAX_DISPLAY = 64  # characters of a display name kept
+
+
+def _clean(text: Any, limit: int = MAX_DISPLAY) -> str:
+    """Printable text only, bounded: a display name arrives from anyone who can dial in."""
+    s = text if isinstance(text, str) else ""
+    return "".join(c if c.isprintable() else "\ufffd" for c in s[:limit])
+
+
+def _time(value: Any, default: float) -> float:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else default
+
+
+def _pick(value: Any, allowed: tuple[str, ...], default: str) -> str:
+    return value if value in allowed else default
+
+
+@dataclass
+class Today:
+    """Consent outcomes since local midnight (as seen by this supervisor)."""
+
+    day: str = ""
+    granted: int = 0
+    declined: int = 0
+    withdrawn: int = 0
+
+    def roll(self, now: float) -> None:
+        day = datetime.fromtimestamp(now).strftime("%Y-%m-%d")
+        if day != self.day:
+            self.day, self.granted, self.declined, self.withdrawn = day, 0, 0, 0
+
+    @property
+    def opt_out_rate(self) -> float | None:
+        decided = self.granted + self.declined
+        return (self.declined + self.withdrawn) / decided if decided else None
+
+
+@dataclass
+class LiveView:
+    calls: dict[str, dict[str, Any]] = field(default_factory=dict)
+    today: Today = field(default_factory=Today)
+
+    def observe(self, event: dict[str, Any], link: int, now: float | None = None) -> dict[str, Any] | None:
+        """Apply one worker event (from the worker on link `link`); return the changed row."""
+        now = time.time() if now is None else now
+        call = event.get("call")
+        kind = event.get("type")
+        if not isinstance(call, str) or not call or len(call) > 64:
+            return None
+        row = self.calls.get(call)
+        if row is None:
+            if kind != "call.started" and not event.get("snapshot"):
+                return None  # an event of a call we never saw start (or already forgot)
+            row = self.calls[call] = {
+                "call": call, "link": link, "worker": _clean(event.get("worker"), 80), "state": "notice",
+                "consent": "pending", "recording": "none", "started": _time(event.get("ts"), now),
+                "ended": None, "route": "", "mode": "", "caller_masked": "", "caller_display": "",
+                "bytes_sealed": 0, "recorded_s": 0.0, "reason": "", "by": ""}
+        if kind == "call.started" or event.get("snapshot"):
+            for key in ("route", "mode", "caller_masked"):
+                if key in event:
+                    row[key] = _clean(event[key], 32)
+            if "caller_display" in event:
+                row["caller_display"] = _clean(event["caller_display"])
+        if "state" in event:
+            row["state"] = _pick(event["state"], STATES, row["state"])
+        if kind == "call.consent" or "consent" in event:
+            consent = _pick(event.get("consent"), CONSENTS, row["consent"])
+            if kind == "call.consent" and not event.get("snapshot") and consent != row["consent"]:
+                self.today.roll(now)
+                if consent == "granted":
+                    self.today.granted += 1
+                elif consent == "declined":
+                    self.today.declined += 1
+                elif consent == "withdrawn":
+                    self.today.withdrawn += 1
+            row["consent"] = consent
+        if "recording" in event:
+            row["recording"] = _pick(event["recording"], RECORDINGS, row["recording"])
+            if kind == "call.recording" and "by" in event:
+                row["by"] = _clean(event["by"], 80)  # who paused or stopped it (a supervisor)
+            elif row["recording"] in ("recording", "paused"):
+                row["by"] = ""  # the helpline's own keys, or the recorder: nobody to name
+        if isinstance(event.get("bytes_sealed"), int) and not isinstance(event["bytes_sealed"], bool):
+            row["bytes_sealed"] = event["bytes_sealed"]
+        if isinstance(event.get("duration_s"), int | float) and not isinstance(event["duration_s"], bool):
+            row["recorded_s"] = float(event["duration_s"])
+        if kind == "call.failed" or (kind == "call.state" and event.get("state") == "ended"):
+            row["reason"] = _clean(event.get("reason", ""), 120)
+        if row["state"] == "ended" and row["ended"] is None:
+            row["ended"] = _time(event.get("ts"), now)
+        row["ts"] = _time(event.get("ts"), now)  # when the worker published the change (for the delay figure)
+        return row
+
+    def link_lost(self, link: int, now: float | None = None) -> list[dict[str, Any]]:
+        """A worker's stream ended (it died or restarted): its live calls are over."""
+        now = time.time() if now is None else now
+        changed = []
+        for row in self.calls.values():
+            if row["link"] == link and row["state"] != "ended":
+                row.update(state="ended", ended=now, reason="worker lost", ts=now)
+                if row["recording"] in ("recording", "paused"):
+                    row["recording"] = "incomplete"
+                changed.append(row)
+        return changed
+
+    def expire(self, now: float | None = None) -> list[str]:
+        """Forget calls that ended more than LINGER_S ago; return their ids."""
+        now = time.time() if now is None else now
+        gone = [c for c, r in self.calls.items() if r["ended"] is not None and now - r["ended"] > LINGER_S]
+        for c in gone:
+            del self.calls[c]
+        return gone
+
+    def summary(self, now: float | None = None) -> dict[str, Any]:
+        now = time.time() if now is None else now
+        self.today.roll(now)
+        live = [r for r in self.calls.values() if r["state"] != "ended"]
+        return {
+            "live_calls": len(live),
+            "recording_calls": sum(1 for r in live if r["recording"] == "recording"),
+            "today": {"day": self.today.day, "granted": self.today.granted, "declined": self.today.declined,
+                      "withdrawn": self.today.withdrawn, "opt_out_rate": self.today.opt_out_rate},
+        }

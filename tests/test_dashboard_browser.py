@@ -1,0 +1,154 @@
+"""The dashboard in a real browser (Playwright driving Debian's chromium) while a real SIP call
+runs through a real node (Kamailio + workers, pjsua2 caller and PBX).
+
+A supervisor logs in, sees the call appear and move through its states, pauses, resumes and
+stops its recording; the worker obeys, the audit log names the supervisor, and the decrypted
+recording ends where it was stopped. The caller's display name is an HTML injection and must
+show as text. A screenshot of the live view is saved to test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gateway import age
+from gateway.recording import wav
+from gateway.storage import index as ix
+from tests.calls import ROOT, CallLab
+from tests.conftest import require_tool
+
+pytestmark = pytest.mark.slow
+PASSWORD = "correct horse battery"
+EVIL = "<img src=x onerror=alert(1)>"
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
+                 "--disable-background-networking", "--disable-component-update", "--disable-dev-shm-usage"]
+
+
+@pytest.fixture
+def browser() -> Iterator[object]:
+    chromium = require_tool("chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def add_user(lab: CallLab, name: str, role: str) -> None:
+    subprocess.run([str(ROOT / ".venv/bin/gateway"), "--config", str(lab.gw.config), "user", "add", name,
+                    "--role", role], input=PASSWORD + "\n", text=True, check=True, capture_output=True)
+
+
+def log_in(page, url: str, name: str) -> None:
+    page.goto(url)
+    assert page.url.endswith("/login")
+    page.fill("input[name=name]", name)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_selector("#status:has-text('live')", timeout=10_000)
+
+
+def field(page, call: str, name: str) -> str:
+    return page.inner_text(f'tr[data-call="{call}"] [data-field="{name}"]').strip()
+
+
+def wait_field(page, call: str, name: str, value: str, timeout_ms: int = 20_000) -> None:
+    page.wait_for_function(
+        "([c, f, v]) => { const e = document.querySelector(`tr[data-call=\"${c}\"] [data-field=\"${f}\"] .pill`);"
+        " return e && e.textContent === v; }", arg=[call, name, value], timeout=timeout_ms)
+
+
+def test_supervisor_watches_a_call_and_stops_its_recording(tmp_path: Path, browser) -> None:
+    require_tool("kamailio")
+    lab = CallLab(tmp_path, workers=2)
+    try:
+        add_user(lab, "sam", "supervisor")
+        add_user(lab, "aud", "auditor")
+        gateway = lab.start_gateway()
+        gateway.wait_for(lambda: any("dashboard on" in line for line in gateway.lines), 10)
+        url = f"http://127.0.0.1:{lab.dash_port}/"
+
+        page = browser.new_page(viewport={"width": 1400, "height": 700})
+        dialogs: list[str] = []
+
+        def on_dialog(d) -> None:
+            dialogs.append(f"{d.type}:{d.message}")
+            d.accept() if d.type == "confirm" else d.dismiss()
+
+        page.on("dialog", on_dialog)
+        log_in(page, url, "sam")
+        assert page.is_visible("#no-calls")
+        page.wait_for_selector("[data-card=capacity] .v:has-text('2/2')", timeout=10_000)
+        assert page.inner_text("[data-card=failopen] .v") == "0"
+
+        pbx = lab.peer("pbx", "--tone", "1000", "--timeout", "60")
+        caller = lab.peer("caller", "--number", "+46701234567", "--display", EVIL, "--hangup-after", "16",
+                          "--timeout", "60")
+        row = page.wait_for_selector("#calls tbody tr[data-call]", timeout=15_000)
+        call = row.get_attribute("data-call")
+        # Masked number, and the HTML injection shown as the text it is.
+        assert field(page, call, "display") == EVIL
+        assert page.query_selector("#calls img") is None
+        masked = page.inner_text(f'tr[data-call="{call}"] .masked')
+        assert masked.endswith("567") and "4670123" not in page.content()
+        wait_field(page, call, "consent", "granted")
+        wait_field(page, call, "state", "bridged")
+        wait_field(page, call, "recording", "recording")
+        t_bridged = time.monotonic()
+
+        page.click(f'tr[data-call="{call}"] button[data-op="pause"]')
+        wait_field(page, call, "recording", "paused", 5_000)
+        page.click(f'tr[data-call="{call}"] button[data-op="resume"]')
+        wait_field(page, call, "recording", "recording", 5_000)
+        time.sleep(1.0)
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "dashboard-live.png"))
+        page.click(f'tr[data-call="{call}"] button[data-op="stop"]')
+        stopped_after = time.monotonic() - t_bridged
+        page.wait_for_function(
+            "c => ['stopped', 'saved'].includes(document.querySelector("
+            "`tr[data-call=\"${c}\"] [data-field=\"recording\"] .pill`).textContent)", arg=call, timeout=5_000)
+        assert "by sam" in page.inner_text(f'tr[data-call="{call}"] [data-field="recording"]')
+        assert page.query_selector(f'tr[data-call="{call}"] button[data-op]') is None
+        wait_field(page, call, "state", "ended", 25_000)
+        assert [d for d in dialogs if not d.startswith("confirm:")] == [], dialogs  # no alert ran
+
+        # The auditor sees the chain intact and the supervisor's actions in it.
+        aud = browser.new_page()
+        log_in(aud, url, "aud")
+        aud.click("button[data-tab=audit]")
+        aud.wait_for_selector("#chain.chain-ok", timeout=10_000)
+        text = aud.inner_text("#audit-table")
+        for action in ("recording.paused", "recording.resumed", "recording.stopped"):
+            assert action in text
+        assert "dashboard:sam" in text
+        caller.wait_exit()
+        pbx.proc.terminate()
+        assert lab.gateway.stop() == 0
+
+        gw = lab.gw.open()
+        entries = [e for e in gw.index.audit_entries() if e.action.startswith("recording.")]
+        stops = [e for e in entries if e.action == "recording.stopped"]
+        assert len(stops) == 1 and stops[0].actor == "dashboard:sam"
+        assert stops[0].details["call"] == call
+        rec = gw.index.get_recording(stops[0].subject)
+        assert rec.status == ix.COMPLETE and rec.call_id == call
+        with gw.store.open(rec.object_name) as f:
+            plain = age.AgeReader(f, age.load_identity_file(lab.gw.key)).read_all()
+        seconds = (len(plain) - wav.parse_header(plain).data_offset) / (2 * 2 * 8000)
+        # It ends where the supervisor stopped it, not when the caller hung up (16 s in).
+        assert abs(seconds - stopped_after) < 1.5, (seconds, stopped_after)
+    finally:
+        lab.close()
+        if os.environ.get("KEEP_LAB"):
+            print(tmp_path)

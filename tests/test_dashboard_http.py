@@ -1,0 +1,262 @@
+"""The dashboard over HTTP: logins, sessions, CSRF, roles, lockout, headers, and what it never
+serves. The application is the real one (build_app) on a loopback port; the node behind it is
+replaced by a status dict and a recorded command list (the real worker control channel is
+exercised by the browser test and tests/test_control.py)."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from aiohttp import ClientSession, WSServerHandshakeError
+from aiohttp.test_utils import TestClient, TestServer
+
+from gateway.config import DashboardConfig
+from gateway.dashboard.app import Dashboard, build_app
+from gateway.dashboard.users import UserStore
+from gateway.storage.index import SqliteIndex
+
+PASSWORD = "correct horse battery"
+
+
+class Lab:
+    def __init__(self, tmp: Path) -> None:
+        self.index = SqliteIndex(tmp / "index.sqlite3", create=True)
+        self.users = UserStore(tmp / "secrets" / "users.sqlite3", lockout_after=3, lockout_s=600)
+        for name, role in (("vera", "viewer"), ("sam", "supervisor"), ("aud", "auditor"), ("ada", "admin")):
+            self.users.add(name, role, PASSWORD)
+        self.commands: list[tuple[str, str, str]] = []
+        (tmp / "spool").mkdir()
+        (tmp / "spool" / "0123456789abcdef").write_bytes(b"age-encryption.org/v1\n...")
+
+        async def command(op: str, call: str, actor: str) -> str | None:
+            self.commands.append((op, call, actor))
+            return None
+
+        self.dash = Dashboard(DashboardConfig(idle_timeout_s=60), self.users, self.index, spool_dir=tmp / "spool",
+                              node_status=lambda: {"workers": [{"index": 0, "ready": True, "restarts": 0}],
+                                                   "capacity_calls": 2, "failopen": 0},
+                              command=command)
+        self.dash.backoff_s = 0.01
+
+
+@pytest_asyncio.fixture
+async def lab(tmp_path: Path) -> AsyncIterator[tuple[Lab, TestClient]]:
+    lab = Lab(tmp_path)
+    client = TestClient(TestServer(build_app(lab.dash), host="127.0.0.1"))
+    await client.start_server()
+    yield lab, client
+    await client.close()
+    lab.index.close()
+    lab.users.close()
+
+
+async def login(client: TestClient, name: str, password: str = PASSWORD) -> Any:
+    page = await client.get("/login")
+    token = re.search(r'name="csrf" value="([^"]+)"', await page.text()).group(1)
+    return await client.post("/login", data={"csrf": token, "name": name, "password": password},
+                             allow_redirects=False)
+
+
+async def csrf_of(client: TestClient) -> str:
+    page = await (await client.get("/")).text()
+    return re.search(r'<meta name="csrf" content="([^"]+)"', page).group(1)
+
+
+def started(call: str = "c0ffee0000000001", display: str = "Anna") -> dict[str, Any]:
+    return {"type": "call.started", "call": call, "ts": 1.0, "seq": 1, "worker": "h:1", "state": "notice",
+            "route": "1177", "mode": "opt-out", "caller_display": display, "caller_masked": "*********567"}
+
+
+@pytest.mark.asyncio
+async def test_no_session_leads_to_the_login_form(lab: tuple[Lab, TestClient]) -> None:
+    _, client = lab
+    r = await client.get("/", allow_redirects=False)
+    assert r.status == 303 and r.headers["Location"] == "/login"
+    r = await client.get("/api/audit")
+    assert r.status == 401
+    r = await client.get("/login")
+    assert r.status == 200 and 'type="password"' in await r.text()
+
+
+@pytest.mark.asyncio
+async def test_login_sets_a_strict_httponly_session_and_logout_ends_it(lab: tuple[Lab, TestClient]) -> None:
+    lab_, client = lab
+    r = await login(client, "vera")
+    assert r.status == 303 and r.headers["Location"] == "/"
+    cookie = next(v for k, v in r.headers.items() if k == "Set-Cookie" and v.startswith("gw_session="))
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/" in cookie
+    page = await client.get("/")
+    assert page.status == 200 and 'content="viewer"' in await page.text()
+    assert any(e.action == "dashboard.login" and e.subject == "vera" for e in lab_.index.audit_entries())
+    token = await csrf_of(client)
+    r = await client.post("/logout", data={"csrf": "wrong"}, allow_redirects=False)
+    assert r.status == 403
+    r = await client.post("/logout", data={"csrf": token}, allow_redirects=False)
+    assert r.status == 303
+    assert (await client.get("/", allow_redirects=False)).status == 303
+
+
+@pytest.mark.asyncio
+async def test_login_form_without_its_token_is_refused(lab: tuple[Lab, TestClient]) -> None:
+    _, client = lab
+    r = await client.post("/login", data={"name": "vera", "password": PASSWORD}, allow_redirects=False)
+    assert r.status == 403 and "form expired" in await r.text()
+
+
+@pytest.mark.asyncio
+async def test_repeated_bad_passwords_lock_the_account_even_against_the_right_one(
+        lab: tuple[Lab, TestClient]) -> None:
+    lab_, client = lab
+    for _ in range(3):
+        r = await login(client, "sam", "wrong password!")
+        assert r.status == 401
+    assert "locked" in await r.text()
+    r = await login(client, "sam")  # the right password, too late
+    assert r.status == 401 and "locked" in await r.text()
+    assert lab_.users.get("sam").locked_until > 0
+    assert any(e.action == "dashboard.locked" for e in lab_.index.audit_entries())
+    # An unknown name locks the same way, so the lockout does not tell which names exist.
+    for _ in range(3):
+        r = await login(client, "nobody", "wrong password!")
+    assert r.status == 401 and "locked" in await r.text()
+    lab_.users.unlock("sam")
+    assert (await login(client, "sam")).status == 303
+
+
+@pytest.mark.asyncio
+async def test_actions_need_the_csrf_token_and_the_supervisor_role(lab: tuple[Lab, TestClient]) -> None:
+    lab_, client = lab
+    lab_.dash.on_event(started(), 0)
+    await login(client, "sam")
+    token = await csrf_of(client)
+    r = await client.post("/api/calls/c0ffee0000000001/stop")
+    assert r.status == 403 and "CSRF" in (await r.json())["error"]
+    r = await client.post("/api/calls/c0ffee0000000001/stop", headers={"X-CSRF-Token": "x" * 43})
+    assert r.status == 403
+    r = await client.post("/api/calls/c0ffee0000000001/stop",
+                          headers={"X-CSRF-Token": token, "Origin": "http://evil.example"})
+    assert r.status == 403
+    r = await client.post("/api/calls/c0ffee0000000001/stop", headers={"X-CSRF-Token": token})
+    assert r.status == 200, await r.text()
+    assert lab_.commands == [("stop", "c0ffee0000000001", "dashboard:sam")]
+    r = await client.post("/api/calls/ffffffffffffffff/pause", headers={"X-CSRF-Token": token})
+    assert r.status == 404
+    # A viewer sees the live view but may not act.
+    viewer = TestClient(TestServer(build_app(lab_.dash), host="127.0.0.1"))
+    await viewer.start_server()
+    try:
+        await login(viewer, "vera")
+        r = await viewer.post("/api/calls/c0ffee0000000001/stop", headers={"X-CSRF-Token": await csrf_of(viewer)})
+        assert r.status == 403 and "viewer" in (await r.json())["error"]
+        assert (await viewer.get("/api/audit")).status == 403
+        assert (await viewer.get("/api/users")).status == 403
+    finally:
+        await viewer.close()
+    assert len(lab_.commands) == 1
+
+
+@pytest.mark.asyncio
+async def test_auditor_reads_the_chain_and_metadata_never_audio(lab: tuple[Lab, TestClient]) -> None:
+    lab_, client = lab
+    await login(client, "aud")
+    a = await (await client.get("/api/audit")).json()
+    assert a["chain"]["ok"] is True and a["entries"][0]["action"] == "dashboard.login"
+    r = await client.get("/api/recordings")
+    assert r.status == 200 and r.content_type == "application/json"
+    assert (await client.get("/api/calls/x/stop")).status == 405
+    # Tamper with an entry: the auditor sees the chain broken and where.
+    lab_.index._db.execute("UPDATE audit SET actor = 'someone else' WHERE seq = 1")
+    a = await (await client.get("/api/audit")).json()
+    assert a["chain"]["ok"] is False and a["chain"]["problem"]["seq"] == 1
+
+
+@pytest.mark.asyncio
+async def test_nothing_is_served_from_the_data_directories(lab: tuple[Lab, TestClient]) -> None:
+    _, client = lab
+    await login(client, "ada")
+    for path in ("/static/../secrets/users.sqlite3", "/static/%2e%2e/secrets/users.sqlite3", "/static/",
+                 "/static", "/spool/0123456789abcdef", "/static/..%2f..%2fgateway.toml", "/../index.sqlite3",
+                 "/static/app.js/..%2f..%2fusers.py", "/recordings", "/api/recordings/x/audio"):
+        r = await client.get(path, allow_redirects=False)
+        assert r.status in (404, 405), (path, r.status)
+        assert b"age-encryption" not in await r.read()
+    assert (await client.get("/static/app.js")).status == 200
+
+
+@pytest.mark.asyncio
+async def test_every_response_carries_the_security_headers(lab: tuple[Lab, TestClient]) -> None:
+    _, client = lab
+    for path in ("/login", "/nowhere", "/static/app.css"):
+        r = await client.get(path)
+        csp = r.headers["Content-Security-Policy"]
+        assert "default-src 'none'" in csp and "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
+        assert r.headers["X-Content-Type-Options"] == "nosniff" and r.headers["X-Frame-Options"] == "DENY"
+        assert r.headers["Referrer-Policy"] == "same-origin" and r.headers["Cache-Control"] == "no-store"
+
+
+@pytest.mark.asyncio
+async def test_websocket_needs_a_session_and_the_same_origin(lab: tuple[Lab, TestClient]) -> None:
+    lab_, client = lab
+    url = client.make_url("/ws")
+    async with ClientSession() as anonymous:
+        with pytest.raises(WSServerHandshakeError) as e:
+            await anonymous.ws_connect(url, origin=str(client.make_url("")).rstrip("/"))
+        assert e.value.status == 401
+    await login(client, "vera")
+    with pytest.raises(WSServerHandshakeError) as e:
+        await client.ws_connect("/ws", origin="http://evil.example")
+    assert e.value.status == 403
+    origin = f"http://{client.host}:{client.port}"
+    lab_.dash.on_event(started(display="<img src=x onerror=alert(1)>"), 0)
+    async with client.ws_connect("/ws", origin=origin) as ws:
+        snap = json.loads((await ws.receive()).data)
+        assert snap["t"] == "snapshot" and snap["calls"][0]["caller_display"] == "<img src=x onerror=alert(1)>"
+        assert "link" not in snap["calls"][0] and "46701234" not in json.dumps(snap)
+        lab_.dash.on_event({"type": "call.consent", "call": "c0ffee0000000001", "ts": 2.0, "consent": "granted"}, 0)
+        update = json.loads((await ws.receive(timeout=2)).data)
+        assert update["t"] == "call" and update["call"]["consent"] == "granted"
+
+
+@pytest.mark.asyncio
+async def test_admin_manages_users_and_a_removed_user_loses_the_session(lab: tuple[Lab, TestClient]) -> None:
+    lab_, client = lab
+    other = TestClient(TestServer(build_app(lab_.dash), host="127.0.0.1"))
+    await other.start_server()
+    try:
+        await login(other, "vera")
+        assert (await other.get("/", allow_redirects=False)).status == 200
+        await login(client, "ada")
+        token = await csrf_of(client)
+        r = await client.post("/api/users", json={"name": "nina", "role": "supervisor", "password": "short"},
+                              headers={"X-CSRF-Token": token})
+        assert r.status == 400 and "10" in (await r.json())["error"]
+        r = await client.post("/api/users", json={"name": "nina", "role": "supervisor", "password": PASSWORD},
+                              headers={"X-CSRF-Token": token})
+        assert r.status == 200 and lab_.users.get("nina").role == "supervisor"
+        r = await client.post("/api/users/ada/remove", headers={"X-CSRF-Token": token})
+        assert r.status == 400
+        r = await client.post("/api/users/vera/remove", headers={"X-CSRF-Token": token})
+        assert r.status == 200
+        assert (await other.get("/", allow_redirects=False)).status == 303  # vera is gone
+        actions = [e.action for e in lab_.index.audit_entries()]
+        assert "user.added" in actions and "user.removed" in actions
+    finally:
+        await other.close()
+
+
+def test_a_network_address_without_tls_is_refused(tmp_path: Path) -> None:
+    from gateway import config as cfg
+    from gateway.errors import ConfigError
+
+    path = tmp_path / "gateway.toml"
+    path.write_text(cfg.render(data_dir=tmp_path, recipients=[], sip_listen="127.0.0.1:5060",
+                               pbx_uri="sip:a@127.0.0.1:5070", mode="opt-out").replace(
+        'listen = "127.0.0.1:8080"', 'listen = "0.0.0.0:8443"'))
+    with pytest.raises(ConfigError, match="not a loopback address.*tls_cert"):
+        cfg.load(path)

@@ -1,0 +1,110 @@
+"""Pure parts of the dashboard: the live view built from events, and the user store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gateway.dashboard import live as lv
+from gateway.dashboard.users import UserError, UserStore
+
+NOON = 1_795_000_000.0
+
+
+def ev(kind: str, call: str = "a1", **fields) -> dict:
+    return {"type": kind, "call": call, "ts": NOON, "worker": "h:1", **fields}
+
+
+def test_a_call_moves_through_its_states_and_leaves_after_lingering() -> None:
+    view = lv.LiveView()
+    row = view.observe(ev("call.started", state="notice", caller_masked="****567", caller_display="Anna",
+                          route="1177", mode="opt-out"), 0, NOON)
+    assert row["state"] == "notice" and row["consent"] == "pending" and row["recording"] == "none"
+    view.observe(ev("call.state", state="deciding", consent="pending", recording="none"), 0, NOON)
+    view.observe(ev("call.consent", consent="granted"), 0, NOON)
+    view.observe(ev("call.state", state="bridged", consent="granted", recording="none"), 0, NOON)
+    view.observe(ev("call.recording", recording="recording", recording_id="r"), 0, NOON)
+    view.observe(ev("call.progress", bytes_sealed=65_600, duration_s=4.1), 0, NOON)
+    row = view.observe(ev("call.recording", recording="stopped", by="dashboard:sam"), 0, NOON)
+    assert (row["recording"], row["by"], row["bytes_sealed"]) == ("stopped", "dashboard:sam", 65_600)
+    row = view.observe(ev("call.recording", recording="saved", bytes_sealed=70_000), 0, NOON)
+    assert row["by"] == "dashboard:sam" and row["bytes_sealed"] == 70_000
+    row = view.observe(ev("call.state", state="ended", consent="granted", recording="stopped",
+                          reason="caller hung up"), 0, NOON + 1)
+    assert row["state"] == "ended" and row["ended"] == NOON and row["reason"] == "caller hung up"
+    assert view.summary(NOON)["live_calls"] == 0
+    assert view.expire(NOON + lv.LINGER_S - 1) == [] and view.expire(NOON + lv.LINGER_S + 1) == ["a1"]
+    assert view.today.granted == 1 and view.today.opt_out_rate == 0.0
+
+
+def test_opt_out_rate_counts_declines_and_withdrawals_and_rolls_at_midnight() -> None:
+    view = lv.LiveView()
+    for i, consent in enumerate(["granted", "declined", "granted", "granted"]):
+        view.observe(ev("call.started", call=f"c{i}"), 0, NOON)
+        view.observe(ev("call.consent", call=f"c{i}", consent=consent), 0, NOON)
+    view.observe(ev("call.consent", call="c0", consent="withdrawn"), 0, NOON)
+    assert view.summary(NOON)["today"]["opt_out_rate"] == pytest.approx(0.5)
+    assert view.summary(NOON + 86_400)["today"]["opt_out_rate"] is None
+
+
+def test_a_lost_worker_ends_its_calls_only() -> None:
+    view = lv.LiveView()
+    view.observe(ev("call.started", call="a"), 0, NOON)
+    view.observe(ev("call.recording", call="a", recording="recording"), 0, NOON)
+    view.observe(ev("call.started", call="b"), 1, NOON)
+    changed = view.link_lost(0, NOON + 5)
+    assert [r["call"] for r in changed] == ["a"]
+    assert view.calls["a"]["recording"] == "incomplete" and view.calls["b"]["state"] == "notice"
+
+
+def test_events_for_unknown_calls_and_unknown_values_are_ignored() -> None:
+    view = lv.LiveView()
+    assert view.observe(ev("call.state", state="bridged"), 0) is None
+    assert view.observe({"type": "worker.started", "capacity": 2}, 0) is None
+    view.observe(ev("call.started"), 0)
+    row = view.observe(ev("call.state", state="<script>", consent="maybe", recording=7), 0)
+    assert (row["state"], row["consent"], row["recording"]) == ("notice", "pending", "none")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.dictionaries(st.sampled_from(["type", "call", "state", "consent", "recording", "ts",
+                                                 "caller_display", "bytes_sealed", "duration_s", "snapshot"]),
+                                st.one_of(st.text(max_size=100), st.integers(), st.floats(allow_nan=False),
+                                          st.none(), st.booleans(), st.sampled_from(
+                                              ["call.started", "call.state", "a", "ended", "granted"]))),
+                max_size=30))
+def test_any_event_sequence_keeps_rows_within_their_vocabulary(events: list[dict]) -> None:
+    view = lv.LiveView()
+    for e in events:
+        try:
+            view.observe(e, 0, NOON)
+        except (TypeError, ValueError):
+            pytest.fail(f"observe raised on {e!r}")
+    for row in view.calls.values():
+        assert row["state"] in lv.STATES and row["consent"] in lv.CONSENTS and row["recording"] in lv.RECORDINGS
+        assert len(row["caller_display"]) <= lv.MAX_DISPLAY and all(c.isprintable() for c in row["caller_display"])
+
+
+def test_user_store_hashes_with_argon2id_and_locks_after_failures(tmp_path: Path) -> None:
+    users = UserStore(tmp_path / "users.sqlite3", lockout_after=2, lockout_s=60)
+    users.add("sam", "supervisor", "long enough password")
+    files = sorted(tmp_path.glob("users.sqlite3*"))  # the database and its WAL
+    raw = b"".join(f.read_bytes() for f in files)
+    assert b"long enough password" not in raw and b"$argon2id$" in raw
+    assert {oct(f.stat().st_mode & 0o777) for f in files} == {"0o600"}
+    with pytest.raises(UserError, match="exists"):
+        users.add("sam", "viewer", "long enough password")
+    with pytest.raises(UserError, match="role"):
+        users.add("x", "root", "long enough password")
+    with pytest.raises(UserError, match="names"):
+        users.add("Robert'); DROP", "viewer", "long enough password")
+    assert users.authenticate("sam", "long enough password", now=100).user.role == "supervisor"
+    assert users.authenticate("sam", "wrong", now=101).locked_for_s == 0
+    second = users.authenticate("sam", "wrong", now=102)
+    assert second.just_locked and second.locked_for_s == 60
+    assert users.authenticate("sam", "long enough password", now=103).user is None
+    assert users.authenticate("sam", "long enough password", now=163).user is not None  # the lock ran out
+    assert users.authenticate("nobody", "long enough password").user is None
