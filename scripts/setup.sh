@@ -8,8 +8,9 @@ cd "$(dirname "$0")/.."
 # age: the reference CLI our files must decrypt with. ffmpeg: pydub and compressed export
 # (through pipes only). strace: the "no plaintext on disk" harness. sip-tester: sipp and its
 # RFC 2833 and G.711 pcaps, for the call tests. kamailio: the node's front door. chromium: the
-# dashboard's browser tests (Playwright drives it; it never downloads a browser).
-APT_PACKAGES=(age ffmpeg strace python3-venv sip-tester kamailio chromium)
+# dashboard's browser tests (Playwright drives it; it never downloads a browser), with a font
+# for its screenshots.
+APT_PACKAGES=(age ffmpeg strace python3-venv sip-tester kamailio chromium fonts-liberation)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
