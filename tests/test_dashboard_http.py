@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from aiohttp import ClientSession, WSServerHandshakeError
+from aiohttp import ClientSession, CookieJar, WSServerHandshakeError
 from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.config import DashboardConfig
@@ -260,3 +260,61 @@ def test_a_network_address_without_tls_is_refused(tmp_path: Path) -> None:
         'listen = "127.0.0.1:8080"', 'listen = "0.0.0.0:8443"'))
     with pytest.raises(ConfigError, match="not a loopback address.*tls_cert"):
         cfg.load(path)
+
+
+def _self_signed(tmp: Path) -> tuple[Path, Path]:
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now)
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = tmp / "dash.crt", tmp / "dash.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+@pytest.mark.asyncio
+async def test_under_tls_cookies_are_secure_host_only_and_hsts_is_sent(tmp_path: Path) -> None:
+    import ssl
+
+    from gateway.dashboard.app import serve
+    from gateway.telephony.net import free_port
+
+    lab = Lab(tmp_path)
+    cert, key = _self_signed(tmp_path)
+    lab.dash.config = DashboardConfig(listen=("127.0.0.1", free_port()), tls=(cert, key))
+    lab.dash.tls, lab.dash.cookie = True, "__Host-gw_session"
+    runner, url = await serve(lab.dash)
+    ctx = ssl.create_default_context(cafile=str(cert))
+    try:
+        assert url.startswith("https://127.0.0.1:")
+        async with ClientSession(cookie_jar=CookieJar(unsafe=True)) as s:  # unsafe: an IP address host
+            page = await (await s.get(url + "login", ssl=ctx)).text()
+            token = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+            r = await s.post(url + "login", data={"csrf": token, "name": "vera", "password": PASSWORD},
+                             allow_redirects=False, ssl=ctx, headers={"Origin": url.rstrip("/")})
+            assert r.status == 303
+            cookie = next(v for k, v in r.headers.items() if k == "Set-Cookie" and v.startswith("__Host-gw_session="))
+            assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Strict" in cookie
+            assert "Domain" not in cookie and "Path=/" in cookie
+            assert r.headers["Strict-Transport-Security"].startswith("max-age=")
+        async with ClientSession() as s:  # plain HTTP to the TLS port gets nothing
+            with pytest.raises(Exception):  # noqa: B017 - a protocol error of some kind
+                await s.get(url.replace("https", "http") + "login")
+    finally:
+        await runner.cleanup()
+        lab.index.close()
+        lab.users.close()

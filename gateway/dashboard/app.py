@@ -567,3 +567,25 @@ def build_app(dash: Dashboard) -> web.Application:
     r.add_post("/api/users/{name}/{action}", users_action)
     r.add_get("/static/{name}", static)
     return app
+
+
+async def serve(dash: Dashboard) -> tuple[web.AppRunner, str]:
+    """Listen on [dashboard] listen, with TLS when a certificate is configured; returns the
+    runner (to clean up) and the URL to print."""
+    ssl_ctx = None
+    if dash.config.tls is not None:
+        import ssl
+
+        ssl_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ssl_ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ssl_ctx.load_cert_chain(str(dash.config.tls[0]), str(dash.config.tls[1]))
+    runner = web.AppRunner(build_app(dash), access_log=None)
+    await runner.setup()
+    host, port = dash.config.listen
+    try:
+        await web.TCPSite(runner, host, port, ssl_context=ssl_ctx).start()
+    except OSError:
+        await runner.cleanup()
+        raise
+    url_host = f"[{host}]" if ":" in host else host
+    return runner, f"{'https' if ssl_ctx else 'http'}://{url_host}:{port}/"

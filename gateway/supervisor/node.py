@@ -182,7 +182,7 @@ class Node:
         cfg = self.gw.config.dashboard
         if not cfg.enabled:
             return None
-        from ..dashboard.app import Dashboard, build_app
+        from ..dashboard.app import Dashboard, serve
         from ..dashboard.users import UserStore
 
         users = UserStore(self.gw.config.paths.secrets_dir / "users.sqlite3", cfg.lockout_after, cfg.lockout_s)
@@ -191,24 +191,14 @@ class Node:
                          storage_errors=lambda: self.metrics.storage_errors)
         self.links.observers.append(dash.on_event)
         self.links.on_lost.append(dash.on_link_lost)
-        ssl_ctx = None
-        if cfg.tls is not None:
-            import ssl
-
-            ssl_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-            ssl_ctx.load_cert_chain(str(cfg.tls[0]), str(cfg.tls[1]))
-        runner = web.AppRunner(build_app(dash), access_log=None)
-        await runner.setup()
-        host, port = cfg.listen
         try:
-            await web.TCPSite(runner, host, port, ssl_context=ssl_ctx).start()
-        except OSError as e:
-            await runner.cleanup()
-            raise ConfigError(f"[dashboard] cannot listen on {host}:{port}: {e.strerror}") from None
+            runner, url = await serve(dash)
+        except (OSError, ValueError) as e:
+            raise ConfigError(f"[dashboard] cannot serve on {cfg.listen[0]}:{cfg.listen[1]}: "
+                              f"{getattr(e, 'strerror', None) or e}") from None
         if not users.list():
             log.warning("the dashboard has no users yet: add one with `gateway user add NAME --role admin`")
-        url_host = f"[{host}]" if ":" in host else host
-        return runner, f"{'https' if ssl_ctx else 'http'}://{url_host}:{port}/"
+        return runner, url
 
     def _read_failopen(self) -> int:
         try:
