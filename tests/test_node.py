@@ -294,3 +294,36 @@ def test_malformed_and_flooding_sources_do_not_disturb_calls(tmp_path: Path) -> 
         assert lab.gateway is not None and lab.gateway.proc.poll() is None
     finally:
         lab.close()
+
+
+def test_a_hung_worker_is_killed_and_replaced_while_calls_go_to_the_other(tmp_path: Path) -> None:
+    """A worker that stops answering (SIGSTOP: its loop no longer turns, so neither SIP OPTIONS
+    nor the supervisor's heartbeat get an answer) is taken out, killed and replaced; a call
+    placed meanwhile is answered by the other worker and recorded."""
+    lab = CallLab(tmp_path, workers=2)
+    try:
+        lab.start_gateway()
+        victim = lab.node_status()["workers"][0]
+        os.kill(victim["pid"], signal.SIGSTOP)
+        stopped_at = time.monotonic()
+        pbx = lab.peer("pbx", "--tone", "1000", "--calls", "1", "--timeout", "40")
+        caller = lab.peer("caller", "--hangup-after", "4", "--timeout", "30")
+        caller.wait_exit()
+        assert caller.event("disconnected")["connected_s"] > 3.5, "answered and bridged despite the hung worker"
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            w = lab.node_status()["workers"][0]
+            if w["hung"] == 1 and w["ready"]:
+                break
+            time.sleep(0.2)
+        w = lab.node_status()["workers"][0]
+        assert w["hung"] == 1 and w["ready"] and w["pid"] != victim["pid"], w
+        assert time.monotonic() - stopped_at < 20
+        with pytest.raises(ProcessLookupError):
+            os.kill(victim["pid"], 0)  # killed, not left stopped
+        assert any("missed 3 heartbeats" in line for line in lab.gateway.stderr_lines)
+        pbx.wait_exit()
+        assert lab.gateway.stop() == 0
+        assert [r.status for r in lab.gw.open().index.list_recordings()] == [ix.COMPLETE]
+    finally:
+        lab.close()

@@ -87,21 +87,41 @@ class WorkerLinks:
             except Exception:
                 log.exception("a link-lost observer failed")
 
+    def connected(self, index: int) -> bool:
+        return index in self._writers
+
+    def calls_on(self, index: int) -> int:
+        """Live calls the worker on link `index` has published and not yet ended."""
+        return sum(1 for i in self._call_link.values() if i == index)
+
+    async def ping(self, index: int, timeout_s: float = 2.0) -> bool:
+        """The heartbeat: True if worker `index` answered within `timeout_s`."""
+        writer = self._writers.get(index)
+        if writer is None:
+            return False
+        return await self._request(writer, {"op": "ping"}, timeout_s) is not None
+
+    async def _request(self, writer: asyncio.StreamWriter, body: dict[str, Any], timeout_s: float
+                       ) -> dict[str, Any] | None:
+        req = next(self._req)
+        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pending[req] = fut
+        try:
+            writer.write((json.dumps({"req": req, **body}) + "\n").encode())
+            await asyncio.wait_for(writer.drain(), timeout_s)
+            return await asyncio.wait_for(fut, timeout_s)
+        except (ConnectionError, TimeoutError):
+            return None
+        finally:
+            self._pending.pop(req, None)
+
     async def command(self, op: str, call: str, actor: str) -> str | None:
         """Send a command for a live call to its worker; None on success, else why not."""
         index = self._call_link.get(call)
         writer = self._writers.get(index) if index is not None else None
         if writer is None:
             return "no such live call"
-        req = next(self._req)
-        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._pending[req] = fut
-        try:
-            writer.write((json.dumps({"req": req, "op": op, "call": call, "actor": actor}) + "\n").encode())
-            await writer.drain()
-            reply = await asyncio.wait_for(fut, COMMAND_TIMEOUT_S)
-        except (ConnectionError, TimeoutError):
+        reply = await self._request(writer, {"op": op, "call": call, "actor": actor}, COMMAND_TIMEOUT_S)
+        if reply is None:
             return "the worker did not answer"
-        finally:
-            self._pending.pop(req, None)
         return None if reply.get("ok") else str(reply.get("error") or "refused")

@@ -27,6 +27,8 @@ from .metrics import Metrics, app
 
 log = logging.getLogger(__name__)
 WORKER_CALLS = 2  # bridged calls per worker with the stock pjsua2 wheel (4 legs)
+HEARTBEAT_TIMEOUT_S = 2.0  # a worker must answer a ping on its control socket within this
+HEARTBEAT_MISSES = 3  # missed in a row: the worker is hung; it is killed and replaced
 
 
 @dataclass
@@ -39,6 +41,8 @@ class WorkerProc:
     rolled: int = 0  # replacements by a rolling restart
     restarting: bool = False
     ready: bool = False
+    misses: int = 0  # heartbeats missed in a row
+    hung: int = 0  # times it was killed for not answering heartbeats
     lines: list[str] = field(default_factory=list)
 
 
@@ -104,7 +108,8 @@ class Node:
         return {"supervisor_pid": os.getpid(), "failopen": self.failopen, "kamailio": {"pid": self.kamailio.pid if self.kamailio else None,
                                "restarts": self.kamailio_restarts, "listen": f"{self.front.host}:{self.front.port}"},
                   "workers": [{"index": w.index, "port": w.port, "pid": w.proc.pid if w.proc else None,
-                               "ready": w.ready, "restarts": w.restarts, "rolled": w.rolled} for w in self.workers],
+                               "ready": w.ready, "restarts": w.restarts, "rolled": w.rolled, "hung": w.hung,
+                               "calls": self.links.calls_on(w.index)} for w in self.workers],
                   "capacity_calls": WORKER_CALLS * sum(w.ready for w in self.workers),
                   "live_calls": len(self.metrics.call_state),
                   "ts": time.time()}
@@ -157,8 +162,11 @@ class Node:
         if dashboard is not None:
             print(f"gateway: dashboard on {dashboard[1]}", flush=True)
         ticks = 0
+        heartbeat: asyncio.Task[None] | None = None
         try:
             while not stop.is_set():
+                if ticks % 5 == 0 and (heartbeat is None or heartbeat.done()):
+                    heartbeat = asyncio.create_task(self._heartbeat())
                 if self.rolling_requested:
                     self.rolling_requested = False
                     await self._rolling_restart()
@@ -199,6 +207,32 @@ class Node:
         if not users.list():
             log.warning("the dashboard has no users yet: add one with `gateway user add NAME --role admin`")
         return runner, url
+
+    async def _heartbeat(self) -> None:
+        """Ping every ready worker over its control socket. One that misses HEARTBEAT_MISSES in
+        a row is hung (its loop no longer turns, so it answers neither SIP nor us): it leaves
+        the dispatcher and is killed; the supervise loop then replaces it like any dead worker.
+        Its calls are lost either way; its recordings end truncated and decrypt."""
+        live = [w for w in self.workers if w.ready and not w.restarting and w.proc is not None
+                and w.proc.returncode is None]
+        answers = await asyncio.gather(*(self.links.ping(w.index, HEARTBEAT_TIMEOUT_S) for w in live))
+        for w, ok in zip(live, answers, strict=True):
+            if ok or w.restarting or not w.ready:
+                w.misses = 0
+                continue
+            w.misses += 1
+            if w.misses < HEARTBEAT_MISSES or w.proc is None or w.proc.returncode is not None:
+                continue
+            log.error("worker %d (pid %d) missed %d heartbeats: hung; killing and replacing it",
+                      w.index, w.proc.pid, w.misses)
+            w.hung += 1
+            w.misses = 0
+            try:
+                await asyncio.to_thread(self.front.remove_worker, "127.0.0.1", w.port)
+            except RuntimeError as e:
+                log.warning("removing worker %d from Kamailio: %s", w.index, e)
+            w.ready = False
+            w.proc.kill()
 
     def _read_failopen(self) -> int:
         try:

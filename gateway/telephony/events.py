@@ -5,7 +5,8 @@ then every event as it happens. A subscriber that falls behind by more than a bo
 disconnected rather than allowed to slow the worker.
 
 The same socket is the worker's control channel: a subscriber may send one JSON object a line,
-`{"req": N, "op": "pause"|"resume"|"stop", "call": ID, "actor": NAME}`, and receives
+`{"req": N, "op": "pause"|"resume"|"stop", "call": ID, "actor": NAME}` (or `{"req": N, "op":
+"ping"}`, the supervisor's heartbeat: the reply proves the worker's loop is turning), and receives
 `{"type": "control.result", "req": N, "ok": bool, "error": TEXT}` on its own stream (not
 broadcast). Only the gateway's own user can connect (socket 0600 in a 0700 directory).
 """
@@ -26,7 +27,7 @@ from typing import Any
 log = logging.getLogger(__name__)
 MAX_BUFFERED = 1 << 20
 MAX_COMMAND = 4096  # bytes in one control line
-CONTROL_OPS = ("pause", "resume", "stop")
+CONTROL_OPS = ("pause", "resume", "stop", "ping")
 
 # (op, call id, actor) -> None on success, else the error text for the requester
 ControlHandler = Callable[[str, str, str], "str | None"]
@@ -82,6 +83,8 @@ class EventBus:
         op, call, actor = cmd.get("op"), cmd.get("call"), cmd.get("actor")
         if op not in CONTROL_OPS:
             return {"type": "control.result", "req": req, "ok": False, "error": f"unknown op {op!r}"}
+        if op == "ping":
+            return {"type": "control.result", "req": req, "ok": True, "error": None}
         if not isinstance(call, str) or not isinstance(actor, str) or not actor or len(actor) > 200:
             return {"type": "control.result", "req": req, "ok": False, "error": "call and actor are required"}
         if self.control is None:
