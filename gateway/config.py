@@ -91,6 +91,13 @@ class NodeConfig:
     trunks: list[str] = field(default_factory=list)  # allowlisted source addresses (IP or IP/mask)
     drain_s: float = 300.0  # SIGTERM: how long current calls may go on
     metrics_listen: tuple[str, int] = ("127.0.0.1", 9464)
+    max_workers: int = 0  # the pool grows up to this many workers (0: no growth, = workers)
+    spare_calls: int = 2  # free call capacity the supervisor keeps ready, growing the pool
+    idle_retire_s: float = 60.0  # a grown worker idle this long, with spare capacity left, retires
+
+    @property
+    def pool_max(self) -> int:
+        return max(self.workers, self.max_workers)
 
 
 LOOPBACK_HOSTS = ("localhost", "::1")
@@ -152,7 +159,8 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
               "resume_sequence": ((str,), "*2"), "event_socket": ((str,), "run/events.sock")},
     "node": {"kamailio": ((bool,), False), "workers": ((int,), 2), "worker_base_port": ((int,), 5100),
              "fail_closed": ((bool,), False), "trunks": ((list,), []), "drain_s": ((int, float), 300.0),
-             "metrics_listen": ((str,), "127.0.0.1:9464")},
+             "metrics_listen": ((str,), "127.0.0.1:9464"), "max_workers": ((int,), 0),
+             "spare_calls": ((int,), 2), "idle_retire_s": ((int, float), 60.0)},
     "dashboard": {"enabled": ((bool,), True), "listen": ((str,), "127.0.0.1:8080"), "tls_cert": ((str,), ""),
                   "tls_key": ((str,), ""), "idle_timeout_s": ((int, float), 900.0),
                   "lockout_after": ((int,), 5), "lockout_s": ((int, float), 900.0)},
@@ -216,6 +224,13 @@ def load(path: str | Path) -> Config:
                                    "dashboard"))
     if not 1 <= node["workers"] <= 256 or not 1024 <= node["worker_base_port"] <= 64000:
         raise ConfigError("[node] workers must be 1..256 and worker_base_port 1024..64000")
+    if node["max_workers"] and not node["workers"] <= node["max_workers"] <= 256:
+        raise ConfigError(f"[node] max_workers must be 0 (no growth) or from workers ({node['workers']}) to 256, "
+                          f"got {node['max_workers']}")
+    if node["spare_calls"] < 0 or node["idle_retire_s"] < 1:
+        raise ConfigError("[node] spare_calls must be >= 0 and idle_retire_s >= 1")
+    if node["worker_base_port"] + max(node["workers"], node["max_workers"]) > 65535:
+        raise ConfigError("[node] worker_base_port + max_workers must stay below 65536")
     for t in node["trunks"]:
         if not isinstance(t, str) or not t.split("/")[0].replace(".", "").isdigit():
             raise ConfigError(f"[node] trunks must be IPv4 addresses or IP/mask, got {t!r}")
@@ -281,7 +296,8 @@ def load(path: str | Path) -> Config:
                           event_socket if event_socket.is_absolute() else base / event_socket),
         node=NodeConfig(node["kamailio"], node["workers"], node["worker_base_port"], node["fail_closed"],
                         list(node["trunks"]), float(node["drain_s"]),
-                        parse_hostport(node["metrics_listen"], "[node] metrics_listen")),
+                        parse_hostport(node["metrics_listen"], "[node] metrics_listen"), node["max_workers"],
+                        node["spare_calls"], float(node["idle_retire_s"])),
         dashboard=dashboard,
         routes=routes,
         raw=raw,
@@ -428,7 +444,13 @@ event_socket = "run/events.sock"
 # true: Kamailio listens on [sip] listen and spreads calls over a pool of workers (each holds
 # two calls with the stock pjsua2 wheel). false: one worker listens on [sip] listen itself.
 kamailio = {"true" if workers else "false"}
+# The pool starts with `workers` workers and keeps `spare_calls` of free call capacity ready,
+# starting more workers up to max_workers (0: never more than `workers`). A worker started for
+# a peak retires after idle_retire_s without calls, once the spare capacity allows it.
 workers = {workers or 2}
+max_workers = 0
+spare_calls = 2
+idle_retire_s = 60
 # Workers listen on 127.0.0.1:worker_base_port + index.
 worker_base_port = 5100
 # No worker free (all busy, all down): send the call to the PBX unrecorded, marked

@@ -327,3 +327,41 @@ def test_a_hung_worker_is_killed_and_replaced_while_calls_go_to_the_other(tmp_pa
         assert [r.status for r in lab.gw.open().index.list_recordings()] == [ix.COMPLETE]
     finally:
         lab.close()
+
+
+def test_the_pool_grows_to_keep_spare_capacity_and_shrinks_when_idle(tmp_path: Path) -> None:
+    lab = CallLab(tmp_path, workers=1)
+    text = lab.gw.config.read_text()
+    lab.gw.config.write_text(text.replace("max_workers = 0", "max_workers = 3")
+                             .replace("idle_retire_s = 60", "idle_retire_s = 2"))
+    try:
+        lab.start_gateway()
+        assert len(lab.node_status()["workers"]) == 1
+        pbx = lab.peer("pbx", "--tone", "1000", "--calls", "2", "--timeout", "60")
+        first = lab.peer("caller", "--hangup-after", "10", "--timeout", "40")
+        first.wait_for(lambda: first.event("confirmed"), 15)
+
+        def wait_status(pred, timeout: float = 15.0) -> dict:
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                st = lab.node_status()
+                if pred(st):
+                    return st
+                time.sleep(0.2)
+            raise AssertionError(lab.node_status())
+
+        # One call on the only worker leaves 1 free call, short of the 2 spare: a second worker.
+        st = wait_status(lambda s: len(s["workers"]) == 2 and all(w["ready"] for w in s["workers"]))
+        assert st["pool"]["grown"] == 1 and st["capacity_calls"] == 4
+        second = lab.peer("caller", "--hangup-after", "4", "--timeout", "40")  # served while the first goes on
+        second.wait_exit()
+        assert second.event("disconnected")["connected_s"] > 3.5
+        first.wait_exit()
+        pbx.wait_exit()
+        # Both calls over: the grown worker is idle, 2 spare without it, so it retires.
+        st = wait_status(lambda s: len(s["workers"]) == 1 and s["pool"]["retired"] >= 1, 20)
+        assert st["workers"][0]["index"] == 0 and st["workers"][0]["ready"]
+        assert lab.gateway.stop() == 0
+        assert {r.status for r in lab.gw.open().index.list_recordings()} == {ix.COMPLETE}
+    finally:
+        lab.close()

@@ -70,8 +70,8 @@ class WorkerLinks:
         if isinstance(call, str):
             if event.get("type") == "call.state" and event.get("state") == "ended":
                 self._call_link.pop(call, None)
-            else:
-                self._call_link[call] = index
+            elif event.get("type") == "call.started" or event.get("snapshot"):
+                self._call_link[call] = index  # not on later events: "saved" follows "ended"
         for observe in self.observers:
             try:
                 observe(event, index)

@@ -43,6 +43,8 @@ class WorkerProc:
     ready: bool = False
     misses: int = 0  # heartbeats missed in a row
     hung: int = 0  # times it was killed for not answering heartbeats
+    retiring: bool = False  # started for a peak, now idle: draining out of the pool
+    idle_since: float = 0.0
     lines: list[str] = field(default_factory=list)
 
 
@@ -62,6 +64,8 @@ class Node:
         self.links = WorkerLinks()
         self.links.observers.append(lambda event, _link: self.metrics.observe(event))
         self.failopen = 0
+        self.grown = 0  # workers started beyond the initial pool
+        self.retired = 0
         self.stopping = False
         self.rolling_requested = False
 
@@ -111,6 +115,9 @@ class Node:
                                "ready": w.ready, "restarts": w.restarts, "rolled": w.rolled, "hung": w.hung,
                                "calls": self.links.calls_on(w.index)} for w in self.workers],
                   "capacity_calls": WORKER_CALLS * sum(w.ready for w in self.workers),
+                  "pool": {"min": self.gw.config.node.workers, "max": self.gw.config.node.pool_max,
+                           "spare_calls": self.gw.config.node.spare_calls, "grown": self.grown,
+                           "retired": self.retired},
                   "live_calls": len(self.metrics.call_state),
                   "ts": time.time()}
 
@@ -171,6 +178,8 @@ class Node:
                     self.rolling_requested = False
                     await self._rolling_restart()
                 await self._supervise()
+                if ticks % 5 == 0:
+                    await self._size_pool()
                 ticks += 1
                 if ticks % 5 == 0:
                     self.failopen = await asyncio.to_thread(self._read_failopen)
@@ -207,6 +216,50 @@ class Node:
         if not users.list():
             log.warning("the dashboard has no users yet: add one with `gateway user add NAME --role admin`")
         return runner, url
+
+    def free_calls(self) -> int:
+        """Call capacity ready or starting: free slots on ready workers, plus whole workers that
+        are still starting (they will be ready within a second or two)."""
+        free = 0
+        for w in self.workers:
+            if w.retiring or w.proc is None or w.proc.returncode is not None:
+                continue
+            free += WORKER_CALLS - min(WORKER_CALLS, self.links.calls_on(w.index)) if w.ready else WORKER_CALLS
+        return free
+
+    async def _size_pool(self) -> None:
+        """Keep `spare_calls` of free capacity: grow by one worker (up to max_workers) when it runs
+        short; retire the newest grown worker once it has been idle for idle_retire_s and the
+        spare capacity is there without it. Indices stay contiguous, so ports stay predictable."""
+        node = self.gw.config.node
+        now = time.monotonic()
+        free = self.free_calls()
+        active = [w for w in self.workers if not w.retiring]
+        if free < node.spare_calls and len(self.workers) < node.pool_max:
+            w = WorkerProc(len(self.workers), node.worker_base_port + len(self.workers))
+            self.workers.append(w)
+            self.grown += 1
+            log.info("pool: %d call(s) free, fewer than %d spare: starting worker %d", free, node.spare_calls, w.index)
+            await self._start_worker(w)
+            return
+        last = active[-1] if active else None
+        if last is None or len(active) <= node.workers or not last.ready or self.links.calls_on(last.index):
+            if last is not None:
+                last.idle_since = 0.0
+            return
+        if last.idle_since == 0.0:
+            last.idle_since = now
+        if now - last.idle_since >= node.idle_retire_s and free - WORKER_CALLS >= node.spare_calls:
+            log.info("pool: worker %d idle for %.0f s with capacity to spare: retiring it", last.index,
+                     now - last.idle_since)
+            last.retiring = True
+            try:
+                await asyncio.to_thread(self.front.remove_worker, "127.0.0.1", last.port)
+            except RuntimeError as e:
+                log.warning("removing worker %d from Kamailio: %s", last.index, e)
+            last.ready = False
+            if last.proc is not None and last.proc.returncode is None:
+                last.proc.terminate()  # it drains (no calls) and exits
 
     async def _heartbeat(self) -> None:
         """Ping every ready worker over its control socket. One that misses HEARTBEAT_MISSES in
@@ -254,7 +307,12 @@ class Node:
             for w in self.workers:
                 if w.ready:
                     await asyncio.to_thread(self.front.add_worker, "127.0.0.1", w.port, f"w{w.index}", WORKER_CALLS)
-        for w in self.workers:
+        for w in list(self.workers):
+            if w.retiring and w.proc is not None and w.proc.returncode is not None:
+                self.workers.remove(w)
+                self.retired += 1
+                log.info("pool: worker %d retired; %d worker(s) now", w.index, len(self.workers))
+                continue
             if w.proc is not None and w.proc.returncode is not None and not w.restarting:
                 log.error("worker %d exited (%s); replacing it", w.index, w.proc.returncode)
                 if w.ready:

@@ -67,7 +67,8 @@ class Worker:
         event_socket = calls.event_socket
         if index is not None:
             self.host, self.port = "127.0.0.1", gateway.config.node.worker_base_port + index
-            self.rtp_range = max(8, calls.rtp_port_range // max(1, gateway.config.node.workers * 2))
+            # Slices for the largest pool the node may grow to, so a grown worker never shares ports.
+            self.rtp_range = max(8, calls.rtp_port_range // max(1, gateway.config.node.pool_max * 2))
             self.rtp_port = calls.rtp_port + index * self.rtp_range
             event_socket = event_socket.with_name(f"worker-{index}.sock")
         self.id = f"{socket.gethostname()}:{os.getpid()}"
