@@ -365,3 +365,35 @@ def test_the_pool_grows_to_keep_spare_capacity_and_shrinks_when_idle(tmp_path: P
         assert {r.status for r in lab.gw.open().index.list_recordings()} == {ix.COMPLETE}
     finally:
         lab.close()
+
+
+def test_a_busy_port_refuses_the_start_naming_the_setting(tmp_path: Path) -> None:
+    import socket
+    import subprocess
+
+    from tests.calls import ROOT
+
+    lab = CallLab(tmp_path, workers=2)
+    cmd = [str(ROOT / ".venv/bin/gateway"), "--config", str(lab.gw.config), "run"]
+    try:
+        for host, port, kind, setting in (("127.0.0.1", lab.sip_port, socket.SOCK_DGRAM, "[sip] listen (UDP)"),
+                                          ("127.0.0.1", lab.gw.open().config.node.worker_base_port + 1,
+                                           socket.SOCK_STREAM, "[node] worker_base_port (worker 1)")):
+            with socket.socket(socket.AF_INET, kind) as squatter:
+                squatter.bind((host, port))
+                if kind == socket.SOCK_STREAM:
+                    squatter.listen()
+                res = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+            assert res.returncode == 3, res.stderr[-2000:]
+            assert setting in res.stderr and f"127.0.0.1:{port}" in res.stderr and "Traceback" not in res.stderr
+        # Nothing was left running: no Kamailio, no worker of this gateway.
+        ours = []
+        for proc in Path("/proc").glob("[0-9]*"):
+            try:
+                if str(lab.gw.dir).encode() in (proc / "cmdline").read_bytes():
+                    ours.append(proc.name)
+            except OSError:
+                pass
+        assert ours == []
+    finally:
+        lab.close()

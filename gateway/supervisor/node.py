@@ -153,7 +153,31 @@ class Node:
                 await asyncio.sleep(0.1)
             self.write_status()
 
+    def preflight(self) -> None:
+        """Refuse to start, with the setting to change, when a port the node needs is taken
+        (another gateway, a PBX on the same host, a stale Kamailio): otherwise Kamailio or a
+        worker would fail to bind and the pool would restart it forever."""
+        import socket
+
+        node = self.gw.config.node
+        host, port = self.gw.config.sip_listen
+        wanted = [(host, port, socket.SOCK_DGRAM, "[sip] listen (UDP)"), (host, port, socket.SOCK_STREAM, "[sip] listen (TCP)"),
+                  (*node.metrics_listen, socket.SOCK_STREAM, "[node] metrics_listen")]
+        for i in range(node.pool_max):
+            wanted += [("127.0.0.1", node.worker_base_port + i, kind, f"[node] worker_base_port (worker {i})")
+                       for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM)]
+        for h, p, kind, setting in wanted:
+            with socket.socket(socket.AF_INET6 if ":" in h else socket.AF_INET, kind) as s:
+                if kind == socket.SOCK_STREAM:
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    s.bind((h, p))
+                except OSError as e:
+                    raise ConfigError(f"{setting}: cannot use {h}:{p}: {e.strerror} (is another gateway, "
+                                      "Kamailio or PBX running there?)") from None
+
     async def run(self, stop: asyncio.Event) -> None:
+        self.preflight()
         self.gw.recording_service(None).recover()
         dashboard = await self._start_dashboard()  # first: a busy port stops the start cleanly
         self.front.write([("127.0.0.1", w.port) for w in self.workers])
