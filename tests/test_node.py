@@ -53,6 +53,11 @@ def test_calls_through_kamailio_survive_a_worker_killed_mid_call(tmp_path: Path)
         first.wait_exit()
         second.wait_exit()
         pbx.proc.terminate()
+        # The dead worker's call is not counted live for ever (status, metrics, dashboard).
+        deadline = time.monotonic() + 5
+        while lab.node_status()["live_calls"] and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert lab.node_status()["live_calls"] == 0
         survivor = gw.index.get_recording(recs[1].id)
         assert survivor.status == ix.COMPLETE
         # The killed worker's recording: truncated, decryptable up to its last sealed chunk.

@@ -21,14 +21,25 @@ class Metrics:
         self.calls_started = 0
         self.consent: Counter[str] = Counter()
         self.call_state: dict[str, str] = {}  # live calls only
+        self.call_link: dict[str, int] = {}  # live call -> the worker link that reported it
         self.bytes_sealed = 0
         self.frames_overflowed: dict[str, int] = {}
         self.storage_errors = 0
         self.recordings_saved = 0
         self.pbx_failures = 0
 
-    def observe(self, event: dict[str, Any]) -> None:
+    def link_lost(self, link: int) -> None:
+        """A worker died: its calls are no longer live."""
+        for call in [c for c, i in self.call_link.items() if i == link]:
+            self.call_link.pop(call, None)
+            self.call_state.pop(call, None)
+
+    def observe(self, event: dict[str, Any], link: int = 0) -> None:
         kind, call = event.get("type"), event.get("call", "")
+        if call and (kind == "call.started" or event.get("snapshot")):
+            self.call_link[call] = link
+        if kind == "call.state" and event.get("state") == "ended":
+            self.call_link.pop(call, None)
         if event.get("snapshot"):
             if event.get("state"):
                 self.call_state[call] = event["state"]

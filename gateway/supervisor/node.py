@@ -62,7 +62,8 @@ class Node:
         self.status_path = cfg.calls.event_socket.parent / "node.json"
         self.metrics = Metrics()
         self.links = WorkerLinks()
-        self.links.observers.append(lambda event, _link: self.metrics.observe(event))
+        self.links.observers.append(self.metrics.observe)
+        self.links.on_lost.append(self.metrics.link_lost)
         self.failopen = 0
         self.grown = 0  # workers started beyond the initial pool
         self.retired = 0
