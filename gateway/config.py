@@ -94,6 +94,7 @@ class NodeConfig:
     max_workers: int = 0  # the pool grows up to this many workers (0: no growth, = workers)
     spare_calls: int = 2  # free call capacity the supervisor keeps ready, growing the pool
     idle_retire_s: float = 60.0  # a grown worker idle this long, with spare capacity left, retires
+    peers: list[tuple[str, int]] = field(default_factory=list)  # other nodes' front doors: overflow
 
     @property
     def pool_max(self) -> int:
@@ -160,7 +161,7 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
     "node": {"kamailio": ((bool,), False), "workers": ((int,), 2), "worker_base_port": ((int,), 5100),
              "fail_closed": ((bool,), False), "trunks": ((list,), []), "drain_s": ((int, float), 300.0),
              "metrics_listen": ((str,), "127.0.0.1:9464"), "max_workers": ((int,), 0),
-             "spare_calls": ((int,), 2), "idle_retire_s": ((int, float), 60.0)},
+             "spare_calls": ((int,), 2), "idle_retire_s": ((int, float), 60.0), "peers": ((list,), [])},
     "dashboard": {"enabled": ((bool,), True), "listen": ((str,), "127.0.0.1:8080"), "tls_cert": ((str,), ""),
                   "tls_key": ((str,), ""), "idle_timeout_s": ((int, float), 900.0),
                   "lockout_after": ((int,), 5), "lockout_s": ((int, float), 900.0)},
@@ -229,6 +230,14 @@ def load(path: str | Path) -> Config:
                           f"got {node['max_workers']}")
     if node["spare_calls"] < 0 or node["idle_retire_s"] < 1:
         raise ConfigError("[node] spare_calls must be >= 0 and idle_retire_s >= 1")
+    peers = []
+    for text in node["peers"]:
+        if not isinstance(text, str):
+            raise ConfigError(f"[node] peers must be HOST:PORT strings, got {text!r}")
+        peer = parse_hostport(text, "[node] peers entry")
+        if not peer[0].replace(".", "").isdigit():
+            raise ConfigError(f"[node] peers must be IPv4 addresses with a port (they join the allowlist), got {text!r}")
+        peers.append(peer)
     if node["worker_base_port"] + max(node["workers"], node["max_workers"]) > 65535:
         raise ConfigError("[node] worker_base_port + max_workers must stay below 65536")
     for t in node["trunks"]:
@@ -297,7 +306,7 @@ def load(path: str | Path) -> Config:
         node=NodeConfig(node["kamailio"], node["workers"], node["worker_base_port"], node["fail_closed"],
                         list(node["trunks"]), float(node["drain_s"]),
                         parse_hostport(node["metrics_listen"], "[node] metrics_listen"), node["max_workers"],
-                        node["spare_calls"], float(node["idle_retire_s"])),
+                        node["spare_calls"], float(node["idle_retire_s"]), peers),
         dashboard=dashboard,
         routes=routes,
         raw=raw,
@@ -458,6 +467,10 @@ worker_base_port = 5100
 fail_closed = false
 # Who may send SIP to the node besides the PBX: the trunks' addresses (IP or IP/mask).
 trunks = [{", ".join(_toml_str(t) for t in (trunks or []))}]
+# Other nodes' front doors (IP:PORT), for several machines: a call no worker here can take goes
+# to a peer before it fails open; a call from a peer is never sent on. List every node on every
+# node (peers are also allowed to send SIP here).
+peers = []
 # On SIGTERM, how long calls in progress may go on before they are hung up (seconds).
 drain_s = 300
 # Prometheus metrics (text format) at http://HOST:PORT/metrics. Keep it on loopback.

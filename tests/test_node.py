@@ -402,3 +402,43 @@ def test_a_busy_port_refuses_the_start_naming_the_setting(tmp_path: Path) -> Non
         assert ours == []
     finally:
         lab.close()
+
+
+def test_calls_overflow_to_a_peer_node_before_failing_open(tmp_path: Path) -> None:
+    """Two nodes on loopback, each with one worker (two calls), each listing the other as a
+    peer. Of five concurrent calls to node A, two are recorded by A, two overflow to B and are
+    recorded there, and the fifth, which B cannot take either, comes back as 503 (B never
+    sends a peer's call on) and A fails it open to the PBX, marked unavailable."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a = CallLab(tmp_path / "a", workers=1)
+    b = CallLab(tmp_path / "b", workers=1)
+    b.gw.config.write_text(b.gw.config.read_text().replace("peers = []", f'peers = ["127.0.0.1:{a.sip_port}"]'))
+    a.gw.config.write_text(a.gw.config.read_text().replace("peers = []", f'peers = ["127.0.0.1:{b.sip_port}"]'))
+    try:
+        b.start_gateway()
+        a.start_gateway()
+        # Each node has its own PBX here (one pjsua process takes at most 4 calls).
+        pbx = a.peer("pbx", "--tone", "1000", "--calls", "3", "--timeout", "60")
+        pbx_b = b.peer("pbx", "--tone", "1000", "--calls", "2", "--timeout", "60")
+        callers = []
+        for _ in range(5):
+            c = a.peer("caller", "--hangup-after", "9", "--timeout", "40")
+            c.wait_for(lambda c=c: c.event("confirmed"), 15)
+            callers.append(c)
+        for c in callers:
+            c.wait_exit()
+            assert c.event("disconnected")["connected_s"] > 8.5
+        pbx.wait_exit()
+        pbx_b.wait_exit()
+        consents = [e["headers"]["x-recording-consent"] for e in pbx.events() if e["event"] == "incoming"]
+        assert sorted(consents) == ["granted"] * 2 + ["unavailable"], consents
+        consents = [e["headers"]["x-recording-consent"] for e in pbx_b.events() if e["event"] == "incoming"]
+        assert consents == ["granted"] * 2, consents
+        assert a.node_status()["failopen"] == 1 and b.node_status()["failopen"] == 0
+        assert a.gateway.stop() == 0 and b.gateway.stop() == 0
+        assert [r.status for r in a.gw.open().index.list_recordings()] == [ix.COMPLETE] * 2
+        assert [r.status for r in b.gw.open().index.list_recordings()] == [ix.COMPLETE] * 2
+    finally:
+        a.close()
+        b.close()

@@ -17,6 +17,8 @@ from pathlib import Path
 TRUSTED_GROUP = 1  # trunks and the PBX
 WORKER_GROUP = 2
 DISPATCH_SET = 1
+PEER_SET = 2  # other nodes' front doors: where calls overflow before failing open
+OVERFLOW_HEADER = "X-Gateway-Overflow"  # marks a call a peer node sent us: never sent on again
 
 
 def module_path() -> str:
@@ -34,6 +36,7 @@ class FrontDoor:
     pbx_uri: str
     fail_closed: bool
     trusted: list[str]  # trunk and PBX addresses (IP or IP/mask)
+    peers: tuple[tuple[str, int], ...] = ()  # other nodes' front doors (HOST, PORT)
 
     @property
     def ctl(self) -> str:
@@ -45,7 +48,7 @@ class FrontDoor:
 
     def address_list(self, workers: list[tuple[str, int]]) -> str:
         lines = []
-        for addr in self.trusted:
+        for addr in [*self.trusted, *(h for h, _ in self.peers)]:
             ip, _, mask = addr.partition("/")
             lines.append(f"{TRUSTED_GROUP} {ip} {mask or 32} 0")
         for host, _ in workers:
@@ -54,14 +57,16 @@ class FrontDoor:
 
     def render(self) -> str:
         fail_open = ('    xlog("L_WARN", "fail-closed: no worker for $ci\\n");\n'
-                     '    sl_send_reply("503", "Service Unavailable");\n    exit;'
+                     '    send_reply("503", "Service Unavailable");\n    exit;'
                      if self.fail_closed else
                      '    xlog("L_WARN", "fail-open: no worker for $ci, to the PBX unrecorded\\n");\n'
                      '    remove_hf("X-Recording-Consent");\n'
                      '    append_hf("X-Recording-Consent: unavailable\\r\\n");\n'
                      f'    $ru = "{self.pbx_uri}";\n'
+                     # From a failure route $du still names the worker or peer that failed.
+                     '    $du = $null;\n'
                      '    t_on_failure("PBX_FAIL");\n'
-                     '    if (!t_relay()) { sl_send_reply("503", "Service Unavailable"); }\n    exit;')
+                     '    if (!t_relay()) { send_reply("503", "Service Unavailable"); }\n    exit;')
         return f'''#!KAMAILIO
 # Rendered by the consent gateway's supervisor; edit the gateway's configuration instead.
 debug=2
@@ -167,7 +172,7 @@ request_route {{
     }}
     record_route();
     if (!ds_select_dst("{DISPATCH_SET}", "10")) {{
-        route(FAILOPEN);
+        route(NOWORKER);
     }}
     t_on_failure("WORKER_FAIL");
     t_relay();
@@ -185,6 +190,33 @@ failure_route[WORKER_FAIL] {{
             exit;
         }}
         ds_load_unset();
+        route(NOWORKER);
+    }}
+}}
+
+# No worker of this node can take the call: a peer node's, else fail open (or closed). A call
+# a peer sent us is answered 503 instead, so that the peer tries its next peer or fails open
+# itself: a call crosses at most one node boundary.
+route[NOWORKER] {{
+    if (is_present_hf("{OVERFLOW_HEADER}")) {{
+        xlog("L_WARN", "overflow call $ci from a peer: no worker free here either: 503\n");
+        send_reply("503", "No Worker Free");
+        exit;
+    }}
+{self._peer_route()}
+    route(FAILOPEN);
+}}
+
+failure_route[PEER_FAIL] {{
+    if (t_is_canceled()) {{
+        exit;
+    }}
+    if (t_check_status("403|486|500|503") || t_branch_timeout()) {{
+        if (ds_next_dst()) {{
+            t_on_failure("PEER_FAIL");
+            t_relay();
+            exit;
+        }}
         route(FAILOPEN);
     }}
 }}
@@ -199,11 +231,24 @@ route[FAILOPEN] {{
 }}
 '''
 
+    def _peer_route(self) -> str:
+        if not self.peers:
+            return "    # no peer nodes configured ([node] peers)"
+        return (f'    append_hf("{OVERFLOW_HEADER}: {self.host}:{self.port}\\r\\n");\n'
+                f'    if (ds_select_dst("{PEER_SET}", "4")) {{\n'
+                '        xlog("L_INFO", "no worker free for $ci: to peer node $du\\n");\n'
+                '        t_on_failure("PEER_FAIL");\n'
+                '        t_relay();\n'
+                '        exit;\n'
+                '    }')
+
     def write(self, workers: list[tuple[str, int]]) -> None:
         self.rundir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.cfg_path.write_text(self.render())
         (self.rundir / "address.list").write_text(self.address_list(workers))
-        (self.rundir / "dispatcher.list").write_text("")
+        # Workers are added over RPC as they come up; peer nodes are fixed by the config.
+        (self.rundir / "dispatcher.list").write_text(
+            "".join(f"{PEER_SET} sip:{h}:{p} 0 0\n" for h, p in self.peers))
 
     def check(self) -> str | None:
         """Kamailio's own verdict on the rendered configuration (None: fine)."""

@@ -55,7 +55,8 @@ class Node:
         host, port = cfg.sip_listen
         pbx_host = cfg.pbx_uri.split("@")[-1].split(":")[0].split(";")[0]
         self.front = FrontDoor(host, port, cfg.calls.event_socket.parent / "kamailio", cfg.pbx_uri,
-                               cfg.node.fail_closed, [*cfg.node.trunks, pbx_host, "127.0.0.1"])
+                               cfg.node.fail_closed, [*cfg.node.trunks, pbx_host, "127.0.0.1"],
+                               tuple(cfg.node.peers))
         self.workers = [WorkerProc(i, cfg.node.worker_base_port + i) for i in range(cfg.node.workers)]
         self.kamailio: asyncio.subprocess.Process | None = None
         self.kamailio_restarts = 0

@@ -205,6 +205,10 @@ class Peer:
         say("exit")
         self.calls.clear()
         self.account.shutdown()
+        # Media ports go before libDestroy, while the conference bridge still exists (else
+        # pjmedia_conf_remove_port asserts when the interpreter collects them at exit).
+        self.source = None
+        self.detector = None
         gc.collect()
         self.ep.libDestroy()
 
