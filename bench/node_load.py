@@ -80,7 +80,7 @@ def phase(lab: CallLab, digit: str, calls: int, hold_s: float, tmp: Path) -> dic
         ["sipp", "-sf", str(SCENARIOS / "caller.xml"), "-key", "payload", "8", "-key", "digit_pcap",
          str(PCAPS / f"dtmf_2833_{digit}.pcap"), "-i", "127.0.0.1", "-p", str(free_port()),
          "-mp", str(free_port()), "-m", str(calls), "-l", str(calls), "-r", "4", "-d", str(int(hold_s * 1000)),
-         "-nostdin", "-timeout", str(int(hold_s * 4 + 60)), "-trace_rtt", "-rtt_freq", "1",
+         "-nostdin", "-timeout", str(int(hold_s * 4 + 60)), "-trace_rtt", "-rtt_freq", "1", "-trace_err",
          "-trace_stat", "-fd", "1", "-stf", str(tmp / f"stat-{digit}.csv"), f"127.0.0.1:{lab.sip_port}"],
         cwd=tmp, capture_output=True, text=True)
     wall = time.monotonic() - t0
@@ -104,7 +104,11 @@ def phase(lab: CallLab, digit: str, calls: int, hold_s: float, tmp: Path) -> dic
         peak = max(int(dict(zip(head, line.split(";"), strict=False)).get("CurrentCall", 0) or 0)
                    for line in stat_lines[1:])
     call_seconds = ok * hold_s
-    return {"digit": digit, "sipp_rc": caller.returncode, "calls_ok": ok, "calls_failed": failed,
+    errors = [line[:200] for f in tmp.glob("caller_*_errors.log") for line in f.read_text(errors="replace").splitlines()
+              if line.strip() and not line.startswith(("-", " "))][-6:]
+    for f in tmp.glob("caller_*_errors.log"):
+        f.unlink()
+    return {"digit": digit, "sipp_rc": caller.returncode, "calls_ok": ok, "calls_failed": failed, "sipp_errors": errors,
             "peak_concurrent": peak, "wall_s": round(wall, 1), "node_cpu_s": round(used, 2),
             "node_cpu_ms_per_call_second": round(used / call_seconds * 1000, 2) if call_seconds else None,
             "setup_ms_p50": round(statistics.median(setup), 1) if setup else None,
@@ -136,12 +140,21 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=8)
     ap.add_argument("--calls", type=int, default=16, help="concurrent calls (and calls per phase)")
     ap.add_argument("--hold", type=float, default=20, help="seconds each caller stays after its ACK")
+    ap.add_argument("--tap-ptime", type=int, default=40, help="[recording] tap_ptime_ms")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         lab = CallLab(tmp, workers=args.workers)
-        lab.gw.config.write_text(lab.gw.config.read_text().replace("grace_s = 1.0", "grace_s = 0.5"))
-        out: dict[str, object] = {"workers": args.workers, "calls": args.calls, "hold_s": args.hold}
+        import re
+
+        # RTP below the ephemeral range, where sipp's own media ports (-mp) are taken from, and
+        # wide enough for every worker's slice (the tests' 100 ports are too few for a big pool).
+        text = re.sub(r"rtp_port = \d+", "rtp_port = 10000", lab.gw.config.read_text())
+        lab.gw.config.write_text(text.replace("grace_s = 1.0", "grace_s = 0.5")
+                                 .replace("rtp_port_range = 100", "rtp_port_range = 8000")
+                                 .replace("tap_ptime_ms = 40", f"tap_ptime_ms = {args.tap_ptime}"))
+        out: dict[str, object] = {"workers": args.workers, "calls": args.calls, "hold_s": args.hold,
+                                  "tap_ptime_ms": args.tap_ptime}
         try:
             lab.start_gateway()
             worker_pids = [w["pid"] for w in lab.node_status()["workers"]]
@@ -153,6 +166,9 @@ def main() -> None:
             c_cpu = out["consented"]["node_cpu_ms_per_call_second"]  # type: ignore[index]
             out["cpu_ratio_recorded_over_unrecorded"] = round(c_cpu / d_cpu, 3) if d_cpu and c_cpu else None
             out["completeness"] = completeness(lab)
+            assert lab.gateway is not None
+            out["node_warnings"] = [line[:300] for line in lab.gateway.stderr_lines
+                                    if '"level": "error"' in line or '"level": "warning"' in line][:20]
         finally:
             lab.close()
         print(json.dumps(out, indent=2))

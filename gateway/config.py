@@ -56,6 +56,7 @@ class RecordingConfig:
     pause_mode: str = "silence"
     queue_frames: int = 500
     retention_days: int = 90
+    tap_ptime_ms: int = 40
 
 
 @dataclass
@@ -147,7 +148,7 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
     "paths": {"data_dir": ((str,), None), "spool_dir": ((str,), "spool"), "index": ((str,), "index.sqlite3"),
               "secrets_dir": ((str,), "secrets")},
     "recording": {"recipients": ((list,), []), "sample_rate": ((int,), 8000), "pause_mode": ((str,), "silence"),
-                  "queue_frames": ((int,), 500), "retention_days": ((int,), 90)},
+                  "queue_frames": ((int,), 500), "retention_days": ((int,), 90), "tap_ptime_ms": ((int,), 40)},
     "sip": {"listen": ((str,), "127.0.0.1:5060"), "tls_listen": ((str,), ""), "tls_cert": ((str,), ""),
             "tls_key": ((str,), "")},
     "pbx": {"uri": ((str,), "sip:helpline@127.0.0.1:5070")},
@@ -251,6 +252,8 @@ def load(path: str | Path) -> Config:
         raise ConfigError(f"[recording] sample_rate must be 8000 or 16000, got {r['sample_rate']}")
     if r["pause_mode"] not in ("silence", "skip"):
         raise ConfigError(f"[recording] pause_mode must be \"silence\" or \"skip\", got {r['pause_mode']!r}")
+    if r["tap_ptime_ms"] not in (20, 40, 60, 80, 100):
+        raise ConfigError(f"[recording] tap_ptime_ms must be 20, 40, 60, 80 or 100, got {r['tap_ptime_ms']}")
     if r["queue_frames"] < 10 or r["retention_days"] < 1:
         raise ConfigError("[recording] queue_frames must be >= 10 and retention_days >= 1")
     if consent["mode"] not in MODES:
@@ -291,7 +294,8 @@ def load(path: str | Path) -> Config:
         path=path,
         paths=paths,
         recording=RecordingConfig(parse_recipients(r["recipients"], "[recording] recipients"),
-                                  r["sample_rate"], r["pause_mode"], r["queue_frames"], r["retention_days"]),
+                                  r["sample_rate"], r["pause_mode"], r["queue_frames"], r["retention_days"],
+                                  r["tap_ptime_ms"]),
         sip_listen=parse_hostport(sip["listen"], "[sip] listen"),
         tls=tls,
         pbx_uri=check_sip_uri(pbx["uri"], "[pbx] uri"),
@@ -406,6 +410,9 @@ pause_mode = "silence"
 queue_frames = 500
 # Days a recording is kept before retention deletes it.
 retention_days = 90
+# Milliseconds of audio the recording taps take at a time (20, 40, 60, 80 or 100). Longer
+# frames cost less CPU per recorded call; a recording may miss up to one frame at its very end.
+tap_ptime_ms = 40
 
 [sip]
 # Where SIP from the trunk arrives (HOST:PORT), over UDP and TCP.

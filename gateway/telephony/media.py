@@ -130,7 +130,10 @@ class Tap(pj.AudioMediaPort):
     def onFrameReceived(self, frame: pj.MediaFrame) -> None:
         rec = self.recorder
         if rec is not None and frame.type == pj.PJMEDIA_FRAME_TYPE_AUDIO and frame.size:
-            rec.push_frame(self.channel, vector_bytes(frame.buf))
+            rec.push_captured(self.channel, vector_bytes(frame.buf))
+
+
+TAP_PTIME_MS = 40  # default of [recording] tap_ptime_ms
 
 
 class MediaSlot:
@@ -141,12 +144,16 @@ class MediaSlot:
     callback crashes the process. The worker drops them only after the bridge's clock stops.
     """
 
-    def __init__(self, name: str, rate: int, fmt: pj.MediaFormatAudio) -> None:
+    def __init__(self, name: str, rate: int, fmt: pj.MediaFormatAudio, tap_ptime_ms: int = TAP_PTIME_MS) -> None:
         self.source = PcmSource(rate)
         self.source.createPort(f"src-{name}", fmt)
         self.taps = [Tap(0), Tap(1)]
+        # The taps take longer frames than the bridge's 20 ms (the bridge buffers for them), so
+        # Python runs less often per recorded leg: the taps are most of what recording a call
+        # costs. The price is up to one tap frame of audio at the very end of a recording.
+        tap_fmt = audio_format(rate, tap_ptime_ms)
         for tap in self.taps:
-            tap.createPort(f"tap{tap.channel}-{name}", fmt)
+            tap.createPort(f"tap{tap.channel}-{name}", tap_fmt)
         self.busy = False
 
     def reset(self) -> None:

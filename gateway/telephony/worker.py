@@ -133,7 +133,8 @@ class Worker:
         self.account = Account(self)
         self.account.create(acfg)
         self.capacity = max_legs() // 2
-        self.slots = [MediaSlot(f"{self.port}-{i}", self.clock_rate, self.media_format) for i in range(self.capacity)]
+        self.slots = [MediaSlot(f"{self.port}-{i}", self.clock_rate, self.media_format,
+                                self.config.recording.tap_ptime_ms) for i in range(self.capacity)]
         log.info("worker %s listening on %s:%d, %d calls at most", self.id, self.host, self.port, self.capacity)
 
     def _refuse(self, call_id: int, code: int) -> None:
