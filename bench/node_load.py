@@ -127,7 +127,10 @@ def completeness(lab: CallLab) -> dict[str, object]:
             plain = age.AgeReader(f, identities).read_all()
         samples = (len(plain) - wav.HEADER_SIZE) // 4
         from datetime import datetime
-        span = (datetime.fromisoformat(rec.finished_at.replace("Z", "+00:00"))
+        # Bridged time: from the recorder's start (when the PBX answered) to the call's end
+        # (the hang-up), not to the recording's finalisation, which comes a little later.
+        ended = gw.index.get_call(rec.call_id).ended_at or rec.finished_at
+        span = (datetime.fromisoformat(ended.replace("Z", "+00:00"))
                 - datetime.fromisoformat(rec.started_at.replace("Z", "+00:00"))).total_seconds()
         missing.append(max(0.0, 1 - samples / 8000 / span) * 100 if span > 0 else 0.0)
     return {"recordings": len(missing),
