@@ -239,7 +239,11 @@ def load(path: str | Path) -> Config:
         if not peer[0].replace(".", "").isdigit():
             raise ConfigError(f"[node] peers must be IPv4 addresses with a port (they join the allowlist), got {text!r}")
         peers.append(peer)
-    if node["worker_base_port"] + max(node["workers"], node["max_workers"]) > 65535:
+    pool_max = max(node["workers"], node["max_workers"])
+    if node["kamailio"] and calls["rtp_port_range"] < 8 * pool_max:
+        raise ConfigError(f"[calls] rtp_port_range {calls['rtp_port_range']} is too small for {pool_max} workers: "
+                          f"each needs 8 RTP ports (two calls, two legs, RTP and RTCP); use at least {8 * pool_max}")
+    if node["worker_base_port"] + pool_max > 65535:
         raise ConfigError("[node] worker_base_port + max_workers must stay below 65536")
     for t in node["trunks"]:
         if not isinstance(t, str) or not t.split("/")[0].replace(".", "").isdigit():

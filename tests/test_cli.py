@@ -60,6 +60,12 @@ def test_init_refuses_to_overwrite(tgw: GatewayUnderTest) -> None:
     ("[paths]\ndata_dir='.'\n[recording]\nsample_rate=44100\n", "8000 or 16000"),
     ("[paths]\ndata_dir='.'\n[consent]\nmode='maybe'\n", "opt-out, opt-in"),
     ("[paths]\ndata_dir='.'\n[sip]\nlisten='nowhere'\n", "HOST:PORT"),
+    ("[paths]\ndata_dir='.'\n[recording]\ntap_ptime_ms=30\n", "20, 40, 60, 80 or 100"),
+    ("[paths]\ndata_dir='.'\n[node]\nkamailio=true\nworkers=4\nmax_workers=200\n", "use at least 1600"),
+    ("[paths]\ndata_dir='.'\n[node]\nworkers=4\nmax_workers=2\n", "max_workers must be 0"),
+    ("[paths]\ndata_dir='.'\n[node]\npeers=['node-b:5060']\n", "IPv4"),
+    ("[paths]\ndata_dir='.'\n[dashboard]\nlisten='0.0.0.0:8443'\n", "not a loopback address"),
+    ("[paths]\ndata_dir='.'\n[dashboard]\ntls_cert='x.pem'\n", "go together"),
 ])
 def test_bad_config_is_one_line_and_exit_3(tmp_path: Path, capsys, content: str, message: str) -> None:
     cfg = tmp_path / "bad.toml"
