@@ -40,6 +40,9 @@ def test_concurrent_sipp_calls_through_the_node_all_complete_and_record_whole(tm
         assert lab.gateway.stop() == 0
         done = bench.completeness(lab)
         assert done["recordings"] == 4, done
-        assert done["frames_missing_percent_max"] < 1.0, done
+        # A recording may lack a fixed few tens of ms at its end (the jitter and bridge buffers
+        # at hang-up, up to one 40 ms tap frame): under 100 ms of these ~4 s calls. A lost
+        # chunk or a stalled tap would cost far more.
+        assert done["frames_missing_percent_max"] < 2.5, done
     finally:
         lab.close()
