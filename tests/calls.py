@@ -129,6 +129,16 @@ class CallLab:
     def node_status(self) -> dict[str, Any]:
         return json.loads((self.gw.dir / "run" / "node.json").read_text())
 
+    def wait_status(self, predicate: Any, timeout: float = 15.0) -> dict[str, Any]:
+        """The node status once `predicate(status)` holds; fails with the last status."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            st = self.node_status()
+            if predicate(st):
+                return st
+            time.sleep(0.2)
+        raise AssertionError(self.node_status())
+
     def wait_node_ready(self, timeout: float = 20.0) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -54,10 +54,7 @@ def test_calls_through_kamailio_survive_a_worker_killed_mid_call(tmp_path: Path)
         second.wait_exit()
         pbx.proc.terminate()
         # The dead worker's call is not counted live for ever (status, metrics, dashboard).
-        deadline = time.monotonic() + 5
-        while lab.node_status()["live_calls"] and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert lab.node_status()["live_calls"] == 0
+        lab.wait_status(lambda st: st["live_calls"] == 0, 5)
         survivor = gw.index.get_recording(recs[1].id)
         assert survivor.status == ix.COMPLETE
         # The killed worker's recording: truncated, decryptable up to its last sealed chunk.
@@ -315,14 +312,8 @@ def test_a_hung_worker_is_killed_and_replaced_while_calls_go_to_the_other(tmp_pa
         caller = lab.peer("caller", "--hangup-after", "4", "--timeout", "30")
         caller.wait_exit()
         assert caller.event("disconnected")["connected_s"] > 3.5, "answered and bridged despite the hung worker"
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            w = lab.node_status()["workers"][0]
-            if w["hung"] == 1 and w["ready"]:
-                break
-            time.sleep(0.2)
-        w = lab.node_status()["workers"][0]
-        assert w["hung"] == 1 and w["ready"] and w["pid"] != victim["pid"], w
+        w = lab.wait_status(lambda st: st["workers"][0]["hung"] == 1 and st["workers"][0]["ready"], 20)["workers"][0]
+        assert w["pid"] != victim["pid"], w
         assert time.monotonic() - stopped_at < 20
         with pytest.raises(ProcessLookupError):
             os.kill(victim["pid"], 0)  # killed, not left stopped
@@ -345,18 +336,8 @@ def test_the_pool_grows_to_keep_spare_capacity_and_shrinks_when_idle(tmp_path: P
         pbx = lab.peer("pbx", "--tone", "1000", "--calls", "2", "--timeout", "60")
         first = lab.peer("caller", "--hangup-after", "10", "--timeout", "40")
         first.wait_for(lambda: first.event("confirmed"), 15)
-
-        def wait_status(pred, timeout: float = 15.0) -> dict:
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:
-                st = lab.node_status()
-                if pred(st):
-                    return st
-                time.sleep(0.2)
-            raise AssertionError(lab.node_status())
-
         # One call on the only worker leaves 1 free call, short of the 2 spare: a second worker.
-        st = wait_status(lambda s: len(s["workers"]) == 2 and all(w["ready"] for w in s["workers"]))
+        st = lab.wait_status(lambda s: len(s["workers"]) == 2 and all(w["ready"] for w in s["workers"]))
         assert st["pool"]["grown"] == 1 and st["capacity_calls"] == 4
         second = lab.peer("caller", "--hangup-after", "4", "--timeout", "40")  # served while the first goes on
         second.wait_exit()
@@ -364,7 +345,7 @@ def test_the_pool_grows_to_keep_spare_capacity_and_shrinks_when_idle(tmp_path: P
         first.wait_exit()
         pbx.wait_exit()
         # Both calls over: the grown worker is idle, 2 spare without it, so it retires.
-        st = wait_status(lambda s: len(s["workers"]) == 1 and s["pool"]["retired"] >= 1, 20)
+        st = lab.wait_status(lambda s: len(s["workers"]) == 1 and s["pool"]["retired"] >= 1, 20)
         assert st["workers"][0]["index"] == 0 and st["workers"][0]["ready"]
         assert lab.gateway.stop() == 0
         assert {r.status for r in lab.gw.open().index.list_recordings()} == {ix.COMPLETE}

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+import threading
 from collections.abc import Sequence
 from concurrent.futures import Future
 
@@ -56,6 +57,10 @@ class RecordingService:
         self.pause_mode = pause_mode
         self.actor = actor
         self.signer = signer
+        # Withdrawals that may find their recording already finished (stopped by a supervisor,
+        # or ended by a storage failure). The lock orders them against _finished.
+        self._lock = threading.Lock()
+        self._withdrawn: set[str] = set()
 
     @property
     def enabled(self) -> bool:
@@ -87,8 +92,33 @@ class RecordingService:
         self.engine.add(recorder)
         return rec_id, recorder
 
+    def withdraw(self, rec_id: str, recorder: Recorder) -> None:
+        """Consent withdrawn: a running recording is discarded (the engine drops it and
+        `_finished` deletes its object); one that had already been finalised is deleted now.
+        If it is being finalised at this very moment, `_finished` deletes it when done."""
+        recorder.discard()
+        with self._lock:
+            if self.index.get_recording(rec_id).status == ix.RECORDING:
+                self._withdrawn.add(rec_id)
+                return
+        self._delete_withdrawn(rec_id)
+
+    def _delete_withdrawn(self, rec_id: str) -> None:
+        from ..governance.retention import delete_recording
+
+        row = self.index.get_recording(rec_id)
+        if row.status in (ix.COMPLETE, ix.INCOMPLETE, ix.TRUNCATED):
+            delete_recording(self.store, self.index, row, "caller", "consent withdrawn")
+
     def _finished(self, rec_id: str, fut: Future[RecordingResult]) -> None:
-        result = fut.result()
+        with self._lock:
+            self._finalise(rec_id, fut.result())
+            withdrawn = rec_id in self._withdrawn
+            self._withdrawn.discard(rec_id)
+        if withdrawn:
+            self._delete_withdrawn(rec_id)  # a no-op if the engine had discarded it anyway
+
+    def _finalise(self, rec_id: str, result: RecordingResult) -> None:
         try:
             if result.status == "discarded":
                 self._delete_object(result.object_name)

@@ -456,28 +456,14 @@ class CallSession:
 
     def _withdraw(self) -> None:
         self._stop_taps()
-        if self.recorder is not None and self.recorder.discard().done() and self.recording_id:
-            # The recording had already ended (a supervisor stopped it, or storage failed):
-            # discarding the recorder no longer deletes it, so delete what was saved.
-            self._delete_ended_recording(self.recording_id, 100)
+        if self.recorder is not None and self.recording_id:
+            # Deleted whether it still runs or had already ended (a supervisor's stop).
+            self.worker.recordings.withdraw(self.recording_id, self.recorder)
         self.recording_state = "discarded" if self.recorder is not None else "none"
         self.worker.index.put_consent_receipt(self.id, self._receipt())
         self.worker.index.append_audit("caller", "consent.withdrawn", self.id, {"recording": self.recording_id})
         self.emit("call.consent", consent="withdrawn")
         self.emit("call.recording", recording=self.recording_state)
-
-    def _delete_ended_recording(self, rec_id: str, tries: int) -> None:
-        """Delete a finished recording after a withdrawal, once its row is final (the engine
-        thread finalises it); not tied to the call's life, so it runs after a hang-up too."""
-        from ..governance.retention import delete_recording
-
-        index = self.worker.index
-        row = index.get_recording(rec_id)
-        if row.status == "recording" and tries > 0:
-            self.loop.call_later(0.1, self._delete_ended_recording, rec_id, tries - 1)
-            return
-        if row.status in ("complete", "incomplete", "truncated", "recording"):
-            delete_recording(self.worker.gateway.store, index, row, "caller", "consent withdrawn")
 
     def _unavailable(self, why: str) -> None:
         self.set_state("unavailable")
