@@ -5,6 +5,8 @@ file `gateway init` writes.
 from __future__ import annotations
 
 import difflib
+import ipaddress
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,21 +14,53 @@ from typing import Any
 
 from . import age
 from .errors import ConfigError
+from .telephony.sip import UriError, parse_config_uri
 
 MODES = ("opt-out", "opt-in")
 
 
-def parse_hostport(text: str, what: str) -> tuple[str, int]:
+_HOSTNAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
+
+
+def parse_hostport(text: str, what: str, *, ip_only: bool = False) -> tuple[str, int]:
+    """HOST:PORT with a host that is an IP address (IPv6 in brackets) or, unless `ip_only`,
+    a DNS name. Nothing else gets through: these values reach Kamailio's configuration."""
     host, sep, port = text.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ConfigError(f"{what} must be HOST:PORT, got {text!r}")
-    return host.strip("[]"), int(port)
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        if ip_only or not _HOSTNAME.fullmatch(host):
+            kind = "an IP address" if ip_only else "an IP address or a host name"
+            raise ConfigError(f"{what}: the host must be {kind}, got {text!r}") from None
+    return host, int(port)
 
 
 def check_sip_uri(text: str, what: str) -> str:
-    if not text.startswith(("sip:", "sips:")) or len(text.split(":", 1)[1]) == 0:
-        raise ConfigError(f"{what} must be a SIP URI such as sip:helpline@10.0.0.5:5060, got {text!r}")
+    try:
+        parse_config_uri(text)
+    except UriError as e:
+        raise ConfigError(f"{what} must be a SIP URI such as sip:helpline@10.0.0.5:5060, got {text!r}: {e}") from None
     return text
+
+
+def parse_ipv4_network(text: Any, what: str) -> str:
+    """An allowlist entry: an IPv4 address or network (IP/mask) no wider than /8; never 0.0.0.0."""
+    if not isinstance(text, str):
+        raise ConfigError(f"{what} must be an IPv4 address or IP/mask string, got {text!r}")
+    try:
+        net = ipaddress.IPv4Network(text, strict=False)
+    except ValueError:
+        raise ConfigError(f"{what} must be an IPv4 address or IP/mask, got {text!r}") from None
+    if net.prefixlen < 8:
+        raise ConfigError(f"{what} {text!r} admits {net.num_addresses} addresses: the allowlist takes "
+                          "networks of /8 or narrower")
+    if net.network_address.is_unspecified or net.is_multicast or net.network_address == ipaddress.IPv4Address(
+            "255.255.255.255"):
+        raise ConfigError(f"{what} {text!r} is not a host or network address")
+    return str(net) if net.prefixlen < 32 else str(net.network_address)
 
 
 @dataclass
@@ -102,11 +136,15 @@ class NodeConfig:
         return max(self.workers, self.max_workers)
 
 
-LOOPBACK_HOSTS = ("localhost", "::1")
-
-
 def is_loopback(host: str) -> bool:
-    return host in LOOPBACK_HOSTS or host.startswith("127.")
+    """True for "localhost" and loopback IP addresses; a DNS name never counts, whatever it
+    looks like ("127.example.org" is not loopback)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 @dataclass
@@ -235,9 +273,8 @@ def load(path: str | Path) -> Config:
     for text in node["peers"]:
         if not isinstance(text, str):
             raise ConfigError(f"[node] peers must be HOST:PORT strings, got {text!r}")
-        peer = parse_hostport(text, "[node] peers entry")
-        if not peer[0].replace(".", "").isdigit():
-            raise ConfigError(f"[node] peers must be IPv4 addresses with a port (they join the allowlist), got {text!r}")
+        peer = parse_hostport(text, "[node] peers entry", ip_only=True)
+        parse_ipv4_network(peer[0], "[node] peers entry")
         peers.append(peer)
     pool_max = max(node["workers"], node["max_workers"])
     if node["kamailio"] and calls["rtp_port_range"] < 8 * pool_max:
@@ -245,9 +282,7 @@ def load(path: str | Path) -> Config:
                           f"each needs 8 RTP ports (two calls, two legs, RTP and RTCP); use at least {8 * pool_max}")
     if node["worker_base_port"] + pool_max > 65535:
         raise ConfigError("[node] worker_base_port + max_workers must stay below 65536")
-    for t in node["trunks"]:
-        if not isinstance(t, str) or not t.split("/")[0].replace(".", "").isdigit():
-            raise ConfigError(f"[node] trunks must be IPv4 addresses or IP/mask, got {t!r}")
+    trunks = [parse_ipv4_network(t, "[node] trunks entry") for t in node["trunks"]]
     if not p["data_dir"]:
         raise ConfigError(f"[paths] data_dir is required in {path}")
     base = (path.parent / p["data_dir"]).resolve()
@@ -281,7 +316,7 @@ def load(path: str | Path) -> Config:
     event_socket = Path(calls["event_socket"])
     tls = None
     if sip["tls_listen"]:
-        host, port = parse_hostport(sip["tls_listen"], "[sip] tls_listen")
+        host, port = parse_hostport(sip["tls_listen"], "[sip] tls_listen", ip_only=True)
         files = []
         for key in ("tls_cert", "tls_key"):
             if not sip[key]:
@@ -300,7 +335,7 @@ def load(path: str | Path) -> Config:
         recording=RecordingConfig(parse_recipients(r["recipients"], "[recording] recipients"),
                                   r["sample_rate"], r["pause_mode"], r["queue_frames"], r["retention_days"],
                                   r["tap_ptime_ms"]),
-        sip_listen=parse_hostport(sip["listen"], "[sip] listen"),
+        sip_listen=parse_hostport(sip["listen"], "[sip] listen", ip_only=True),
         tls=tls,
         pbx_uri=check_sip_uri(pbx["uri"], "[pbx] uri"),
         consent_mode=consent["mode"],
@@ -312,7 +347,7 @@ def load(path: str | Path) -> Config:
                           calls["resume_sequence"],
                           event_socket if event_socket.is_absolute() else base / event_socket),
         node=NodeConfig(node["kamailio"], node["workers"], node["worker_base_port"], node["fail_closed"],
-                        list(node["trunks"]), float(node["drain_s"]),
+                        trunks, float(node["drain_s"]),
                         parse_hostport(node["metrics_listen"], "[node] metrics_listen"), node["max_workers"],
                         node["spare_calls"], float(node["idle_retire_s"]), peers),
         dashboard=dashboard,

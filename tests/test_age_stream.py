@@ -57,6 +57,22 @@ def test_not_age_is_header_error(identity: age.Identity, garbage: bytes) -> None
         age.decrypt(garbage, [identity])
 
 
+def test_a_huge_header_is_refused_early(identity: age.Identity) -> None:
+    """A stanza of 300,000 body lines (14 MB of header) is refused once the header passes its
+    bound, without reading the rest."""
+    body = b"A" * 64 + b"\n"
+    src = io.BytesIO(b"age-encryption.org/v1\n-> X25519 abc\n" + body * 300_000 + b"\n--- x\n")
+    with pytest.raises(age.HeaderError, match="header larger than"):
+        age.AgeReader(src, [identity])
+    assert src.tell() < 2 * age.format.MAX_HEADER_SIZE
+
+
+def test_many_recipients_fit_the_header_bound(identity: age.Identity) -> None:
+    others = [age.Identity.generate().recipient() for _ in range(200)]
+    ct = age.encrypt(b"hello", [*others, identity.recipient()])
+    assert age.decrypt(ct, [identity]) == b"hello"
+
+
 def test_truncated_strict_and_recovered(identity: age.Identity) -> None:
     data = os.urandom(3 * CHUNK_SIZE + 100)
     pieces = sealed_pieces(data, identity.recipient())

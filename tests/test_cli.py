@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import pwd
 import sqlite3
 import stat
 import subprocess
@@ -63,7 +65,19 @@ def test_init_refuses_to_overwrite(tgw: GatewayUnderTest) -> None:
     ("[paths]\ndata_dir='.'\n[recording]\ntap_ptime_ms=30\n", "20, 40, 60, 80 or 100"),
     ("[paths]\ndata_dir='.'\n[node]\nkamailio=true\nworkers=4\nmax_workers=200\n", "use at least 1600"),
     ("[paths]\ndata_dir='.'\n[node]\nworkers=4\nmax_workers=2\n", "max_workers must be 0"),
-    ("[paths]\ndata_dir='.'\n[node]\npeers=['node-b:5060']\n", "IPv4"),
+    ("[paths]\ndata_dir='.'\n[node]\npeers=['node-b:5060']\n", "must be an IP address"),
+    # Values that reach Kamailio's configuration: nothing that could break out of a string,
+    # no allowlist entry wider than /8, and a DNS name is never "loopback".
+    ("[paths]\ndata_dir='.'\n[pbx]\nuri='sip:x@10.0.0.5\";exit;\"'\n", "must be a SIP URI"),
+    ("[paths]\ndata_dir='.'\n[pbx]\nuri=\"sip:x@10.0.0.5\\n\"\n", "must be a SIP URI"),
+    ("[paths]\ndata_dir='.'\n[pbx]\nuri='sip:$ru@10.0.0.5'\n", "must be a SIP URI"),
+    ("[paths]\ndata_dir='.'\n[node]\ntrunks=['0.0.0.0/0']\n", "/8 or narrower"),
+    ("[paths]\ndata_dir='.'\n[node]\ntrunks=['10.0.0.0/4']\n", "/8 or narrower"),
+    ("[paths]\ndata_dir='.'\n[node]\ntrunks=['0.0.0.0']\n", "not a host or network"),
+    ("[paths]\ndata_dir='.'\n[node]\ntrunks=['10.0.0.1\";']\n", "IPv4 address or IP/mask"),
+    ("[paths]\ndata_dir='.'\n[sip]\nlisten='example.org:5060'\n", "must be an IP address"),
+    ("[paths]\ndata_dir='.'\n[sip]\nlisten=\"127.0.0.1\\nx:5060\"\n", "must be an IP address"),
+    ("[paths]\ndata_dir='.'\n[dashboard]\nlisten='127.evil.example:8080'\n", "not a loopback address"),
     ("[paths]\ndata_dir='.'\n[dashboard]\nlisten='0.0.0.0:8443'\n", "not a loopback address"),
     ("[paths]\ndata_dir='.'\n[dashboard]\ntls_cert='x.pem'\n", "go together"),
 ])
@@ -79,6 +93,29 @@ def test_missing_and_unreadable_config(tmp_path: Path, capsys) -> None:
     assert main(["--config", str(tmp_path / "none.toml"), "recordings", "list"]) == errors.EXIT_CONFIG
     assert main(["recordings", "list"]) in (errors.EXIT_CONFIG,)
     assert "GATEWAY_CONFIG" in capsys.readouterr().err
+
+
+def test_audit_actor_is_the_real_uid_not_the_environment(tgw: GatewayUnderTest, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    rec_id = tgw.record(seconds=1)
+    monkeypatch.setenv("LOGNAME", "mallory")
+    monkeypatch.setenv("USER", "mallory")
+    assert tgw.run("recordings", "export", rec_id, "-i", str(tgw.key), "-o", str(tmp_path / "a.wav")) == 0
+    entry = tgw.open().index.audit_entries()[-1]
+    assert entry.action == "recording.exported"
+    assert entry.actor == f"cli:{pwd.getpwuid(os.getuid()).pw_name}(uid={os.getuid()})"
+
+
+def test_an_identity_file_others_can_read_is_warned_about(tgw: GatewayUnderTest, tmp_path: Path, capsys) -> None:
+    rec_id = tgw.record(seconds=1)
+    tgw.key.chmod(0o600)
+    assert tgw.run("recordings", "export", rec_id, "-i", str(tgw.key), "-o", str(tmp_path / "a.wav")) == 0
+    assert "warning" not in capsys.readouterr().err
+    tgw.key.chmod(0o644)
+    assert tgw.run("recordings", "export", rec_id, "-i", str(tgw.key), "-o", str(tmp_path / "b.wav")) == 0
+    err = capsys.readouterr().err
+    assert "accessible by group or others (mode 0644)" in err and f"chmod 600 {tgw.key}" in err
+    assert "AGE-SECRET-KEY" not in err
 
 
 def test_export_wav_has_both_parties_and_is_audited(tgw: GatewayUnderTest, tmp_path: Path) -> None:

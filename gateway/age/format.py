@@ -23,6 +23,11 @@ BYTES_PER_LINE = COLUMNS_PER_LINE // 4 * 3
 # A bound on one header line, so a hostile file cannot make the reader buffer without limit.
 MAX_LINE = 8192
 MAX_STANZAS = 1024
+# A bound on the whole header. A recording's header holds one X25519 stanza (about 100 bytes)
+# per recipient; 128 KiB leaves room for a thousand of them, or for large post-quantum or
+# plugin stanzas, while a hostile header of hundreds of thousands of lines is refused after a
+# few milliseconds instead of being parsed into megabytes.
+MAX_HEADER_SIZE = 128 * 1024
 _B64_ALPHABET = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
 
 
@@ -80,7 +85,9 @@ class Header:
         return self.marshal_without_mac() + b" " + b64encode(self.mac).encode("ascii") + b"\n"
 
 
-def _readline(src: BinaryIO) -> bytes:
+def _readline(src: BinaryIO, read_so_far: int) -> bytes:
+    if read_so_far > MAX_HEADER_SIZE:
+        raise HeaderError(f"header larger than {MAX_HEADER_SIZE} bytes")
     line = src.readline(MAX_LINE + 1)
     if not line:
         raise HeaderError("header ends early")
@@ -102,7 +109,7 @@ def parse(src: BinaryIO) -> Header:
     raw = bytearray(intro)
     stanzas: list[Stanza] = []
     while True:
-        line = _readline(src)
+        line = _readline(src, len(raw))
         if line.startswith(FOOTER_PREFIX):
             prefix, args = _split_args(line)
             if prefix != FOOTER_PREFIX or len(args) != 1:
@@ -120,7 +127,7 @@ def parse(src: BinaryIO) -> Header:
         raw += line
         body = bytearray()
         while True:
-            line = _readline(src)
+            line = _readline(src, len(raw))
             try:
                 chunk = b64decode(line[:-1])
             except HeaderError:

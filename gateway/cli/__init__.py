@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 import logging
 import os
+import pwd
+import stat
 import sys
 from collections.abc import Sequence
 
@@ -32,10 +33,30 @@ AGE_EXIT_CODES: list[tuple[type[age.AgeError], int, str]] = [
 
 
 def actor() -> str:
+    """Who runs this command, for the audit log: the real uid and its account name.
+
+    Not `LOGNAME`/`USER`: anyone can set those, and an audit entry must not be attributable to
+    someone else at will. The real uid (not the effective one) names who started the command.
+    """
+    uid = os.getuid()
     try:
-        return f"cli:{getpass.getuser()}"
-    except Exception:
-        return f"cli:uid{os.getuid()}"
+        name = pwd.getpwuid(uid).pw_name
+    except KeyError:
+        name = "?"
+    return f"cli:{name}(uid={uid})"
+
+
+def load_identities(path: str) -> list[age.Identity]:
+    """The operator's identity file, with a warning (as ssh gives) when others may read it."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        mode = 0  # load_identity_file reports the error
+    if stat.S_ISREG(mode) and mode & 0o077:
+        print(f"gateway: warning: identity file {path} is accessible by group or others "
+              f"(mode {stat.S_IMODE(mode):04o}); anyone who can read it can decrypt every recording: "
+              f"chmod 600 {path}", file=sys.stderr)
+    return age.load_identity_file(path)
 
 
 def open_gateway(args: argparse.Namespace) -> Gateway:

@@ -6,13 +6,12 @@ import argparse
 import json
 from pathlib import Path
 
-from .. import age
 from ..context import Gateway
 from ..errors import GatewayError, NotFoundError
 from ..governance import retention, subject
 from ..storage import index as ix
 from ..storage.index import NotFound
-from . import actor, open_gateway
+from . import actor, load_identities, open_gateway
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -134,7 +133,7 @@ def cmd_find(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     gw, found = _find(args)
-    identities = age.load_identity_file(args.identity)
+    identities = load_identities(args.identity)
     who = actor()
     gw.index.append_audit(who, "subject.exported", found.label,
                           {"recordings": [r.id for r in found.recordings], "calls": len(found.calls)})

@@ -14,7 +14,7 @@ from ..recording import export as ex
 from ..recording.verify import verify_all
 from ..storage import index as ix
 from ..storage.index import NotFound
-from . import actor, open_gateway
+from . import actor, load_identities, open_gateway
 
 PUBLIC_FIELDS = ("id", "status", "origin", "started_at", "finished_at", "duration_s", "bytes", "media_type",
                  "route", "call_id", "sha256", "error")
@@ -71,7 +71,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     row = _get(gw.index, args.id)
     if row.status in (ix.DISCARDED, ix.DELETED):
         raise NotFoundError(f"recording {row.id} was {row.status} ({row.finished_at}); nothing to export")
-    identities = age.load_identity_file(args.identity)
+    identities = load_identities(args.identity)
     try:
         fmt = ex.output_format(args.output, row.media_type)
     except ex.ExportError as e:

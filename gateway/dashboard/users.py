@@ -18,6 +18,8 @@ from pathlib import Path
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from ..storage.spool import ensure_private_dir
+
 ROLES = ("viewer", "supervisor", "auditor", "admin")
 # What each role may do. Everyone who can log in sees the live view.
 PERMISSIONS: dict[str, frozenset[str]] = {
@@ -66,7 +68,7 @@ class LoginResult:
 
 
 def check_name(name: str) -> str:
-    if not NAME_RE.match(name):
+    if not NAME_RE.fullmatch(name):
         raise UserError("user names are 1-32 characters: lower-case letters, digits, '.', '_' or '-'")
     return name
 
@@ -94,7 +96,7 @@ class UserStore:
         self.path = path
         self.lockout_after = lockout_after
         self.lockout_s = lockout_s
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        ensure_private_dir(path.parent)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         os.close(fd)
         self._db = sqlite3.connect(path, isolation_level=None, timeout=10, check_same_thread=False)

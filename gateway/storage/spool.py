@@ -25,8 +25,18 @@ def fsync_dir(path: Path) -> None:
 
 
 def ensure_private_dir(path: Path) -> None:
-    """Create `path` as 0700, or tighten an existing directory to 0700."""
-    path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+    """Create `path` as 0700, or tighten an existing directory to 0700. Missing parents are
+    created 0700 too (`mkdir -p` would give them the umask's mode, 0755 as a rule)."""
+    missing = []
+    p = path
+    while not p.exists() and p != p.parent:
+        missing.append(p)
+        p = p.parent
+    for d in reversed(missing):
+        try:
+            d.mkdir(mode=DIR_MODE)
+        except FileExistsError:
+            pass
     if stat.S_IMODE(path.stat().st_mode) != DIR_MODE:
         os.chmod(path, DIR_MODE)
 
@@ -117,5 +127,5 @@ class LocalSpool(Store):
 
     def names(self) -> Iterator[str]:
         for entry in os.scandir(self.directory):
-            if OBJECT_NAME.match(entry.name):
+            if OBJECT_NAME.fullmatch(entry.name):
                 yield entry.name

@@ -29,7 +29,7 @@ def new_object_name() -> str:
 
 
 def check_name(name: str) -> str:
-    if not OBJECT_NAME.match(name):
+    if not OBJECT_NAME.fullmatch(name):
         raise ObjectNotFound(f"not a store object name: {name!r}")
     return name
 

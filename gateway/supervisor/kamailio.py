@@ -14,6 +14,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..storage.spool import ensure_private_dir
+
 TRUSTED_GROUP = 1  # trunks and the PBX
 WORKER_GROUP = 2
 DISPATCH_SET = 1
@@ -54,6 +56,15 @@ class FrontDoor:
         for host, _ in workers:
             lines.append(f"{WORKER_GROUP} {host} 32 0")
         return "\n".join(lines) + "\n"
+
+    def __post_init__(self) -> None:
+        # Every value below is placed inside a double-quoted string or a list file of Kamailio's
+        # configuration: the config loader validated them; this refuses anything that slipped by.
+        for what, value in (("the data directory", str(self.rundir)), ("[pbx] uri", self.pbx_uri),
+                            ("[sip] listen", self.host), *(("an allowlist entry", t) for t in self.trusted)):
+            if any(c in value for c in '"\\$') or not value.isprintable():
+                raise ValueError(f"{what} {value!r} cannot be placed in Kamailio's configuration "
+                                 "(quotes, backslashes, '$' and control characters are refused)")
 
     def render(self) -> str:
         fail_open = ('    xlog("L_WARN", "fail-closed: no worker for $ci\\n");\n'
@@ -243,7 +254,8 @@ route[FAILOPEN] {{
                 '    }')
 
     def write(self, workers: list[tuple[str, int]]) -> None:
-        self.rundir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        ensure_private_dir(self.rundir.parent)
+        ensure_private_dir(self.rundir)
         self.cfg_path.write_text(self.render())
         (self.rundir / "address.list").write_text(self.address_list(workers))
         # Workers are added over RPC as they come up; peer nodes are fixed by the config.

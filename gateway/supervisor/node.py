@@ -9,18 +9,22 @@ the dispatcher (new calls fail over or fail open), current calls finish, then ev
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import logging
 import os
 import signal
+import socket
 import sys
 import time
 from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from ..config import parse_ipv4_network
 from ..context import Gateway
 from ..errors import ConfigError
+from ..telephony.sip import parse_config_uri
 from .kamailio import FrontDoor
 from .links import WorkerLinks
 from .metrics import Metrics, app
@@ -48,15 +52,34 @@ class WorkerProc:
     lines: list[str] = field(default_factory=list)
 
 
+def pbx_addresses(uri: str) -> list[str]:
+    """The PBX's IPv4 addresses for the allowlist: the URI's host if it is one, else what its
+    name resolves to now. A name that does not resolve stops the start with a clear error."""
+    host = parse_config_uri(uri).host
+    try:
+        return [parse_ipv4_network(str(ipaddress.IPv4Address(host)), "[pbx] uri host")]
+    except ipaddress.AddressValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, None, socket.AF_INET, socket.SOCK_DGRAM)
+    except OSError as e:
+        raise ConfigError(f"[pbx] uri host {host!r} does not resolve ({e.strerror or e}): the node "
+                          "allowlists the PBX by address") from None
+    return sorted({parse_ipv4_network(str(info[4][0]), "[pbx] uri host") for info in infos})
+
+
 class Node:
     def __init__(self, gateway: Gateway) -> None:
         self.gw = gateway
         cfg = gateway.config
         host, port = cfg.sip_listen
-        pbx_host = cfg.pbx_uri.split("@")[-1].split(":")[0].split(";")[0]
-        self.front = FrontDoor(host, port, cfg.calls.event_socket.parent / "kamailio", cfg.pbx_uri,
-                               cfg.node.fail_closed, [*cfg.node.trunks, pbx_host, "127.0.0.1"],
-                               tuple(cfg.node.peers))
+        try:
+            self.front = FrontDoor(host, port, cfg.calls.event_socket.parent / "kamailio", cfg.pbx_uri,
+                                   cfg.node.fail_closed,
+                                   [*cfg.node.trunks, *pbx_addresses(cfg.pbx_uri), "127.0.0.1"],
+                                   tuple(cfg.node.peers))
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
         self.workers = [WorkerProc(i, cfg.node.worker_base_port + i) for i in range(cfg.node.workers)]
         self.kamailio: asyncio.subprocess.Process | None = None
         self.kamailio_restarts = 0

@@ -24,6 +24,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from ..storage.spool import ensure_private_dir
+
 log = logging.getLogger(__name__)
 MAX_BUFFERED = 1 << 20
 MAX_COMMAND = 4096  # bytes in one control line
@@ -44,11 +46,16 @@ class EventBus:
         self.control: ControlHandler | None = None
 
     async def start(self) -> None:
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # The socket is created inside a 0700 directory and under a 0077 umask, so that it is
+        # never reachable by another user, not even between bind() and a chmod().
+        ensure_private_dir(self.path.parent)
         if self.path.exists():
             self.path.unlink()
-        self._server = await asyncio.start_unix_server(self._serve, path=str(self.path))
-        os.chmod(self.path, 0o600)
+        old = os.umask(0o077)
+        try:
+            self._server = await asyncio.start_unix_server(self._serve, path=str(self.path))
+        finally:
+            os.umask(old)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         for event in list(self._live.values()):

@@ -75,6 +75,41 @@ def parse_invite(message: str) -> Invite:
     return Invite(dialled, caller, h.get("call-id", "")[:128])
 
 
+# A SIP URI as configuration may give it (RFC 3261 section 19.1, restricted): the user part
+# without '$', quotes, backslashes or spaces, a host that is an IPv4 address, a bracketed IPv6
+# address or a DNS name, an optional port and simple parameters. Values of this shape are safe
+# to place inside a double-quoted string of Kamailio's configuration.
+_CONFIG_URI = re.compile(
+    r"^(?P<scheme>sips?):(?:(?P<user>[A-Za-z0-9\-_.!~*'()&=+,;?/%]{1,64})@)?"
+    r"(?P<host>\[[0-9A-Fa-f:.]{2,45}\]|[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?)"
+    r"(?::(?P<port>[0-9]{1,5}))?(?P<params>(?:;[A-Za-z0-9\-_.!~*'()%=+:]{1,64}){0,8})$")
+
+
+@dataclass(frozen=True)
+class SipUri:
+    scheme: str
+    user: str
+    host: str
+    port: int | None
+    params: str
+
+
+class UriError(ValueError):
+    pass
+
+
+def parse_config_uri(text: str) -> SipUri:
+    """A SIP URI from configuration, or UriError saying what is wrong with it."""
+    m = _CONFIG_URI.fullmatch(text)
+    if m is None:
+        raise UriError("not a SIP URI of the form sip:user@host[:port][;params] (letters, digits and "
+                       "-_.!~*'()&=+,;?/% only)")
+    port = int(m["port"]) if m["port"] else None
+    if port is not None and not 0 < port < 65536:
+        raise UriError(f"port {port} is out of range")
+    return SipUri(m["scheme"], m["user"] or "", m["host"].strip("[]"), port, m["params"])
+
+
 def quoted_display(display: str) -> str:
     """A display name safe to put between quotes in a From header."""
     return _clean(display, MAX_DISPLAY)
