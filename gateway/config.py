@@ -7,6 +7,7 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import re
+import socket
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 
 from . import age
 from .errors import ConfigError
+from .storage.pii import Numbering
 from .telephony.sip import UriError, parse_config_uri
 
 MODES = ("opt-out", "opt-in")
@@ -71,7 +73,8 @@ class Paths:
     secrets_dir: Path
 
     @property
-    def lookup_secret(self) -> Path:
+    def legacy_lookup_secret(self) -> Path:
+        """Where gateways before schema 2 kept the key of their lookup hashes (now removed)."""
         return self.secrets_dir / "lookup.key"
 
     @property
@@ -147,6 +150,25 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+@dataclass(frozen=True)
+class WitnessConfig:
+    checkpoint_interval_s: float = 300.0
+    syslog: str = ""  # "udp:HOST:PORT", "tcp:HOST:PORT" or "unix:/dev/log"; empty: none
+    file: Path | None = None  # append-only file; None: none
+
+
+def parse_syslog_target(text: str) -> tuple[str | tuple[str, int], int]:
+    """(address, socket type) for SysLogHandler, or ValueError saying what is wrong."""
+    kind, _, rest = text.partition(":")
+    if kind == "unix" and rest.startswith("/"):
+        return rest, socket.SOCK_DGRAM
+    if kind in ("udp", "tcp"):
+        host, _, port = rest.rpartition(":")
+        if host and port.isdigit() and 0 < int(port) < 65536:
+            return (host.strip("[]"), int(port)), socket.SOCK_DGRAM if kind == "udp" else socket.SOCK_STREAM
+    raise ValueError(f"must be udp:HOST:PORT, tcp:HOST:PORT or unix:/PATH, got {text!r}")
+
+
 @dataclass
 class DashboardConfig:
     enabled: bool = True
@@ -155,6 +177,8 @@ class DashboardConfig:
     idle_timeout_s: float = 900.0
     lockout_after: int = 5  # failed logins in a row before the account is locked
     lockout_s: float = 900.0
+    session_max_s: float = 12 * 3600.0  # absolute lifetime of a login, whatever the activity
+    server_names: tuple[str, ...] = ()  # Host names browsers use; empty: the listen address (+ localhost)
 
 
 @dataclass
@@ -173,6 +197,8 @@ class Config:
     node: NodeConfig = field(default_factory=NodeConfig)
     dashboard: DashboardConfig = field(default_factory=DashboardConfig)
     routes: list[Route] = field(default_factory=list)
+    numbering: Numbering = field(default_factory=Numbering)
+    witness: WitnessConfig = field(default_factory=WitnessConfig)
     raw: dict[str, Any] = field(default_factory=dict)
 
     def route_for(self, number: str) -> Route | None:
@@ -201,9 +227,14 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
              "fail_closed": ((bool,), False), "trunks": ((list,), []), "drain_s": ((int, float), 300.0),
              "metrics_listen": ((str,), "127.0.0.1:9464"), "max_workers": ((int,), 0),
              "spare_calls": ((int,), 2), "idle_retire_s": ((int, float), 60.0), "peers": ((list,), [])},
+    "audit": {"checkpoint_interval_s": ((int, float), 300.0), "witness_syslog": ((str,), ""),
+              "witness_file": ((str,), "")},
+    "numbers": {"country_code": ((str,), ""), "national_prefix": ((str,), "0"),
+                "international_prefix": ((str,), "00")},
     "dashboard": {"enabled": ((bool,), True), "listen": ((str,), "127.0.0.1:8080"), "tls_cert": ((str,), ""),
                   "tls_key": ((str,), ""), "idle_timeout_s": ((int, float), 900.0),
-                  "lockout_after": ((int,), 5), "lockout_s": ((int, float), 900.0)},
+                  "lockout_after": ((int,), 5), "lockout_s": ((int, float), 900.0),
+                  "session_max_s": ((int, float), 43200.0), "server_names": ((list,), [])},
 }
 ROUTE_KEYS: dict[str, tuple[tuple[type, ...], Any]] = {
     "number": ((str,), None), "mode": ((str,), None), "language": ((str,), "en"), "pbx": ((str,), None),
@@ -259,9 +290,9 @@ def load(path: str | Path) -> Config:
     for name in raw:
         if name not in SCHEMA and name != "routes":
             raise ConfigError(f"unknown section [{name}] in {path}{_suggest(name, list(SCHEMA))}")
-    p, r, sip, pbx, consent, prompts, calls, node, dash = (
+    p, r, sip, pbx, consent, prompts, calls, node, dash, numbers, audit_ = (
         _section(raw, s) for s in ("paths", "recording", "sip", "pbx", "consent", "prompts", "calls", "node",
-                                   "dashboard"))
+                                   "dashboard", "numbers", "audit"))
     if not 1 <= node["workers"] <= 256 or not 1024 <= node["worker_base_port"] <= 64000:
         raise ConfigError("[node] workers must be 1..256 and worker_base_port 1024..64000")
     if node["max_workers"] and not node["workers"] <= node["max_workers"] <= 256:
@@ -352,8 +383,34 @@ def load(path: str | Path) -> Config:
                         node["spare_calls"], float(node["idle_retire_s"]), peers),
         dashboard=dashboard,
         routes=routes,
+        numbering=_numbering(numbers),
+        witness=_witness(audit_, base),
         raw=raw,
     )
+
+
+def _witness(a: dict[str, Any], base: Path) -> WitnessConfig:
+    if not 10 <= a["checkpoint_interval_s"] <= 86400:
+        raise ConfigError(f"[audit] checkpoint_interval_s must be 10 to 86400, got {a['checkpoint_interval_s']}")
+    if a["witness_syslog"]:
+        try:
+            parse_syslog_target(a["witness_syslog"])
+        except ValueError as e:
+            raise ConfigError(f"[audit] witness_syslog {e}") from None
+    file = None
+    if a["witness_file"]:
+        file = Path(a["witness_file"]) if Path(a["witness_file"]).is_absolute() else base / a["witness_file"]
+    return WitnessConfig(float(a["checkpoint_interval_s"]), a["witness_syslog"], file)
+
+
+def _numbering(n: dict[str, Any]) -> Numbering:
+    if n["country_code"] and not re.fullmatch(r"[1-9][0-9]{0,2}", n["country_code"]):
+        raise ConfigError(f"[numbers] country_code must be 1 to 3 digits without '+' (46 for Sweden), "
+                          f"got {n['country_code']!r}")
+    for key in ("national_prefix", "international_prefix"):
+        if not re.fullmatch(r"[0-9]{0,4}", n[key]):
+            raise ConfigError(f"[numbers] {key} must be up to 4 digits, got {n[key]!r}")
+    return Numbering(n["country_code"], n["national_prefix"], n["international_prefix"])
 
 
 def _dashboard(d: dict[str, Any], base: Path) -> DashboardConfig:
@@ -377,8 +434,26 @@ def _dashboard(d: dict[str, Any], base: Path) -> DashboardConfig:
                           "to listen on the network (or listen on 127.0.0.1 behind a TLS proxy)")
     if d["idle_timeout_s"] < 30 or d["lockout_after"] < 1 or d["lockout_s"] < 1:
         raise ConfigError("[dashboard] idle_timeout_s must be >= 30, lockout_after >= 1 and lockout_s >= 1")
+    if not d["idle_timeout_s"] <= d["session_max_s"] <= 7 * 86400:
+        raise ConfigError("[dashboard] session_max_s must be from idle_timeout_s to 604800 (a week)")
+    names = []
+    for n in d["server_names"]:
+        if not isinstance(n, str) or not (_HOSTNAME.fullmatch(n) or _is_ip(n)):
+            raise ConfigError(f"[dashboard] server_names must be host names or IP addresses, got {n!r}")
+        names.append(n.lower())
+    if d["enabled"] and not names and _is_ip(host) and ipaddress.ip_address(host).is_unspecified:
+        raise ConfigError(f"[dashboard] listen {host} is every address: set [dashboard] server_names to the "
+                          "names operators type in their browsers (other Host names are refused)")
     return DashboardConfig(d["enabled"], (host, port), tls, float(d["idle_timeout_s"]), d["lockout_after"],
-                           float(d["lockout_s"]))
+                           float(d["lockout_s"]), float(d["session_max_s"]), tuple(names))
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _routes(raw_routes: Any, mode: str, pbx: str, retention_days: int, prompts: Path, base: Path) -> list[Route]:
@@ -431,7 +506,7 @@ data_dir = {_toml_str(str(data_dir))}
 spool_dir = "spool"
 # SQLite index: calls, recordings, consent receipts, the hash-chained audit log.
 index = "index.sqlite3"
-# The local secret that keys caller-number lookup hashes (0700 directory, 0600 file).
+# The recording-signing key and dashboard accounts (0700 directory, 0600 files).
 secrets_dir = "secrets"
 
 [recording]
@@ -530,11 +605,36 @@ enabled = true
 listen = {_toml_str(dashboard_listen)}
 tls_cert = ""
 tls_key = ""
-# Sessions end after this many seconds without a request.
+# Sessions end after this many seconds without a request (an open live view may go on
+# watching, but acting needs a fresh login), and in any case session_max_s after the login.
 idle_timeout_s = 900
+session_max_s = 43200
+# Host names the browser uses for the dashboard; requests for any other name are refused
+# (DNS rebinding). Empty: the listen address, plus localhost when it is a loopback address.
+server_names = []
 # After lockout_after failed logins in a row an account is locked for lockout_s seconds.
 lockout_after = 5
 lockout_s = 900
+
+[audit]
+# The audit log is a hash chain. Every checkpoint_interval_s (and after each CLI command that
+# wrote to it) its head is signed with the gateway's key and sent to witnesses outside the
+# gateway's control, so that a rewritten or shortened log cannot pass `gateway audit verify
+# --checkpoint FILE`: the JSON log of `gateway run`, and optionally a remote syslog
+# ("udp:HOST:PORT", "tcp:HOST:PORT" or "unix:/dev/log") and an append-only file on storage
+# the gateway's user cannot rewrite.
+checkpoint_interval_s = 300
+witness_syslog = ""
+witness_file = ""
+
+[numbers]
+# How caller numbers are read for data-subject requests (`gateway subject ...`): numbers are
+# compared in international E.164 form (+46701234567). country_code places national numbers
+# (0701234567 with national_prefix "0") and numbers dialled with the international prefix
+# (0046701234567). Empty: a national number given to `subject find` is refused as ambiguous.
+country_code = ""
+national_prefix = "0"
+international_prefix = "00"
 
 # Routes by dialled number. Without any [[routes]], every number uses [consent] mode and
 # [pbx] uri. A call to a number with no route and no "*" route is refused with 404.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,7 +14,6 @@ from .errors import ConfigError, StorageError
 from .governance import signing
 from .recording.recorder import RecorderEngine
 from .recording.service import RecordingService
-from .storage import pii
 from .storage.index import Index, IndexError_, SqliteIndex
 from .storage.spool import LocalSpool
 from .storage.store import Store, StoreError
@@ -23,6 +24,8 @@ class Gateway:
     config: cfg.Config
     store: Store
     index: Index
+    audit_head_at_open: tuple[int, str] = (0, "")
+    closed: bool = False
 
     @classmethod
     def open(cls, config_path: str | Path) -> Gateway:
@@ -32,14 +35,44 @@ class Gateway:
             index = SqliteIndex(config.paths.index)
         except (StoreError, IndexError_) as e:
             raise StorageError(str(e)) from None
-        return cls(config, store, index)
+        gw = cls(config, store, index, index.audit_head())
+        gw.remove_legacy_lookup_secret()
+        return gw
 
-    def lookup_secret(self) -> bytes:
-        path = self.config.paths.lookup_secret
+    def anchor_audit(self, *, log_stream: bool = False) -> None:
+        """If the audit log grew since this gateway was opened (or last anchored), sign its head
+        and send the checkpoint to the witnesses. Never raises: the next checkpoint covers it."""
+        from .governance import witness
+
         try:
-            return pii.load_secret(path)
-        except (OSError, ValueError) as e:
-            raise ConfigError(f"lookup secret {path}: {getattr(e, 'strerror', None) or e}") from None
+            w = witness.Witness(self.config.witness, log_stream=log_stream)
+            try:
+                cp = witness.checkpoint(self.index, self.signing_key(), w, since=self.audit_head_at_open)
+            finally:
+                w.close()
+            if cp is not None:
+                self.audit_head_at_open = (cp.seq, cp.hash)
+        except Exception as e:
+            logging.getLogger(__name__).warning("audit checkpoint not made: %s", e)
+
+    def remove_legacy_lookup_secret(self) -> None:
+        """Gateways before schema 2 kept an HMAC key beside the caller-number hashes; with the
+        hashes gone (index migration 2) the key only serves to brute-force the subject labels
+        of old audit entries. It is overwritten and removed, and that is audited."""
+        path = self.config.paths.legacy_lookup_secret
+        if not path.exists():
+            return
+        try:
+            size = path.stat().st_size
+            with open(path, "r+b") as f:
+                f.write(bytes(size))
+                f.flush()
+                os.fsync(f.fileno())
+            path.unlink()
+        except OSError as e:
+            raise StorageError(f"cannot remove the old lookup secret {path}: {e.strerror}") from None
+        self.index.append_audit("gateway", "secret.removed", "lookup.key",
+                                {"why": "caller numbers are no longer hashed (schema 2)"})
 
     def signing_key(self) -> Ed25519PrivateKey | None:
         """The recording-signing key, or None for a gateway initialised before signing existed."""
@@ -66,4 +99,8 @@ class Gateway:
                                 pause_mode=r.pause_mode, actor=actor, signer=self.signing_key())
 
     def close(self) -> None:
+        if self.closed:
+            return
+        self.anchor_audit()
+        self.closed = True
         self.index.close()

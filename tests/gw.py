@@ -54,11 +54,10 @@ class GatewayUnderTest:
 
 
 def new_call(index, call_id: str, number: str | None = None, gw=None) -> str:
-    """A call row; with a number, stored as the gateway stores it (encrypted + keyed hash)."""
+    """A call row; with a number, stored as the gateway stores it (age-encrypted, nothing else)."""
     row = CallRow(call_id, utcnow(), route="test")
     if number is not None:
         row.caller_enc = pii.seal_value(number, gw.config.recording.recipients)
-        row.caller_hash = pii.number_hash(gw.lookup_secret(), number)
     index.add_call(row)
     index.put_consent_receipt(call_id, {"call_id": call_id, "decision": "granted", "digits": []})
     return call_id

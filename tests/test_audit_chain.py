@@ -1,18 +1,31 @@
 from __future__ import annotations
 
+import json
 from dataclasses import replace
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gateway.storage import audit
 from gateway.storage.audit import AuditEntry
 
 
-def chain(n: int) -> list[AuditEntry]:
-    entries, prev = [], audit.GENESIS
-    for i in range(1, n + 1):
-        e = audit.seal(AuditEntry(i, f"2026-01-01T00:00:{i:02d}Z", "op", f"act{i}", f"s{i}", {"i": i}), prev)
+def chain(n: int, v: int = audit.HASH_VERSION, start: int = 1, prev: str = audit.GENESIS) -> list[AuditEntry]:
+    entries = []
+    for i in range(start, start + n):
+        e = audit.seal(AuditEntry(i, f"2026-01-01T00:00:{i:02d}Z", "op", f"act{i}", f"s{i}", {"i": i}), prev, v)
         entries.append(e)
         prev = e.hash
     return entries
+
+
+def relinked(entries: list[AuditEntry]) -> list[AuditEntry]:
+    """What an attacker with write access does after deleting entries: renumber and rehash the rest."""
+    out, prev = [], audit.GENESIS
+    for i, e in enumerate(entries, 1):
+        e = audit.seal(replace(e, seq=i), prev)
+        out.append(e)
+        prev = e.hash
+    return out
 
 
 def test_intact_chain() -> None:
@@ -38,8 +51,60 @@ def test_deletion_is_named() -> None:
 
 def test_reorder_is_named() -> None:
     entries = chain(5)
-    # Swap two entries' content while the stored sequence numbers stay in place.
-    a, b = entries[1], entries[2]
-    entries[1], entries[2] = replace(b, seq=2), replace(a, seq=3)
+    entries[1], entries[2] = entries[2], entries[1]
     v = audit.verify(entries)
-    assert v.problem and v.problem.kind == "reordered" and v.problem.seq == 2
+    assert v.problem and v.problem.kind == "reordered" and v.problem.seq == 3
+
+
+def test_renumbering_is_an_edit() -> None:
+    """The sequence number is inside the hash: moving an entry to another number is an edit."""
+    entries = chain(5)
+    entries[1], entries[2] = replace(entries[2], seq=2), replace(entries[1], seq=3)
+    v = audit.verify(entries)
+    assert v.problem and v.problem.kind == "edited" and v.problem.seq == 2
+
+
+def test_old_entries_keep_their_version_1_hashes_and_cannot_be_downgraded_to() -> None:
+    old = chain(3, v=1)
+    entries = old + chain(2, start=4, prev=old[-1].hash)
+    assert audit.verify(entries).ok
+    # A version-2 entry rewritten as version 1 (which would drop its sequence binding) is refused.
+    entries[4] = audit.seal(entries[4], entries[3].hash, v=1)
+    v = audit.verify(entries)
+    assert v.problem and v.problem.kind == "edited" and v.problem.seq == 5
+
+
+def test_a_relinked_chain_passes_alone_but_not_against_a_checkpoint() -> None:
+    key = Ed25519PrivateKey.generate()
+    entries = chain(6)
+    witness = [audit.make_checkpoint(4, entries[3].hash, "t4", key), audit.make_checkpoint(6, entries[5].hash, "t6", key)]
+    assert audit.check_checkpoints(entries, witness, key.public_key()) is None
+    forged = relinked(entries[:2] + entries[3:])  # #3 deleted, the rest renumbered and rehashed
+    assert audit.verify(forged).ok, "without a key the chain alone cannot show this"
+    problem = audit.check_checkpoints(forged, witness, key.public_key())
+    assert problem and problem.kind == "rewritten" and problem.seq == 4
+
+
+def test_checkpoints_catch_a_cut_end_and_forged_checkpoints() -> None:
+    key = Ed25519PrivateKey.generate()
+    entries = chain(6)
+    witness = [audit.make_checkpoint(6, entries[5].hash, "t6", key)]
+    problem = audit.check_checkpoints(entries[:4], witness, key.public_key())
+    assert problem and problem.kind == "truncated" and "ends at #4" in problem.message
+    other = Ed25519PrivateKey.generate()
+    fake = [audit.make_checkpoint(2, "f" * 64, "t2", other)]
+    problem = audit.check_checkpoints(entries, fake, key.public_key())
+    assert problem and problem.kind == "forged-checkpoint"
+    assert audit.check_head(entries, entries[5].hash) is None
+    head = audit.check_head(entries[:5], entries[5].hash)
+    assert head and head.kind == "truncated"
+
+
+def test_checkpoints_are_found_in_a_witness_record_with_prefixes() -> None:
+    key = Ed25519PrivateKey.generate()
+    cp = audit.make_checkpoint(7, "a" * 64, "2026-11-27T10:00:00Z", key)
+    log_line = json.dumps({"ts": 1.0, "level": "info", "msg": "audit checkpoint " + cp.line()})
+    lines = ["Nov 27 10:00:00 gw consent-gateway[123]: " + cp.line(), "unrelated line", '{"type":"other"}',
+             log_line, json.dumps({"MESSAGE": "audit checkpoint " + cp.line()})]
+    parsed = audit.parse_checkpoints(lines)
+    assert parsed == [cp, cp, cp] and parsed[0].verify(key.public_key())

@@ -13,10 +13,12 @@ from tests.harness.plaintext import (
     STRACE_PREFIX,
     Trace,
     canary_pcm,
+    changed_since,
     contains_canary,
     find_plaintext,
     non_age_files,
     parse_trace,
+    snapshot,
 )
 
 with warnings.catch_warnings():
@@ -34,6 +36,7 @@ def canary_as_heard() -> bytes:
 
 def test_declined_and_consented_calls_write_only_ciphertext(lab: CallLab, tmp_path: Path) -> None:
     trace_file = tmp_path / "gw.strace"
+    before = snapshot([tmp_path])
     lab.start_gateway(prefix=[*STRACE_PREFIX, "-o", str(trace_file)])
     pbx = lab.peer("pbx", "--tone", "1000", "--calls", "2", "--timeout", "40")
     declined = lab.peer("caller", "--noise-seed", str(CANARY_SEED), "--digits", "9@0.5", "--hangup-after", "5")
@@ -44,6 +47,7 @@ def test_declined_and_consented_calls_write_only_ciphertext(lab: CallLab, tmp_pa
     assert lab.gateway is not None and lab.gateway.stop() == 0
     trace = Trace(0, b"", b"")
     parse_trace(trace_file, trace)
+    trace.changed = changed_since(before, [tmp_path], exclude=str(trace_file))
     heard = canary_as_heard()
     assert find_plaintext(trace, heard) == [], "no file written by the gateway holds audio"
     assert non_age_files(lab.gw.dir / "spool") == []

@@ -30,7 +30,7 @@ def test_init_writes_private_dirs_and_a_loadable_commented_config(tgw: GatewayUn
     assert tgw.recipient in text and text.count("\n#") > 10
     for sub in ("", "spool", "secrets"):
         assert stat.S_IMODE((tgw.dir / sub).stat().st_mode) == 0o700
-    assert stat.S_IMODE((tgw.dir / "secrets" / "lookup.key").stat().st_mode) == 0o600
+    assert stat.S_IMODE((tgw.dir / "secrets" / "signing.key").stat().st_mode) == 0o600
     assert tgw.run("recordings", "list") == 0
 
 
@@ -116,6 +116,50 @@ def test_an_identity_file_others_can_read_is_warned_about(tgw: GatewayUnderTest,
     err = capsys.readouterr().err
     assert "accessible by group or others (mode 0644)" in err and f"chmod 600 {tgw.key}" in err
     assert "AGE-SECRET-KEY" not in err
+
+
+def test_export_audits_what_happened_and_force_makes_a_private_file(tgw: GatewayUnderTest, tmp_path: Path,
+                                                                   capsys) -> None:
+    rec_id = tgw.record(seconds=1)
+    existing = tmp_path / "existing.wav"
+    existing.write_bytes(b"the operator's other file")
+    existing.chmod(0o644)
+    assert tgw.run("recordings", "export", rec_id, "-i", str(tgw.key), "-o", str(existing)) == errors.EXIT_FINDINGS
+    assert existing.read_bytes() == b"the operator's other file"
+    actions = [e.action for e in tgw.open().index.audit_entries() if e.subject == rec_id]
+    assert "recording.export_refused" in actions and "recording.exported" not in actions
+    # --force replaces it with a new file only its owner can read, not a truncated 0644 one.
+    assert tgw.run("recordings", "export", rec_id, "-i", str(tgw.key), "-o", str(existing), "--force") == 0
+    assert stat.S_IMODE(existing.stat().st_mode) == 0o600 and existing.read_bytes()[:4] == b"RIFF"
+    assert [e.action for e in tgw.open().index.audit_entries() if e.subject == rec_id][-1] == "recording.exported"
+    # Never through a symbolic link, forced or not.
+    target = tmp_path / "elsewhere.txt"
+    target.write_text("keep")
+    link = tmp_path / "link.wav"
+    link.symlink_to(target)
+    for force in ([], ["--force"]):
+        assert tgw.run("recordings", "export", rec_id, "-i", str(tgw.key), "-o", str(link), *force) != 0
+    assert target.read_text() == "keep" and link.is_symlink()
+
+
+@pytest.mark.parametrize("command", ["recordings export", "subject export"])
+def test_commands_that_hold_plaintext_cannot_dump_core(tgw: GatewayUnderTest, tmp_path: Path, command: str) -> None:
+    """`recordings export` and `subject export` stream whole plaintexts: like `gateway run`, they
+    forbid core dumps and are not dumpable (no same-user ptrace)."""
+    import sys
+
+    rec_id = tgw.record(seconds=1, number="+46701234567")
+    args = (["recordings", "export", rec_id, "-o", "-"] if command == "recordings export" else
+            ["subject", "export", "--number", "+46701234567", "-o", str(tmp_path / "req")])
+    code = f"""
+import ctypes, resource, sys
+from gateway.cli import main
+rc = main(["--config", {str(tgw.config)!r}, *{args!r}, "-i", {str(tgw.key)!r}])
+print(rc, resource.getrlimit(resource.RLIMIT_CORE), ctypes.CDLL(None).prctl(3, 0, 0, 0, 0), file=sys.stderr)
+"""
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, cwd=Path(__file__).parent.parent)
+    err = res.stderr.decode()
+    assert err.strip().splitlines()[-1] == "0 (0, 0) 0", err
 
 
 def test_export_wav_has_both_parties_and_is_audited(tgw: GatewayUnderTest, tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ exercised by the browser test and tests/test_control.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import AsyncIterator
@@ -318,3 +319,70 @@ async def test_under_tls_cookies_are_secure_host_only_and_hsts_is_sent(tmp_path:
         await runner.cleanup()
         lab.index.close()
         lab.users.close()
+
+
+@pytest.mark.asyncio
+async def test_a_password_change_ends_the_users_sessions_and_websockets(lab: tuple[Lab, TestClient]) -> None:
+    lab_, client = lab
+    await login(client, "sam")
+    origin = f"http://{client.host}:{client.port}"
+    async with client.ws_connect("/ws", origin=origin) as ws:
+        assert json.loads((await ws.receive()).data)["t"] == "snapshot"
+        lab_.users.set_password("sam", "a brand new password")  # `gateway user passwd sam`, another process
+        msg = await ws.receive(timeout=5)  # the ticker closes it within a second or two
+        assert ws.closed or msg.type.name in ("CLOSE", "CLOSED", "CLOSING")
+    assert (await client.get("/", allow_redirects=False)).status == 303
+    assert (await client.get("/api/audit")).status == 401
+
+
+@pytest.mark.asyncio
+async def test_every_session_has_an_absolute_lifetime(lab: tuple[Lab, TestClient]) -> None:
+    lab_, client = lab
+    lab_.dash.config = DashboardConfig(idle_timeout_s=60, session_max_s=120)
+    await login(client, "sam")
+    assert (await client.get("/", allow_redirects=False)).status == 200
+    [s] = lab_.dash.sessions.values()
+    s.created -= 121  # busy all along, but logged in more than session_max_s ago
+    assert (await client.get("/", allow_redirects=False)).status == 303
+
+
+@pytest.mark.asyncio
+async def test_an_idle_session_kept_open_by_a_live_view_may_watch_but_not_act(lab: tuple[Lab, TestClient]) -> None:
+    lab_, client = lab
+    lab_.dash.on_event(started(), 0)
+    await login(client, "sam")
+    token = await csrf_of(client)
+    origin = f"http://{client.host}:{client.port}"
+    async with client.ws_connect("/ws", origin=origin) as ws:
+        await ws.receive()
+        [s] = lab_.dash.sessions.values()
+        s.last_seen -= 61  # the wall display has been watching, untouched, past the idle timeout
+        assert (await client.get("/", allow_redirects=False)).status == 200
+        r = await client.post("/api/calls/c0ffee0000000001/stop", headers={"X-CSRF-Token": token})
+        assert r.status == 401, "acting needs a fresh login"
+        assert lab_.commands == []
+    # With the live view closed, the idle session is over.
+    await asyncio.sleep(0.1)
+    assert (await client.get("/", allow_redirects=False)).status == 303
+
+
+@pytest.mark.asyncio
+async def test_requests_for_another_host_name_are_refused(lab: tuple[Lab, TestClient]) -> None:
+    """DNS rebinding: a page on evil.example whose name now resolves to 127.0.0.1 reaches the
+    dashboard with Host: evil.example and a matching Origin. It must get nothing, not even a
+    login attempt (guessing passwords, locking accounts)."""
+    lab_, client = lab
+    evil = {"Host": f"evil.example:{client.port}", "Origin": f"http://evil.example:{client.port}"}
+    page = await client.get("/login")
+    token = re.search(r'name="csrf" value="([^"]+)"', await page.text()).group(1)
+    for _ in range(4):
+        r = await client.post("/login", data={"csrf": token, "name": "sam", "password": "guess"},
+                              headers=evil, allow_redirects=False)
+        assert r.status == 421
+    assert lab_.users.get("sam").failures == 0 and lab_.users.get("sam").locked_until == 0
+    assert (await client.get("/login", headers={"Host": "evil.example"})).status == 421
+    for ok in (f"127.0.0.1:{client.port}", f"localhost:{client.port}"):
+        assert (await client.get("/login", headers={"Host": ok})).status == 200
+    lab_.dash.host_names = frozenset({"dash.helpline.example"})
+    assert (await client.get("/login", headers={"Host": "dash.helpline.example"})).status == 200
+    assert (await client.get("/login", headers={"Host": f"127.0.0.1:{client.port}"})).status == 421

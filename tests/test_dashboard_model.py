@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -108,3 +110,91 @@ def test_user_store_hashes_with_argon2id_and_locks_after_failures(tmp_path: Path
     assert users.authenticate("sam", "long enough password", now=103).user is None
     assert users.authenticate("sam", "long enough password", now=163).user is not None  # the lock ran out
     assert users.authenticate("nobody", "long enough password").user is None
+
+
+def test_user_names_are_whole_matches(tmp_path: Path) -> None:
+    users = UserStore(tmp_path / "users.sqlite3")
+    with pytest.raises(UserError, match="names"):
+        users.add("sam\n", "viewer", "long enough password")
+
+
+class CountingHasher:
+    """argon2's verify, slowed down and counted: the window in which parallel guesses race."""
+
+    def __init__(self, real, delay: float) -> None:
+        self.real, self.delay, self.calls = real, delay, 0
+        self._lock = threading.Lock()
+
+    def verify(self, stored: str, password: str) -> bool:
+        with self._lock:
+            self.calls += 1
+        time.sleep(self.delay)
+        return self.real.verify(stored, password)
+
+    def __getattr__(self, name: str):
+        return getattr(self.real, name)
+
+
+def test_parallel_guesses_get_no_more_checks_than_the_lockout_allows(tmp_path: Path, monkeypatch) -> None:
+    from gateway.dashboard import users as users_mod
+
+    store = UserStore(tmp_path / "users.sqlite3", lockout_after=5, lockout_s=600)
+    store.add("sam", "supervisor", "the right password")
+    hasher = CountingHasher(users_mod._hasher, 0.3)
+    monkeypatch.setattr(users_mod, "_hasher", hasher)
+    results: list = []
+    wrong = [threading.Thread(target=lambda: results.append(store.authenticate("sam", "wrong guess"))) for _ in range(31)]
+    for t in wrong:
+        t.start()
+    time.sleep(0.1)
+    right = store.authenticate("sam", "the right password")
+    for t in wrong:
+        t.join()
+    assert hasher.calls == 5, "only lockout_after passwords are ever checked, however many arrive at once"
+    assert right.user is None and right.locked_for_s > 0, "the right password after 31 guesses finds the lock"
+    assert store.get("sam").locked_until > time.time()
+    assert sum(r.just_locked for r in results) >= 1
+
+
+def test_known_and_unknown_names_take_the_same_database_path(tmp_path: Path) -> None:
+    """A failed login writes the same statements whether the name exists or not: no timing
+    difference from an fsynced write on one path only."""
+    store = UserStore(tmp_path / "users.sqlite3", lockout_after=5)
+    store.add("sam", "supervisor", "the right password")
+    seen: list[str] = []
+    store._db.set_trace_callback(seen.append)
+
+    def statements(name: str) -> list[str]:
+        seen.clear()
+        assert store.authenticate(name, "a wrong password", now=1000.0).user is None
+        return [s.replace(f"'{name}'", "NAME") for s in seen]
+
+    assert statements("sam") == statements("nobody")
+    assert any(s.startswith("INSERT INTO logins") for s in statements("sam"))
+    # Both lock the same way, so the lockout does not tell which names exist either.
+    for _ in range(5):
+        store.authenticate("nobody", "x")
+        store.authenticate("sam", "x")
+    assert store.authenticate("nobody", "x").locked_for_s > 0 and store.authenticate("sam", "x").locked_for_s > 0
+    store.unlock("nobody")
+    assert store.authenticate("nobody", "x").locked_for_s == 0
+
+
+def test_an_old_user_database_is_migrated(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "users.sqlite3"
+    db = sqlite3.connect(path)
+    db.executescript("""CREATE TABLE users (name TEXT PRIMARY KEY, role TEXT NOT NULL, hash TEXT NOT NULL,
+        created_at REAL NOT NULL, failures INTEGER NOT NULL DEFAULT 0, locked_until REAL NOT NULL DEFAULT 0,
+        last_login REAL);""")
+    from gateway.dashboard.users import _hasher
+
+    db.execute("INSERT INTO users VALUES ('sam', 'admin', ?, 1.0, 7, ?, NULL)", (_hasher.hash("long enough pw"),
+                                                                             time.time() + 600))
+    db.commit()
+    db.close()
+    store = UserStore(path)
+    assert store.get("sam").failures == 7 and store.get("sam").locked_until > time.time()
+    store.unlock("sam")
+    assert store.authenticate("sam", "long enough pw").user.role == "admin"

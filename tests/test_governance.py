@@ -4,7 +4,9 @@ is exercised with a held recording present."""
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
+import subprocess
 import wave
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gateway import errors
+from gateway import age, errors
 from gateway.storage import index as ix
 from tests.audio import dominant_frequency
 from tests.gw import GatewayUnderTest, make_gateway
@@ -63,20 +65,26 @@ def test_hold_errors(tgw: GatewayUnderTest, capsys) -> None:
     assert tgw.run("hold", "add", rec, "--reason", "too late") == errors.EXIT_NOT_FOUND
     assert "was deleted" in capsys.readouterr().err
     assert tgw.run("hold", "add", "nosuchid", "--reason", "x") == errors.EXIT_NOT_FOUND
-    assert tgw.run("hold", "add", "--number", "+1555", "--reason", "x") == errors.EXIT_NOT_FOUND
+    assert tgw.run("hold", "add", "--number", "+1555", "-i", str(tgw.key), "--reason", "x") == errors.EXIT_NOT_FOUND
+    capsys.readouterr()
+    assert tgw.run("hold", "add", "--number", "+1555", "--reason", "x") == errors.EXIT_FINDINGS
+    assert "needs --identity" in capsys.readouterr().err
 
 
 def test_subject_find_export_and_erase_with_a_hold(tgw: GatewayUnderTest, tmp_path: Path, capsys) -> None:
     a1 = tgw.record(1, number=ANNA)
     a2 = tgw.record(2, number="+46701234567")  # the same number, written differently
     b1 = tgw.record(1, number=BERTIL)
+    key = str(tgw.key)
     capsys.readouterr()
-    assert tgw.run("subject", "find", "--number", ANNA, "--json") == 0
-    found = json.loads(capsys.readouterr().out)
+    assert tgw.run("subject", "find", "--number", ANNA, "-i", key, "--json") == 0
+    io = capsys.readouterr()
+    found = json.loads(io.out)
     assert sorted(r["id"] for r in found["recordings"]) == sorted([a1, a2])
+    assert "searched for +46701234567: 3 stored number(s) checked" in io.err
     # Access request: her recordings decrypted, with their receipts.
     out = tmp_path / "request"
-    assert tgw.run("subject", "export", "--number", ANNA, "-i", str(tgw.key), "-o", str(out)) == 0
+    assert tgw.run("subject", "export", "--number", ANNA, "-i", key, "-o", str(out)) == 0
     files = sorted(p.name for p in out.iterdir())
     assert len([f for f in files if f.startswith("recording-")]) == 2 and len([f for f in files if f.endswith(".json")]) == 2
     with wave.open(str(out / f"recording-{a1}.wav")) as w:
@@ -85,19 +93,110 @@ def test_subject_find_export_and_erase_with_a_hold(tgw: GatewayUnderTest, tmp_pa
     # Erasure with one recording held.
     assert tgw.run("hold", "add", a2, "--reason", "police request") == 0
     capsys.readouterr()
-    assert tgw.run("subject", "erase", "--number", ANNA) == 0
+    assert tgw.run("subject", "erase", "--number", ANNA, "-i", key) == 0
     out_text = capsys.readouterr().out
     assert "deleted 1 recording(s)" in out_text and f"kept {a2}: on legal hold" in out_text
     gw = tgw.open()
     assert gw.index.get_recording(a1).status == ix.DELETED
     assert gw.index.get_recording(a2).status == ix.COMPLETE and gw.index.get_recording(b1).status == ix.COMPLETE
     # Her number is forgotten where nothing is held; the held call can still be found.
-    assert tgw.run("subject", "find", "--number", ANNA, "--json") == 0
+    assert tgw.run("subject", "find", "--number", ANNA, "-i", key, "--json") == 0
     assert [r["id"] for r in json.loads(capsys.readouterr().out)["recordings"]] == [a2]
-    # The audit log names the subject by a hash prefix, never by number.
-    log = json.dumps([e.__dict__ for e in gw.index.audit_entries()])
+    # The audit log names each request by a random id, never by the number or anything derived from it.
+    entries = gw.index.audit_entries()
+    log = json.dumps([e.__dict__ for e in entries])
     assert "4670123" not in log and "subject.erased" in log and "subject.exported" in log
-    assert tgw.run("subject", "find", "--number", "+1 555 0000") == errors.EXIT_NOT_FOUND
+    subjects = {e.subject for e in entries if e.action.startswith("subject.")}
+    assert subjects and all(re.fullmatch(r"request:[0-9a-f]{16}", x) for x in subjects)
+    assert tgw.run("subject", "find", "--number", "+1 555 0000", "-i", key) == errors.EXIT_NOT_FOUND
+
+
+def test_the_index_holds_no_number_and_no_key_that_could_find_one(tgw: GatewayUnderTest) -> None:
+    """A stolen data directory gives nothing to test a guessed number against: the number is
+    only age-encrypted, and no hash or lookup key exists."""
+    tgw.record(1, number=ANNA)
+    assert not (tgw.dir / "secrets" / "lookup.key").exists()
+    db = sqlite3.connect(tgw.dir / "index.sqlite3")
+    assert [r[1] for r in db.execute("PRAGMA table_info(calls)")] == ["id", "started_at", "ended_at", "route",
+                                                                     "caller_enc"]
+    raw = (tgw.dir / "index.sqlite3").read_bytes()
+    assert b"4670" not in raw and b"+46" not in raw
+
+
+def test_national_numbers_need_a_country_code_and_match_international_ones(tgw: GatewayUnderTest, capsys) -> None:
+    intl = tgw.record(1, number="+46701234567")
+    national = tgw.record(1, number="0701234567")  # a trunk that sends national numbers
+    key = str(tgw.key)
+    capsys.readouterr()
+    # Without a country code a national number is ambiguous: refused, never a wrong "no data".
+    assert tgw.run("subject", "find", "--number", "070-123 45 67", "-i", key) == errors.EXIT_FINDINGS
+    assert "not in international form" in capsys.readouterr().err
+    cfg = tgw.config.read_text().replace('country_code = ""', 'country_code = "46"')
+    tgw.config.write_text(cfg)
+    for given in ("070-123 45 67", "+46 70 123 45 67", "0046701234567"):
+        assert tgw.run("subject", "find", "--number", given, "-i", key, "--json") == 0
+        io = capsys.readouterr()
+        assert sorted(r["id"] for r in json.loads(io.out)["recordings"]) == sorted([intl, national]), given
+        assert "searched for +46701234567" in io.err
+    assert tgw.run("subject", "find", "--number", "anonymous", "-i", key) == errors.EXIT_FINDINGS
+
+
+def test_subject_requests_warn_when_the_identity_opens_only_some_numbers(tgw: GatewayUnderTest, tmp_path: Path,
+                                                                        capsys) -> None:
+    tgw.record(1, number=ANNA)
+    other = tmp_path / "other.txt"
+    subprocess.run(["age-keygen", "-o", str(other)], check=True, capture_output=True)
+    capsys.readouterr()
+    assert tgw.run("subject", "find", "--number", ANNA, "-i", str(other)) == errors.EXIT_NOT_FOUND
+    assert "1 stored number(s) are not encrypted to this identity" in capsys.readouterr().err
+
+
+def test_parallel_search_finds_the_same_calls(tgw: GatewayUnderTest) -> None:
+    from gateway.governance import subject
+    from gateway.storage import pii
+
+    gw = tgw.open()
+    recipients = gw.config.recording.recipients
+    sealed = {n: pii.seal_value(n, recipients) for n in ("+46701234567", "+46702222222", "0701234567")}
+    for i in range(3 * subject.PARALLEL_FROM // 2):
+        number = list(sealed)[i % 3]
+        gw.index.add_call(ix.CallRow(f"c{i:06d}", ix.utcnow(), caller_enc=sealed[number]))
+    identities = age.load_identity_file(tgw.key)
+    numbering = pii.Numbering(country_code="46")
+    one = subject.matching_calls(gw.index, identities, "+46701234567", numbering, processes=1)
+    two = subject.matching_calls(gw.index, identities, "+46701234567", numbering, processes=2)
+    assert sorted(one[0]) == sorted(two[0]) and one[1:] == two[1:] == (3 * subject.PARALLEL_FROM // 2, 0)
+    assert len(one[0]) == 2 * (subject.PARALLEL_FROM // 2)
+
+
+def test_subject_export_never_overwrites_and_leaves_no_partial_plaintext(tgw: GatewayUnderTest, tmp_path: Path,
+                                                                         capsys) -> None:
+    a1 = tgw.record(3, number=ANNA)
+    tgw.record(3, number=ANNA)
+    key = str(tgw.key)
+    # A directory with something in it, or one others can enter, is refused.
+    busy = tmp_path / "busy"
+    busy.mkdir(mode=0o700)
+    (busy / "notes.txt").write_text("mine")
+    assert tgw.run("subject", "export", "--number", ANNA, "-i", key, "-o", str(busy)) == errors.EXIT_FINDINGS
+    assert "not empty" in capsys.readouterr().err and (busy / "notes.txt").read_text() == "mine"
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o755)
+    assert tgw.run("subject", "export", "--number", ANNA, "-i", key, "-o", str(shared)) == errors.EXIT_FINDINGS
+    assert "not a private directory" in capsys.readouterr().err
+    # A tampered chunk in the second recording: the export fails, and nothing is left behind.
+    gw = tgw.open()
+    second = [r for r in gw.index.list_recordings() if r.id != a1][0]
+    obj = gw.config.paths.spool_dir / second.object_name
+    data = bytearray(obj.read_bytes())
+    data[len(data) // 2] ^= 1
+    obj.write_bytes(bytes(data))
+    out = tmp_path / "request"
+    assert tgw.run("subject", "export", "--number", ANNA, "-i", key, "-o", str(out)) == errors.EXIT_CORRUPT
+    assert list(out.iterdir()) == []
+    actions = [e.action for e in gw.index.audit_entries()]
+    assert "subject.export_failed" in actions and "subject.exported" not in actions
 
 
 def test_signatures_verify_without_a_key_and_catch_tampering(tgw: GatewayUnderTest, capsys) -> None:
@@ -128,7 +227,7 @@ def test_exposure_scan_is_clean_then_finds_what_was_planted(tgw: GatewayUnderTes
     # a non-age file in the store, an expired recording, and an edited audit entry.
     (tgw.dir / "leftover.wav").write_bytes(wav.header(8000, 1, data_size=8) + bytes(8))
     (temp / "tmpa1b2.wav").write_bytes(wav.header(8000, 1, data_size=8) + bytes(8))
-    (tgw.dir / "secrets" / "lookup.key").chmod(0o644)
+    (tgw.dir / "secrets" / "signing.key").chmod(0o644)
     (tgw.dir / "operator-key.txt").write_bytes(tgw.key.read_bytes())
     (tgw.dir / "spool" / ("ab" * 16 + ".age")).write_bytes(b"RIFF....WAVE")
     old = tgw.record(1)
@@ -141,7 +240,7 @@ def test_exposure_scan_is_clean_then_finds_what_was_planted(tgw: GatewayUnderTes
     found = json.loads(capsys.readouterr().out)["findings"]
     kinds = {(f["kind"], Path(f["where"]).name if "/" in f["where"] else f["where"]) for f in found}
     for expected in [("plaintext-audio", "leftover.wav"), ("plaintext-audio", "tmpa1b2.wav"),
-                     ("key-exposed", "lookup.key"), ("identity-on-gateway", "operator-key.txt"),
+                     ("key-exposed", "signing.key"), ("identity-on-gateway", "operator-key.txt"),
                      ("not-ciphertext", "ab" * 16 + ".age"), ("past-retention", old),
                      ("audit-chain", "audit entry #2")]:
         assert expected in kinds, (expected, kinds)

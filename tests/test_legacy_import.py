@@ -99,8 +99,7 @@ def test_interrupted_file_is_imported_whole_on_the_next_run(tgw: GatewayUnderTes
             w.append = append
             return w
 
-    broken = LegacyImporter(DiesAfterTwoAppends(gw.store), gw.index, gw.config.recording.recipients,
-                            gw.lookup_secret(), "test")
+    broken = LegacyImporter(DiesAfterTwoAppends(gw.store), gw.index, gw.config.recording.recipients, "test")
     with pytest.raises(StoreError):
         broken.import_file(big)
     assert len(list(gw.store.names())) == 1
@@ -135,3 +134,107 @@ def test_no_recipient_refuses_import(tmp_path: Path, archive: Path, capsys) -> N
     assert main(["init", "--dir", str(tmp_path / "norec")]) == 0
     assert main(["--config", str(tmp_path / "norec/gateway.toml"), "import-legacy", str(archive)]) == errors.EXIT_CONFIG
     assert "no recipient" in capsys.readouterr().err
+
+
+def other_audio(seconds: float = 0.5) -> bytes:
+    pcm = canary_pcm(int(8000 * seconds), seed=7)
+    return wav.header(8000, 1, data_size=len(pcm)) + pcm
+
+
+def test_a_reused_name_is_imported_before_it_is_shredded(tgw: GatewayUnderTest, archive: Path, capsys) -> None:
+    """A legacy system that reuses a file name must not lose the new recording: a path that was
+    imported before is recognised by what it holds, not by its name."""
+    call1 = archive / "2016/01/01/call1.wav"
+    assert tgw.run("import-legacy", str(call1)) == 0
+    first = legacy_rows(tgw)["call1.wav"]
+    newer = other_audio()
+    call1.write_bytes(newer)  # the same name, a new recording never encrypted
+    capsys.readouterr()
+    assert tgw.run("import-legacy", "--shred-originals", str(call1)) == 0
+    assert "imported 1 file(s)" in capsys.readouterr().out
+    assert not call1.exists()
+    gw = tgw.open()
+    key = age.load_identity_file(tgw.key)
+    [second] = [r for r in gw.index.list_recordings(ix.COMPLETE) if r.origin == "legacy" and r.id != first.id]
+    with gw.store.open(second.object_name) as f:
+        assert age.AgeReader(f, key).read_all() == newer
+    shredded = [e for e in gw.index.audit_entries() if e.action == "legacy.original_shredded"]
+    assert [e.subject for e in shredded] == [second.id]
+    assert shredded[0].details["bytes"] == len(newer)
+
+
+def test_shredding_refuses_anything_but_the_exact_file_encrypted(tgw: GatewayUnderTest, tmp_path: Path) -> None:
+    from gateway.recording.legacy import ShredRefused, SourceFile, shred_exact
+
+    def fingerprint(p: Path) -> SourceFile:
+        import hashlib
+        st = p.stat()
+        return SourceFile(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, hashlib.sha256(p.read_bytes()).hexdigest())
+
+    f = tmp_path / "a.wav"
+    f.write_bytes(other_audio())
+    seen = fingerprint(f)
+    # Same size and mtime, different bytes (an in-place rewrite that kept the mtime).
+    data = bytearray(f.read_bytes())
+    data[100] ^= 1
+    f.write_bytes(bytes(data))
+    os.utime(f, ns=(seen.mtime_ns, seen.mtime_ns))
+    with pytest.raises(ShredRefused, match="content differs"):
+        shred_exact(f, seen)
+    # Replaced by another file under the same name (a new inode).
+    f.write_bytes(other_audio())
+    seen = fingerprint(f)
+    g = tmp_path / "b.wav"
+    g.write_bytes(other_audio())
+    os.replace(g, f)
+    with pytest.raises(ShredRefused, match="changed or replaced"):
+        shred_exact(f, seen)
+    assert f.read_bytes() == other_audio()
+    # A symbolic link is never followed.
+    target = tmp_path / "target.wav"
+    target.write_bytes(other_audio())
+    link = tmp_path / "link.wav"
+    link.symlink_to(target)
+    with pytest.raises(ShredRefused, match="symbolic link"):
+        shred_exact(link, fingerprint(target))
+    assert target.read_bytes() == other_audio()
+    # The exact file: overwritten and gone.
+    shred_exact(target, fingerprint(target))
+    assert not target.exists()
+
+
+def test_symlinks_in_an_archive_are_refused_and_their_targets_kept(tgw: GatewayUnderTest, archive: Path,
+                                                                  tmp_path: Path, capsys) -> None:
+    outside = tmp_path / "elsewhere.wav"
+    outside.write_bytes(other_audio())
+    day = archive / "2016/01/01"
+    (day / "broken.wav").unlink()
+    (day / "fake.mp3").unlink()
+    (day / "link.wav").symlink_to(outside)
+    assert tgw.run("import-legacy", "--shred-originals", str(archive)) == errors.EXIT_INPUT
+    out = capsys.readouterr().out
+    assert "link.wav: a symbolic link: not followed" in out and "shredded 2 original(s)" in out
+    assert outside.read_bytes() == other_audio()
+
+
+def test_a_file_still_being_written_is_not_imported(tgw: GatewayUnderTest, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from gateway.recording import legacy
+
+    f = tmp_path / "growing.wav"
+    f.write_bytes(other_audio())
+    real = legacy._hash_fd
+
+    def hash_while_the_recorder_appends(fd: int) -> str:
+        digest = real(fd)
+        with open(f, "ab") as more:
+            more.write(b"\x00\x01" * 800)
+        return digest
+
+    monkeypatch.setattr(legacy, "_hash_fd", hash_while_the_recorder_appends)
+    gw = tgw.open()
+    importer = legacy.LegacyImporter(gw.store, gw.index, gw.config.recording.recipients, "test")
+    with pytest.raises(legacy.ChangedWhileReading):
+        importer.import_file(f, shred_original=True)
+    assert f.exists() and f.stat().st_size == len(other_audio()) + 1600
+    assert [r for r in gw.index.list_recordings() if r.status == ix.COMPLETE] == []

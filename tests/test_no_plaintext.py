@@ -13,7 +13,17 @@ from gateway import age
 from gateway.recording import wav
 from tests.conftest import require_tool
 from tests.gw import GatewayUnderTest, make_gateway
-from tests.harness.plaintext import canary_pcm, contains_canary, find_plaintext, non_age_files, traced_run
+from tests.harness.plaintext import (
+    Trace,
+    audio_signature,
+    canary_pcm,
+    changed_since,
+    contains_canary,
+    find_plaintext,
+    non_age_files,
+    snapshot,
+    traced_run,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 CANARY = canary_pcm()
@@ -66,6 +76,86 @@ def test_harness_catches_an_mp3_and_ignores_pipes(tmp_path: Path) -> None:
     assert contains_canary(t.stdout, CANARY)
     assert [(Path(f.path).name, f.what) for f in find_plaintext(t, CANARY)] == [
         ("x.mp3", "ID3 audio written"), ("x.mp3", "file on disk is ID3 audio")]
+
+
+@pytest.mark.parametrize("how", ["sendfile", "copy_file_range", "splice", "shared mmap"])
+def test_harness_catches_data_that_never_passes_through_a_write(tmp_path: Path, how: str) -> None:
+    """Bytes moved by the kernel (or stored through a shared mapping) are not in the trace: the
+    harness must read those files from disk."""
+    source = tmp_path / "source.wav"  # made before the traced run: only the copy is traced
+    source.write_bytes(wav.header(8000, 1) + CANARY)
+    out = tmp_path / "out" / "copy.wav"
+    out.parent.mkdir()
+    code = {
+        "sendfile": f"""
+            import os
+            src, dst = os.open({str(source)!r}, os.O_RDONLY), os.open({str(out)!r}, os.O_WRONLY | os.O_CREAT, 0o600)
+            os.sendfile(dst, src, 0, os.fstat(src).st_size)""",
+        "copy_file_range": f"""
+            import os
+            src, dst = os.open({str(source)!r}, os.O_RDONLY), os.open({str(out)!r}, os.O_WRONLY | os.O_CREAT, 0o600)
+            os.copy_file_range(src, dst, os.fstat(src).st_size)""",
+        "splice": f"""
+            import os
+            src, dst = os.open({str(source)!r}, os.O_RDONLY), os.open({str(out)!r}, os.O_WRONLY | os.O_CREAT, 0o600)
+            r, w = os.pipe()
+            n = os.splice(src, w, 65536)
+            os.splice(r, dst, n)""",
+        "shared mmap": f"""
+            import mmap, os
+            data = open({str(source)!r}, 'rb').read()
+            fd = os.open({str(out)!r}, os.O_RDWR | os.O_CREAT, 0o600)
+            os.ftruncate(fd, len(data))
+            m = mmap.mmap(fd, len(data), mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+            m[:] = data
+            m.flush()""",
+    }[how]
+    t = run_python(code, tmp_path)
+    assert t.returncode == 0, t.stderr
+    assert t.writes.get(str(out), []) in ([], [b""]), "the bytes are not in the trace"
+    kinds = {f.what for f in find_plaintext(t, CANARY) if f.path == str(out)}
+    assert kinds == {"canary audio in the file on disk", "file on disk is RIFF audio"}
+
+
+def test_harness_flags_a_kernel_copy_into_a_file_that_is_gone(tmp_path: Path) -> None:
+    source = tmp_path / "source.wav"
+    source.write_bytes(wav.header(8000, 1) + CANARY)
+    gone = tmp_path / "tmpcopy"
+    t = run_python(f"""
+        import os
+        src, dst = os.open({str(source)!r}, os.O_RDONLY), os.open({str(gone)!r}, os.O_WRONLY | os.O_CREAT, 0o600)
+        os.sendfile(dst, src, 0, os.fstat(src).st_size)
+        os.unlink({str(gone)!r})
+    """, tmp_path)
+    assert [(f.path, f.what) for f in find_plaintext(t, CANARY)] == [
+        (str(gone), "data went in by sendfile and the file is gone: it cannot be checked")]
+
+
+def test_harness_finds_a_container_anywhere_and_files_it_never_saw_written(tmp_path: Path) -> None:
+    inner = tmp_path / "bundle.bin"
+    t = run_python(f"""
+        from gateway.recording import wav
+        with open({str(inner)!r}, 'wb') as f:
+            f.write(b'x' * 1000)
+            f.write(wav.header(8000, 1) + bytes(64))   # a silent WAV, not at the first write
+    """, tmp_path)
+    assert {f.what for f in find_plaintext(t, CANARY)} == {"RIFF audio written", "file on disk is RIFF audio"}
+    # A file that appears in the watched tree without any write the trace recorded (here: made
+    # by this test process, which is not traced) is still checked.
+    sneaky = tmp_path / "sneaky.wav"
+    before = snapshot([tmp_path])
+    sneaky.write_bytes(wav.header(8000, 1) + CANARY)
+    changed = changed_since(before, [tmp_path])
+    trace = Trace(0, b"", b"", changed=changed)
+    assert {f.what for f in find_plaintext(trace, CANARY)} == {"canary audio in the file on disk",
+                                                                "file on disk is RIFF audio"}
+
+
+def test_ciphertext_does_not_look_like_audio() -> None:
+    from gateway import age as age_
+
+    ct = age_.encrypt(wav.header(8000, 2) + CANARY * 200, [age_.Identity.generate().recipient()])
+    assert audio_signature(ct) is None and not contains_canary(ct, CANARY)
 
 
 # -- the gateway ------------------------------------------------------------------------------

@@ -67,6 +67,11 @@ def test_calls_through_kamailio_survive_a_worker_killed_mid_call(tmp_path: Path)
         left, right = split_channels(plain[44:])
         assert len(left) > 8000 and abs(dominant_frequency(right) - 1000) < 5
         assert lab.gateway is not None and lab.gateway.stop() == 0
+        # The supervisor anchored the audit log in its log stream as it stopped: the log
+        # verifies against what that stream (a journal, a log shipper) kept.
+        stream = tmp_path / "gateway-log.jsonl"
+        stream.write_text("\n".join(lab.gateway.stderr_lines) + "\n")
+        assert lab.gw.run("audit", "verify", "--checkpoint", str(stream)) == 0
     finally:
         lab.close()
 

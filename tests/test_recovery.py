@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gateway import age
+from gateway import age, errors
 from gateway.age.stream import CHUNK_SIZE
 from gateway.recording import wav
 from gateway.recording.recorder import RecorderEngine
@@ -58,6 +58,49 @@ def test_kill_9_mid_call_leaves_a_truncated_decryptable_recording(tgw: GatewayUn
     res = subprocess.run(["age", "-d", "-i", str(tgw.key), str(gw.config.paths.spool_dir / row.object_name)],
                          capture_output=True)
     assert res.returncode != 0 and len(res.stdout) >= 3 * CHUNK_SIZE
+
+
+def killed_mid_recording(tgw: GatewayUnderTest) -> str:
+    child = subprocess.Popen([sys.executable, "-m", "tests.recording_child", str(tgw.config)], cwd=ROOT,
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None
+        rec_id = child.stdout.readline().strip()
+        assert child.stdout.readline().strip() == "sealed"
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(timeout=10)
+    return rec_id
+
+
+def test_recovery_signs_only_what_the_writer_committed(tgw: GatewayUnderTest, capsys) -> None:
+    rec_id = killed_mid_recording(tgw)
+    gw = tgw.open()
+    committed = gw.index.get_recording(rec_id)
+    assert committed.bytes >= 3 * age.ENCRYPTED_CHUNK_SIZE and committed.sha256, "the writer checkpoints as it goes"
+    assert tgw.run("recordings", "recover") == 0
+    row = gw.index.get_recording(rec_id)
+    assert row.status == ix.TRUNCATED and row.signature
+    assert (row.bytes, row.sha256) == (committed.bytes, committed.sha256)
+    capsys.readouterr()
+    assert tgw.run("recordings", "verify", rec_id) == 0, capsys.readouterr().out
+
+
+def test_recovery_cannot_launder_replaced_ciphertext(tgw: GatewayUnderTest, tmp_path: Path, capsys) -> None:
+    """Whoever holds the gateway can write a new age file to the public recipients; recovery
+    must not sign it as the call's recording."""
+    rec_id = killed_mid_recording(tgw)
+    gw = tgw.open()
+    obj = gw.config.paths.spool_dir / gw.index.get_recording(rec_id).object_name
+    forged = age.encrypt(wav.header(8000, 2) + bytes(4 * CHUNK_SIZE), gw.config.recording.recipients)
+    obj.write_bytes(forged[: -(len(forged) % age.ENCRYPTED_CHUNK_SIZE) or None])
+    assert tgw.run("recordings", "recover") == 0
+    row = gw.index.get_recording(rec_id)
+    assert row.status == ix.TRUNCATED and not row.signature and "does not match" in (row.error or "")
+    assert "recording.checkpoint_mismatch" in [e.action for e in gw.index.audit_entries()]
+    capsys.readouterr()
+    assert tgw.run("recordings", "verify", rec_id) == errors.EXIT_FINDINGS
+    assert f"{rec_id}: unsigned" in capsys.readouterr().out
 
 
 def test_recover_leaves_live_recordings_alone(tgw: GatewayUnderTest) -> None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import logging
 import os
 import pwd
+import resource
 import stat
 import sys
 from collections.abc import Sequence
@@ -59,10 +61,36 @@ def load_identities(path: str) -> list[age.Identity]:
     return age.load_identity_file(path)
 
 
+def harden_process() -> None:
+    """No core dumps, not dumpable: a crash must not write call audio held in memory to disk,
+    and processes of the same user cannot attach to read it (prctl PR_SET_DUMPABLE). For every
+    command that holds plaintext audio or an identity in memory: run, worker, demo, recordings
+    export, subject requests, import-legacy. Forked children inherit both; exec'd ones (ffmpeg)
+    inherit the core limit."""
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE = 4
+    except (OSError, AttributeError):
+        pass
+
+
+# Gateways this command opened: when it ends, each is closed, and what the command wrote to the
+# audit log is anchored at once (Gateway.close sends a signed checkpoint to the witnesses).
+_opened: list[Gateway] = []
+
+
 def open_gateway(args: argparse.Namespace) -> Gateway:
     if not args.config:
         raise ConfigError("no configuration: pass --config FILE or set GATEWAY_CONFIG")
-    return Gateway.open(args.config)
+    gw = Gateway.open(args.config)
+    _opened.append(gw)
+    return gw
+
+
+def _close_opened() -> None:
+    while _opened:
+        _opened.pop().close()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -100,7 +128,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose or args.command in ("run", "worker") else logging.WARNING,
                         handlers=[handler])
     try:
-        return int(args.func(args) or 0)
+        try:
+            return int(args.func(args) or 0)
+        finally:
+            _close_opened()
     except GatewayError as e:
         print(f"gateway: {e}", file=sys.stderr)
         return e.exit_code

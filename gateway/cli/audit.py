@@ -1,14 +1,19 @@
-"""`gateway audit verify`: check the audit log's hash chain."""
+"""`gateway audit`: the exposure scan; `audit verify|show|export|checkpoint`: the audit log's
+hash chain, its signed checkpoints, and offline verification of an export."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 import tempfile
 from pathlib import Path
 
-from ..errors import EXIT_FINDINGS
-from . import open_gateway
+from ..errors import EXIT_FINDINGS, ConfigError, GatewayError, InputError, KeyError_
+from ..governance import signing
+from ..storage import audit
+from . import actor, open_gateway
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,25 +29,128 @@ def register(sub: argparse._SubParsersAction) -> None:
     scan.set_defaults(func=cmd_scan)
     vp = asub.add_parser("verify", help="verify the hash chain; name the first broken entry")
     vp.add_argument("--json", action="store_true")
+    vp.add_argument("--checkpoint", action="append", type=Path, default=[], metavar="FILE",
+                    help="a witness's record of signed checkpoints (syslog file, witness file, journal "
+                         "export): every head it saw must still be in the log (repeatable)")
+    vp.add_argument("--head", action="append", default=[], metavar="HASH",
+                    help="a head printed by an earlier verify: it must still be in the log (repeatable)")
+    vp.add_argument("--from", dest="source", type=Path, metavar="EXPORT",
+                    help="verify an export (`gateway audit export`) instead of this gateway's log; "
+                         "needs no configuration")
+    vp.add_argument("--public-key", type=Path, metavar="PEM",
+                    help="the gateway's signing.pub, for checkpoints (default: the configured gateway's)")
     vp.set_defaults(func=cmd_verify)
     sp = asub.add_parser("show", help="print the audit log")
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(func=cmd_show)
+    ep = asub.add_parser("export", help="the audit log as JSON lines anyone can re-verify (`audit verify --from`)")
+    ep.add_argument("-o", "--output", default="-", help="file to write (created, never overwritten), or - for stdout")
+    ep.set_defaults(func=cmd_export)
+    cp = asub.add_parser("checkpoint", help="sign the log's head now and send it to the witnesses; print it")
+    cp.set_defaults(func=cmd_checkpoint)
+
+
+def _entries_from_export(path: Path) -> list[audit.AuditEntry]:
+    entries = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"cannot read {path}: {getattr(e, 'strerror', None) or e}") from None
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            d = json.loads(line)
+            if not isinstance(d, dict):
+                raise ValueError("not a JSON object")
+            entries.append(audit.AuditEntry.from_json(d))
+        except ValueError as e:
+            raise InputError(f"{path} line {n}: {e}") from None
+    return entries
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    gw = open_gateway(args)
-    v = gw.index.verify_audit()
-    if args.json:
-        print(json.dumps({"ok": v.ok, "entries": v.entries, "head_seq": v.head_seq, "head_hash": v.head_hash,
-                          "problem": v.problem.__dict__ if v.problem else None}))
-    elif v.ok:
-        print(f"audit log intact: {v.entries} entries, head #{v.head_seq} {v.head_hash}")
-        print("(record the head elsewhere: entries removed from the end can only be seen against it)")
+    public = None
+    if args.public_key is not None:
+        try:
+            public = signing.load_public(args.public_key)
+        except (OSError, ValueError) as e:
+            raise KeyError_(f"public key {args.public_key}: {getattr(e, 'strerror', None) or e}") from None
+    if args.source is not None:
+        entries = _entries_from_export(args.source)
     else:
-        assert v.problem is not None
-        print(f"audit log BROKEN at entry #{v.problem.seq} ({v.problem.kind}): {v.problem.message}")
-    return 0 if v.ok else EXIT_FINDINGS
+        gw = open_gateway(args)
+        entries = gw.index.audit_entries()
+        public = public or gw.signing_public()
+    checkpoints = []
+    for f in args.checkpoint:
+        try:
+            checkpoints += audit.parse_checkpoints(f.read_text(encoding="utf-8", errors="replace").splitlines())
+        except OSError as e:
+            raise InputError(f"cannot read {f}: {e.strerror}") from None
+    if args.checkpoint and not checkpoints:
+        raise InputError(f"no audit checkpoint found in {', '.join(map(str, args.checkpoint))}")
+    if checkpoints and public is None and any(c.signature for c in checkpoints):
+        raise ConfigError("signed checkpoints need the gateway's public key: pass --public-key signing.pub")
+    v = audit.verify(entries)
+    problem = v.problem or audit.check_checkpoints(entries, checkpoints, public)
+    for head in args.head:
+        problem = problem or audit.check_head(entries, head)
+    if args.json:
+        print(json.dumps({"ok": problem is None, "entries": v.entries, "head_seq": v.head_seq,
+                          "head_hash": v.head_hash, "checkpoints": len(checkpoints), "heads": len(args.head),
+                          "problem": problem.__dict__ if problem else None}))
+    elif problem is None:
+        print(f"audit log intact: {v.entries} entries, head #{v.head_seq} {v.head_hash}")
+        if checkpoints or args.head:
+            print(f"every one of {len(checkpoints)} checkpoint(s) and {len(args.head)} recorded head(s) is in it")
+        else:
+            print("(entries removed from the end, or a log rewritten with new hashes, show only against a "
+                  "witness: add --checkpoint FILE with the witness's record, or --head HASH)")
+    else:
+        print(f"audit log BROKEN at entry #{problem.seq} ({problem.kind}): {problem.message}")
+    return 0 if problem is None else EXIT_FINDINGS
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    gw = open_gateway(args)
+    fd = None
+    if args.output != "-":
+        try:
+            fd = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        except FileExistsError:
+            raise GatewayError(f"{args.output} exists: give a new file") from None
+        except OSError as e:
+            raise GatewayError(f"cannot write {args.output}: {e.strerror}") from None
+    # The export is itself an access: its entry is the last one exported.
+    gw.index.append_audit(actor(), "audit.exported", "-", {"destination": "stdout" if fd is None else "file"})
+    entries = gw.index.audit_entries()
+    text = "".join(json.dumps(e.as_json(), sort_keys=True, separators=(",", ":")) + "\n" for e in entries)
+    if fd is None:
+        sys.stdout.write(text)
+        return 0
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    print(f"wrote {len(entries)} entries to {args.output}; verify with: gateway audit verify --from {args.output}",
+          file=sys.stderr)
+    return 0
+
+
+def cmd_checkpoint(args: argparse.Namespace) -> int:
+    from ..governance import witness
+
+    gw = open_gateway(args)
+    w = witness.Witness(gw.config.witness)
+    try:
+        cp = witness.checkpoint(gw.index, gw.signing_key(), w)
+    finally:
+        w.close()
+    if cp is None:
+        print("the audit log is empty: nothing to checkpoint")
+        return 0
+    gw.audit_head_at_open = (cp.seq, cp.hash)
+    print(cp.line())
+    return 0
 
 
 def cmd_show(args: argparse.Namespace) -> int:

@@ -29,7 +29,7 @@ from ..dashboard.users import UserStore
 from ..recording import wav
 from ..telephony.events import follow
 from ..telephony.net import free_port, free_port_run
-from . import init
+from . import harden_process, init
 
 MARKER = ".gateway-demo"
 RATE = 8000
@@ -127,6 +127,7 @@ def _phone(role: str, port: int, *args: str) -> subprocess.Popen[bytes]:
 
 
 def run(args: argparse.Namespace) -> int:
+    harden_process()  # it decrypts a recording in memory
     base: Path = args.dir.resolve()
     if base.exists():
         if not (base / MARKER).exists():

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
+from .. import age
 from ..context import Gateway
 from ..errors import GatewayError, NotFoundError
 from ..governance import retention, subject
 from ..storage import index as ix
+from ..storage import pii
 from ..storage.index import NotFound
-from . import actor, load_identities, open_gateway
+from . import actor, harden_process, load_identities, open_gateway
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,7 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         p = hsub.add_parser(name, help=helptext)
         target = p.add_mutually_exclusive_group(required=True)
         target.add_argument("id", nargs="?", help="recording id")
-        target.add_argument("--number", help="every recording of this caller number")
+        target.add_argument("--number", help="every recording of this caller number (needs --identity)")
+        p.add_argument("--identity", "-i", help="age identity file: numbers are stored only encrypted")
         p.add_argument("--reason", required=True)
         p.set_defaults(func=cmd_hold, hold_action=name)
     lp = hsub.add_parser("list", help="active holds")
@@ -36,16 +40,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     sp = sub.add_parser("subject", help="data-subject requests by caller number")
     ssub = sp.add_subparsers(dest="action", required=True, metavar="ACTION")
     f = ssub.add_parser("find", help="the calls and recordings of a number")
-    f.add_argument("--number", required=True)
+    e = ssub.add_parser("export", help="decrypt a subject's recordings and receipts (access request)")
+    x = ssub.add_parser("erase", help="delete a subject's recordings and forget their number")
+    for q in (f, e, x):
+        q.add_argument("--number", required=True, help="international (+46...) or, with [numbers] "
+                                                       "country_code, national form")
+        q.add_argument("--identity", "-i", required=True,
+                       help="age identity file: the stored numbers are decrypted to find the subject's")
     f.add_argument("--json", action="store_true")
     f.set_defaults(func=cmd_find)
-    e = ssub.add_parser("export", help="decrypt a subject's recordings and receipts (access request)")
-    e.add_argument("--number", required=True)
-    e.add_argument("--identity", "-i", required=True)
-    e.add_argument("-o", "--output", required=True, type=Path, help="directory to write into (created 0700)")
+    e.add_argument("-o", "--output", required=True, type=Path,
+                   help="new directory to write into (created 0700; an existing one must be empty and 0700)")
     e.set_defaults(func=cmd_export)
-    x = ssub.add_parser("erase", help="delete a subject's recordings and forget their number")
-    x.add_argument("--number", required=True)
     x.set_defaults(func=cmd_erase)
 
 
@@ -70,9 +76,11 @@ def _targets(gw: Gateway, args: argparse.Namespace) -> tuple[str, list[ix.Record
         except NotFound:
             raise NotFoundError(f"no recording {args.id}") from None
         return row.id, [row]
-    found = subject.find(gw.index, gw.lookup_secret(), args.number)
+    if not args.identity:
+        raise GatewayError("--number needs --identity: caller numbers are stored only encrypted")
+    found = _search(gw, args)
     if not found.calls:
-        raise NotFoundError("no calls from that number")
+        raise NotFoundError(f"no calls from {found.searched}")
     return found.label, found.recordings
 
 
@@ -106,11 +114,29 @@ def cmd_hold_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _search(gw: Gateway, args: argparse.Namespace) -> subject.SubjectRecords:
+    identities = load_identities(args.identity)
+    try:
+        found = subject.find(gw.index, identities, args.number, gw.config.numbering)
+    except pii.NumberError as e:
+        raise GatewayError(str(e)) from None
+    stripped = pii.strip_number(args.number)
+    how = f"searched for {found.searched}" + (f" (given as {stripped})" if stripped != found.searched else "")
+    print(f"{how}: {found.numbers_checked} stored number(s) checked", file=sys.stderr)
+    if found.numbers_unreadable:
+        print(f"gateway: warning: {found.numbers_unreadable} stored number(s) are not encrypted to this "
+              "identity and were not searched: repeat with the identity of every recipient the gateway "
+              "has had", file=sys.stderr)
+    return found
+
+
 def _find(args: argparse.Namespace) -> tuple[Gateway, subject.SubjectRecords]:
+    harden_process()
     gw = open_gateway(args)
-    found = subject.find(gw.index, gw.lookup_secret(), args.number)
+    found = _search(gw, args)
     if not found.calls:
-        raise NotFoundError("no calls from that number")
+        gw.index.append_audit(actor(), "subject.found", found.label, {"calls": 0, "recordings": 0})
+        raise NotFoundError(f"no calls from {found.searched}")
     return gw, found
 
 
@@ -118,6 +144,7 @@ def cmd_find(args: argparse.Namespace) -> int:
     gw, found = _find(args)
     gw.index.append_audit(actor(), "subject.found", found.label, {"calls": len(found.calls),
                                                                    "recordings": len(found.recordings)})
+    print(f"audit log: {found.label} (requests are never logged by number)", file=sys.stderr)
     if args.json:
         print(json.dumps({"calls": [c.id for c in found.calls],
                           "recordings": [{"id": r.id, "status": r.status, "started_at": r.started_at,
@@ -135,12 +162,19 @@ def cmd_export(args: argparse.Namespace) -> int:
     gw, found = _find(args)
     identities = load_identities(args.identity)
     who = actor()
-    gw.index.append_audit(who, "subject.exported", found.label,
-                          {"recordings": [r.id for r in found.recordings], "calls": len(found.calls)})
     try:
         written = subject.export(gw.store, gw.index, found, identities, args.output)
-    except OSError as e:
-        raise GatewayError(f"cannot write {args.output}: {e.strerror}") from None
+    except (subject.ExportDirError, OSError, age.AgeError) as e:
+        gw.index.append_audit(who, "subject.export_failed", found.label,
+                              {"recordings": [r.id for r in found.recordings], "error": e.__class__.__name__})
+        if isinstance(e, subject.ExportDirError):
+            raise GatewayError(str(e)) from None
+        if isinstance(e, OSError):
+            raise GatewayError(f"cannot write {args.output}: {e.strerror}; nothing was left there") from None
+        raise
+    gw.index.append_audit(who, "subject.exported", found.label,
+                          {"recordings": [r.id for r in found.recordings], "calls": len(found.calls),
+                           "files": len(written)})
     for p in written:
         print(p)
     return 0

@@ -1,4 +1,4 @@
-"""`gateway init`: a complete commented config, its directories, the lookup secret and index."""
+"""`gateway init`: a complete commented config, its directories, the signing key and the index."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from .. import age
 from .. import config as cfg
 from ..errors import ConfigError, KeyError_
 from ..governance import signing
-from ..storage import pii
 from ..storage.index import SqliteIndex
 from ..storage.spool import ensure_private_dir
 
@@ -61,8 +60,6 @@ def run(args: argparse.Namespace) -> int:
     config = cfg.load(config_path)
     ensure_private_dir(config.paths.spool_dir)
     ensure_private_dir(config.paths.secrets_dir)
-    if not config.paths.lookup_secret.exists():
-        pii.create_secret(config.paths.lookup_secret)
     if not config.paths.signing_key.exists():
         signing.create_key(config.paths.signing_key, config.paths.signing_public)
     index = SqliteIndex(config.paths.index, create=True)

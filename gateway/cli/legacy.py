@@ -9,7 +9,7 @@ from pathlib import Path
 from ..errors import EXIT_INPUT, ConfigError, StorageError
 from ..recording.legacy import ImportSummary, LegacyImporter, NotAudio, candidates
 from ..storage.store import StoreError
-from . import actor, open_gateway
+from . import actor, harden_process, open_gateway
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -41,11 +41,15 @@ class Progress:
 
 
 def run(args: argparse.Namespace) -> int:
+    harden_process()
     gw = open_gateway(args)
     if not gw.config.recording.recipients:
         raise ConfigError("no recipient configured in [recording] recipients: nothing can be encrypted")
-    importer = LegacyImporter(gw.store, gw.index, gw.config.recording.recipients, gw.lookup_secret(), actor(),
+    importer = LegacyImporter(gw.store, gw.index, gw.config.recording.recipients, actor(),
                               signer=gw.signing_key(), default_retention_days=gw.config.recording.retention_days)
+    cleaned = importer.clean_interrupted()
+    if cleaned:
+        print(f"removed {cleaned} partial import(s) of an earlier interrupted run", file=sys.stderr)
     summary = ImportSummary()
     files = list(candidates(args.paths, summary))
     progress = Progress(len(files))
@@ -64,16 +68,18 @@ def run(args: argparse.Namespace) -> int:
                 if outcome == "imported":
                     summary.imported += 1
                     summary.bytes_in += size
-                    summary.shredded += args.shred_originals
                 else:
                     summary.skipped += 1
             progress.step(path.name)
     finally:
         progress.end()
+    summary.shredded = importer.shredded
     print(f"imported {summary.imported} file(s) ({summary.bytes_in / 1e6:.1f} MB), "
           f"skipped {summary.skipped} already imported, rejected {len(summary.rejected)}, "
           f"ignored {summary.ignored} non-audio file(s)"
           + (f", shredded {summary.shredded} original(s)" if args.shred_originals else ""))
     for path, reason in summary.rejected:
         print(f"  rejected {path}: {reason}")
-    return EXIT_INPUT if summary.rejected else 0
+    for path, reason in importer.shred_refused:
+        print(f"  not shredded {path}: {reason}")
+    return EXIT_INPUT if summary.rejected or importer.shred_refused else 0

@@ -14,7 +14,7 @@ from ..recording import export as ex
 from ..recording.verify import verify_all
 from ..storage import index as ix
 from ..storage.index import NotFound
-from . import actor, load_identities, open_gateway
+from . import actor, harden_process, load_identities, open_gateway
 
 PUBLIC_FIELDS = ("id", "status", "origin", "started_at", "finished_at", "duration_s", "bytes", "media_type",
                  "route", "call_id", "sha256", "error")
@@ -67,6 +67,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    harden_process()
     gw = open_gateway(args)
     row = _get(gw.index, args.id)
     if row.status in (ix.DISCARDED, ix.DELETED):
@@ -78,25 +79,34 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise GatewayError(str(e)) from None
     recover = args.recover or row.status in (ix.TRUNCATED, ix.INCOMPLETE)
     who = actor()
-    with gw.store.open(row.object_name) as src:
-        reader = age.AgeReader(src, identities, recover=recover)
-        # The identity opened the file: this is an access, and it is logged before any audio leaves.
-        gw.index.append_audit(who, "recording.exported", row.id,
-                              {"format": fmt, "destination": "stdout" if args.output == "-" else "file",
-                               "recover": recover})
-        try:
-            dest = ex.open_destination(args.output, args.force)
-        except ex.ExportError as e:
+    to_stdout = args.output == "-"
+    # The audit log says what happened: a refused destination is refused before anything is
+    # decrypted; a file export is logged once it is complete (a failure is logged as one); on
+    # stdout the audio leaves as it is decrypted, so the export is logged before the first byte.
+    try:
+        dest = ex.open_destination(args.output, args.force)
+    except ex.ExportError as e:
+        gw.index.append_audit(who, "recording.export_refused", row.id, {"reason": str(e).split(" (")[0][:200]})
+        raise GatewayError(str(e)) from None
+    details = {"format": fmt, "destination": "stdout" if to_stdout else "file", "recover": recover}
+    try:
+        with gw.store.open(row.object_name) as src, dest:
+            reader = age.AgeReader(src, identities, recover=recover)
+            if to_stdout:
+                gw.index.append_audit(who, "recording.exported", row.id, details)
+            result = ex.write_export(reader.chunks(), row.media_type, fmt, dest)
+    except BaseException as e:
+        if not to_stdout:
+            os.unlink(args.output)  # never leave a half-written plaintext file behind
+        gw.index.append_audit(who, "recording.export_failed", row.id, {"error": e.__class__.__name__})
+        if isinstance(e, ex.ExportError):
             raise GatewayError(str(e)) from None
+        raise
+    if not to_stdout:
         try:
-            with dest:
-                result = ex.write_export(reader.chunks(), row.media_type, fmt, dest)
-        except BaseException as e:
-            if args.output != "-":
-                os.unlink(args.output)  # never leave a half-written plaintext file behind
-            gw.index.append_audit(who, "recording.export_failed", row.id, {"error": e.__class__.__name__})
-            if isinstance(e, ex.ExportError):
-                raise GatewayError(str(e)) from None
+            gw.index.append_audit(who, "recording.exported", row.id, {**details, "bytes": result.bytes_out})
+        except Exception:
+            os.unlink(args.output)  # an access that cannot be logged does not happen
             raise
     note = " (truncated: the end of the recording was never written)" if reader.truncated else ""
     if args.output != "-":

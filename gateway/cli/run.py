@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ctypes
-import resource
 import signal
 
 from ..errors import ConfigError
 from ..telephony.prompts import PromptError
-from . import open_gateway
+from . import harden_process, open_gateway
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,17 +24,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("status", help="the node's workers and capacity")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=status)
-
-
-def harden_process() -> None:
-    """No core dumps, not dumpable: a crash must not write call audio held in memory to disk,
-    and processes of the same user cannot attach to read it (prctl PR_SET_DUMPABLE)."""
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE = 4
-    except (OSError, AttributeError):
-        pass
 
 
 def _serve(coro_factory) -> None:

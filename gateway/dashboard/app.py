@@ -37,17 +37,16 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from ..config import DashboardConfig
+from ..config import DashboardConfig, is_loopback
 from ..storage.index import Index
 from . import live as lv
-from .users import ROLES, UserError, UserStore
+from .users import ROLES, User, UserError, UserStore
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent / "static"
 STATIC_TYPES = {"app.js": "application/javascript", "app.css": "text/css", "favicon.svg": "image/svg+xml"}
 MAX_SESSIONS = 10_000
 MAX_CLIENT_BACKLOG = 2_000  # messages queued for one WebSocket before it is dropped
-GHOSTS = 10_000  # unknown names whose failures are remembered (so lockout does not reveal names)
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 
@@ -61,7 +60,8 @@ class Session:
     role: str
     csrf: str
     created: float
-    last_seen: float
+    last_seen: float  # the last request made with it (a WebSocket does not count)
+    generation: int = 0  # the user's generation at login: a new password or role ends the session
 
 
 @dataclass(eq=False)
@@ -88,7 +88,7 @@ class Dashboard:
         self.tls = config.tls is not None
         self.cookie = "__Host-gw_session" if self.tls else "gw_session"
         self.sessions: dict[str, Session] = {}
-        self.ghosts: dict[str, tuple[int, float]] = {}
+        self.host_names = allowed_host_names(config)
         self.live = lv.LiveView()
         self.clients: set[Client] = set()
         self._last_summary = ""
@@ -96,29 +96,41 @@ class Dashboard:
 
     # -- sessions --------------------------------------------------------------------------
 
-    def new_session(self, user: str, role: str) -> Session:
+    def new_session(self, user: User) -> Session:
         now = time.time()
         if len(self.sessions) >= MAX_SESSIONS:
             self.expire_sessions(now)
             if len(self.sessions) >= MAX_SESSIONS:  # still full: the oldest goes
                 del self.sessions[min(self.sessions.values(), key=lambda s: s.last_seen).token]
-        s = Session(secrets.token_urlsafe(32), user, role, secrets.token_urlsafe(32), now, now)
+        s = Session(secrets.token_urlsafe(32), user.name, user.role, secrets.token_urlsafe(32), now, now,
+                    user.generation)
         self.sessions[s.token] = s
         return s
 
-    def session_of(self, request: web.Request, touch: bool = True) -> Session | None:
+    def session_alive(self, s: Session, now: float) -> bool:
+        """Within its absolute lifetime, and its user still exists with the same role and password."""
+        if now - s.created > self.config.session_max_s:
+            return False
+        user = self.users.get(s.user)
+        return user is not None and user.role == s.role and user.generation == s.generation
+
+    def session_of(self, request: web.Request, touch: bool = True, view_only: bool = False) -> Session | None:
+        """The request's live session, or None. A session idle for longer than idle_timeout_s
+        ends, except that one kept open by a live view (a wall display) may go on *viewing*
+        (view_only: the page and its WebSocket); every other request needs a fresh login."""
         token = request.cookies.get(self.cookie, "")
         s = self.sessions.get(token)
         now = time.time()
         if s is None:
             return None
-        if now - s.last_seen > self.config.idle_timeout_s and not self._watching(s):
+        if not self.session_alive(s, now):
             del self.sessions[token]
             return None
-        user = self.users.get(s.user)
-        if user is None or user.role != s.role:  # removed, or role changed: log in again
-            del self.sessions[token]
-            return None
+        if now - s.last_seen > self.config.idle_timeout_s:
+            if not self._watching(s):
+                del self.sessions[token]
+                return None
+            return s if view_only else None  # viewing does not make it active again
         if touch:
             s.last_seen = now
         return s
@@ -129,7 +141,8 @@ class Dashboard:
     def expire_sessions(self, now: float) -> None:
         watched = {id(c.session) for c in self.clients}
         for token, s in list(self.sessions.items()):
-            if now - s.last_seen > self.config.idle_timeout_s and id(s) not in watched:
+            if now - s.created > self.config.session_max_s or (
+                    now - s.last_seen > self.config.idle_timeout_s and id(s) not in watched):
                 del self.sessions[token]
 
     def audit(self, actor: str, action: str, subject: str, details: dict[str, Any] | None = None) -> None:
@@ -192,8 +205,8 @@ class Dashboard:
                     self.broadcast({"t": "summary", "summary": json.loads(summary)})
                 self.expire_sessions(now)
                 for c in list(self.clients):
-                    user = self.users.get(c.session.user)
-                    if c.session.token not in self.sessions or user is None or user.role != c.session.role:
+                    if c.session.token not in self.sessions or not self.session_alive(c.session, now):
+                        self.sessions.pop(c.session.token, None)
                         self.clients.discard(c)
                         await c.ws.close(code=4001, message=b"session ended")
             except Exception:
@@ -225,7 +238,41 @@ async def _security_headers(request: web.Request, response: web.StreamResponse) 
         h["Strict-Transport-Security"] = "max-age=31536000"
 
 
+def allowed_host_names(config: DashboardConfig) -> frozenset[str]:
+    """The names a browser may use for the dashboard (its Host header). A DNS-rebinding page
+    reaches a loopback dashboard under its own name; that name is not on this list."""
+    if config.server_names:
+        return frozenset(n.lower() for n in config.server_names)
+    host = config.listen[0].lower()
+    names = {host}
+    if is_loopback(host):
+        names |= {"localhost", "127.0.0.1", "::1"}
+    return frozenset(names)
+
+
+def host_name(header: str) -> str:
+    """The name in a Host header, without the port ("[::1]:8080" -> "::1")."""
+    h = header.strip().lower()
+    if h.startswith("["):
+        return h[1 : h.find("]")] if "]" in h else ""
+    name, sep, port = h.rpartition(":")
+    return name if sep and port.isdigit() else h
+
+
+@web.middleware
+async def _check_host(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                      ) -> web.StreamResponse:
+    if host_name(request.headers.get("Host", "")) not in request.app[DASH].host_names:
+        log.warning("dashboard request for host %r refused (not in [dashboard] server_names)",
+                    request.headers.get("Host", "")[:100])
+        raise web.HTTPMisdirectedRequest(text=json.dumps({"error": "unknown host name"}),
+                                         content_type="application/json")
+    return await handler(request)
+
+
 def _same_origin(request: web.Request) -> bool:
+    """The Origin (when a browser sends one) is this dashboard under the Host the request used,
+    which _check_host has already matched against the configured names."""
     origin = request.headers.get("Origin")
     if origin is None:
         return True  # not a browser, or a same-origin GET; POSTs still need the CSRF token
@@ -238,7 +285,8 @@ def _forbidden(reason: str) -> web.HTTPForbidden:
 
 def require(request: web.Request, permission: str | None = None, csrf: bool = False) -> Session:
     dash = request.app[DASH]
-    s = dash.session_of(request)
+    # Only the page itself may be served to an idle session a live view keeps open.
+    s = dash.session_of(request, view_only=permission is None and not csrf and not request.path.startswith("/api/"))
     if s is None:
         if request.path.startswith("/api/"):
             raise web.HTTPUnauthorized(text=json.dumps({"error": "log in first"}), content_type="application/json")
@@ -323,36 +371,22 @@ async def login(request: web.Request) -> web.StreamResponse:
     name = str(form.get("name", ""))[:64].strip().lower()
     password = str(form.get("password", ""))
     peer = request.remote or "?"
-    now = time.time()
-    ghost = dash.ghosts.get(name)
-    just_locked = False
-    if ghost is not None and ghost[1] > now:
-        result_locked, failures, user = ghost[1] - now, ghost[0], None
-    else:
-        result = await asyncio.to_thread(dash.users.authenticate, name, password)
-        result_locked, failures, user = result.locked_for_s, result.failures, result.user
-        just_locked = result.just_locked
-        if user is None and dash.users.get(name) is None:  # an unknown name: lock it all the same
-            count = (ghost[0] if ghost and not ghost[1] else 0) + 1
-            lock = now + dash.users.lockout_s if count >= dash.users.lockout_after else 0.0
-            if len(dash.ghosts) >= GHOSTS:
-                dash.ghosts.pop(next(iter(dash.ghosts)))
-            dash.ghosts[name] = (count, lock)
-            result_locked, failures = (lock - now if lock else 0.0), count
+    result = await asyncio.to_thread(dash.users.authenticate, name, password)
+    user = result.user
     if user is None:
-        if result_locked > 0:
-            if just_locked:
+        if result.locked_for_s > 0:
+            if result.just_locked:
                 dash.audit(f"dashboard:{name}", "dashboard.locked", name, {"from": peer})
             log.warning("dashboard login refused: account locked (from %s)", peer)
-            message = f"Too many failed logins: this account is locked for {int(result_locked // 60) + 1} minutes."
+            message = (f"Too many failed logins: this account is locked for "
+                       f"{int(result.locked_for_s // 60) + 1} minutes.")
         else:
             log.warning("dashboard login failed (from %s)", peer)
             message = "Wrong user name or password."
         # Backoff: each failure in a row doubles the wait before the answer, up to 4 s.
-        await asyncio.sleep(min(4.0, dash.backoff_s * 2 ** max(0, failures - 1)))
+        await asyncio.sleep(min(4.0, dash.backoff_s * 2 ** max(0, result.failures - 1)))
         return _login_form(dash, secrets.token_urlsafe(24), message, 401)
-    dash.ghosts.pop(name, None)
-    s = dash.new_session(user.name, user.role)
+    s = dash.new_session(user)
     dash.audit(f"dashboard:{user.name}", "dashboard.login", user.name, {"role": user.role, "from": peer})
     r = web.HTTPSeeOther("/")
     _set_cookie(r, dash, dash.cookie, s.token)
@@ -362,7 +396,7 @@ async def login(request: web.Request) -> web.StreamResponse:
 
 async def logout(request: web.Request) -> web.StreamResponse:
     dash = request.app[DASH]
-    s = dash.session_of(request, touch=False)
+    s = dash.session_of(request, touch=False, view_only=True)
     form = await request.post()
     if s is not None:
         if not hmac.compare_digest(str(form.get("csrf", "")).encode(), s.csrf.encode()) or not _same_origin(request):
@@ -378,7 +412,7 @@ async def logout(request: web.Request) -> web.StreamResponse:
 
 async def websocket(request: web.Request) -> web.StreamResponse:
     dash = request.app[DASH]
-    s = dash.session_of(request)
+    s = dash.session_of(request, touch=False, view_only=True)  # watching is not activity
     if s is None:
         raise web.HTTPUnauthorized(text="log in first")
     if request.headers.get("Origin") is None or not _same_origin(request):
@@ -500,7 +534,6 @@ async def users_action(request: web.Request) -> web.Response:
     try:
         if action == "unlock":
             dash.users.unlock(name)
-            dash.ghosts.pop(name, None)
         elif action == "remove":
             if name == s.user:
                 return web.json_response({"error": "you cannot remove yourself"}, status=400)
@@ -533,7 +566,7 @@ STATIC_FILES = web.AppKey("static_files", dict)
 
 def build_app(dash: Dashboard) -> web.Application:
     """The application factory: one Dashboard, its routes and its background ticker."""
-    app = web.Application(client_max_size=64 * 1024)
+    app = web.Application(client_max_size=64 * 1024, middlewares=[_check_host])
     app[DASH] = dash
     app[STATIC_FILES] = {name: (STATIC / name).read_bytes() for name in STATIC_TYPES}
     app.on_response_prepare.append(_security_headers)

@@ -14,6 +14,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -36,11 +37,28 @@ _hasher = PasswordHasher()  # argon2id, the library's RFC 9106 "low memory" para
 # Verified against when the name is unknown, so that a wrong name costs as much as a wrong password.
 _DUMMY_HASH = _hasher.hash("not a password of anyone's")
 
+# user_version 1: login attempts in their own table, for known and unknown names alike (so that
+# both cost the same), and a generation that ends a user's sessions when it changes.
+SCHEMA_VERSION = 1
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS users (
     name TEXT PRIMARY KEY, role TEXT NOT NULL, hash TEXT NOT NULL, created_at REAL NOT NULL,
-    failures INTEGER NOT NULL DEFAULT 0, locked_until REAL NOT NULL DEFAULT 0, last_login REAL);
+    last_login REAL, generation INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS logins (
+    name TEXT PRIMARY KEY, failures INTEGER NOT NULL DEFAULT 0, locked_until REAL NOT NULL DEFAULT 0,
+    last_attempt REAL NOT NULL DEFAULT 0);
 """
+MIGRATION_1 = """
+CREATE TABLE logins (
+    name TEXT PRIMARY KEY, failures INTEGER NOT NULL DEFAULT 0, locked_until REAL NOT NULL DEFAULT 0,
+    last_attempt REAL NOT NULL DEFAULT 0);
+INSERT INTO logins (name, failures, locked_until) SELECT name, failures, locked_until FROM users
+    WHERE failures > 0 OR locked_until > 0;
+ALTER TABLE users DROP COLUMN failures;
+ALTER TABLE users DROP COLUMN locked_until;
+ALTER TABLE users ADD COLUMN generation INTEGER NOT NULL DEFAULT 0;
+"""
+PRUNE_EVERY = 256  # attempts between removals of stale unknown-name records
 
 
 class UserError(ValueError):
@@ -54,6 +72,7 @@ class User:
     failures: int
     locked_until: float
     last_login: float | None
+    generation: int = 0  # changes with the password (and role): sessions from before end
 
     def can(self, permission: str) -> bool:
         return permission in PERMISSIONS.get(self.role, frozenset())
@@ -79,19 +98,14 @@ def check_password(password: str) -> str:
     return password
 
 
-@dataclass(frozen=True)
-class _Result:
-    rows: list[tuple]
-    rowcount: int
-
-    def fetchone(self) -> tuple | None:
-        return self.rows[0] if self.rows else None
-
-    def __iter__(self):
-        return iter(self.rows)
+_USER_COLUMNS = ("u.name, u.role, COALESCE(l.failures, 0), COALESCE(l.locked_until, 0), u.last_login, "
+                 "u.generation FROM users u LEFT JOIN logins l ON l.name = u.name")
 
 
 class UserStore:
+    """Accounts and login attempts. Safe to share between threads and processes: every change
+    is one SQLite transaction (the CLI and the running supervisor use the same file)."""
+
     def __init__(self, path: Path, lockout_after: int = 5, lockout_s: float = 900.0) -> None:
         self.path = path
         self.lockout_after = lockout_after
@@ -100,28 +114,31 @@ class UserStore:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         os.close(fd)
         self._db = sqlite3.connect(path, isolation_level=None, timeout=10, check_same_thread=False)
-        self._lock = threading.Lock()  # the supervisor checks passwords on a worker thread
+        self._lock = threading.Lock()  # the supervisor checks passwords on worker threads
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(SCHEMA)
+        self._attempts = 0
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if version == 0 and "users" in tables:
+            self._db.executescript(f"BEGIN IMMEDIATE;\n{MIGRATION_1}\nPRAGMA user_version={SCHEMA_VERSION};\nCOMMIT;")
+        else:
+            self._db.executescript(SCHEMA)
+            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
-    def _q(self, sql: str, params: tuple = ()) -> _Result:
+    def _q(self, sql: str, params: tuple[Any, ...] = ()) -> tuple[list[tuple[Any, ...]], int]:
         with self._lock:
             cur = self._db.execute(sql, params)
-            return _Result(cur.fetchall(), cur.rowcount)
+            return cur.fetchall(), cur.rowcount
 
     def close(self) -> None:
         self._db.close()
 
-    def _row(self, row: tuple | None) -> User | None:
-        return User(row[0], row[1], row[2], row[3], row[4]) if row else None
-
     def get(self, name: str) -> User | None:
-        return self._row(self._q(
-            "SELECT name, role, failures, locked_until, last_login FROM users WHERE name = ?", (name,)).fetchone())
+        rows, _ = self._q(f"SELECT {_USER_COLUMNS} WHERE u.name = ?", (name,))
+        return User(*rows[0]) if rows else None
 
     def list(self) -> list[User]:
-        return [User(*r) for r in self._q(
-            "SELECT name, role, failures, locked_until, last_login FROM users ORDER BY name")]
+        return [User(*r) for r in self._q(f"SELECT {_USER_COLUMNS} ORDER BY u.name")[0]]
 
     def add(self, name: str, role: str, password: str) -> User:
         check_name(name)
@@ -130,65 +147,99 @@ class UserStore:
             raise UserError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
         try:
             self._q("INSERT INTO users (name, role, hash, created_at) VALUES (?,?,?,?)",
-                             (name, role, _hasher.hash(password), time.time()))
+                    (name, role, _hasher.hash(password), time.time()))
         except sqlite3.IntegrityError:
             raise UserError(f"user {name!r} exists") from None
+        self._q("DELETE FROM logins WHERE name = ?", (name,))  # failures against the name before it existed
         user = self.get(name)
         assert user is not None
         return user
 
     def set_password(self, name: str, password: str) -> None:
+        """A new password: open sessions of this user end (the generation changes), and any
+        lockout is lifted."""
         check_password(password)
-        if self._q("UPDATE users SET hash = ?, failures = 0, locked_until = 0 WHERE name = ?",
-                            (_hasher.hash(password), name)).rowcount == 0:
+        if self._q("UPDATE users SET hash = ?, generation = generation + 1 WHERE name = ?",
+                   (_hasher.hash(password), name))[1] == 0:
             raise UserError(f"no user {name!r}")
+        self._q("DELETE FROM logins WHERE name = ?", (name,))
 
     def set_role(self, name: str, role: str) -> None:
         if role not in ROLES:
             raise UserError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
-        if self._q("UPDATE users SET role = ? WHERE name = ?", (role, name)).rowcount == 0:
+        if self._q("UPDATE users SET role = ?, generation = generation + 1 WHERE name = ?", (role, name))[1] == 0:
             raise UserError(f"no user {name!r}")
 
     def remove(self, name: str) -> None:
-        if self._q("DELETE FROM users WHERE name = ?", (name,)).rowcount == 0:
+        if self._q("DELETE FROM users WHERE name = ?", (name,))[1] == 0:
             raise UserError(f"no user {name!r}")
+        self._q("DELETE FROM logins WHERE name = ?", (name,))
 
     def unlock(self, name: str) -> None:
-        if self._q("UPDATE users SET failures = 0, locked_until = 0 WHERE name = ?",
-                            (name,)).rowcount == 0:
-            raise UserError(f"no user {name!r}")
+        """Clear a lockout: of a user, or of a name that is not one (an attack on a guessed name)."""
+        removed = self._q("DELETE FROM logins WHERE name = ?", (name,))[1]
+        if removed == 0 and self.get(name) is None:
+            raise UserError(f"no user {name!r} and no lockout of that name")
+
+    def _reserve(self, name: str, now: float) -> tuple[float, int, bool]:
+        """Count this attempt as a failure before its password is checked, in one transaction.
+
+        Returns (locked for how long, failures so far, just locked). An attempt against a locked
+        name, or beyond lockout_after attempts in flight at once, is refused without a check:
+        parallel guesses cannot multiply the limit. Unknown names take exactly the same path.
+        """
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                row = self._db.execute("SELECT failures, locked_until FROM logins WHERE name = ?", (name,)).fetchone()
+                failures, locked_until = row if row else (0, 0.0)
+                if locked_until > now:
+                    self._db.execute("COMMIT")
+                    return locked_until - now, failures, False
+                if locked_until:  # a lock that has run out starts the count afresh
+                    failures = 0
+                just_locked = failures >= self.lockout_after
+                lock = now + self.lockout_s if just_locked else 0.0
+                failures = failures if just_locked else failures + 1
+                self._db.execute(
+                    "INSERT INTO logins (name, failures, locked_until, last_attempt) VALUES (?,?,?,?) "
+                    "ON CONFLICT(name) DO UPDATE SET failures = excluded.failures, "
+                    "locked_until = excluded.locked_until, last_attempt = excluded.last_attempt",
+                    (name, failures, lock, now))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._attempts += 1
+            if self._attempts % PRUNE_EVERY == 0:
+                self._db.execute("DELETE FROM logins WHERE locked_until < ? AND last_attempt < ? AND name NOT IN "
+                                 "(SELECT name FROM users)", (now, now - self.lockout_s))
+        return (self.lockout_s if just_locked else 0.0), failures, just_locked
 
     def authenticate(self, name: str, password: str, now: float | None = None) -> LoginResult:
-        """Check a password. A locked account is refused without looking at the password; the
-        lockout_after-th failure in a row locks it for lockout_s. Unknown names cost the same
-        hash work as known ones."""
+        """Check a password. The attempt is counted first (see _reserve); the lockout_after-th
+        failure in a row locks the name for lockout_s. A known and an unknown name cost the
+        same: one write, one argon2 verification."""
         now = time.time() if now is None else now
         if len(password) > MAX_PASSWORD:
             password = password[:MAX_PASSWORD]  # still hashed: same cost, never equal
-        row = self._q("SELECT hash, failures, locked_until FROM users WHERE name = ?",
-                               (name,)).fetchone()
-        if row is None:
-            try:
-                _hasher.verify(_DUMMY_HASH, password)
-            except VerificationError:
-                pass
-            return LoginResult(None)
-        stored, failures, locked_until = row
-        if locked_until > now:
-            return LoginResult(None, locked_for_s=locked_until - now, failures=failures)
-        if locked_until:  # a lock that has run out starts the count afresh
-            failures = 0
+        locked_for, failures, just_locked = self._reserve(name, now)
+        if locked_for > 0:
+            return LoginResult(None, locked_for_s=locked_for, failures=failures, just_locked=just_locked)
+        rows, _ = self._q("SELECT hash FROM users WHERE name = ?", (name,))
+        stored = rows[0][0] if rows else _DUMMY_HASH
         try:
             _hasher.verify(stored, password)
+            ok = bool(rows)
         except (VerifyMismatchError, VerificationError, InvalidHashError):
-            failures += 1
-            lock = now + self.lockout_s if failures >= self.lockout_after else 0.0
-            self._q("UPDATE users SET failures = ?, locked_until = ? WHERE name = ?",
-                             (failures, lock, name))
-            return LoginResult(None, locked_for_s=lock - now if lock else 0.0, failures=failures,
-                               just_locked=bool(lock))
+            ok = False
+        if not ok:
+            if failures >= self.lockout_after:
+                self._q("UPDATE logins SET locked_until = ? WHERE name = ?", (now + self.lockout_s, name))
+                return LoginResult(None, locked_for_s=self.lockout_s, failures=failures, just_locked=True)
+            return LoginResult(None, failures=failures)
         if _hasher.check_needs_rehash(stored):
             self._q("UPDATE users SET hash = ? WHERE name = ?", (_hasher.hash(password), name))
-        self._q("UPDATE users SET failures = 0, locked_until = 0, last_login = ? WHERE name = ?",
-                         (now, name))
+        self._q("DELETE FROM logins WHERE name = ?", (name,))
+        self._q("UPDATE users SET last_login = ? WHERE name = ?", (now, name))
         return LoginResult(self.get(name))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -44,11 +45,22 @@ def output_format(out: str, media_type: str) -> str:
 
 
 def open_destination(out: str, force: bool) -> BinaryIO:
+    """A new 0600 file for plaintext (or stdout for "-"). Never through a symbolic link; with
+    `force` an existing file is removed first, so that the new one is created 0600 whatever the
+    old one's mode was (a file others could read stays readable if it is merely truncated)."""
     if out == "-":
         return os.fdopen(os.dup(1), "wb")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | (os.O_TRUNC if force else os.O_EXCL)
+    if force:
+        try:
+            st = os.lstat(out)
+        except FileNotFoundError:
+            pass
+        else:
+            if not stat.S_ISREG(st.st_mode):
+                raise ExportError(f"{out} exists and is not a regular file: not overwritten")
+            os.unlink(out)
     try:
-        fd = os.open(out, flags, 0o600)
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     except FileExistsError:
         raise ExportError(f"{out} exists (use --force to overwrite)") from None
     except OSError as e:

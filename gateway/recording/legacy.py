@@ -2,7 +2,9 @@
 
 Each original is encrypted byte for byte: no transcoding, so what was recorded is exactly what
 an export gives back. The call time is the file's mtime; the original path is kept only
-encrypted, with a keyed hash so that an interrupted import resumes where it stopped.
+encrypted. A file is recognised again (to resume, or to shred what was already imported) by a
+fingerprint of its device, inode, size, mtime and content, never by its path: a legacy system
+that reuses a name must not lose the new file.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import stat
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -22,7 +25,7 @@ from ..governance import signing
 from ..storage import index as ix
 from ..storage import pii
 from ..storage.index import Index, RecordingRow
-from ..storage.liveness import process_token
+from ..storage.liveness import process_token, writer_is_gone
 from ..storage.spool import fsync_dir
 from ..storage.store import ObjectNotFound, Store
 from . import wav
@@ -105,92 +108,212 @@ def candidates(paths: list[Path], summary: ImportSummary) -> Iterator[Path]:
                     summary.ignored += 1
 
 
-def shred(path: Path) -> None:
-    """Overwrite in place, fsync, unlink, fsync the directory.
+@dataclass(frozen=True)
+class SourceFile:
+    """A legacy original exactly as it was encrypted: which file (device, inode), which
+    version of it (size, mtime) and what it held (SHA-256 of its bytes)."""
 
-    On copy-on-write filesystems and SSDs the old blocks may survive the overwrite; SECURITY.md
-    says so. It still removes the file from every ordinary view and backup.
+    device: int
+    inode: int
+    size: int
+    mtime_ns: int
+    sha256: str
+
+    @property
+    def fingerprint(self) -> str:
+        """What the index keeps (no path, no key): enough to recognise this very file again."""
+        text = f"legacy-v1:{self.device}:{self.inode}:{self.size}:{self.mtime_ns}:{self.sha256}"
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def same_version(self, st: os.stat_result) -> bool:
+        return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns) == (self.device, self.inode, self.size,
+                                                                      self.mtime_ns)
+
+
+class ChangedWhileReading(NotAudio):
+    """The file changed while it was read: it is probably still being written."""
+
+
+class ShredRefused(Exception):
+    """The file at the path is not (or no longer) exactly what was encrypted: left alone."""
+
+
+def _open_regular(path: Path, flags: int) -> tuple[int, os.stat_result]:
+    """An fd on `path`, refusing symbolic links (at the last component, by O_NOFOLLOW, and
+    anywhere in a path that does not resolve to itself) and anything but a regular file."""
+    if path.is_symlink():
+        raise NotAudio("a symbolic link: not followed (import the file it points to)")
+    fd = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC)
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise NotAudio("not a regular file")
+    return fd, st
+
+
+def _hash_fd(fd: int) -> str:
+    h = hashlib.sha256()
+    offset = 0
+    while True:
+        block = os.pread(fd, 1 << 20, offset)
+        if not block:
+            return h.hexdigest()
+        h.update(block)
+        offset += len(block)
+
+
+def shred_exact(path: Path, expected: SourceFile) -> None:
+    """Overwrite and unlink `path` only if it is still exactly the file that was encrypted:
+    same device, inode, size, mtime and content. Otherwise ShredRefused, and nothing is touched.
+
+    The overwrite goes through the descriptor that was checked, so a file swapped in at the
+    path meanwhile is never overwritten; the name is removed only if it still names that
+    inode. On copy-on-write filesystems and SSDs the old blocks may survive the overwrite
+    (SECURITY.md says so); it still removes the file from every ordinary view and backup.
     """
-    size = path.stat().st_size
-    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
     try:
+        fd, st = _open_regular(path, os.O_RDWR)
+    except NotAudio as e:
+        raise ShredRefused(str(e)) from None
+    except OSError as e:
+        raise ShredRefused(e.strerror or str(e)) from None
+    try:
+        if not expected.same_version(st):
+            raise ShredRefused("the file was changed or replaced since it was encrypted (size, mtime or inode "
+                               "differ): it may hold audio that was never imported")
+        if _hash_fd(fd) != expected.sha256:
+            raise ShredRefused("the file's content differs from what was encrypted")
         block = bytes(1 << 20)
-        left = size
-        while left > 0:
-            left -= os.write(fd, block[: min(left, len(block))])
+        offset = 0
+        while offset < expected.size:
+            offset += os.pwrite(fd, block[: min(expected.size - offset, len(block))], offset)
         os.fsync(fd)
+        grew = os.fstat(fd).st_size > expected.size
     finally:
         os.close(fd)
-    path.unlink()
-    fsync_dir(path.parent)
+    if grew:
+        raise ShredRefused(f"the file grew while it was overwritten: its first {expected.size} bytes (the "
+                           "encrypted part) are overwritten, the rest is left in place")
+    now = path.lstat()
+    if (now.st_dev, now.st_ino) == (expected.device, expected.inode):
+        path.unlink()
+        fsync_dir(path.parent)
 
 
 class LegacyImporter:
-    def __init__(self, store: Store, index: Index, recipients: list[age.Recipient], secret: bytes,
-                 actor: str, signer: Any = None, default_retention_days: int | None = None) -> None:
+    def __init__(self, store: Store, index: Index, recipients: list[age.Recipient], actor: str,
+                 signer: Any = None, default_retention_days: int | None = None) -> None:
         if not recipients:
             raise ValueError("no recipient configured: nothing can be imported")
-        self.store, self.index, self.recipients, self.secret, self.actor = store, index, recipients, secret, actor
+        self.store, self.index, self.recipients, self.actor = store, index, recipients, actor
         self.signer = signer
         self.retention_days = default_retention_days
+        self.shred_refused: list[tuple[str, str]] = []
+        self.shredded = 0
 
-    def source_hash(self, path: Path) -> str:
-        return pii.lookup_hash(self.secret, "legacy-path:" + str(path.resolve()))
+    def clean_interrupted(self) -> int:
+        """Partial imports of an earlier run whose process died: their ciphertext is removed
+        (their originals were never shredded: that happens only after a complete import)."""
+        rows = [r for r in self.index.list_recordings(ix.RECORDING)
+                if r.origin == "legacy" and writer_is_gone(r.writer)]
+        for row in rows:
+            self._forget_interrupted(row)
+        return len(rows)
+
+    def _read_source(self, path: Path) -> tuple[int, SourceFile, bytes]:
+        fd, st = _open_regular(path, os.O_RDONLY)
+        try:
+            digest = _hash_fd(fd)
+            head = os.pread(fd, 1 << 16, 0)
+            if not SourceFile(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, digest).same_version(os.fstat(fd)):
+                raise ChangedWhileReading("changed while being read (still being written?): run again later")
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd, SourceFile(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, digest), head
 
     def import_file(self, path: Path, *, shred_original: bool = False) -> str:
-        """Import one file; returns "imported" or "skipped". Raises NotAudio or OSError."""
-        source_hash = self.source_hash(path)
-        earlier = self.index.find_recording_by_source(source_hash)
-        if earlier is not None and earlier.status == ix.COMPLETE:
-            if shred_original and path.exists():
-                shred(path)
-                self.index.append_audit(self.actor, "legacy.original_shredded", earlier.id, {})
-            return "skipped"
-        st = path.stat()
-        with open(path, "rb") as f:
-            head = f.read(1 << 16)
-        media_type, duration = sniff(head, st.st_size)
+        """Import one file; returns "imported" or "skipped". Raises NotAudio (with the reason
+        it was refused) or OSError. With `shred_original` the original is shredded only if it is
+        still exactly what was encrypted; a refusal is recorded in `shred_refused`."""
+        fd, src, head = self._read_source(path)
+        try:
+            earlier = self.index.find_recording_by_fingerprint(src.fingerprint)
+            if earlier is not None and earlier.status == ix.COMPLETE:
+                if shred_original:
+                    self._shred(path, src, earlier.id)
+                return "skipped"
+            if earlier is not None and earlier.status == ix.RECORDING and earlier.writer != process_token() \
+                    and not writer_is_gone(earlier.writer):
+                raise NotAudio("being imported by another running import-legacy")
+            outcome = self._encrypt(fd, path, src, head, earlier)
+        finally:
+            os.close(fd)
+        if shred_original:
+            # Only now: the ciphertext is fsynced chunk by chunk and the index row is committed.
+            self._shred(path, src, outcome)
+        return "imported"
+
+    def _encrypt(self, fd: int, path: Path, src: SourceFile, head: bytes, earlier: RecordingRow | None) -> str:
+        media_type, duration = sniff(head, src.size)
         if media_type == "audio/mpeg":
             duration = probe_duration(path)
         if earlier is not None:
             self._forget_interrupted(earlier)
         writer = self.store.create()
         rec_id = new_id()
-        started = datetime.fromtimestamp(st.st_mtime, UTC).isoformat(timespec="seconds")
+        started = datetime.fromtimestamp(src.mtime_ns / 1e9, UTC).isoformat(timespec="seconds")
         self.index.add_recording(RecordingRow(
             id=rec_id, object_name=writer.name, started_at=started.replace("+00:00", "Z"), origin="legacy",
             media_type=media_type, source_enc=pii.seal_value(str(path.resolve()), self.recipients),
-            source_hash=source_hash, writer=process_token(), retention_days=self.retention_days))
-        sha = hashlib.sha256()
+            source_fingerprint=src.fingerprint, writer=process_token(), retention_days=self.retention_days))
+        sha, content = hashlib.sha256(), hashlib.sha256()
 
         def sink(data: bytes) -> None:
             writer.append(data)
             sha.update(data)
 
         w = age.AgeWriter(self.recipients, sink)
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                w.write(block)
+        offset = 0
+        while block := os.pread(fd, 1 << 20, offset):
+            w.write(block)
+            content.update(block)
+            offset += len(block)
+        if content.hexdigest() != src.sha256 or not src.same_version(os.fstat(fd)):
+            # Not what was fingerprinted: drop the ciphertext, leave the original alone.
+            w.wipe()
+            writer.close()
+            self._forget_interrupted(self.index.get_recording(rec_id), reason="changed while importing")
+            raise ChangedWhileReading("changed while being imported (still being written?): run again later")
         w.close()
         writer.close()
         self.index.update_recording(rec_id, status=ix.COMPLETE, finished_at=ix.utcnow(),
                                     bytes=w.ciphertext_bytes, sha256=sha.hexdigest(), duration_s=duration)
         self.index.append_audit(self.actor, "recording.imported", rec_id,
-                                {"media_type": media_type, "bytes": w.ciphertext_bytes})
+                                {"media_type": media_type, "bytes": w.ciphertext_bytes,
+                                 "source_fingerprint": src.fingerprint})
         if self.signer is not None:
             self.index.update_recording(rec_id, signature=signing.sign(self.signer, self.index.get_recording(rec_id), None))
-        if shred_original:
-            # Only now: the ciphertext is fsynced chunk by chunk and the index row is committed.
-            shred(path)
-            self.index.append_audit(self.actor, "legacy.original_shredded", rec_id, {})
-        return "imported"
+        return rec_id
 
-    def _forget_interrupted(self, row: RecordingRow) -> None:
-        """An earlier run died mid-file: drop its partial ciphertext so the file is imported whole."""
+    def _shred(self, path: Path, src: SourceFile, rec_id: str) -> None:
+        try:
+            shred_exact(path, src)
+        except ShredRefused as e:
+            self.shred_refused.append((str(path), str(e)))
+            self.index.append_audit(self.actor, "legacy.shred_refused", rec_id,
+                                    {"source_fingerprint": src.fingerprint, "reason": str(e)})
+            return
+        self.shredded += 1
+        self.index.append_audit(self.actor, "legacy.original_shredded", rec_id,
+                                {"source_fingerprint": src.fingerprint, "bytes": src.size, "device": src.device,
+                                 "inode": src.inode, "mtime_ns": src.mtime_ns, "content_sha256": src.sha256})
+
+    def _forget_interrupted(self, row: RecordingRow, reason: str = "interrupted import, imported again") -> None:
+        """Drop a partial import's ciphertext so the file is imported whole."""
         try:
             self.store.delete(row.object_name)
         except ObjectNotFound:
             pass
-        self.index.update_recording(row.id, status=ix.DELETED, source_hash=None, bytes=0,
-                                    error="interrupted import, imported again")
-        self.index.append_audit(self.actor, "recording.deleted", row.id, {"reason": "interrupted import retried"})
+        self.index.update_recording(row.id, status=ix.DELETED, source_fingerprint=None, bytes=0, error=reason)
+        self.index.append_audit(self.actor, "recording.deleted", row.id, {"reason": reason})

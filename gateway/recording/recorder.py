@@ -106,6 +106,9 @@ class Recorder:
         self._accepting = True
         self._discard_requested = False
         self._wake: Callable[[], None] = lambda: None  # set by the engine
+        # Called on the engine thread after each durable append with (bytes sealed so far,
+        # SHA-256 of those bytes): the writer's own record of what it committed (service.py).
+        self.on_sealed: Callable[[int, str], None] | None = None
         self.error: str | None = None
         self.state = "recording"
 
@@ -174,6 +177,11 @@ class Recorder:
         self._writer.append(data)
         self._sha.update(data)
         self.stats.bytes_sealed += len(data)
+        if self.on_sealed is not None:
+            try:
+                self.on_sealed(self.stats.bytes_sealed, self._sha.copy().hexdigest())
+            except Exception:  # a lost checkpoint costs only what recovery can sign later
+                log.exception("checkpoint of %s failed", self.object_name)
 
     def _place_batch(self, channel: int, items: list[tuple[float, bytes]]) -> None:
         """Place a tick's frames of one channel: in one piece when their times show they are

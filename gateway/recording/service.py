@@ -29,10 +29,21 @@ def new_id() -> str:
 
 
 def object_sha256(store: Store, name: str) -> str:
+    return prefix_sha256(store, name, None)
+
+
+def prefix_sha256(store: Store, name: str, length: int | None) -> str:
+    """SHA-256 of an object's first `length` bytes (None: all of it)."""
     h = hashlib.sha256()
+    left = length
     with store.open(name) as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
+        while left is None or left > 0:
+            block = f.read(1 << 20 if left is None else min(1 << 20, left))
+            if not block:
+                break
             h.update(block)
+            if left is not None:
+                left -= len(block)
     return h.hexdigest()
 
 
@@ -88,6 +99,7 @@ class RecordingService:
             writer=process_token()))
         self.index.append_audit(self.actor, "recording.started", rec_id, {"call": call_id})
         recorder = Recorder(writer, self.recipients, sample_rate=self.sample_rate, pause_mode=self.pause_mode)
+        recorder.on_sealed = lambda n, digest: self.index.checkpoint_recording(rec_id, n, digest)
         recorder.done.add_done_callback(lambda fut: self._finished(rec_id, fut))
         self.engine.add(recorder)
         return rec_id, recorder
@@ -153,6 +165,30 @@ class RecordingService:
                 receipt = None
         self.index.update_recording(rec_id, signature=signing.sign(self.signer, row, receipt))
 
+    def _recover_truncated(self, row: RecordingRow) -> None:
+        size = self.store.size(row.object_name)
+        committed, digest = row.bytes, row.sha256
+        if not committed or digest is None:
+            self.index.update_recording(row.id, status=ix.TRUNCATED, bytes=size, sha256=None,
+                                        error="writer stopped before its first checkpoint: nothing is signed")
+            self.index.append_audit(self.actor, "recording.truncated", row.id, {"bytes": size, "signed_bytes": 0})
+            return
+        if size < committed or prefix_sha256(self.store, row.object_name, committed) != digest:
+            self.index.update_recording(row.id, status=ix.TRUNCATED, sha256=None, error=(
+                "ciphertext does not match the writer's last checkpoint: altered, replaced or cut "
+                "after it was written; not signed"))
+            self.index.append_audit(self.actor, "recording.checkpoint_mismatch", row.id,
+                                    {"bytes_found": size, "bytes_committed": committed})
+            return
+        tail = size - committed
+        error = "writer stopped before the final chunk"
+        if tail:
+            error += f"; {tail} bytes after the writer's last checkpoint are kept but not signed"
+        self.index.update_recording(row.id, status=ix.TRUNCATED, error=error)
+        self.index.append_audit(self.actor, "recording.truncated", row.id,
+                                {"bytes": size, "signed_bytes": committed})
+        self.sign(row.id)
+
     def _older_than(self, name: str, seconds: float) -> bool:
         try:
             return self.store.age_s(name) > seconds
@@ -168,23 +204,26 @@ class RecordingService:
     def recover(self) -> list[str]:
         """After a crash: recordings whose writer died are marked truncated, kept, and audited.
 
+        Only what the writer itself committed is signed: while recording it checkpoints, after
+        every durable chunk, the size and SHA-256 of the object so far (`checkpoint_recording`).
+        Recovery checks that the object still begins with exactly those bytes and signs that
+        prefix; bytes after the last checkpoint (at most the chunk that was being appended)
+        are kept but not signed, and an object that no longer matches its checkpoint is marked
+        and never signed: recovery cannot launder altered ciphertext into a valid signature.
+
         Their sealed chunks decrypt (`gateway recordings export` recovers every sealed chunk;
-        `age -d` prints them, then reports the missing end). Recordings of live writers, and of
-        writers on other hosts, are left alone, so this is safe to run at any time.
+        `age -d` prints them, then reports the missing end). Recordings of live writers, of
+        writers on other hosts, and partial legacy imports (import-legacy cleans those) are left
+        alone, so this is safe to run at any time.
         """
         recovered = []
         for row in self.index.list_recordings(ix.RECORDING):
-            if not writer_is_gone(row.writer):
+            if row.origin == "legacy" or not writer_is_gone(row.writer):
                 continue
             if self.store.exists(row.object_name):
-                size = self.store.size(row.object_name)
-                self.index.update_recording(row.id, status=ix.TRUNCATED, bytes=size,
-                                            sha256=object_sha256(self.store, row.object_name),
-                                            error="writer stopped before the final chunk")
-                self.index.append_audit(self.actor, "recording.truncated", row.id, {"bytes": size})
-                self.sign(row.id)
+                self._recover_truncated(row)
             else:
-                self.index.update_recording(row.id, status=ix.INCOMPLETE, bytes=0,
+                self.index.update_recording(row.id, status=ix.INCOMPLETE, bytes=0, sha256=None,
                                             error="object missing after restart")
                 self.index.append_audit(self.actor, "recording.lost", row.id, {})
             recovered.append(row.id)

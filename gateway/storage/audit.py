@@ -1,20 +1,33 @@
-"""The audit log's hash chain. Pure: entries in, verdicts out; storage is the index's job.
+"""The audit log's hash chain and its signed checkpoints. Pure: entries in, verdicts out;
+storage is the index's job, emitting checkpoints to witnesses is governance/witness.py's.
 
-Each entry's hash covers the previous entry's hash and its own content, so an edited entry no
-longer matches its hash, a deleted one breaks the link of its successor, and a moved one links
-to an entry that is not its stored predecessor. Removing entries from the end cannot be seen
-from inside the chain: `gateway audit verify` prints the head so that it can be anchored
-elsewhere (a monitoring system, a ticket) and compared later.
+Each entry's hash covers its sequence number, the previous entry's hash and its own content
+(hash version 2; entries written before version 2 keep their version-1 hash, which lacks the
+sequence number). An edited entry no longer matches its hash, a deleted one breaks the link
+and the numbering of its successor, a moved one links to an entry that is not its stored
+predecessor.
+
+A chain has no key: whoever can write the database can rewrite it from any point on and
+recompute every later hash. What stops that is a **checkpoint**: the head's sequence number
+and hash at a moment, signed with the gateway's Ed25519 key and sent to a witness outside the
+gateway's control (the log stream, a remote syslog, a write-once file). A rewritten or cut
+chain no longer contains a head the witness saw; `gateway audit verify --checkpoint FILE`
+says so, and names the checkpoint.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
 GENESIS = "0" * 64
+HASH_VERSION = 2  # what new entries are written with
 
 
 @dataclass(frozen=True)
@@ -27,6 +40,7 @@ class AuditEntry:
     details: dict[str, Any] = field(default_factory=dict)
     prev_hash: str = GENESIS
     hash: str = ""
+    v: int = HASH_VERSION
 
     def body(self) -> bytes:
         return json.dumps(
@@ -35,22 +49,39 @@ class AuditEntry:
             sort_keys=True, separators=(",", ":"), ensure_ascii=True,
         ).encode()
 
+    def as_json(self) -> dict[str, Any]:
+        """The entry as `gateway audit export` writes it (one JSON object a line)."""
+        return {"seq": self.seq, "ts": self.ts, "actor": self.actor, "action": self.action,
+                "subject": self.subject, "details": self.details, "prev_hash": self.prev_hash,
+                "hash": self.hash, "v": self.v}
 
-def entry_hash(prev_hash: str, body: bytes) -> str:
-    return hashlib.sha256(prev_hash.encode() + b"\n" + body).hexdigest()
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> AuditEntry:
+        try:
+            return cls(int(d["seq"]), str(d["ts"]), str(d["actor"]), str(d["action"]), str(d["subject"]),
+                       d["details"] if isinstance(d["details"], dict) else {"unparseable": str(d["details"])},
+                       str(d["prev_hash"]), str(d["hash"]), int(d.get("v", 1)))
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"not an audit entry: {e}") from None
 
 
-def seal(entry: AuditEntry, prev_hash: str) -> AuditEntry:
+def entry_hash(prev_hash: str, body: bytes, seq: int = 0, v: int = HASH_VERSION) -> str:
+    if v == 1:
+        return hashlib.sha256(prev_hash.encode() + b"\n" + body).hexdigest()
+    return hashlib.sha256(f"audit-v2\n{seq}\n{prev_hash}\n".encode() + body).hexdigest()
+
+
+def seal(entry: AuditEntry, prev_hash: str, v: int = HASH_VERSION) -> AuditEntry:
     """The entry linked after `prev_hash`, with its hash filled in."""
-    unsealed = AuditEntry(entry.seq, entry.ts, entry.actor, entry.action, entry.subject,
-                          entry.details, prev_hash)
-    return AuditEntry(**{**unsealed.__dict__, "hash": entry_hash(prev_hash, unsealed.body())})
+    unsealed = AuditEntry(entry.seq, entry.ts, entry.actor, entry.action, entry.subject, entry.details,
+                          prev_hash, "", v)
+    return AuditEntry(**{**unsealed.__dict__, "hash": entry_hash(prev_hash, unsealed.body(), entry.seq, v)})
 
 
 @dataclass(frozen=True)
 class ChainProblem:
     seq: int
-    kind: str  # "edited", "deleted" or "reordered"
+    kind: str  # "edited", "deleted", "reordered", "rewritten" or "truncated"
     message: str
 
 
@@ -60,6 +91,7 @@ class ChainVerdict:
     head_seq: int
     head_hash: str
     problem: ChainProblem | None
+    checkpoints_checked: int = 0
 
     @property
     def ok(self) -> bool:
@@ -69,19 +101,131 @@ class ChainVerdict:
 def verify(entries: list[AuditEntry]) -> ChainVerdict:
     """Walk the chain in stored order and name the first entry that breaks it."""
     by_hash = {e.hash: e.seq for e in entries}
-    prev_hash, prev_seq = GENESIS, 0
+    prev_hash, prev_seq, seen_v2 = GENESIS, 0, False
+
+    def broken(e: AuditEntry, kind: str, message: str) -> ChainVerdict:
+        return ChainVerdict(len(entries), prev_seq, prev_hash, ChainProblem(e.seq, kind, message))
+
     for e in entries:
-        if entry_hash(e.prev_hash, e.body()) != e.hash:
-            return ChainVerdict(len(entries), prev_seq, prev_hash, ChainProblem(
-                e.seq, "edited", f"entry #{e.seq} ({e.action}) was altered: its content no longer matches its hash"))
+        if e.v not in (1, 2) or (e.v == 1 and seen_v2):
+            return broken(e, "edited", f"entry #{e.seq} ({e.action}) claims hash version {e.v}, which is not "
+                                       "possible at its place in the log")
+        seen_v2 = seen_v2 or e.v == 2
+        if entry_hash(e.prev_hash, e.body(), e.seq, e.v) != e.hash:
+            return broken(e, "edited", f"entry #{e.seq} ({e.action}) was altered: its content no longer "
+                                       "matches its hash")
         if e.prev_hash != prev_hash:
             if e.prev_hash in by_hash:
-                moved = ChainProblem(e.seq, "reordered",
-                                     f"entry #{e.seq} ({e.action}) was written after #{by_hash[e.prev_hash]} "
-                                     f"but is stored after #{prev_seq}: entries were reordered")
-                return ChainVerdict(len(entries), prev_seq, prev_hash, moved)
+                return broken(e, "reordered", f"entry #{e.seq} ({e.action}) was written after "
+                                              f"#{by_hash[e.prev_hash]} but is stored after #{prev_seq}: "
+                                              "entries were reordered")
             where = f"after #{prev_seq}" if prev_seq else "at the start"
-            return ChainVerdict(len(entries), prev_seq, prev_hash, ChainProblem(
-                e.seq, "deleted", f"entries were deleted {where}, before #{e.seq} ({e.action})"))
+            return broken(e, "deleted", f"entries were deleted {where}, before #{e.seq} ({e.action})")
+        if e.v == 2 and e.seq != prev_seq + 1:
+            return broken(e, "deleted", f"entries #{prev_seq + 1} to #{e.seq - 1} are missing "
+                                        f"(after #{prev_seq}, before #{e.seq} ({e.action}))")
         prev_hash, prev_seq = e.hash, e.seq
     return ChainVerdict(len(entries), prev_seq, prev_hash, None)
+
+
+# -- checkpoints ----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """The head of the chain at a moment, as a witness keeps it."""
+
+    seq: int
+    hash: str
+    ts: str
+    signature: str | None = None  # Ed25519 over message(), hex; None for a head noted by hand
+
+    def message(self) -> bytes:
+        return json.dumps({"type": "audit.checkpoint", "v": 1, "seq": self.seq, "hash": self.hash,
+                           "ts": self.ts}, sort_keys=True, separators=(",", ":")).encode()
+
+    def as_json(self) -> dict[str, Any]:
+        return {"type": "audit.checkpoint", "v": 1, "seq": self.seq, "hash": self.hash, "ts": self.ts,
+                "sig": self.signature}
+
+    def line(self) -> str:
+        return json.dumps(self.as_json(), sort_keys=True, separators=(",", ":"))
+
+    def verify(self, public: Ed25519PublicKey) -> bool:
+        if not self.signature:
+            return False
+        try:
+            public.verify(bytes.fromhex(self.signature), self.message())
+        except (InvalidSignature, ValueError):
+            return False
+        return True
+
+
+def make_checkpoint(head_seq: int, head_hash: str, ts: str, key: Ed25519PrivateKey | None) -> Checkpoint:
+    unsigned = Checkpoint(head_seq, head_hash, ts)
+    if key is None:
+        return unsigned
+    return Checkpoint(head_seq, head_hash, ts, key.sign(unsigned.message()).hex())
+
+
+def parse_checkpoints(lines: Iterable[str]) -> list[Checkpoint]:
+    """Checkpoints from a witness's record: a line may carry a prefix (a syslog header) before
+    the checkpoint's JSON, or be a JSON log entry whose message holds it (the gateway's own log,
+    `journalctl -o json`). Other lines are ignored."""
+    out = []
+    for line in lines:
+        cp = _checkpoint_in(line.strip().rstrip("\x00"), depth=0)
+        if cp is not None:
+            out.append(cp)
+    return out
+
+
+def _checkpoint_in(text: str, depth: int) -> Checkpoint | None:
+    start = text.find("{")
+    if start < 0 or depth > 2:
+        return None
+    try:
+        d = json.loads(text[start:])
+    except ValueError:
+        return None
+    if not isinstance(d, dict):
+        return None
+    if d.get("type") != "audit.checkpoint":
+        inner = d.get("msg", d.get("MESSAGE"))
+        return _checkpoint_in(inner, depth + 1) if isinstance(inner, str) else None
+    try:
+        return Checkpoint(int(d["seq"]), str(d["hash"]), str(d["ts"]), d.get("sig"))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def check_checkpoints(entries: list[AuditEntry], checkpoints: list[Checkpoint],
+                      public: Ed25519PublicKey | None) -> ChainProblem | None:
+    """Does the chain still contain every head the witness saw? A signed checkpoint whose
+    signature does not verify is itself a problem (not the gateway's); an unsigned one (a head
+    noted by hand) counts as the operator's word."""
+    by_seq = {e.seq: e for e in entries}
+    last = entries[-1].seq if entries else 0
+    for cp in sorted(checkpoints, key=lambda c: c.seq):
+        if cp.signature is not None and (public is None or not cp.verify(public)):
+            return ChainProblem(cp.seq, "forged-checkpoint",
+                                f"the checkpoint for #{cp.seq} does not carry this gateway's signature")
+        entry = by_seq.get(cp.seq)
+        if entry is None and cp.seq > last:
+            return ChainProblem(cp.seq, "truncated",
+                                f"the witness saw entry #{cp.seq} ({cp.ts}) but the log ends at #{last}: "
+                                "entries were removed from the end")
+        if entry is None or entry.hash != cp.hash:
+            return ChainProblem(cp.seq, "rewritten",
+                                f"entry #{cp.seq} is not the one the witness saw at {cp.ts} (hash "
+                                f"{cp.hash[:16]}...): the log was rewritten at or before it")
+    return None
+
+
+def check_head(entries: list[AuditEntry], head_hash: str) -> ChainProblem | None:
+    """Is a head recorded earlier (by hand, from `audit verify`) still in the chain?"""
+    for e in entries:
+        if e.hash == head_hash:
+            return None
+    last = entries[-1].seq if entries else 0
+    return ChainProblem(last, "truncated", f"the recorded head {head_hash[:16]}... is not in the log: entries "
+                                           "were removed from the end, or the log was rewritten")

@@ -7,6 +7,7 @@ the scale-out one). It holds no audio and no readable caller numbers.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 from abc import ABC, abstractmethod
@@ -17,6 +18,8 @@ from typing import Any
 
 from . import audit
 from .audit import AuditEntry
+
+log = logging.getLogger(__name__)
 
 # Recording statuses.
 RECORDING = "recording"  # being written now
@@ -46,8 +49,7 @@ class CallRow:
     started_at: str
     route: str | None = None
     ended_at: str | None = None
-    caller_enc: bytes | None = None
-    caller_hash: str | None = None
+    caller_enc: bytes | None = None  # the caller's number, age-encrypted; nothing else about it is kept
 
 
 @dataclass
@@ -68,8 +70,10 @@ class RecordingRow:
     route: str | None = None
     retention_days: int | None = None
     error: str | None = None
-    source_enc: bytes | None = None
-    source_hash: str | None = None
+    source_enc: bytes | None = None  # a legacy import's original path, age-encrypted
+    # A legacy import's original file as it was encrypted: SHA-256 over its device, inode,
+    # size, mtime and content hash (legacy.py). Shredding and resuming compare against it.
+    source_fingerprint: str | None = None
     writer: str | None = None  # host:pid:start-time of the process writing it (liveness.py)
     signature: str | None = None  # Ed25519 over the recording's manifest (governance/signing.py)
 
@@ -91,13 +95,18 @@ class Index(ABC):
     def update_recording(self, rec_id: str, **changes: Any) -> None: ...
 
     @abstractmethod
+    def checkpoint_recording(self, rec_id: str, sealed_bytes: int, sha256: str) -> None:
+        """While a recording is being written: the writer's record that the object's first
+        `sealed_bytes` bytes are durable and hash to `sha256`. Crash recovery signs only that."""
+
+    @abstractmethod
     def get_recording(self, rec_id: str) -> RecordingRow: ...
 
     @abstractmethod
     def list_recordings(self, status: str | None = None) -> list[RecordingRow]: ...
 
     @abstractmethod
-    def find_recording_by_source(self, source_hash: str) -> RecordingRow | None: ...
+    def find_recording_by_fingerprint(self, fingerprint: str) -> RecordingRow | None: ...
 
     @abstractmethod
     def recordings_of_call(self, call_id: str) -> list[RecordingRow]: ...
@@ -110,11 +119,15 @@ class Index(ABC):
     def get_consent_receipt(self, call_id: str) -> dict[str, Any]: ...
 
     @abstractmethod
-    def calls_by_caller_hash(self, caller_hash: str) -> list[CallRow]: ...
+    def encrypted_callers(self, after: str = "", limit: int = 1000) -> list[tuple[str, bytes]]:
+        """(call id, encrypted number) of calls with a number, by call id, after `after`."""
+
+    @abstractmethod
+    def calls_by_ids(self, call_ids: list[str]) -> list[CallRow]: ...
 
     @abstractmethod
     def scrub_caller(self, call_id: str) -> None:
-        """Forget the caller's number (encrypted value and lookup hash) for an erased subject."""
+        """Forget the caller's (encrypted) number for an erased subject."""
 
     @abstractmethod
     def add_hold(self, rec_id: str, reason: str, actor: str) -> int: ...
@@ -133,6 +146,17 @@ class Index(ABC):
     @abstractmethod
     def audit_entries(self) -> list[AuditEntry]: ...
 
+    @abstractmethod
+    def audit_head(self) -> tuple[int, str]:
+        """(sequence number, hash) of the last entry; (0, GENESIS) for an empty log."""
+
+    @abstractmethod
+    def add_checkpoint(self, cp: audit.Checkpoint) -> None: ...
+
+    @abstractmethod
+    def checkpoints(self) -> list[audit.Checkpoint]:
+        """The checkpoints this gateway signed (its own copy; the witness holds the one that counts)."""
+
     def verify_audit(self) -> audit.ChainVerdict:
         return audit.verify(self.audit_entries())
 
@@ -140,19 +164,20 @@ class Index(ABC):
     def close(self) -> None: ...
 
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# The current schema, for a new index. An older one is brought here by MIGRATIONS.
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS calls (
-    id TEXT PRIMARY KEY, started_at TEXT NOT NULL, ended_at TEXT, route TEXT,
-    caller_enc BLOB, caller_hash TEXT);
-CREATE INDEX IF NOT EXISTS calls_caller_hash ON calls(caller_hash);
+    id TEXT PRIMARY KEY, started_at TEXT NOT NULL, ended_at TEXT, route TEXT, caller_enc BLOB);
 CREATE TABLE IF NOT EXISTS recordings (
     id TEXT PRIMARY KEY, object_name TEXT NOT NULL UNIQUE, started_at TEXT NOT NULL,
     status TEXT NOT NULL, call_id TEXT REFERENCES calls(id), origin TEXT NOT NULL,
     media_type TEXT NOT NULL, sample_rate INTEGER, channels INTEGER, finished_at TEXT,
     duration_s REAL, bytes INTEGER NOT NULL DEFAULT 0, sha256 TEXT, route TEXT,
-    retention_days INTEGER, error TEXT, source_enc BLOB, source_hash TEXT UNIQUE, writer TEXT, signature TEXT);
+    retention_days INTEGER, error TEXT, source_enc BLOB, source_fingerprint TEXT, writer TEXT, signature TEXT);
+CREATE INDEX IF NOT EXISTS recordings_fingerprint ON recordings(source_fingerprint);
+CREATE INDEX IF NOT EXISTS recordings_call ON recordings(call_id);
 CREATE TABLE IF NOT EXISTS holds (
     id INTEGER PRIMARY KEY, recording_id TEXT NOT NULL REFERENCES recordings(id), reason TEXT NOT NULL,
     actor TEXT NOT NULL, created_at TEXT NOT NULL, released_at TEXT, released_by TEXT, release_reason TEXT);
@@ -161,8 +186,39 @@ CREATE TABLE IF NOT EXISTS consent_receipts (
     call_id TEXT PRIMARY KEY REFERENCES calls(id), receipt TEXT NOT NULL, created_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS audit (
     seq INTEGER PRIMARY KEY, ts TEXT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
-    subject TEXT NOT NULL, details TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL);
+    subject TEXT NOT NULL, details TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL,
+    v INTEGER NOT NULL DEFAULT 1);
+CREATE TABLE IF NOT EXISTS audit_checkpoints (
+    seq INTEGER PRIMARY KEY, ts TEXT NOT NULL, hash TEXT NOT NULL, signature TEXT);
 """
+
+# Version N's migration brings an index from N-1 to N. Each runs in one transaction.
+MIGRATIONS: dict[int, tuple[str, str]] = {
+    2: ("caller numbers and legacy paths lose their keyed lookup hashes (a stolen index could be "
+        "brute-forced with the key beside it); legacy imports are matched by file fingerprint", """
+CREATE TABLE calls_v2 (
+    id TEXT PRIMARY KEY, started_at TEXT NOT NULL, ended_at TEXT, route TEXT, caller_enc BLOB);
+INSERT INTO calls_v2 SELECT id, started_at, ended_at, route, caller_enc FROM calls;
+DROP TABLE calls;
+ALTER TABLE calls_v2 RENAME TO calls;
+CREATE TABLE recordings_v2 (
+    id TEXT PRIMARY KEY, object_name TEXT NOT NULL UNIQUE, started_at TEXT NOT NULL,
+    status TEXT NOT NULL, call_id TEXT REFERENCES calls(id), origin TEXT NOT NULL,
+    media_type TEXT NOT NULL, sample_rate INTEGER, channels INTEGER, finished_at TEXT,
+    duration_s REAL, bytes INTEGER NOT NULL DEFAULT 0, sha256 TEXT, route TEXT,
+    retention_days INTEGER, error TEXT, source_enc BLOB, source_fingerprint TEXT, writer TEXT, signature TEXT);
+INSERT INTO recordings_v2 SELECT id, object_name, started_at, status, call_id, origin, media_type, sample_rate,
+    channels, finished_at, duration_s, bytes, sha256, route, retention_days, error, source_enc, NULL, writer,
+    signature FROM recordings;
+DROP TABLE recordings;
+ALTER TABLE recordings_v2 RENAME TO recordings;
+CREATE INDEX recordings_fingerprint ON recordings(source_fingerprint);
+CREATE INDEX recordings_call ON recordings(call_id);
+ALTER TABLE audit ADD COLUMN v INTEGER NOT NULL DEFAULT 1;
+CREATE TABLE audit_checkpoints (
+    seq INTEGER PRIMARY KEY, ts TEXT NOT NULL, hash TEXT NOT NULL, signature TEXT);
+"""),
+}
 _RECORDING_COLUMNS = [f.name for f in fields(RecordingRow)]
 
 
@@ -173,25 +229,61 @@ class SqliteIndex(Index):
         self.path = Path(path)
         if not create and not self.path.exists():
             raise IndexError_(f"index {self.path} does not exist (run `gateway init` first)")
+        self._lock = threading.Lock()
         try:
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
+            # Deleted rows (a scrubbed number, an erased subject's receipt) are overwritten with
+            # zeros, not left in free pages for a copy of the file to reveal.
+            self._db.execute("PRAGMA secure_delete=ON")
+            self._migrate()
             self._db.execute("PRAGMA foreign_keys=ON")
-            self._db.executescript(SCHEMA)
-            columns = {r[1] for r in self._db.execute("PRAGMA table_info(recordings)")}
-            if "signature" not in columns:  # indexes made before signing existed
-                self._db.execute("ALTER TABLE recordings ADD COLUMN signature TEXT")
-            row = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
-            if row is None:
-                self._db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-            elif int(row[0]) != SCHEMA_VERSION:
-                raise IndexError_(f"index schema {row[0]}, this gateway expects {SCHEMA_VERSION}")
         except sqlite3.DatabaseError as e:
             raise IndexError_(f"cannot open index {self.path}: {e}") from e
         if create:
             self.path.chmod(0o600)
-        self._lock = threading.Lock()
+
+    def schema_version(self) -> int:
+        has_meta = self._db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'").fetchone()
+        if not has_meta:
+            return 0
+        row = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+        return int(row[0]) if row else 0
+
+    def _migrate(self) -> None:
+        """Create the schema, or bring an older one up to date, one version at a time; refuse
+        an index written by a newer gateway."""
+        version = self.schema_version()
+        if version > SCHEMA_VERSION:
+            raise IndexError_(f"index {self.path} has schema {version}, newer than this gateway's "
+                              f"{SCHEMA_VERSION}: run the newer gateway, or upgrade this one")
+        if version == 0:
+            self._db.executescript(SCHEMA)
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+            return
+        if version == 1:
+            columns = {r[1] for r in self._db.execute("PRAGMA table_info(recordings)")}
+            if "signature" not in columns:  # indexes made before signing existed
+                self._db.execute("ALTER TABLE recordings ADD COLUMN signature TEXT")
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            why, script = MIGRATIONS[target]
+            self._db.execute("PRAGMA foreign_keys=OFF")
+            try:
+                self._db.executescript(f"BEGIN IMMEDIATE;\n{script}\n"
+                                       f"UPDATE meta SET value='{target}' WHERE key='schema';\nCOMMIT;")
+            except sqlite3.DatabaseError:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+            problems = self._db.execute("PRAGMA foreign_key_check").fetchall()
+            if problems:
+                raise IndexError_(f"migration to schema {target} left {len(problems)} broken references")
+            log.warning("index %s migrated to schema %d: %s", self.path, target, why)
+            self.append_audit("gateway", "index.migrated", str(target), {"from": target - 1, "why": why})
+        # What the old schema held (keyed hashes) must not survive in free pages or the WAL.
+        self._db.execute("VACUUM")
+        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def _exec(self, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Cursor:
         with self._lock:
@@ -227,6 +319,10 @@ class SqliteIndex(Index):
         if cur.rowcount == 0:
             raise NotFound(rec_id)
 
+    def checkpoint_recording(self, rec_id: str, sealed_bytes: int, sha256: str) -> None:
+        self._exec("UPDATE recordings SET bytes=?, sha256=? WHERE id=? AND status=?",
+                   (sealed_bytes, sha256, rec_id, RECORDING))
+
     def _recordings(self, where: str, params: tuple[Any, ...]) -> list[RecordingRow]:
         sql = f"SELECT {','.join(_RECORDING_COLUMNS)} FROM recordings {where}"
         return [RecordingRow(*row) for row in self._exec(sql, params).fetchall()]
@@ -242,21 +338,30 @@ class SqliteIndex(Index):
             return self._recordings("ORDER BY started_at, id", ())
         return self._recordings("WHERE status=? ORDER BY started_at, id", (status,))
 
-    def find_recording_by_source(self, source_hash: str) -> RecordingRow | None:
-        rows = self._recordings("WHERE source_hash=?", (source_hash,))
+    def find_recording_by_fingerprint(self, fingerprint: str) -> RecordingRow | None:
+        rows = self._recordings("WHERE source_fingerprint=? ORDER BY started_at DESC", (fingerprint,))
         return rows[0] if rows else None
 
     def recordings_of_call(self, call_id: str) -> list[RecordingRow]:
         return self._recordings("WHERE call_id=? ORDER BY started_at", (call_id,))
 
-    def calls_by_caller_hash(self, caller_hash: str) -> list[CallRow]:
+    def encrypted_callers(self, after: str = "", limit: int = 1000) -> list[tuple[str, bytes]]:
+        rows = self._exec("SELECT id, caller_enc FROM calls WHERE caller_enc IS NOT NULL AND id > ? "
+                          "ORDER BY id LIMIT ?", (after, limit)).fetchall()
+        return [(r[0], bytes(r[1])) for r in rows]
+
+    def calls_by_ids(self, call_ids: list[str]) -> list[CallRow]:
         cols = [f.name for f in fields(CallRow)]
-        rows = self._exec(f"SELECT {','.join(cols)} FROM calls WHERE caller_hash=? ORDER BY started_at",
-                          (caller_hash,)).fetchall()
-        return [CallRow(*r) for r in rows]
+        out: list[CallRow] = []
+        for i in range(0, len(call_ids), 500):
+            part = call_ids[i : i + 500]
+            out += [CallRow(*r) for r in self._exec(
+                f"SELECT {','.join(cols)} FROM calls WHERE id IN ({','.join('?' * len(part))})",
+                tuple(part)).fetchall()]
+        return sorted(out, key=lambda c: (c.started_at, c.id))
 
     def scrub_caller(self, call_id: str) -> None:
-        self._exec("UPDATE calls SET caller_enc=NULL, caller_hash=NULL WHERE id=?", (call_id,))
+        self._exec("UPDATE calls SET caller_enc=NULL WHERE id=?", (call_id,))
 
     def add_hold(self, rec_id: str, reason: str, actor: str) -> int:
         cur = self._exec("INSERT INTO holds (recording_id, reason, actor, created_at) VALUES (?,?,?,?)",
@@ -298,9 +403,10 @@ class SqliteIndex(Index):
                 seq, prev = (head[0] + 1, head[1]) if head else (1, audit.GENESIS)
                 entry = audit.seal(AuditEntry(seq, utcnow(), actor, action, subject, details or {}), prev)
                 self._db.execute(
-                    "INSERT INTO audit VALUES (?,?,?,?,?,?,?,?)",
+                    "INSERT INTO audit (seq, ts, actor, action, subject, details, prev_hash, hash, v) "
+                    "VALUES (?,?,?,?,?,?,?,?,?)",
                     (entry.seq, entry.ts, entry.actor, entry.action, entry.subject,
-                     json.dumps(entry.details, sort_keys=True), entry.prev_hash, entry.hash))
+                     json.dumps(entry.details, sort_keys=True), entry.prev_hash, entry.hash, entry.v))
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
@@ -308,9 +414,20 @@ class SqliteIndex(Index):
         return entry
 
     def audit_entries(self) -> list[AuditEntry]:
-        rows = self._exec("SELECT seq, ts, actor, action, subject, details, prev_hash, hash FROM audit "
+        rows = self._exec("SELECT seq, ts, actor, action, subject, details, prev_hash, hash, v FROM audit "
                           "ORDER BY seq").fetchall()
-        return [AuditEntry(r[0], r[1], r[2], r[3], r[4], _details(r[5]), r[6], r[7]) for r in rows]
+        return [AuditEntry(r[0], r[1], r[2], r[3], r[4], _details(r[5]), r[6], r[7], r[8]) for r in rows]
+
+    def audit_head(self) -> tuple[int, str]:
+        row = self._exec("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+        return (row[0], row[1]) if row else (0, audit.GENESIS)
+
+    def add_checkpoint(self, cp: audit.Checkpoint) -> None:
+        self._exec("INSERT OR REPLACE INTO audit_checkpoints VALUES (?,?,?,?)", (cp.seq, cp.ts, cp.hash, cp.signature))
+
+    def checkpoints(self) -> list[audit.Checkpoint]:
+        rows = self._exec("SELECT seq, hash, ts, signature FROM audit_checkpoints ORDER BY seq").fetchall()
+        return [audit.Checkpoint(r[0], r[1], r[2], r[3]) for r in rows]
 
     def close(self) -> None:
         with self._lock:

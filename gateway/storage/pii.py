@@ -1,37 +1,87 @@
-"""Personal data in the index: caller numbers (and legacy file paths) stored so that the
-gateway can find a data subject's rows but never read the value back.
+"""Personal data in the index: caller numbers (and legacy file paths) stored so that nobody
+without an operator identity can read them, or even test a guess against them.
 
-The value itself is age-encrypted to the recording recipients (only the holder of an identity
-reads it); a keyed HMAC-SHA256 under a local secret lets `subject find` match a number given
-by the operator without the gateway being able to reverse it.
+A value is age-encrypted to the recording recipients and nothing else is kept: no hash, keyed
+or not. A stolen database, disk or backup therefore gives no way to enumerate a country's
+number space. Finding a data subject's calls takes the operator's identity: `subject find`
+decrypts every stored number (in parallel) and compares them in E.164 form.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import os
 import re
 from collections.abc import Sequence
-from pathlib import Path
+from dataclasses import dataclass
 
 from .. import age
 
-SECRET_SIZE = 32
-_NUMBER_NOISE = re.compile(r"[\s\-().]")
+_NUMBER_NOISE = re.compile(r"[\s\-().\u00a0/]")
+_DIGITS = re.compile(r"\+?[0-9]{2,20}")
 
 
-def normalize_number(number: str) -> str:
+class NumberError(ValueError):
+    """A number that cannot be searched for unambiguously; the message says why."""
+
+
+@dataclass(frozen=True)
+class Numbering:
+    """How national numbers map to E.164 (the [numbers] section)."""
+
+    country_code: str = ""  # e.g. "46"; empty: national numbers cannot be placed
+    national_prefix: str = "0"  # trunk prefix of a national number (0701234567)
+    international_prefix: str = "00"  # dialled before a country code (0046701234567)
+
+
+def strip_number(number: str) -> str:
     """Spacing and punctuation removed, so that '+46 8-123 456' and '+468123456' match."""
-    return _NUMBER_NOISE.sub("", number.strip())
+    text = number.strip()
+    for scheme in ("tel:", "sip:", "sips:"):
+        if text.lower().startswith(scheme):
+            text = text[len(scheme):].split("@", 1)[0].split(";", 1)[0]
+    return _NUMBER_NOISE.sub("", text)
 
 
-def lookup_hash(secret: bytes, value: str) -> str:
-    return hmac.new(secret, value.encode("utf-8"), hashlib.sha256).hexdigest()
+def e164(number: str, numbering: Numbering) -> str | None:
+    """`number` in E.164 form (+CC...), or None when it cannot be placed: no country code is
+    configured for a national number, or it is not a number at all ("anonymous")."""
+    n = strip_number(number)
+    if not _DIGITS.fullmatch(n):
+        return None
+    if n.startswith("+"):
+        return n
+    if numbering.international_prefix and n.startswith(numbering.international_prefix):
+        return "+" + n[len(numbering.international_prefix):]
+    if numbering.country_code and numbering.national_prefix and n.startswith(numbering.national_prefix):
+        return "+" + numbering.country_code + n[len(numbering.national_prefix):]
+    return None
 
 
-def number_hash(secret: bytes, number: str) -> str:
-    return lookup_hash(secret, "tel:" + normalize_number(number))
+def search_form(number: str, numbering: Numbering) -> str:
+    """The E.164 form a data-subject request searches for, or NumberError saying why there is
+    none. A national number without a configured country code is refused, never guessed:
+    a wrong "no data" answer to a data subject is a compliance failure."""
+    n = strip_number(number)
+    if not _DIGITS.fullmatch(n):
+        raise NumberError(f"{number!r} is not a telephone number")
+    form = e164(n, numbering)
+    if form is None:
+        if numbering.country_code:
+            raise NumberError(f"{number!r} is neither international (+{numbering.country_code}..., "
+                              f"{numbering.international_prefix}{numbering.country_code}...) nor national "
+                              f"({numbering.national_prefix}...): give it in international form")
+        raise NumberError(f"{number!r} is not in international form: give it as +CC... (e.g. +46701234567), "
+                          "or set [numbers] country_code so that national numbers can be placed")
+    return form
+
+
+def same_number(stored: str, target_e164: str, numbering: Numbering) -> bool:
+    """Does a stored caller number (as the trunk sent it) denote `target_e164`?"""
+    form = e164(stored, numbering)
+    if form is not None:
+        return form == target_e164
+    # A number the trunk sent without any prefix ("46701234567" or a national number without
+    # its trunk prefix): compare the digits as they are with the target's.
+    return strip_number(stored).lstrip("+") == target_e164.lstrip("+")
 
 
 def seal_value(value: str, recipients: Sequence[age.Recipient]) -> bytes | None:
@@ -41,14 +91,9 @@ def seal_value(value: str, recipients: Sequence[age.Recipient]) -> bytes | None:
     return age.encrypt(value.encode("utf-8"), recipients)
 
 
-def create_secret(path: Path) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(os.urandom(SECRET_SIZE))
-
-
-def load_secret(path: Path) -> bytes:
-    data = path.read_bytes()
-    if len(data) != SECRET_SIZE:
-        raise ValueError(f"{path}: lookup secret must be {SECRET_SIZE} bytes, found {len(data)}")
-    return data
+def open_value(sealed: bytes, identities: Sequence[age.Identity]) -> str | None:
+    """A sealed value, decrypted; None if these identities do not open it."""
+    try:
+        return age.decrypt(sealed, identities).decode("utf-8", errors="replace")
+    except age.NoIdentityMatchError:
+        return None

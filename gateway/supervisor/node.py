@@ -219,6 +219,7 @@ class Node:
             print(f"gateway: dashboard on {dashboard[1]}", flush=True)
         ticks = 0
         heartbeat: asyncio.Task[None] | None = None
+        anchors = asyncio.create_task(self._anchor_schedule())
         try:
             while not stop.is_set():
                 if ticks % 5 == 0 and (heartbeat is None or heartbeat.done()):
@@ -238,10 +239,19 @@ class Node:
                 except TimeoutError:
                     pass
         finally:
+            anchors.cancel()
             await self._drain()
             await runner.cleanup()
             if dashboard is not None:
                 await dashboard[0].cleanup()
+            await asyncio.to_thread(self.gw.anchor_audit, log_stream=True)  # what the drain wrote
+
+    async def _anchor_schedule(self) -> None:
+        """Every [audit] checkpoint_interval_s, anchor what the workers, the dashboard and the
+        CLI wrote to the audit log: a signed checkpoint to the log stream and the witnesses."""
+        while True:
+            await asyncio.sleep(self.gw.config.witness.checkpoint_interval_s)
+            await asyncio.to_thread(self.gw.anchor_audit, log_stream=True)
 
     async def _start_dashboard(self) -> tuple[web.AppRunner, str] | None:
         """The operators' dashboard ([dashboard]), fed by the same worker links as the metrics."""

@@ -204,12 +204,10 @@ class CallSession:
 
     def start(self) -> None:
         gw = self.worker
-        secret = gw.lookup_secret
         number = self.invite.caller.number
         gw.index.add_call(CallRow(
             self.id, self.answered_at, route=self.route.number,
-            caller_enc=pii.seal_value(number, gw.recipients) if number else None,
-            caller_hash=pii.number_hash(secret, number) if number else None))
+            caller_enc=pii.seal_value(number, gw.recipients) if number else None))
         prm = pj.CallOpParam()
         prm.statusCode = 200
         try:

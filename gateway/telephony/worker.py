@@ -59,7 +59,6 @@ class Worker:
         self.index_no = index
         self.index = gateway.index
         self.recipients = gateway.config.recording.recipients
-        self.lookup_secret = gateway.lookup_secret()
         self.clock_rate = gateway.config.recording.sample_rate
         self.host, self.port = gateway.config.sip_listen
         calls = gateway.config.calls
@@ -195,6 +194,8 @@ class Worker:
             ready.set()
         self.events.publish({"type": "worker.started", "capacity": self.capacity})
         retention_task = asyncio.create_task(self._retention_schedule())
+        # Alone (no node), the worker anchors the audit log itself; in a node the supervisor does.
+        anchor_task = asyncio.create_task(self._anchor_schedule()) if self.index_no is None else None
         try:
             while not stop.is_set():
                 self._pump()
@@ -213,7 +214,11 @@ class Worker:
                 await asyncio.sleep(0)
         finally:
             retention_task.cancel()
+            if anchor_task is not None:
+                anchor_task.cancel()
             await self._shutdown()
+            if anchor_task is not None:
+                await asyncio.to_thread(self.gateway.anchor_audit, log_stream=True)
 
     PUMP_WAIT_MS = 20
 
@@ -237,6 +242,11 @@ class Worker:
             except Exception:
                 log.exception("retention run failed; retrying at the next interval")
             await asyncio.sleep(every_s)
+
+    async def _anchor_schedule(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.witness.checkpoint_interval_s)
+            await asyncio.to_thread(self.gateway.anchor_audit, log_stream=True)
 
     def _reap(self) -> None:
         self._refused.clear()
