@@ -137,10 +137,10 @@ def main() -> None:
     ap.add_argument("--recorders", type=int, nargs="+", default=[100, 1000])
     ap.add_argument("--seconds", type=float, default=20)
     ap.add_argument("--tick", type=float, default=0.5, help="engine tick in seconds")
-    ap.add_argument("--dir", type=Path, default=None, help="spool location (default: a temp dir under bench/)")
+    ap.add_argument("--dir", type=Path, default=None,
+                    help="where the spool goes (default: the system temp directory; never the repository)")
     args = ap.parse_args()
-    base = args.dir or Path(__file__).parent
-    with tempfile.TemporaryDirectory(dir=base, prefix=".bench-") as d:
+    with tempfile.TemporaryDirectory(dir=args.dir, prefix="bench-") as d:
         print(json.dumps({"machine": f"{platform.machine()} {os.cpu_count()} cores, {platform.python_version()}",
                           "spool_fs": os.popen(f"df -T {d} | tail -1 | awk '{{print $2}}'").read().strip()}))
         for n in args.recorders:

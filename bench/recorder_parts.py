@@ -93,7 +93,7 @@ def main() -> None:
     rows.append(("whole tick incl. its 50 pushes (no I/O)", per_call(whole_tick, 500), ticks_per_s))
     rows.append(("50 push_frame calls", push_us, ticks_per_s))
 
-    with tempfile.TemporaryDirectory(dir=os.path.dirname(os.path.abspath(__file__))) as d:
+    with tempfile.TemporaryDirectory(prefix="bench-") as d:  # the system temp dir, never the repository
         fd = os.open(os.path.join(d, "f"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
 
         def append_fsync() -> None:
