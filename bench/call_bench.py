@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/call_bench.py --sequential 500
 
-Runs a real `gateway run` and pjsua2 peers (gateway/telephony/peer.py) on loopback:
+Runs a real `gateway run` and pjsua2 peers (simphone/phone.py) on loopback:
 - decision -> PBX INVITE: the gateway's consent event to the PBX receiving the INVITE;
 - one-way audio latency: the caller starts a tone, the PBX notes its onset. The same two peers
   calling each other directly, in the same run, are the baseline; the difference is the
@@ -47,8 +47,19 @@ def latency(lab: CallLab, via_gateway: bool) -> float:
     if via_gateway:
         caller = lab.peer("caller", *args)
     else:
-        caller = Proc([sys.executable, "-m", "gateway.telephony.peer", "caller", "--port", str(free_port()),
-                       "--target", f"sip:agent@127.0.0.1:{lab.pbx_port}", *args])
+        caller = Proc(
+            [
+                sys.executable,
+                "-m",
+                "simphone.phone",
+                "caller",
+                "--port",
+                str(free_port()),
+                "--target",
+                f"sip:agent@127.0.0.1:{lab.pbx_port}",
+                *args,
+            ]
+        )
         lab.procs.append(caller)
     caller.wait_exit()
     pbx.wait_exit()
@@ -94,6 +105,7 @@ def main() -> None:
             out["rss_idle_mb"] = round(rss_kb(pid) / 1024, 1)
             # Decision -> INVITE, and RSS with two bridged calls.
             from tests.test_calls_bad_input import subscribe
+
             events = subscribe(lab)
             pbx = lab.peer("pbx", "--calls", "2", "--timeout", "40")
             callers = [lab.peer("caller", "--hangup-after", "5", "--timeout", "30") for _ in range(2)]

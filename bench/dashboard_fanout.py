@@ -45,6 +45,7 @@ def cpu_s(pid: int) -> float:
 
 # -- supervisor side ----------------------------------------------------------------------------
 
+
 async def serve(args: argparse.Namespace) -> None:
     from aiohttp import web
 
@@ -57,9 +58,14 @@ async def serve(args: argparse.Namespace) -> None:
     data = Path(args.dir)
     links = WorkerLinks()
     users = UserStore(data / "users.sqlite3", lockout_after=1000)
-    dash = Dashboard(DashboardConfig(), users, SqliteIndex(data / "index.sqlite3"), spool_dir=data,
-                     node_status=lambda: {"workers": [], "capacity_calls": 0, "failopen": 0},
-                     command=links.command)
+    dash = Dashboard(
+        DashboardConfig(),
+        users,
+        SqliteIndex(data / "index.sqlite3"),
+        spool_dir=data,
+        node_status=lambda: {"workers": [], "capacity_calls": 0, "failopen": 0},
+        command=links.command,
+    )
     links.observers.append(dash.on_event)
     links.on_lost.append(dash.on_link_lost)
     for i, sock in enumerate(args.sockets):
@@ -73,6 +79,7 @@ async def serve(args: argparse.Namespace) -> None:
 
 # -- dashboards ---------------------------------------------------------------------------------
 
+
 async def clients(args: argparse.Namespace) -> None:
     from aiohttp import ClientSession, CookieJar
 
@@ -82,8 +89,11 @@ async def clients(args: argparse.Namespace) -> None:
         s = ClientSession(cookie_jar=CookieJar(unsafe=True))
         page = await (await s.get(f"{base}/login")).text()
         token = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
-        r = await s.post(f"{base}/login", data={"csrf": token, "name": "bench", "password": PASSWORD},
-                         allow_redirects=False)
+        r = await s.post(
+            f"{base}/login",
+            data={"csrf": token, "name": "bench", "password": PASSWORD},
+            allow_redirects=False,
+        )
         assert r.status == 303, r.status
         sessions.append(s)
     sockets = [await s.ws_connect(f"{base}/ws", origin=base, max_msg_size=0) for s in sessions]
@@ -116,11 +126,13 @@ async def clients(args: argparse.Namespace) -> None:
 
 # -- event publisher (this process) --------------------------------------------------------------
 
-LIFE = [("call.state", {"state": "deciding", "consent": "pending", "recording": "none"}),
-        ("call.consent", {"consent": "granted", "reason": "silence"}),
-        ("call.state", {"state": "dialling", "consent": "granted", "recording": "none"}),
-        ("call.recording", {"recording": "recording", "recording_id": "r"}),
-        ("call.state", {"state": "bridged", "consent": "granted", "recording": "recording"})]
+LIFE = [
+    ("call.state", {"state": "deciding", "consent": "pending", "recording": "none"}),
+    ("call.consent", {"consent": "granted", "reason": "silence"}),
+    ("call.state", {"state": "dialling", "consent": "granted", "recording": "none"}),
+    ("call.recording", {"recording": "recording", "recording_id": "r"}),
+    ("call.state", {"state": "bridged", "consent": "granted", "recording": "recording"}),
+]
 
 
 async def publish(buses, calls_per_bus: int, cycle_s: float, stop: asyncio.Event, counter: list[int]) -> None:
@@ -138,15 +150,32 @@ async def publish(buses, calls_per_bus: int, cycle_s: float, stop: asyncio.Event
             cur = state[slot]
             if cur is None or now - cur[1] >= cycle_s:
                 if cur is not None:
-                    bus.publish({"type": "call.state", "call": cur[0], "state": "ended", "consent": "granted",
-                                 "recording": "saving", "reason": "caller hung up"})
+                    bus.publish(
+                        {
+                            "type": "call.state",
+                            "call": cur[0],
+                            "state": "ended",
+                            "consent": "granted",
+                            "recording": "saving",
+                            "reason": "caller hung up",
+                        }
+                    )
                     n += 1
                 if cur is None and now < offsets[slot]:
                     continue
                 call = os.urandom(8).hex()
                 state[slot] = (call, now, 0, 0)
-                bus.publish({"type": "call.started", "call": call, "state": "notice", "route": "1177",
-                             "mode": "opt-out", "caller_display": "Caller", "caller_masked": "*********567"})
+                bus.publish(
+                    {
+                        "type": "call.started",
+                        "call": call,
+                        "state": "notice",
+                        "route": "1177",
+                        "mode": "opt-out",
+                        "caller_display": "Caller",
+                        "caller_masked": "*********567",
+                    }
+                )
                 n += 1
                 continue
             call, started, step, last = cur
@@ -158,8 +187,15 @@ async def publish(buses, calls_per_bus: int, cycle_s: float, stop: asyncio.Event
                 n += 1
             elif step >= len(LIFE) and int(age_s) > last:
                 state[slot] = (call, started, step, int(age_s))
-                bus.publish({"type": "call.progress", "call": call, "bytes_sealed": int(age_s * 32_000),
-                             "duration_s": round(age_s, 1), "frames_overflowed": 0})
+                bus.publish(
+                    {
+                        "type": "call.progress",
+                        "call": call,
+                        "bytes_sealed": int(age_s * 32_000),
+                        "duration_s": round(age_s, 1),
+                        "frames_overflowed": 0,
+                    }
+                )
                 n += 1
         counter[0] = n
         await asyncio.sleep(0.05)
@@ -181,9 +217,18 @@ async def main(args: argparse.Namespace) -> None:
     port = free_port()
     py = sys.executable
     me = str(Path(__file__).resolve())
-    server = await asyncio.create_subprocess_exec(py, me, "serve", "--dir", str(tmp), "--port", str(port),
-                                                  "--sockets", *[str(b.path) for b in buses],
-                                                  stdout=subprocess.PIPE)
+    server = await asyncio.create_subprocess_exec(
+        py,
+        me,
+        "serve",
+        "--dir",
+        str(tmp),
+        "--port",
+        str(port),
+        "--sockets",
+        *[str(b.path) for b in buses],
+        stdout=subprocess.PIPE,
+    )
     assert server.stdout is not None
     await server.stdout.readline()
     stop = asyncio.Event()
@@ -196,8 +241,20 @@ async def main(args: argparse.Namespace) -> None:
         if dashboards:
             out = tmp / "clients.json"
             client = await asyncio.create_subprocess_exec(
-                py, me, "clients", "--port", str(port), "--n", str(dashboards), "--seconds", str(args.seconds),
-                "--out", str(out), stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+                py,
+                me,
+                "clients",
+                "--port",
+                str(port),
+                "--n",
+                str(dashboards),
+                "--seconds",
+                str(args.seconds),
+                "--out",
+                str(out),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+            )
             assert client.stdout is not None and client.stdin is not None
             await client.stdout.readline()
             await asyncio.sleep(1.0)
@@ -206,8 +263,12 @@ async def main(args: argparse.Namespace) -> None:
         c0, e0, t0 = cpu_s(server.pid), counter[0], time.monotonic()
         await asyncio.sleep(args.seconds)
         c1, e1, t1 = cpu_s(server.pid), counter[0], time.monotonic()
-        result = {"phase": label, "dashboards": dashboards, "cpu_pct": 100 * (c1 - c0) / (t1 - t0),
-                  "events_per_s": (e1 - e0) / (t1 - t0)}
+        result = {
+            "phase": label,
+            "dashboards": dashboards,
+            "cpu_pct": 100 * (c1 - c0) / (t1 - t0),
+            "events_per_s": (e1 - e0) / (t1 - t0),
+        }
         if client is not None:
             await client.wait()
             data = json.loads((tmp / "clients.json").read_text())
@@ -215,8 +276,12 @@ async def main(args: argparse.Namespace) -> None:
             result["ws_messages_per_s"] = data["messages"] / args.seconds
             if d:
                 q = statistics.quantiles(d, n=100)
-                result.update(delay_p50_ms=1000 * q[49], delay_p99_ms=1000 * q[98], delay_max_ms=1000 * d[-1],
-                              samples=len(d))
+                result.update(
+                    delay_p50_ms=1000 * q[49],
+                    delay_p99_ms=1000 * q[98],
+                    delay_max_ms=1000 * d[-1],
+                    samples=len(d),
+                )
         return result
 
     base = await phase("baseline", 0)
@@ -229,12 +294,16 @@ async def main(args: argparse.Namespace) -> None:
         await b.close()
     print(json.dumps([base, load], indent=1))
     print(f"\n{args.calls} live calls, cycle {args.cycle:.0f} s, {base['events_per_s']:.0f} events/s")
-    print(f"supervisor side CPU: {base['cpu_pct']:.1f} % of a core with no dashboard, "
-          f"{load['cpu_pct']:.1f} % with {args.dashboards} (ratio {load['cpu_pct'] / max(base['cpu_pct'], 0.1):.1f})")
+    print(
+        f"supervisor side CPU: {base['cpu_pct']:.1f} % of a core with no dashboard, "
+        f"{load['cpu_pct']:.1f} % with {args.dashboards} (ratio {load['cpu_pct'] / max(base['cpu_pct'], 0.1):.1f})"
+    )
     if "delay_p99_ms" in load:
-        print(f"event -> dashboard delay: p50 {load['delay_p50_ms']:.0f} ms, p99 {load['delay_p99_ms']:.0f} ms, "
-              f"max {load['delay_max_ms']:.0f} ms over {load['samples']} updates; "
-              f"{load['ws_messages_per_s']:.0f} WebSocket messages/s")
+        print(
+            f"event -> dashboard delay: p50 {load['delay_p50_ms']:.0f} ms, p99 {load['delay_p99_ms']:.0f} ms, "
+            f"max {load['delay_max_ms']:.0f} ms over {load['samples']} updates; "
+            f"{load['ws_messages_per_s']:.0f} WebSocket messages/s"
+        )
 
 
 if __name__ == "__main__":

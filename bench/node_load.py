@@ -67,9 +67,27 @@ def rss_mb(pid: int) -> float:
 
 def phase(lab: CallLab, digit: str, calls: int, hold_s: float, tmp: Path) -> dict[str, object]:
     pbx_log = tmp / f"pbx-{digit}.log"
-    pbx = Proc(["sipp", "-sf", str(SCENARIOS / "pbx.xml"), "-i", "127.0.0.1", "-p", str(lab.pbx_port),
-                "-mp", str(free_port()), "-m", str(calls), "-nostdin", "-timeout", str(int(hold_s * 4 + 60)),
-                "-trace_logs", "-log_file", str(pbx_log)])
+    pbx = Proc(
+        [
+            "sipp",
+            "-sf",
+            str(SCENARIOS / "pbx.xml"),
+            "-i",
+            "127.0.0.1",
+            "-p",
+            str(lab.pbx_port),
+            "-mp",
+            str(free_port()),
+            "-m",
+            str(calls),
+            "-nostdin",
+            "-timeout",
+            str(int(hold_s * 4 + 60)),
+            "-trace_logs",
+            "-log_file",
+            str(pbx_log),
+        ]
+    )
     time.sleep(0.5)
     root = lab.gateway.proc.pid  # type: ignore[union-attr]
     pids = tree_pids(root)
@@ -77,12 +95,48 @@ def phase(lab: CallLab, digit: str, calls: int, hold_s: float, tmp: Path) -> dic
     t0 = time.monotonic()
     rtt = tmp / f"rtt-{digit}.csv"
     caller = subprocess.run(
-        ["sipp", "-sf", str(SCENARIOS / "caller.xml"), "-key", "payload", "8", "-key", "digit_pcap",
-         str(PCAPS / f"dtmf_2833_{digit}.pcap"), "-i", "127.0.0.1", "-p", str(free_port()),
-         "-mp", str(free_port()), "-m", str(calls), "-l", str(calls), "-r", "4", "-d", str(int(hold_s * 1000)),
-         "-nostdin", "-timeout", str(int(hold_s * 4 + 60)), "-trace_rtt", "-rtt_freq", "1", "-trace_err",
-         "-trace_stat", "-fd", "1", "-stf", str(tmp / f"stat-{digit}.csv"), f"127.0.0.1:{lab.sip_port}"],
-        cwd=tmp, capture_output=True, text=True)
+        [
+            "sipp",
+            "-sf",
+            str(SCENARIOS / "caller.xml"),
+            "-key",
+            "payload",
+            "8",
+            "-key",
+            "digit_pcap",
+            str(PCAPS / f"dtmf_2833_{digit}.pcap"),
+            "-i",
+            "127.0.0.1",
+            "-p",
+            str(free_port()),
+            "-mp",
+            str(free_port()),
+            "-m",
+            str(calls),
+            "-l",
+            str(calls),
+            "-r",
+            "4",
+            "-d",
+            str(int(hold_s * 1000)),
+            "-nostdin",
+            "-timeout",
+            str(int(hold_s * 4 + 60)),
+            "-trace_rtt",
+            "-rtt_freq",
+            "1",
+            "-trace_err",
+            "-trace_stat",
+            "-fd",
+            "1",
+            "-stf",
+            str(tmp / f"stat-{digit}.csv"),
+            f"127.0.0.1:{lab.sip_port}",
+        ],
+        cwd=tmp,
+        capture_output=True,
+        text=True,
+    )
     wall = time.monotonic() - t0
     pbx.wait_exit(hold_s * 4 + 60)
     used = cpu_s(tree_pids(root)) - c0
@@ -94,28 +148,50 @@ def phase(lab: CallLab, digit: str, calls: int, hold_s: float, tmp: Path) -> dic
             if len(parts) >= 2 and parts[1].replace(".", "").isdigit():
                 setup.append(float(parts[1]))
         f.rename(rtt)
-    stat_lines = (tmp / f"stat-{digit}.csv").read_text().splitlines() if (tmp / f"stat-{digit}.csv").exists() else []
+    stat_lines = (
+        (tmp / f"stat-{digit}.csv").read_text().splitlines() if (tmp / f"stat-{digit}.csv").exists() else []
+    )
     ok = failed = peak = 0
     if len(stat_lines) >= 2:
         head = stat_lines[0].split(";")
         last = stat_lines[-1].split(";")
         row = dict(zip(head, last, strict=False))
         ok, failed = int(row.get("SuccessfulCall(C)", 0)), int(row.get("FailedCall(C)", 0))
-        peak = max(int(dict(zip(head, line.split(";"), strict=False)).get("CurrentCall", 0) or 0)
-                   for line in stat_lines[1:])
+        peak = max(
+            int(dict(zip(head, line.split(";"), strict=False)).get("CurrentCall", 0) or 0)
+            for line in stat_lines[1:]
+        )
     call_seconds = ok * hold_s
-    errors = [line[:200] for f in tmp.glob("caller_*_errors.log") for line in f.read_text(errors="replace").splitlines()
-              if line.strip() and not line.startswith(("-", " "))][-6:]
+    errors = [
+        line[:200]
+        for f in tmp.glob("caller_*_errors.log")
+        for line in f.read_text(errors="replace").splitlines()
+        if line.strip() and not line.startswith(("-", " "))
+    ][-6:]
     for f in tmp.glob("caller_*_errors.log"):
         f.unlink()
-    return {"digit": digit, "sipp_rc": caller.returncode, "calls_ok": ok, "calls_failed": failed, "sipp_errors": errors,
-            "peak_concurrent": peak, "wall_s": round(wall, 1), "node_cpu_s": round(used, 2),
-            "node_cpu_ms_per_call_second": round(used / call_seconds * 1000, 2) if call_seconds else None,
-            "setup_ms_p50": round(statistics.median(setup), 1) if setup else None,
-            "setup_ms_p95": round(sorted(setup)[int(len(setup) * 0.95) - 1], 1) if len(setup) >= 20 else None,
-            "consent_seen_by_pbx": sorted({line.split("consent=")[1].split()[0] for line in
-                                           pbx_log.read_text().splitlines() if "consent=" in line})
-            if pbx_log.exists() else []}
+    return {
+        "digit": digit,
+        "sipp_rc": caller.returncode,
+        "calls_ok": ok,
+        "calls_failed": failed,
+        "sipp_errors": errors,
+        "peak_concurrent": peak,
+        "wall_s": round(wall, 1),
+        "node_cpu_s": round(used, 2),
+        "node_cpu_ms_per_call_second": round(used / call_seconds * 1000, 2) if call_seconds else None,
+        "setup_ms_p50": round(statistics.median(setup), 1) if setup else None,
+        "setup_ms_p95": round(sorted(setup)[int(len(setup) * 0.95) - 1], 1) if len(setup) >= 20 else None,
+        "consent_seen_by_pbx": sorted(
+            {
+                line.split("consent=")[1].split()[0]
+                for line in pbx_log.read_text().splitlines()
+                if "consent=" in line
+            }
+        )
+        if pbx_log.exists()
+        else [],
+    }
 
 
 def completeness(lab: CallLab) -> dict[str, object]:
@@ -127,15 +203,20 @@ def completeness(lab: CallLab) -> dict[str, object]:
             plain = age.AgeReader(f, identities).read_all()
         samples = (len(plain) - wav.HEADER_SIZE) // 4
         from datetime import datetime
+
         # Bridged time: from the recorder's start (when the PBX answered) to the call's end
         # (the hang-up), not to the recording's finalisation, which comes a little later.
         ended = gw.index.get_call(rec.call_id).ended_at or rec.finished_at
-        span = (datetime.fromisoformat(ended.replace("Z", "+00:00"))
-                - datetime.fromisoformat(rec.started_at.replace("Z", "+00:00"))).total_seconds()
+        span = (
+            datetime.fromisoformat(ended.replace("Z", "+00:00"))
+            - datetime.fromisoformat(rec.started_at.replace("Z", "+00:00"))
+        ).total_seconds()
         missing.append(max(0.0, 1 - samples / 8000 / span) * 100 if span > 0 else 0.0)
-    return {"recordings": len(missing),
-            "frames_missing_percent_mean": round(statistics.mean(missing), 3) if missing else None,
-            "frames_missing_percent_max": round(max(missing), 3) if missing else None}
+    return {
+        "recordings": len(missing),
+        "frames_missing_percent_mean": round(statistics.mean(missing), 3) if missing else None,
+        "frames_missing_percent_max": round(max(missing), 3) if missing else None,
+    }
 
 
 def main() -> None:
@@ -153,11 +234,17 @@ def main() -> None:
         # RTP below the ephemeral range, where sipp's own media ports (-mp) are taken from, and
         # wide enough for every worker's slice (the tests' 100 ports are too few for a big pool).
         text = re.sub(r"rtp_port = \d+", "rtp_port = 10000", lab.gw.config.read_text())
-        lab.gw.config.write_text(text.replace("grace_s = 1.0", "grace_s = 0.5")
-                                 .replace("rtp_port_range = 100", "rtp_port_range = 8000")
-                                 .replace("tap_ptime_ms = 40", f"tap_ptime_ms = {args.tap_ptime}"))
-        out: dict[str, object] = {"workers": args.workers, "calls": args.calls, "hold_s": args.hold,
-                                  "tap_ptime_ms": args.tap_ptime}
+        lab.gw.config.write_text(
+            text.replace("grace_s = 1.0", "grace_s = 0.5")
+            .replace("rtp_port_range = 100", "rtp_port_range = 8000")
+            .replace("tap_ptime_ms = 40", f"tap_ptime_ms = {args.tap_ptime}")
+        )
+        out: dict[str, object] = {
+            "workers": args.workers,
+            "calls": args.calls,
+            "hold_s": args.hold,
+            "tap_ptime_ms": args.tap_ptime,
+        }
         try:
             lab.start_gateway()
             worker_pids = [w["pid"] for w in lab.node_status()["workers"]]
@@ -170,8 +257,11 @@ def main() -> None:
             out["cpu_ratio_recorded_over_unrecorded"] = round(c_cpu / d_cpu, 3) if d_cpu and c_cpu else None
             out["completeness"] = completeness(lab)
             assert lab.gateway is not None
-            out["node_warnings"] = [line[:300] for line in lab.gateway.stderr_lines
-                                    if '"level": "error"' in line or '"level": "warning"' in line][:20]
+            out["node_warnings"] = [
+                line[:300]
+                for line in lab.gateway.stderr_lines
+                if '"level": "error"' in line or '"level": "warning"' in line
+            ][:20]
         finally:
             lab.close()
         print(json.dumps(out, indent=2))

@@ -40,8 +40,9 @@ def cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def feed(targets: list[Recorder] | None, count: int, seconds: float, frames: list[bytes],
-         start: float) -> dict[str, float]:
+def feed(
+    targets: list[Recorder] | None, count: int, seconds: float, frames: list[bytes], start: float
+) -> dict[str, float]:
     """Push frames at real-time pace from `start`; `targets=None` runs the loop without recorders."""
     ticks = int(seconds / FRAME_S)
     late = 0
@@ -109,7 +110,9 @@ def run(n: int, seconds: float, store: LocalSpool | DiscardingStore, tick_s: flo
     rec_s = n * seconds
     appends = sum(x.stats["chunks_sealed"] + 2 for x in results)  # header + chunks + final chunk
     out = {
-        "store": "spool (write + fsync per chunk)" if isinstance(store, LocalSpool) else "discarding (no I/O)",
+        "store": "spool (write + fsync per chunk)"
+        if isinstance(store, LocalSpool)
+        else "discarding (no I/O)",
         "recorders": n,
         "seconds": seconds,
         "engine_tick_s": tick_s,
@@ -137,12 +140,22 @@ def main() -> None:
     ap.add_argument("--recorders", type=int, nargs="+", default=[100, 1000])
     ap.add_argument("--seconds", type=float, default=20)
     ap.add_argument("--tick", type=float, default=0.5, help="engine tick in seconds")
-    ap.add_argument("--dir", type=Path, default=None,
-                    help="where the spool goes (default: the system temp directory; never the repository)")
+    ap.add_argument(
+        "--dir",
+        type=Path,
+        default=None,
+        help="where the spool goes (default: the system temp directory; never the repository)",
+    )
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(dir=args.dir, prefix="bench-") as d:
-        print(json.dumps({"machine": f"{platform.machine()} {os.cpu_count()} cores, {platform.python_version()}",
-                          "spool_fs": os.popen(f"df -T {d} | tail -1 | awk '{{print $2}}'").read().strip()}))
+        print(
+            json.dumps(
+                {
+                    "machine": f"{platform.machine()} {os.cpu_count()} cores, {platform.python_version()}",
+                    "spool_fs": os.popen(f"df -T {d} | tail -1 | awk '{{print $2}}'").read().strip(),
+                }
+            )
+        )
         for n in args.recorders:
             for store in (DiscardingStore(), LocalSpool(Path(d) / f"spool-{n}")):
                 print(json.dumps(run(n, args.seconds, store, args.tick)), flush=True)

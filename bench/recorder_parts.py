@@ -53,7 +53,13 @@ def main() -> None:
     rows: list[tuple[str, float, float]] = []
 
     items = [(1000.0 + i * 0.02, FRAMES[i]) for i in range(25)]
-    rows.append(("join a tick's frames (one channel)", per_call(lambda: b"".join([p for _, p in items])), 2 * ticks_per_s))
+    rows.append(
+        (
+            "join a tick's frames (one channel)",
+            per_call(lambda: b"".join([p for _, p in items])),
+            2 * ticks_per_s,
+        )
+    )
 
     aligner = ChannelAligner(2, 80)
     pos = [0]
@@ -68,10 +74,22 @@ def main() -> None:
     rows.append(("place both channels + interleave", per_call(place_and_drain), ticks_per_s))
     block = os.urandom(TICK_BYTES)
     writer = AgeWriter([age.Identity.generate().recipient()], lambda d: None)
-    rows.append(("age writer: a tick (incl. its share of sealing)", per_call(lambda: writer.write(block)), ticks_per_s))
+    rows.append(
+        (
+            "age writer: a tick (incl. its share of sealing)",
+            per_call(lambda: writer.write(block)),
+            ticks_per_s,
+        )
+    )
     sealer = StreamSealer(os.urandom(32))
     chunk = os.urandom(CHUNK_SIZE)
-    rows.append(("ChaCha20-Poly1305 seal of one 64 KiB chunk", per_call(lambda: sealer.seal(chunk, False), 500), chunks_per_s))
+    rows.append(
+        (
+            "ChaCha20-Poly1305 seal of one 64 KiB chunk",
+            per_call(lambda: sealer.seal(chunk, False), 500),
+            chunks_per_s,
+        )
+    )
     sealed = os.urandom(ENCRYPTED_CHUNK_SIZE)
     rows.append(("SHA-256 of one sealed chunk", per_call(lambda: hashlib.sha256(sealed), 500), chunks_per_s))
 

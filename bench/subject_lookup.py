@@ -47,17 +47,24 @@ def main() -> None:
     numbers = [SUBJECT if i % 1000 == 0 else f"+4670{rnd.randrange(10**7):07d}" for i in range(args.calls)]
     t0 = time.perf_counter()
     with multiprocessing.get_context("fork").Pool() as pool:
-        sealed = [s for part in pool.map(_seal, [numbers[i : i + 5000] for i in range(0, len(numbers), 5000)])
-                  for s in part]
-    print(f"sealed {len(sealed)} numbers to {args.recipients} recipient(s) in {time.perf_counter() - t0:.1f} s",
-          flush=True)
+        sealed = [
+            s
+            for part in pool.map(_seal, [numbers[i : i + 5000] for i in range(0, len(numbers), 5000)])
+            for s in part
+        ]
+    print(
+        f"sealed {len(sealed)} numbers to {args.recipients} recipient(s) in {time.perf_counter() - t0:.1f} s",
+        flush=True,
+    )
     with tempfile.TemporaryDirectory(prefix="subject-bench-") as d:
         index = SqliteIndex(Path(d) / "index.sqlite3", create=True)
         index._db.execute("BEGIN")
         for i, s in enumerate(sealed):
             d_call = CallRow(f"c{i:08d}", "2026-01-01T00:00:00Z", route="*", caller_enc=s)
-            index._db.execute("INSERT INTO calls VALUES (?,?,?,?,?)",
-                              (d_call.id, d_call.started_at, d_call.ended_at, d_call.route, d_call.caller_enc))
+            index._db.execute(
+                "INSERT INTO calls VALUES (?,?,?,?,?)",
+                (d_call.id, d_call.started_at, d_call.ended_at, d_call.route, d_call.caller_enc),
+            )
         index._db.execute("COMMIT")
         # The operator's identity is the last recipient's: the worst case, every stanza tried.
         who = [identities[-1]]
@@ -67,8 +74,11 @@ def main() -> None:
             t0 = time.perf_counter()
             ids, checked, unreadable = subject.matching_calls(index, who, SUBJECT, numbering, processes=procs)
             results[procs] = (time.perf_counter() - t0, sorted(ids))
-            print(f"{procs} process(es): {checked} numbers checked, {len(ids)} found, {unreadable} unreadable, "
-                  f"{results[procs][0]:.1f} s ({results[procs][0] / checked * 1e6:.1f} us per number)", flush=True)
+            print(
+                f"{procs} process(es): {checked} numbers checked, {len(ids)} found, {unreadable} unreadable, "
+                f"{results[procs][0]:.1f} s ({results[procs][0] / checked * 1e6:.1f} us per number)",
+                flush=True,
+            )
         one, many = results[1], results[max(results)]
         assert one[1] == many[1] and len(one[1]) == (args.calls + 999) // 1000
         print(f"speed-up with {max(results)} processes: {one[0] / many[0]:.2f}x")

@@ -44,7 +44,9 @@ def check_sip_uri(text: str, what: str) -> str:
     try:
         parse_config_uri(text)
     except UriError as e:
-        raise ConfigError(f"{what} must be a SIP URI such as sip:helpline@10.0.0.5:5060, got {text!r}: {e}") from None
+        raise ConfigError(
+            f"{what} must be a SIP URI such as sip:helpline@10.0.0.5:5060, got {text!r}: {e}"
+        ) from None
     return text
 
 
@@ -57,10 +59,15 @@ def parse_ipv4_network(text: Any, what: str) -> str:
     except ValueError:
         raise ConfigError(f"{what} must be an IPv4 address or IP/mask, got {text!r}") from None
     if net.prefixlen < 8:
-        raise ConfigError(f"{what} {text!r} admits {net.num_addresses} addresses: the allowlist takes "
-                          "networks of /8 or narrower")
-    if net.network_address.is_unspecified or net.is_multicast or net.network_address == ipaddress.IPv4Address(
-            "255.255.255.255"):
+        raise ConfigError(
+            f"{what} {text!r} admits {net.num_addresses} addresses: the allowlist takes "
+            "networks of /8 or narrower"
+        )
+    if (
+        net.network_address.is_unspecified
+        or net.is_multicast
+        or net.network_address == ipaddress.IPv4Address("255.255.255.255")
+    ):
         raise ConfigError(f"{what} {text!r} is not a host or network address")
     return str(net) if net.prefixlen < 32 else str(net.network_address)
 
@@ -209,36 +216,86 @@ class Config:
 
 # section -> key -> (types, default)
 SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
-    "paths": {"data_dir": ((str,), None), "spool_dir": ((str,), "spool"), "index": ((str,), "index.sqlite3"),
-              "secrets_dir": ((str,), "secrets")},
-    "recording": {"recipients": ((list,), []), "sample_rate": ((int,), 8000), "pause_mode": ((str,), "silence"),
-                  "queue_frames": ((int,), 500), "retention_days": ((int,), 90), "tap_ptime_ms": ((int,), 40)},
-    "sip": {"listen": ((str,), "127.0.0.1:5060"), "tls_listen": ((str,), ""), "tls_cert": ((str,), ""),
-            "tls_key": ((str,), "")},
+    "paths": {
+        "data_dir": ((str,), None),
+        "spool_dir": ((str,), "spool"),
+        "index": ((str,), "index.sqlite3"),
+        "secrets_dir": ((str,), "secrets"),
+    },
+    "recording": {
+        "recipients": ((list,), []),
+        "sample_rate": ((int,), 8000),
+        "pause_mode": ((str,), "silence"),
+        "queue_frames": ((int,), 500),
+        "retention_days": ((int,), 90),
+        "tap_ptime_ms": ((int,), 40),
+    },
+    "sip": {
+        "listen": ((str,), "127.0.0.1:5060"),
+        "tls_listen": ((str,), ""),
+        "tls_cert": ((str,), ""),
+        "tls_key": ((str,), ""),
+    },
     "pbx": {"uri": ((str,), "sip:helpline@127.0.0.1:5070")},
-    "consent": {"mode": ((str,), "opt-out"), "decline_key": ((str,), "9"), "accept_key": ((str,), "1"),
-                "grace_s": ((int, float), 3.0)},
+    "consent": {
+        "mode": ((str,), "opt-out"),
+        "decline_key": ((str,), "9"),
+        "accept_key": ((str,), "1"),
+        "grace_s": ((int, float), 3.0),
+    },
     "prompts": {"dir": ((str,), "")},
-    "calls": {"max_duration_s": ((int, float), 4 * 3600.0), "pbx_timeout_s": ((int, float), 30.0),
-              "rtp_port": ((int,), 40000), "rtp_port_range": ((int,), 1000),
-              "withdraw_sequence": ((str,), "*9"), "pause_sequence": ((str,), "*1"),
-              "resume_sequence": ((str,), "*2"), "event_socket": ((str,), "run/events.sock")},
-    "node": {"kamailio": ((bool,), False), "workers": ((int,), 2), "worker_base_port": ((int,), 5100),
-             "fail_closed": ((bool,), False), "trunks": ((list,), []), "drain_s": ((int, float), 300.0),
-             "metrics_listen": ((str,), "127.0.0.1:9464"), "max_workers": ((int,), 0),
-             "spare_calls": ((int,), 2), "idle_retire_s": ((int, float), 60.0), "peers": ((list,), [])},
-    "audit": {"checkpoint_interval_s": ((int, float), 300.0), "witness_syslog": ((str,), ""),
-              "witness_file": ((str,), "")},
-    "numbers": {"country_code": ((str,), ""), "national_prefix": ((str,), "0"),
-                "international_prefix": ((str,), "00")},
-    "dashboard": {"enabled": ((bool,), True), "listen": ((str,), "127.0.0.1:8080"), "tls_cert": ((str,), ""),
-                  "tls_key": ((str,), ""), "idle_timeout_s": ((int, float), 900.0),
-                  "lockout_after": ((int,), 5), "lockout_s": ((int, float), 900.0),
-                  "session_max_s": ((int, float), 43200.0), "server_names": ((list,), [])},
+    "calls": {
+        "max_duration_s": ((int, float), 4 * 3600.0),
+        "pbx_timeout_s": ((int, float), 30.0),
+        "rtp_port": ((int,), 40000),
+        "rtp_port_range": ((int,), 1000),
+        "withdraw_sequence": ((str,), "*9"),
+        "pause_sequence": ((str,), "*1"),
+        "resume_sequence": ((str,), "*2"),
+        "event_socket": ((str,), "run/events.sock"),
+    },
+    "node": {
+        "kamailio": ((bool,), False),
+        "workers": ((int,), 2),
+        "worker_base_port": ((int,), 5100),
+        "fail_closed": ((bool,), False),
+        "trunks": ((list,), []),
+        "drain_s": ((int, float), 300.0),
+        "metrics_listen": ((str,), "127.0.0.1:9464"),
+        "max_workers": ((int,), 0),
+        "spare_calls": ((int,), 2),
+        "idle_retire_s": ((int, float), 60.0),
+        "peers": ((list,), []),
+    },
+    "audit": {
+        "checkpoint_interval_s": ((int, float), 300.0),
+        "witness_syslog": ((str,), ""),
+        "witness_file": ((str,), ""),
+    },
+    "numbers": {
+        "country_code": ((str,), ""),
+        "national_prefix": ((str,), "0"),
+        "international_prefix": ((str,), "00"),
+    },
+    "dashboard": {
+        "enabled": ((bool,), True),
+        "listen": ((str,), "127.0.0.1:8080"),
+        "tls_cert": ((str,), ""),
+        "tls_key": ((str,), ""),
+        "idle_timeout_s": ((int, float), 900.0),
+        "lockout_after": ((int,), 5),
+        "lockout_s": ((int, float), 900.0),
+        "session_max_s": ((int, float), 43200.0),
+        "server_names": ((list,), []),
+    },
 }
 ROUTE_KEYS: dict[str, tuple[tuple[type, ...], Any]] = {
-    "number": ((str,), None), "mode": ((str,), None), "language": ((str,), "en"), "pbx": ((str,), None),
-    "retention_days": ((int,), None), "prompts": ((str,), ""),
+    "number": ((str,), None),
+    "mode": ((str,), None),
+    "language": ((str,), "en"),
+    "pbx": ((str,), None),
+    "retention_days": ((int,), None),
+    "prompts": ((str,), ""),
 }
 DEFAULT_PROMPTS = Path(__file__).resolve().parent.parent / "ivr_prompts"
 
@@ -258,7 +315,9 @@ def _section(raw: dict[str, Any], name: str) -> dict[str, Any]:
             raise ConfigError(f"unknown setting [{name}] {key}{_suggest(key, list(SCHEMA[name]))}")
         types, _ = SCHEMA[name][key]
         if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
-            raise ConfigError(f"[{name}] {key} must be {' or '.join(t.__name__ for t in types)}, got {value!r}")
+            raise ConfigError(
+                f"[{name}] {key} must be {' or '.join(t.__name__ for t in types)}, got {value!r}"
+            )
         out[key] = value
     return {k: out.get(k, default) for k, (_, default) in SCHEMA[name].items()}
 
@@ -291,13 +350,28 @@ def load(path: str | Path) -> Config:
         if name not in SCHEMA and name != "routes":
             raise ConfigError(f"unknown section [{name}] in {path}{_suggest(name, list(SCHEMA))}")
     p, r, sip, pbx, consent, prompts, calls, node, dash, numbers, audit_ = (
-        _section(raw, s) for s in ("paths", "recording", "sip", "pbx", "consent", "prompts", "calls", "node",
-                                   "dashboard", "numbers", "audit"))
+        _section(raw, s)
+        for s in (
+            "paths",
+            "recording",
+            "sip",
+            "pbx",
+            "consent",
+            "prompts",
+            "calls",
+            "node",
+            "dashboard",
+            "numbers",
+            "audit",
+        )
+    )
     if not 1 <= node["workers"] <= 256 or not 1024 <= node["worker_base_port"] <= 64000:
         raise ConfigError("[node] workers must be 1..256 and worker_base_port 1024..64000")
     if node["max_workers"] and not node["workers"] <= node["max_workers"] <= 256:
-        raise ConfigError(f"[node] max_workers must be 0 (no growth) or from workers ({node['workers']}) to 256, "
-                          f"got {node['max_workers']}")
+        raise ConfigError(
+            f"[node] max_workers must be 0 (no growth) or from workers ({node['workers']}) to 256, "
+            f"got {node['max_workers']}"
+        )
     if node["spare_calls"] < 0 or node["idle_retire_s"] < 1:
         raise ConfigError("[node] spare_calls must be >= 0 and idle_retire_s >= 1")
     peers = []
@@ -309,8 +383,10 @@ def load(path: str | Path) -> Config:
         peers.append(peer)
     pool_max = max(node["workers"], node["max_workers"])
     if node["kamailio"] and calls["rtp_port_range"] < 8 * pool_max:
-        raise ConfigError(f"[calls] rtp_port_range {calls['rtp_port_range']} is too small for {pool_max} workers: "
-                          f"each needs 8 RTP ports (two calls, two legs, RTP and RTCP); use at least {8 * pool_max}")
+        raise ConfigError(
+            f"[calls] rtp_port_range {calls['rtp_port_range']} is too small for {pool_max} workers: "
+            f"each needs 8 RTP ports (two calls, two legs, RTP and RTCP); use at least {8 * pool_max}"
+        )
     if node["worker_base_port"] + pool_max > 65535:
         raise ConfigError("[node] worker_base_port + max_workers must stay below 65536")
     trunks = [parse_ipv4_network(t, "[node] trunks entry") for t in node["trunks"]]
@@ -321,7 +397,7 @@ def load(path: str | Path) -> Config:
     if r["sample_rate"] not in (8000, 16000):
         raise ConfigError(f"[recording] sample_rate must be 8000 or 16000, got {r['sample_rate']}")
     if r["pause_mode"] not in ("silence", "skip"):
-        raise ConfigError(f"[recording] pause_mode must be \"silence\" or \"skip\", got {r['pause_mode']!r}")
+        raise ConfigError(f'[recording] pause_mode must be "silence" or "skip", got {r["pause_mode"]!r}')
     if r["tap_ptime_ms"] not in (20, 40, 60, 80, 100):
         raise ConfigError(f"[recording] tap_ptime_ms must be 20, 40, 60, 80 or 100, got {r['tap_ptime_ms']}")
     if r["queue_frames"] < 10 or r["retention_days"] < 1:
@@ -343,7 +419,9 @@ def load(path: str | Path) -> Config:
     if not default_prompts.is_absolute():
         default_prompts = base / default_prompts
     check_sip_uri(pbx["uri"], "[pbx] uri")
-    routes = _routes(raw.get("routes"), consent["mode"], pbx["uri"], r["retention_days"], default_prompts, base)
+    routes = _routes(
+        raw.get("routes"), consent["mode"], pbx["uri"], r["retention_days"], default_prompts, base
+    )
     event_socket = Path(calls["event_socket"])
     tls = None
     if sip["tls_listen"]:
@@ -363,9 +441,14 @@ def load(path: str | Path) -> Config:
     return Config(
         path=path,
         paths=paths,
-        recording=RecordingConfig(parse_recipients(r["recipients"], "[recording] recipients"),
-                                  r["sample_rate"], r["pause_mode"], r["queue_frames"], r["retention_days"],
-                                  r["tap_ptime_ms"]),
+        recording=RecordingConfig(
+            parse_recipients(r["recipients"], "[recording] recipients"),
+            r["sample_rate"],
+            r["pause_mode"],
+            r["queue_frames"],
+            r["retention_days"],
+            r["tap_ptime_ms"],
+        ),
         sip_listen=parse_hostport(sip["listen"], "[sip] listen", ip_only=True),
         tls=tls,
         pbx_uri=check_sip_uri(pbx["uri"], "[pbx] uri"),
@@ -373,14 +456,29 @@ def load(path: str | Path) -> Config:
         decline_key=consent["decline_key"],
         accept_key=consent["accept_key"],
         grace_s=float(consent["grace_s"]),
-        calls=CallsConfig(float(calls["max_duration_s"]), float(calls["pbx_timeout_s"]), calls["rtp_port"],
-                          calls["rtp_port_range"], calls["withdraw_sequence"], calls["pause_sequence"],
-                          calls["resume_sequence"],
-                          event_socket if event_socket.is_absolute() else base / event_socket),
-        node=NodeConfig(node["kamailio"], node["workers"], node["worker_base_port"], node["fail_closed"],
-                        trunks, float(node["drain_s"]),
-                        parse_hostport(node["metrics_listen"], "[node] metrics_listen"), node["max_workers"],
-                        node["spare_calls"], float(node["idle_retire_s"]), peers),
+        calls=CallsConfig(
+            float(calls["max_duration_s"]),
+            float(calls["pbx_timeout_s"]),
+            calls["rtp_port"],
+            calls["rtp_port_range"],
+            calls["withdraw_sequence"],
+            calls["pause_sequence"],
+            calls["resume_sequence"],
+            event_socket if event_socket.is_absolute() else base / event_socket,
+        ),
+        node=NodeConfig(
+            node["kamailio"],
+            node["workers"],
+            node["worker_base_port"],
+            node["fail_closed"],
+            trunks,
+            float(node["drain_s"]),
+            parse_hostport(node["metrics_listen"], "[node] metrics_listen"),
+            node["max_workers"],
+            node["spare_calls"],
+            float(node["idle_retire_s"]),
+            peers,
+        ),
         dashboard=dashboard,
         routes=routes,
         numbering=_numbering(numbers),
@@ -391,7 +489,9 @@ def load(path: str | Path) -> Config:
 
 def _witness(a: dict[str, Any], base: Path) -> WitnessConfig:
     if not 10 <= a["checkpoint_interval_s"] <= 86400:
-        raise ConfigError(f"[audit] checkpoint_interval_s must be 10 to 86400, got {a['checkpoint_interval_s']}")
+        raise ConfigError(
+            f"[audit] checkpoint_interval_s must be 10 to 86400, got {a['checkpoint_interval_s']}"
+        )
     if a["witness_syslog"]:
         try:
             parse_syslog_target(a["witness_syslog"])
@@ -405,8 +505,10 @@ def _witness(a: dict[str, Any], base: Path) -> WitnessConfig:
 
 def _numbering(n: dict[str, Any]) -> Numbering:
     if n["country_code"] and not re.fullmatch(r"[1-9][0-9]{0,2}", n["country_code"]):
-        raise ConfigError(f"[numbers] country_code must be 1 to 3 digits without '+' (46 for Sweden), "
-                          f"got {n['country_code']!r}")
+        raise ConfigError(
+            f"[numbers] country_code must be 1 to 3 digits without '+' (46 for Sweden), "
+            f"got {n['country_code']!r}"
+        )
     for key in ("national_prefix", "international_prefix"):
         if not re.fullmatch(r"[0-9]{0,4}", n[key]):
             raise ConfigError(f"[numbers] {key} must be up to 4 digits, got {n[key]!r}")
@@ -429,9 +531,11 @@ def _dashboard(d: dict[str, Any], base: Path) -> DashboardConfig:
             files.append(f)
         tls = (files[0], files[1])
     if d["enabled"] and tls is None and not is_loopback(host):
-        raise ConfigError(f"[dashboard] listen {host}:{port} is not a loopback address: the dashboard "
-                          "serves logins and live call data, so it needs [dashboard] tls_cert and tls_key "
-                          "to listen on the network (or listen on 127.0.0.1 behind a TLS proxy)")
+        raise ConfigError(
+            f"[dashboard] listen {host}:{port} is not a loopback address: the dashboard "
+            "serves logins and live call data, so it needs [dashboard] tls_cert and tls_key "
+            "to listen on the network (or listen on 127.0.0.1 behind a TLS proxy)"
+        )
     if d["idle_timeout_s"] < 30 or d["lockout_after"] < 1 or d["lockout_s"] < 1:
         raise ConfigError("[dashboard] idle_timeout_s must be >= 30, lockout_after >= 1 and lockout_s >= 1")
     if not d["idle_timeout_s"] <= d["session_max_s"] <= 7 * 86400:
@@ -442,10 +546,20 @@ def _dashboard(d: dict[str, Any], base: Path) -> DashboardConfig:
             raise ConfigError(f"[dashboard] server_names must be host names or IP addresses, got {n!r}")
         names.append(n.lower())
     if d["enabled"] and not names and _is_ip(host) and ipaddress.ip_address(host).is_unspecified:
-        raise ConfigError(f"[dashboard] listen {host} is every address: set [dashboard] server_names to the "
-                          "names operators type in their browsers (other Host names are refused)")
-    return DashboardConfig(d["enabled"], (host, port), tls, float(d["idle_timeout_s"]), d["lockout_after"],
-                           float(d["lockout_s"]), float(d["session_max_s"]), tuple(names))
+        raise ConfigError(
+            f"[dashboard] listen {host} is every address: set [dashboard] server_names to the "
+            "names operators type in their browsers (other Host names are refused)"
+        )
+    return DashboardConfig(
+        d["enabled"],
+        (host, port),
+        tls,
+        float(d["idle_timeout_s"]),
+        d["lockout_after"],
+        float(d["lockout_s"]),
+        float(d["session_max_s"]),
+        tuple(names),
+    )
 
 
 def _is_ip(text: str) -> bool:
@@ -456,7 +570,9 @@ def _is_ip(text: str) -> bool:
     return True
 
 
-def _routes(raw_routes: Any, mode: str, pbx: str, retention_days: int, prompts: Path, base: Path) -> list[Route]:
+def _routes(
+    raw_routes: Any, mode: str, pbx: str, retention_days: int, prompts: Path, base: Path
+) -> list[Route]:
     if raw_routes is None:
         return [Route("*", mode, "en", pbx, retention_days, prompts)]
     if not isinstance(raw_routes, list) or not all(isinstance(x, dict) for x in raw_routes):
@@ -471,15 +587,21 @@ def _routes(raw_routes: Any, mode: str, pbx: str, retention_days: int, prompts: 
                 raise ConfigError(f"{where} {key} has the wrong type: {value!r}")
         number = entry.get("number")
         if not number:
-            raise ConfigError(f"{where} needs a number (the dialled number, or \"*\" for the default route)")
+            raise ConfigError(f'{where} needs a number (the dialled number, or "*" for the default route)')
         route_mode = entry.get("mode", mode)
         if route_mode not in MODES:
             raise ConfigError(f"{where} mode must be one of {', '.join(MODES)}, got {route_mode!r}")
         route_prompts = Path(entry["prompts"]) if entry.get("prompts") else prompts
-        routes.append(Route(number, route_mode, entry.get("language", "en"),
-                            check_sip_uri(entry.get("pbx", pbx), f"{where} pbx"),
-                            entry.get("retention_days", retention_days),
-                            route_prompts if route_prompts.is_absolute() else base / route_prompts))
+        routes.append(
+            Route(
+                number,
+                route_mode,
+                entry.get("language", "en"),
+                check_sip_uri(entry.get("pbx", pbx), f"{where} pbx"),
+                entry.get("retention_days", retention_days),
+                route_prompts if route_prompts.is_absolute() else base / route_prompts,
+            )
+        )
     numbers = [r.number for r in routes]
     if len(set(numbers)) != len(numbers):
         raise ConfigError("[[routes]] lists a number twice")
@@ -490,8 +612,17 @@ def _toml_str(s: str) -> str:
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def render(*, data_dir: Path, recipients: list[str], sip_listen: str, pbx_uri: str, mode: str,
-           workers: int = 0, trunks: list[str] | None = None, dashboard_listen: str = "127.0.0.1:8080") -> str:
+def render(
+    *,
+    data_dir: Path,
+    recipients: list[str],
+    sip_listen: str,
+    pbx_uri: str,
+    mode: str,
+    workers: int = 0,
+    trunks: list[str] | None = None,
+    dashboard_listen: str = "127.0.0.1:8080",
+) -> str:
     """The complete, commented configuration `gateway init` writes."""
     rlist = "\n".join(f"    {_toml_str(r)}," for r in recipients)
     rblock = f"recipients = [\n{rlist}\n]" if recipients else "recipients = []"

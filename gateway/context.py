@@ -71,8 +71,12 @@ class Gateway:
             path.unlink()
         except OSError as e:
             raise StorageError(f"cannot remove the old lookup secret {path}: {e.strerror}") from None
-        self.index.append_audit("gateway", "secret.removed", "lookup.key",
-                                {"why": "caller numbers are no longer hashed (schema 2)"})
+        self.index.append_audit(
+            "gateway",
+            "secret.removed",
+            "lookup.key",
+            {"why": "caller numbers are no longer hashed (schema 2)"},
+        )
 
     def signing_key(self) -> Ed25519PrivateKey | None:
         """The recording-signing key, or None for a gateway initialised before signing existed."""
@@ -95,8 +99,16 @@ class Gateway:
 
     def recording_service(self, engine: RecorderEngine | None, actor: str = "gateway") -> RecordingService:
         r = self.config.recording
-        return RecordingService(self.store, self.index, r.recipients, engine, sample_rate=r.sample_rate,
-                                pause_mode=r.pause_mode, actor=actor, signer=self.signing_key())
+        return RecordingService(
+            self.store,
+            self.index,
+            r.recipients,
+            engine,
+            sample_rate=r.sample_rate,
+            pause_mode=r.pause_mode,
+            actor=actor,
+            signer=self.signing_key(),
+        )
 
     def close(self) -> None:
         if self.closed:

@@ -22,14 +22,19 @@ ROOT = Path(__file__).resolve().parent.parent
 class Proc:
     """A child process whose stdout JSON lines (or text lines) are collected by a thread."""
 
-    def __init__(self, cmd: list[str], env: dict[str, str] | None = None, prefix: list[str] | None = None) -> None:
+    def __init__(
+        self, cmd: list[str], env: dict[str, str] | None = None, prefix: list[str] | None = None
+    ) -> None:
         self.wrapped = bool(prefix)
-        self.proc = subprocess.Popen((prefix or []) + cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     text=True, env=env)
+        self.proc = subprocess.Popen(
+            (prefix or []) + cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        )
         self.lines: list[str] = []
         self.stderr_lines: list[str] = []
-        self._threads = [threading.Thread(target=self._read, args=(self.proc.stdout, self.lines), daemon=True),
-                         threading.Thread(target=self._read, args=(self.proc.stderr, self.stderr_lines), daemon=True)]
+        self._threads = [
+            threading.Thread(target=self._read, args=(self.proc.stdout, self.lines), daemon=True),
+            threading.Thread(target=self._read, args=(self.proc.stderr, self.stderr_lines), daemon=True),
+        ]
         for t in self._threads:
             t.start()
 
@@ -91,35 +96,48 @@ class Proc:
 class CallLab:
     """A gateway under test with short prompts, plus helpers to start peers against it."""
 
-    def __init__(self, tmp: Path, *, mode: str = "opt-out", extra: str = "", workers: int = 0,
-                 fail_closed: bool = False) -> None:
+    def __init__(
+        self,
+        tmp: Path,
+        *,
+        mode: str = "opt-out",
+        extra: str = "",
+        workers: int = 0,
+        fail_closed: bool = False,
+    ) -> None:
         self.gw: GatewayUnderTest = make_gateway(tmp)
         self.sip_port, self.pbx_port, self.dash_port = free_port(), free_port(), free_port()
         prompts = write_prompts(tmp / "prompts")
         text = self.gw.config.read_text()
-        text = (text.replace('listen = "127.0.0.1:5060"', f'listen = "127.0.0.1:{self.sip_port}"')
-                .replace('uri = "sip:helpline@127.0.0.1:5070"', f'uri = "sip:helpline@127.0.0.1:{self.pbx_port}"')
-                .replace('dir = ""', f'dir = "{prompts}"')
-                .replace("grace_s = 3.0", "grace_s = 1.0")
-                .replace('mode = "opt-out"', f'mode = "{mode}"')
-                .replace("rtp_port = 40000", f"rtp_port = {20000 + (os.getpid() * 7 + self.sip_port) % 20000}")
-                .replace("rtp_port_range = 1000", "rtp_port_range = 100")
-                .replace("drain_s = 300", "drain_s = 3"))
+        text = (
+            text.replace('listen = "127.0.0.1:5060"', f'listen = "127.0.0.1:{self.sip_port}"')
+            .replace('uri = "sip:helpline@127.0.0.1:5070"', f'uri = "sip:helpline@127.0.0.1:{self.pbx_port}"')
+            .replace('dir = ""', f'dir = "{prompts}"')
+            .replace("grace_s = 3.0", "grace_s = 1.0")
+            .replace('mode = "opt-out"', f'mode = "{mode}"')
+            .replace("rtp_port = 40000", f"rtp_port = {20000 + (os.getpid() * 7 + self.sip_port) % 20000}")
+            .replace("rtp_port_range = 1000", "rtp_port_range = 100")
+            .replace("drain_s = 300", "drain_s = 3")
+        )
         if workers:
             base = free_port_run(workers)
-            text = (text.replace("kamailio = false", "kamailio = true").replace("workers = 2", f"workers = {workers}")
-                    .replace("worker_base_port = 5100", f"worker_base_port = {base}")
-                    .replace("fail_closed = false", f"fail_closed = {'true' if fail_closed else 'false'}")
-                    .replace('metrics_listen = "127.0.0.1:9464"', f'metrics_listen = "127.0.0.1:{free_port()}"')
-                    .replace('listen = "127.0.0.1:8080"', f'listen = "127.0.0.1:{self.dash_port}"'))
+            text = (
+                text.replace("kamailio = false", "kamailio = true")
+                .replace("workers = 2", f"workers = {workers}")
+                .replace("worker_base_port = 5100", f"worker_base_port = {base}")
+                .replace("fail_closed = false", f"fail_closed = {'true' if fail_closed else 'false'}")
+                .replace('metrics_listen = "127.0.0.1:9464"', f'metrics_listen = "127.0.0.1:{free_port()}"')
+                .replace('listen = "127.0.0.1:8080"', f'listen = "127.0.0.1:{self.dash_port}"')
+            )
         self.gw.config.write_text(text + extra)
         self.procs: list[Proc] = []
         self.stops: list[threading.Event] = []  # event followers to stop at close
         self.gateway: Proc | None = None
 
     def start_gateway(self, prefix: list[str] | None = None) -> Proc:
-        self.gateway = Proc([str(ROOT / ".venv/bin/gateway"), "--config", str(self.gw.config), "-v", "run"],
-                            prefix=prefix)
+        self.gateway = Proc(
+            [str(ROOT / ".venv/bin/gateway"), "--config", str(self.gw.config), "-v", "run"], prefix=prefix
+        )
         self.procs.append(self.gateway)
         self.gateway.wait_for(lambda: any("listening for SIP" in line for line in self.gateway.lines), 30)
         if "kamailio = true" in self.gw.config.read_text():
@@ -153,7 +171,7 @@ class CallLab:
 
     def peer(self, role: str, *args: str) -> Proc:
         port = self.pbx_port if role == "pbx" else free_port()
-        cmd = [sys.executable, "-m", "gateway.telephony.peer", role, "--port", str(port), *args]
+        cmd = [sys.executable, "-m", "simphone.phone", role, "--port", str(port), *args]
         if role == "caller" and "--target" not in args:
             cmd += ["--target", f"sip:1177@127.0.0.1:{self.sip_port}"]
         p = Proc(cmd)

@@ -32,8 +32,9 @@ class GatewayUnderTest:
         With `number`, a call from that number is created for it."""
         gw = self.open()
         if number is not None:
-            call_id = new_call(gw.index, call_id or f"call-{number[-4:]}-{len(gw.index.list_recordings())}",
-                               number, gw)
+            call_id = new_call(
+                gw.index, call_id or f"call-{number[-4:]}-{len(gw.index.list_recordings())}", number, gw
+            )
         engine = RecorderEngine(start_thread=False)
         service = gw.recording_service(engine, actor="test")
         started = service.start(call_id)
@@ -66,8 +67,9 @@ def new_call(index, call_id: str, number: str | None = None, gw=None) -> str:
 def make_gateway(tmp_path: Path) -> GatewayUnderTest:
     key = tmp_path / "operator-key.txt"
     subprocess.run(["age-keygen", "-o", str(key)], check=True, capture_output=True)
-    recipient = subprocess.run(["age-keygen", "-y", str(key)], check=True, capture_output=True,
-                               text=True).stdout.strip()
+    recipient = subprocess.run(
+        ["age-keygen", "-y", str(key)], check=True, capture_output=True, text=True
+    ).stdout.strip()
     d = tmp_path / "gw"
     assert main(["init", "--dir", str(d), "--recipient", recipient]) == 0
     return GatewayUnderTest(d, d / "gateway.toml", key, recipient)

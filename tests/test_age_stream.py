@@ -132,8 +132,14 @@ def test_any_prefix_recovers_a_prefix_of_the_plaintext(size: int, cut: int) -> N
 
 @pytest.mark.parametrize(
     "text",
-    ["", "age1", "age1qqqqqqqqqqqqqqqq", "AGE1XMWWC06LY3EE5RYTXM9MFLAZ2U56JJJ36S0MYPDRWSVLUL66MV4Q47RYEF",
-     "age1xmwwc06ly3ee5rytxm9mflaz2u56jjj36s0mypdrwsvlul66mv4q47ryeg", "ssh-ed25519 AAAA"],
+    [
+        "",
+        "age1",
+        "age1qqqqqqqqqqqqqqqq",
+        "AGE1XMWWC06LY3EE5RYTXM9MFLAZ2U56JJJ36S0MYPDRWSVLUL66MV4Q47RYEF",
+        "age1xmwwc06ly3ee5rytxm9mflaz2u56jjj36s0mypdrwsvlul66mv4q47ryeg",
+        "ssh-ed25519 AAAA",
+    ],
 )
 def test_malformed_recipients_are_refused(text: str) -> None:
     with pytest.raises(age.KeyFormatError):

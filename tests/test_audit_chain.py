@@ -12,7 +12,9 @@ from gateway.storage.audit import AuditEntry
 def chain(n: int, v: int = audit.HASH_VERSION, start: int = 1, prev: str = audit.GENESIS) -> list[AuditEntry]:
     entries = []
     for i in range(start, start + n):
-        e = audit.seal(AuditEntry(i, f"2026-01-01T00:00:{i:02d}Z", "op", f"act{i}", f"s{i}", {"i": i}), prev, v)
+        e = audit.seal(
+            AuditEntry(i, f"2026-01-01T00:00:{i:02d}Z", "op", f"act{i}", f"s{i}", {"i": i}), prev, v
+        )
         entries.append(e)
         prev = e.hash
     return entries
@@ -77,7 +79,10 @@ def test_old_entries_keep_their_version_1_hashes_and_cannot_be_downgraded_to() -
 def test_a_relinked_chain_passes_alone_but_not_against_a_checkpoint() -> None:
     key = Ed25519PrivateKey.generate()
     entries = chain(6)
-    witness = [audit.make_checkpoint(4, entries[3].hash, "t4", key), audit.make_checkpoint(6, entries[5].hash, "t6", key)]
+    witness = [
+        audit.make_checkpoint(4, entries[3].hash, "t4", key),
+        audit.make_checkpoint(6, entries[5].hash, "t6", key),
+    ]
     assert audit.check_checkpoints(entries, witness, key.public_key()) is None
     forged = relinked(entries[:2] + entries[3:])  # #3 deleted, the rest renumbered and rehashed
     assert audit.verify(forged).ok, "without a key the chain alone cannot show this"
@@ -104,7 +109,12 @@ def test_checkpoints_are_found_in_a_witness_record_with_prefixes() -> None:
     key = Ed25519PrivateKey.generate()
     cp = audit.make_checkpoint(7, "a" * 64, "2026-11-27T10:00:00Z", key)
     log_line = json.dumps({"ts": 1.0, "level": "info", "msg": "audit checkpoint " + cp.line()})
-    lines = ["Nov 27 10:00:00 gw consent-gateway[123]: " + cp.line(), "unrelated line", '{"type":"other"}',
-             log_line, json.dumps({"MESSAGE": "audit checkpoint " + cp.line()})]
+    lines = [
+        "Nov 27 10:00:00 gw consent-gateway[123]: " + cp.line(),
+        "unrelated line",
+        '{"type":"other"}',
+        log_line,
+        json.dumps({"MESSAGE": "audit checkpoint " + cp.line()}),
+    ]
     parsed = audit.parse_checkpoints(lines)
     assert parsed == [cp, cp, cp] and parsed[0].verify(key.public_key())

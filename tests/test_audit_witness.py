@@ -48,16 +48,28 @@ def relink_without(tgw: GatewayUnderTest, seq: int) -> None:
     prev = audit.GENESIS
     for i, e in enumerate(entries, 1):
         e = audit.seal(replace(e, seq=i), prev, e.v)
-        db.execute("INSERT INTO audit VALUES (?,?,?,?,?,?,?,?,?)", (e.seq, e.ts, e.actor, e.action, e.subject,
-                                                                 json.dumps(e.details, sort_keys=True),
-                                                                 e.prev_hash, e.hash, e.v))
+        db.execute(
+            "INSERT INTO audit VALUES (?,?,?,?,?,?,?,?,?)",
+            (
+                e.seq,
+                e.ts,
+                e.actor,
+                e.action,
+                e.subject,
+                json.dumps(e.details, sort_keys=True),
+                e.prev_hash,
+                e.hash,
+                e.v,
+            ),
+        )
         prev = e.hash
     db.commit()
     db.close()
 
 
-def test_each_command_sends_a_signed_checkpoint_to_the_witnesses(tgw: GatewayUnderTest, tmp_path: Path,
-                                                                 syslog: socket.socket) -> None:
+def test_each_command_sends_a_signed_checkpoint_to_the_witnesses(
+    tgw: GatewayUnderTest, tmp_path: Path, syslog: socket.socket
+) -> None:
     rec = tgw.record(1)
     assert tgw.run("recordings", "export", rec, "-i", str(tgw.key), "-o", str(tmp_path / "a.wav")) == 0
     datagrams = [syslog.recv(65536).decode(), syslog.recv(65536).decode()]  # after the recording, the export
@@ -72,8 +84,9 @@ def test_each_command_sends_a_signed_checkpoint_to_the_witnesses(tgw: GatewayUnd
     assert tgw.run("audit", "verify", "--checkpoint", str(tmp_path / "witness.log")) == 0
 
 
-def test_a_relinked_log_passes_alone_but_not_against_the_witness(tgw: GatewayUnderTest, tmp_path: Path,
-                                                                  capsys) -> None:
+def test_a_relinked_log_passes_alone_but_not_against_the_witness(
+    tgw: GatewayUnderTest, tmp_path: Path, capsys
+) -> None:
     rec = tgw.record(1)
     assert tgw.run("recordings", "export", rec, "-i", str(tgw.key), "-o", str(tmp_path / "a.wav")) == 0
     capsys.readouterr()
@@ -81,13 +94,17 @@ def test_a_relinked_log_passes_alone_but_not_against_the_witness(tgw: GatewayUnd
     relink_without(tgw, export_seq)  # hide the export
     assert tgw.run("audit", "verify") == 0, "the chain alone cannot show a consistent rewrite"
     capsys.readouterr()
-    assert tgw.run("audit", "verify", "--json", "--checkpoint", str(tmp_path / "witness.log")) == errors.EXIT_FINDINGS
+    assert (
+        tgw.run("audit", "verify", "--json", "--checkpoint", str(tmp_path / "witness.log"))
+        == errors.EXIT_FINDINGS
+    )
     problem = json.loads(capsys.readouterr().out)["problem"]
     assert problem["kind"] in ("rewritten", "truncated")
 
 
-def test_entries_cut_from_the_end_are_caught_by_a_checkpoint_or_a_recorded_head(tgw: GatewayUnderTest,
-                                                                               tmp_path: Path, capsys) -> None:
+def test_entries_cut_from_the_end_are_caught_by_a_checkpoint_or_a_recorded_head(
+    tgw: GatewayUnderTest, tmp_path: Path, capsys
+) -> None:
     tgw.record(1)
     assert tgw.run("audit", "checkpoint") == 0
     head = json.loads(capsys.readouterr().out)["hash"]
@@ -102,21 +119,25 @@ def test_entries_cut_from_the_end_are_caught_by_a_checkpoint_or_a_recorded_head(
     assert "truncated" in capsys.readouterr().out
 
 
-def test_a_checkpoint_signed_by_someone_else_is_refused(tgw: GatewayUnderTest, tmp_path: Path, capsys) -> None:
+def test_a_checkpoint_signed_by_someone_else_is_refused(
+    tgw: GatewayUnderTest, tmp_path: Path, capsys
+) -> None:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     tgw.record(1)
     head = tgw.open().index.audit_head()
     fake = tmp_path / "fake.log"
-    fake.write_text(audit.make_checkpoint(head[0], head[1], "now", Ed25519PrivateKey.generate()).line() + "\n")
+    fake.write_text(
+        audit.make_checkpoint(head[0], head[1], "now", Ed25519PrivateKey.generate()).line() + "\n"
+    )
     assert tgw.run("audit", "verify", "--checkpoint", str(fake)) == errors.EXIT_FINDINGS
     assert "forged-checkpoint" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("damage,kind", [
-    ("edit", "edited"), ("delete", "deleted"), ("cut-end", "truncated")])
-def test_an_export_verifies_offline_and_shows_each_kind_of_damage(tgw: GatewayUnderTest, tmp_path: Path, capsys,
-                                                                damage: str, kind: str) -> None:
+@pytest.mark.parametrize("damage,kind", [("edit", "edited"), ("delete", "deleted"), ("cut-end", "truncated")])
+def test_an_export_verifies_offline_and_shows_each_kind_of_damage(
+    tgw: GatewayUnderTest, tmp_path: Path, capsys, damage: str, kind: str
+) -> None:
     tgw.record(1)
     tgw.record(1)
     out = tmp_path / "audit.jsonl"
@@ -138,6 +159,8 @@ def test_an_export_verifies_offline_and_shows_each_kind_of_damage(tgw: GatewayUn
         lines = lines[:-2]
     out.write_text("\n".join(lines) + "\n")
     capsys.readouterr()
-    assert main(["audit", "verify", "--json", "--from", str(out), "--public-key", pub, "--checkpoint",
-                 witness]) == errors.EXIT_FINDINGS
+    assert (
+        main(["audit", "verify", "--json", "--from", str(out), "--public-key", pub, "--checkpoint", witness])
+        == errors.EXIT_FINDINGS
+    )
     assert json.loads(capsys.readouterr().out)["problem"]["kind"] == kind

@@ -33,16 +33,21 @@ def test_consenting_call_is_recorded_with_both_parties_on_their_channels(lab: Ca
     lab.start_gateway()
     assert lab.gateway is not None
     limits = Path(f"/proc/{lab.gateway.proc.pid}/limits").read_text()
-    assert [line.split()[4:6] for line in limits.splitlines() if line.startswith("Max core file size")] == [["0", "0"]]
+    assert [line.split()[4:6] for line in limits.splitlines() if line.startswith("Max core file size")] == [
+        ["0", "0"]
+    ]
     pbx = lab.peer("pbx", "--tone", "1000")
-    caller = lab.peer("caller", "--tone", "440", "--hangup-after", "7", "--number", "+46701234567",
-                      "--display", "Anna")
+    caller = lab.peer(
+        "caller", "--tone", "440", "--hangup-after", "7", "--number", "+46701234567", "--display", "Anna"
+    )
     caller.wait_exit()
     pbx.wait_exit()
     finish(lab)
     # Logs are JSON lines and never carry the caller's number.
     assert lab.gateway is not None
-    assert all(line.startswith("{") for line in lab.gateway.stderr_lines if " gateway." in line or '"logger"' in line)
+    assert all(
+        line.startswith("{") for line in lab.gateway.stderr_lines if " gateway." in line or '"logger"' in line
+    )
     assert not any("46701234567" in line for line in lab.gateway.stderr_lines + lab.gateway.lines)
     incoming = pbx.event("incoming")
     assert incoming is not None
@@ -144,7 +149,10 @@ def test_helpline_pause_and_resume(lab: CallLab) -> None:
     gw = lab.gw.open()
     [rec] = gw.index.list_recordings()
     left, right = decrypt(lab, rec)
-    rms = [float(np.sqrt((left[i * 800:(i + 1) * 800].astype(float) ** 2).mean())) for i in range(len(left) // 800)]
+    rms = [
+        float(np.sqrt((left[i * 800 : (i + 1) * 800].astype(float) ** 2).mean()))
+        for i in range(len(left) // 800)
+    ]
     silent = [i / 10 for i, r in enumerate(rms) if r < 100]
     assert 1.0 <= len(silent) / 10 <= 2.6, f"about 2 s of pause expected, got {len(silent) / 10} s"
     assert 0.8 < silent[0] < 2.0
@@ -180,6 +188,7 @@ def test_hold_passes_through_and_the_taps_survive_the_reinvite(lab: CallLab) -> 
     pbx.wait_exit()
     finish(lab)
     import pjsua2 as pj
+
     statuses = [e["status"] for e in pbx.events() if e["event"] == "media"]
     assert pj.PJSUA_CALL_MEDIA_REMOTE_HOLD in statuses, "the PBX saw the caller's hold"
     assert statuses[-1] == pj.PJSUA_CALL_MEDIA_ACTIVE, "and the unhold"
@@ -193,7 +202,9 @@ def test_hold_passes_through_and_the_taps_survive_the_reinvite(lab: CallLab) -> 
 
 def test_maximum_call_duration(tmp_path: Path) -> None:
     lab = CallLab(tmp_path)
-    lab.gw.config.write_text(lab.gw.config.read_text().replace("max_duration_s = 14400", "max_duration_s = 5"))
+    lab.gw.config.write_text(
+        lab.gw.config.read_text().replace("max_duration_s = 14400", "max_duration_s = 5")
+    )
     try:
         lab.start_gateway()
         pbx = lab.peer("pbx", "--tone", "1000")
@@ -217,13 +228,23 @@ def self_signed(directory: Path) -> tuple[Path, Path]:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
     now = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now)
-            .not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
     c, k = directory / "cert.pem", directory / "key.pem"
     c.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    k.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                    serialization.NoEncryption()))
+    k.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
     k.chmod(0o600)
     return c, k
 
@@ -235,12 +256,20 @@ def test_call_over_tls(tmp_path: Path) -> None:
     tls_port = free_port()
     lab = CallLab(tmp_path)
     text = lab.gw.config.read_text().replace('tls_listen = ""', f'tls_listen = "127.0.0.1:{tls_port}"')
-    lab.gw.config.write_text(text.replace('tls_cert = ""', f'tls_cert = "{cert}"').replace('tls_key = ""', f'tls_key = "{key}"'))
+    lab.gw.config.write_text(
+        text.replace('tls_cert = ""', f'tls_cert = "{cert}"').replace('tls_key = ""', f'tls_key = "{key}"')
+    )
     try:
         lab.start_gateway()
         pbx = lab.peer("pbx", "--tone", "1000")
-        caller = lab.peer("caller", "--tls", "--hangup-after", "5",
-                          "--target", f"sip:1177@127.0.0.1:{tls_port};transport=tls")
+        caller = lab.peer(
+            "caller",
+            "--tls",
+            "--hangup-after",
+            "5",
+            "--target",
+            f"sip:1177@127.0.0.1:{tls_port};transport=tls",
+        )
         caller.wait_exit()
         pbx.wait_exit()
         assert caller.event("confirmed") is not None and pbx.event("confirmed") is not None

@@ -69,6 +69,7 @@ def subscribe(lab: CallLab):
     seen: list[dict] = []
     stop = threading.Event()
     path = lab.gw.dir / "run" / "events.sock"
+
     def run() -> None:
         for event in follow(path, stop):
             seen.append(event)
@@ -97,9 +98,15 @@ def test_event_stream_follows_a_call_and_snapshots_live_calls(lab: CallLab) -> N
     pbx.wait_exit()
     seen = early()
     kinds = [(e["type"], e.get("state") or e.get("consent") or e.get("recording")) for e in seen]
-    for expected in [("call.started", "notice"), ("call.state", "deciding"), ("call.consent", "granted"),
-                     ("call.state", "dialling"),
-                     ("call.recording", "recording"), ("call.state", "bridged"), ("call.state", "ended")]:
+    for expected in [
+        ("call.started", "notice"),
+        ("call.state", "deciding"),
+        ("call.consent", "granted"),
+        ("call.state", "dialling"),
+        ("call.recording", "recording"),
+        ("call.state", "bridged"),
+        ("call.state", "ended"),
+    ]:
         assert expected in kinds, (expected, kinds)
     started = next(e for e in seen if e["type"] == "call.started")
     assert started["caller_masked"].endswith("567") and "46701234" not in json.dumps(seen)

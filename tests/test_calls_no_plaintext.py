@@ -39,7 +39,9 @@ def test_declined_and_consented_calls_write_only_ciphertext(lab: CallLab, tmp_pa
     before = snapshot([tmp_path])
     lab.start_gateway(prefix=[*STRACE_PREFIX, "-o", str(trace_file)])
     pbx = lab.peer("pbx", "--tone", "1000", "--calls", "2", "--timeout", "40")
-    declined = lab.peer("caller", "--noise-seed", str(CANARY_SEED), "--digits", "9@0.5", "--hangup-after", "5")
+    declined = lab.peer(
+        "caller", "--noise-seed", str(CANARY_SEED), "--digits", "9@0.5", "--hangup-after", "5"
+    )
     declined.wait_exit()
     consented = lab.peer("caller", "--noise-seed", str(CANARY_SEED), "--hangup-after", "6")
     consented.wait_exit()

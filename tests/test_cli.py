@@ -46,6 +46,7 @@ def test_init_without_recipient_warns_that_nothing_is_recorded(tmp_path: Path, c
     assert "will record nothing" in capsys.readouterr().out
     from gateway.context import Gateway
     from gateway.recording.recorder import RecorderEngine
+
     gw = Gateway.open(tmp_path / "x" / "gateway.toml")
     assert gw.recording_service(RecorderEngine(start_thread=False)).start("call") is None
     assert list(gw.store.names()) == []
@@ -55,32 +56,35 @@ def test_init_refuses_to_overwrite(tgw: GatewayUnderTest) -> None:
     assert main(["init", "--dir", str(tgw.dir), "--recipient", tgw.recipient]) == errors.EXIT_CONFIG
 
 
-@pytest.mark.parametrize("content,message", [
-    ("[recording\n", "not valid TOML"),
-    ("[paths]\ndata_dir='.'\n[recordng]\n", "did you mean 'recording'"),
-    ("[paths]\ndata_dir='.'\n[recording]\nrecipients=['age1bad']\n", "recipients[0]"),
-    ("[paths]\ndata_dir='.'\n[recording]\nsample_rate=44100\n", "8000 or 16000"),
-    ("[paths]\ndata_dir='.'\n[consent]\nmode='maybe'\n", "opt-out, opt-in"),
-    ("[paths]\ndata_dir='.'\n[sip]\nlisten='nowhere'\n", "HOST:PORT"),
-    ("[paths]\ndata_dir='.'\n[recording]\ntap_ptime_ms=30\n", "20, 40, 60, 80 or 100"),
-    ("[paths]\ndata_dir='.'\n[node]\nkamailio=true\nworkers=4\nmax_workers=200\n", "use at least 1600"),
-    ("[paths]\ndata_dir='.'\n[node]\nworkers=4\nmax_workers=2\n", "max_workers must be 0"),
-    ("[paths]\ndata_dir='.'\n[node]\npeers=['node-b:5060']\n", "must be an IP address"),
-    # Values that reach Kamailio's configuration: nothing that could break out of a string,
-    # no allowlist entry wider than /8, and a DNS name is never "loopback".
-    ("[paths]\ndata_dir='.'\n[pbx]\nuri='sip:x@10.0.0.5\";exit;\"'\n", "must be a SIP URI"),
-    ("[paths]\ndata_dir='.'\n[pbx]\nuri=\"sip:x@10.0.0.5\\n\"\n", "must be a SIP URI"),
-    ("[paths]\ndata_dir='.'\n[pbx]\nuri='sip:$ru@10.0.0.5'\n", "must be a SIP URI"),
-    ("[paths]\ndata_dir='.'\n[node]\ntrunks=['0.0.0.0/0']\n", "/8 or narrower"),
-    ("[paths]\ndata_dir='.'\n[node]\ntrunks=['10.0.0.0/4']\n", "/8 or narrower"),
-    ("[paths]\ndata_dir='.'\n[node]\ntrunks=['0.0.0.0']\n", "not a host or network"),
-    ("[paths]\ndata_dir='.'\n[node]\ntrunks=['10.0.0.1\";']\n", "IPv4 address or IP/mask"),
-    ("[paths]\ndata_dir='.'\n[sip]\nlisten='example.org:5060'\n", "must be an IP address"),
-    ("[paths]\ndata_dir='.'\n[sip]\nlisten=\"127.0.0.1\\nx:5060\"\n", "must be an IP address"),
-    ("[paths]\ndata_dir='.'\n[dashboard]\nlisten='127.evil.example:8080'\n", "not a loopback address"),
-    ("[paths]\ndata_dir='.'\n[dashboard]\nlisten='0.0.0.0:8443'\n", "not a loopback address"),
-    ("[paths]\ndata_dir='.'\n[dashboard]\ntls_cert='x.pem'\n", "go together"),
-])
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        ("[recording\n", "not valid TOML"),
+        ("[paths]\ndata_dir='.'\n[recordng]\n", "did you mean 'recording'"),
+        ("[paths]\ndata_dir='.'\n[recording]\nrecipients=['age1bad']\n", "recipients[0]"),
+        ("[paths]\ndata_dir='.'\n[recording]\nsample_rate=44100\n", "8000 or 16000"),
+        ("[paths]\ndata_dir='.'\n[consent]\nmode='maybe'\n", "opt-out, opt-in"),
+        ("[paths]\ndata_dir='.'\n[sip]\nlisten='nowhere'\n", "HOST:PORT"),
+        ("[paths]\ndata_dir='.'\n[recording]\ntap_ptime_ms=30\n", "20, 40, 60, 80 or 100"),
+        ("[paths]\ndata_dir='.'\n[node]\nkamailio=true\nworkers=4\nmax_workers=200\n", "use at least 1600"),
+        ("[paths]\ndata_dir='.'\n[node]\nworkers=4\nmax_workers=2\n", "max_workers must be 0"),
+        ("[paths]\ndata_dir='.'\n[node]\npeers=['node-b:5060']\n", "must be an IP address"),
+        # Values that reach Kamailio's configuration: nothing that could break out of a string,
+        # no allowlist entry wider than /8, and a DNS name is never "loopback".
+        ("[paths]\ndata_dir='.'\n[pbx]\nuri='sip:x@10.0.0.5\";exit;\"'\n", "must be a SIP URI"),
+        ("[paths]\ndata_dir='.'\n[pbx]\nuri=\"sip:x@10.0.0.5\\n\"\n", "must be a SIP URI"),
+        ("[paths]\ndata_dir='.'\n[pbx]\nuri='sip:$ru@10.0.0.5'\n", "must be a SIP URI"),
+        ("[paths]\ndata_dir='.'\n[node]\ntrunks=['0.0.0.0/0']\n", "/8 or narrower"),
+        ("[paths]\ndata_dir='.'\n[node]\ntrunks=['10.0.0.0/4']\n", "/8 or narrower"),
+        ("[paths]\ndata_dir='.'\n[node]\ntrunks=['0.0.0.0']\n", "not a host or network"),
+        ("[paths]\ndata_dir='.'\n[node]\ntrunks=['10.0.0.1\";']\n", "IPv4 address or IP/mask"),
+        ("[paths]\ndata_dir='.'\n[sip]\nlisten='example.org:5060'\n", "must be an IP address"),
+        ("[paths]\ndata_dir='.'\n[sip]\nlisten=\"127.0.0.1\\nx:5060\"\n", "must be an IP address"),
+        ("[paths]\ndata_dir='.'\n[dashboard]\nlisten='127.evil.example:8080'\n", "not a loopback address"),
+        ("[paths]\ndata_dir='.'\n[dashboard]\nlisten='0.0.0.0:8443'\n", "not a loopback address"),
+        ("[paths]\ndata_dir='.'\n[dashboard]\ntls_cert='x.pem'\n", "go together"),
+    ],
+)
 def test_bad_config_is_one_line_and_exit_3(tmp_path: Path, capsys, content: str, message: str) -> None:
     cfg = tmp_path / "bad.toml"
     cfg.write_text(content)
@@ -95,8 +99,9 @@ def test_missing_and_unreadable_config(tmp_path: Path, capsys) -> None:
     assert "GATEWAY_CONFIG" in capsys.readouterr().err
 
 
-def test_audit_actor_is_the_real_uid_not_the_environment(tgw: GatewayUnderTest, tmp_path: Path,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_audit_actor_is_the_real_uid_not_the_environment(
+    tgw: GatewayUnderTest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     rec_id = tgw.record(seconds=1)
     monkeypatch.setenv("LOGNAME", "mallory")
     monkeypatch.setenv("USER", "mallory")
@@ -106,7 +111,9 @@ def test_audit_actor_is_the_real_uid_not_the_environment(tgw: GatewayUnderTest, 
     assert entry.actor == f"cli:{pwd.getpwuid(os.getuid()).pw_name}(uid={os.getuid()})"
 
 
-def test_an_identity_file_others_can_read_is_warned_about(tgw: GatewayUnderTest, tmp_path: Path, capsys) -> None:
+def test_an_identity_file_others_can_read_is_warned_about(
+    tgw: GatewayUnderTest, tmp_path: Path, capsys
+) -> None:
     rec_id = tgw.record(seconds=1)
     tgw.key.chmod(0o600)
     assert tgw.run("recordings", "export", rec_id, "-i", str(tgw.key), "-o", str(tmp_path / "a.wav")) == 0
@@ -118,20 +125,26 @@ def test_an_identity_file_others_can_read_is_warned_about(tgw: GatewayUnderTest,
     assert "AGE-SECRET-KEY" not in err
 
 
-def test_export_audits_what_happened_and_force_makes_a_private_file(tgw: GatewayUnderTest, tmp_path: Path,
-                                                                   capsys) -> None:
+def test_export_audits_what_happened_and_force_makes_a_private_file(
+    tgw: GatewayUnderTest, tmp_path: Path, capsys
+) -> None:
     rec_id = tgw.record(seconds=1)
     existing = tmp_path / "existing.wav"
     existing.write_bytes(b"the operator's other file")
     existing.chmod(0o644)
-    assert tgw.run("recordings", "export", rec_id, "-i", str(tgw.key), "-o", str(existing)) == errors.EXIT_FINDINGS
+    assert (
+        tgw.run("recordings", "export", rec_id, "-i", str(tgw.key), "-o", str(existing))
+        == errors.EXIT_FINDINGS
+    )
     assert existing.read_bytes() == b"the operator's other file"
     actions = [e.action for e in tgw.open().index.audit_entries() if e.subject == rec_id]
     assert "recording.export_refused" in actions and "recording.exported" not in actions
     # --force replaces it with a new file only its owner can read, not a truncated 0644 one.
     assert tgw.run("recordings", "export", rec_id, "-i", str(tgw.key), "-o", str(existing), "--force") == 0
     assert stat.S_IMODE(existing.stat().st_mode) == 0o600 and existing.read_bytes()[:4] == b"RIFF"
-    assert [e.action for e in tgw.open().index.audit_entries() if e.subject == rec_id][-1] == "recording.exported"
+    assert [e.action for e in tgw.open().index.audit_entries() if e.subject == rec_id][
+        -1
+    ] == "recording.exported"
     # Never through a symbolic link, forced or not.
     target = tmp_path / "elsewhere.txt"
     target.write_text("keep")
@@ -143,14 +156,19 @@ def test_export_audits_what_happened_and_force_makes_a_private_file(tgw: Gateway
 
 
 @pytest.mark.parametrize("command", ["recordings export", "subject export"])
-def test_commands_that_hold_plaintext_cannot_dump_core(tgw: GatewayUnderTest, tmp_path: Path, command: str) -> None:
+def test_commands_that_hold_plaintext_cannot_dump_core(
+    tgw: GatewayUnderTest, tmp_path: Path, command: str
+) -> None:
     """`recordings export` and `subject export` stream whole plaintexts: like `gateway run`, they
     forbid core dumps and are not dumpable (no same-user ptrace)."""
     import sys
 
     rec_id = tgw.record(seconds=1, number="+46701234567")
-    args = (["recordings", "export", rec_id, "-o", "-"] if command == "recordings export" else
-            ["subject", "export", "--number", "+46701234567", "-o", str(tmp_path / "req")])
+    args = (
+        ["recordings", "export", rec_id, "-o", "-"]
+        if command == "recordings export"
+        else ["subject", "export", "--number", "+46701234567", "-o", str(tmp_path / "req")]
+    )
     code = f"""
 import ctypes, resource, sys
 from gateway.cli import main
@@ -181,8 +199,12 @@ def test_export_compressed_through_pipes(tgw: GatewayUnderTest, tmp_path: Path, 
     rec_id = tgw.record(seconds=2)
     out = tmp_path / f"call{ext}"
     assert tgw.run("recordings", "export", rec_id, "-i", str(tgw.key), "-o", str(out)) == 0
-    probe = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=codec_name,channels",
-                            "-of", "json", str(out)], capture_output=True, text=True, check=True)
+    probe = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_entries", "stream=codec_name,channels", "-of", "json", str(out)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     stream = json.loads(probe.stdout)["streams"][0]
     assert stream["channels"] == 2 and stream["codec_name"] in ("mp3", "opus")
 
@@ -194,7 +216,10 @@ def test_export_errors_have_distinct_exit_codes(tgw: GatewayUnderTest, tmp_path:
     subprocess.run(["age-keygen", "-o", str(other)], check=True, capture_output=True)
     assert tgw.run("recordings", "export", rec_id, "-i", str(other), "-o", out) == errors.EXIT_NO_MATCH
     (tmp_path / "garbage.txt").write_text("AGE-SECRET-KEY-1XYZ\n")
-    assert tgw.run("recordings", "export", rec_id, "-i", str(tmp_path / "garbage.txt"), "-o", out) == errors.EXIT_KEY
+    assert (
+        tgw.run("recordings", "export", rec_id, "-i", str(tmp_path / "garbage.txt"), "-o", out)
+        == errors.EXIT_KEY
+    )
     assert tgw.run("recordings", "export", "nosuchid", "-i", str(tgw.key), "-o", out) == errors.EXIT_NOT_FOUND
     assert tgw.run("recordings", "export", rec_id, "-i", str(tgw.key), "-o", str(tmp_path / "o.flac")) == 1
     assert not Path(out).exists()
@@ -243,12 +268,17 @@ def tamper(tgw: GatewayUnderTest, sql: str) -> None:
     db.close()
 
 
-@pytest.mark.parametrize("sql,kind,seq", [
-    ("UPDATE audit SET actor='someone-else' WHERE seq=3", "edited", 3),
-    ("DELETE FROM audit WHERE seq=2", "deleted", 3),
-    ("UPDATE audit SET seq=seq+100 WHERE seq=2; ", "reordered", 3),
-])
-def test_audit_verify_names_the_first_broken_entry(tgw: GatewayUnderTest, capsys, sql: str, kind: str, seq: int) -> None:
+@pytest.mark.parametrize(
+    "sql,kind,seq",
+    [
+        ("UPDATE audit SET actor='someone-else' WHERE seq=3", "edited", 3),
+        ("DELETE FROM audit WHERE seq=2", "deleted", 3),
+        ("UPDATE audit SET seq=seq+100 WHERE seq=2; ", "reordered", 3),
+    ],
+)
+def test_audit_verify_names_the_first_broken_entry(
+    tgw: GatewayUnderTest, capsys, sql: str, kind: str, seq: int
+) -> None:
     tgw.record(seconds=1)
     tgw.record(seconds=1)
     assert tgw.run("audit", "verify") == 0

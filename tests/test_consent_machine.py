@@ -84,8 +84,13 @@ def test_digit_flood_is_bounded() -> None:
 
 @given(
     mode=st.sampled_from(list(Mode)),
-    events=st.lists(st.tuples(st.sampled_from(list("0123456789*#") + ["tick"]),
-                              st.floats(min_value=0, max_value=30, allow_nan=False)), max_size=40),
+    events=st.lists(
+        st.tuples(
+            st.sampled_from(list("0123456789*#") + ["tick"]),
+            st.floats(min_value=0, max_value=30, allow_nan=False),
+        ),
+        max_size=40,
+    ),
 )
 def test_any_event_sequence_decides_at_most_once_and_by_the_rules(mode: Mode, events) -> None:
     m = machine(mode)
@@ -111,9 +116,18 @@ def test_receipt_holds_prompt_digits_and_decision() -> None:
     m.on_digit("3", 0.8)
     m.on_digit("9", 1.25)
     prompt = PromptPlayed("notice", "1", "en", "a" * 64, 1250, "b" * 64)
-    r = build(m, call_id="c1", route="helpline", prompt=prompt, answered_at="2026-11-25T10:00:00Z",
-              decided_at="2026-11-25T10:00:01.250Z")
+    r = build(
+        m,
+        call_id="c1",
+        route="helpline",
+        prompt=prompt,
+        answered_at="2026-11-25T10:00:00Z",
+        decided_at="2026-11-25T10:00:01.250Z",
+    )
     assert r["decision"] == "declined" and r["reason"] == "decline key" and r["mode"] == "opt-out"
     assert r["prompt"]["sha256"] == "a" * 64 and r["prompt"]["played_ms"] == 1250
-    assert r["digits"] == [{"digit": "3", "t": 0.8, "effect": "ignored"}, {"digit": "9", "t": 1.25, "effect": "decline"}]
+    assert r["digits"] == [
+        {"digit": "3", "t": 0.8, "effect": "ignored"},
+        {"digit": "9", "t": 1.25, "effect": "decline"},
+    ]
     assert len(digest(r)) == 64 and digest(r) == digest(dict(r))

@@ -43,7 +43,9 @@ class Control:
         raise AssertionError("the worker closed the channel")
 
     def command(self, op: str, call: str, req: int = 1) -> dict:
-        return self.send(json.dumps({"req": req, "op": op, "call": call, "actor": "dashboard:test"}).encode() + b"\n")
+        return self.send(
+            json.dumps({"req": req, "op": op, "call": call, "actor": "dashboard:test"}).encode() + b"\n"
+        )
 
     def wait_event(self, pred, timeout: float = 20.0) -> dict:
         deadline = time.monotonic() + timeout
@@ -63,8 +65,12 @@ class Control:
 def test_control_channel_refuses_bad_commands_and_obeys_good_ones(lab: CallLab) -> None:
     lab.start_gateway()
     ctl = Control(lab)
-    assert ctl.send(b"not json\n") == {"type": "control.result", "req": None, "ok": False,
-                                       "error": "not a JSON object"}
+    assert ctl.send(b"not json\n") == {
+        "type": "control.result",
+        "req": None,
+        "ok": False,
+        "error": "not a JSON object",
+    }
     assert "unknown op" in ctl.send(b'{"req": 2, "op": "delete", "call": "x", "actor": "a"}\n')["error"]
     assert "actor" in ctl.send(b'{"req": 3, "op": "stop", "call": "x"}\n')["error"]
     assert ctl.command("stop", "0000000000000000")["error"] == "no such live call on this worker"
@@ -95,8 +101,11 @@ def test_control_channel_refuses_bad_commands_and_obeys_good_ones(lab: CallLab) 
     gw = lab.gw.open()
     entries = gw.index.audit_entries()
     actions = [(e.action, e.actor) for e in entries if e.actor.startswith("dashboard:")]
-    assert actions == [("recording.paused", "dashboard:test"), ("recording.resumed", "dashboard:test"),
-                       ("recording.stopped", "dashboard:test")]
+    assert actions == [
+        ("recording.paused", "dashboard:test"),
+        ("recording.resumed", "dashboard:test"),
+        ("recording.stopped", "dashboard:test"),
+    ]
     # The caller's *9 came after the stop: the saved recording is deleted all the same.
     [rec] = gw.index.list_recordings()
     assert rec.status == ix.DELETED

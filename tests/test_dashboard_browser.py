@@ -27,8 +27,16 @@ pytestmark = pytest.mark.slow
 PASSWORD = "correct horse battery"
 EVIL = "<img src=x onerror=alert(1)>"
 ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
-                 "--disable-background-networking", "--disable-component-update", "--disable-dev-shm-usage"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-sync",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-dev-shm-usage",
+]
 
 
 @pytest.fixture
@@ -45,8 +53,22 @@ def browser() -> Iterator[object]:
 
 
 def add_user(lab: CallLab, name: str, role: str) -> None:
-    subprocess.run([str(ROOT / ".venv/bin/gateway"), "--config", str(lab.gw.config), "user", "add", name,
-                    "--role", role], input=PASSWORD + "\n", text=True, check=True, capture_output=True)
+    subprocess.run(
+        [
+            str(ROOT / ".venv/bin/gateway"),
+            "--config",
+            str(lab.gw.config),
+            "user",
+            "add",
+            name,
+            "--role",
+            role,
+        ],
+        input=PASSWORD + "\n",
+        text=True,
+        check=True,
+        capture_output=True,
+    )
 
 
 def log_in(page, url: str, name: str) -> None:
@@ -64,8 +86,11 @@ def field(page, call: str, name: str) -> str:
 
 def wait_field(page, call: str, name: str, value: str, timeout_ms: int = 20_000) -> None:
     page.wait_for_function(
-        "([c, f, v]) => { const e = document.querySelector(`tr[data-call=\"${c}\"] [data-field=\"${f}\"] .pill`);"
-        " return e && e.textContent === v; }", arg=[call, name, value], timeout=timeout_ms)
+        '([c, f, v]) => { const e = document.querySelector(`tr[data-call="${c}"] [data-field="${f}"] .pill`);'
+        " return e && e.textContent === v; }",
+        arg=[call, name, value],
+        timeout=timeout_ms,
+    )
 
 
 def test_supervisor_watches_a_call_and_stops_its_recording(tmp_path: Path, browser) -> None:
@@ -92,8 +117,9 @@ def test_supervisor_watches_a_call_and_stops_its_recording(tmp_path: Path, brows
         assert page.inner_text("[data-card=failopen] .v") == "0"
 
         pbx = lab.peer("pbx", "--tone", "1000", "--timeout", "60")
-        caller = lab.peer("caller", "--number", "+46701234567", "--display", EVIL, "--hangup-after", "16",
-                          "--timeout", "60")
+        caller = lab.peer(
+            "caller", "--number", "+46701234567", "--display", EVIL, "--hangup-after", "16", "--timeout", "60"
+        )
         row = page.wait_for_selector("#calls tbody tr[data-call]", timeout=15_000)
         call = row.get_attribute("data-call")
         # Masked number, and the HTML injection shown as the text it is.
@@ -117,7 +143,10 @@ def test_supervisor_watches_a_call_and_stops_its_recording(tmp_path: Path, brows
         stopped_after = time.monotonic() - t_bridged
         page.wait_for_function(
             "c => ['stopped', 'saved'].includes(document.querySelector("
-            "`tr[data-call=\"${c}\"] [data-field=\"recording\"] .pill`).textContent)", arg=call, timeout=5_000)
+            '`tr[data-call="${c}"] [data-field="recording"] .pill`).textContent)',
+            arg=call,
+            timeout=5_000,
+        )
         assert "by sam" in page.inner_text(f'tr[data-call="{call}"] [data-field="recording"]')
         assert page.query_selector(f'tr[data-call="{call}"] button[data-op]') is None
         wait_field(page, call, "state", "ended", 25_000)

@@ -39,10 +39,18 @@ class Lab:
             self.commands.append((op, call, actor))
             return None
 
-        self.dash = Dashboard(DashboardConfig(idle_timeout_s=60), self.users, self.index, spool_dir=tmp / "spool",
-                              node_status=lambda: {"workers": [{"index": 0, "ready": True, "restarts": 0}],
-                                                   "capacity_calls": 2, "failopen": 0},
-                              command=command)
+        self.dash = Dashboard(
+            DashboardConfig(idle_timeout_s=60),
+            self.users,
+            self.index,
+            spool_dir=tmp / "spool",
+            node_status=lambda: {
+                "workers": [{"index": 0, "ready": True, "restarts": 0}],
+                "capacity_calls": 2,
+                "failopen": 0,
+            },
+            command=command,
+        )
         self.dash.backoff_s = 0.01
 
 
@@ -60,8 +68,9 @@ async def lab(tmp_path: Path) -> AsyncIterator[tuple[Lab, TestClient]]:
 async def login(client: TestClient, name: str, password: str = PASSWORD) -> Any:
     page = await client.get("/login")
     token = re.search(r'name="csrf" value="([^"]+)"', await page.text()).group(1)
-    return await client.post("/login", data={"csrf": token, "name": name, "password": password},
-                             allow_redirects=False)
+    return await client.post(
+        "/login", data={"csrf": token, "name": name, "password": password}, allow_redirects=False
+    )
 
 
 async def csrf_of(client: TestClient) -> str:
@@ -70,8 +79,18 @@ async def csrf_of(client: TestClient) -> str:
 
 
 def started(call: str = "c0ffee0000000001", display: str = "Anna") -> dict[str, Any]:
-    return {"type": "call.started", "call": call, "ts": 1.0, "seq": 1, "worker": "h:1", "state": "notice",
-            "route": "1177", "mode": "opt-out", "caller_display": display, "caller_masked": "*********567"}
+    return {
+        "type": "call.started",
+        "call": call,
+        "ts": 1.0,
+        "seq": 1,
+        "worker": "h:1",
+        "state": "notice",
+        "route": "1177",
+        "mode": "opt-out",
+        "caller_display": display,
+        "caller_masked": "*********567",
+    }
 
 
 @pytest.mark.asyncio
@@ -112,7 +131,8 @@ async def test_login_form_without_its_token_is_refused(lab: tuple[Lab, TestClien
 
 @pytest.mark.asyncio
 async def test_repeated_bad_passwords_lock_the_account_even_against_the_right_one(
-        lab: tuple[Lab, TestClient]) -> None:
+    lab: tuple[Lab, TestClient],
+) -> None:
     lab_, client = lab
     for _ in range(3):
         r = await login(client, "sam", "wrong password!")
@@ -140,8 +160,9 @@ async def test_actions_need_the_csrf_token_and_the_supervisor_role(lab: tuple[La
     assert r.status == 403 and "CSRF" in (await r.json())["error"]
     r = await client.post("/api/calls/c0ffee0000000001/stop", headers={"X-CSRF-Token": "x" * 43})
     assert r.status == 403
-    r = await client.post("/api/calls/c0ffee0000000001/stop",
-                          headers={"X-CSRF-Token": token, "Origin": "http://evil.example"})
+    r = await client.post(
+        "/api/calls/c0ffee0000000001/stop", headers={"X-CSRF-Token": token, "Origin": "http://evil.example"}
+    )
     assert r.status == 403
     r = await client.post("/api/calls/c0ffee0000000001/stop", headers={"X-CSRF-Token": token})
     assert r.status == 200, await r.text()
@@ -153,7 +174,9 @@ async def test_actions_need_the_csrf_token_and_the_supervisor_role(lab: tuple[La
     await viewer.start_server()
     try:
         await login(viewer, "vera")
-        r = await viewer.post("/api/calls/c0ffee0000000001/stop", headers={"X-CSRF-Token": await csrf_of(viewer)})
+        r = await viewer.post(
+            "/api/calls/c0ffee0000000001/stop", headers={"X-CSRF-Token": await csrf_of(viewer)}
+        )
         assert r.status == 403 and "viewer" in (await r.json())["error"]
         assert (await viewer.get("/api/audit")).status == 403
         assert (await viewer.get("/api/users")).status == 403
@@ -181,9 +204,18 @@ async def test_auditor_reads_the_chain_and_metadata_never_audio(lab: tuple[Lab, 
 async def test_nothing_is_served_from_the_data_directories(lab: tuple[Lab, TestClient]) -> None:
     _, client = lab
     await login(client, "ada")
-    for path in ("/static/../secrets/users.sqlite3", "/static/%2e%2e/secrets/users.sqlite3", "/static/",
-                 "/static", "/spool/0123456789abcdef", "/static/..%2f..%2fgateway.toml", "/../index.sqlite3",
-                 "/static/app.js/..%2f..%2fusers.py", "/recordings", "/api/recordings/x/audio"):
+    for path in (
+        "/static/../secrets/users.sqlite3",
+        "/static/%2e%2e/secrets/users.sqlite3",
+        "/static/",
+        "/static",
+        "/spool/0123456789abcdef",
+        "/static/..%2f..%2fgateway.toml",
+        "/../index.sqlite3",
+        "/static/app.js/..%2f..%2fusers.py",
+        "/recordings",
+        "/api/recordings/x/audio",
+    ):
         r = await client.get(path, allow_redirects=False)
         assert r.status in (404, 405), (path, r.status)
         assert b"age-encryption" not in await r.read()
@@ -217,9 +249,13 @@ async def test_websocket_needs_a_session_and_the_same_origin(lab: tuple[Lab, Tes
     lab_.dash.on_event(started(display="<img src=x onerror=alert(1)>"), 0)
     async with client.ws_connect("/ws", origin=origin) as ws:
         snap = json.loads((await ws.receive()).data)
-        assert snap["t"] == "snapshot" and snap["calls"][0]["caller_display"] == "<img src=x onerror=alert(1)>"
+        assert (
+            snap["t"] == "snapshot" and snap["calls"][0]["caller_display"] == "<img src=x onerror=alert(1)>"
+        )
         assert "link" not in snap["calls"][0] and "46701234" not in json.dumps(snap)
-        lab_.dash.on_event({"type": "call.consent", "call": "c0ffee0000000001", "ts": 2.0, "consent": "granted"}, 0)
+        lab_.dash.on_event(
+            {"type": "call.consent", "call": "c0ffee0000000001", "ts": 2.0, "consent": "granted"}, 0
+        )
         update = json.loads((await ws.receive(timeout=2)).data)
         assert update["t"] == "call" and update["call"]["consent"] == "granted"
 
@@ -234,11 +270,17 @@ async def test_admin_manages_users_and_a_removed_user_loses_the_session(lab: tup
         assert (await other.get("/", allow_redirects=False)).status == 200
         await login(client, "ada")
         token = await csrf_of(client)
-        r = await client.post("/api/users", json={"name": "nina", "role": "supervisor", "password": "short"},
-                              headers={"X-CSRF-Token": token})
+        r = await client.post(
+            "/api/users",
+            json={"name": "nina", "role": "supervisor", "password": "short"},
+            headers={"X-CSRF-Token": token},
+        )
         assert r.status == 400 and "10" in (await r.json())["error"]
-        r = await client.post("/api/users", json={"name": "nina", "role": "supervisor", "password": PASSWORD},
-                              headers={"X-CSRF-Token": token})
+        r = await client.post(
+            "/api/users",
+            json={"name": "nina", "role": "supervisor", "password": PASSWORD},
+            headers={"X-CSRF-Token": token},
+        )
         assert r.status == 200 and lab_.users.get("nina").role == "supervisor"
         r = await client.post("/api/users/ada/remove", headers={"X-CSRF-Token": token})
         assert r.status == 400
@@ -256,9 +298,15 @@ def test_a_network_address_without_tls_is_refused(tmp_path: Path) -> None:
     from gateway.errors import ConfigError
 
     path = tmp_path / "gateway.toml"
-    path.write_text(cfg.render(data_dir=tmp_path, recipients=[], sip_listen="127.0.0.1:5060",
-                               pbx_uri="sip:a@127.0.0.1:5070", mode="opt-out").replace(
-        'listen = "127.0.0.1:8080"', 'listen = "0.0.0.0:8443"'))
+    path.write_text(
+        cfg.render(
+            data_dir=tmp_path,
+            recipients=[],
+            sip_listen="127.0.0.1:5060",
+            pbx_uri="sip:a@127.0.0.1:5070",
+            mode="opt-out",
+        ).replace('listen = "127.0.0.1:8080"', 'listen = "0.0.0.0:8443"')
+    )
     with pytest.raises(ConfigError, match="not a loopback address.*tls_cert"):
         cfg.load(path)
 
@@ -275,15 +323,26 @@ def _self_signed(tmp: Path) -> tuple[Path, Path]:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
     now = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now)
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
+        )
+        .sign(key, hashes.SHA256())
+    )
     cert_path, key_path = tmp / "dash.crt", tmp / "dash.key"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
     return cert_path, key_path
 
 
@@ -305,10 +364,17 @@ async def test_under_tls_cookies_are_secure_host_only_and_hsts_is_sent(tmp_path:
         async with ClientSession(cookie_jar=CookieJar(unsafe=True)) as s:  # unsafe: an IP address host
             page = await (await s.get(url + "login", ssl=ctx)).text()
             token = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
-            r = await s.post(url + "login", data={"csrf": token, "name": "vera", "password": PASSWORD},
-                             allow_redirects=False, ssl=ctx, headers={"Origin": url.rstrip("/")})
+            r = await s.post(
+                url + "login",
+                data={"csrf": token, "name": "vera", "password": PASSWORD},
+                allow_redirects=False,
+                ssl=ctx,
+                headers={"Origin": url.rstrip("/")},
+            )
             assert r.status == 303
-            cookie = next(v for k, v in r.headers.items() if k == "Set-Cookie" and v.startswith("__Host-gw_session="))
+            cookie = next(
+                v for k, v in r.headers.items() if k == "Set-Cookie" and v.startswith("__Host-gw_session=")
+            )
             assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Strict" in cookie
             assert "Domain" not in cookie and "Path=/" in cookie
             assert r.headers["Strict-Transport-Security"].startswith("max-age=")
@@ -347,7 +413,9 @@ async def test_every_session_has_an_absolute_lifetime(lab: tuple[Lab, TestClient
 
 
 @pytest.mark.asyncio
-async def test_an_idle_session_kept_open_by_a_live_view_may_watch_but_not_act(lab: tuple[Lab, TestClient]) -> None:
+async def test_an_idle_session_kept_open_by_a_live_view_may_watch_but_not_act(
+    lab: tuple[Lab, TestClient],
+) -> None:
     lab_, client = lab
     lab_.dash.on_event(started(), 0)
     await login(client, "sam")
@@ -376,8 +444,12 @@ async def test_requests_for_another_host_name_are_refused(lab: tuple[Lab, TestCl
     page = await client.get("/login")
     token = re.search(r'name="csrf" value="([^"]+)"', await page.text()).group(1)
     for _ in range(4):
-        r = await client.post("/login", data={"csrf": token, "name": "sam", "password": "guess"},
-                              headers=evil, allow_redirects=False)
+        r = await client.post(
+            "/login",
+            data={"csrf": token, "name": "sam", "password": "guess"},
+            headers=evil,
+            allow_redirects=False,
+        )
         assert r.status == 421
     assert lab_.users.get("sam").failures == 0 and lab_.users.get("sam").locked_until == 0
     assert (await client.get("/login", headers={"Host": "evil.example"})).status == 421

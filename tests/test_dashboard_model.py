@@ -22,8 +22,18 @@ def ev(kind: str, call: str = "a1", **fields) -> dict:
 
 def test_a_call_moves_through_its_states_and_leaves_after_lingering() -> None:
     view = lv.LiveView()
-    row = view.observe(ev("call.started", state="notice", caller_masked="****567", caller_display="Anna",
-                          route="1177", mode="opt-out"), 0, NOON)
+    row = view.observe(
+        ev(
+            "call.started",
+            state="notice",
+            caller_masked="****567",
+            caller_display="Anna",
+            route="1177",
+            mode="opt-out",
+        ),
+        0,
+        NOON,
+    )
     assert row["state"] == "notice" and row["consent"] == "pending" and row["recording"] == "none"
     view.observe(ev("call.state", state="deciding", consent="pending", recording="none"), 0, NOON)
     view.observe(ev("call.consent", consent="granted"), 0, NOON)
@@ -34,8 +44,11 @@ def test_a_call_moves_through_its_states_and_leaves_after_lingering() -> None:
     assert (row["recording"], row["by"], row["bytes_sealed"]) == ("stopped", "dashboard:sam", 65_600)
     row = view.observe(ev("call.recording", recording="saved", bytes_sealed=70_000), 0, NOON)
     assert row["by"] == "dashboard:sam" and row["bytes_sealed"] == 70_000
-    row = view.observe(ev("call.state", state="ended", consent="granted", recording="stopped",
-                          reason="caller hung up"), 0, NOON + 1)
+    row = view.observe(
+        ev("call.state", state="ended", consent="granted", recording="stopped", reason="caller hung up"),
+        0,
+        NOON + 1,
+    )
     assert row["state"] == "ended" and row["ended"] == NOON and row["reason"] == "caller hung up"
     assert view.summary(NOON)["live_calls"] == 0
     assert view.expire(NOON + lv.LINGER_S - 1) == [] and view.expire(NOON + lv.LINGER_S + 1) == ["a1"]
@@ -72,12 +85,35 @@ def test_events_for_unknown_calls_and_unknown_values_are_ignored() -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.dictionaries(st.sampled_from(["type", "call", "state", "consent", "recording", "ts",
-                                                 "caller_display", "bytes_sealed", "duration_s", "snapshot"]),
-                                st.one_of(st.text(max_size=100), st.integers(), st.floats(allow_nan=False),
-                                          st.none(), st.booleans(), st.sampled_from(
-                                              ["call.started", "call.state", "a", "ended", "granted"]))),
-                max_size=30))
+@given(
+    st.lists(
+        st.dictionaries(
+            st.sampled_from(
+                [
+                    "type",
+                    "call",
+                    "state",
+                    "consent",
+                    "recording",
+                    "ts",
+                    "caller_display",
+                    "bytes_sealed",
+                    "duration_s",
+                    "snapshot",
+                ]
+            ),
+            st.one_of(
+                st.text(max_size=100),
+                st.integers(),
+                st.floats(allow_nan=False),
+                st.none(),
+                st.booleans(),
+                st.sampled_from(["call.started", "call.state", "a", "ended", "granted"]),
+            ),
+        ),
+        max_size=30,
+    )
+)
 def test_any_event_sequence_keeps_rows_within_their_vocabulary(events: list[dict]) -> None:
     view = lv.LiveView()
     for e in events:
@@ -86,8 +122,12 @@ def test_any_event_sequence_keeps_rows_within_their_vocabulary(events: list[dict
         except (TypeError, ValueError):
             pytest.fail(f"observe raised on {e!r}")
     for row in view.calls.values():
-        assert row["state"] in lv.STATES and row["consent"] in lv.CONSENTS and row["recording"] in lv.RECORDINGS
-        assert len(row["caller_display"]) <= lv.MAX_DISPLAY and all(c.isprintable() for c in row["caller_display"])
+        assert (
+            row["state"] in lv.STATES and row["consent"] in lv.CONSENTS and row["recording"] in lv.RECORDINGS
+        )
+        assert len(row["caller_display"]) <= lv.MAX_DISPLAY and all(
+            c.isprintable() for c in row["caller_display"]
+        )
 
 
 def test_user_store_hashes_with_argon2id_and_locks_after_failures(tmp_path: Path) -> None:
@@ -143,7 +183,10 @@ def test_parallel_guesses_get_no_more_checks_than_the_lockout_allows(tmp_path: P
     hasher = CountingHasher(users_mod._hasher, 0.3)
     monkeypatch.setattr(users_mod, "_hasher", hasher)
     results: list = []
-    wrong = [threading.Thread(target=lambda: results.append(store.authenticate("sam", "wrong guess"))) for _ in range(31)]
+    wrong = [
+        threading.Thread(target=lambda: results.append(store.authenticate("sam", "wrong guess")))
+        for _ in range(31)
+    ]
     for t in wrong:
         t.start()
     time.sleep(0.1)
@@ -175,7 +218,9 @@ def test_known_and_unknown_names_take_the_same_database_path(tmp_path: Path) -> 
     for _ in range(5):
         store.authenticate("nobody", "x")
         store.authenticate("sam", "x")
-    assert store.authenticate("nobody", "x").locked_for_s > 0 and store.authenticate("sam", "x").locked_for_s > 0
+    assert (
+        store.authenticate("nobody", "x").locked_for_s > 0 and store.authenticate("sam", "x").locked_for_s > 0
+    )
     store.unlock("nobody")
     assert store.authenticate("nobody", "x").locked_for_s == 0
 
@@ -190,8 +235,10 @@ def test_an_old_user_database_is_migrated(tmp_path: Path) -> None:
         last_login REAL);""")
     from gateway.dashboard.users import _hasher
 
-    db.execute("INSERT INTO users VALUES ('sam', 'admin', ?, 1.0, 7, ?, NULL)", (_hasher.hash("long enough pw"),
-                                                                             time.time() + 600))
+    db.execute(
+        "INSERT INTO users VALUES ('sam', 'admin', ?, 1.0, 7, ?, NULL)",
+        (_hasher.hash("long enough pw"), time.time() + 600),
+    )
     db.commit()
     db.close()
     store = UserStore(path)

@@ -65,7 +65,10 @@ def test_hold_errors(tgw: GatewayUnderTest, capsys) -> None:
     assert tgw.run("hold", "add", rec, "--reason", "too late") == errors.EXIT_NOT_FOUND
     assert "was deleted" in capsys.readouterr().err
     assert tgw.run("hold", "add", "nosuchid", "--reason", "x") == errors.EXIT_NOT_FOUND
-    assert tgw.run("hold", "add", "--number", "+1555", "-i", str(tgw.key), "--reason", "x") == errors.EXIT_NOT_FOUND
+    assert (
+        tgw.run("hold", "add", "--number", "+1555", "-i", str(tgw.key), "--reason", "x")
+        == errors.EXIT_NOT_FOUND
+    )
     capsys.readouterr()
     assert tgw.run("hold", "add", "--number", "+1555", "--reason", "x") == errors.EXIT_FINDINGS
     assert "needs --identity" in capsys.readouterr().err
@@ -86,7 +89,10 @@ def test_subject_find_export_and_erase_with_a_hold(tgw: GatewayUnderTest, tmp_pa
     out = tmp_path / "request"
     assert tgw.run("subject", "export", "--number", ANNA, "-i", key, "-o", str(out)) == 0
     files = sorted(p.name for p in out.iterdir())
-    assert len([f for f in files if f.startswith("recording-")]) == 2 and len([f for f in files if f.endswith(".json")]) == 2
+    assert (
+        len([f for f in files if f.startswith("recording-")]) == 2
+        and len([f for f in files if f.endswith(".json")]) == 2
+    )
     with wave.open(str(out / f"recording-{a1}.wav")) as w:
         s = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
     assert abs(dominant_frequency(s[0::2]) - 440) < 5
@@ -98,7 +104,9 @@ def test_subject_find_export_and_erase_with_a_hold(tgw: GatewayUnderTest, tmp_pa
     assert "deleted 1 recording(s)" in out_text and f"kept {a2}: on legal hold" in out_text
     gw = tgw.open()
     assert gw.index.get_recording(a1).status == ix.DELETED
-    assert gw.index.get_recording(a2).status == ix.COMPLETE and gw.index.get_recording(b1).status == ix.COMPLETE
+    assert (
+        gw.index.get_recording(a2).status == ix.COMPLETE and gw.index.get_recording(b1).status == ix.COMPLETE
+    )
     # Her number is forgotten where nothing is held; the held call can still be found.
     assert tgw.run("subject", "find", "--number", ANNA, "-i", key, "--json") == 0
     assert [r["id"] for r in json.loads(capsys.readouterr().out)["recordings"]] == [a2]
@@ -117,13 +125,20 @@ def test_the_index_holds_no_number_and_no_key_that_could_find_one(tgw: GatewayUn
     tgw.record(1, number=ANNA)
     assert not (tgw.dir / "secrets" / "lookup.key").exists()
     db = sqlite3.connect(tgw.dir / "index.sqlite3")
-    assert [r[1] for r in db.execute("PRAGMA table_info(calls)")] == ["id", "started_at", "ended_at", "route",
-                                                                     "caller_enc"]
+    assert [r[1] for r in db.execute("PRAGMA table_info(calls)")] == [
+        "id",
+        "started_at",
+        "ended_at",
+        "route",
+        "caller_enc",
+    ]
     raw = (tgw.dir / "index.sqlite3").read_bytes()
     assert b"4670" not in raw and b"+46" not in raw
 
 
-def test_national_numbers_need_a_country_code_and_match_international_ones(tgw: GatewayUnderTest, capsys) -> None:
+def test_national_numbers_need_a_country_code_and_match_international_ones(
+    tgw: GatewayUnderTest, capsys
+) -> None:
     intl = tgw.record(1, number="+46701234567")
     national = tgw.record(1, number="0701234567")  # a trunk that sends national numbers
     key = str(tgw.key)
@@ -141,8 +156,9 @@ def test_national_numbers_need_a_country_code_and_match_international_ones(tgw: 
     assert tgw.run("subject", "find", "--number", "anonymous", "-i", key) == errors.EXIT_FINDINGS
 
 
-def test_subject_requests_warn_when_the_identity_opens_only_some_numbers(tgw: GatewayUnderTest, tmp_path: Path,
-                                                                        capsys) -> None:
+def test_subject_requests_warn_when_the_identity_opens_only_some_numbers(
+    tgw: GatewayUnderTest, tmp_path: Path, capsys
+) -> None:
     tgw.record(1, number=ANNA)
     other = tmp_path / "other.txt"
     subprocess.run(["age-keygen", "-o", str(other)], check=True, capture_output=True)
@@ -169,8 +185,9 @@ def test_parallel_search_finds_the_same_calls(tgw: GatewayUnderTest) -> None:
     assert len(one[0]) == 2 * (subject.PARALLEL_FROM // 2)
 
 
-def test_subject_export_never_overwrites_and_leaves_no_partial_plaintext(tgw: GatewayUnderTest, tmp_path: Path,
-                                                                         capsys) -> None:
+def test_subject_export_never_overwrites_and_leaves_no_partial_plaintext(
+    tgw: GatewayUnderTest, tmp_path: Path, capsys
+) -> None:
     a1 = tgw.record(3, number=ANNA)
     tgw.record(3, number=ANNA)
     key = str(tgw.key)
@@ -183,7 +200,9 @@ def test_subject_export_never_overwrites_and_leaves_no_partial_plaintext(tgw: Ga
     shared = tmp_path / "shared"
     shared.mkdir()
     shared.chmod(0o755)
-    assert tgw.run("subject", "export", "--number", ANNA, "-i", key, "-o", str(shared)) == errors.EXIT_FINDINGS
+    assert (
+        tgw.run("subject", "export", "--number", ANNA, "-i", key, "-o", str(shared)) == errors.EXIT_FINDINGS
+    )
     assert "not a private directory" in capsys.readouterr().err
     # A tampered chunk in the second recording: the export fails, and nothing is left behind.
     gw = tgw.open()
@@ -205,8 +224,10 @@ def test_signatures_verify_without_a_key_and_catch_tampering(tgw: GatewayUnderTe
     db = sqlite3.connect(tgw.dir / "index.sqlite3")
     db.execute("UPDATE recordings SET duration_s = duration_s + 60 WHERE id=?", (a,))
     call_b = db.execute("SELECT call_id FROM recordings WHERE id=?", (b,)).fetchone()[0]
-    db.execute("UPDATE consent_receipts SET receipt=? WHERE call_id=?",
-               (json.dumps({"call_id": call_b, "decision": "declined", "digits": []}), call_b))
+    db.execute(
+        "UPDATE consent_receipts SET receipt=? WHERE call_id=?",
+        (json.dumps({"call_id": call_b, "decision": "declined", "digits": []}), call_b),
+    )
     db.execute("UPDATE recordings SET signature=NULL WHERE id=?", (c,))
     db.commit()
     capsys.readouterr()
@@ -216,7 +237,9 @@ def test_signatures_verify_without_a_key_and_catch_tampering(tgw: GatewayUnderTe
     assert f"{c}: unsigned" in out
 
 
-def test_exposure_scan_is_clean_then_finds_what_was_planted(tgw: GatewayUnderTest, tmp_path: Path, capsys) -> None:
+def test_exposure_scan_is_clean_then_finds_what_was_planted(
+    tgw: GatewayUnderTest, tmp_path: Path, capsys
+) -> None:
     from gateway.recording import wav
 
     tgw.record(1)
@@ -239,10 +262,15 @@ def test_exposure_scan_is_clean_then_finds_what_was_planted(tgw: GatewayUnderTes
     assert tgw.run("audit", "scan", "--json", "--temp-dir", str(temp)) == errors.EXIT_FINDINGS
     found = json.loads(capsys.readouterr().out)["findings"]
     kinds = {(f["kind"], Path(f["where"]).name if "/" in f["where"] else f["where"]) for f in found}
-    for expected in [("plaintext-audio", "leftover.wav"), ("plaintext-audio", "tmpa1b2.wav"),
-                     ("key-exposed", "signing.key"), ("identity-on-gateway", "operator-key.txt"),
-                     ("not-ciphertext", "ab" * 16 + ".age"), ("past-retention", old),
-                     ("audit-chain", "audit entry #2")]:
+    for expected in [
+        ("plaintext-audio", "leftover.wav"),
+        ("plaintext-audio", "tmpa1b2.wav"),
+        ("key-exposed", "signing.key"),
+        ("identity-on-gateway", "operator-key.txt"),
+        ("not-ciphertext", "ab" * 16 + ".age"),
+        ("past-retention", old),
+        ("audit-chain", "audit entry #2"),
+    ]:
         assert expected in kinds, (expected, kinds)
     assert all(f["fix"] for f in found)
 
@@ -261,9 +289,14 @@ def test_running_gateway_applies_retention_on_its_own(tmp_path: Path) -> None:
         deadline = time.monotonic() + 15
 
         def audited() -> bool:  # the row changes first, the audit entry follows it
-            return ("recording.deleted", "retention") in [(e.action, e.actor) for e in gw.index.audit_entries()]
+            return ("recording.deleted", "retention") in [
+                (e.action, e.actor) for e in gw.index.audit_entries()
+            ]
 
-        while not (gw.index.get_recording(old).status == ix.DELETED and audited()) and time.monotonic() < deadline:
+        while (
+            not (gw.index.get_recording(old).status == ix.DELETED and audited())
+            and time.monotonic() < deadline
+        ):
             time.sleep(0.2)
         assert gw.index.get_recording(old).status == ix.DELETED
         assert ("recording.deleted", "retention") in [(e.action, e.actor) for e in gw.index.audit_entries()]

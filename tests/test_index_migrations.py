@@ -48,9 +48,12 @@ def old_gateway(tmp_path: Path) -> GatewayUnderTest:
     db.executescript(SCHEMA_V1)
     sealed = pii.seal_value("+46701234567", [age.parse_recipient(tgw.recipient)])
     db.execute("INSERT INTO calls VALUES ('c1', '2026-01-01T00:00:00Z', NULL, '*', ?, ?)", (sealed, HASH))
-    db.execute("INSERT INTO recordings (id, object_name, started_at, status, call_id, origin, media_type, bytes,"
-               " source_hash) VALUES ('r1', ?, '2026-01-01T00:00:00Z', 'complete', 'c1', 'call', 'audio/wav', 0,"
-               " ?)", ("ab" * 16 + ".age", HASH[::-1]))
+    db.execute(
+        "INSERT INTO recordings (id, object_name, started_at, status, call_id, origin, media_type, bytes,"
+        " source_hash) VALUES ('r1', ?, '2026-01-01T00:00:00Z', 'complete', 'c1', 'call', 'audio/wav', 0,"
+        " ?)",
+        ("ab" * 16 + ".age", HASH[::-1]),
+    )
     db.execute("INSERT INTO holds (recording_id, reason, actor, created_at) VALUES ('r1', 'x', 'y', 'z')")
     db.commit()
     db.close()

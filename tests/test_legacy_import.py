@@ -27,8 +27,26 @@ def archive(tmp_path: Path) -> Path:
     day = tmp_path / "medicall" / "2016" / "01" / "01"
     day.mkdir(parents=True)
     (day / "call1.wav").write_bytes(wav.header(8000, 1, data_size=len(CANARY)) + CANARY)
-    subprocess.run(["ffmpeg", "-v", "error", "-f", "s16le", "-ar", "8000", "-ac", "1", "-i", "pipe:0",
-                    "-codec:a", "libmp3lame", str(day / "call2.mp3")], input=CANARY, check=True)
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-f",
+            "s16le",
+            "-ar",
+            "8000",
+            "-ac",
+            "1",
+            "-i",
+            "pipe:0",
+            "-codec:a",
+            "libmp3lame",
+            str(day / "call2.mp3"),
+        ],
+        input=CANARY,
+        check=True,
+    )
     (day / "broken.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEjunkjunk")
     (day / "fake.mp3").write_text("this is not audio\n")
     (day / "notes.txt").write_text("call log\n")
@@ -45,8 +63,11 @@ def tgw(tmp_path: Path) -> GatewayUnderTest:
 def legacy_rows(tgw: GatewayUnderTest) -> dict[str, ix.RecordingRow]:
     gw = tgw.open()
     key = age.load_identity_file(tgw.key)
-    return {Path(age.decrypt(r.source_enc, key).decode()).name: r
-            for r in gw.index.list_recordings(ix.COMPLETE) if r.origin == "legacy"}
+    return {
+        Path(age.decrypt(r.source_enc, key).decode()).name: r
+        for r in gw.index.list_recordings(ix.COMPLETE)
+        if r.origin == "legacy"
+    }
 
 
 def test_import_export_resume(tgw: GatewayUnderTest, archive: Path, tmp_path: Path, capsys) -> None:
@@ -66,8 +87,12 @@ def test_import_export_resume(tgw: GatewayUnderTest, archive: Path, tmp_path: Pa
         out_path = tmp_path / f"out{ext}"
         assert tgw.run("recordings", "export", rows[name].id, "-i", str(tgw.key), "-o", str(out_path)) == 0
         assert out_path.read_bytes() == (archive / "2016/01/01" / name).read_bytes()
-    assert tgw.run("recordings", "export", rows["call2.mp3"].id, "-i", str(tgw.key), "-o",
-                   str(tmp_path / "conv.wav")) == 0
+    assert (
+        tgw.run(
+            "recordings", "export", rows["call2.mp3"].id, "-i", str(tgw.key), "-o", str(tmp_path / "conv.wav")
+        )
+        == 0
+    )
     assert wav.parse_header((tmp_path / "conv.wav").read_bytes()).sample_rate == 8000
     # Running again imports nothing twice.
     capsys.readouterr()
@@ -96,6 +121,7 @@ def test_interrupted_file_is_imported_whole_on_the_next_run(tgw: GatewayUnderTes
                 if calls[0] > 2:
                     raise StoreError("spool append failed: simulated crash")
                 real(data)
+
             w.append = append
             return w
 
@@ -116,8 +142,18 @@ def test_shred_originals_traced(tgw: GatewayUnderTest, archive: Path, tmp_path: 
     day = archive / "2016/01/01"
     (day / "broken.wav").unlink()
     (day / "fake.mp3").unlink()
-    t = traced_run([str(ROOT / ".venv/bin/gateway"), "--config", str(tgw.config), "import-legacy",
-                    "--shred-originals", str(archive)], cwd=tmp_path, trace_file=tmp_path / "t.strace")
+    t = traced_run(
+        [
+            str(ROOT / ".venv/bin/gateway"),
+            "--config",
+            str(tgw.config),
+            "import-legacy",
+            "--shred-originals",
+            str(archive),
+        ],
+        cwd=tmp_path,
+        trace_file=tmp_path / "t.strace",
+    )
     assert t.returncode == 0, t.stderr.decode()
     assert b"shredded 2 original(s)" in t.stdout
     assert sorted(p.name for p in day.iterdir()) == ["notes.txt"]
@@ -131,8 +167,12 @@ def test_shred_originals_traced(tgw: GatewayUnderTest, archive: Path, tmp_path: 
 
 def test_no_recipient_refuses_import(tmp_path: Path, archive: Path, capsys) -> None:
     from gateway.cli import main
+
     assert main(["init", "--dir", str(tmp_path / "norec")]) == 0
-    assert main(["--config", str(tmp_path / "norec/gateway.toml"), "import-legacy", str(archive)]) == errors.EXIT_CONFIG
+    assert (
+        main(["--config", str(tmp_path / "norec/gateway.toml"), "import-legacy", str(archive)])
+        == errors.EXIT_CONFIG
+    )
     assert "no recipient" in capsys.readouterr().err
 
 
@@ -141,7 +181,9 @@ def other_audio(seconds: float = 0.5) -> bytes:
     return wav.header(8000, 1, data_size=len(pcm)) + pcm
 
 
-def test_a_reused_name_is_imported_before_it_is_shredded(tgw: GatewayUnderTest, archive: Path, capsys) -> None:
+def test_a_reused_name_is_imported_before_it_is_shredded(
+    tgw: GatewayUnderTest, archive: Path, capsys
+) -> None:
     """A legacy system that reuses a file name must not lose the new recording: a path that was
     imported before is recognised by what it holds, not by its name."""
     call1 = archive / "2016/01/01/call1.wav"
@@ -163,13 +205,18 @@ def test_a_reused_name_is_imported_before_it_is_shredded(tgw: GatewayUnderTest, 
     assert shredded[0].details["bytes"] == len(newer)
 
 
-def test_shredding_refuses_anything_but_the_exact_file_encrypted(tgw: GatewayUnderTest, tmp_path: Path) -> None:
+def test_shredding_refuses_anything_but_the_exact_file_encrypted(
+    tgw: GatewayUnderTest, tmp_path: Path
+) -> None:
     from gateway.recording.legacy import ShredRefused, SourceFile, shred_exact
 
     def fingerprint(p: Path) -> SourceFile:
         import hashlib
+
         st = p.stat()
-        return SourceFile(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, hashlib.sha256(p.read_bytes()).hexdigest())
+        return SourceFile(
+            st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, hashlib.sha256(p.read_bytes()).hexdigest()
+        )
 
     f = tmp_path / "a.wav"
     f.write_bytes(other_audio())
@@ -203,8 +250,9 @@ def test_shredding_refuses_anything_but_the_exact_file_encrypted(tgw: GatewayUnd
     assert not target.exists()
 
 
-def test_symlinks_in_an_archive_are_refused_and_their_targets_kept(tgw: GatewayUnderTest, archive: Path,
-                                                                  tmp_path: Path, capsys) -> None:
+def test_symlinks_in_an_archive_are_refused_and_their_targets_kept(
+    tgw: GatewayUnderTest, archive: Path, tmp_path: Path, capsys
+) -> None:
     outside = tmp_path / "elsewhere.wav"
     outside.write_bytes(other_audio())
     day = archive / "2016/01/01"
@@ -217,8 +265,9 @@ def test_symlinks_in_an_archive_are_refused_and_their_targets_kept(tgw: GatewayU
     assert outside.read_bytes() == other_audio()
 
 
-def test_a_file_still_being_written_is_not_imported(tgw: GatewayUnderTest, tmp_path: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_file_still_being_written_is_not_imported(
+    tgw: GatewayUnderTest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from gateway.recording import legacy
 
     f = tmp_path / "growing.wav"

@@ -35,47 +35,65 @@ def _strace() -> None:
 
 
 def run_python(code: str, tmp_path: Path):
-    return traced_run([sys.executable, "-c", textwrap.dedent(code)], cwd=ROOT, trace_file=tmp_path / "t.strace")
+    return traced_run(
+        [sys.executable, "-c", textwrap.dedent(code)], cwd=ROOT, trace_file=tmp_path / "t.strace"
+    )
 
 
 # -- the harness can fail --------------------------------------------------------------------
 
+
 def test_harness_catches_a_plaintext_wav(tmp_path: Path) -> None:
-    t = run_python(f"""
+    t = run_python(
+        f"""
         from tests.harness.plaintext import canary_pcm
         from gateway.recording import wav
-        open({str(tmp_path / 'leak.wav')!r}, 'wb').write(wav.header(8000, 1) + canary_pcm())
-    """, tmp_path)
+        open({str(tmp_path / "leak.wav")!r}, 'wb').write(wav.header(8000, 1) + canary_pcm())
+    """,
+        tmp_path,
+    )
     assert t.returncode == 0, t.stderr
     kinds = {f.what for f in find_plaintext(t, CANARY) if f.path.endswith("leak.wav")}
-    assert kinds == {"canary audio in bytes written", "RIFF audio written", "canary audio in the file on disk",
-                     "file on disk is RIFF audio"}
+    assert kinds == {
+        "canary audio in bytes written",
+        "RIFF audio written",
+        "canary audio in the file on disk",
+        "file on disk is RIFF audio",
+    }
 
 
 def test_harness_catches_a_deleted_temp_file_holding_stereo(tmp_path: Path) -> None:
-    t = run_python(f"""
+    t = run_python(
+        f"""
         import os, numpy as np
         from tests.harness.plaintext import canary_pcm
         left = np.frombuffer(canary_pcm(), dtype='<i2')
         stereo = np.stack([np.zeros_like(left), left], axis=1).astype('<i2').tobytes()
-        p = {str(tmp_path / 'tmpXYZ')!r}
+        p = {str(tmp_path / "tmpXYZ")!r}
         with open(p, 'wb') as f:
             f.write(b'xyz' + stereo)   # misaligned on purpose
         os.unlink(p)
-    """, tmp_path)
+    """,
+        tmp_path,
+    )
     assert [f.what for f in find_plaintext(t, CANARY)] == ["canary audio in bytes written"]
 
 
 def test_harness_catches_an_mp3_and_ignores_pipes(tmp_path: Path) -> None:
-    t = run_python(f"""
+    t = run_python(
+        f"""
         import sys
         from tests.harness.plaintext import canary_pcm
-        open({str(tmp_path / 'x.mp3')!r}, 'wb').write(b'ID3\\x04\\x00\\x00\\x00\\x00\\x00\\x00')
+        open({str(tmp_path / "x.mp3")!r}, 'wb').write(b'ID3\\x04\\x00\\x00\\x00\\x00\\x00\\x00')
         sys.stdout.buffer.write(canary_pcm())
-    """, tmp_path)
+    """,
+        tmp_path,
+    )
     assert contains_canary(t.stdout, CANARY)
     assert [(Path(f.path).name, f.what) for f in find_plaintext(t, CANARY)] == [
-        ("x.mp3", "ID3 audio written"), ("x.mp3", "file on disk is ID3 audio")]
+        ("x.mp3", "ID3 audio written"),
+        ("x.mp3", "file on disk is ID3 audio"),
+    ]
 
 
 @pytest.mark.parametrize("how", ["sendfile", "copy_file_range", "splice", "shared mmap"])
@@ -121,24 +139,31 @@ def test_harness_flags_a_kernel_copy_into_a_file_that_is_gone(tmp_path: Path) ->
     source = tmp_path / "source.wav"
     source.write_bytes(wav.header(8000, 1) + CANARY)
     gone = tmp_path / "tmpcopy"
-    t = run_python(f"""
+    t = run_python(
+        f"""
         import os
         src, dst = os.open({str(source)!r}, os.O_RDONLY), os.open({str(gone)!r}, os.O_WRONLY | os.O_CREAT, 0o600)
         os.sendfile(dst, src, 0, os.fstat(src).st_size)
         os.unlink({str(gone)!r})
-    """, tmp_path)
+    """,
+        tmp_path,
+    )
     assert [(f.path, f.what) for f in find_plaintext(t, CANARY)] == [
-        (str(gone), "data went in by sendfile and the file is gone: it cannot be checked")]
+        (str(gone), "data went in by sendfile and the file is gone: it cannot be checked")
+    ]
 
 
 def test_harness_finds_a_container_anywhere_and_files_it_never_saw_written(tmp_path: Path) -> None:
     inner = tmp_path / "bundle.bin"
-    t = run_python(f"""
+    t = run_python(
+        f"""
         from gateway.recording import wav
         with open({str(inner)!r}, 'wb') as f:
             f.write(b'x' * 1000)
             f.write(wav.header(8000, 1) + bytes(64))   # a silent WAV, not at the first write
-    """, tmp_path)
+    """,
+        tmp_path,
+    )
     assert {f.what for f in find_plaintext(t, CANARY)} == {"RIFF audio written", "file on disk is RIFF audio"}
     # A file that appears in the watched tree without any write the trace recorded (here: made
     # by this test process, which is not traced) is still checked.
@@ -147,8 +172,10 @@ def test_harness_finds_a_container_anywhere_and_files_it_never_saw_written(tmp_p
     sneaky.write_bytes(wav.header(8000, 1) + CANARY)
     changed = changed_since(before, [tmp_path])
     trace = Trace(0, b"", b"", changed=changed)
-    assert {f.what for f in find_plaintext(trace, CANARY)} == {"canary audio in the file on disk",
-                                                                "file on disk is RIFF audio"}
+    assert {f.what for f in find_plaintext(trace, CANARY)} == {
+        "canary audio in the file on disk",
+        "file on disk is RIFF audio",
+    }
 
 
 def test_ciphertext_does_not_look_like_audio() -> None:
@@ -160,14 +187,18 @@ def test_ciphertext_does_not_look_like_audio() -> None:
 
 # -- the gateway ------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def tgw(tmp_path: Path) -> GatewayUnderTest:
     return make_gateway(tmp_path)
 
 
 def test_recording_a_call_writes_only_ciphertext(tgw: GatewayUnderTest, tmp_path: Path) -> None:
-    t = traced_run([sys.executable, "-m", "tests.canary_call", str(tgw.config), "5"], cwd=ROOT,
-                   trace_file=tmp_path / "t.strace")
+    t = traced_run(
+        [sys.executable, "-m", "tests.canary_call", str(tgw.config), "5"],
+        cwd=ROOT,
+        trace_file=tmp_path / "t.strace",
+    )
     assert t.returncode == 0, t.stderr.decode()
     rec_id = t.stdout.decode().strip()
     assert find_plaintext(t, CANARY) == []
@@ -178,14 +209,33 @@ def test_recording_a_call_writes_only_ciphertext(tgw: GatewayUnderTest, tmp_path
     gw = tgw.open()
     with gw.store.open(gw.index.get_recording(rec_id).object_name) as f:
         plain = age.AgeReader(f, age.load_identity_file(tgw.key)).read_all()
-    assert contains_canary(plain[wav.HEADER_SIZE:], CANARY)
+    assert contains_canary(plain[wav.HEADER_SIZE :], CANARY)
 
 
 def test_export_to_stdout_writes_no_file(tgw: GatewayUnderTest, tmp_path: Path) -> None:
-    rec_id = subprocess.run([sys.executable, "-m", "tests.canary_call", str(tgw.config), "3"], cwd=ROOT,
-                            capture_output=True, text=True, check=True).stdout.strip()
-    t = traced_run([str(ROOT / ".venv/bin/gateway"), "--config", str(tgw.config), "recordings", "export", rec_id,
-                    "-i", str(tgw.key), "-o", "-"], cwd=tmp_path, trace_file=tmp_path / "t.strace")
+    rec_id = subprocess.run(
+        [sys.executable, "-m", "tests.canary_call", str(tgw.config), "3"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    t = traced_run(
+        [
+            str(ROOT / ".venv/bin/gateway"),
+            "--config",
+            str(tgw.config),
+            "recordings",
+            "export",
+            rec_id,
+            "-i",
+            str(tgw.key),
+            "-o",
+            "-",
+        ],
+        cwd=tmp_path,
+        trace_file=tmp_path / "t.strace",
+    )
     assert t.returncode == 0, t.stderr.decode()
     assert contains_canary(t.stdout, CANARY)
     assert find_plaintext(t, CANARY) == []
@@ -196,12 +246,17 @@ def test_demo_writes_no_plaintext(tmp_path: Path) -> None:
     import warnings
 
     from gateway.telephony.media import tone
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         import audioop
     heard = audioop.alaw2lin(audioop.lin2alaw(tone(440, 1.0, 8000), 2), 2)
-    t = traced_run([str(ROOT / ".venv/bin/gateway"), "demo", "--dir", str(tmp_path / "demo")],
-                   cwd=tmp_path, trace_file=tmp_path / "t.strace", timeout=300)
+    t = traced_run(
+        [str(ROOT / ".venv/bin/gateway"), "demo", "--dir", str(tmp_path / "demo")],
+        cwd=tmp_path,
+        trace_file=tmp_path / "t.strace",
+        timeout=300,
+    )
     assert t.returncode == 0, t.stdout.decode()[-2000:] + t.stderr.decode()[-2000:]
     assert b"channel 0 (caller) carries 440 Hz" in t.stdout
     assert find_plaintext(t, heard) == []

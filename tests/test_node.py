@@ -96,7 +96,12 @@ def test_no_free_worker(tmp_path: Path, fail_closed: bool) -> None:
         else:
             assert gone["code"] == 200 and third.event("confirmed") is not None
             assert consents.count("unavailable") == 1, consents
-            metrics = scrape(lab, lambda m: m.get("gateway_failopen_total") == 1 and m.get("gateway_recordings_saved_total") == 2)
+            metrics = scrape(
+                lab,
+                lambda m: (
+                    m.get("gateway_failopen_total") == 1 and m.get("gateway_recordings_saved_total") == 2
+                ),
+            )
             assert metrics["gateway_calls_started_total"] == 2
             assert metrics['gateway_consent_total{outcome="granted"}'] == 2
             assert metrics["gateway_workers_ready"] == 1 and metrics["gateway_capacity_calls"] == 2
@@ -114,8 +119,11 @@ def scrape(lab: CallLab, ready, timeout: float = 10.0) -> dict[str, float]:
     deadline = time.monotonic() + timeout
     while True:
         text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-        metrics = {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
-                   for line in text.splitlines() if line and not line.startswith("#")}
+        metrics = {
+            line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line and not line.startswith("#")
+        }
         if ready(metrics) or time.monotonic() > deadline:
             return metrics
         time.sleep(0.3)
@@ -234,7 +242,9 @@ def test_rolling_restart_drops_no_call(tmp_path: Path) -> None:
         after.wait_exit()
         pbx.wait_exit()
         assert [e["headers"]["x-recording-consent"] for e in pbx.events() if e["event"] == "incoming"] == [
-            "granted", "granted"]
+            "granted",
+            "granted",
+        ]
         assert {r.status for r in lab.gw.open().index.list_recordings()} == {ix.COMPLETE}
     finally:
         lab.close()
@@ -257,12 +267,16 @@ def test_malformed_and_flooding_sources_do_not_disturb_calls(tmp_path: Path) -> 
         s.bind(("127.0.0.3", 0))
         s.settimeout(0.3)
         target = ("127.0.0.1", lab.sip_port)
+
         def options(i: int, extra: str = "", length: int = 0) -> bytes:
-            return (f"OPTIONS sip:frontdoor@127.0.0.1:{lab.sip_port} SIP/2.0\r\n"
-                    f"Via: SIP/2.0/UDP 127.0.0.3:{s.getsockname()[1]};branch=z9hG4bK{i}\r\n"
-                    f"From: <sip:flood@127.0.0.3>;tag={i}\r\nTo: <sip:frontdoor@127.0.0.1>\r\n"
-                    f"Call-ID: flood-{i}\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\n{extra}"
-                    f"Content-Length: {length}\r\n\r\n").encode()
+            return (
+                f"OPTIONS sip:frontdoor@127.0.0.1:{lab.sip_port} SIP/2.0\r\n"
+                f"Via: SIP/2.0/UDP 127.0.0.3:{s.getsockname()[1]};branch=z9hG4bK{i}\r\n"
+                f"From: <sip:flood@127.0.0.3>;tag={i}\r\nTo: <sip:frontdoor@127.0.0.1>\r\n"
+                f"Call-ID: flood-{i}\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\n{extra}"
+                f"Content-Length: {length}\r\n\r\n"
+            ).encode()
+
         def reply() -> bytes:
             try:
                 return s.recv(65536)
@@ -316,8 +330,12 @@ def test_a_hung_worker_is_killed_and_replaced_while_calls_go_to_the_other(tmp_pa
         pbx = lab.peer("pbx", "--tone", "1000", "--calls", "1", "--timeout", "40")
         caller = lab.peer("caller", "--hangup-after", "4", "--timeout", "30")
         caller.wait_exit()
-        assert caller.event("disconnected")["connected_s"] > 3.5, "answered and bridged despite the hung worker"
-        w = lab.wait_status(lambda st: st["workers"][0]["hung"] == 1 and st["workers"][0]["ready"], 20)["workers"][0]
+        assert caller.event("disconnected")["connected_s"] > 3.5, (
+            "answered and bridged despite the hung worker"
+        )
+        w = lab.wait_status(lambda st: st["workers"][0]["hung"] == 1 and st["workers"][0]["ready"], 20)[
+            "workers"
+        ][0]
         assert w["pid"] != victim["pid"], w
         assert time.monotonic() - stopped_at < 20
         with pytest.raises(ProcessLookupError):
@@ -333,8 +351,9 @@ def test_a_hung_worker_is_killed_and_replaced_while_calls_go_to_the_other(tmp_pa
 def test_the_pool_grows_to_keep_spare_capacity_and_shrinks_when_idle(tmp_path: Path) -> None:
     lab = CallLab(tmp_path, workers=1)
     text = lab.gw.config.read_text()
-    lab.gw.config.write_text(text.replace("max_workers = 0", "max_workers = 3")
-                             .replace("idle_retire_s = 60", "idle_retire_s = 2"))
+    lab.gw.config.write_text(
+        text.replace("max_workers = 0", "max_workers = 3").replace("idle_retire_s = 60", "idle_retire_s = 2")
+    )
     try:
         lab.start_gateway()
         assert len(lab.node_status()["workers"]) == 1
@@ -344,7 +363,9 @@ def test_the_pool_grows_to_keep_spare_capacity_and_shrinks_when_idle(tmp_path: P
         # One call on the only worker leaves 1 free call, short of the 2 spare: a second worker.
         st = lab.wait_status(lambda s: len(s["workers"]) == 2 and all(w["ready"] for w in s["workers"]))
         assert st["pool"]["grown"] == 1 and st["capacity_calls"] == 4
-        second = lab.peer("caller", "--hangup-after", "4", "--timeout", "40")  # served while the first goes on
+        second = lab.peer(
+            "caller", "--hangup-after", "4", "--timeout", "40"
+        )  # served while the first goes on
         second.wait_exit()
         assert second.event("disconnected")["connected_s"] > 3.5
         first.wait_exit()
@@ -367,16 +388,24 @@ def test_a_busy_port_refuses_the_start_naming_the_setting(tmp_path: Path) -> Non
     lab = CallLab(tmp_path, workers=2)
     cmd = [str(ROOT / ".venv/bin/gateway"), "--config", str(lab.gw.config), "run"]
     try:
-        for host, port, kind, setting in (("127.0.0.1", lab.sip_port, socket.SOCK_DGRAM, "[sip] listen (UDP)"),
-                                          ("127.0.0.1", lab.gw.open().config.node.worker_base_port + 1,
-                                           socket.SOCK_STREAM, "[node] worker_base_port (worker 1)")):
+        for host, port, kind, setting in (
+            ("127.0.0.1", lab.sip_port, socket.SOCK_DGRAM, "[sip] listen (UDP)"),
+            (
+                "127.0.0.1",
+                lab.gw.open().config.node.worker_base_port + 1,
+                socket.SOCK_STREAM,
+                "[node] worker_base_port (worker 1)",
+            ),
+        ):
             with socket.socket(socket.AF_INET, kind) as squatter:
                 squatter.bind((host, port))
                 if kind == socket.SOCK_STREAM:
                     squatter.listen()
                 res = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
             assert res.returncode == 3, res.stderr[-2000:]
-            assert setting in res.stderr and f"127.0.0.1:{port}" in res.stderr and "Traceback" not in res.stderr
+            assert (
+                setting in res.stderr and f"127.0.0.1:{port}" in res.stderr and "Traceback" not in res.stderr
+            )
         # Nothing was left running: no Kamailio, no worker of this gateway.
         ours = []
         for proc in Path("/proc").glob("[0-9]*"):
@@ -399,8 +428,12 @@ def test_calls_overflow_to_a_peer_node_before_failing_open(tmp_path: Path) -> No
     (tmp_path / "b").mkdir()
     a = CallLab(tmp_path / "a", workers=1)
     b = CallLab(tmp_path / "b", workers=1)
-    b.gw.config.write_text(b.gw.config.read_text().replace("peers = []", f'peers = ["127.0.0.1:{a.sip_port}"]'))
-    a.gw.config.write_text(a.gw.config.read_text().replace("peers = []", f'peers = ["127.0.0.1:{b.sip_port}"]'))
+    b.gw.config.write_text(
+        b.gw.config.read_text().replace("peers = []", f'peers = ["127.0.0.1:{a.sip_port}"]')
+    )
+    a.gw.config.write_text(
+        a.gw.config.read_text().replace("peers = []", f'peers = ["127.0.0.1:{b.sip_port}"]')
+    )
     try:
         b.start_gateway()
         a.start_gateway()

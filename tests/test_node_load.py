@@ -36,7 +36,9 @@ def test_concurrent_sipp_calls_through_the_node_all_complete_and_record_whole(tm
         assert (declined["calls_ok"], declined["calls_failed"]) == (4, 0), declined
         assert (consented["calls_ok"], consented["calls_failed"]) == (4, 0), consented
         assert declined["peak_concurrent"] >= 3 and consented["peak_concurrent"] >= 3
-        assert declined["consent_seen_by_pbx"] == ["declined"] and consented["consent_seen_by_pbx"] == ["granted"]
+        assert declined["consent_seen_by_pbx"] == ["declined"] and consented["consent_seen_by_pbx"] == [
+            "granted"
+        ]
         assert lab.gateway.stop() == 0
         done = bench.completeness(lab)
         assert done["recordings"] == 4, done

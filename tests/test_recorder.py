@@ -29,8 +29,14 @@ class FakeClock:
         return self.t
 
 
-def run_call(rec: Recorder, engine: RecorderEngine, clock: FakeClock, ch0: list[bytes | None],
-             ch1: list[bytes | None], ops: dict[int, str] | None = None) -> None:
+def run_call(
+    rec: Recorder,
+    engine: RecorderEngine,
+    clock: FakeClock,
+    ch0: list[bytes | None],
+    ch1: list[bytes | None],
+    ops: dict[int, str] | None = None,
+) -> None:
     """Push one frame per channel every 20 ms (None: missing), ticking the engine every 100 ms."""
     ops = ops or {}
     for i in range(max(len(ch0), len(ch1))):
@@ -44,7 +50,9 @@ def run_call(rec: Recorder, engine: RecorderEngine, clock: FakeClock, ch0: list[
             engine.tick()
 
 
-def decrypt(spool: LocalSpool, name: str, ident: age.Identity, recover: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def decrypt(
+    spool: LocalSpool, name: str, ident: age.Identity, recover: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     with spool.open(name) as f:
         plain = age.AgeReader(f, [ident], recover=recover).read_all()
     info = wav.parse_header(plain)
@@ -106,14 +114,18 @@ def test_missing_frames_are_silence_at_the_right_time(setup, identity: age.Ident
 def test_pause(setup, identity: age.Identity, mode: str, expected_s: float) -> None:
     clock, spool, engine, make = setup
     rec = make(pause_mode=mode)
-    run_call(rec, engine, clock, frames(tone(440, 6)), frames(tone(1000, 6)), ops={100: "pause", 200: "resume"})
+    run_call(
+        rec, engine, clock, frames(tone(440, 6)), frames(tone(1000, 6)), ops={100: "pause", 200: "resume"}
+    )
     fut = rec.finish()
     engine.tick()
     result = fut.result(timeout=0)
     left, right = decrypt(spool, rec.object_name, identity)
     assert result.duration_s == pytest.approx(expected_s, abs=0.03)
     if mode == "silence":
-        assert not left[2 * RATE + 10 : 4 * RATE - 10].any() and not right[2 * RATE + 10 : 4 * RATE - 10].any()
+        assert (
+            not left[2 * RATE + 10 : 4 * RATE - 10].any() and not right[2 * RATE + 10 : 4 * RATE - 10].any()
+        )
     else:
         assert abs(dominant_frequency(left[1 * RATE : 3 * RATE]) - 440) < 5  # no silence across the cut
     assert rec.stats.frames_paused == 200
@@ -148,11 +160,15 @@ class FailingWriter(ObjectWriter):
         self.inner.close()
 
 
-def test_storage_failure_keeps_sealed_chunks_and_reports_incomplete(tmp_path: Path, identity: age.Identity) -> None:
+def test_storage_failure_keeps_sealed_chunks_and_reports_incomplete(
+    tmp_path: Path, identity: age.Identity
+) -> None:
     clock = FakeClock()
     spool = LocalSpool(tmp_path / "spool")
     engine = RecorderEngine(clock=clock, start_thread=False)
-    rec = Recorder(FailingWriter(spool.create(), ok=3), [identity.recipient()], clock=clock)  # header + 2 chunks
+    rec = Recorder(
+        FailingWriter(spool.create(), ok=3), [identity.recipient()], clock=clock
+    )  # header + 2 chunks
     engine.add(rec)
     run_call(rec, engine, clock, frames(tone(440, 10)), frames(tone(1000, 10)))
     result = rec.done.result(timeout=0)

@@ -28,9 +28,15 @@ def tgw(tmp_path: Path) -> GatewayUnderTest:
     return make_gateway(tmp_path)
 
 
-def test_kill_9_mid_call_leaves_a_truncated_decryptable_recording(tgw: GatewayUnderTest, tmp_path: Path) -> None:
-    child = subprocess.Popen([sys.executable, "-m", "tests.recording_child", str(tgw.config)], cwd=ROOT,
-                             stdout=subprocess.PIPE, text=True)
+def test_kill_9_mid_call_leaves_a_truncated_decryptable_recording(
+    tgw: GatewayUnderTest, tmp_path: Path
+) -> None:
+    child = subprocess.Popen(
+        [sys.executable, "-m", "tests.recording_child", str(tgw.config)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert child.stdout is not None
         rec_id = child.stdout.readline().strip()
@@ -55,14 +61,20 @@ def test_kill_9_mid_call_leaves_a_truncated_decryptable_recording(tgw: GatewayUn
         s = np.frombuffer(w.readframes(n), dtype="<i2")
     assert abs(dominant_frequency(s[0::2]) - 440) < 5 and abs(dominant_frequency(s[1::2]) - 1000) < 5
     # The plain age CLI prints the sealed chunks before it reports the missing end.
-    res = subprocess.run(["age", "-d", "-i", str(tgw.key), str(gw.config.paths.spool_dir / row.object_name)],
-                         capture_output=True)
+    res = subprocess.run(
+        ["age", "-d", "-i", str(tgw.key), str(gw.config.paths.spool_dir / row.object_name)],
+        capture_output=True,
+    )
     assert res.returncode != 0 and len(res.stdout) >= 3 * CHUNK_SIZE
 
 
 def killed_mid_recording(tgw: GatewayUnderTest) -> str:
-    child = subprocess.Popen([sys.executable, "-m", "tests.recording_child", str(tgw.config)], cwd=ROOT,
-                             stdout=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "tests.recording_child", str(tgw.config)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert child.stdout is not None
         rec_id = child.stdout.readline().strip()
@@ -77,7 +89,9 @@ def test_recovery_signs_only_what_the_writer_committed(tgw: GatewayUnderTest, ca
     rec_id = killed_mid_recording(tgw)
     gw = tgw.open()
     committed = gw.index.get_recording(rec_id)
-    assert committed.bytes >= 3 * age.ENCRYPTED_CHUNK_SIZE and committed.sha256, "the writer checkpoints as it goes"
+    assert committed.bytes >= 3 * age.ENCRYPTED_CHUNK_SIZE and committed.sha256, (
+        "the writer checkpoints as it goes"
+    )
     assert tgw.run("recordings", "recover") == 0
     row = gw.index.get_recording(rec_id)
     assert row.status == ix.TRUNCATED and row.signature
@@ -117,8 +131,11 @@ def tiny_disk(tmp_path: Path):
     """A 256 KiB tmpfs: a real ENOSPC, not a simulated one."""
     mnt = tmp_path / "tiny"
     mnt.mkdir()
-    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k,mode=0700", "tmpfs", str(mnt)],
-                         capture_output=True, text=True)
+    res = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=256k,mode=0700", "tmpfs", str(mnt)],
+        capture_output=True,
+        text=True,
+    )
     if res.returncode != 0:
         pytest.fail(f"cannot mount a tmpfs for the full-disk test (needs root): {res.stderr.strip()}")
     yield mnt
@@ -126,7 +143,8 @@ def tiny_disk(tmp_path: Path):
 
 
 def test_full_disk_marks_incomplete_keeps_sealed_chunks_and_the_call_goes_on(
-        tgw: GatewayUnderTest, tiny_disk: Path) -> None:
+    tgw: GatewayUnderTest, tiny_disk: Path
+) -> None:
     text = tgw.config.read_text().replace('spool_dir = "spool"', f'spool_dir = "{tiny_disk / "spool"}"')
     tgw.config.write_text(text)
     gw = tgw.open()

@@ -20,7 +20,9 @@ def test_invite_fields_and_hostile_display_name() -> None:
 
 
 def test_p_asserted_identity_wins_and_compact_headers() -> None:
-    msg = INVITE.replace("Call-ID: abc@host", "i: compact@host\r\nP-Asserted-Identity: \"Nurse\" <sip:+4686@pbx>")
+    msg = INVITE.replace(
+        "Call-ID: abc@host", 'i: compact@host\r\nP-Asserted-Identity: "Nurse" <sip:+4686@pbx>'
+    )
     inv = sip.parse_invite(msg)
     assert inv.caller == sip.Party("Nurse", "+4686") and inv.call_id == "compact@host"
 

@@ -29,21 +29,70 @@ def stop_gateway(lab: CallLab) -> None:
     assert lab.gateway is not None and lab.gateway.stop() == 0
 
 
-def sipp_caller(lab: CallLab, tmp: Path, payload: int, digit: str, hold_ms: int = 6000,
-                scenario: str = "caller.xml") -> subprocess.CompletedProcess[str]:
+def sipp_caller(
+    lab: CallLab, tmp: Path, payload: int, digit: str, hold_ms: int = 6000, scenario: str = "caller.xml"
+) -> subprocess.CompletedProcess[str]:
     """Runs one sipp call; its SIP messages are traced to tmp/caller-messages.log."""
-    return subprocess.run(["sipp", "-sf", str(SCENARIOS / scenario), "-trace_msg", "-message_file",
-                           str(tmp / "caller-messages.log"), "-key", "payload", str(payload),
-                           "-key", "digit_pcap", str(PCAPS / f"dtmf_2833_{digit}.pcap"), "-m", "1", "-i", "127.0.0.1",
-                           "-p", str(free_port()), "-mp", str(free_port()), "-d", str(hold_ms), "-nostdin",
-                           "-timeout", "60", "-timeout_error", f"127.0.0.1:{lab.sip_port}"],
-                          cwd=tmp, capture_output=True, text=True, timeout=90)
+    return subprocess.run(
+        [
+            "sipp",
+            "-sf",
+            str(SCENARIOS / scenario),
+            "-trace_msg",
+            "-message_file",
+            str(tmp / "caller-messages.log"),
+            "-key",
+            "payload",
+            str(payload),
+            "-key",
+            "digit_pcap",
+            str(PCAPS / f"dtmf_2833_{digit}.pcap"),
+            "-m",
+            "1",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            str(free_port()),
+            "-mp",
+            str(free_port()),
+            "-d",
+            str(hold_ms),
+            "-nostdin",
+            "-timeout",
+            "60",
+            "-timeout_error",
+            f"127.0.0.1:{lab.sip_port}",
+        ],
+        cwd=tmp,
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
 
 
 def sipp_pbx(lab: CallLab, tmp: Path) -> tuple[Proc, Path]:
     log = tmp / "pbx.log"
-    p = Proc(["sipp", "-sf", str(SCENARIOS / "pbx.xml"), "-m", "1", "-i", "127.0.0.1", "-p", str(lab.pbx_port),
-              "-mp", str(free_port()), "-nostdin", "-timeout", "60", "-trace_logs", "-log_file", str(log)])
+    p = Proc(
+        [
+            "sipp",
+            "-sf",
+            str(SCENARIOS / "pbx.xml"),
+            "-m",
+            "1",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            str(lab.pbx_port),
+            "-mp",
+            str(free_port()),
+            "-nostdin",
+            "-timeout",
+            "60",
+            "-trace_logs",
+            "-log_file",
+            str(log),
+        ]
+    )
     lab.procs.append(p)
     return p, log
 
@@ -94,9 +143,29 @@ def test_no_common_codec_is_488(lab: CallLab, tmp_path: Path) -> None:
 def test_caller_that_never_acks_rings_nobody(lab: CallLab, tmp_path: Path) -> None:
     lab.start_gateway()
     pbx = lab.peer("pbx", "--tone", "1000", "--timeout", "8")
-    res = subprocess.run(["sipp", "-sf", str(SCENARIOS / "no_ack.xml"), "-m", "1", "-i", "127.0.0.1", "-p",
-                          str(free_port()), "-mp", str(free_port()), "-nostdin", "-timeout", "20",
-                          f"127.0.0.1:{lab.sip_port}"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    res = subprocess.run(
+        [
+            "sipp",
+            "-sf",
+            str(SCENARIOS / "no_ack.xml"),
+            "-m",
+            "1",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            str(free_port()),
+            "-mp",
+            str(free_port()),
+            "-nostdin",
+            "-timeout",
+            "20",
+            f"127.0.0.1:{lab.sip_port}",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert res.returncode == 0, res.stdout[-1500:]
     pbx.wait_exit()
     assert pbx.event("incoming") is None, "the PBX must not ring for a caller who never ACKed"
@@ -111,10 +180,30 @@ def test_caller_that_never_acks_rings_nobody(lab: CallLab, tmp_path: Path) -> No
 def test_invite_without_sdp_is_a_late_offer_and_works(lab: CallLab, tmp_path: Path) -> None:
     lab.start_gateway()
     pbx = lab.peer("pbx", "--tone", "1000")
-    res = subprocess.run(["sipp", "-sf", str(SCENARIOS / "late_offer.xml"), "-m", "1", "-i", "127.0.0.1", "-p",
-                          str(free_port()), "-mp", str(free_port()), "-nostdin", "-timeout", "30",
-                          "-timeout_error", f"127.0.0.1:{lab.sip_port}"],
-                         cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    res = subprocess.run(
+        [
+            "sipp",
+            "-sf",
+            str(SCENARIOS / "late_offer.xml"),
+            "-m",
+            "1",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            str(free_port()),
+            "-mp",
+            str(free_port()),
+            "-nostdin",
+            "-timeout",
+            "30",
+            "-timeout_error",
+            f"127.0.0.1:{lab.sip_port}",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert res.returncode == 0, res.stdout[-1500:]
     pbx.wait_exit()
     assert pbx.event("incoming")["headers"]["x-recording-consent"] == "granted"

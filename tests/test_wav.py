@@ -38,12 +38,15 @@ def test_parses_files_written_by_the_wave_module_with_extra_chunks() -> None:
     assert info.channels == 1 and info.data_size == 800 and info.duration() == 0.05
 
 
-@pytest.mark.parametrize("blob,message", [
-    (b"", "not a RIFF"),
-    (b"RIFF\x00\x00\x00\x00WAVEdata\x00\x00\x00\x00", "before fmt"),
-    (b"RIFF\x00\x00\x00\x00WAVEfmt \x10\x00\x00\x00" + bytes(16), "unsupported"),
-    (wav.header(8000, 1, data_size=1000) + bytes(10), "truncated"),
-])
+@pytest.mark.parametrize(
+    "blob,message",
+    [
+        (b"", "not a RIFF"),
+        (b"RIFF\x00\x00\x00\x00WAVEdata\x00\x00\x00\x00", "before fmt"),
+        (b"RIFF\x00\x00\x00\x00WAVEfmt \x10\x00\x00\x00" + bytes(16), "unsupported"),
+        (wav.header(8000, 1, data_size=1000) + bytes(10), "truncated"),
+    ],
+)
 def test_malformed(blob: bytes, message: str) -> None:
     with pytest.raises(wav.WavError, match=message):
         wav.parse_header(blob, total_size=len(blob))

@@ -1,9 +1,9 @@
 """The age v1 header: stanzas, the MAC line, strict canonical base64. No keys, no files.
 
-    age-encryption.org/v1
-    -> TYPE ARG...
-    BODY (base64, 64 columns a line, ended by a shorter line)
-    --- MAC
+age-encryption.org/v1
+-> TYPE ARG...
+BODY (base64, 64 columns a line, ended by a shorter line)
+--- MAC
 """
 
 from __future__ import annotations

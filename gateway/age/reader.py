@@ -84,13 +84,17 @@ class AgeReader:
         if not sealed:
             raise PayloadError("payload has no chunks")
         while True:
-            following = _read_upto(self._src, ENCRYPTED_CHUNK_SIZE) if len(sealed) == ENCRYPTED_CHUNK_SIZE else b""
+            following = (
+                _read_upto(self._src, ENCRYPTED_CHUNK_SIZE) if len(sealed) == ENCRYPTED_CHUNK_SIZE else b""
+            )
             if following:
                 plaintext = opener.try_open(sealed, last=False)
                 if plaintext is None:
                     final = opener.try_open(sealed, last=True)
                     if final is None:
-                        raise ChunkAuthError(f"chunk {opener.counter} fails authentication", self.plaintext_bytes)
+                        raise ChunkAuthError(
+                            f"chunk {opener.counter} fails authentication", self.plaintext_bytes
+                        )
                     # Like age's own reader, hand out the authentic final chunk, then refuse the rest.
                     self.plaintext_bytes += len(final)
                     yield final

@@ -55,9 +55,12 @@ def load_identities(path: str) -> list[age.Identity]:
     except OSError:
         mode = 0  # load_identity_file reports the error
     if stat.S_ISREG(mode) and mode & 0o077:
-        print(f"gateway: warning: identity file {path} is accessible by group or others "
-              f"(mode {stat.S_IMODE(mode):04o}); anyone who can read it can decrypt every recording: "
-              f"chmod 600 {path}", file=sys.stderr)
+        print(
+            f"gateway: warning: identity file {path} is accessible by group or others "
+            f"(mode {stat.S_IMODE(mode):04o}); anyone who can read it can decrypt every recording: "
+            f"chmod 600 {path}",
+            file=sys.stderr,
+        )
     return age.load_identity_file(path)
 
 
@@ -97,8 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
     from . import audit, demo, governance, init, legacy, recordings, run, users
 
     parser = argparse.ArgumentParser(prog="gateway", description="Consent-aware call recording gateway.")
-    parser.add_argument("--config", default=os.environ.get("GATEWAY_CONFIG"),
-                        help="configuration file (default: $GATEWAY_CONFIG)")
+    parser.add_argument(
+        "--config",
+        default=os.environ.get("GATEWAY_CONFIG"),
+        help="configuration file (default: $GATEWAY_CONFIG)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in (init, run, recordings, audit, governance, legacy, demo, users):
@@ -111,8 +117,13 @@ class JsonLogFormatter(logging.Formatter):
     numbers or audio: the code logs call ids, never numbers."""
 
     def format(self, record: logging.LogRecord) -> str:
-        entry = {"ts": round(record.created, 3), "level": record.levelname.lower(), "logger": record.name,
-                 "msg": record.getMessage(), "pid": record.process}
+        entry = {
+            "ts": round(record.created, 3),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+            "pid": record.process,
+        }
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return json.dumps(entry)
@@ -125,8 +136,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         handler.setFormatter(JsonLogFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=logging.INFO if args.verbose or args.command in ("run", "worker") else logging.WARNING,
-                        handlers=[handler])
+    logging.basicConfig(
+        level=logging.INFO if args.verbose or args.command in ("run", "worker") else logging.WARNING,
+        handlers=[handler],
+    )
     try:
         try:
             return int(args.func(args) or 0)

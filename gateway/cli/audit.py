@@ -19,8 +19,13 @@ from . import actor, open_gateway
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("audit", help="scan for exposure (default); verify or show the audit log")
     p.add_argument("--json", action="store_true")
-    p.add_argument("--temp-dir", action="append", type=Path, default=None,
-                   help="temporary directory to scan for plaintext audio (default: the system's)")
+    p.add_argument(
+        "--temp-dir",
+        action="append",
+        type=Path,
+        default=None,
+        help="temporary directory to scan for plaintext audio (default: the system's)",
+    )
     p.set_defaults(func=cmd_scan)
     asub = p.add_subparsers(dest="action", required=False, metavar="ACTION")
     scan = asub.add_parser("scan", help="the exposure scan (what `gateway audit` does)")
@@ -29,22 +34,46 @@ def register(sub: argparse._SubParsersAction) -> None:
     scan.set_defaults(func=cmd_scan)
     vp = asub.add_parser("verify", help="verify the hash chain; name the first broken entry")
     vp.add_argument("--json", action="store_true")
-    vp.add_argument("--checkpoint", action="append", type=Path, default=[], metavar="FILE",
-                    help="a witness's record of signed checkpoints (syslog file, witness file, journal "
-                         "export): every head it saw must still be in the log (repeatable)")
-    vp.add_argument("--head", action="append", default=[], metavar="HASH",
-                    help="a head printed by an earlier verify: it must still be in the log (repeatable)")
-    vp.add_argument("--from", dest="source", type=Path, metavar="EXPORT",
-                    help="verify an export (`gateway audit export`) instead of this gateway's log; "
-                         "needs no configuration")
-    vp.add_argument("--public-key", type=Path, metavar="PEM",
-                    help="the gateway's signing.pub, for checkpoints (default: the configured gateway's)")
+    vp.add_argument(
+        "--checkpoint",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="FILE",
+        help="a witness's record of signed checkpoints (syslog file, witness file, journal "
+        "export): every head it saw must still be in the log (repeatable)",
+    )
+    vp.add_argument(
+        "--head",
+        action="append",
+        default=[],
+        metavar="HASH",
+        help="a head printed by an earlier verify: it must still be in the log (repeatable)",
+    )
+    vp.add_argument(
+        "--from",
+        dest="source",
+        type=Path,
+        metavar="EXPORT",
+        help="verify an export (`gateway audit export`) instead of this gateway's log; "
+        "needs no configuration",
+    )
+    vp.add_argument(
+        "--public-key",
+        type=Path,
+        metavar="PEM",
+        help="the gateway's signing.pub, for checkpoints (default: the configured gateway's)",
+    )
     vp.set_defaults(func=cmd_verify)
     sp = asub.add_parser("show", help="print the audit log")
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(func=cmd_show)
-    ep = asub.add_parser("export", help="the audit log as JSON lines anyone can re-verify (`audit verify --from`)")
-    ep.add_argument("-o", "--output", default="-", help="file to write (created, never overwritten), or - for stdout")
+    ep = asub.add_parser(
+        "export", help="the audit log as JSON lines anyone can re-verify (`audit verify --from`)"
+    )
+    ep.add_argument(
+        "-o", "--output", default="-", help="file to write (created, never overwritten), or - for stdout"
+    )
     ep.set_defaults(func=cmd_export)
     cp = asub.add_parser("checkpoint", help="sign the log's head now and send it to the witnesses; print it")
     cp.set_defaults(func=cmd_checkpoint)
@@ -85,7 +114,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
     checkpoints = []
     for f in args.checkpoint:
         try:
-            checkpoints += audit.parse_checkpoints(f.read_text(encoding="utf-8", errors="replace").splitlines())
+            checkpoints += audit.parse_checkpoints(
+                f.read_text(encoding="utf-8", errors="replace").splitlines()
+            )
         except OSError as e:
             raise InputError(f"cannot read {f}: {e.strerror}") from None
     if args.checkpoint and not checkpoints:
@@ -97,16 +128,30 @@ def cmd_verify(args: argparse.Namespace) -> int:
     for head in args.head:
         problem = problem or audit.check_head(entries, head)
     if args.json:
-        print(json.dumps({"ok": problem is None, "entries": v.entries, "head_seq": v.head_seq,
-                          "head_hash": v.head_hash, "checkpoints": len(checkpoints), "heads": len(args.head),
-                          "problem": problem.__dict__ if problem else None}))
+        print(
+            json.dumps(
+                {
+                    "ok": problem is None,
+                    "entries": v.entries,
+                    "head_seq": v.head_seq,
+                    "head_hash": v.head_hash,
+                    "checkpoints": len(checkpoints),
+                    "heads": len(args.head),
+                    "problem": problem.__dict__ if problem else None,
+                }
+            )
+        )
     elif problem is None:
         print(f"audit log intact: {v.entries} entries, head #{v.head_seq} {v.head_hash}")
         if checkpoints or args.head:
-            print(f"every one of {len(checkpoints)} checkpoint(s) and {len(args.head)} recorded head(s) is in it")
+            print(
+                f"every one of {len(checkpoints)} checkpoint(s) and {len(args.head)} recorded head(s) is in it"
+            )
         else:
-            print("(entries removed from the end, or a log rewritten with new hashes, show only against a "
-                  "witness: add --checkpoint FILE with the witness's record, or --head HASH)")
+            print(
+                "(entries removed from the end, or a log rewritten with new hashes, show only against a "
+                "witness: add --checkpoint FILE with the witness's record, or --head HASH)"
+            )
     else:
         print(f"audit log BROKEN at entry #{problem.seq} ({problem.kind}): {problem.message}")
     return 0 if problem is None else EXIT_FINDINGS
@@ -117,7 +162,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     fd = None
     if args.output != "-":
         try:
-            fd = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            fd = os.open(
+                args.output, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
+            )
         except FileExistsError:
             raise GatewayError(f"{args.output} exists: give a new file") from None
         except OSError as e:
@@ -131,8 +178,10 @@ def cmd_export(args: argparse.Namespace) -> int:
         return 0
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(text)
-    print(f"wrote {len(entries)} entries to {args.output}; verify with: gateway audit verify --from {args.output}",
-          file=sys.stderr)
+    print(
+        f"wrote {len(entries)} entries to {args.output}; verify with: gateway audit verify --from {args.output}",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -159,7 +208,9 @@ def cmd_show(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(e.__dict__, sort_keys=True))
         else:
-            print(f"#{e.seq:<5} {e.ts}  {e.actor:16} {e.action:24} {e.subject}  {json.dumps(e.details, sort_keys=True)}")
+            print(
+                f"#{e.seq:<5} {e.ts}  {e.actor:16} {e.action:24} {e.subject}  {json.dumps(e.details, sort_keys=True)}"
+            )
     return 0
 
 

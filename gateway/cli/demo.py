@@ -38,10 +38,20 @@ RATE = 8000
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="run a live demo: gateway, PBX agent and callers on loopback")
     p.add_argument("--dir", type=Path, default=Path("demo-data"))
-    p.add_argument("--wait", type=float, default=0.0, metavar="S",
-                   help="seconds between printing the dashboard's address and the first call")
-    p.add_argument("--linger", type=float, default=0.0, metavar="S",
-                   help="keep the node and its dashboard up this long after the calls (Ctrl-C ends it)")
+    p.add_argument(
+        "--wait",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="seconds between printing the dashboard's address and the first call",
+    )
+    p.add_argument(
+        "--linger",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="keep the node and its dashboard up this long after the calls (Ctrl-C ends it)",
+    )
     p.set_defaults(func=run)
 
 
@@ -71,8 +81,10 @@ def _follow_events(path: Path, names: dict[str, str], stop: threading.Event) -> 
             names[call] = e.get("caller_display") or call
             print(f"   [{names[call]:8}] answered, playing the notice (caller {e.get('caller_masked')})")
         elif e["type"] == "call.consent":
-            print(f"   [{names.get(call, call):8}] consent {e['consent']}"
-                  + (f" ({e['reason']})" if e.get("reason") else ""))
+            print(
+                f"   [{names.get(call, call):8}] consent {e['consent']}"
+                + (f" ({e['reason']})" if e.get("reason") else "")
+            )
         elif e["type"] == "call.state" and e["state"] in ("bridged", "ended"):
             print(f"   [{names.get(call, call):8}] {e['state']}; recording: {e.get('recording')}")
         elif e["type"] == "call.recording" and e["recording"] in ("recording", "discarded", "saved"):
@@ -85,8 +97,10 @@ def _wait_for_workers(status: Path, timeout: float = 30.0) -> None:
         try:
             st = json.loads(status.read_text())
             if st["workers"] and all(w["ready"] for w in st["workers"]):
-                print(f"   Kamailio pid {st['kamailio']['pid']} dispatches to {len(st['workers'])} workers "
-                      f"({st['capacity_calls']} concurrent calls)")
+                print(
+                    f"   Kamailio pid {st['kamailio']['pid']} dispatches to {len(st['workers'])} workers "
+                    f"({st['capacity_calls']} concurrent calls)"
+                )
                 return
         except (OSError, ValueError, KeyError):
             pass
@@ -122,8 +136,11 @@ def _demo_users(gw: Gateway) -> dict[str, tuple[str, str]]:
 
 
 def _phone(role: str, port: int, *args: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "gateway.telephony.peer", role, "--port", str(port),
-                             "--quiet", *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [sys.executable, "-m", "simphone.phone", role, "--port", str(port), "--quiet", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -141,19 +158,35 @@ def run(args: argparse.Namespace) -> int:
     print(f"   The gateway gets only the public recipient {recipient}.")
     sip_port, pbx_port = free_port(), free_port()
     gw_dir = base / "gateway"
-    init.run(argparse.Namespace(dir=gw_dir, recipient=[recipient], sip_listen=f"127.0.0.1:{sip_port}",
-                                pbx=f"sip:agent@127.0.0.1:{pbx_port}", mode="opt-out", force=False,
-                                workers=2, trunk=[]))
+    init.run(
+        argparse.Namespace(
+            dir=gw_dir,
+            recipient=[recipient],
+            sip_listen=f"127.0.0.1:{sip_port}",
+            pbx=f"sip:agent@127.0.0.1:{pbx_port}",
+            mode="opt-out",
+            force=False,
+            workers=2,
+            trunk=[],
+        )
+    )
     config = gw_dir / "gateway.toml"
     worker_base = free_port_run(2)
     dash_port = 8080 if _port_free(8080) else free_port()
-    config.write_text(config.read_text().replace("grace_s = 3.0", "grace_s = 1.0")
-                      .replace("worker_base_port = 5100", f"worker_base_port = {worker_base}")
-                      .replace('metrics_listen = "127.0.0.1:9464"', f'metrics_listen = "127.0.0.1:{free_port()}"')
-                      .replace('listen = "127.0.0.1:8080"', f'listen = "127.0.0.1:{dash_port}"'))
+    config.write_text(
+        config.read_text()
+        .replace("grace_s = 3.0", "grace_s = 1.0")
+        .replace("worker_base_port = 5100", f"worker_base_port = {worker_base}")
+        .replace('metrics_listen = "127.0.0.1:9464"', f'metrics_listen = "127.0.0.1:{free_port()}"')
+        .replace('listen = "127.0.0.1:8080"', f'listen = "127.0.0.1:{dash_port}"')
+    )
     logins = _demo_users(Gateway.open(config))
-    gateway = subprocess.Popen([sys.executable, "-m", "gateway", "--config", str(config), "run"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    gateway = subprocess.Popen(
+        [sys.executable, "-m", "gateway", "--config", str(config), "run"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert gateway.stdout is not None
     line = ""
     for line in gateway.stdout:  # pjsua prints a few lines of its own before it is configured
@@ -161,43 +194,97 @@ def run(args: argparse.Namespace) -> int:
             break
     if "listening" not in line:
         gateway.kill()
-        raise SystemExit(f"gateway: the gateway did not start: {gateway.stderr.read() if gateway.stderr else ''}")
+        raise SystemExit(
+            f"gateway: the gateway did not start: {gateway.stderr.read() if gateway.stderr else ''}"
+        )
     print(f"2. {line.strip()}")
     gw = Gateway.open(config)
     _wait_for_workers(gw.config.calls.event_socket.parent / "node.json")
-    print(f"   Dashboard: http://127.0.0.1:{dash_port}/  (loopback only; from another machine: "
-          f"ssh -L {dash_port}:127.0.0.1:{dash_port} this-host)")
+    print(
+        f"   Dashboard: http://127.0.0.1:{dash_port}/  (loopback only; from another machine: "
+        f"ssh -L {dash_port}:127.0.0.1:{dash_port} this-host)"
+    )
     for name, (role, password) in logins.items():
         print(f"     log in as {name:16} password {password}   ({role})")
     if args.wait > 0:
-        print(f"   The calls start in {args.wait:.0f} s: open the dashboard now to watch them live.", flush=True)
+        print(
+            f"   The calls start in {args.wait:.0f} s: open the dashboard now to watch them live.", flush=True
+        )
         time.sleep(args.wait)
     names: dict[str, str] = {}
     stop = threading.Event()
-    followers = [threading.Thread(target=_follow_events, args=(gw.config.calls.event_socket.with_name(
-        f"worker-{i}.sock"), names, stop), daemon=True) for i in range(2)]
+    followers = [
+        threading.Thread(
+            target=_follow_events,
+            args=(gw.config.calls.event_socket.with_name(f"worker-{i}.sock"), names, stop),
+            daemon=True,
+        )
+        for i in range(2)
+    ]
     for follower in followers:
         follower.start()
     print("3. A PBX agent answers with a 1000 Hz tone; callers send 440 Hz. The notice is speech (~10 s).")
     target = f"sip:1177@127.0.0.1:{sip_port}"
     agent = _phone("pbx", pbx_port, "--tone", "1000", "--calls", "3", "--timeout", "90")
-    anna = _phone("caller", free_port(), "--target", target, "--number", "+46701234567", "--display", "Anna",
-                  "--hangup-after", "17", "--timeout", "60")
+    anna = _phone(
+        "caller",
+        free_port(),
+        "--target",
+        target,
+        "--number",
+        "+46701234567",
+        "--display",
+        "Anna",
+        "--hangup-after",
+        "17",
+        "--timeout",
+        "60",
+    )
     time.sleep(0.5)
-    bertil = _phone("caller", free_port(), "--target", target, "--number", "+46702222222", "--display", "Bertil",
-                    "--digits", "9@3", "--hangup-after", "8", "--timeout", "60")
+    bertil = _phone(
+        "caller",
+        free_port(),
+        "--target",
+        target,
+        "--number",
+        "+46702222222",
+        "--display",
+        "Bertil",
+        "--digits",
+        "9@3",
+        "--hangup-after",
+        "8",
+        "--timeout",
+        "60",
+    )
     bertil.wait(timeout=60)
-    cecilia = _phone("caller", free_port(), "--target", target, "--number", "+46703333333",
-                     "--display", "Cecilia", "--digits", "*@14,9@14.3", "--hangup-after", "17", "--timeout", "60")
+    cecilia = _phone(
+        "caller",
+        free_port(),
+        "--target",
+        target,
+        "--number",
+        "+46703333333",
+        "--display",
+        "Cecilia",
+        "--digits",
+        "*@14,9@14.3",
+        "--hangup-after",
+        "17",
+        "--timeout",
+        "60",
+    )
     for p in (anna, cecilia, agent):
         try:
             p.wait(timeout=90)
         except subprocess.TimeoutExpired:
             p.kill()
     if args.linger > 0:
-        print(f"   The calls are over. The node and its dashboard stay up for {args.linger:.0f} s "
-              "(the auditor's Audit tab shows the consent decisions and the chain); Ctrl-C stops it sooner.",
-              flush=True)
+        print(
+            f"   The calls are over. The node and its dashboard stay up for {args.linger:.0f} s "
+            "(the auditor's Audit tab shows the consent decisions and the chain); Ctrl-C stops it sooner.",
+            flush=True,
+        )
         try:
             time.sleep(args.linger)
         except KeyboardInterrupt:

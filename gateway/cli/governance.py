@@ -43,21 +43,35 @@ def register(sub: argparse._SubParsersAction) -> None:
     e = ssub.add_parser("export", help="decrypt a subject's recordings and receipts (access request)")
     x = ssub.add_parser("erase", help="delete a subject's recordings and forget their number")
     for q in (f, e, x):
-        q.add_argument("--number", required=True, help="international (+46...) or, with [numbers] "
-                                                       "country_code, national form")
-        q.add_argument("--identity", "-i", required=True,
-                       help="age identity file: the stored numbers are decrypted to find the subject's")
+        q.add_argument(
+            "--number",
+            required=True,
+            help="international (+46...) or, with [numbers] country_code, national form",
+        )
+        q.add_argument(
+            "--identity",
+            "-i",
+            required=True,
+            help="age identity file: the stored numbers are decrypted to find the subject's",
+        )
     f.add_argument("--json", action="store_true")
     f.set_defaults(func=cmd_find)
-    e.add_argument("-o", "--output", required=True, type=Path,
-                   help="new directory to write into (created 0700; an existing one must be empty and 0700)")
+    e.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        type=Path,
+        help="new directory to write into (created 0700; an existing one must be empty and 0700)",
+    )
     e.set_defaults(func=cmd_export)
     x.set_defaults(func=cmd_erase)
 
 
 def cmd_retention(args: argparse.Namespace) -> int:
     gw = open_gateway(args)
-    report = retention.run(gw.store, gw.index, gw.config.recording.retention_days, actor(), dry_run=args.dry_run)
+    report = retention.run(
+        gw.store, gw.index, gw.config.recording.retention_days, actor(), dry_run=args.dry_run
+    )
     verb = "would delete" if args.dry_run else "deleted"
     for rec_id in report.deleted:
         print(f"{verb} {rec_id}")
@@ -95,12 +109,18 @@ def cmd_hold(args: argparse.Namespace) -> int:
         live = [r for r in rows if r not in gone]
         for r in live:
             gw.index.add_hold(r.id, args.reason, who)
-        gw.index.append_audit(who, "hold.added", label, {"recordings": [r.id for r in live], "reason": args.reason})
+        gw.index.append_audit(
+            who, "hold.added", label, {"recordings": [r.id for r in live], "reason": args.reason}
+        )
         print(f"held {len(live)} recording(s)")
     else:
         released = sum(gw.index.release_holds(r.id, args.reason, who) for r in rows)
-        gw.index.append_audit(who, "hold.removed", label, {"recordings": [r.id for r in rows],
-                                                             "reason": args.reason, "released": released})
+        gw.index.append_audit(
+            who,
+            "hold.removed",
+            label,
+            {"recordings": [r.id for r in rows], "reason": args.reason, "released": released},
+        )
         print(f"released {released} hold(s)")
     return 0
 
@@ -124,9 +144,12 @@ def _search(gw: Gateway, args: argparse.Namespace) -> subject.SubjectRecords:
     how = f"searched for {found.searched}" + (f" (given as {stripped})" if stripped != found.searched else "")
     print(f"{how}: {found.numbers_checked} stored number(s) checked", file=sys.stderr)
     if found.numbers_unreadable:
-        print(f"gateway: warning: {found.numbers_unreadable} stored number(s) are not encrypted to this "
-              "identity and were not searched: repeat with the identity of every recipient the gateway "
-              "has had", file=sys.stderr)
+        print(
+            f"gateway: warning: {found.numbers_unreadable} stored number(s) are not encrypted to this "
+            "identity and were not searched: repeat with the identity of every recipient the gateway "
+            "has had",
+            file=sys.stderr,
+        )
     return found
 
 
@@ -142,19 +165,42 @@ def _find(args: argparse.Namespace) -> tuple[Gateway, subject.SubjectRecords]:
 
 def cmd_find(args: argparse.Namespace) -> int:
     gw, found = _find(args)
-    gw.index.append_audit(actor(), "subject.found", found.label, {"calls": len(found.calls),
-                                                                   "recordings": len(found.recordings)})
+    gw.index.append_audit(
+        actor(),
+        "subject.found",
+        found.label,
+        {"calls": len(found.calls), "recordings": len(found.recordings)},
+    )
     print(f"audit log: {found.label} (requests are never logged by number)", file=sys.stderr)
     if args.json:
-        print(json.dumps({"calls": [c.id for c in found.calls],
-                          "recordings": [{"id": r.id, "status": r.status, "started_at": r.started_at,
-                                          "held": bool(gw.index.active_holds(r.id))} for r in found.recordings]}))
+        print(
+            json.dumps(
+                {
+                    "calls": [c.id for c in found.calls],
+                    "recordings": [
+                        {
+                            "id": r.id,
+                            "status": r.status,
+                            "started_at": r.started_at,
+                            "held": bool(gw.index.active_holds(r.id)),
+                        }
+                        for r in found.recordings
+                    ],
+                }
+            )
+        )
         return 0
     for c in found.calls:
         recs = [r for r in found.recordings if r.call_id == c.id]
-        print(f"call {c.id}  {c.started_at}  route {c.route}  recordings: "
-              + (", ".join(f"{r.id} ({r.status}{', held' if gw.index.active_holds(r.id) else ''})" for r in recs)
-                 or "none"))
+        print(
+            f"call {c.id}  {c.started_at}  route {c.route}  recordings: "
+            + (
+                ", ".join(
+                    f"{r.id} ({r.status}{', held' if gw.index.active_holds(r.id) else ''})" for r in recs
+                )
+                or "none"
+            )
+        )
     return 0
 
 
@@ -165,16 +211,23 @@ def cmd_export(args: argparse.Namespace) -> int:
     try:
         written = subject.export(gw.store, gw.index, found, identities, args.output)
     except (subject.ExportDirError, OSError, age.AgeError) as e:
-        gw.index.append_audit(who, "subject.export_failed", found.label,
-                              {"recordings": [r.id for r in found.recordings], "error": e.__class__.__name__})
+        gw.index.append_audit(
+            who,
+            "subject.export_failed",
+            found.label,
+            {"recordings": [r.id for r in found.recordings], "error": e.__class__.__name__},
+        )
         if isinstance(e, subject.ExportDirError):
             raise GatewayError(str(e)) from None
         if isinstance(e, OSError):
             raise GatewayError(f"cannot write {args.output}: {e.strerror}; nothing was left there") from None
         raise
-    gw.index.append_audit(who, "subject.exported", found.label,
-                          {"recordings": [r.id for r in found.recordings], "calls": len(found.calls),
-                           "files": len(written)})
+    gw.index.append_audit(
+        who,
+        "subject.exported",
+        found.label,
+        {"recordings": [r.id for r in found.recordings], "calls": len(found.calls), "files": len(written)},
+    )
     for p in written:
         print(p)
     return 0

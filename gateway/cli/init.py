@@ -16,17 +16,35 @@ from ..storage.spool import ensure_private_dir
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("init", help="write a configuration and create the data directories")
     p.add_argument("--dir", required=True, type=Path, help="data directory (created 0700)")
-    p.add_argument("--recipient", action="append", default=[], metavar="AGE1...",
-                   help="age X25519 recipient (public key); repeat for several")
+    p.add_argument(
+        "--recipient",
+        action="append",
+        default=[],
+        metavar="AGE1...",
+        help="age X25519 recipient (public key); repeat for several",
+    )
     p.add_argument("--sip-listen", default="127.0.0.1:5060", metavar="HOST:PORT")
     p.add_argument("--pbx", default="sip:helpline@127.0.0.1:5070", metavar="SIP_URI")
     p.add_argument("--mode", default="opt-out", choices=cfg.MODES)
-    p.add_argument("--workers", type=int, default=0,
-                   help="run a node: Kamailio on --sip-listen in front of N workers (0: one worker, no Kamailio)")
-    p.add_argument("--trunk", action="append", default=[], metavar="ADDR",
-                   help="trunk address allowed to send SIP (repeatable; the PBX is always allowed)")
-    p.add_argument("--dashboard-listen", default="127.0.0.1:8080", metavar="HOST:PORT",
-                   help="the operators' dashboard (a non-loopback address needs TLS in [dashboard])")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="run a node: Kamailio on --sip-listen in front of N workers (0: one worker, no Kamailio)",
+    )
+    p.add_argument(
+        "--trunk",
+        action="append",
+        default=[],
+        metavar="ADDR",
+        help="trunk address allowed to send SIP (repeatable; the PBX is always allowed)",
+    )
+    p.add_argument(
+        "--dashboard-listen",
+        default="127.0.0.1:8080",
+        metavar="HOST:PORT",
+        help="the operators' dashboard (a non-loopback address needs TLS in [dashboard])",
+    )
     p.add_argument("--force", action="store_true", help="rewrite an existing config (keeps data and secrets)")
     p.set_defaults(func=run)
 
@@ -39,20 +57,30 @@ def run(args: argparse.Namespace) -> int:
             raise KeyError_(f"--recipient #{i + 1} refused: {e}") from None
     cfg.parse_hostport(args.sip_listen, "--sip-listen")
     cfg.check_sip_uri(args.pbx, "--pbx")
-    dash_host, _ = cfg.parse_hostport(getattr(args, "dashboard_listen", "127.0.0.1:8080"), "--dashboard-listen")
+    dash_host, _ = cfg.parse_hostport(
+        getattr(args, "dashboard_listen", "127.0.0.1:8080"), "--dashboard-listen"
+    )
     if not cfg.is_loopback(dash_host):
-        raise ConfigError(f"--dashboard-listen {dash_host} is not a loopback address: the dashboard needs TLS "
-                          "to listen on the network. Initialise on 127.0.0.1, then set [dashboard] listen, "
-                          "tls_cert and tls_key together")
+        raise ConfigError(
+            f"--dashboard-listen {dash_host} is not a loopback address: the dashboard needs TLS "
+            "to listen on the network. Initialise on 127.0.0.1, then set [dashboard] listen, "
+            "tls_cert and tls_key together"
+        )
     data_dir: Path = args.dir.resolve()
     config_path = data_dir / "gateway.toml"
     if config_path.exists() and not args.force:
         raise ConfigError(f"{config_path} exists (use --force to rewrite it; data and secrets are kept)")
     ensure_private_dir(data_dir)
-    text = cfg.render(data_dir=data_dir, recipients=[r.strip() for r in args.recipient],
-                      sip_listen=args.sip_listen, pbx_uri=args.pbx, mode=args.mode,
-                      workers=getattr(args, "workers", 0), trunks=getattr(args, "trunk", []),
-                      dashboard_listen=getattr(args, "dashboard_listen", "127.0.0.1:8080"))
+    text = cfg.render(
+        data_dir=data_dir,
+        recipients=[r.strip() for r in args.recipient],
+        sip_listen=args.sip_listen,
+        pbx_uri=args.pbx,
+        mode=args.mode,
+        workers=getattr(args, "workers", 0),
+        trunks=getattr(args, "trunk", []),
+        dashboard_listen=getattr(args, "dashboard_listen", "127.0.0.1:8080"),
+    )
     tmp = config_path.with_suffix(".toml.new")
     tmp.write_text(text, encoding="utf-8")
     tmp.chmod(0o640)
@@ -63,12 +91,18 @@ def run(args: argparse.Namespace) -> int:
     if not config.paths.signing_key.exists():
         signing.create_key(config.paths.signing_key, config.paths.signing_public)
     index = SqliteIndex(config.paths.index, create=True)
-    index.append_audit("cli:init", "gateway.initialized", str(config_path),
-                       {"recipients": len(config.recording.recipients), "mode": config.consent_mode})
+    index.append_audit(
+        "cli:init",
+        "gateway.initialized",
+        str(config_path),
+        {"recipients": len(config.recording.recipients), "mode": config.consent_mode},
+    )
     index.close()
     print(f"wrote {config_path}")
     if not config.recording.recipients:
-        print("warning: no recipient configured: this gateway will record nothing. Add one to "
-              "[recording] recipients (age-keygen -y KEYFILE prints it).")
+        print(
+            "warning: no recipient configured: this gateway will record nothing. Add one to "
+            "[recording] recipients (age-keygen -y KEYFILE prints it)."
+        )
     print(f"next: gateway --config {config_path} recordings list")
     return 0

@@ -15,8 +15,11 @@ from . import actor, harden_process, open_gateway
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("import-legacy", help="encrypt an existing WAV/MP3 archive into the store")
     p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
-    p.add_argument("--shred-originals", action="store_true",
-                   help="overwrite and delete each original once its ciphertext is durable")
+    p.add_argument(
+        "--shred-originals",
+        action="store_true",
+        help="overwrite and delete each original once its ciphertext is durable",
+    )
     p.set_defaults(func=run)
 
 
@@ -45,8 +48,14 @@ def run(args: argparse.Namespace) -> int:
     gw = open_gateway(args)
     if not gw.config.recording.recipients:
         raise ConfigError("no recipient configured in [recording] recipients: nothing can be encrypted")
-    importer = LegacyImporter(gw.store, gw.index, gw.config.recording.recipients, actor(),
-                              signer=gw.signing_key(), default_retention_days=gw.config.recording.retention_days)
+    importer = LegacyImporter(
+        gw.store,
+        gw.index,
+        gw.config.recording.recipients,
+        actor(),
+        signer=gw.signing_key(),
+        default_retention_days=gw.config.recording.retention_days,
+    )
     cleaned = importer.clean_interrupted()
     if cleaned:
         print(f"removed {cleaned} partial import(s) of an earlier interrupted run", file=sys.stderr)
@@ -61,7 +70,9 @@ def run(args: argparse.Namespace) -> int:
             except NotAudio as e:
                 summary.rejected.append((str(path), str(e)))
             except StoreError as e:
-                raise StorageError(f"{path}: {e}; files imported so far are safe, run again to resume") from None
+                raise StorageError(
+                    f"{path}: {e}; files imported so far are safe, run again to resume"
+                ) from None
             except OSError as e:
                 summary.rejected.append((str(path), e.strerror or str(e)))
             else:
@@ -74,12 +85,14 @@ def run(args: argparse.Namespace) -> int:
     finally:
         progress.end()
     summary.shredded = importer.shredded
-    print(f"imported {summary.imported} file(s) ({summary.bytes_in / 1e6:.1f} MB), "
-          f"skipped {summary.skipped} already imported, rejected {len(summary.rejected)}, "
-          f"ignored {summary.ignored} non-audio file(s)"
-          + (f", shredded {summary.shredded} original(s)" if args.shred_originals else ""))
-    for path, reason in summary.rejected:
-        print(f"  rejected {path}: {reason}")
-    for path, reason in importer.shred_refused:
-        print(f"  not shredded {path}: {reason}")
+    print(
+        f"imported {summary.imported} file(s) ({summary.bytes_in / 1e6:.1f} MB), "
+        f"skipped {summary.skipped} already imported, rejected {len(summary.rejected)}, "
+        f"ignored {summary.ignored} non-audio file(s)"
+        + (f", shredded {summary.shredded} original(s)" if args.shred_originals else "")
+    )
+    for name, reason in summary.rejected:
+        print(f"  rejected {name}: {reason}")
+    for name, reason in importer.shred_refused:
+        print(f"  not shredded {name}: {reason}")
     return EXIT_INPUT if summary.rejected or importer.shred_refused else 0

@@ -16,8 +16,20 @@ from ..storage import index as ix
 from ..storage.index import NotFound
 from . import actor, harden_process, load_identities, open_gateway
 
-PUBLIC_FIELDS = ("id", "status", "origin", "started_at", "finished_at", "duration_s", "bytes", "media_type",
-                 "route", "call_id", "sha256", "error")
+PUBLIC_FIELDS = (
+    "id",
+    "status",
+    "origin",
+    "started_at",
+    "finished_at",
+    "duration_s",
+    "bytes",
+    "media_type",
+    "route",
+    "call_id",
+    "sha256",
+    "error",
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,8 +43,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     ep.add_argument("id")
     ep.add_argument("--identity", "-i", required=True, help="age identity file (as age-keygen writes)")
     ep.add_argument("-o", "--output", required=True, help="file (.wav, .mp3, .opus, .ogg) or - for stdout")
-    ep.add_argument("--recover", action="store_true",
-                    help="export every intact chunk of a recording that lacks its end")
+    ep.add_argument(
+        "--recover", action="store_true", help="export every intact chunk of a recording that lacks its end"
+    )
     ep.add_argument("--force", action="store_true", help="overwrite the output file")
     ep.set_defaults(func=cmd_export)
     vp = rsub.add_parser("verify", help="check files, hashes and structure (no key needed)")
@@ -86,7 +99,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     try:
         dest = ex.open_destination(args.output, args.force)
     except ex.ExportError as e:
-        gw.index.append_audit(who, "recording.export_refused", row.id, {"reason": str(e).split(" (")[0][:200]})
+        gw.index.append_audit(
+            who, "recording.export_refused", row.id, {"reason": str(e).split(" (")[0][:200]}
+        )
         raise GatewayError(str(e)) from None
     details = {"format": fmt, "destination": "stdout" if to_stdout else "file", "recover": recover}
     try:

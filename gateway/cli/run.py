@@ -69,9 +69,13 @@ def status(args: argparse.Namespace) -> int:
     k = st["kamailio"]
     print(f"Kamailio pid {k['pid']} on {k['listen']} (restarts: {k['restarts']})")
     for w in st["workers"]:
-        print(f"worker {w['index']}: port {w['port']} pid {w['pid']} {'ready' if w['ready'] else 'NOT READY'} "
-              f"(restarts: {w['restarts']}, rolled: {w['rolled']})")
-    print(f"calls: {st['live_calls']} live, capacity {st['capacity_calls']}; fail-open so far: {st['failopen']}")
+        print(
+            f"worker {w['index']}: port {w['port']} pid {w['pid']} {'ready' if w['ready'] else 'NOT READY'} "
+            f"(restarts: {w['restarts']}, rolled: {w['rolled']})"
+        )
+    print(
+        f"calls: {st['live_calls']} live, capacity {st['capacity_calls']}; fail-open so far: {st['failopen']}"
+    )
     return 0
 
 
@@ -82,7 +86,9 @@ def _node_status(gw) -> dict:
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError):
-        raise ConfigError(f"no node status at {path}: is `gateway run` running with [node] kamailio = true?") from None
+        raise ConfigError(
+            f"no node status at {path}: is `gateway run` running with [node] kamailio = true?"
+        ) from None
 
 
 def workers_restart(args: argparse.Namespace) -> int:
@@ -109,8 +115,11 @@ def _run_worker(gw, index: int | None) -> int:
         ready = asyncio.Event()
         task = asyncio.create_task(worker.run(stop, ready))
         await ready.wait()
-        print(f"gateway: listening for SIP on {worker.host}:{worker.port} (UDP, TCP); events on "
-              f"{worker.events.path}", flush=True)
+        print(
+            f"gateway: listening for SIP on {worker.host}:{worker.port} (UDP, TCP); events on "
+            f"{worker.events.path}",
+            flush=True,
+        )
         await task
 
     _serve(main)

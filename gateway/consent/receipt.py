@@ -26,15 +26,26 @@ class PromptPlayed:
     played_sha256: str  # of the PCM actually sent
 
 
-def build(machine: ConsentMachine, *, call_id: str, route: str, prompt: PromptPlayed, answered_at: str,
-          decided_at: str | None, ended_at: str | None = None) -> dict[str, Any]:
+def build(
+    machine: ConsentMachine,
+    *,
+    call_id: str,
+    route: str,
+    prompt: PromptPlayed,
+    answered_at: str,
+    decided_at: str | None,
+    ended_at: str | None = None,
+) -> dict[str, Any]:
     receipt = {
         "version": RECEIPT_VERSION,
         "call_id": call_id,
         "route": route,
         "mode": machine.mode.value,
-        "keys": {"decline": machine.decline_key, "accept": machine.accept_key,
-                 "withdraw": machine.withdraw_sequence},
+        "keys": {
+            "decline": machine.decline_key,
+            "accept": machine.accept_key,
+            "withdraw": machine.withdraw_sequence,
+        },
         "grace_s": machine.grace_s,
         "prompt": asdict(prompt),
         "answered_at": answered_at,

@@ -47,8 +47,10 @@ STATIC = Path(__file__).resolve().parent / "static"
 STATIC_TYPES = {"app.js": "application/javascript", "app.css": "text/css", "favicon.svg": "image/svg+xml"}
 MAX_SESSIONS = 10_000
 MAX_CLIENT_BACKLOG = 2_000  # messages queued for one WebSocket before it is dropped
-CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
-       "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
 
 Command = Callable[[str, str, str], Awaitable["str | None"]]  # (op, call, actor) -> error or None
 
@@ -75,9 +77,17 @@ class Client:
 class Dashboard:
     """Shared state of the application: users, sessions, the live view and its subscribers."""
 
-    def __init__(self, config: DashboardConfig, users: UserStore, index: Index, *, spool_dir: Path,
-                 node_status: Callable[[], dict[str, Any]], command: Command,
-                 storage_errors: Callable[[], int] = lambda: 0) -> None:
+    def __init__(
+        self,
+        config: DashboardConfig,
+        users: UserStore,
+        index: Index,
+        *,
+        spool_dir: Path,
+        node_status: Callable[[], dict[str, Any]],
+        command: Command,
+        storage_errors: Callable[[], int] = lambda: 0,
+    ) -> None:
         self.config = config
         self.users = users
         self.index = index
@@ -102,8 +112,15 @@ class Dashboard:
             self.expire_sessions(now)
             if len(self.sessions) >= MAX_SESSIONS:  # still full: the oldest goes
                 del self.sessions[min(self.sessions.values(), key=lambda s: s.last_seen).token]
-        s = Session(secrets.token_urlsafe(32), user.name, user.role, secrets.token_urlsafe(32), now, now,
-                    user.generation)
+        s = Session(
+            secrets.token_urlsafe(32),
+            user.name,
+            user.role,
+            secrets.token_urlsafe(32),
+            now,
+            now,
+            user.generation,
+        )
         self.sessions[s.token] = s
         return s
 
@@ -142,7 +159,8 @@ class Dashboard:
         watched = {id(c.session) for c in self.clients}
         for token, s in list(self.sessions.items()):
             if now - s.created > self.config.session_max_s or (
-                    now - s.last_seen > self.config.idle_timeout_s and id(s) not in watched):
+                now - s.last_seen > self.config.idle_timeout_s and id(s) not in watched
+            ):
                 del self.sessions[token]
 
     def audit(self, actor: str, action: str, subject: str, details: dict[str, Any] | None = None) -> None:
@@ -175,20 +193,34 @@ class Dashboard:
 
     def summary(self) -> dict[str, Any]:
         node = self.node_status()
+        storage: dict[str, Any]
         try:
             du = shutil.disk_usage(self.spool_dir)
-            storage = {"free_bytes": du.free, "free_ratio": round(du.free / du.total, 4) if du.total else None}
+            storage = {
+                "free_bytes": du.free,
+                "free_ratio": round(du.free / du.total, 4) if du.total else None,
+            }
         except OSError as e:
             storage = {"free_bytes": None, "free_ratio": None, "error": e.strerror}
         storage["errors"] = self.storage_errors()
         workers = node.get("workers", [])
-        return {**self.live.summary(), "storage": storage, "failopen": node.get("failopen", 0),
-                "workers": [{"index": w["index"], "ready": w["ready"], "restarts": w["restarts"]} for w in workers],
-                "capacity_calls": node.get("capacity_calls", 0)}
+        return {
+            **self.live.summary(),
+            "storage": storage,
+            "failopen": node.get("failopen", 0),
+            "workers": [
+                {"index": w["index"], "ready": w["ready"], "restarts": w["restarts"]} for w in workers
+            ],
+            "capacity_calls": node.get("capacity_calls", 0),
+        }
 
     def snapshot(self) -> dict[str, Any]:
-        return {"t": "snapshot", "calls": [public_row(r) for r in self.live.calls.values()],
-                "summary": self.summary(), "now": time.time()}
+        return {
+            "t": "snapshot",
+            "calls": [public_row(r) for r in self.live.calls.values()],
+            "summary": self.summary(),
+            "now": time.time(),
+        }
 
     async def tick(self) -> None:
         """Once a second: ended calls leave the screen, the summary goes out if it changed, and
@@ -221,6 +253,7 @@ DASH = web.AppKey("dashboard", Dashboard)
 
 
 # -- middleware and helpers ---------------------------------------------------------------
+
 
 async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
     h = response.headers
@@ -260,13 +293,17 @@ def host_name(header: str) -> str:
 
 
 @web.middleware
-async def _check_host(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-                      ) -> web.StreamResponse:
+async def _check_host(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
     if host_name(request.headers.get("Host", "")) not in request.app[DASH].host_names:
-        log.warning("dashboard request for host %r refused (not in [dashboard] server_names)",
-                    request.headers.get("Host", "")[:100])
-        raise web.HTTPMisdirectedRequest(text=json.dumps({"error": "unknown host name"}),
-                                         content_type="application/json")
+        log.warning(
+            "dashboard request for host %r refused (not in [dashboard] server_names)",
+            request.headers.get("Host", "")[:100],
+        )
+        raise web.HTTPMisdirectedRequest(
+            text=json.dumps({"error": "unknown host name"}), content_type="application/json"
+        )
     return await handler(request)
 
 
@@ -286,10 +323,14 @@ def _forbidden(reason: str) -> web.HTTPForbidden:
 def require(request: web.Request, permission: str | None = None, csrf: bool = False) -> Session:
     dash = request.app[DASH]
     # Only the page itself may be served to an idle session a live view keeps open.
-    s = dash.session_of(request, view_only=permission is None and not csrf and not request.path.startswith("/api/"))
+    s = dash.session_of(
+        request, view_only=permission is None and not csrf and not request.path.startswith("/api/")
+    )
     if s is None:
         if request.path.startswith("/api/"):
-            raise web.HTTPUnauthorized(text=json.dumps({"error": "log in first"}), content_type="application/json")
+            raise web.HTTPUnauthorized(
+                text=json.dumps({"error": "log in first"}), content_type="application/json"
+            )
         raise web.HTTPSeeOther("/login")
     if permission is not None:
         user = dash.users.get(s.user)
@@ -302,30 +343,41 @@ def require(request: web.Request, permission: str | None = None, csrf: bool = Fa
     return s
 
 
-def _set_cookie(response: web.StreamResponse, dash: Dashboard, name: str, value: str, path: str = "/") -> None:
+def _set_cookie(
+    response: web.StreamResponse, dash: Dashboard, name: str, value: str, path: str = "/"
+) -> None:
     response.set_cookie(name, value, path=path, httponly=True, samesite="Strict", secure=dash.tls)
 
 
 def _page(title: str, body: str, *, head: str = "") -> web.Response:
-    return web.Response(text=f"""<!doctype html>
+    return web.Response(
+        text=f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <link rel="icon" href="/static/favicon.svg"><link rel="stylesheet" href="/static/app.css">{head}</head>
-<body>{body}</body></html>""", content_type="text/html", charset="utf-8")
+<body>{body}</body></html>""",
+        content_type="text/html",
+        charset="utf-8",
+    )
 
 
 # -- handlers ------------------------------------------------------------------------------
+
 
 async def index_page(request: web.Request) -> web.Response:
     s = require(request)
     user = request.app[DASH].users.get(s.user)
     perms = sorted(p for p in ("control", "audit", "users") if user is not None and user.can(p))
-    meta = (f'<meta name="csrf" content="{html.escape(s.csrf)}">'
-            f'<meta name="user" content="{html.escape(s.user)}">'
-            f'<meta name="role" content="{html.escape(s.role)}">'
-            f'<meta name="perms" content="{html.escape(",".join(perms))}">'
-            '<script src="/static/app.js" defer></script>')
-    return _page("Consent gateway: live calls", """
+    meta = (
+        f'<meta name="csrf" content="{html.escape(s.csrf)}">'
+        f'<meta name="user" content="{html.escape(s.user)}">'
+        f'<meta name="role" content="{html.escape(s.role)}">'
+        f'<meta name="perms" content="{html.escape(",".join(perms))}">'
+        '<script src="/static/app.js" defer></script>'
+    )
+    return _page(
+        "Consent gateway: live calls",
+        """
 <header><h1>Consent gateway</h1><nav id="tabs"></nav>
 <span id="who"></span><form method="post" action="/logout" id="logout">
 <input type="hidden" name="csrf" id="logout-csrf"><button type="submit">Log out</button></form></header>
@@ -336,18 +388,23 @@ async def index_page(request: web.Request) -> web.Response:
 <th>Worker</th><th>Actions</th></tr></thead><tbody></tbody></table>
 <p id="no-calls">No calls right now.</p></section>
 <section id="audit-section" hidden></section>
-<section id="users-section" hidden></section></main>""", head=meta)
+<section id="users-section" hidden></section></main>""",
+        head=meta,
+    )
 
 
 def _login_form(dash: Dashboard, token: str, message: str = "", status: int = 200) -> web.Response:
     msg = f'<p class="error" role="alert">{html.escape(message)}</p>' if message else ""
-    r = _page("Log in: consent gateway", f"""
+    r = _page(
+        "Log in: consent gateway",
+        f"""
 <main class="login"><h1>Consent gateway</h1>{msg}
 <form method="post" action="/login">
 <input type="hidden" name="csrf" value="{html.escape(token)}">
 <label>User <input name="name" autocomplete="username" required maxlength="32" autofocus></label>
 <label>Password <input name="password" type="password" autocomplete="current-password" required maxlength="1024"></label>
-<button type="submit">Log in</button></form></main>""")
+<button type="submit">Log in</button></form></main>""",
+    )
     r.set_status(status)
     _set_cookie(r, dash, "gw_login", token, path="/login")
     return r
@@ -365,8 +422,11 @@ async def login(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     cookie_token = request.cookies.get("gw_login", "")
     form_token = str(form.get("csrf", ""))
-    if not cookie_token or not _same_origin(request) or not hmac.compare_digest(cookie_token.encode(),
-                                                                                 form_token.encode()):
+    if (
+        not cookie_token
+        or not _same_origin(request)
+        or not hmac.compare_digest(cookie_token.encode(), form_token.encode())
+    ):
         return _login_form(dash, secrets.token_urlsafe(24), "The form expired; please try again.", 403)
     name = str(form.get("name", ""))[:64].strip().lower()
     password = str(form.get("password", ""))
@@ -378,8 +438,10 @@ async def login(request: web.Request) -> web.StreamResponse:
             if result.just_locked:
                 dash.audit(f"dashboard:{name}", "dashboard.locked", name, {"from": peer})
             log.warning("dashboard login refused: account locked (from %s)", peer)
-            message = (f"Too many failed logins: this account is locked for "
-                       f"{int(result.locked_for_s // 60) + 1} minutes.")
+            message = (
+                f"Too many failed logins: this account is locked for "
+                f"{int(result.locked_for_s // 60) + 1} minutes."
+            )
         else:
             log.warning("dashboard login failed (from %s)", peer)
             message = "Wrong user name or password."
@@ -399,7 +461,9 @@ async def logout(request: web.Request) -> web.StreamResponse:
     s = dash.session_of(request, touch=False, view_only=True)
     form = await request.post()
     if s is not None:
-        if not hmac.compare_digest(str(form.get("csrf", "")).encode(), s.csrf.encode()) or not _same_origin(request):
+        if not hmac.compare_digest(str(form.get("csrf", "")).encode(), s.csrf.encode()) or not _same_origin(
+            request
+        ):
             raise _forbidden("missing or wrong CSRF token")
         dash.sessions.pop(s.token, None)
         for c in [c for c in dash.clients if c.session is s]:
@@ -469,13 +533,35 @@ async def audit_log(request: web.Request) -> web.Response:
     from ..storage import audit as audit_chain
 
     verdict = audit_chain.verify(entries)
-    return web.json_response({
-        "chain": {"ok": verdict.ok, "entries": verdict.entries, "head_seq": verdict.head_seq,
-                  "head_hash": verdict.head_hash,
-                  "problem": None if verdict.problem is None else {
-                      "seq": verdict.problem.seq, "kind": verdict.problem.kind, "message": verdict.problem.message}},
-        "entries": [{"seq": e.seq, "ts": e.ts, "actor": e.actor, "action": e.action, "subject": e.subject,
-                     "details": e.details, "hash": e.hash} for e in reversed(entries[-limit:])]})
+    return web.json_response(
+        {
+            "chain": {
+                "ok": verdict.ok,
+                "entries": verdict.entries,
+                "head_seq": verdict.head_seq,
+                "head_hash": verdict.head_hash,
+                "problem": None
+                if verdict.problem is None
+                else {
+                    "seq": verdict.problem.seq,
+                    "kind": verdict.problem.kind,
+                    "message": verdict.problem.message,
+                },
+            },
+            "entries": [
+                {
+                    "seq": e.seq,
+                    "ts": e.ts,
+                    "actor": e.actor,
+                    "action": e.action,
+                    "subject": e.subject,
+                    "details": e.details,
+                    "hash": e.hash,
+                }
+                for e in reversed(entries[-limit:])
+            ],
+        }
+    )
 
 
 async def recordings(request: web.Request) -> web.Response:
@@ -484,19 +570,46 @@ async def recordings(request: web.Request) -> web.Response:
     rows = await asyncio.to_thread(dash.index.list_recordings)
     held = {h["recording_id"] for h in await asyncio.to_thread(dash.index.active_holds)}
     rows = sorted(rows, key=lambda r: r.started_at, reverse=True)[:500]
-    return web.json_response({"recordings": [
-        {"id": r.id, "started_at": r.started_at, "finished_at": r.finished_at, "status": r.status,
-         "duration_s": r.duration_s, "bytes": r.bytes, "route": r.route, "origin": r.origin,
-         "retention_days": r.retention_days, "signed": bool(r.signature), "held": r.id in held}
-        for r in rows]})
+    return web.json_response(
+        {
+            "recordings": [
+                {
+                    "id": r.id,
+                    "started_at": r.started_at,
+                    "finished_at": r.finished_at,
+                    "status": r.status,
+                    "duration_s": r.duration_s,
+                    "bytes": r.bytes,
+                    "route": r.route,
+                    "origin": r.origin,
+                    "retention_days": r.retention_days,
+                    "signed": bool(r.signature),
+                    "held": r.id in held,
+                }
+                for r in rows
+            ]
+        }
+    )
 
 
 async def users_list(request: web.Request) -> web.Response:
     require(request, "users")
     now = time.time()
-    return web.json_response({"roles": list(ROLES), "users": [
-        {"name": u.name, "role": u.role, "locked": u.locked_until > now, "failures": u.failures,
-         "last_login": u.last_login} for u in request.app[DASH].users.list()]})
+    return web.json_response(
+        {
+            "roles": list(ROLES),
+            "users": [
+                {
+                    "name": u.name,
+                    "role": u.role,
+                    "locked": u.locked_until > now,
+                    "failures": u.failures,
+                    "last_login": u.last_login,
+                }
+                for u in request.app[DASH].users.list()
+            ],
+        }
+    )
 
 
 async def _json_body(request: web.Request) -> dict[str, Any]:
@@ -505,11 +618,13 @@ async def _json_body(request: web.Request) -> dict[str, Any]:
     try:
         body = await request.json()
     except ValueError:
-        raise web.HTTPBadRequest(text=json.dumps({"error": "the body must be JSON"}),
-                                 content_type="application/json") from None
+        raise web.HTTPBadRequest(
+            text=json.dumps({"error": "the body must be JSON"}), content_type="application/json"
+        ) from None
     if not isinstance(body, dict):
-        raise web.HTTPBadRequest(text=json.dumps({"error": "the body must be a JSON object"}),
-                                 content_type="application/json")
+        raise web.HTTPBadRequest(
+            text=json.dumps({"error": "the body must be a JSON object"}), content_type="application/json"
+        )
     return body
 
 

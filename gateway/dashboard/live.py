@@ -70,10 +70,23 @@ class LiveView:
             if kind != "call.started" and not event.get("snapshot"):
                 return None  # an event of a call we never saw start (or already forgot)
             row = self.calls[call] = {
-                "call": call, "link": link, "worker": _clean(event.get("worker"), 80), "state": "notice",
-                "consent": "pending", "recording": "none", "started": _time(event.get("ts"), now),
-                "ended": None, "route": "", "mode": "", "caller_masked": "", "caller_display": "",
-                "bytes_sealed": 0, "recorded_s": 0.0, "reason": "", "by": ""}
+                "call": call,
+                "link": link,
+                "worker": _clean(event.get("worker"), 80),
+                "state": "notice",
+                "consent": "pending",
+                "recording": "none",
+                "started": _time(event.get("ts"), now),
+                "ended": None,
+                "route": "",
+                "mode": "",
+                "caller_masked": "",
+                "caller_display": "",
+                "bytes_sealed": 0,
+                "recorded_s": 0.0,
+                "reason": "",
+                "by": "",
+            }
         if kind == "call.started" or event.get("snapshot"):
             for key in ("route", "mode", "caller_masked"):
                 if key in event:
@@ -137,6 +150,11 @@ class LiveView:
         return {
             "live_calls": len(live),
             "recording_calls": sum(1 for r in live if r["recording"] == "recording"),
-            "today": {"day": self.today.day, "granted": self.today.granted, "declined": self.today.declined,
-                      "withdrawn": self.today.withdrawn, "opt_out_rate": self.today.opt_out_rate},
+            "today": {
+                "day": self.today.day,
+                "granted": self.today.granted,
+                "declined": self.today.declined,
+                "withdrawn": self.today.withdrawn,
+                "opt_out_rate": self.today.opt_out_rate,
+            },
         }

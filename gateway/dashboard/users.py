@@ -98,8 +98,10 @@ def check_password(password: str) -> str:
     return password
 
 
-_USER_COLUMNS = ("u.name, u.role, COALESCE(l.failures, 0), COALESCE(l.locked_until, 0), u.last_login, "
-                 "u.generation FROM users u LEFT JOIN logins l ON l.name = u.name")
+_USER_COLUMNS = (
+    "u.name, u.role, COALESCE(l.failures, 0), COALESCE(l.locked_until, 0), u.last_login, "
+    "u.generation FROM users u LEFT JOIN logins l ON l.name = u.name"
+)
 
 
 class UserStore:
@@ -120,7 +122,9 @@ class UserStore:
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
         tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         if version == 0 and "users" in tables:
-            self._db.executescript(f"BEGIN IMMEDIATE;\n{MIGRATION_1}\nPRAGMA user_version={SCHEMA_VERSION};\nCOMMIT;")
+            self._db.executescript(
+                f"BEGIN IMMEDIATE;\n{MIGRATION_1}\nPRAGMA user_version={SCHEMA_VERSION};\nCOMMIT;"
+            )
         else:
             self._db.executescript(SCHEMA)
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
@@ -146,8 +150,10 @@ class UserStore:
         if role not in ROLES:
             raise UserError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
         try:
-            self._q("INSERT INTO users (name, role, hash, created_at) VALUES (?,?,?,?)",
-                    (name, role, _hasher.hash(password), time.time()))
+            self._q(
+                "INSERT INTO users (name, role, hash, created_at) VALUES (?,?,?,?)",
+                (name, role, _hasher.hash(password), time.time()),
+            )
         except sqlite3.IntegrityError:
             raise UserError(f"user {name!r} exists") from None
         self._q("DELETE FROM logins WHERE name = ?", (name,))  # failures against the name before it existed
@@ -159,15 +165,23 @@ class UserStore:
         """A new password: open sessions of this user end (the generation changes), and any
         lockout is lifted."""
         check_password(password)
-        if self._q("UPDATE users SET hash = ?, generation = generation + 1 WHERE name = ?",
-                   (_hasher.hash(password), name))[1] == 0:
+        if (
+            self._q(
+                "UPDATE users SET hash = ?, generation = generation + 1 WHERE name = ?",
+                (_hasher.hash(password), name),
+            )[1]
+            == 0
+        ):
             raise UserError(f"no user {name!r}")
         self._q("DELETE FROM logins WHERE name = ?", (name,))
 
     def set_role(self, name: str, role: str) -> None:
         if role not in ROLES:
             raise UserError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
-        if self._q("UPDATE users SET role = ?, generation = generation + 1 WHERE name = ?", (role, name))[1] == 0:
+        if (
+            self._q("UPDATE users SET role = ?, generation = generation + 1 WHERE name = ?", (role, name))[1]
+            == 0
+        ):
             raise UserError(f"no user {name!r}")
 
     def remove(self, name: str) -> None:
@@ -191,7 +205,9 @@ class UserStore:
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                row = self._db.execute("SELECT failures, locked_until FROM logins WHERE name = ?", (name,)).fetchone()
+                row = self._db.execute(
+                    "SELECT failures, locked_until FROM logins WHERE name = ?", (name,)
+                ).fetchone()
                 failures, locked_until = row if row else (0, 0.0)
                 if locked_until > now:
                     self._db.execute("COMMIT")
@@ -205,15 +221,19 @@ class UserStore:
                     "INSERT INTO logins (name, failures, locked_until, last_attempt) VALUES (?,?,?,?) "
                     "ON CONFLICT(name) DO UPDATE SET failures = excluded.failures, "
                     "locked_until = excluded.locked_until, last_attempt = excluded.last_attempt",
-                    (name, failures, lock, now))
+                    (name, failures, lock, now),
+                )
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
             self._attempts += 1
             if self._attempts % PRUNE_EVERY == 0:
-                self._db.execute("DELETE FROM logins WHERE locked_until < ? AND last_attempt < ? AND name NOT IN "
-                                 "(SELECT name FROM users)", (now, now - self.lockout_s))
+                self._db.execute(
+                    "DELETE FROM logins WHERE locked_until < ? AND last_attempt < ? AND name NOT IN "
+                    "(SELECT name FROM users)",
+                    (now, now - self.lockout_s),
+                )
         return (self.lockout_s if just_locked else 0.0), failures, just_locked
 
     def authenticate(self, name: str, password: str, now: float | None = None) -> LoginResult:

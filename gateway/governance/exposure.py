@@ -46,15 +46,27 @@ def _walk(root: Path, findings: list[Finding]) -> list[Path]:
     files: list[Path] = []
 
     def onerror(e: OSError) -> None:
-        findings.append(Finding("unreadable", str(e.filename), f"cannot be scanned: {e.strerror}",
-                                "run `gateway audit` as a user who can read it (e.g. the gateway's own user)"))
+        findings.append(
+            Finding(
+                "unreadable",
+                str(e.filename),
+                f"cannot be scanned: {e.strerror}",
+                "run `gateway audit` as a user who can read it (e.g. the gateway's own user)",
+            )
+        )
 
     for dirpath, _, filenames in os.walk(root, onerror=onerror):
         for name in filenames:
             files.append(Path(dirpath) / name)
             if len(files) >= MAX_FILES:
-                findings.append(Finding("incomplete", str(root), f"more than {MAX_FILES} files; scan stopped",
-                                        "scan that directory on its own"))
+                findings.append(
+                    Finding(
+                        "incomplete",
+                        str(root),
+                        f"more than {MAX_FILES} files; scan stopped",
+                        "scan that directory on its own",
+                    )
+                )
                 return files
     return files
 
@@ -64,7 +76,9 @@ def _head(path: Path, findings: list[Finding], n: int = 64) -> bytes | None:
         with open(path, "rb") as f:
             return f.read(n)
     except PermissionError:
-        findings.append(Finding("unreadable", str(path), "cannot be read", "run as the gateway's user or root"))
+        findings.append(
+            Finding("unreadable", str(path), "cannot be read", "run as the gateway's user or root")
+        )
     except OSError:
         pass
     return None
@@ -78,16 +92,28 @@ def scan_plaintext(roots: list[Path], findings: list[Finding]) -> None:
             head = _head(path, findings)
             kind = audio_kind(head, path.name) if head else None
             if kind:
-                findings.append(Finding("plaintext-audio", str(path), f"{kind} audio in plaintext",
-                                        "encrypt it (`gateway import-legacy --shred-originals PATH`) or delete it"))
+                findings.append(
+                    Finding(
+                        "plaintext-audio",
+                        str(path),
+                        f"{kind} audio in plaintext",
+                        "encrypt it (`gateway import-legacy --shred-originals PATH`) or delete it",
+                    )
+                )
 
 
 def scan_permissions(gw: Gateway, findings: list[Finding]) -> None:
     p = gw.config.paths
     for d in (p.data_dir, p.spool_dir, p.secrets_dir, gw.config.calls.event_socket.parent):
         if d.exists() and stat.S_IMODE(d.stat().st_mode) & 0o077:
-            findings.append(Finding("permissions", str(d), f"directory is {oct(stat.S_IMODE(d.stat().st_mode))}, "
-                                    "wider than 0700", f"chmod 700 {d}"))
+            findings.append(
+                Finding(
+                    "permissions",
+                    str(d),
+                    f"directory is {oct(stat.S_IMODE(d.stat().st_mode))}, wider than 0700",
+                    f"chmod 700 {d}",
+                )
+            )
     for d in (p.spool_dir, p.secrets_dir):
         if not d.exists():
             continue
@@ -97,15 +123,18 @@ def scan_permissions(gw: Gateway, findings: list[Finding]) -> None:
             mode = stat.S_IMODE(f.stat().st_mode)
             if mode & 0o077:
                 kind = "key-exposed" if d == p.secrets_dir else "permissions"
-                findings.append(Finding(kind, str(f), f"file is {oct(mode)}, readable beyond its owner",
-                                        f"chmod 600 {f}"))
+                findings.append(
+                    Finding(kind, str(f), f"file is {oct(mode)}, readable beyond its owner", f"chmod 600 {f}")
+                )
     for f in p.data_dir.glob(p.index.name + "*"):
         mode = stat.S_IMODE(f.stat().st_mode)
         if mode & 0o077:
             findings.append(Finding("permissions", str(f), f"index file is {oct(mode)}", f"chmod 600 {f}"))
     cfg = gw.config.path
     if cfg.exists() and stat.S_IMODE(cfg.stat().st_mode) & 0o007:
-        findings.append(Finding("permissions", str(cfg), "configuration is readable by everyone", f"chmod 640 {cfg}"))
+        findings.append(
+            Finding("permissions", str(cfg), "configuration is readable by everyone", f"chmod 640 {cfg}")
+        )
 
 
 def scan_identities(gw: Gateway, findings: list[Finding]) -> None:
@@ -114,9 +143,14 @@ def scan_identities(gw: Gateway, findings: list[Finding]) -> None:
         if path.is_file() and path.stat().st_size < 1 << 20 and not path.name.endswith(".age"):
             try:
                 if b"AGE-SECRET-KEY-1" in path.read_bytes():
-                    findings.append(Finding("identity-on-gateway", str(path),
-                                            "a private age identity is stored on the gateway",
-                                            "move it to the operators' offline storage and delete it here"))
+                    findings.append(
+                        Finding(
+                            "identity-on-gateway",
+                            str(path),
+                            "a private age identity is stored on the gateway",
+                            "move it to the operators' offline storage and delete it here",
+                        )
+                    )
             except OSError:
                 pass
 
@@ -128,15 +162,27 @@ def scan_store(gw: Gateway, findings: list[Finding]) -> None:
     for f in spool.iterdir():
         head = _head(f, findings, len(AGE_MAGIC)) if f.is_file() else None
         if head is not None and head != AGE_MAGIC:
-            findings.append(Finding("not-ciphertext", str(f), "file in the store is not an age file",
-                                    "find out what wrote it; if it is audio, encrypt or delete it"))
+            findings.append(
+                Finding(
+                    "not-ciphertext",
+                    str(f),
+                    "file in the store is not an age file",
+                    "find out what wrote it; if it is audio, encrypt or delete it",
+                )
+            )
 
 
 def scan_retention(gw: Gateway, findings: list[Finding]) -> None:
     for row in retention.expired(gw.index, gw.config.recording.retention_days):
         if not gw.index.active_holds(row.id):
-            findings.append(Finding("past-retention", row.id, f"recording from {row.started_at} is past its "
-                                    "retention and not on hold", "gateway retention run"))
+            findings.append(
+                Finding(
+                    "past-retention",
+                    row.id,
+                    f"recording from {row.started_at} is past its retention and not on hold",
+                    "gateway retention run",
+                )
+            )
 
 
 def _listening(proto: str) -> list[tuple[str, int]]:
@@ -166,9 +212,14 @@ def scan_sockets(gw: Gateway, findings: list[Finding]) -> None:
         for proto in ("udp", "tcp"):
             for host, p in _listening(proto):
                 if p == port and host != want_host and want_host not in ("0.0.0.0", "::"):
-                    findings.append(Finding("socket", f"{proto} {host}:{p}",
-                                            f"port {p} is open on {host}, beyond the configured {want_host}",
-                                            "check [sip] listen and what else binds that port"))
+                    findings.append(
+                        Finding(
+                            "socket",
+                            f"{proto} {host}:{p}",
+                            f"port {p} is open on {host}, beyond the configured {want_host}",
+                            "check [sip] listen and what else binds that port",
+                        )
+                    )
 
 
 def scan(gw: Gateway, temp_dirs: list[Path]) -> list[Finding]:
@@ -181,6 +232,12 @@ def scan(gw: Gateway, temp_dirs: list[Path]) -> list[Finding]:
     scan_sockets(gw, findings)
     verdict = gw.index.verify_audit()
     if verdict.problem is not None:
-        findings.append(Finding("audit-chain", f"audit entry #{verdict.problem.seq}", verdict.problem.message,
-                                "investigate who changed the index; restore it from a backup"))
+        findings.append(
+            Finding(
+                "audit-chain",
+                f"audit entry #{verdict.problem.seq}",
+                verdict.problem.message,
+                "investigate who changed the index; restore it from a backup",
+            )
+        )
     return findings

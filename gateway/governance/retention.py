@@ -43,15 +43,24 @@ def delete_recording(store: Store, index: Index, row: RecordingRow, actor: str, 
         store.delete(row.object_name)
     except ObjectNotFound:
         present = False
-    index.update_recording(row.id, status=ix.DELETED, finished_at=row.finished_at or utcnow(),
-                           error=f"deleted: {reason}")
-    index.append_audit(actor, "recording.deleted", row.id,
-                       {"reason": reason, "bytes": row.bytes, "object_present": present})
+    index.update_recording(
+        row.id, status=ix.DELETED, finished_at=row.finished_at or utcnow(), error=f"deleted: {reason}"
+    )
+    index.append_audit(
+        actor, "recording.deleted", row.id, {"reason": reason, "bytes": row.bytes, "object_present": present}
+    )
     return present
 
 
-def run(store: Store, index: Index, default_days: int, actor: str, *, dry_run: bool = False,
-        now: datetime | None = None) -> RetentionReport:
+def run(
+    store: Store,
+    index: Index,
+    default_days: int,
+    actor: str,
+    *,
+    dry_run: bool = False,
+    now: datetime | None = None,
+) -> RetentionReport:
     report = RetentionReport()
     for row in expired(index, default_days, now):
         if index.active_holds(row.id):
@@ -65,6 +74,10 @@ def run(store: Store, index: Index, default_days: int, actor: str, *, dry_run: b
         else:
             report.missing.append(row.id)
     if not dry_run:
-        index.append_audit(actor, "retention.run", "-", {"deleted": len(report.deleted), "held": len(report.held),
-                                                          "missing": len(report.missing)})
+        index.append_audit(
+            actor,
+            "retention.run",
+            "-",
+            {"deleted": len(report.deleted), "held": len(report.held), "missing": len(report.missing)},
+        )
     return report

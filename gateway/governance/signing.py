@@ -29,19 +29,37 @@ def decision_digest(receipt: dict[str, Any] | None) -> str | None:
 
 
 def manifest(row: RecordingRow, receipt: dict[str, Any] | None) -> bytes:
-    return json.dumps({"v": 1, "id": row.id, "call_id": row.call_id, "status": row.status, "bytes": row.bytes,
-                       "sha256": row.sha256, "duration_s": row.duration_s, "origin": row.origin,
-                       "consent": decision_digest(receipt)}, sort_keys=True, separators=(",", ":")).encode()
+    return json.dumps(
+        {
+            "v": 1,
+            "id": row.id,
+            "call_id": row.call_id,
+            "status": row.status,
+            "bytes": row.bytes,
+            "sha256": row.sha256,
+            "duration_s": row.duration_s,
+            "origin": row.origin,
+            "consent": decision_digest(receipt),
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+    ).encode()
 
 
 def create_key(private: Path, public: Path) -> None:
     key = Ed25519PrivateKey.generate()
     fd = os.open(private, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as f:
-        f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                  serialization.NoEncryption()))
-    public.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
-                                                     serialization.PublicFormat.SubjectPublicKeyInfo))
+        f.write(
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
+    public.write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
     public.chmod(0o644)
 
 

@@ -75,8 +75,13 @@ def _batches(index: Index) -> Iterator[list[tuple[str, bytes]]]:
         after = batch[-1][0]
 
 
-def matching_calls(index: Index, identities: Sequence[age.Identity], target: str, numbering: pii.Numbering,
-                   processes: int | None = None) -> tuple[list[str], int, int]:
+def matching_calls(
+    index: Index,
+    identities: Sequence[age.Identity],
+    target: str,
+    numbering: pii.Numbering,
+    processes: int | None = None,
+) -> tuple[list[str], int, int]:
     """(call ids whose number is `target`, numbers checked, numbers unreadable)."""
     ids: list[str] = []
     checked = unreadable = 0
@@ -101,8 +106,9 @@ def matching_calls(index: Index, identities: Sequence[age.Identity], target: str
     # fork: the children inherit the identities in memory (nothing is written anywhere) and
     # the parent's hardening (no core dumps, not dumpable).
     ctx = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(processes, mp_context=ctx, initializer=_init,
-                             initargs=(list(identities), target, numbering)) as pool:
+    with ProcessPoolExecutor(
+        processes, mp_context=ctx, initializer=_init, initargs=(list(identities), target, numbering)
+    ) as pool:
         pending: list[tuple[Future[tuple[list[str], int]], int]] = []
         for batch in [*first, *batches]:
             pending.append((pool.submit(_match, batch), len(batch)))
@@ -122,15 +128,28 @@ def matching_calls(index: Index, identities: Sequence[age.Identity], target: str
 
 # -- requests ---------------------------------------------------------------------------------
 
-def find(index: Index, identities: Sequence[age.Identity], number: str, numbering: pii.Numbering,
-         processes: int | None = None) -> SubjectRecords:
+
+def find(
+    index: Index,
+    identities: Sequence[age.Identity],
+    number: str,
+    numbering: pii.Numbering,
+    processes: int | None = None,
+) -> SubjectRecords:
     """A data subject's calls and recordings. NumberError if the number is ambiguous."""
     target = pii.search_form(number, numbering)
     ids, checked, unreadable = matching_calls(index, identities, target, numbering, processes)
-    found = SubjectRecords(label=f"request:{secrets.token_hex(8)}", searched=target,
-                           calls=index.calls_by_ids(ids), numbers_checked=checked, numbers_unreadable=unreadable)
+    found = SubjectRecords(
+        label=f"request:{secrets.token_hex(8)}",
+        searched=target,
+        calls=index.calls_by_ids(ids),
+        numbers_checked=checked,
+        numbers_unreadable=unreadable,
+    )
     for call in found.calls:
-        found.recordings += [r for r in index.recordings_of_call(call.id) if r.status not in (ix.DELETED, ix.DISCARDED)]
+        found.recordings += [
+            r for r in index.recordings_of_call(call.id) if r.status not in (ix.DELETED, ix.DISCARDED)
+        ]
     return found
 
 
@@ -148,8 +167,9 @@ def prepare_output(out: Path) -> None:
         if not out.is_dir() or out.is_symlink():
             raise ExportDirError(f"{out} exists and is not a directory") from None
         if st.st_uid != os.getuid() or st.st_mode & 0o077:
-            raise ExportDirError(f"{out} exists and is not a private directory of yours (0700): "
-                                 "give a new directory") from None
+            raise ExportDirError(
+                f"{out} exists and is not a private directory of yours (0700): give a new directory"
+            ) from None
         if any(out.iterdir()):
             raise ExportDirError(f"{out} is not empty: give a new directory") from None
 
@@ -158,7 +178,9 @@ def _create(path: Path) -> int:
     return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
 
 
-def export(store: Store, index: Index, found: SubjectRecords, identities: list[age.Identity], out: Path) -> list[Path]:
+def export(
+    store: Store, index: Index, found: SubjectRecords, identities: list[age.Identity], out: Path
+) -> list[Path]:
     """Decrypt the subject's recordings and write their receipts into `out` (see
     prepare_output; files 0600, created exclusively). On any failure every file written so far
     is removed, so no partial plaintext is left behind, and the error is raised."""
@@ -173,8 +195,18 @@ def export(store: Store, index: Index, found: SubjectRecords, identities: list[a
             path = out / f"call-{call.id}.json"
             written.append(path)
             with os.fdopen(_create(path), "w") as f:
-                json.dump({"call": call.id, "started_at": call.started_at, "ended_at": call.ended_at,
-                           "route": call.route, "consent_receipt": receipt}, f, indent=2, sort_keys=True)
+                json.dump(
+                    {
+                        "call": call.id,
+                        "started_at": call.started_at,
+                        "ended_at": call.ended_at,
+                        "route": call.route,
+                        "consent_receipt": receipt,
+                    },
+                    f,
+                    indent=2,
+                    sort_keys=True,
+                )
         for rec in found.recordings:
             fmt = ex.MEDIA_EXTENSIONS.get(rec.media_type, ".wav")
             path = out / f"recording-{rec.id}{fmt}"
@@ -216,6 +248,10 @@ def erase(store: Store, index: Index, found: SubjectRecords, actor: str) -> Eras
         if call.id not in held_calls:
             index.scrub_caller(call.id)
             report.calls_scrubbed += 1
-    index.append_audit(actor, "subject.erased", found.label,
-                       {"deleted": len(report.deleted), "held": report.held, "calls_scrubbed": report.calls_scrubbed})
+    index.append_audit(
+        actor,
+        "subject.erased",
+        found.label,
+        {"deleted": len(report.deleted), "held": report.held, "calls_scrubbed": report.calls_scrubbed},
+    )
     return report

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import logging.handlers
 import os
+import socket
 
 from ..config import WitnessConfig, parse_syslog_target
 from ..storage import audit
@@ -31,8 +32,11 @@ class Witness:
         self._syslog: logging.Logger | None = None
         if config.syslog:
             address, socktype = parse_syslog_target(config.syslog)
-            handler = logging.handlers.SysLogHandler(address=address, facility=logging.handlers.SysLogHandler.LOG_AUTH,
-                                                     socktype=socktype)
+            handler = logging.handlers.SysLogHandler(
+                address=address,
+                facility=logging.handlers.SysLogHandler.LOG_AUTH,
+                socktype=socket.SocketKind(socktype),
+            )
             handler.setFormatter(logging.Formatter("consent-gateway: %(message)s"))
             handler.append_nul = False
             self._syslog = logging.getLogger(f"gateway.audit.witness.syslog.{id(self)}")
@@ -58,7 +62,9 @@ class Witness:
                 finally:
                     os.close(fd)
             except OSError as e:
-                log.error("audit checkpoint not written to the witness file %s: %s", self.config.file, e.strerror)
+                log.error(
+                    "audit checkpoint not written to the witness file %s: %s", self.config.file, e.strerror
+                )
 
     def close(self) -> None:
         if self._syslog is not None:
@@ -67,8 +73,9 @@ class Witness:
                 self._syslog.removeHandler(h)
 
 
-def checkpoint(index: Index, key: object, witness: Witness, *, since: tuple[int, str] | None = None
-               ) -> audit.Checkpoint | None:
+def checkpoint(
+    index: Index, key: object, witness: Witness, *, since: tuple[int, str] | None = None
+) -> audit.Checkpoint | None:
     """Sign the chain's head, keep it in the index and send it to the witnesses. Nothing when
     the log is empty or its head is still `since` (nothing new to anchor)."""
     head = index.audit_head()

@@ -71,7 +71,9 @@ class ChannelAligner:
             if have < nbytes:
                 self.stats.gap_samples += (nbytes - have) // BYTES_PER_SAMPLE
             if have:
-                out[: have // BYTES_PER_SAMPLE, c] = np.frombuffer(buf, dtype="<i2", count=have // BYTES_PER_SAMPLE)
+                out[: have // BYTES_PER_SAMPLE, c] = np.frombuffer(
+                    buf, dtype="<i2", count=have // BYTES_PER_SAMPLE
+                )
                 del buf[:have]
         self.emitted = upto
         return out.tobytes()

@@ -19,9 +19,11 @@ from typing import BinaryIO
 
 from . import wav
 
-FFMPEG_FORMATS = {".mp3": ["-f", "mp3", "-codec:a", "libmp3lame", "-q:a", "4"],
-                  ".opus": ["-f", "opus", "-codec:a", "libopus", "-b:a", "32k"],
-                  ".ogg": ["-f", "ogg", "-codec:a", "libopus", "-b:a", "32k"]}
+FFMPEG_FORMATS = {
+    ".mp3": ["-f", "mp3", "-codec:a", "libmp3lame", "-q:a", "4"],
+    ".opus": ["-f", "opus", "-codec:a", "libopus", "-b:a", "32k"],
+    ".ogg": ["-f", "ogg", "-codec:a", "libopus", "-b:a", "32k"],
+}
 MEDIA_EXTENSIONS = {"audio/wav": ".wav", "audio/mpeg": ".mp3"}
 
 
@@ -40,7 +42,9 @@ def output_format(out: str, media_type: str) -> str:
         return MEDIA_EXTENSIONS.get(media_type, ".wav")
     ext = Path(out).suffix.lower()
     if ext not in (".wav", ".mp3", *FFMPEG_FORMATS):
-        raise ExportError(f"cannot export to {ext or 'a file without extension'}: use .wav, .mp3, .opus or .ogg")
+        raise ExportError(
+            f"cannot export to {ext or 'a file without extension'}: use .wav, .mp3, .opus or .ogg"
+        )
     return ext
 
 
@@ -72,9 +76,12 @@ def _pipe_through_ffmpeg(chunks: Iterator[bytes], args: list[str], dest: BinaryI
     ffmpeg = shutil.which("ffmpeg")
     if ffmpeg is None:
         raise ExportError("ffmpeg is not installed: export to .wav, or install ffmpeg")
-    proc = subprocess.Popen([ffmpeg, "-hide_banner", "-loglevel", "error", "-nostdin", "-i", "pipe:0",
-                             *args, "pipe:1"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [ffmpeg, "-hide_banner", "-loglevel", "error", "-nostdin", "-i", "pipe:0", *args, "pipe:1"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     feed_error: list[BaseException] = []
 
     def feed() -> None:
@@ -93,7 +100,8 @@ def _pipe_through_ffmpeg(chunks: Iterator[bytes], args: list[str], dest: BinaryI
     feeder.start()
     total = 0
     assert proc.stdout is not None
-    for block in iter(lambda: proc.stdout.read(1 << 16), b""):
+    stdout = proc.stdout
+    for block in iter(lambda: stdout.read(1 << 16), b""):
         dest.write(block)
         total += len(block)
     feeder.join()

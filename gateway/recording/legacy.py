@@ -68,7 +68,9 @@ def sniff(head: bytes, size: int) -> tuple[str, float | None]:
     if head[:3] == b"ID3":
         if len(head) < 10:
             raise NotAudio("corrupt MP3: ID3 tag cut short")
-        tag = 10 + ((head[6] & 0x7F) << 21 | (head[7] & 0x7F) << 14 | (head[8] & 0x7F) << 7 | (head[9] & 0x7F))
+        tag = 10 + (
+            (head[6] & 0x7F) << 21 | (head[7] & 0x7F) << 14 | (head[8] & 0x7F) << 7 | (head[9] & 0x7F)
+        )
         if tag < len(head) and not _mpeg_frame_ok(head[tag : tag + 4]):
             raise NotAudio("corrupt MP3: no MPEG frame after the ID3 tag")
         return "audio/mpeg", None
@@ -82,8 +84,12 @@ def probe_duration(path: Path) -> float | None:
     ffprobe = shutil.which("ffprobe")
     if ffprobe is None:
         return None
-    out = subprocess.run([ffprobe, "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0",
-                          str(path)], capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [ffprobe, "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     try:
         return round(float(out.stdout.strip()), 3)
     except ValueError:
@@ -126,8 +132,12 @@ class SourceFile:
         return hashlib.sha256(text.encode()).hexdigest()
 
     def same_version(self, st: os.stat_result) -> bool:
-        return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns) == (self.device, self.inode, self.size,
-                                                                      self.mtime_ns)
+        return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns) == (
+            self.device,
+            self.inode,
+            self.size,
+            self.mtime_ns,
+        )
 
 
 class ChangedWhileReading(NotAudio):
@@ -179,8 +189,10 @@ def shred_exact(path: Path, expected: SourceFile) -> None:
         raise ShredRefused(e.strerror or str(e)) from None
     try:
         if not expected.same_version(st):
-            raise ShredRefused("the file was changed or replaced since it was encrypted (size, mtime or inode "
-                               "differ): it may hold audio that was never imported")
+            raise ShredRefused(
+                "the file was changed or replaced since it was encrypted (size, mtime or inode "
+                "differ): it may hold audio that was never imported"
+            )
         if _hash_fd(fd) != expected.sha256:
             raise ShredRefused("the file's content differs from what was encrypted")
         block = bytes(1 << 20)
@@ -192,8 +204,10 @@ def shred_exact(path: Path, expected: SourceFile) -> None:
     finally:
         os.close(fd)
     if grew:
-        raise ShredRefused(f"the file grew while it was overwritten: its first {expected.size} bytes (the "
-                           "encrypted part) are overwritten, the rest is left in place")
+        raise ShredRefused(
+            f"the file grew while it was overwritten: its first {expected.size} bytes (the "
+            "encrypted part) are overwritten, the rest is left in place"
+        )
     now = path.lstat()
     if (now.st_dev, now.st_ino) == (expected.device, expected.inode):
         path.unlink()
@@ -201,8 +215,15 @@ def shred_exact(path: Path, expected: SourceFile) -> None:
 
 
 class LegacyImporter:
-    def __init__(self, store: Store, index: Index, recipients: list[age.Recipient], actor: str,
-                 signer: Any = None, default_retention_days: int | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        index: Index,
+        recipients: list[age.Recipient],
+        actor: str,
+        signer: Any = None,
+        default_retention_days: int | None = None,
+    ) -> None:
         if not recipients:
             raise ValueError("no recipient configured: nothing can be imported")
         self.store, self.index, self.recipients, self.actor = store, index, recipients, actor
@@ -214,8 +235,11 @@ class LegacyImporter:
     def clean_interrupted(self) -> int:
         """Partial imports of an earlier run whose process died: their ciphertext is removed
         (their originals were never shredded: that happens only after a complete import)."""
-        rows = [r for r in self.index.list_recordings(ix.RECORDING)
-                if r.origin == "legacy" and writer_is_gone(r.writer)]
+        rows = [
+            r
+            for r in self.index.list_recordings(ix.RECORDING)
+            if r.origin == "legacy" and writer_is_gone(r.writer)
+        ]
         for row in rows:
             self._forget_interrupted(row)
         return len(rows)
@@ -225,7 +249,9 @@ class LegacyImporter:
         try:
             digest = _hash_fd(fd)
             head = os.pread(fd, 1 << 16, 0)
-            if not SourceFile(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, digest).same_version(os.fstat(fd)):
+            if not SourceFile(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, digest).same_version(
+                os.fstat(fd)
+            ):
                 raise ChangedWhileReading("changed while being read (still being written?): run again later")
         except BaseException:
             os.close(fd)
@@ -243,8 +269,12 @@ class LegacyImporter:
                 if shred_original:
                     self._shred(path, src, earlier.id)
                 return "skipped"
-            if earlier is not None and earlier.status == ix.RECORDING and earlier.writer != process_token() \
-                    and not writer_is_gone(earlier.writer):
+            if (
+                earlier is not None
+                and earlier.status == ix.RECORDING
+                and earlier.writer != process_token()
+                and not writer_is_gone(earlier.writer)
+            ):
                 raise NotAudio("being imported by another running import-legacy")
             outcome = self._encrypt(fd, path, src, head, earlier)
         finally:
@@ -254,7 +284,9 @@ class LegacyImporter:
             self._shred(path, src, outcome)
         return "imported"
 
-    def _encrypt(self, fd: int, path: Path, src: SourceFile, head: bytes, earlier: RecordingRow | None) -> str:
+    def _encrypt(
+        self, fd: int, path: Path, src: SourceFile, head: bytes, earlier: RecordingRow | None
+    ) -> str:
         media_type, duration = sniff(head, src.size)
         if media_type == "audio/mpeg":
             duration = probe_duration(path)
@@ -263,10 +295,19 @@ class LegacyImporter:
         writer = self.store.create()
         rec_id = new_id()
         started = datetime.fromtimestamp(src.mtime_ns / 1e9, UTC).isoformat(timespec="seconds")
-        self.index.add_recording(RecordingRow(
-            id=rec_id, object_name=writer.name, started_at=started.replace("+00:00", "Z"), origin="legacy",
-            media_type=media_type, source_enc=pii.seal_value(str(path.resolve()), self.recipients),
-            source_fingerprint=src.fingerprint, writer=process_token(), retention_days=self.retention_days))
+        self.index.add_recording(
+            RecordingRow(
+                id=rec_id,
+                object_name=writer.name,
+                started_at=started.replace("+00:00", "Z"),
+                origin="legacy",
+                media_type=media_type,
+                source_enc=pii.seal_value(str(path.resolve()), self.recipients),
+                source_fingerprint=src.fingerprint,
+                writer=process_token(),
+                retention_days=self.retention_days,
+            )
+        )
         sha, content = hashlib.sha256(), hashlib.sha256()
 
         def sink(data: bytes) -> None:
@@ -287,13 +328,24 @@ class LegacyImporter:
             raise ChangedWhileReading("changed while being imported (still being written?): run again later")
         w.close()
         writer.close()
-        self.index.update_recording(rec_id, status=ix.COMPLETE, finished_at=ix.utcnow(),
-                                    bytes=w.ciphertext_bytes, sha256=sha.hexdigest(), duration_s=duration)
-        self.index.append_audit(self.actor, "recording.imported", rec_id,
-                                {"media_type": media_type, "bytes": w.ciphertext_bytes,
-                                 "source_fingerprint": src.fingerprint})
+        self.index.update_recording(
+            rec_id,
+            status=ix.COMPLETE,
+            finished_at=ix.utcnow(),
+            bytes=w.ciphertext_bytes,
+            sha256=sha.hexdigest(),
+            duration_s=duration,
+        )
+        self.index.append_audit(
+            self.actor,
+            "recording.imported",
+            rec_id,
+            {"media_type": media_type, "bytes": w.ciphertext_bytes, "source_fingerprint": src.fingerprint},
+        )
         if self.signer is not None:
-            self.index.update_recording(rec_id, signature=signing.sign(self.signer, self.index.get_recording(rec_id), None))
+            self.index.update_recording(
+                rec_id, signature=signing.sign(self.signer, self.index.get_recording(rec_id), None)
+            )
         return rec_id
 
     def _shred(self, path: Path, src: SourceFile, rec_id: str) -> None:
@@ -301,15 +353,31 @@ class LegacyImporter:
             shred_exact(path, src)
         except ShredRefused as e:
             self.shred_refused.append((str(path), str(e)))
-            self.index.append_audit(self.actor, "legacy.shred_refused", rec_id,
-                                    {"source_fingerprint": src.fingerprint, "reason": str(e)})
+            self.index.append_audit(
+                self.actor,
+                "legacy.shred_refused",
+                rec_id,
+                {"source_fingerprint": src.fingerprint, "reason": str(e)},
+            )
             return
         self.shredded += 1
-        self.index.append_audit(self.actor, "legacy.original_shredded", rec_id,
-                                {"source_fingerprint": src.fingerprint, "bytes": src.size, "device": src.device,
-                                 "inode": src.inode, "mtime_ns": src.mtime_ns, "content_sha256": src.sha256})
+        self.index.append_audit(
+            self.actor,
+            "legacy.original_shredded",
+            rec_id,
+            {
+                "source_fingerprint": src.fingerprint,
+                "bytes": src.size,
+                "device": src.device,
+                "inode": src.inode,
+                "mtime_ns": src.mtime_ns,
+                "content_sha256": src.sha256,
+            },
+        )
 
-    def _forget_interrupted(self, row: RecordingRow, reason: str = "interrupted import, imported again") -> None:
+    def _forget_interrupted(
+        self, row: RecordingRow, reason: str = "interrupted import, imported again"
+    ) -> None:
         """Drop a partial import's ciphertext so the file is imported whole."""
         try:
             self.store.delete(row.object_name)

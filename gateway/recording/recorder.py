@@ -160,13 +160,20 @@ class Recorder:
 
     def snapshot(self) -> dict[str, Any]:
         self._copy_aligner_stats()
-        return {"state": self.state, "duration_s": round(self.duration_s, 3), "error": self.error,
-                **asdict(self.stats)}
+        return {
+            "state": self.state,
+            "duration_s": round(self.duration_s, 3),
+            "error": self.error,
+            **asdict(self.stats),
+        }
 
     def _copy_aligner_stats(self) -> None:
         g = self._aligner.stats
         self.stats.gap_samples, self.stats.late_samples, self.stats.overlap_samples = (
-            g.gap_samples, g.late_samples, g.overlap_samples)
+            g.gap_samples,
+            g.late_samples,
+            g.overlap_samples,
+        )
 
     # -- engine thread only --------------------------------------------------------------------
 
@@ -307,15 +314,25 @@ class Recorder:
             self._writer.close()
         except Exception:  # closing a failed object must not hide the result
             log.exception("closing %s", self.object_name)
-        self.done.set_result(RecordingResult(
-            status, self.object_name, self.stats.bytes_sealed, self._sha.hexdigest(),
-            self.duration_s, asdict(self.stats), self.error))
+        self.done.set_result(
+            RecordingResult(
+                status,
+                self.object_name,
+                self.stats.bytes_sealed,
+                self._sha.hexdigest(),
+                self.duration_s,
+                asdict(self.stats),
+                self.error,
+            )
+        )
 
 
 class RecorderEngine:
     """Services every recorder of a process from one thread, every `tick_s` seconds."""
 
-    def __init__(self, tick_s: float = 0.5, clock: Clock = time.monotonic, *, start_thread: bool = True) -> None:
+    def __init__(
+        self, tick_s: float = 0.5, clock: Clock = time.monotonic, *, start_thread: bool = True
+    ) -> None:
         self.tick_s = tick_s
         self._clock = clock
         self._recorders: list[Recorder] = []

@@ -78,8 +78,9 @@ class RecordingService:
         """Without a recipient the gateway records nothing: there is no one to encrypt to."""
         return bool(self.recipients)
 
-    def start(self, call_id: str | None, *, route: str | None = None, retention_days: int | None = None
-              ) -> tuple[str, Recorder] | None:
+    def start(
+        self, call_id: str | None, *, route: str | None = None, retention_days: int | None = None
+    ) -> tuple[str, Recorder] | None:
         """A new recorder for `call_id`, or None if recording is disabled or storage refuses.
 
         A refusal is logged and audited; the caller's call goes on unrecorded either way.
@@ -93,10 +94,19 @@ class RecordingService:
             log.error("recording not started: %s", e)
             self.index.append_audit(self.actor, "recording.failed", call_id or "-", {"error": str(e)})
             return None
-        self.index.add_recording(RecordingRow(
-            id=rec_id, object_name=writer.name, started_at=utcnow(), call_id=call_id,
-            sample_rate=self.sample_rate, channels=2, route=route, retention_days=retention_days,
-            writer=process_token()))
+        self.index.add_recording(
+            RecordingRow(
+                id=rec_id,
+                object_name=writer.name,
+                started_at=utcnow(),
+                call_id=call_id,
+                sample_rate=self.sample_rate,
+                channels=2,
+                route=route,
+                retention_days=retention_days,
+                writer=process_token(),
+            )
+        )
         self.index.append_audit(self.actor, "recording.started", rec_id, {"call": call_id})
         recorder = Recorder(writer, self.recipients, sample_rate=self.sample_rate, pause_mode=self.pause_mode)
         recorder.on_sealed = lambda n, digest: self.index.checkpoint_recording(rec_id, n, digest)
@@ -134,17 +144,31 @@ class RecordingService:
         try:
             if result.status == "discarded":
                 self._delete_object(result.object_name)
-                self.index.update_recording(rec_id, status=ix.DISCARDED, finished_at=utcnow(),
-                                            bytes=0, sha256=None, duration_s=0.0)
-                self.index.append_audit(self.actor, "recording.discarded", rec_id,
-                                        {"reason": "consent withdrawn", "bytes_deleted": result.bytes})
+                self.index.update_recording(
+                    rec_id, status=ix.DISCARDED, finished_at=utcnow(), bytes=0, sha256=None, duration_s=0.0
+                )
+                self.index.append_audit(
+                    self.actor,
+                    "recording.discarded",
+                    rec_id,
+                    {"reason": "consent withdrawn", "bytes_deleted": result.bytes},
+                )
                 return
             status = ix.COMPLETE if result.status == "complete" else ix.INCOMPLETE
             self.index.update_recording(
-                rec_id, status=status, finished_at=utcnow(), bytes=result.bytes, sha256=result.sha256,
-                duration_s=round(result.duration_s, 3), error=result.error)
-            details = {"bytes": result.bytes, "duration_s": round(result.duration_s, 3),
-                       "frames_overflowed": result.stats.get("frames_overflowed", 0)}
+                rec_id,
+                status=status,
+                finished_at=utcnow(),
+                bytes=result.bytes,
+                sha256=result.sha256,
+                duration_s=round(result.duration_s, 3),
+                error=result.error,
+            )
+            details = {
+                "bytes": result.bytes,
+                "duration_s": round(result.duration_s, 3),
+                "frames_overflowed": result.stats.get("frames_overflowed", 0),
+            }
             if result.error:
                 details["error"] = result.error
             self.index.append_audit(self.actor, f"recording.{status}", rec_id, details)
@@ -169,24 +193,42 @@ class RecordingService:
         size = self.store.size(row.object_name)
         committed, digest = row.bytes, row.sha256
         if not committed or digest is None:
-            self.index.update_recording(row.id, status=ix.TRUNCATED, bytes=size, sha256=None,
-                                        error="writer stopped before its first checkpoint: nothing is signed")
-            self.index.append_audit(self.actor, "recording.truncated", row.id, {"bytes": size, "signed_bytes": 0})
+            self.index.update_recording(
+                row.id,
+                status=ix.TRUNCATED,
+                bytes=size,
+                sha256=None,
+                error="writer stopped before its first checkpoint: nothing is signed",
+            )
+            self.index.append_audit(
+                self.actor, "recording.truncated", row.id, {"bytes": size, "signed_bytes": 0}
+            )
             return
         if size < committed or prefix_sha256(self.store, row.object_name, committed) != digest:
-            self.index.update_recording(row.id, status=ix.TRUNCATED, sha256=None, error=(
-                "ciphertext does not match the writer's last checkpoint: altered, replaced or cut "
-                "after it was written; not signed"))
-            self.index.append_audit(self.actor, "recording.checkpoint_mismatch", row.id,
-                                    {"bytes_found": size, "bytes_committed": committed})
+            self.index.update_recording(
+                row.id,
+                status=ix.TRUNCATED,
+                sha256=None,
+                error=(
+                    "ciphertext does not match the writer's last checkpoint: altered, replaced or cut "
+                    "after it was written; not signed"
+                ),
+            )
+            self.index.append_audit(
+                self.actor,
+                "recording.checkpoint_mismatch",
+                row.id,
+                {"bytes_found": size, "bytes_committed": committed},
+            )
             return
         tail = size - committed
         error = "writer stopped before the final chunk"
         if tail:
             error += f"; {tail} bytes after the writer's last checkpoint are kept but not signed"
         self.index.update_recording(row.id, status=ix.TRUNCATED, error=error)
-        self.index.append_audit(self.actor, "recording.truncated", row.id,
-                                {"bytes": size, "signed_bytes": committed})
+        self.index.append_audit(
+            self.actor, "recording.truncated", row.id, {"bytes": size, "signed_bytes": committed}
+        )
         self.sign(row.id)
 
     def _older_than(self, name: str, seconds: float) -> bool:
@@ -223,8 +265,9 @@ class RecordingService:
             if self.store.exists(row.object_name):
                 self._recover_truncated(row)
             else:
-                self.index.update_recording(row.id, status=ix.INCOMPLETE, bytes=0, sha256=None,
-                                            error="object missing after restart")
+                self.index.update_recording(
+                    row.id, status=ix.INCOMPLETE, bytes=0, sha256=None, error="object missing after restart"
+                )
                 self.index.append_audit(self.actor, "recording.lost", row.id, {})
             recovered.append(row.id)
         known = {r.object_name for r in self.index.list_recordings()}
@@ -232,10 +275,17 @@ class RecordingService:
             # A writer creates its object just before the index row: skip objects that new.
             if name not in known and self._older_than(name, 60):
                 rec_id = new_id()
-                self.index.add_recording(RecordingRow(
-                    id=rec_id, object_name=name, started_at=utcnow(), status=ix.TRUNCATED,
-                    bytes=self.store.size(name), sha256=object_sha256(self.store, name),
-                    error="found in the store without an index row"))
+                self.index.add_recording(
+                    RecordingRow(
+                        id=rec_id,
+                        object_name=name,
+                        started_at=utcnow(),
+                        status=ix.TRUNCATED,
+                        bytes=self.store.size(name),
+                        sha256=object_sha256(self.store, name),
+                        error="found in the store without an index row",
+                    )
+                )
                 self.index.append_audit(self.actor, "recording.orphan_found", rec_id, {})
                 recovered.append(rec_id)
         return recovered

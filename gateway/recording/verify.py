@@ -92,12 +92,18 @@ def verify_recording(store: Store, row: RecordingRow) -> list[str]:
     return problems
 
 
-def verify_all(store: Store, index: ix.Index, rec_id: str | None = None, public: Any = None
-               ) -> tuple[int, list[Finding]]:
+def verify_all(
+    store: Store, index: ix.Index, rec_id: str | None = None, public: Any = None
+) -> tuple[int, list[Finding]]:
     rows = [index.get_recording(rec_id)] if rec_id else index.list_recordings()
-    findings = [Finding(r.id, p) for r in rows
-                for p in verify_recording(store, r) + verify_signature(index, r, public)]
+    findings = [
+        Finding(r.id, p)
+        for r in rows
+        for p in verify_recording(store, r) + verify_signature(index, r, public)
+    ]
     if rec_id is None:
         known = {r.object_name for r in rows}
-        findings += [Finding("-", f"object {name} has no index row") for name in store.names() if name not in known]
+        findings += [
+            Finding("-", f"object {name} has no index row") for name in store.names() if name not in known
+        ]
     return len(rows), findings

@@ -16,7 +16,13 @@ WAVE_FORMAT_IEEE_FLOAT = 0x0003
 WAVE_FORMAT_ALAW = 0x0006
 WAVE_FORMAT_MULAW = 0x0007
 WAVE_FORMAT_EXTENSIBLE = 0xFFFE
-KNOWN_FORMATS = {WAVE_FORMAT_PCM, WAVE_FORMAT_IEEE_FLOAT, WAVE_FORMAT_ALAW, WAVE_FORMAT_MULAW, WAVE_FORMAT_EXTENSIBLE}
+KNOWN_FORMATS = {
+    WAVE_FORMAT_PCM,
+    WAVE_FORMAT_IEEE_FLOAT,
+    WAVE_FORMAT_ALAW,
+    WAVE_FORMAT_MULAW,
+    WAVE_FORMAT_EXTENSIBLE,
+}
 HEADER_SIZE = 44
 
 
@@ -54,10 +60,22 @@ def header(sample_rate: int, channels: int = 2, bits: int = 16, data_size: int |
         riff_size = min(36 + data_size, STREAMING_SIZE)
         data_size = min(data_size, STREAMING_SIZE)
     return (
-        b"RIFF" + struct.pack("<I", riff_size) + b"WAVE"
-        + b"fmt " + struct.pack("<IHHIIHH", 16, WAVE_FORMAT_PCM, channels, sample_rate,
-                                sample_rate * block_align, block_align, bits)
-        + b"data" + struct.pack("<I", data_size)
+        b"RIFF"
+        + struct.pack("<I", riff_size)
+        + b"WAVE"
+        + b"fmt "
+        + struct.pack(
+            "<IHHIIHH",
+            16,
+            WAVE_FORMAT_PCM,
+            channels,
+            sample_rate,
+            sample_rate * block_align,
+            block_align,
+            bits,
+        )
+        + b"data"
+        + struct.pack("<I", data_size)
     )
 
 

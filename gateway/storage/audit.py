@@ -44,23 +44,46 @@ class AuditEntry:
 
     def body(self) -> bytes:
         return json.dumps(
-            {"ts": self.ts, "actor": self.actor, "action": self.action, "subject": self.subject,
-             "details": self.details},
-            sort_keys=True, separators=(",", ":"), ensure_ascii=True,
+            {
+                "ts": self.ts,
+                "actor": self.actor,
+                "action": self.action,
+                "subject": self.subject,
+                "details": self.details,
+            },
+            sort_keys=True,
+            separators=(",", ":"),
+            ensure_ascii=True,
         ).encode()
 
     def as_json(self) -> dict[str, Any]:
         """The entry as `gateway audit export` writes it (one JSON object a line)."""
-        return {"seq": self.seq, "ts": self.ts, "actor": self.actor, "action": self.action,
-                "subject": self.subject, "details": self.details, "prev_hash": self.prev_hash,
-                "hash": self.hash, "v": self.v}
+        return {
+            "seq": self.seq,
+            "ts": self.ts,
+            "actor": self.actor,
+            "action": self.action,
+            "subject": self.subject,
+            "details": self.details,
+            "prev_hash": self.prev_hash,
+            "hash": self.hash,
+            "v": self.v,
+        }
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> AuditEntry:
         try:
-            return cls(int(d["seq"]), str(d["ts"]), str(d["actor"]), str(d["action"]), str(d["subject"]),
-                       d["details"] if isinstance(d["details"], dict) else {"unparseable": str(d["details"])},
-                       str(d["prev_hash"]), str(d["hash"]), int(d.get("v", 1)))
+            return cls(
+                int(d["seq"]),
+                str(d["ts"]),
+                str(d["actor"]),
+                str(d["action"]),
+                str(d["subject"]),
+                d["details"] if isinstance(d["details"], dict) else {"unparseable": str(d["details"])},
+                str(d["prev_hash"]),
+                str(d["hash"]),
+                int(d.get("v", 1)),
+            )
         except (KeyError, TypeError, ValueError) as e:
             raise ValueError(f"not an audit entry: {e}") from None
 
@@ -73,8 +96,9 @@ def entry_hash(prev_hash: str, body: bytes, seq: int = 0, v: int = HASH_VERSION)
 
 def seal(entry: AuditEntry, prev_hash: str, v: int = HASH_VERSION) -> AuditEntry:
     """The entry linked after `prev_hash`, with its hash filled in."""
-    unsealed = AuditEntry(entry.seq, entry.ts, entry.actor, entry.action, entry.subject, entry.details,
-                          prev_hash, "", v)
+    unsealed = AuditEntry(
+        entry.seq, entry.ts, entry.actor, entry.action, entry.subject, entry.details, prev_hash, "", v
+    )
     return AuditEntry(**{**unsealed.__dict__, "hash": entry_hash(prev_hash, unsealed.body(), entry.seq, v)})
 
 
@@ -108,27 +132,43 @@ def verify(entries: list[AuditEntry]) -> ChainVerdict:
 
     for e in entries:
         if e.v not in (1, 2) or (e.v == 1 and seen_v2):
-            return broken(e, "edited", f"entry #{e.seq} ({e.action}) claims hash version {e.v}, which is not "
-                                       "possible at its place in the log")
+            return broken(
+                e,
+                "edited",
+                f"entry #{e.seq} ({e.action}) claims hash version {e.v}, which is not "
+                "possible at its place in the log",
+            )
         seen_v2 = seen_v2 or e.v == 2
         if entry_hash(e.prev_hash, e.body(), e.seq, e.v) != e.hash:
-            return broken(e, "edited", f"entry #{e.seq} ({e.action}) was altered: its content no longer "
-                                       "matches its hash")
+            return broken(
+                e,
+                "edited",
+                f"entry #{e.seq} ({e.action}) was altered: its content no longer matches its hash",
+            )
         if e.prev_hash != prev_hash:
             if e.prev_hash in by_hash:
-                return broken(e, "reordered", f"entry #{e.seq} ({e.action}) was written after "
-                                              f"#{by_hash[e.prev_hash]} but is stored after #{prev_seq}: "
-                                              "entries were reordered")
+                return broken(
+                    e,
+                    "reordered",
+                    f"entry #{e.seq} ({e.action}) was written after "
+                    f"#{by_hash[e.prev_hash]} but is stored after #{prev_seq}: "
+                    "entries were reordered",
+                )
             where = f"after #{prev_seq}" if prev_seq else "at the start"
             return broken(e, "deleted", f"entries were deleted {where}, before #{e.seq} ({e.action})")
         if e.v == 2 and e.seq != prev_seq + 1:
-            return broken(e, "deleted", f"entries #{prev_seq + 1} to #{e.seq - 1} are missing "
-                                        f"(after #{prev_seq}, before #{e.seq} ({e.action}))")
+            return broken(
+                e,
+                "deleted",
+                f"entries #{prev_seq + 1} to #{e.seq - 1} are missing "
+                f"(after #{prev_seq}, before #{e.seq} ({e.action}))",
+            )
         prev_hash, prev_seq = e.hash, e.seq
     return ChainVerdict(len(entries), prev_seq, prev_hash, None)
 
 
 # -- checkpoints ----------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Checkpoint:
@@ -140,12 +180,21 @@ class Checkpoint:
     signature: str | None = None  # Ed25519 over message(), hex; None for a head noted by hand
 
     def message(self) -> bytes:
-        return json.dumps({"type": "audit.checkpoint", "v": 1, "seq": self.seq, "hash": self.hash,
-                           "ts": self.ts}, sort_keys=True, separators=(",", ":")).encode()
+        return json.dumps(
+            {"type": "audit.checkpoint", "v": 1, "seq": self.seq, "hash": self.hash, "ts": self.ts},
+            sort_keys=True,
+            separators=(",", ":"),
+        ).encode()
 
     def as_json(self) -> dict[str, Any]:
-        return {"type": "audit.checkpoint", "v": 1, "seq": self.seq, "hash": self.hash, "ts": self.ts,
-                "sig": self.signature}
+        return {
+            "type": "audit.checkpoint",
+            "v": 1,
+            "seq": self.seq,
+            "hash": self.hash,
+            "ts": self.ts,
+            "sig": self.signature,
+        }
 
     def line(self) -> str:
         return json.dumps(self.as_json(), sort_keys=True, separators=(",", ":"))
@@ -198,8 +247,9 @@ def _checkpoint_in(text: str, depth: int) -> Checkpoint | None:
         return None
 
 
-def check_checkpoints(entries: list[AuditEntry], checkpoints: list[Checkpoint],
-                      public: Ed25519PublicKey | None) -> ChainProblem | None:
+def check_checkpoints(
+    entries: list[AuditEntry], checkpoints: list[Checkpoint], public: Ed25519PublicKey | None
+) -> ChainProblem | None:
     """Does the chain still contain every head the witness saw? A signed checkpoint whose
     signature does not verify is itself a problem (not the gateway's); an unsigned one (a head
     noted by hand) counts as the operator's word."""
@@ -207,17 +257,26 @@ def check_checkpoints(entries: list[AuditEntry], checkpoints: list[Checkpoint],
     last = entries[-1].seq if entries else 0
     for cp in sorted(checkpoints, key=lambda c: c.seq):
         if cp.signature is not None and (public is None or not cp.verify(public)):
-            return ChainProblem(cp.seq, "forged-checkpoint",
-                                f"the checkpoint for #{cp.seq} does not carry this gateway's signature")
+            return ChainProblem(
+                cp.seq,
+                "forged-checkpoint",
+                f"the checkpoint for #{cp.seq} does not carry this gateway's signature",
+            )
         entry = by_seq.get(cp.seq)
         if entry is None and cp.seq > last:
-            return ChainProblem(cp.seq, "truncated",
-                                f"the witness saw entry #{cp.seq} ({cp.ts}) but the log ends at #{last}: "
-                                "entries were removed from the end")
+            return ChainProblem(
+                cp.seq,
+                "truncated",
+                f"the witness saw entry #{cp.seq} ({cp.ts}) but the log ends at #{last}: "
+                "entries were removed from the end",
+            )
         if entry is None or entry.hash != cp.hash:
-            return ChainProblem(cp.seq, "rewritten",
-                                f"entry #{cp.seq} is not the one the witness saw at {cp.ts} (hash "
-                                f"{cp.hash[:16]}...): the log was rewritten at or before it")
+            return ChainProblem(
+                cp.seq,
+                "rewritten",
+                f"entry #{cp.seq} is not the one the witness saw at {cp.ts} (hash "
+                f"{cp.hash[:16]}...): the log was rewritten at or before it",
+            )
     return None
 
 
@@ -227,5 +286,9 @@ def check_head(entries: list[AuditEntry], head_hash: str) -> ChainProblem | None
         if e.hash == head_hash:
             return None
     last = entries[-1].seq if entries else 0
-    return ChainProblem(last, "truncated", f"the recorded head {head_hash[:16]}... is not in the log: entries "
-                                           "were removed from the end, or the log was rewritten")
+    return ChainProblem(
+        last,
+        "truncated",
+        f"the recorded head {head_hash[:16]}... is not in the log: entries "
+        "were removed from the end, or the log was rewritten",
+    )

@@ -6,6 +6,7 @@ the scale-out one). It holds no audio and no readable caller numbers.
 
 from __future__ import annotations
 
+import builtins
 import json
 import logging
 import sqlite3
@@ -49,7 +50,9 @@ class CallRow:
     started_at: str
     route: str | None = None
     ended_at: str | None = None
-    caller_enc: bytes | None = None  # the caller's number, age-encrypted; nothing else about it is kept
+    caller_enc: builtins.bytes | None = (
+        None  # the caller's number, age-encrypted; nothing else about it is kept
+    )
 
 
 @dataclass
@@ -70,7 +73,7 @@ class RecordingRow:
     route: str | None = None
     retention_days: int | None = None
     error: str | None = None
-    source_enc: bytes | None = None  # a legacy import's original path, age-encrypted
+    source_enc: builtins.bytes | None = None  # a legacy import's original path, age-encrypted
     # A legacy import's original file as it was encrypted: SHA-256 over its device, inode,
     # size, mtime and content hash (legacy.py). Shredding and resuming compare against it.
     source_fingerprint: str | None = None
@@ -140,8 +143,9 @@ class Index(ABC):
     def active_holds(self, rec_id: str | None = None) -> list[dict[str, Any]]: ...
 
     @abstractmethod
-    def append_audit(self, actor: str, action: str, subject: str, details: dict[str, Any] | None = None
-                     ) -> AuditEntry: ...
+    def append_audit(
+        self, actor: str, action: str, subject: str, details: dict[str, Any] | None = None
+    ) -> AuditEntry: ...
 
     @abstractmethod
     def audit_entries(self) -> list[AuditEntry]: ...
@@ -194,8 +198,10 @@ CREATE TABLE IF NOT EXISTS audit_checkpoints (
 
 # Version N's migration brings an index from N-1 to N. Each runs in one transaction.
 MIGRATIONS: dict[int, tuple[str, str]] = {
-    2: ("caller numbers and legacy paths lose their keyed lookup hashes (a stolen index could be "
-        "brute-forced with the key beside it); legacy imports are matched by file fingerprint", """
+    2: (
+        "caller numbers and legacy paths lose their keyed lookup hashes (a stolen index could be "
+        "brute-forced with the key beside it); legacy imports are matched by file fingerprint",
+        """
 CREATE TABLE calls_v2 (
     id TEXT PRIMARY KEY, started_at TEXT NOT NULL, ended_at TEXT, route TEXT, caller_enc BLOB);
 INSERT INTO calls_v2 SELECT id, started_at, ended_at, route, caller_enc FROM calls;
@@ -217,7 +223,8 @@ CREATE INDEX recordings_call ON recordings(call_id);
 ALTER TABLE audit ADD COLUMN v INTEGER NOT NULL DEFAULT 1;
 CREATE TABLE audit_checkpoints (
     seq INTEGER PRIMARY KEY, ts TEXT NOT NULL, hash TEXT NOT NULL, signature TEXT);
-"""),
+""",
+    ),
 }
 _RECORDING_COLUMNS = [f.name for f in fields(RecordingRow)]
 
@@ -245,7 +252,9 @@ class SqliteIndex(Index):
             self.path.chmod(0o600)
 
     def schema_version(self) -> int:
-        has_meta = self._db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'").fetchone()
+        has_meta = self._db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'"
+        ).fetchone()
         if not has_meta:
             return 0
         row = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
@@ -256,8 +265,10 @@ class SqliteIndex(Index):
         an index written by a newer gateway."""
         version = self.schema_version()
         if version > SCHEMA_VERSION:
-            raise IndexError_(f"index {self.path} has schema {version}, newer than this gateway's "
-                              f"{SCHEMA_VERSION}: run the newer gateway, or upgrade this one")
+            raise IndexError_(
+                f"index {self.path} has schema {version}, newer than this gateway's "
+                f"{SCHEMA_VERSION}: run the newer gateway, or upgrade this one"
+            )
         if version == 0:
             self._db.executescript(SCHEMA)
             self._db.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
@@ -270,8 +281,10 @@ class SqliteIndex(Index):
             why, script = MIGRATIONS[target]
             self._db.execute("PRAGMA foreign_keys=OFF")
             try:
-                self._db.executescript(f"BEGIN IMMEDIATE;\n{script}\n"
-                                       f"UPDATE meta SET value='{target}' WHERE key='schema';\nCOMMIT;")
+                self._db.executescript(
+                    f"BEGIN IMMEDIATE;\n{script}\n"
+                    f"UPDATE meta SET value='{target}' WHERE key='schema';\nCOMMIT;"
+                )
             except sqlite3.DatabaseError:
                 if self._db.in_transaction:
                     self._db.execute("ROLLBACK")
@@ -305,8 +318,9 @@ class SqliteIndex(Index):
 
     def add_recording(self, rec: RecordingRow) -> None:
         d = asdict(rec)
-        self._exec(f"INSERT INTO recordings ({','.join(d)}) VALUES ({','.join('?' * len(d))})",
-                   tuple(d.values()))
+        self._exec(
+            f"INSERT INTO recordings ({','.join(d)}) VALUES ({','.join('?' * len(d))})", tuple(d.values())
+        )
 
     def update_recording(self, rec_id: str, **changes: Any) -> None:
         unknown = set(changes) - set(_RECORDING_COLUMNS)
@@ -320,8 +334,10 @@ class SqliteIndex(Index):
             raise NotFound(rec_id)
 
     def checkpoint_recording(self, rec_id: str, sealed_bytes: int, sha256: str) -> None:
-        self._exec("UPDATE recordings SET bytes=?, sha256=? WHERE id=? AND status=?",
-                   (sealed_bytes, sha256, rec_id, RECORDING))
+        self._exec(
+            "UPDATE recordings SET bytes=?, sha256=? WHERE id=? AND status=?",
+            (sealed_bytes, sha256, rec_id, RECORDING),
+        )
 
     def _recordings(self, where: str, params: tuple[Any, ...]) -> list[RecordingRow]:
         sql = f"SELECT {','.join(_RECORDING_COLUMNS)} FROM recordings {where}"
@@ -346,8 +362,10 @@ class SqliteIndex(Index):
         return self._recordings("WHERE call_id=? ORDER BY started_at", (call_id,))
 
     def encrypted_callers(self, after: str = "", limit: int = 1000) -> list[tuple[str, bytes]]:
-        rows = self._exec("SELECT id, caller_enc FROM calls WHERE caller_enc IS NOT NULL AND id > ? "
-                          "ORDER BY id LIMIT ?", (after, limit)).fetchall()
+        rows = self._exec(
+            "SELECT id, caller_enc FROM calls WHERE caller_enc IS NOT NULL AND id > ? ORDER BY id LIMIT ?",
+            (after, limit),
+        ).fetchall()
         return [(r[0], bytes(r[1])) for r in rows]
 
     def calls_by_ids(self, call_ids: list[str]) -> list[CallRow]:
@@ -355,22 +373,31 @@ class SqliteIndex(Index):
         out: list[CallRow] = []
         for i in range(0, len(call_ids), 500):
             part = call_ids[i : i + 500]
-            out += [CallRow(*r) for r in self._exec(
-                f"SELECT {','.join(cols)} FROM calls WHERE id IN ({','.join('?' * len(part))})",
-                tuple(part)).fetchall()]
+            out += [
+                CallRow(*r)
+                for r in self._exec(
+                    f"SELECT {','.join(cols)} FROM calls WHERE id IN ({','.join('?' * len(part))})",
+                    tuple(part),
+                ).fetchall()
+            ]
         return sorted(out, key=lambda c: (c.started_at, c.id))
 
     def scrub_caller(self, call_id: str) -> None:
         self._exec("UPDATE calls SET caller_enc=NULL WHERE id=?", (call_id,))
 
     def add_hold(self, rec_id: str, reason: str, actor: str) -> int:
-        cur = self._exec("INSERT INTO holds (recording_id, reason, actor, created_at) VALUES (?,?,?,?)",
-                         (rec_id, reason, actor, utcnow()))
+        cur = self._exec(
+            "INSERT INTO holds (recording_id, reason, actor, created_at) VALUES (?,?,?,?)",
+            (rec_id, reason, actor, utcnow()),
+        )
         return int(cur.lastrowid or 0)
 
     def release_holds(self, rec_id: str, reason: str, actor: str) -> int:
-        cur = self._exec("UPDATE holds SET released_at=?, released_by=?, release_reason=? "
-                         "WHERE recording_id=? AND released_at IS NULL", (utcnow(), actor, reason, rec_id))
+        cur = self._exec(
+            "UPDATE holds SET released_at=?, released_by=?, release_reason=? "
+            "WHERE recording_id=? AND released_at IS NULL",
+            (utcnow(), actor, reason, rec_id),
+        )
         return cur.rowcount
 
     def active_holds(self, rec_id: str | None = None) -> list[dict[str, Any]]:
@@ -383,8 +410,10 @@ class SqliteIndex(Index):
         return [dict(zip(keys, r, strict=True)) for r in self._exec(sql + " ORDER BY id", params).fetchall()]
 
     def put_consent_receipt(self, call_id: str, receipt: dict[str, Any]) -> None:
-        self._exec("INSERT OR REPLACE INTO consent_receipts VALUES (?,?,?)",
-                   (call_id, json.dumps(receipt, sort_keys=True), utcnow()))
+        self._exec(
+            "INSERT OR REPLACE INTO consent_receipts VALUES (?,?,?)",
+            (call_id, json.dumps(receipt, sort_keys=True), utcnow()),
+        )
 
     def get_consent_receipt(self, call_id: str) -> dict[str, Any]:
         row = self._exec("SELECT receipt FROM consent_receipts WHERE call_id=?", (call_id,)).fetchone()
@@ -392,8 +421,9 @@ class SqliteIndex(Index):
             raise NotFound(call_id)
         return json.loads(row[0])
 
-    def append_audit(self, actor: str, action: str, subject: str, details: dict[str, Any] | None = None
-                     ) -> AuditEntry:
+    def append_audit(
+        self, actor: str, action: str, subject: str, details: dict[str, Any] | None = None
+    ) -> AuditEntry:
         with self._lock:
             # IMMEDIATE takes the write lock before reading the head, so that two processes
             # appending at once cannot both link to the same predecessor.
@@ -405,8 +435,18 @@ class SqliteIndex(Index):
                 self._db.execute(
                     "INSERT INTO audit (seq, ts, actor, action, subject, details, prev_hash, hash, v) "
                     "VALUES (?,?,?,?,?,?,?,?,?)",
-                    (entry.seq, entry.ts, entry.actor, entry.action, entry.subject,
-                     json.dumps(entry.details, sort_keys=True), entry.prev_hash, entry.hash, entry.v))
+                    (
+                        entry.seq,
+                        entry.ts,
+                        entry.actor,
+                        entry.action,
+                        entry.subject,
+                        json.dumps(entry.details, sort_keys=True),
+                        entry.prev_hash,
+                        entry.hash,
+                        entry.v,
+                    ),
+                )
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
@@ -414,8 +454,9 @@ class SqliteIndex(Index):
         return entry
 
     def audit_entries(self) -> list[AuditEntry]:
-        rows = self._exec("SELECT seq, ts, actor, action, subject, details, prev_hash, hash, v FROM audit "
-                          "ORDER BY seq").fetchall()
+        rows = self._exec(
+            "SELECT seq, ts, actor, action, subject, details, prev_hash, hash, v FROM audit ORDER BY seq"
+        ).fetchall()
         return [AuditEntry(r[0], r[1], r[2], r[3], r[4], _details(r[5]), r[6], r[7], r[8]) for r in rows]
 
     def audit_head(self) -> tuple[int, str]:
@@ -423,7 +464,10 @@ class SqliteIndex(Index):
         return (row[0], row[1]) if row else (0, audit.GENESIS)
 
     def add_checkpoint(self, cp: audit.Checkpoint) -> None:
-        self._exec("INSERT OR REPLACE INTO audit_checkpoints VALUES (?,?,?,?)", (cp.seq, cp.ts, cp.hash, cp.signature))
+        self._exec(
+            "INSERT OR REPLACE INTO audit_checkpoints VALUES (?,?,?,?)",
+            (cp.seq, cp.ts, cp.hash, cp.signature),
+        )
 
     def checkpoints(self) -> list[audit.Checkpoint]:
         rows = self._exec("SELECT seq, hash, ts, signature FROM audit_checkpoints ORDER BY seq").fetchall()

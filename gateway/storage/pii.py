@@ -37,7 +37,7 @@ def strip_number(number: str) -> str:
     text = number.strip()
     for scheme in ("tel:", "sip:", "sips:"):
         if text.lower().startswith(scheme):
-            text = text[len(scheme):].split("@", 1)[0].split(";", 1)[0]
+            text = text[len(scheme) :].split("@", 1)[0].split(";", 1)[0]
     return _NUMBER_NOISE.sub("", text)
 
 
@@ -50,9 +50,9 @@ def e164(number: str, numbering: Numbering) -> str | None:
     if n.startswith("+"):
         return n
     if numbering.international_prefix and n.startswith(numbering.international_prefix):
-        return "+" + n[len(numbering.international_prefix):]
+        return "+" + n[len(numbering.international_prefix) :]
     if numbering.country_code and numbering.national_prefix and n.startswith(numbering.national_prefix):
-        return "+" + numbering.country_code + n[len(numbering.national_prefix):]
+        return "+" + numbering.country_code + n[len(numbering.national_prefix) :]
     return None
 
 
@@ -66,11 +66,15 @@ def search_form(number: str, numbering: Numbering) -> str:
     form = e164(n, numbering)
     if form is None:
         if numbering.country_code:
-            raise NumberError(f"{number!r} is neither international (+{numbering.country_code}..., "
-                              f"{numbering.international_prefix}{numbering.country_code}...) nor national "
-                              f"({numbering.national_prefix}...): give it in international form")
-        raise NumberError(f"{number!r} is not in international form: give it as +CC... (e.g. +46701234567), "
-                          "or set [numbers] country_code so that national numbers can be placed")
+            raise NumberError(
+                f"{number!r} is neither international (+{numbering.country_code}..., "
+                f"{numbering.international_prefix}{numbering.country_code}...) nor national "
+                f"({numbering.national_prefix}...): give it in international form"
+            )
+        raise NumberError(
+            f"{number!r} is not in international form: give it as +CC... (e.g. +46701234567), "
+            "or set [numbers] country_code so that national numbers can be placed"
+        )
     return form
 
 

@@ -60,24 +60,32 @@ class FrontDoor:
     def __post_init__(self) -> None:
         # Every value below is placed inside a double-quoted string or a list file of Kamailio's
         # configuration: the config loader validated them; this refuses anything that slipped by.
-        for what, value in (("the data directory", str(self.rundir)), ("[pbx] uri", self.pbx_uri),
-                            ("[sip] listen", self.host), *(("an allowlist entry", t) for t in self.trusted)):
+        for what, value in (
+            ("the data directory", str(self.rundir)),
+            ("[pbx] uri", self.pbx_uri),
+            ("[sip] listen", self.host),
+            *(("an allowlist entry", t) for t in self.trusted),
+        ):
             if any(c in value for c in '"\\$') or not value.isprintable():
-                raise ValueError(f"{what} {value!r} cannot be placed in Kamailio's configuration "
-                                 "(quotes, backslashes, '$' and control characters are refused)")
+                raise ValueError(
+                    f"{what} {value!r} cannot be placed in Kamailio's configuration "
+                    "(quotes, backslashes, '$' and control characters are refused)"
+                )
 
     def render(self) -> str:
-        fail_open = ('    xlog("L_WARN", "fail-closed: no worker for $ci\\n");\n'
-                     '    send_reply("503", "Service Unavailable");\n    exit;'
-                     if self.fail_closed else
-                     '    xlog("L_WARN", "fail-open: no worker for $ci, to the PBX unrecorded\\n");\n'
-                     '    remove_hf("X-Recording-Consent");\n'
-                     '    append_hf("X-Recording-Consent: unavailable\\r\\n");\n'
-                     f'    $ru = "{self.pbx_uri}";\n'
-                     # From a failure route $du still names the worker or peer that failed.
-                     '    $du = $null;\n'
-                     '    t_on_failure("PBX_FAIL");\n'
-                     '    if (!t_relay()) { send_reply("503", "Service Unavailable"); }\n    exit;')
+        fail_open = (
+            '    xlog("L_WARN", "fail-closed: no worker for $ci\\n");\n'
+            '    send_reply("503", "Service Unavailable");\n    exit;'
+            if self.fail_closed
+            else '    xlog("L_WARN", "fail-open: no worker for $ci, to the PBX unrecorded\\n");\n'
+            '    remove_hf("X-Recording-Consent");\n'
+            '    append_hf("X-Recording-Consent: unavailable\\r\\n");\n'
+            f'    $ru = "{self.pbx_uri}";\n'
+            # From a failure route $du still names the worker or peer that failed.
+            "    $du = $null;\n"
+            '    t_on_failure("PBX_FAIL");\n'
+            '    if (!t_relay()) { send_reply("503", "Service Unavailable"); }\n    exit;'
+        )
         return f'''#!KAMAILIO
 # Rendered by the consent gateway's supervisor; edit the gateway's configuration instead.
 debug=2
@@ -245,13 +253,15 @@ route[FAILOPEN] {{
     def _peer_route(self) -> str:
         if not self.peers:
             return "    # no peer nodes configured ([node] peers)"
-        return (f'    append_hf("{OVERFLOW_HEADER}: {self.host}:{self.port}\\r\\n");\n'
-                f'    if (ds_select_dst("{PEER_SET}", "4")) {{\n'
-                '        xlog("L_INFO", "no worker free for $ci: to peer node $du\\n");\n'
-                '        t_on_failure("PEER_FAIL");\n'
-                '        t_relay();\n'
-                '        exit;\n'
-                '    }')
+        return (
+            f'    append_hf("{OVERFLOW_HEADER}: {self.host}:{self.port}\\r\\n");\n'
+            f'    if (ds_select_dst("{PEER_SET}", "4")) {{\n'
+            '        xlog("L_INFO", "no worker free for $ci: to peer node $du\\n");\n'
+            '        t_on_failure("PEER_FAIL");\n'
+            "        t_relay();\n"
+            "        exit;\n"
+            "    }"
+        )
 
     def write(self, workers: list[tuple[str, int]]) -> None:
         ensure_private_dir(self.rundir.parent)
@@ -260,7 +270,8 @@ route[FAILOPEN] {{
         (self.rundir / "address.list").write_text(self.address_list(workers))
         # Workers are added over RPC as they come up; peer nodes are fixed by the config.
         (self.rundir / "dispatcher.list").write_text(
-            "".join(f"{PEER_SET} sip:{h}:{p} 0 0\n" for h, p in self.peers))
+            "".join(f"{PEER_SET} sip:{h}:{p} 0 0\n" for h, p in self.peers)
+        )
 
     def check(self) -> str | None:
         """Kamailio's own verdict on the rendered configuration (None: fine)."""
@@ -268,8 +279,21 @@ route[FAILOPEN] {{
         return None if res.returncode == 0 else (res.stderr.strip().splitlines() or ["?"])[-1]
 
     def command(self) -> list[str]:
-        return ["kamailio", "-f", str(self.cfg_path), "-DD", "-E", "-Y", str(self.rundir), "-P",
-                str(self.rundir / "kamailio.pid"), "-m", "64", "-M", "8"]
+        return [
+            "kamailio",
+            "-f",
+            str(self.cfg_path),
+            "-DD",
+            "-E",
+            "-Y",
+            str(self.rundir),
+            "-P",
+            str(self.rundir / "kamailio.pid"),
+            "-m",
+            "64",
+            "-M",
+            "8",
+        ]
 
     def rpc(self, *args: str) -> str:
         res = subprocess.run(["kamcmd", "-s", self.ctl, *args], capture_output=True, text=True, timeout=10)
@@ -279,8 +303,14 @@ route[FAILOPEN] {{
         return res.stdout
 
     def add_worker(self, host: str, port: int, worker_id: str, capacity: int) -> None:
-        self.rpc("dispatcher.add", str(DISPATCH_SET), f"sip:{host}:{port}", "0", "0",
-                 f"duid={worker_id};maxload={capacity}")
+        self.rpc(
+            "dispatcher.add",
+            str(DISPATCH_SET),
+            f"sip:{host}:{port}",
+            "0",
+            "0",
+            f"duid={worker_id};maxload={capacity}",
+        )
 
     def remove_worker(self, host: str, port: int) -> None:
         self.rpc("dispatcher.remove", str(DISPATCH_SET), f"sip:{host}:{port}")

@@ -101,8 +101,9 @@ class WorkerLinks:
             return False
         return await self._request(writer, {"op": "ping"}, timeout_s) is not None
 
-    async def _request(self, writer: asyncio.StreamWriter, body: dict[str, Any], timeout_s: float
-                       ) -> dict[str, Any] | None:
+    async def _request(
+        self, writer: asyncio.StreamWriter, body: dict[str, Any], timeout_s: float
+    ) -> dict[str, Any] | None:
         req = next(self._req)
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[req] = fut

@@ -69,41 +69,57 @@ class Metrics:
     def render(self, node: dict[str, Any]) -> str:
         states = Counter(self.call_state.values())
         lines = [
-            "# HELP gateway_calls Live calls by state.", "# TYPE gateway_calls gauge",
-            *(f'gateway_calls{{state="{s}"}} {states.get(s, 0)}'
-              for s in ("notice", "deciding", "dialling", "bridged", "unavailable")),
-            "# HELP gateway_calls_started_total Calls answered.", "# TYPE gateway_calls_started_total counter",
+            "# HELP gateway_calls Live calls by state.",
+            "# TYPE gateway_calls gauge",
+            *(
+                f'gateway_calls{{state="{s}"}} {states.get(s, 0)}'
+                for s in ("notice", "deciding", "dialling", "bridged", "unavailable")
+            ),
+            "# HELP gateway_calls_started_total Calls answered.",
+            "# TYPE gateway_calls_started_total counter",
             f"gateway_calls_started_total {self.calls_started}",
-            "# HELP gateway_consent_total Consent outcomes.", "# TYPE gateway_consent_total counter",
-            *(f'gateway_consent_total{{outcome="{o}"}} {self.consent.get(o, 0)}'
-              for o in ("granted", "declined", "withdrawn")),
+            "# HELP gateway_consent_total Consent outcomes.",
+            "# TYPE gateway_consent_total counter",
+            *(
+                f'gateway_consent_total{{outcome="{o}"}} {self.consent.get(o, 0)}'
+                for o in ("granted", "declined", "withdrawn")
+            ),
             "# HELP gateway_recording_bytes_sealed_total Ciphertext bytes of finished recordings.",
             "# TYPE gateway_recording_bytes_sealed_total counter",
             f"gateway_recording_bytes_sealed_total {self.bytes_sealed}",
-            "# TYPE gateway_recordings_saved_total counter", f"gateway_recordings_saved_total {self.recordings_saved}",
+            "# TYPE gateway_recordings_saved_total counter",
+            f"gateway_recordings_saved_total {self.recordings_saved}",
             "# HELP gateway_recorder_frames_overflowed_total Frames dropped at the recorder hand-off.",
             "# TYPE gateway_recorder_frames_overflowed_total counter",
             f"gateway_recorder_frames_overflowed_total {sum(self.frames_overflowed.values())}",
             "# HELP gateway_storage_errors_total Recordings that storage failure ended early.",
-            "# TYPE gateway_storage_errors_total counter", f"gateway_storage_errors_total {self.storage_errors}",
-            "# TYPE gateway_pbx_failures_total counter", f"gateway_pbx_failures_total {self.pbx_failures}",
+            "# TYPE gateway_storage_errors_total counter",
+            f"gateway_storage_errors_total {self.storage_errors}",
+            "# TYPE gateway_pbx_failures_total counter",
+            f"gateway_pbx_failures_total {self.pbx_failures}",
             "# HELP gateway_failopen_total Calls sent to the PBX unrecorded (or refused) for lack of a worker.",
-            "# TYPE gateway_failopen_total counter", f"gateway_failopen_total {node.get('failopen', 0)}",
+            "# TYPE gateway_failopen_total counter",
+            f"gateway_failopen_total {node.get('failopen', 0)}",
             "# TYPE gateway_worker_restarts_total counter",
             f"gateway_worker_restarts_total {sum(w['restarts'] for w in node.get('workers', []))}",
             "# TYPE gateway_kamailio_restarts_total counter",
             f"gateway_kamailio_restarts_total {node.get('kamailio', {}).get('restarts', 0)}",
             "# TYPE gateway_workers_ready gauge",
             f"gateway_workers_ready {sum(1 for w in node.get('workers', []) if w['ready'])}",
-            "# TYPE gateway_capacity_calls gauge", f"gateway_capacity_calls {node.get('capacity_calls', 0)}",
+            "# TYPE gateway_capacity_calls gauge",
+            f"gateway_capacity_calls {node.get('capacity_calls', 0)}",
         ]
         return "\n".join(lines) + "\n"
 
 
 def app(metrics: Metrics, node_status: Callable[[], dict[str, Any]]) -> web.Application:
     async def handle(_: web.Request) -> web.Response:
-        return web.Response(text=metrics.render(node_status()), content_type="text/plain", charset="utf-8",
-                            headers={"Cache-Control": "no-store"})
+        return web.Response(
+            text=metrics.render(node_status()),
+            content_type="text/plain",
+            charset="utf-8",
+            headers={"Cache-Control": "no-store"},
+        )
 
     application = web.Application()
     application.router.add_get("/metrics", handle)

@@ -63,8 +63,10 @@ def pbx_addresses(uri: str) -> list[str]:
     try:
         infos = socket.getaddrinfo(host, None, socket.AF_INET, socket.SOCK_DGRAM)
     except OSError as e:
-        raise ConfigError(f"[pbx] uri host {host!r} does not resolve ({e.strerror or e}): the node "
-                          "allowlists the PBX by address") from None
+        raise ConfigError(
+            f"[pbx] uri host {host!r} does not resolve ({e.strerror or e}): the node "
+            "allowlists the PBX by address"
+        ) from None
     return sorted({parse_ipv4_network(str(info[4][0]), "[pbx] uri host") for info in infos})
 
 
@@ -74,10 +76,15 @@ class Node:
         cfg = gateway.config
         host, port = cfg.sip_listen
         try:
-            self.front = FrontDoor(host, port, cfg.calls.event_socket.parent / "kamailio", cfg.pbx_uri,
-                                   cfg.node.fail_closed,
-                                   [*cfg.node.trunks, *pbx_addresses(cfg.pbx_uri), "127.0.0.1"],
-                                   tuple(cfg.node.peers))
+            self.front = FrontDoor(
+                host,
+                port,
+                cfg.calls.event_socket.parent / "kamailio",
+                cfg.pbx_uri,
+                cfg.node.fail_closed,
+                [*cfg.node.trunks, *pbx_addresses(cfg.pbx_uri), "127.0.0.1"],
+                tuple(cfg.node.peers),
+            )
         except ValueError as e:
             raise ConfigError(str(e)) from None
         self.workers = [WorkerProc(i, cfg.node.worker_base_port + i) for i in range(cfg.node.workers)]
@@ -98,8 +105,11 @@ class Node:
         # Its own process group: Kamailio forks workers, and if its main process is killed they
         # live on holding the SIP socket. The whole group is killed before a restart.
         self.kamailio = await asyncio.create_subprocess_exec(
-            *self.front.command(), stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-            start_new_session=True)
+            *self.front.command(),
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+            start_new_session=True,
+        )
         for _ in range(100):
             if (self.front.rundir / "kamailio_ctl").exists():
                 try:
@@ -114,8 +124,17 @@ class Node:
         w.ready = False
         w.started = time.monotonic()
         w.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "gateway", "--config", str(self.gw.config.path), "worker", "--index",
-            str(w.index), stdout=asyncio.subprocess.PIPE, stderr=None)
+            sys.executable,
+            "-m",
+            "gateway",
+            "--config",
+            str(self.gw.config.path),
+            "worker",
+            "--index",
+            str(w.index),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=None,
+        )
         proc = w.proc
         asyncio.create_task(self._watch_output(w, proc))
         sock = self.gw.config.calls.event_socket.with_name(f"worker-{w.index}.sock")
@@ -127,24 +146,47 @@ class Node:
             line = raw.decode(errors="replace").strip()
             if "listening for SIP" in line and proc is w.proc:
                 try:
-                    await asyncio.to_thread(self.front.add_worker, "127.0.0.1", w.port, f"w{w.index}", WORKER_CALLS)
+                    await asyncio.to_thread(
+                        self.front.add_worker, "127.0.0.1", w.port, f"w{w.index}", WORKER_CALLS
+                    )
                     w.ready = True
                     log.info("worker %d ready on port %d", w.index, w.port)
                 except RuntimeError as e:
                     log.error("worker %d: cannot add it to Kamailio: %s", w.index, e)
 
     def status(self) -> dict[str, object]:
-        return {"supervisor_pid": os.getpid(), "failopen": self.failopen, "kamailio": {"pid": self.kamailio.pid if self.kamailio else None,
-                               "restarts": self.kamailio_restarts, "listen": f"{self.front.host}:{self.front.port}"},
-                  "workers": [{"index": w.index, "port": w.port, "pid": w.proc.pid if w.proc else None,
-                               "ready": w.ready, "restarts": w.restarts, "rolled": w.rolled, "hung": w.hung,
-                               "calls": self.links.calls_on(w.index)} for w in self.workers],
-                  "capacity_calls": WORKER_CALLS * sum(w.ready for w in self.workers),
-                  "pool": {"min": self.gw.config.node.workers, "max": self.gw.config.node.pool_max,
-                           "spare_calls": self.gw.config.node.spare_calls, "grown": self.grown,
-                           "retired": self.retired},
-                  "live_calls": len(self.metrics.call_state),
-                  "ts": time.time()}
+        return {
+            "supervisor_pid": os.getpid(),
+            "failopen": self.failopen,
+            "kamailio": {
+                "pid": self.kamailio.pid if self.kamailio else None,
+                "restarts": self.kamailio_restarts,
+                "listen": f"{self.front.host}:{self.front.port}",
+            },
+            "workers": [
+                {
+                    "index": w.index,
+                    "port": w.port,
+                    "pid": w.proc.pid if w.proc else None,
+                    "ready": w.ready,
+                    "restarts": w.restarts,
+                    "rolled": w.rolled,
+                    "hung": w.hung,
+                    "calls": self.links.calls_on(w.index),
+                }
+                for w in self.workers
+            ],
+            "capacity_calls": WORKER_CALLS * sum(w.ready for w in self.workers),
+            "pool": {
+                "min": self.gw.config.node.workers,
+                "max": self.gw.config.node.pool_max,
+                "spare_calls": self.gw.config.node.spare_calls,
+                "grown": self.grown,
+                "retired": self.retired,
+            },
+            "live_calls": len(self.metrics.call_state),
+            "ts": time.time(),
+        }
 
     def write_status(self) -> None:
         status = self.status()
@@ -186,11 +228,16 @@ class Node:
 
         node = self.gw.config.node
         host, port = self.gw.config.sip_listen
-        wanted = [(host, port, socket.SOCK_DGRAM, "[sip] listen (UDP)"), (host, port, socket.SOCK_STREAM, "[sip] listen (TCP)"),
-                  (*node.metrics_listen, socket.SOCK_STREAM, "[node] metrics_listen")]
+        wanted = [
+            (host, port, socket.SOCK_DGRAM, "[sip] listen (UDP)"),
+            (host, port, socket.SOCK_STREAM, "[sip] listen (TCP)"),
+            (*node.metrics_listen, socket.SOCK_STREAM, "[node] metrics_listen"),
+        ]
         for i in range(node.pool_max):
-            wanted += [("127.0.0.1", node.worker_base_port + i, kind, f"[node] worker_base_port (worker {i})")
-                       for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM)]
+            wanted += [
+                ("127.0.0.1", node.worker_base_port + i, kind, f"[node] worker_base_port (worker {i})")
+                for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM)
+            ]
         for h, p, kind, setting in wanted:
             with socket.socket(socket.AF_INET6 if ":" in h else socket.AF_INET, kind) as s:
                 if kind == socket.SOCK_STREAM:
@@ -198,8 +245,10 @@ class Node:
                 try:
                     s.bind((h, p))
                 except OSError as e:
-                    raise ConfigError(f"{setting}: cannot use {h}:{p}: {e.strerror} (is another gateway, "
-                                      "Kamailio or PBX running there?)") from None
+                    raise ConfigError(
+                        f"{setting}: cannot use {h}:{p}: {e.strerror} (is another gateway, "
+                        "Kamailio or PBX running there?)"
+                    ) from None
 
     async def run(self, stop: asyncio.Event) -> None:
         self.preflight()
@@ -213,8 +262,11 @@ class Node:
         runner = web.AppRunner(app(self.metrics, self.status))
         await runner.setup()
         await web.TCPSite(runner, host, port).start()
-        print(f"gateway: node listening for SIP on {self.front.host}:{self.front.port} (Kamailio), "
-              f"{len(self.workers)} workers; metrics on http://{host}:{port}/metrics", flush=True)
+        print(
+            f"gateway: node listening for SIP on {self.front.host}:{self.front.port} (Kamailio), "
+            f"{len(self.workers)} workers; metrics on http://{host}:{port}/metrics",
+            flush=True,
+        )
         if dashboard is not None:
             print(f"gateway: dashboard on {dashboard[1]}", flush=True)
         ticks = 0
@@ -261,17 +313,27 @@ class Node:
         from ..dashboard.app import Dashboard, serve
         from ..dashboard.users import UserStore
 
-        users = UserStore(self.gw.config.paths.secrets_dir / "users.sqlite3", cfg.lockout_after, cfg.lockout_s)
-        dash = Dashboard(cfg, users, self.gw.index, spool_dir=self.gw.config.paths.spool_dir,
-                         node_status=self.status, command=self.links.command,
-                         storage_errors=lambda: self.metrics.storage_errors)
+        users = UserStore(
+            self.gw.config.paths.secrets_dir / "users.sqlite3", cfg.lockout_after, cfg.lockout_s
+        )
+        dash = Dashboard(
+            cfg,
+            users,
+            self.gw.index,
+            spool_dir=self.gw.config.paths.spool_dir,
+            node_status=self.status,
+            command=self.links.command,
+            storage_errors=lambda: self.metrics.storage_errors,
+        )
         self.links.observers.append(dash.on_event)
         self.links.on_lost.append(dash.on_link_lost)
         try:
             runner, url = await serve(dash)
         except (OSError, ValueError) as e:
-            raise ConfigError(f"[dashboard] cannot serve on {cfg.listen[0]}:{cfg.listen[1]}: "
-                              f"{getattr(e, 'strerror', None) or e}") from None
+            raise ConfigError(
+                f"[dashboard] cannot serve on {cfg.listen[0]}:{cfg.listen[1]}: "
+                f"{getattr(e, 'strerror', None) or e}"
+            ) from None
         if not users.list():
             log.warning("the dashboard has no users yet: add one with `gateway user add NAME --role admin`")
         return runner, url
@@ -283,7 +345,9 @@ class Node:
         for w in self.workers:
             if w.retiring or w.proc is None or w.proc.returncode is not None:
                 continue
-            free += WORKER_CALLS - min(WORKER_CALLS, self.links.calls_on(w.index)) if w.ready else WORKER_CALLS
+            free += (
+                WORKER_CALLS - min(WORKER_CALLS, self.links.calls_on(w.index)) if w.ready else WORKER_CALLS
+            )
         return free
 
     async def _size_pool(self) -> None:
@@ -298,7 +362,12 @@ class Node:
             w = WorkerProc(len(self.workers), node.worker_base_port + len(self.workers))
             self.workers.append(w)
             self.grown += 1
-            log.info("pool: %d call(s) free, fewer than %d spare: starting worker %d", free, node.spare_calls, w.index)
+            log.info(
+                "pool: %d call(s) free, fewer than %d spare: starting worker %d",
+                free,
+                node.spare_calls,
+                w.index,
+            )
             await self._start_worker(w)
             return
         last = active[-1] if active else None
@@ -309,8 +378,11 @@ class Node:
         if last.idle_since == 0.0:
             last.idle_since = now
         if now - last.idle_since >= node.idle_retire_s and free - WORKER_CALLS >= node.spare_calls:
-            log.info("pool: worker %d idle for %.0f s with capacity to spare: retiring it", last.index,
-                     now - last.idle_since)
+            log.info(
+                "pool: worker %d idle for %.0f s with capacity to spare: retiring it",
+                last.index,
+                now - last.idle_since,
+            )
             last.retiring = True
             try:
                 await asyncio.to_thread(self.front.remove_worker, "127.0.0.1", last.port)
@@ -325,8 +397,11 @@ class Node:
         a row is hung (its loop no longer turns, so it answers neither SIP nor us): it leaves
         the dispatcher and is killed; the supervise loop then replaces it like any dead worker.
         Its calls are lost either way; its recordings end truncated and decrypt."""
-        live = [w for w in self.workers if w.ready and not w.restarting and w.proc is not None
-                and w.proc.returncode is None]
+        live = [
+            w
+            for w in self.workers
+            if w.ready and not w.restarting and w.proc is not None and w.proc.returncode is None
+        ]
         answers = await asyncio.gather(*(self.links.ping(w.index, HEARTBEAT_TIMEOUT_S) for w in live))
         for w, ok in zip(live, answers, strict=True):
             if ok or w.restarting or not w.ready:
@@ -335,8 +410,12 @@ class Node:
             w.misses += 1
             if w.misses < HEARTBEAT_MISSES or w.proc is None or w.proc.returncode is not None:
                 continue
-            log.error("worker %d (pid %d) missed %d heartbeats: hung; killing and replacing it",
-                      w.index, w.proc.pid, w.misses)
+            log.error(
+                "worker %d (pid %d) missed %d heartbeats: hung; killing and replacing it",
+                w.index,
+                w.proc.pid,
+                w.misses,
+            )
             w.hung += 1
             w.misses = 0
             try:
@@ -365,7 +444,9 @@ class Node:
             await self._start_kamailio()
             for w in self.workers:
                 if w.ready:
-                    await asyncio.to_thread(self.front.add_worker, "127.0.0.1", w.port, f"w{w.index}", WORKER_CALLS)
+                    await asyncio.to_thread(
+                        self.front.add_worker, "127.0.0.1", w.port, f"w{w.index}", WORKER_CALLS
+                    )
         for w in list(self.workers):
             if w.retiring and w.proc is not None and w.proc.returncode is not None:
                 self.workers.remove(w)

@@ -36,7 +36,9 @@ log = logging.getLogger(__name__)
 class Leg(pj.Call):
     """A pjsua2 call that reports to its session. Holds no logic of its own."""
 
-    def __init__(self, account: pj.Account, session: CallSession, role: str, call_id: int = pj.PJSUA_INVALID_ID):
+    def __init__(
+        self, account: pj.Account, session: CallSession, role: str, call_id: int = pj.PJSUA_INVALID_ID
+    ):
         super().__init__(account, call_id)
         self.session = session
         self.role = role  # "caller" or "pbx"
@@ -61,14 +63,18 @@ class Leg(pj.Call):
             return
         ci = self.getInfo()
         for i, mi in enumerate(ci.media):
-            if mi.type == pj.PJMEDIA_TYPE_AUDIO and mi.status in (pj.PJSUA_CALL_MEDIA_ACTIVE,
-                                                                  pj.PJSUA_CALL_MEDIA_REMOTE_HOLD,
-                                                                  pj.PJSUA_CALL_MEDIA_LOCAL_HOLD):
+            if mi.type == pj.PJMEDIA_TYPE_AUDIO and mi.status in (
+                pj.PJSUA_CALL_MEDIA_ACTIVE,
+                pj.PJSUA_CALL_MEDIA_REMOTE_HOLD,
+                pj.PJSUA_CALL_MEDIA_LOCAL_HOLD,
+            ):
                 # A re-INVITE rebuilds the stream: this AudioMedia replaces the old one.
                 self.audio = self.getAudioMedia(i)
                 held = mi.status == pj.PJSUA_CALL_MEDIA_REMOTE_HOLD
                 changed, self.remote_hold = held != self.remote_hold, held
-                self.session.on_leg_media(self, hold_changed=changed and mi.status != pj.PJSUA_CALL_MEDIA_LOCAL_HOLD)
+                self.session.on_leg_media(
+                    self, hold_changed=changed and mi.status != pj.PJSUA_CALL_MEDIA_LOCAL_HOLD
+                )
                 return
 
     def onDtmfDigit(self, prm: pj.OnDtmfDigitParam) -> None:
@@ -99,7 +105,9 @@ class SequenceMatcher:
 
 
 class CallSession:
-    def __init__(self, worker: Worker, call_id: str, invite: Invite, route: Route, caller_leg_id: int) -> None:
+    def __init__(
+        self, worker: Worker, call_id: str, invite: Invite, route: Route, caller_leg_id: int
+    ) -> None:
         self.worker = worker
         self.id = call_id
         self.invite = invite
@@ -115,10 +123,17 @@ class CallSession:
         cfg = worker.config
         notice = worker.prompts_for(route).get(f"notice-{route.mode}", route.language)
         self.notice = notice
-        self.machine = ConsentMachine(self.mode, notice.duration_s, cfg.grace_s, cfg.decline_key, cfg.accept_key,
-                                      cfg.calls.withdraw_sequence)
-        self.helpline_keys = SequenceMatcher({cfg.calls.pause_sequence: "pause",
-                                              cfg.calls.resume_sequence: "resume"})
+        self.machine = ConsentMachine(
+            self.mode,
+            notice.duration_s,
+            cfg.grace_s,
+            cfg.decline_key,
+            cfg.accept_key,
+            cfg.calls.withdraw_sequence,
+        )
+        self.helpline_keys = SequenceMatcher(
+            {cfg.calls.pause_sequence: "pause", cfg.calls.resume_sequence: "resume"}
+        )
         self.caller = Leg(worker.account, self, "caller", caller_leg_id)
         self.pbx: Leg | None = None
         self.slot = worker.take_slot()
@@ -164,10 +179,17 @@ class CallSession:
                 except Exception:
                     log.exception("call %s: handler failed", self.id)
                     self.hangup_all(500)
+
         return run
 
-    def play(self, prompt_id: str | None, then: Callable[[], None] | None = None, *, pcm: bytes | None = None,
-             loop: bool = False) -> None:
+    def play(
+        self,
+        prompt_id: str | None,
+        then: Callable[[], None] | None = None,
+        *,
+        pcm: bytes | None = None,
+        loop: bool = False,
+    ) -> None:
         """Play a prompt (or raw PCM) to the caller; call `then` when it has finished."""
         if prompt_id is not None:
             pcm = self.worker.prompts_for(self.route).get(prompt_id, self.route.language).pcm
@@ -192,10 +214,17 @@ class CallSession:
         while not self.ended:
             await asyncio.sleep(0.02)
             ticks += 1
-            if ticks % 50 == 0 and self.recorder is not None and self.recording_state in ("recording", "paused"):
-                self.emit("call.progress", bytes_sealed=self.recorder.stats.bytes_sealed,
-                          duration_s=round(self.recorder.duration_s, 1),
-                          frames_overflowed=self.recorder.stats.frames_overflowed)
+            if (
+                ticks % 50 == 0
+                and self.recorder is not None
+                and self.recording_state in ("recording", "paused")
+            ):
+                self.emit(
+                    "call.progress",
+                    bytes_sealed=self.recorder.stats.bytes_sealed,
+                    duration_s=round(self.recorder.duration_s, 1),
+                    frames_overflowed=self.recorder.stats.frames_overflowed,
+                )
             if self.source.finished and self._after_clip is not None:
                 then, self._after_clip = self._after_clip, None
                 self._guard(then)()
@@ -205,9 +234,14 @@ class CallSession:
     def start(self) -> None:
         gw = self.worker
         number = self.invite.caller.number
-        gw.index.add_call(CallRow(
-            self.id, self.answered_at, route=self.route.number,
-            caller_enc=pii.seal_value(number, gw.recipients) if number else None))
+        gw.index.add_call(
+            CallRow(
+                self.id,
+                self.answered_at,
+                route=self.route.number,
+                caller_enc=pii.seal_value(number, gw.recipients) if number else None,
+            )
+        )
         prm = pj.CallOpParam()
         prm.statusCode = 200
         try:
@@ -218,14 +252,23 @@ class CallSession:
             return
         self._poll = self.loop.create_task(self._poll_clips())
         self.later(gw.config.calls.max_duration_s, lambda: self.hangup_all(200, "maximum call duration"))
-        self.emit("call.started", state=self.state, route=self.route.number, mode=self.route.mode,
-                  caller_display=self.invite.caller.display,
-                  caller_masked=("*" * max(0, len(number) - 3) + number[-3:]) if number else "")
+        self.emit(
+            "call.started",
+            state=self.state,
+            route=self.route.number,
+            mode=self.route.mode,
+            caller_display=self.invite.caller.display,
+            caller_masked=("*" * max(0, len(number) - 3) + number[-3:]) if number else "",
+        )
 
     # -- pjsua events --------------------------------------------------------------------------
 
     def on_leg_media(self, leg: Leg, hold_changed: bool = False) -> None:
-        if leg is self.caller and self.state in ("notice", "deciding") and self.machine.state.value == "notice":
+        if (
+            leg is self.caller
+            and self.state in ("notice", "deciding")
+            and self.machine.state.value == "notice"
+        ):
             if not self._notice_started:
                 self._notice_started = True
                 self.play(self.notice.id, self._notice_done)
@@ -296,8 +339,9 @@ class CallSession:
             if action and self.recorder is not None and self.recording_state in ("recording", "paused"):
                 getattr(self.recorder, action)()
                 self.recording_state = "paused" if action == "pause" else "recording"
-                self.worker.index.append_audit("helpline", f"recording.{action}d", self.recording_id or "-",
-                                               {"call": self.id})
+                self.worker.index.append_audit(
+                    "helpline", f"recording.{action}d", self.recording_id or "-", {"call": self.id}
+                )
                 self.emit("call.recording", recording=self.recording_state)
 
     def control(self, op: str, actor: str) -> str | None:
@@ -319,9 +363,17 @@ class CallSession:
         else:
             getattr(self.recorder, op)()
             self.recording_state = "paused" if op == "pause" else "recording"
-        self.worker.index.append_audit(actor, f"recording.{'stopped' if op == 'stop' else op + 'd'}",
-                                       self.recording_id or "-", {"call": self.id})
-        log.info("call %s: recording %s by a supervisor", self.id, {"pause": "paused", "resume": "resumed"}.get(op, "stopped"))
+        self.worker.index.append_audit(
+            actor,
+            f"recording.{'stopped' if op == 'stop' else op + 'd'}",
+            self.recording_id or "-",
+            {"call": self.id},
+        )
+        log.info(
+            "call %s: recording %s by a supervisor",
+            self.id,
+            {"pause": "paused", "resume": "resumed"}.get(op, "stopped"),
+        )
         self.emit("call.recording", recording=self.recording_state, by=actor)
         return None
 
@@ -352,8 +404,12 @@ class CallSession:
         self.decided_at = utcnow()
         receipt = self._receipt()
         self.worker.index.put_consent_receipt(self.id, receipt)
-        self.worker.index.append_audit("gateway", "consent.decided", self.id,
-                                       {"decision": d.decision.value, "reason": d.reason, "receipt": rc.digest(receipt)})
+        self.worker.index.append_audit(
+            "gateway",
+            "consent.decided",
+            self.id,
+            {"decision": d.decision.value, "reason": d.reason, "receipt": rc.digest(receipt)},
+        )
         self.emit("call.consent", consent=d.decision.value, reason=d.reason)
         if self.caller.connected:
             self._dial_pbx()
@@ -374,7 +430,9 @@ class CallSession:
         prm = pj.CallOpParam(True)
         caller = self.invite.caller
         if caller.number:
-            prm.txOption.localUri = f'"{quoted_display(caller.display)}" <sip:{caller.number}@{self.worker.host}>'
+            prm.txOption.localUri = (
+                f'"{quoted_display(caller.display)}" <sip:{caller.number}@{self.worker.host}>'
+            )
         for name, value in (("X-Recording-Consent", consent), ("X-Gateway-Call", self.id)):
             h = pj.SipHeader()
             h.hName, h.hValue = name, value
@@ -417,8 +475,9 @@ class CallSession:
             self.pbx.audio.startTransmit(self.taps[1])
 
     def _start_recording(self) -> None:
-        started = self.worker.recordings.start(self.id, route=self.route.number,
-                                               retention_days=self.route.retention_days)
+        started = self.worker.recordings.start(
+            self.id, route=self.route.number, retention_days=self.route.retention_days
+        )
         if started is None:
             self.recording_state = "incomplete"
             self.emit("call.recording", recording="incomplete", error="recording could not start")
@@ -429,7 +488,8 @@ class CallSession:
             tap.recorder = self.recorder
         self.recording_state = "recording"
         self.recorder.done.add_done_callback(
-            lambda fut: self.loop.call_soon_threadsafe(self._recording_over, fut.result()))
+            lambda fut: self.loop.call_soon_threadsafe(self._recording_over, fut.result())
+        )
         self.emit("call.recording", recording="recording", recording_id=self.recording_id)
 
     def _recording_over(self, result: Any) -> None:
@@ -439,8 +499,12 @@ class CallSession:
             self.recording_state = "incomplete"
             self.emit("call.recording", recording="incomplete", error=result.error, bytes_sealed=result.bytes)
         elif result.status == "complete":
-            self.emit("call.recording", recording="saved", bytes_sealed=result.bytes,
-                      duration_s=round(result.duration_s, 2))
+            self.emit(
+                "call.recording",
+                recording="saved",
+                bytes_sealed=result.bytes,
+                duration_s=round(result.duration_s, 2),
+            )
 
     def _stop_taps(self) -> None:
         for tap in self.taps:
@@ -459,7 +523,9 @@ class CallSession:
             self.worker.recordings.withdraw(self.recording_id, self.recorder)
         self.recording_state = "discarded" if self.recorder is not None else "none"
         self.worker.index.put_consent_receipt(self.id, self._receipt())
-        self.worker.index.append_audit("caller", "consent.withdrawn", self.id, {"recording": self.recording_id})
+        self.worker.index.append_audit(
+            "caller", "consent.withdrawn", self.id, {"recording": self.recording_id}
+        )
         self.emit("call.consent", consent="withdrawn")
         self.emit("call.recording", recording=self.recording_state)
 
@@ -508,16 +574,34 @@ class CallSession:
         self.worker.index.end_call(self.id, ended_at)
         self.worker.index.put_consent_receipt(self.id, self._receipt(ended_at))
         self.state = "ended"
-        self.emit("call.state", state="ended", consent=self.consent_state, recording=self.recording_state,
-                  reason=why)
+        self.emit(
+            "call.state",
+            state="ended",
+            consent=self.consent_state,
+            recording=self.recording_state,
+            reason=why,
+        )
         self.worker.session_ended(self)
 
     def _receipt(self, ended_at: str | None = None) -> dict[str, Any]:
         played = self.notice.pcm[: self.notice_played_bytes]
-        prompt = rc.PromptPlayed(self.notice.id, self.notice.version, self.notice.language, self.notice.sha256,
-                                 int(len(played) / 2 / self.notice.rate * 1000), hashlib.sha256(played).hexdigest())
-        return rc.build(self.machine, call_id=self.id, route=self.route.number, prompt=prompt,
-                        answered_at=self.answered_at, decided_at=self.decided_at, ended_at=ended_at)
+        prompt = rc.PromptPlayed(
+            self.notice.id,
+            self.notice.version,
+            self.notice.language,
+            self.notice.sha256,
+            int(len(played) / 2 / self.notice.rate * 1000),
+            hashlib.sha256(played).hexdigest(),
+        )
+        return rc.build(
+            self.machine,
+            call_id=self.id,
+            route=self.route.number,
+            prompt=prompt,
+            answered_at=self.answered_at,
+            decided_at=self.decided_at,
+            ended_at=ended_at,
+        )
 
     def destroy(self) -> None:
         """Drop the call's pjsua2 objects and give its media slot back; called on the pjsua

@@ -95,7 +95,12 @@ class EventBus:
         if not isinstance(call, str) or not isinstance(actor, str) or not actor or len(actor) > 200:
             return {"type": "control.result", "req": req, "ok": False, "error": "call and actor are required"}
         if self.control is None:
-            return {"type": "control.result", "req": req, "ok": False, "error": "this worker takes no commands"}
+            return {
+                "type": "control.result",
+                "req": req,
+                "ok": False,
+                "error": "this worker takes no commands",
+            }
         try:
             error = self.control(op, call, actor)
         except Exception:
@@ -134,8 +139,9 @@ class EventBus:
             self.path.unlink()
 
 
-def follow(path: Path, stop: threading.Event | None = None, connect_timeout_s: float = 10.0
-           ) -> Iterator[dict[str, Any]]:
+def follow(
+    path: Path, stop: threading.Event | None = None, connect_timeout_s: float = 10.0
+) -> Iterator[dict[str, Any]]:
     """Subscribe to a worker's events (blocking): yields each event until the worker closes
     the socket or `stop` is set. Waits up to `connect_timeout_s` for the socket to appear."""
     sock = socket.socket(socket.AF_UNIX)

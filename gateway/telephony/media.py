@@ -50,7 +50,10 @@ def _choose_reader() -> Any:
     """The fast reader if it agrees with the slow one on this build, else the slow one."""
     probe = bytes(range(256)) * 3
     try:
-        if _vector_bytes_fast(pj.ByteVector(probe)) == probe and _vector_bytes_fast(pj.ByteVector(b"")) == b"":
+        if (
+            _vector_bytes_fast(pj.ByteVector(probe)) == probe
+            and _vector_bytes_fast(pj.ByteVector(b"")) == b""
+        ):
             return _vector_bytes_fast
     except Exception:  # an unexpected layout must cost speed, never correctness
         pass
@@ -63,7 +66,9 @@ vector_bytes = _choose_reader()
 
 def tone(freq: float, seconds: float, rate: int, amplitude: float = 0.3) -> bytes:
     n = int(seconds * rate)
-    return array("h", (int(amplitude * 32767 * math.sin(2 * math.pi * freq * i / rate)) for i in range(n))).tobytes()
+    return array(
+        "h", (int(amplitude * 32767 * math.sin(2 * math.pi * freq * i / rate)) for i in range(n))
+    ).tobytes()
 
 
 def ringback(rate: int) -> bytes:
@@ -144,7 +149,9 @@ class MediaSlot:
     callback crashes the process. The worker drops them only after the bridge's clock stops.
     """
 
-    def __init__(self, name: str, rate: int, fmt: pj.MediaFormatAudio, tap_ptime_ms: int = TAP_PTIME_MS) -> None:
+    def __init__(
+        self, name: str, rate: int, fmt: pj.MediaFormatAudio, tap_ptime_ms: int = TAP_PTIME_MS
+    ) -> None:
         self.source = PcmSource(rate)
         self.source.createPort(f"src-{name}", fmt)
         self.taps = [Tap(0), Tap(1)]

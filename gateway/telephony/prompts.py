@@ -14,8 +14,14 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)  # pydub imports audioop (deprecated in 3.11)
     from pydub import AudioSegment
 
-REQUIRED = ("notice-opt-out", "notice-opt-in", "confirm-declined", "confirm-granted", "confirm-withdrawn",
-            "unavailable")
+REQUIRED = (
+    "notice-opt-out",
+    "notice-opt-in",
+    "confirm-declined",
+    "confirm-granted",
+    "confirm-withdrawn",
+    "unavailable",
+)
 
 
 class PromptError(Exception):
@@ -64,9 +70,9 @@ def load(directory: Path, rate: int, languages: set[str] | None = None) -> Promp
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
         raise PromptError(f"prompt manifest {manifest} unreadable: {e}") from None
     prompts: dict[tuple[str, str], Prompt] = {}
-    for i, e in enumerate(entries):
+    for i, entry in enumerate(entries):
         try:
-            pid, lang, version, file = e["id"], e["language"], str(e["version"]), e["file"]
+            pid, lang, version, file = entry["id"], entry["language"], str(entry["version"]), entry["file"]
         except (KeyError, TypeError):
             raise PromptError(f"{manifest}: prompt #{i + 1} needs id, language, version and file") from None
         path = directory / file
@@ -79,7 +85,7 @@ def load(directory: Path, rate: int, languages: set[str] | None = None) -> Promp
         seg = seg.set_channels(1).set_sample_width(2).set_frame_rate(rate)
         if len(seg.raw_data) == 0:
             raise PromptError(f"prompt {pid} ({lang}): {path} holds no audio")
-        prompts[(pid, lang)] = Prompt(pid, lang, version, e.get("transcript", ""), seg.raw_data, rate)
+        prompts[(pid, lang)] = Prompt(pid, lang, version, entry.get("transcript", ""), seg.raw_data, rate)
     for lang in languages or {lang for _, lang in prompts}:
         missing = [pid for pid in REQUIRED if (pid, lang) not in prompts]
         if missing:

@@ -82,7 +82,8 @@ def parse_invite(message: str) -> Invite:
 _CONFIG_URI = re.compile(
     r"^(?P<scheme>sips?):(?:(?P<user>[A-Za-z0-9\-_.!~*'()&=+,;?/%]{1,64})@)?"
     r"(?P<host>\[[0-9A-Fa-f:.]{2,45}\]|[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?)"
-    r"(?::(?P<port>[0-9]{1,5}))?(?P<params>(?:;[A-Za-z0-9\-_.!~*'()%=+:]{1,64}){0,8})$")
+    r"(?::(?P<port>[0-9]{1,5}))?(?P<params>(?:;[A-Za-z0-9\-_.!~*'()%=+:]{1,64}){0,8})$"
+)
 
 
 @dataclass(frozen=True)
@@ -102,8 +103,10 @@ def parse_config_uri(text: str) -> SipUri:
     """A SIP URI from configuration, or UriError saying what is wrong with it."""
     m = _CONFIG_URI.fullmatch(text)
     if m is None:
-        raise UriError("not a SIP URI of the form sip:user@host[:port][;params] (letters, digits and "
-                       "-_.!~*'()&=+,;?/% only)")
+        raise UriError(
+            "not a SIP URI of the form sip:user@host[:port][;params] (letters, digits and "
+            "-_.!~*'()&=+,;?/% only)"
+        )
     port = int(m["port"]) if m["port"] else None
     if port is not None and not 0 < port < 65536:
         raise UriError(f"port {port} is out of range")

@@ -132,9 +132,15 @@ class Worker:
         self.account = Account(self)
         self.account.create(acfg)
         self.capacity = max_legs() // 2
-        self.slots = [MediaSlot(f"{self.port}-{i}", self.clock_rate, self.media_format,
-                                self.config.recording.tap_ptime_ms) for i in range(self.capacity)]
-        log.info("worker %s listening on %s:%d, %d calls at most", self.id, self.host, self.port, self.capacity)
+        self.slots = [
+            MediaSlot(
+                f"{self.port}-{i}", self.clock_rate, self.media_format, self.config.recording.tap_ptime_ms
+            )
+            for i in range(self.capacity)
+        ]
+        log.info(
+            "worker %s listening on %s:%d, %d calls at most", self.id, self.host, self.port, self.capacity
+        )
 
     def _refuse(self, call_id: int, code: int) -> None:
         call = pj.Call(self.account, call_id)
@@ -236,7 +242,12 @@ class Worker:
         while True:
             try:
                 report = await asyncio.to_thread(
-                    retention.run, self.gateway.store, self.index, self.config.recording.retention_days, "retention")
+                    retention.run,
+                    self.gateway.store,
+                    self.index,
+                    self.config.recording.retention_days,
+                    "retention",
+                )
                 if report.deleted or report.held:
                     log.info("retention: deleted %d, kept %d on hold", len(report.deleted), len(report.held))
             except Exception:
@@ -251,7 +262,9 @@ class Worker:
     def _reap(self) -> None:
         self._refused.clear()
         if self._ended:
-            done = [s for s in self._ended if all(leg is None or leg.disconnected for leg in (s.caller, s.pbx))]
+            done = [
+                s for s in self._ended if all(leg is None or leg.disconnected for leg in (s.caller, s.pbx))
+            ]
             for s in done:
                 s.destroy()
                 self._ended.remove(s)

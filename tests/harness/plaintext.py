@@ -39,10 +39,28 @@ _HEX = re.compile(rb"\\x([0-9a-f]{2})")
 _LINE = re.compile(rb"^(?:\d+\s+)?([a-z0-9_]+)\((.*)\) += (.*)$")
 _STRING = re.compile(rb'"((?:\\x[0-9a-f]{2})*)"')
 _FD = re.compile(rb"(-?\d+|AT_FDCWD)<((?:\\x[0-9a-f]{2})*)>")
-NOT_DISK = ("pipe:", "socket:", "anon_inode:", "/dev/null", "/dev/pts/", "/dev/tty", "TCP", "UDP", "UNIX",
-            "/dev/urandom", "/proc/", "/sys/")
+NOT_DISK = (
+    "pipe:",
+    "socket:",
+    "anon_inode:",
+    "/dev/null",
+    "/dev/pts/",
+    "/dev/tty",
+    "TCP",
+    "UDP",
+    "UNIX",
+    "/dev/urandom",
+    "/proc/",
+    "/sys/",
+)
 WRITES = ("write", "pwrite64", "writev", "pwritev", "pwritev2")
-MOVES = {"sendfile": 0, "sendfile64": 0, "copy_file_range": 2, "splice": 2, "tee": 1}  # which arg is the target
+MOVES = {
+    "sendfile": 0,
+    "sendfile64": 0,
+    "copy_file_range": 2,
+    "splice": 2,
+    "tee": 1,
+}  # which arg is the target
 OPENS = ("open", "openat", "openat2", "creat")
 RENAMES = ("rename", "renameat", "renameat2", "link", "linkat", "symlink", "symlinkat")
 SYSCALLS = [*WRITES, *MOVES, *OPENS, *RENAMES, "mmap"]
@@ -101,7 +119,13 @@ def audio_signature(data: bytes) -> str | None:
     for name, pattern in _CONTAINERS:
         if pattern.search(data):
             return name
-    if len(data) >= 4 and data[0] == 0xFF and (data[1] & 0xE0) == 0xE0 and (data[1] >> 1) & 3 and (data[2] >> 4) not in (0, 15):
+    if (
+        len(data) >= 4
+        and data[0] == 0xFF
+        and (data[1] & 0xE0) == 0xE0
+        and (data[1] >> 1) & 3
+        and (data[2] >> 4) not in (0, 15)
+    ):
         return "MPEG frame"
     return None
 
@@ -151,15 +175,28 @@ def changed_since(before: Snapshot, roots: list[Path], exclude: str = "") -> set
     return {p for p, sig in after.items() if before.get(p) != sig and not (exclude and p.startswith(exclude))}
 
 
-def traced_run(cmd: list[str], *, cwd: Path | str | None = None, env: dict[str, str] | None = None,
-               input: bytes | None = None, timeout: float = 120, trace_file: Path,
-               watch: list[Path] | None = None) -> Trace:
+def traced_run(
+    cmd: list[str],
+    *,
+    cwd: Path | str | None = None,
+    env: dict[str, str] | None = None,
+    input: bytes | None = None,
+    timeout: float = 120,
+    trace_file: Path,
+    watch: list[Path] | None = None,
+) -> Trace:
     """Run `cmd` under strace -ff and collect what it put into files. `watch`: trees whose new
     or changed files are checked too (default: the directory of `trace_file`)."""
     roots = watch if watch is not None else [trace_file.parent]
     before = snapshot(roots)
-    proc = subprocess.run([*STRACE_PREFIX, "-o", str(trace_file), *cmd], cwd=cwd, env=env, input=input,
-                          capture_output=True, timeout=timeout)
+    proc = subprocess.run(
+        [*STRACE_PREFIX, "-o", str(trace_file), *cmd],
+        cwd=cwd,
+        env=env,
+        input=input,
+        capture_output=True,
+        timeout=timeout,
+    )
     trace = Trace(proc.returncode, proc.stdout, proc.stderr)
     parse_trace(trace_file, trace)
     trace.changed = changed_since(before, roots, exclude=str(trace_file))
@@ -302,9 +339,13 @@ def find_plaintext(trace: Trace, canary: bytes) -> list[Finding]:
     for path in trace.files_touched:
         if os.path.isfile(path):
             findings += _file_findings(path, canary)
-        elif path in trace.moved and not (trace.moved[path] == {"shared mmap"} and SHARED_MAP_EXEMPT.search(path)):
+        elif path in trace.moved and not (
+            trace.moved[path] == {"shared mmap"} and SHARED_MAP_EXEMPT.search(path)
+        ):
             how = ", ".join(sorted(trace.moved[path]))
-            findings.append(Finding(path, f"data went in by {how} and the file is gone: it cannot be checked"))
+            findings.append(
+                Finding(path, f"data went in by {how} and the file is gone: it cannot be checked")
+            )
     return findings
 
 

@@ -1,8 +1,8 @@
 """A simulated phone (pjsua2): a caller dialling the gateway, or the PBX agent answering it.
 Used by the demo and by the tests, as a separate process like any real peer.
 
-    python -m gateway.telephony.peer pbx --port 5070 --tone 1000 [--code 200|486] [--hangup-after S]
-    python -m gateway.telephony.peer caller --target sip:1177@127.0.0.1:5060 --port 5080 --tone 440 \
+    python -m simphone.phone pbx --port 5070 --tone 1000 [--code 200|486] [--hangup-after S]
+    python -m simphone.phone caller --target sip:1177@127.0.0.1:5060 --port 5080 --tone 440 \
         [--digits "9@2.0,*@12,9@12.3"] [--info] [--hangup-after S] [--number N] [--display D]
 
 Prints one JSON object per line: ready, incoming (with the INVITE's headers), confirmed,
@@ -34,8 +34,12 @@ QUIET = False
 def say(event: str, **fields: object) -> None:
     if QUIET:
         return
-    print(json.dumps({"event": event, "t": round(time.monotonic() - T0, 3), "wall": round(time.time(), 4),
-                      **fields}), flush=True)
+    print(
+        json.dumps(
+            {"event": event, "t": round(time.monotonic() - T0, 3), "wall": round(time.time(), 4), **fields}
+        ),
+        flush=True,
+    )
 
 
 class OnsetDetector(pj.AudioMediaPort):
@@ -56,7 +60,7 @@ class PeerCall(pj.Call):
     def __init__(self, peer: Peer, call_id: int = pj.PJSUA_INVALID_ID) -> None:
         super().__init__(peer.account, call_id)
         self.peer = peer
-        self.audio = None
+        self.audio: pj.AudioMedia | None = None
         self.confirmed_at: float | None = None
         self.gone = False
         self.hangup_after = peer.args.hangup_after
@@ -70,8 +74,12 @@ class PeerCall(pj.Call):
         elif ci.state == pj.PJSIP_INV_STATE_DISCONNECTED:
             self.audio = None
             self.gone = True
-            say("disconnected", code=ci.lastStatusCode, reason=ci.lastReason,
-                connected_s=round(time.monotonic() - self.confirmed_at, 3) if self.confirmed_at else None)
+            say(
+                "disconnected",
+                code=ci.lastStatusCode,
+                reason=ci.lastReason,
+                connected_s=round(time.monotonic() - self.confirmed_at, 3) if self.confirmed_at else None,
+            )
 
     def onCallMediaState(self, prm: pj.OnCallMediaStateParam) -> None:
         ci = self.getInfo()
@@ -79,12 +87,14 @@ class PeerCall(pj.Call):
             if mi.type == pj.PJMEDIA_TYPE_AUDIO:
                 say("media", status=int(mi.status))
         for i, mi in enumerate(ci.media):
-            if mi.type == pj.PJMEDIA_TYPE_AUDIO and mi.status in (pj.PJSUA_CALL_MEDIA_ACTIVE,
-                                                                  pj.PJSUA_CALL_MEDIA_LOCAL_HOLD):
-                self.audio = self.getAudioMedia(i)
-                self.peer.source.startTransmit(self.audio)
+            if mi.type == pj.PJMEDIA_TYPE_AUDIO and mi.status in (
+                pj.PJSUA_CALL_MEDIA_ACTIVE,
+                pj.PJSUA_CALL_MEDIA_LOCAL_HOLD,
+            ):
+                audio = self.audio = self.getAudioMedia(i)
+                self.peer.source.startTransmit(audio)
                 if self.peer.detector is not None:
-                    self.audio.startTransmit(self.peer.detector)
+                    audio.startTransmit(self.peer.detector)
 
     def onDtmfDigit(self, prm: pj.OnDtmfDigitParam) -> None:
         say("digit", digit=prm.digit)
@@ -97,8 +107,14 @@ class Account(pj.Account):
 
     def onIncomingCall(self, prm: pj.OnIncomingCallParam) -> None:
         h = headers(prm.rdata.wholeMsg)
-        say("incoming", headers={k: v for k, v in h.items()
-                                 if k in ("from", "to", "x-recording-consent", "p-asserted-identity", "x-gateway-call")})
+        say(
+            "incoming",
+            headers={
+                k: v
+                for k, v in h.items()
+                if k in ("from", "to", "x-recording-consent", "p-asserted-identity", "x-gateway-call")
+            },
+        )
         call = PeerCall(self.peer, prm.callId)
         self.peer.calls.append(call)
         op = pj.CallOpParam()
@@ -113,8 +129,10 @@ class Peer:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         # (seconds after the call is up, digit), for every call of this peer
-        self.digit_plan = sorted((float(at), d) for d, _, at in
-                                 (item.partition("@") for item in filter(None, args.digits.split(","))))
+        self.digit_plan = sorted(
+            (float(at), d)
+            for d, _, at in (item.partition("@") for item in filter(None, args.digits.split(",")))
+        )
         self.calls: list[PeerCall] = []
         ep = self.ep = pj.Endpoint()
         ep.libCreate()
@@ -167,6 +185,7 @@ class Peer:
             self.calls.append(PeerCall(self))
             self.calls[0].makeCall(args.target, pj.CallOpParam(True))
         deadline = time.monotonic() + args.timeout
+        call: PeerCall | None = None
         while time.monotonic() < deadline:
             self.ep.libHandleEvents(10)
             if len(self.calls) >= args.calls and all(c.gone for c in self.calls):
@@ -207,7 +226,7 @@ class Peer:
         self.account.shutdown()
         # Media ports go before libDestroy, while the conference bridge still exists (else
         # pjmedia_conf_remove_port asserts when the interpreter collects them at exit).
-        self.source = None
+        del self.source
         self.detector = None
         gc.collect()
         self.ep.libDestroy()
