@@ -13,6 +13,7 @@ EXIT_TRUNCATED = 7  # recording ends without its final chunk (use --recover)
 EXIT_NOT_FOUND = 8
 EXIT_STORAGE = 9  # store or index failed (disk full, permissions)
 EXIT_INPUT = 10  # input files rejected (import-legacy)
+EXIT_NOT_RUNNING = 11  # `gateway status`: no gateway runs on this data directory
 EXIT_INTERRUPTED = 130
 
 
@@ -38,3 +39,7 @@ class StorageError(GatewayError):
 
 class InputError(GatewayError):
     exit_code = EXIT_INPUT
+
+
+class NotRunningError(GatewayError):
+    exit_code = EXIT_NOT_RUNNING

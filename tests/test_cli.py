@@ -41,6 +41,17 @@ def test_init_refuses_a_bad_recipient(tmp_path: Path, capsys: pytest.CaptureFixt
     assert not (tmp_path / "x").exists()
 
 
+def test_init_recognises_a_private_key_and_never_echoes_it(tmp_path: Path, capsys) -> None:
+    from gateway import age
+
+    identity = age.Identity.generate().encode()
+    assert main(["init", "--dir", str(tmp_path / "gw"), "--recipient", identity]) == errors.EXIT_KEY
+    err = capsys.readouterr().err
+    assert "private key" in err and "age-keygen -y" in err
+    assert identity[15:] not in err and identity[15:].lower() not in err
+    assert not (tmp_path / "gw" / "gateway.toml").exists()
+
+
 def test_init_without_recipient_warns_that_nothing_is_recorded(tmp_path: Path, capsys) -> None:
     assert main(["init", "--dir", str(tmp_path / "x")]) == 0
     assert "will record nothing" in capsys.readouterr().out
@@ -178,6 +189,25 @@ print(rc, resource.getrlimit(resource.RLIMIT_CORE), ctypes.CDLL(None).prctl(3, 0
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, cwd=Path(__file__).parent.parent)
     err = res.stderr.decode()
     assert err.strip().splitlines()[-1] == "0 (0, 0) 0", err
+
+
+def test_output_piped_into_head_ends_quietly(tgw: GatewayUnderTest) -> None:
+    import sys
+
+    gw = tgw.open()
+    for i in range(3000):
+        gw.index.append_audit("test", "test.entry", str(i), {"padding": "x" * 100})
+    gw.close()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gateway", "--config", str(tgw.config), "audit", "show"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=Path(__file__).parent.parent,
+    )
+    assert proc.stdout is not None and proc.stdout.readline()
+    proc.stdout.close()  # what `| head -1` does
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0 and err == b"", err
 
 
 def test_export_wav_has_both_parties_and_is_audited(tgw: GatewayUnderTest, tmp_path: Path) -> None:

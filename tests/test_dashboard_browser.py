@@ -77,7 +77,7 @@ def log_in(page, url: str, name: str) -> None:
     page.fill("input[name=name]", name)
     page.fill("input[name=password]", PASSWORD)
     page.click("button[type=submit]")
-    page.wait_for_selector("#status:has-text('live')", timeout=10_000)
+    page.wait_for_selector("#status:has-text('Connected: live updates')", timeout=10_000)
 
 
 def field(page, call: str, name: str) -> str:

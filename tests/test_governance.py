@@ -302,3 +302,33 @@ def test_running_gateway_applies_retention_on_its_own(tmp_path: Path) -> None:
         assert ("recording.deleted", "retention") in [(e.action, e.actor) for e in gw.index.audit_entries()]
     finally:
         lab.close()
+
+
+def test_exposure_scan_keeps_to_what_the_gateway_owns(
+    tgw: GatewayUnderTest, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """By default the temp directory is searched only for the gateway user's own files, and the
+    configured prompt sets (the notice every caller hears) are not reported as leaks."""
+    import os
+    import tempfile
+
+    from gateway.recording import wav
+
+    systmp = tmp_path / "systmp"
+    systmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(systmp))
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    silent = wav.header(8000, 1, data_size=8) + bytes(8)
+    (systmp / "someone-elses.wav").write_bytes(silent)
+    os.chown(systmp / "someone-elses.wav", 65534, 65534)
+    prompts = tgw.dir / "prompts"
+    prompts.mkdir()
+    (prompts / "notice.wav").write_bytes(silent)
+    tgw.config.write_text(tgw.config.read_text().replace('dir = ""', f'dir = "{prompts}"', 1))
+    capsys.readouterr()
+    assert tgw.run("audit", "--json") == 0, capsys.readouterr().out
+    capsys.readouterr()
+    (systmp / "tmp-gateway.wav").write_bytes(silent)  # the gateway user's: a leak
+    assert tgw.run("audit", "--json") == errors.EXIT_FINDINGS
+    found = json.loads(capsys.readouterr().out)["findings"]
+    assert [Path(f["where"]).name for f in found] == ["tmp-gateway.wav"]

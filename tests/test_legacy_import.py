@@ -287,3 +287,34 @@ def test_a_file_still_being_written_is_not_imported(
         importer.import_file(f, shred_original=True)
     assert f.exists() and f.stat().st_size == len(other_audio()) + 1600
     assert [r for r in gw.index.list_recordings() if r.status == ix.COMPLETE] == []
+
+
+def test_imports_past_retention_are_announced_and_can_be_kept(
+    tgw: GatewayUnderTest, archive: Path, capsys
+) -> None:
+    """The archive is from 2016: with the default 90 days, the next retention run would delete
+    every import at once. The operator is told before and after, and can keep them."""
+    day = archive / "2016/01/01"
+    (day / "broken.wav").unlink()
+    (day / "fake.mp3").unlink()
+    assert tgw.run("import-legacy", str(archive)) == 0
+    io = capsys.readouterr()
+    assert "2 of these files are older than their retention (90 days)" in io.err
+    assert "2 imported recording(s) are past their retention" in io.out
+    # Keeping them: again with a longer retention (applies to what was already imported).
+    assert tgw.run("import-legacy", "--retention-days", "5000", str(archive)) == 0
+    io = capsys.readouterr()
+    assert "skipped 2 already imported" in io.out and "past their retention" not in io.out
+    assert tgw.run("retention", "run") == 0
+    assert {r.status for r in legacy_rows(tgw).values()} == {ix.COMPLETE}
+    # Or on hold.
+    other = archive.parent / "more"
+    other.mkdir()
+    f = other / "x.wav"
+    f.write_bytes(wav.header(8000, 1, data_size=len(CANARY)) + CANARY)
+    os.utime(f, (MTIME, MTIME))
+    assert tgw.run("import-legacy", "--hold", "archive under review", str(other)) == 0
+    io = capsys.readouterr()
+    assert "older than their retention" not in io.err and "held 1 imported recording(s)" in io.err
+    assert tgw.run("retention", "run") == 0
+    assert len([r for r in legacy_rows(tgw).values() if r.status == ix.COMPLETE]) == 3

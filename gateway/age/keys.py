@@ -63,6 +63,12 @@ class Identity:
 def parse_recipient(text: str) -> Recipient:
     """Parse an `age1...` X25519 recipient as `age-keygen -y` prints it."""
     text = text.strip()
+    if text.upper().startswith("AGE-SECRET-KEY-") or text.upper().startswith("AGE-PLUGIN-"):
+        # Never echo any of it: it is someone's private key.
+        raise KeyFormatError(
+            "this is a private key (an age identity), not a recipient: give the public "
+            "key that `age-keygen -y KEYFILE` prints, and keep the identity off the gateway"
+        )
     if text != text.lower():
         raise KeyFormatError(f"recipient must be lowercase: {text[:12]}...")
     try:

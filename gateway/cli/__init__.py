@@ -154,6 +154,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"gateway: {prefix}{e}", file=sys.stderr)
                 return code
         raise
+    except BrokenPipeError:
+        # The reader went away (`gateway audit show | head`): not an error. Python would still
+        # report the pipe when it flushes stdout at exit, so stdout is pointed at /dev/null.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except OSError as e:
         where = f" {e.filename}" if e.filename else ""
         print(f"gateway: {e.strerror or e}{where}", file=sys.stderr)
@@ -161,5 +166,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("gateway: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except BrokenPipeError:
-        return 0

@@ -7,7 +7,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 from ..errors import EXIT_FINDINGS, ConfigError, GatewayError, InputError, KeyError_
@@ -24,7 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="append",
         type=Path,
         default=None,
-        help="temporary directory to scan for plaintext audio (default: the system's)",
+        help="a directory to scan whole for plaintext audio (repeatable; default: the system temp "
+        "directories, for the gateway user's own files only)",
     )
     p.set_defaults(func=cmd_scan)
     asub = p.add_subparsers(dest="action", required=False, metavar="ACTION")
@@ -218,8 +218,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
     from ..governance import exposure
 
     gw = open_gateway(args)
-    temp_dirs = args.temp_dir if args.temp_dir is not None else [Path(tempfile.gettempdir())]
-    findings = exposure.scan(gw, temp_dirs)
+    findings = exposure.scan(gw, args.temp_dir)
     if args.json:
         print(json.dumps({"ok": not findings, "findings": [f.as_dict() for f in findings]}))
     else:

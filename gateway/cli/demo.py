@@ -64,6 +64,18 @@ def _power(samples: array, freq: float) -> float:
     return s1 * s1 + s2 * s2 - k * s1 * s2
 
 
+def _tone_name(samples: array) -> str:
+    """ "440 Hz" or "1000 Hz" when that tone dominates the stretch, else "silence" (a paused
+    stretch) or "no clear tone": a quiet channel must not be named after the louder tone."""
+    n = len(samples)
+    energy = sum(x * x for x in samples)
+    if n == 0 or energy / n < 30**2:
+        return "silence"
+    freq, power = max(((f, _power(samples, f)) for f in (440, 1000)), key=lambda fp: fp[1])
+    # A pure tone puts half of n * energy into its Goertzel bin; noise or speech far less.
+    return f"{freq} Hz" if power / (n * energy) > 0.1 else "no clear tone"
+
+
 def _write_identity(path: Path) -> str:
     if shutil.which("age-keygen"):
         subprocess.run(["age-keygen", "-o", str(path)], check=True, capture_output=True)
@@ -310,8 +322,7 @@ def run(args: argparse.Namespace) -> int:
     mid = len(samples) // 2 - len(samples) // 2 % 2
     window = samples[mid : mid + 2 * RATE]
     for ch, name in ((0, "caller"), (1, "helpline")):
-        tone = max((440, 1000), key=lambda f: _power(window[ch::2], f))
-        print(f"   decrypted {rec.id}: channel {ch} ({name}) carries {tone} Hz")
+        print(f"   decrypted {rec.id}: channel {ch} ({name}) carries {_tone_name(window[ch::2])}")
     path = gw.config.paths.spool_dir / rec.object_name
     gw.close()
     print("5. Decrypt it yourself with the plain age CLI:")

@@ -104,5 +104,7 @@ def run(args: argparse.Namespace) -> int:
             "warning: no recipient configured: this gateway will record nothing. Add one to "
             "[recording] recipients (age-keygen -y KEYFILE prints it)."
         )
-    print(f"next: gateway --config {config_path} recordings list")
+    if config.node.kamailio:
+        print(f"next: gateway --config {config_path} user add NAME --role admin   # a dashboard account")
+    print(f"then: gateway --config {config_path} run")
     return 0

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
+from ..context import Gateway
 from ..errors import EXIT_INPUT, ConfigError, StorageError
+from ..governance import retention
 from ..recording.legacy import ImportSummary, LegacyImporter, NotAudio, candidates
 from ..storage.store import StoreError
 from . import actor, harden_process, open_gateway
@@ -19,6 +22,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--shred-originals",
         action="store_true",
         help="overwrite and delete each original once its ciphertext is durable",
+    )
+    p.add_argument(
+        "--retention-days",
+        type=int,
+        metavar="DAYS",
+        help="retention of the imported recordings, counted from each file's date (default: "
+        "[recording] retention_days); applies to files already imported too",
+    )
+    p.add_argument(
+        "--hold",
+        metavar="REASON",
+        help="place a legal hold on every imported recording (kept until `gateway hold remove`)",
     )
     p.set_defaults(func=run)
 
@@ -43,30 +58,77 @@ class Progress:
             print(file=sys.stderr)
 
 
+def _past_retention(files: list[Path], days: int) -> int:
+    """How many of `files` are dated (by mtime, as the import dates them) beyond `days`."""
+    cutoff = time.time() - days * 86400
+    n = 0
+    for p in files:
+        try:
+            n += p.stat().st_mtime < cutoff
+        except OSError:
+            pass
+    return n
+
+
+def _keep(gw: Gateway, rec_ids: list[str], args: argparse.Namespace, who: str) -> None:
+    """Apply --retention-days and --hold to what this run imported or found imported."""
+    if not rec_ids:
+        return
+    if args.retention_days is not None:
+        for rec_id in rec_ids:
+            gw.index.update_recording(rec_id, retention_days=args.retention_days)
+        gw.index.append_audit(
+            who,
+            "legacy.retention_set",
+            "-",
+            {"recordings": len(rec_ids), "retention_days": args.retention_days},
+        )
+    if args.hold:
+        held = {h["recording_id"] for h in gw.index.active_holds()}
+        new = [r for r in rec_ids if r not in held]
+        for rec_id in new:
+            gw.index.add_hold(rec_id, args.hold, who)
+        gw.index.append_audit(who, "hold.added", "legacy-import", {"recordings": new, "reason": args.hold})
+        print(f"held {len(new)} imported recording(s): {args.hold}", file=sys.stderr)
+
+
 def run(args: argparse.Namespace) -> int:
     harden_process()
     gw = open_gateway(args)
     if not gw.config.recording.recipients:
         raise ConfigError("no recipient configured in [recording] recipients: nothing can be encrypted")
+    if args.retention_days is not None and not 1 <= args.retention_days <= 36500:
+        raise ConfigError("--retention-days must be 1 to 36500")
+    days = args.retention_days or gw.config.recording.retention_days
     importer = LegacyImporter(
         gw.store,
         gw.index,
         gw.config.recording.recipients,
         actor(),
         signer=gw.signing_key(),
-        default_retention_days=gw.config.recording.retention_days,
+        default_retention_days=days,
     )
     cleaned = importer.clean_interrupted()
     if cleaned:
         print(f"removed {cleaned} partial import(s) of an earlier interrupted run", file=sys.stderr)
     summary = ImportSummary()
     files = list(candidates(args.paths, summary))
+    doomed = _past_retention(files, days) if not args.hold else 0
+    if doomed:
+        print(
+            f"gateway: warning: {doomed} of these files are older than their retention ({days} days): the "
+            "next retention run (`gateway run` does one at start and every hour) deletes them once "
+            "imported. To keep them, stop and import with --retention-days DAYS or --hold REASON.",
+            file=sys.stderr,
+        )
+    touched: list[str] = []
     progress = Progress(len(files))
     try:
         for path in files:
             try:
                 size = path.stat().st_size
-                outcome = importer.import_file(path, shred_original=args.shred_originals)
+                outcome, rec_id = importer.import_file(path, shred_original=args.shred_originals)
+                touched.append(rec_id)
             except NotAudio as e:
                 summary.rejected.append((str(path), str(e)))
             except StoreError as e:
@@ -85,12 +147,25 @@ def run(args: argparse.Namespace) -> int:
     finally:
         progress.end()
     summary.shredded = importer.shredded
+    _keep(gw, touched, args, who=importer.actor)
+    mine = set(touched)
+    expiring = [
+        r.id
+        for r in retention.expired(gw.index, gw.config.recording.retention_days)
+        if r.id in mine and not gw.index.active_holds(r.id)
+    ]
     print(
         f"imported {summary.imported} file(s) ({summary.bytes_in / 1e6:.1f} MB), "
         f"skipped {summary.skipped} already imported, rejected {len(summary.rejected)}, "
         f"ignored {summary.ignored} non-audio file(s)"
         + (f", shredded {summary.shredded} original(s)" if args.shred_originals else "")
     )
+    if expiring:
+        print(
+            f"warning: {len(expiring)} imported recording(s) are past their retention: the next retention "
+            "run deletes them (and audits it). To keep them: run this import again with "
+            "--retention-days DAYS or --hold REASON, or `gateway hold add ID --reason ...`."
+        )
     for name, reason in summary.rejected:
         print(f"  rejected {name}: {reason}")
     for name, reason in importer.shred_refused:

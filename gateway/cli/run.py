@@ -6,7 +6,9 @@ import argparse
 import asyncio
 import signal
 
-from ..errors import ConfigError
+from ..context import Gateway
+from ..errors import ConfigError, NotRunningError
+from ..storage import datalock
 from ..telephony.prompts import PromptError
 from . import harden_process, open_gateway
 
@@ -37,9 +39,21 @@ def _serve(coro_factory) -> None:
     asyncio.run(main())
 
 
+_data_lock: int | None = None  # held for the life of `gateway run`
+
+
+def _lock_data_dir(gw: Gateway) -> None:
+    global _data_lock
+    try:
+        _data_lock = datalock.acquire(gw.config.paths.data_dir)
+    except datalock.DataDirBusy as e:
+        raise ConfigError(str(e)) from None
+
+
 def run(args: argparse.Namespace) -> int:
     harden_process()
     gw = open_gateway(args)
+    _lock_data_dir(gw)  # before anything is written to run/
     if gw.config.node.kamailio:
         from ..supervisor.node import Node
 
@@ -62,7 +76,18 @@ def run_worker(args: argparse.Namespace) -> int:
 def status(args: argparse.Namespace) -> int:
     import json
 
-    st = _node_status(open_gateway(args))
+    gw = open_gateway(args)
+    if not gw.config.node.kamailio:
+        pid = datalock.holder(gw.config.paths.data_dir)
+        if pid is None:
+            raise NotRunningError(f"no gateway is running on {gw.config.paths.data_dir}")
+        host, port = gw.config.sip_listen
+        if args.json:
+            print(json.dumps({"mode": "worker", "pid": pid, "listen": f"{host}:{port}"}))
+        else:
+            print(f"gateway (one worker, pid {pid}) is running on {host}:{port}")
+        return 0
+    st = _node_status(gw)
     if args.json:
         print(json.dumps(st))
         return 0
@@ -79,16 +104,20 @@ def status(args: argparse.Namespace) -> int:
     return 0
 
 
-def _node_status(gw) -> dict:
+def _node_status(gw: Gateway) -> dict:
     import json
 
+    data_dir = gw.config.paths.data_dir
+    pid = datalock.holder(data_dir)
+    if pid is None:
+        raise NotRunningError(f"no gateway is running on {data_dir}")
+    if not gw.config.node.kamailio:
+        raise ConfigError("[node] kamailio = false: one worker, no node (no pool to restart)")
     path = gw.config.calls.event_socket.parent / "node.json"
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError):
-        raise ConfigError(
-            f"no node status at {path}: is `gateway run` running with [node] kamailio = true?"
-        ) from None
+        raise NotRunningError(f"the gateway (pid {pid}) is starting: no node status at {path} yet") from None
 
 
 def workers_restart(args: argparse.Namespace) -> int:
@@ -104,8 +133,15 @@ def workers_restart(args: argparse.Namespace) -> int:
 
 
 def _run_worker(gw, index: int | None) -> int:
+    from ..telephony.net import TCP, UDP, check_ports_free
     from ..telephony.worker import Worker
 
+    if index is None:  # alone on [sip] listen (a node's supervisor checks its workers' ports)
+        host, port = gw.config.sip_listen
+        wanted = [(host, port, UDP, "[sip] listen"), (host, port, TCP, "[sip] listen")]
+        if gw.config.tls is not None:
+            wanted.append((gw.config.tls[0], gw.config.tls[1], TCP, "[sip] tls_listen"))
+        check_ports_free(wanted)
     try:
         worker = Worker(gw, index)
     except PromptError as e:
@@ -114,7 +150,14 @@ def _run_worker(gw, index: int | None) -> int:
     async def main(stop: asyncio.Event) -> None:
         ready = asyncio.Event()
         task = asyncio.create_task(worker.run(stop, ready))
-        await ready.wait()
+        waiting = asyncio.create_task(ready.wait())
+        # A worker that fails to start ends the command with its error; it must not leave it
+        # waiting for a readiness that never comes.
+        await asyncio.wait({task, waiting}, return_when=asyncio.FIRST_COMPLETED)
+        if task.done():
+            waiting.cancel()
+            task.result()
+            return
         print(
             f"gateway: listening for SIP on {worker.host}:{worker.port} (UDP, TCP); events on "
             f"{worker.events.path}",

@@ -12,7 +12,7 @@ import sys
 import time
 
 from ..dashboard.users import ROLES, UserError, UserStore
-from ..errors import ConfigError
+from ..errors import GatewayError
 from . import actor, open_gateway
 
 
@@ -50,11 +50,11 @@ def _read_password() -> str:
     if sys.stdin.isatty():
         first = getpass.getpass("Password: ")
         if getpass.getpass("Again: ") != first:
-            raise ConfigError("the passwords differ")
+            raise GatewayError("the passwords differ")
         return first
     line = sys.stdin.readline()
     if not line:
-        raise ConfigError("no password on stdin")
+        raise GatewayError("no password on stdin")
     return line.rstrip("\r\n")
 
 
@@ -63,7 +63,7 @@ def _run(args: argparse.Namespace, fn, action: str, details: dict | None = None)
     try:
         fn(store)
     except UserError as e:
-        raise ConfigError(str(e)) from None
+        raise GatewayError(str(e)) from None
     finally:
         store.close()
     gw.index.append_audit(actor(), action, args.name, details or {})  # type: ignore[attr-defined]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import stat
+import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -84,11 +85,21 @@ def _head(path: Path, findings: list[Finding], n: int = 64) -> bytes | None:
     return None
 
 
-def scan_plaintext(roots: list[Path], findings: list[Finding]) -> None:
+def scan_plaintext(
+    roots: list[Path], findings: list[Finding], *, owner: int | None = None, skip: tuple[Path, ...] = ()
+) -> None:
+    """Plaintext audio under `roots`: only files of `owner` (a uid) when given; never under
+    `skip` (the configured prompt sets: their audio is the notice, played to every caller)."""
     for root in roots:
         for path in _walk(root, findings):
-            if not path.is_file() or path.is_symlink():
+            if not path.is_file() or path.is_symlink() or any(path.is_relative_to(s) for s in skip):
                 continue
+            if owner is not None:
+                try:
+                    if path.stat().st_uid != owner:
+                        continue
+                except OSError:
+                    continue
             head = _head(path, findings)
             kind = audio_kind(head, path.name) if head else None
             if kind:
@@ -222,9 +233,34 @@ def scan_sockets(gw: Gateway, findings: list[Finding]) -> None:
                     )
 
 
-def scan(gw: Gateway, temp_dirs: list[Path]) -> list[Finding]:
+def gateway_temp_dirs() -> list[Path]:
+    """Where the gateway's own temporary files would be: the system temp directory, and the
+    private one systemd gives the unit (PrivateTmp=yes)."""
+    base = Path(tempfile.gettempdir())
+    return [base, *sorted(base.glob("systemd-private-*-consent-gateway*.service-*/tmp"))]
+
+
+def owned_dirs(gw: Gateway) -> list[Path]:
+    """Every directory the gateway writes, once each (they usually all sit under data_dir)."""
+    p = gw.config.paths
+    dirs: list[Path] = []
+    for d in (p.data_dir, p.spool_dir, p.index.parent, p.secrets_dir, gw.config.calls.event_socket.parent):
+        if not any(d.is_relative_to(x) for x in dirs):
+            dirs.append(d)
+    return dirs
+
+
+def scan(gw: Gateway, temp_dirs: list[Path] | None = None) -> list[Finding]:
+    """The exposure scan. `temp_dirs` given: scanned whole. None: the system temp directories,
+    for files of the gateway's own user (the owner of the data directory) only."""
     findings: list[Finding] = []
-    scan_plaintext([gw.config.paths.data_dir, *temp_dirs], findings)
+    prompts = tuple(sorted({r.prompts_dir for r in gw.config.routes}))
+    scan_plaintext(owned_dirs(gw), findings, skip=prompts)
+    if temp_dirs is None:
+        owner = gw.config.paths.data_dir.stat().st_uid
+        scan_plaintext(gateway_temp_dirs(), findings, owner=owner, skip=prompts)
+    else:
+        scan_plaintext(temp_dirs, findings, skip=prompts)
     scan_permissions(gw, findings)
     scan_identities(gw, findings)
     scan_store(gw, findings)

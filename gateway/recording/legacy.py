@@ -258,9 +258,9 @@ class LegacyImporter:
             raise
         return fd, SourceFile(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, digest), head
 
-    def import_file(self, path: Path, *, shred_original: bool = False) -> str:
-        """Import one file; returns "imported" or "skipped". Raises NotAudio (with the reason
-        it was refused) or OSError. With `shred_original` the original is shredded only if it is
+    def import_file(self, path: Path, *, shred_original: bool = False) -> tuple[str, str]:
+        """Import one file; returns ("imported" or "skipped", the recording's id). Raises
+        NotAudio (with the reason it was refused) or OSError. With `shred_original` the original is shredded only if it is
         still exactly what was encrypted; a refusal is recorded in `shred_refused`."""
         fd, src, head = self._read_source(path)
         try:
@@ -268,7 +268,7 @@ class LegacyImporter:
             if earlier is not None and earlier.status == ix.COMPLETE:
                 if shred_original:
                     self._shred(path, src, earlier.id)
-                return "skipped"
+                return "skipped", earlier.id
             if (
                 earlier is not None
                 and earlier.status == ix.RECORDING
@@ -276,13 +276,13 @@ class LegacyImporter:
                 and not writer_is_gone(earlier.writer)
             ):
                 raise NotAudio("being imported by another running import-legacy")
-            outcome = self._encrypt(fd, path, src, head, earlier)
+            rec_id = self._encrypt(fd, path, src, head, earlier)
         finally:
             os.close(fd)
         if shred_original:
             # Only now: the ciphertext is fsynced chunk by chunk and the index row is committed.
-            self._shred(path, src, outcome)
-        return "imported"
+            self._shred(path, src, rec_id)
+        return "imported", rec_id
 
     def _encrypt(
         self, fd: int, path: Path, src: SourceFile, head: bytes, earlier: RecordingRow | None

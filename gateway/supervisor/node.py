@@ -24,6 +24,7 @@ from aiohttp import web
 from ..config import parse_ipv4_network
 from ..context import Gateway
 from ..errors import ConfigError
+from ..telephony.net import TCP, UDP, check_ports_free
 from ..telephony.sip import parse_config_uri
 from .kamailio import FrontDoor
 from .links import WorkerLinks
@@ -221,34 +222,21 @@ class Node:
             self.write_status()
 
     def preflight(self) -> None:
-        """Refuse to start, with the setting to change, when a port the node needs is taken
-        (another gateway, a PBX on the same host, a stale Kamailio): otherwise Kamailio or a
-        worker would fail to bind and the pool would restart it forever."""
-        import socket
-
+        """Refuse to start, with the setting to change, when a port the node needs is taken:
+        otherwise Kamailio or a worker would fail to bind and the pool would restart it forever."""
         node = self.gw.config.node
         host, port = self.gw.config.sip_listen
         wanted = [
-            (host, port, socket.SOCK_DGRAM, "[sip] listen (UDP)"),
-            (host, port, socket.SOCK_STREAM, "[sip] listen (TCP)"),
-            (*node.metrics_listen, socket.SOCK_STREAM, "[node] metrics_listen"),
+            (host, port, UDP, "[sip] listen"),
+            (host, port, TCP, "[sip] listen"),
+            (*node.metrics_listen, TCP, "[node] metrics_listen"),
         ]
         for i in range(node.pool_max):
             wanted += [
                 ("127.0.0.1", node.worker_base_port + i, kind, f"[node] worker_base_port (worker {i})")
-                for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM)
+                for kind in (UDP, TCP)
             ]
-        for h, p, kind, setting in wanted:
-            with socket.socket(socket.AF_INET6 if ":" in h else socket.AF_INET, kind) as s:
-                if kind == socket.SOCK_STREAM:
-                    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                try:
-                    s.bind((h, p))
-                except OSError as e:
-                    raise ConfigError(
-                        f"{setting}: cannot use {h}:{p}: {e.strerror} (is another gateway, "
-                        "Kamailio or PBX running there?)"
-                    ) from None
+        check_ports_free(wanted)
 
     async def run(self, stop: asyncio.Event) -> None:
         self.preflight()
@@ -264,7 +252,7 @@ class Node:
         await web.TCPSite(runner, host, port).start()
         print(
             f"gateway: node listening for SIP on {self.front.host}:{self.front.port} (Kamailio), "
-            f"{len(self.workers)} workers; metrics on http://{host}:{port}/metrics",
+            f"{len(self.workers)} worker{'s' if len(self.workers) != 1 else ''}; metrics on http://{host}:{port}/metrics",
             flush=True,
         )
         if dashboard is not None:

@@ -1,8 +1,32 @@
-"""Small network helpers shared by the demo and the tests."""
+"""Small network helpers: the start-up port check, and free ports for the demo and the tests."""
 
 from __future__ import annotations
 
 import socket
+from collections.abc import Sequence
+
+from ..errors import ConfigError
+
+UDP, TCP = socket.SOCK_DGRAM, socket.SOCK_STREAM
+
+
+def check_ports_free(wanted: Sequence[tuple[str, int, socket.SocketKind, str]]) -> None:
+    """Refuse to start, naming the setting to change, when a port the gateway needs is taken
+    (another gateway, a PBX, a stale Kamailio, Debian's own kamailio.service): otherwise a
+    listener fails to bind after the start, deep inside pjsua or Kamailio.
+    `wanted`: (host, port, UDP or TCP, the setting that chose it)."""
+    for host, port, kind, setting in wanted:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, kind) as s:
+            if kind == TCP:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind((host, port))
+            except OSError as e:
+                proto = "UDP" if kind == UDP else "TCP"
+                raise ConfigError(
+                    f"{setting} ({proto}): cannot use {host}:{port}: {e.strerror} (is another "
+                    "gateway, Kamailio or PBX running there?)"
+                ) from None
 
 
 def free_port(host: str = "127.0.0.1") -> int:

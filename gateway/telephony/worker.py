@@ -20,6 +20,7 @@ import pjsua2 as pj
 
 from ..config import Config, Route
 from ..context import Gateway
+from ..errors import ConfigError
 from ..governance import retention
 from ..recording.recorder import RecorderEngine
 from . import prompts as pr
@@ -195,7 +196,17 @@ class Worker:
         self.recordings.recover()
         await self.events.start()
         self._refused: list[pj.Call] = []
-        self._start_endpoint()
+        try:
+            self._start_endpoint()
+        except pj.Error as e:
+            # Nothing is running yet but the endpoint itself: take it down and say why.
+            self.engine.close()
+            await self.events.close()
+            try:
+                self.ep.libDestroy()
+            except pj.Error:
+                pass
+            raise ConfigError(f"cannot start SIP on {self.host}:{self.port}: {e.reason}") from None
         if ready is not None:
             ready.set()
         self.events.publish({"type": "worker.started", "capacity": self.capacity})

@@ -86,7 +86,11 @@ function render(d) {
     el("span", { class: "masked", text: d.caller_masked || "(no number)" }),
     el("span", { class: "display", "data-field": "display", text: d.caller_display || "" }));
   const rec = el("td", { "data-field": "recording" }, pill(d.recording));
-  if (d.by && ["paused", "stopped", "saved"].includes(d.recording)) rec.append(el("span", { class: "by", text: ` by ${d.by.replace(/^dashboard:/, "")}` }));
+  if (d.by && ["paused", "stopped", "saved"].includes(d.recording)) {
+    // "saved" follows a stop: say who stopped it, not who "saved" it (the gateway saves).
+    const who = d.by.replace(/^dashboard:/, "");
+    rec.append(el("span", { class: "by", text: d.recording === "saved" ? ` (stopped by ${who})` : ` by ${who}` }));
+  }
   const tr = el("tr", { "data-call": d.call, class: d.state === "ended" ? "ended" : "" },
     caller,
     el("td", { "data-field": "route", text: d.route }),
@@ -140,7 +144,7 @@ function renderSummary(s) {
 function connect() {
   const proto = location.protocol === "https:" ? "wss:" : "ws:";
   const ws = new WebSocket(`${proto}//${location.host}/ws`);
-  ws.onopen = () => { backoff = 500; setStatus("live"); };
+  ws.onopen = () => { backoff = 500; setStatus("Connected: live updates"); };
   ws.onmessage = (ev) => {
     const m = JSON.parse(ev.data);
     if (m.t === "snapshot") {
