@@ -19,6 +19,31 @@ from .storage.spool import LocalSpool
 from .storage.store import Store, StoreError
 
 
+def check_owner(data_dir: Path) -> None:
+    """Root must not write into a data directory that belongs to the gateway's user: files it
+    creates there (the index's WAL, the users database, spool files) would be root's, and the
+    service could no longer open them. Commands run as that user instead."""
+    if os.geteuid() != 0:
+        return
+    try:
+        owner = data_dir.stat().st_uid
+    except OSError:
+        return
+    if owner == 0:
+        return
+    try:
+        import pwd
+
+        name = pwd.getpwuid(owner).pw_name
+    except KeyError:
+        name = str(owner)
+    raise ConfigError(
+        f"{data_dir} belongs to {name}, not root: run the command as that user (`runuser -u {name} -- "
+        f"gateway ...`); for an export, pass the identity on stdin and take the audio on stdout: "
+        f"`runuser -u {name} -- gateway ... recordings export ID -i - -o - < key.txt > call.wav`"
+    )
+
+
 @dataclass
 class Gateway:
     config: cfg.Config
@@ -30,6 +55,7 @@ class Gateway:
     @classmethod
     def open(cls, config_path: str | Path) -> Gateway:
         config = cfg.load(config_path)
+        check_owner(config.paths.data_dir)
         try:
             store = LocalSpool(config.paths.spool_dir)
             index = SqliteIndex(config.paths.index)

@@ -317,3 +317,41 @@ def test_audit_verify_names_the_first_broken_entry(
     assert tgw.run("audit", "verify", "--json") == errors.EXIT_FINDINGS
     problem = json.loads(capsys.readouterr().out)["problem"]
     assert problem["kind"] == kind and problem["seq"] == seq
+
+
+def test_root_does_not_write_into_the_service_users_data_directory(
+    tgw: GatewayUnderTest, tmp_path: Path, capsys
+) -> None:
+    """`gateway user add` run as root once left users.sqlite3 owned by root, and the service
+    could not start. Root is told to run the command as the gateway's user instead."""
+    import os as os_
+
+    if os_.geteuid() != 0:
+        pytest.fail("this test checks what root may do: run the suite as root (CI does)")
+    rec = tgw.record(1)
+    os_.chown(tgw.dir, 65534, 65534)
+    try:
+        assert tgw.run("recordings", "list") == errors.EXIT_CONFIG
+        err = capsys.readouterr().err
+        assert "belongs to nobody, not root" in err and "runuser -u nobody --" in err and "-i - -o -" in err
+        assert not (tgw.dir / "secrets" / "users.sqlite3").exists()
+    finally:
+        os_.chown(tgw.dir, 0, 0)
+    # The identity can come on stdin (for a service user who may not read the operator's key).
+    res = subprocess.run(
+        [
+            str(Path(__file__).parent.parent / ".venv/bin/gateway"),
+            "--config",
+            str(tgw.config),
+            "recordings",
+            "export",
+            rec,
+            "-i",
+            "-",
+            "-o",
+            "-",
+        ],
+        input=tgw.key.read_bytes(),
+        capture_output=True,
+    )
+    assert res.returncode == 0 and res.stdout[:4] == b"RIFF", res.stderr

@@ -49,7 +49,10 @@ def actor() -> str:
 
 
 def load_identities(path: str) -> list[age.Identity]:
-    """The operator's identity file, with a warning (as ssh gives) when others may read it."""
+    """The operator's identity file, with a warning (as ssh gives) when others may read it.
+    "-" reads it from stdin (so that a service user can be handed a key it cannot read)."""
+    if path == "-":
+        return age.parse_identities(sys.stdin.read(1 << 20), source="the identity on stdin")
     try:
         mode = os.stat(path).st_mode
     except OSError:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from .. import age
 from .. import config as cfg
+from ..context import check_owner
 from ..errors import ConfigError, KeyError_
 from ..governance import signing
 from ..storage.index import SqliteIndex
@@ -67,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
             "tls_cert and tls_key together"
         )
     data_dir: Path = args.dir.resolve()
+    check_owner(data_dir)  # as root, into a service user's directory: run init as that user
     config_path = data_dir / "gateway.toml"
     if config_path.exists() and not args.force:
         raise ConfigError(f"{config_path} exists (use --force to rewrite it; data and secrets are kept)")

@@ -41,7 +41,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     lp.set_defaults(func=cmd_list)
     ep = rsub.add_parser("export", help="decrypt one recording with your identity file")
     ep.add_argument("id")
-    ep.add_argument("--identity", "-i", required=True, help="age identity file (as age-keygen writes)")
+    ep.add_argument(
+        "--identity", "-i", required=True, help="age identity file (as age-keygen writes), or - for stdin"
+    )
     ep.add_argument("-o", "--output", required=True, help="file (.wav, .mp3, .opus, .ogg) or - for stdout")
     ep.add_argument(
         "--recover", action="store_true", help="export every intact chunk of a recording that lacks its end"
