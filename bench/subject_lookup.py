@@ -23,6 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from gateway import age  # noqa: E402
+from gateway.config import NumbersConfig  # noqa: E402
 from gateway.governance import subject  # noqa: E402
 from gateway.storage import pii  # noqa: E402
 from gateway.storage.index import CallRow, SqliteIndex  # noqa: E402
@@ -68,7 +69,7 @@ def main() -> None:
         index._db.execute("COMMIT")
         # The operator's identity is the last recipient's: the worst case, every stanza tried.
         who = [identities[-1]]
-        numbering = pii.Numbering(country_code="46")
+        numbering = NumbersConfig(country_code="46")
         results = {}
         for procs in (1, os.cpu_count() or 1):
             t0 = time.perf_counter()

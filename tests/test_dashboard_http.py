@@ -355,7 +355,7 @@ async def test_under_tls_cookies_are_secure_host_only_and_hsts_is_sent(tmp_path:
 
     lab = Lab(tmp_path)
     cert, key = _self_signed(tmp_path)
-    lab.dash.config = DashboardConfig(listen=("127.0.0.1", free_port()), tls=(cert, key))
+    lab.dash.config = DashboardConfig(listen=("127.0.0.1", free_port()), tls_cert=cert, tls_key=key)
     lab.dash.tls, lab.dash.cookie = True, "__Host-gw_session"
     runner, url = await serve(lab.dash)
     ctx = ssl.create_default_context(cafile=str(cert))

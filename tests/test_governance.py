@@ -168,6 +168,7 @@ def test_subject_requests_warn_when_the_identity_opens_only_some_numbers(
 
 
 def test_parallel_search_finds_the_same_calls(tgw: GatewayUnderTest) -> None:
+    from gateway.config import NumbersConfig
     from gateway.governance import subject
     from gateway.storage import pii
 
@@ -178,7 +179,7 @@ def test_parallel_search_finds_the_same_calls(tgw: GatewayUnderTest) -> None:
         number = list(sealed)[i % 3]
         gw.index.add_call(ix.CallRow(f"c{i:06d}", ix.utcnow(), caller_enc=sealed[number]))
     identities = age.load_identity_file(tgw.key)
-    numbering = pii.Numbering(country_code="46")
+    numbering = NumbersConfig(country_code="46")
     one = subject.matching_calls(gw.index, identities, "+46701234567", numbering, processes=1)
     two = subject.matching_calls(gw.index, identities, "+46701234567", numbering, processes=2)
     assert sorted(one[0]) == sorted(two[0]) and one[1:] == two[1:] == (3 * subject.PARALLEL_FROM // 2, 0)

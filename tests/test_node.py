@@ -289,7 +289,7 @@ def test_malformed_and_flooding_sources_do_not_disturb_calls(tmp_path: Path) -> 
         assert reply().startswith(b"SIP/2.0 400 Content-Length"), "a clear error"
         s.sendto(options(2, extra="X-Big: " + "a" * 60000 + "\r\n"), target)
         big = reply()
-        assert big == b"" or big.startswith((b"SIP/2.0 4", b"SIP/2.0 200")), big[:80]
+        assert big == b"" or big.startswith(b"SIP/2.0 513"), big[:80]  # [sip] max_message_bytes
         s.sendto(options(3), target)
         assert reply().startswith(b"SIP/2.0 200"), "a well-formed request is answered"
         answered = 0
@@ -461,3 +461,71 @@ def test_calls_overflow_to_a_peer_node_before_failing_open(tmp_path: Path) -> No
     finally:
         a.close()
         b.close()
+
+
+def test_the_front_door_limits_hostile_requests(tmp_path: Path) -> None:
+    """An oversized request gets 513, an INVITE with an absurd SDP 488 (too large at the front
+    door, too many media streams at the worker), and a trunk may have only so many INVITEs
+    unconfirmed at once: the rest get 503 while a real call from elsewhere is recorded."""
+    import socket
+
+    lab = CallLab(tmp_path, workers=2)
+    text = (
+        lab.gw.config.read_text()
+        .replace("trunks = []", 'trunks = ["127.0.0.3"]')
+        .replace("max_unconfirmed_invites = 8", "max_unconfirmed_invites = 2")
+    )
+    lab.gw.config.write_text(text)
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        lab.start_gateway()
+        s.bind(("127.0.0.3", 0))
+        s.settimeout(5)
+        me = s.getsockname()[1]
+
+        def invite(call: str, media: int = 1, pad: int = 0) -> None:
+            sdp = "v=0\r\no=x 1 1 IN IP4 127.0.0.3\r\ns=-\r\nc=IN IP4 127.0.0.3\r\nt=0 0\r\n" + "".join(
+                f"m=audio {30000 + 2 * i} RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\n" for i in range(media)
+            )
+            msg = (
+                f"INVITE sip:1177@127.0.0.1:{lab.sip_port} SIP/2.0\r\n"
+                f"Via: SIP/2.0/UDP 127.0.0.3:{me};branch=z9hG4bK{call}\r\n"
+                f"From: <sip:+4687000000@127.0.0.3>;tag={call}\r\nTo: <sip:1177@127.0.0.1>\r\n"
+                f"Call-ID: {call}\r\nCSeq: 1 INVITE\r\nContact: <sip:x@127.0.0.3:{me}>\r\nMax-Forwards: 70\r\n"
+                + (f"X-Pad: {'p' * pad}\r\n" if pad else "")
+                + f"Content-Type: application/sdp\r\nContent-Length: {len(sdp)}\r\n\r\n{sdp}"
+            )
+            s.sendto(msg.encode(), ("127.0.0.1", lab.sip_port))
+
+        def final(call: str) -> int:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                data = s.recv(65536).decode(errors="replace")
+                if f"Call-ID: {call}" in data and not data.startswith("SIP/2.0 1"):
+                    return int(data.split(" ", 2)[1])
+            raise AssertionError(f"no final answer to {call}")
+
+        invite("big", pad=9000)
+        assert final("big") == 513
+        invite("fat-sdp", media=90)  # a body larger than max_sdp_bytes
+        assert final("fat-sdp") == 488
+        invite("many-media", media=20)  # small, but more streams than a call has
+        assert final("many-media") == 488
+        # Two INVITEs answered and never ACKed from this trunk; the third is refused at once.
+        invite("noack-1")
+        invite("noack-2")
+        assert {final("noack-1"), final("noack-2")} == {200}
+        invite("noack-3")
+        assert final("noack-3") == 503
+        # A real call from another source goes through and is recorded.
+        pbx = lab.peer("pbx", "--tone", "1000")
+        caller = lab.peer("caller", "--hangup-after", "4", "--timeout", "30")
+        caller.wait_exit(40)
+        pbx.wait_exit()
+        assert caller.event("confirmed") is not None
+        assert lab.gateway is not None and lab.gateway.stop() == 0
+        gw = lab.gw.open()
+        assert ix.COMPLETE in [r.status for r in gw.index.list_recordings()]
+    finally:
+        s.close()
+        lab.close()

@@ -30,3 +30,15 @@ def test_p_asserted_identity_wins_and_compact_headers() -> None:
 def test_garbage_does_not_raise() -> None:
     for junk in ["", "\x00\x01", "INVITE", "INVITE sip: SIP/2.0\r\nFrom: <<<>>>\r\n\r\n"]:
         sip.parse_invite(junk)
+
+
+def test_media_count_counts_m_lines_of_the_body_only() -> None:
+    from gateway.telephony.sip import media_count
+
+    head = (
+        "INVITE sip:1177@gw SIP/2.0\r\nX-Note: m=audio in a header\r\nContent-Type: application/sdp\r\n\r\n"
+    )
+    sdp = "v=0\r\nc=IN IP4 1.2.3.4\r\nm=audio 4000 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\nm=video 4002 RTP/AVP 96\r\n"
+    assert media_count(head + sdp) == 2
+    assert media_count(head) == 0
+    assert media_count("INVITE sip:x SIP/2.0\r\nVia: x") == 0

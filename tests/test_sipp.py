@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -210,3 +211,53 @@ def test_invite_without_sdp_is_a_late_offer_and_works(lab: CallLab, tmp_path: Pa
     stop_gateway(lab)
     [rec] = lab.gw.open().index.list_recordings()
     assert rec.status == ix.COMPLETE
+
+
+def test_callers_that_never_ack_free_their_slots_quickly(tmp_path: Path) -> None:
+    """A burst of INVITEs whose answers are never ACKed held both of a worker's call slots for
+    pjsip's Timer H (32 s): real calls meanwhile got 486 (or, in a node, failed open
+    unrecorded). Unconfirmed calls now end after [calls] ack_timeout_s."""
+    lab = CallLab(tmp_path)
+    lab.gw.config.write_text(lab.gw.config.read_text().replace("ack_timeout_s = 8", "ack_timeout_s = 2"))
+    try:
+        lab.start_gateway()
+        burst = subprocess.run(
+            [
+                "sipp",
+                "-sf",
+                str(SCENARIOS / "no_ack.xml"),
+                "-m",
+                "2",
+                "-r",
+                "10",
+                "-i",
+                "127.0.0.1",
+                "-p",
+                str(free_port()),
+                "-mp",
+                str(free_port()),
+                "-nostdin",
+                "-timeout",
+                "20",
+                f"127.0.0.1:{lab.sip_port}",
+            ],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        # Both answered, neither ACKed: 2 s later the gateway ended both with a BYE, which
+        # sipp (still waiting out its pause) reports as unexpected.
+        assert "unexpected BYE" in burst.stderr + burst.stdout, burst.stdout[-1500:]
+        pbx = lab.peer("pbx", "--tone", "1000")
+        caller = lab.peer("caller", "--hangup-after", "5", "--timeout", "25")
+        caller.wait_exit(40)
+        pbx.wait_exit()
+        assert caller.event("confirmed") is not None, caller.lines[-5:]
+        stop_gateway(lab)
+        gw = lab.gw.open()
+        assert [r.status for r in gw.index.list_recordings()] == [ix.COMPLETE]
+        unconfirmed = [json.loads(line) for line in lab.gateway.stderr_lines if "never confirmed" in line]
+        assert len(unconfirmed) == 2
+    finally:
+        lab.close()

@@ -30,8 +30,8 @@ class Witness:
         self.config = config
         self.log_stream = log_stream
         self._syslog: logging.Logger | None = None
-        if config.syslog:
-            address, socktype = parse_syslog_target(config.syslog)
+        if config.witness_syslog:
+            address, socktype = parse_syslog_target(config.witness_syslog)
             handler = logging.handlers.SysLogHandler(
                 address=address,
                 facility=logging.handlers.SysLogHandler.LOG_AUTH,
@@ -52,10 +52,14 @@ class Witness:
             try:
                 self._syslog.info(line)
             except Exception:
-                log.exception("audit checkpoint not sent to the syslog witness %s", self.config.syslog)
-        if self.config.file is not None:
+                log.exception(
+                    "audit checkpoint not sent to the syslog witness %s", self.config.witness_syslog
+                )
+        if self.config.witness_file is not None:
             try:
-                fd = os.open(self.config.file, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+                fd = os.open(
+                    self.config.witness_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640
+                )
                 try:
                     os.write(fd, (line + "\n").encode())
                     os.fsync(fd)
@@ -63,7 +67,9 @@ class Witness:
                     os.close(fd)
             except OSError as e:
                 log.error(
-                    "audit checkpoint not written to the witness file %s: %s", self.config.file, e.strerror
+                    "audit checkpoint not written to the witness file %s: %s",
+                    self.config.witness_file,
+                    e.strerror,
                 )
 
     def close(self) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import Protocol
 
 from .. import age
 
@@ -23,13 +23,12 @@ class NumberError(ValueError):
     """A number that cannot be searched for unambiguously; the message says why."""
 
 
-@dataclass(frozen=True)
-class Numbering:
-    """How national numbers map to E.164 (the [numbers] section)."""
+class Numbering(Protocol):
+    """How national numbers map to E.164: the [numbers] section (config.NumbersConfig)."""
 
-    country_code: str = ""  # e.g. "46"; empty: national numbers cannot be placed
-    national_prefix: str = "0"  # trunk prefix of a national number (0701234567)
-    international_prefix: str = "00"  # dialled before a country code (0046701234567)
+    country_code: str  # e.g. "46"; empty: national numbers cannot be placed
+    national_prefix: str  # trunk prefix of a national number (0701234567)
+    international_prefix: str  # dialled before a country code (0046701234567)
 
 
 def strip_number(number: str) -> str:

@@ -39,6 +39,10 @@ class FrontDoor:
     fail_closed: bool
     trusted: list[str]  # trunk and PBX addresses (IP or IP/mask)
     peers: tuple[tuple[str, int], ...] = ()  # other nodes' front doors (HOST, PORT)
+    max_message_bytes: int = 8192  # a larger request gets 513
+    max_sdp_bytes: int = 4096  # an INVITE with a larger body gets 488
+    max_unconfirmed: int = 8  # INVITEs from one source not yet ACKed (or refused) at once
+    max_media: int = 4  # media descriptions an INVITE may offer
 
     @property
     def ctl(self) -> str:
@@ -124,6 +128,11 @@ modparam("rr", "enable_full_lr", 1)
 modparam("permissions", "address_file", "{self.rundir}/address.list")
 modparam("htable", "htable", "ipban=>size=8;autoexpire=300;")
 modparam("htable", "htable", "stats=>size=4;")
+# INVITEs each source has in flight (forwarded, not yet ACKed or refused), and the source of
+# each such call by Call-ID. Entries expire after Timer H (32 s) plus a margin, so a count
+# never sticks.
+modparam("htable", "htable", "pending=>size=8;autoexpire=40;")
+modparam("htable", "htable", "invsrc=>size=10;autoexpire=40;")
 modparam("pike", "sampling_time_unit", 2)
 modparam("pike", "reqs_density_per_unit", 40)
 modparam("pike", "remove_latency", 4)
@@ -146,6 +155,13 @@ request_route {{
         xlog("L_WARN", "malformed request from $si dropped\\n");
         exit;
     }}
+    if ($ml > {self.max_message_bytes}) {{
+        xlog("L_WARN", "request of $ml bytes from $si refused: 513\\n");
+        if (!is_method("ACK")) {{
+            sl_send_reply("513", "Message Too Large");
+        }}
+        exit;
+    }}
     if (!allow_source_address("{TRUSTED_GROUP}") && !allow_source_address("{WORKER_GROUP}")) {{
         xlog("L_WARN", "request from $si, which is not on the allowlist: 403\\n");
         sl_send_reply("403", "Forbidden");
@@ -166,6 +182,9 @@ request_route {{
         exit;
     }}
     if (has_totag()) {{
+        if (is_method("ACK")) {{
+            route(CONFIRMED);
+        }}
         if (loose_route()) {{
             if (is_method("BYE")) {{
                 ds_load_update();
@@ -189,6 +208,35 @@ request_route {{
         sl_send_reply("405", "Method Not Allowed");
         exit;
     }}
+    if ($cl > {self.max_sdp_bytes}) {{
+        xlog("L_WARN", "INVITE $ci from $si with a $cl-byte body refused: 488\\n");
+        sl_send_reply("488", "Not Acceptable Here");
+        exit;
+    }}
+    # More media descriptions ("m=" lines) than a call has: a worker's SIP stack would choke
+    # on dozens, and the call would then fail open to the PBX with that offer.
+    if ($cl > 0 && search_body("(^m=[^\\r\\n]*[\\r\\n]+([^\\r\\n]*[\\r\\n]+)*){{{self.max_media + 1}}}")) {{
+        xlog("L_WARN", "INVITE $ci from $si offers more than {self.max_media} media streams: 488\\n");
+        sl_send_reply("488", "Not Acceptable Here");
+        exit;
+    }}
+    # A source may have only so many INVITEs unanswered or un-ACKed at once: a trunk that
+    # sends INVITEs and never ACKs the answers would otherwise hold every worker's call slots
+    # (for Timer H, 32 s each) and push real calls into fail-open.
+    if (!allow_source_address("{WORKER_GROUP}")) {{
+        if ($sht(pending=>$si) == $null) {{
+            $sht(pending=>$si) = 0;  # $shtinc adds to an existing item only
+        }}
+        if ($shtinc(pending=>$si) > {self.max_unconfirmed}) {{
+            $var(n) = $shtdec(pending=>$si);
+            xlog("L_WARN", "INVITE $ci from $si refused: too many unconfirmed calls from it: 503\\n");
+            append_to_reply("Retry-After: 5\\r\\n");
+            sl_send_reply("503", "Too Many Unconfirmed Calls");
+            exit;
+        }}
+        $sht(invsrc=>$ci) = $si;
+        t_on_reply("INVITE_REPLY");
+    }}
     record_route();
     if (!ds_select_dst("{DISPATCH_SET}", "10")) {{
         route(NOWORKER);
@@ -196,6 +244,22 @@ request_route {{
     t_on_failure("WORKER_FAIL");
     t_relay();
     exit;
+}}
+
+# The caller's ACK of a 2xx: its INVITE is no longer pending.
+route[CONFIRMED] {{
+    if ($sht(invsrc=>$ci) != $null) {{
+        $var(src) = $sht(invsrc=>$ci);
+        $sht(invsrc=>$ci) = $null;
+        $var(n) = $shtdec(pending=>$var(src));
+    }}
+}}
+
+# A final refusal (after any failover) ends the INVITE too: its ACK stays hop by hop.
+onreply_route[INVITE_REPLY] {{
+    if ($rs >= 300) {{
+        route(CONFIRMED);
+    }}
 }}
 
 failure_route[WORKER_FAIL] {{

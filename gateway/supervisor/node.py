@@ -85,6 +85,10 @@ class Node:
                 cfg.node.fail_closed,
                 [*cfg.node.trunks, *pbx_addresses(cfg.pbx_uri), "127.0.0.1"],
                 tuple(cfg.node.peers),
+                max_message_bytes=cfg.sip.max_message_bytes,
+                max_sdp_bytes=cfg.sip.max_sdp_bytes,
+                max_unconfirmed=cfg.node.max_unconfirmed_invites,
+                max_media=cfg.sip.max_media_streams,
             )
         except ValueError as e:
             raise ConfigError(str(e)) from None

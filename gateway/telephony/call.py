@@ -252,6 +252,7 @@ class CallSession:
             return
         self._poll = self.loop.create_task(self._poll_clips())
         self.later(gw.config.calls.max_duration_s, lambda: self.hangup_all(200, "maximum call duration"))
+        self.later(gw.config.calls.ack_timeout_s, self._ack_deadline)
         self.emit(
             "call.started",
             state=self.state,
@@ -555,6 +556,14 @@ class CallSession:
             leg.hangup(prm)
         except pj.Error:
             pass
+
+    def _ack_deadline(self) -> None:
+        """Our 200 OK has gone unconfirmed for [calls] ack_timeout_s: a real caller ACKs within a
+        second. Without this the call would hold a worker slot until pjsip gives up (Timer H,
+        32 s), and a burst of such INVITEs would push real calls into fail-open."""
+        if not self.ended and not self.caller.connected:
+            log.warning("call %s: the caller never confirmed the answer (no ACK); ended", self.id)
+            self.hangup_all(408, "no ACK from the caller")
 
     def hangup_all(self, code: int = 200, why: str = "") -> None:
         if self.ended:

@@ -113,6 +113,12 @@ def parse_config_uri(text: str) -> SipUri:
     return SipUri(m["scheme"], m["user"] or "", m["host"].strip("[]"), port, m["params"])
 
 
+def media_count(message: str) -> int:
+    """How many media descriptions ("m=" lines) the message's body offers, in every part."""
+    _, sep, body = message.replace("\r\n", "\n").partition("\n\n")
+    return sum(1 for line in body.split("\n") if line.startswith("m=")) if sep else 0
+
+
 def quoted_display(display: str) -> str:
     """A display name safe to put between quotes in a From header."""
     return _clean(display, MAX_DISPLAY)

@@ -27,7 +27,7 @@ from . import prompts as pr
 from .call import CallSession
 from .events import EventBus
 from .media import MediaSlot, audio_format, prefer_g711
-from .sip import parse_invite
+from .sip import media_count, parse_invite
 
 log = logging.getLogger(__name__)
 
@@ -153,8 +153,15 @@ class Worker:
     def incoming(self, call_id: int, message: str) -> None:
         invite = parse_invite(message)
         route = self.config.route_for(invite.dialled)
+        limits = self.config.sip
         if self.stopping:
             self._refuse(call_id, 503)
+        elif len(message.encode()) > limits.max_message_bytes:
+            log.warning("INVITE of %d bytes refused; 513", len(message.encode()))
+            self._refuse(call_id, 513)
+        elif media_count(message) > limits.max_media_streams:
+            log.warning("INVITE offering %d media streams refused; 488", media_count(message))
+            self._refuse(call_id, 488)
         elif route is None:
             log.warning("no route for the dialled number; 404")
             self._refuse(call_id, 404)

@@ -1,0 +1,321 @@
+"""The gateway's TOML configuration: its sections (sections.py: each setting declared once,
+with its default, its comment and its checks), loading with one-line errors that name the
+setting, and the commented file `gateway init` writes (derived from the same declarations).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+from .fields import Section, render_section, suggest
+from .sections import (
+    DEFAULT_PROMPTS,
+    MODES,
+    SECTIONS,
+    CallsConfig,
+    ConsentConfig,
+    DashboardConfig,
+    NodeConfig,
+    NumbersConfig,
+    Paths,
+    PbxConfig,
+    PromptsConfig,
+    RecordingConfig,
+    SipConfig,
+    WitnessConfig,
+)
+from .values import check_sip_uri, is_loopback, parse_hostport, parse_ipv4_network, parse_syslog_target
+
+__all__ = [
+    "DEFAULT_PROMPTS",
+    "MODES",
+    "CallsConfig",
+    "Config",
+    "ConsentConfig",
+    "DashboardConfig",
+    "NodeConfig",
+    "NumbersConfig",
+    "Paths",
+    "PbxConfig",
+    "PromptsConfig",
+    "RecordingConfig",
+    "Route",
+    "SipConfig",
+    "WitnessConfig",
+    "check_sip_uri",
+    "is_loopback",
+    "load",
+    "parse_hostport",
+    "parse_ipv4_network",
+    "parse_syslog_target",
+    "render",
+]
+
+
+@dataclass
+class Route:
+    """What happens to a call by the number dialled; number "*" is the default route."""
+
+    number: str
+    mode: str
+    language: str
+    pbx: str
+    retention_days: int
+    prompts_dir: Path
+
+
+ROUTE_KEYS: dict[str, tuple[type, ...]] = {
+    "number": (str,),
+    "mode": (str,),
+    "language": (str,),
+    "pbx": (str,),
+    "retention_days": (int,),
+    "prompts": (str,),
+}
+
+
+@dataclass
+class Config:
+    path: Path
+    paths: Paths
+    recording: RecordingConfig
+    sip: SipConfig = field(default_factory=SipConfig)
+    pbx: PbxConfig = field(default_factory=PbxConfig)
+    consent: ConsentConfig = field(default_factory=ConsentConfig)
+    prompts: PromptsConfig = field(default_factory=PromptsConfig)
+    calls: CallsConfig = field(default_factory=CallsConfig)
+    node: NodeConfig = field(default_factory=NodeConfig)
+    dashboard: DashboardConfig = field(default_factory=DashboardConfig)
+    witness: WitnessConfig = field(default_factory=WitnessConfig)  # the [audit] section
+    numbering: NumbersConfig = field(default_factory=NumbersConfig)  # the [numbers] section
+    routes: list[Route] = field(default_factory=list)
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    # Short names for what the call flow reads most.
+    @property
+    def sip_listen(self) -> tuple[str, int]:
+        return self.sip.listen
+
+    @property
+    def tls(self) -> tuple[str, int, Path, Path] | None:
+        return self.sip.tls
+
+    @property
+    def pbx_uri(self) -> str:
+        return self.pbx.uri
+
+    @property
+    def consent_mode(self) -> str:
+        return self.consent.mode
+
+    @property
+    def decline_key(self) -> str:
+        return self.consent.decline_key
+
+    @property
+    def accept_key(self) -> str:
+        return self.consent.accept_key
+
+    @property
+    def grace_s(self) -> float:
+        return self.consent.grace_s
+
+    def route_for(self, number: str) -> Route | None:
+        """The route for a dialled number: an exact match, else the "*" route, else None."""
+        by_number = {r.number: r for r in self.routes}
+        return by_number.get(number) or by_number.get("*")
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} not found (create one with `gateway init`)") from None
+    except OSError as e:
+        raise ConfigError(f"cannot read config {path}: {e.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config {path} is not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"config {path} is not valid TOML: {e}") from None
+
+
+def load(path: str | Path) -> Config:
+    path = Path(path)
+    raw = _read(path)
+    names = [s.NAME for s in SECTIONS]
+    for name in raw:
+        if name not in names and name != "routes":
+            raise ConfigError(f"unknown section [{name}] in {path}{suggest(name, names)}")
+    paths_raw = raw.get("paths", {})
+    if (
+        not isinstance(paths_raw, dict)
+        or not isinstance(paths_raw.get("data_dir"), str)
+        or not paths_raw["data_dir"]
+    ):
+        raise ConfigError(f"[paths] data_dir is required in {path}")
+    paths: Paths = Paths.load(raw, path.parent)
+    loaded: dict[str, Any] = {s.NAME: s.load(raw, paths.data_dir) for s in SECTIONS if s is not Paths}
+    node: NodeConfig = loaded["node"]
+    calls: CallsConfig = loaded["calls"]
+    # Rules that tie two sections together.
+    if node.kamailio and calls.rtp_port_range < 8 * node.pool_max:
+        raise ConfigError(
+            f"[calls] rtp_port_range {calls.rtp_port_range} is too small for {node.pool_max} workers: "
+            f"each needs 8 RTP ports (two calls, two legs, RTP and RTCP); use at least {8 * node.pool_max}"
+        )
+    recording: RecordingConfig = loaded["recording"]
+    consent: ConsentConfig = loaded["consent"]
+    routes = _routes(
+        raw.get("routes"),
+        consent.mode,
+        loaded["pbx"].uri,
+        recording.retention_days,
+        loaded["prompts"].default_dir,
+        paths.data_dir,
+    )
+    return Config(
+        path=path,
+        paths=paths,
+        recording=recording,
+        sip=loaded["sip"],
+        pbx=loaded["pbx"],
+        consent=consent,
+        prompts=loaded["prompts"],
+        calls=calls,
+        node=node,
+        dashboard=loaded["dashboard"],
+        witness=loaded["audit"],
+        numbering=loaded["numbers"],
+        routes=routes,
+        raw=raw,
+    )
+
+
+def _routes(
+    raw_routes: Any, mode: str, pbx: str, retention_days: int, prompts: Path, base: Path
+) -> list[Route]:
+    if raw_routes is None:
+        return [Route("*", mode, "en", pbx, retention_days, prompts)]
+    if not isinstance(raw_routes, list) or not all(isinstance(x, dict) for x in raw_routes):
+        raise ConfigError("[[routes]] must be an array of tables")
+    routes = []
+    for i, entry in enumerate(raw_routes):
+        where = f"[[routes]] #{i + 1}"
+        for key, value in entry.items():
+            if key not in ROUTE_KEYS:
+                raise ConfigError(f"unknown setting {key!r} in {where}{suggest(key, list(ROUTE_KEYS))}")
+            if not isinstance(value, ROUTE_KEYS[key]) or isinstance(value, bool):
+                raise ConfigError(f"{where} {key} has the wrong type: {value!r}")
+        number = entry.get("number")
+        if not number:
+            raise ConfigError(f'{where} needs a number (the dialled number, or "*" for the default route)')
+        route_mode = entry.get("mode", mode)
+        if route_mode not in MODES:
+            raise ConfigError(f"{where} mode must be one of {', '.join(MODES)}, got {route_mode!r}")
+        route_prompts = Path(entry["prompts"]) if entry.get("prompts") else prompts
+        routes.append(
+            Route(
+                number,
+                route_mode,
+                entry.get("language", "en"),
+                check_sip_uri(entry.get("pbx", pbx), f"{where} pbx"),
+                entry.get("retention_days", retention_days),
+                route_prompts if route_prompts.is_absolute() else base / route_prompts,
+            )
+        )
+    numbers = [r.number for r in routes]
+    if len(set(numbers)) != len(numbers):
+        raise ConfigError("[[routes]] lists a number twice")
+    return routes
+
+
+HEADER = """\
+# Consent gateway configuration, written by `gateway init`.
+# Every setting is shown; the values are the defaults unless init was told otherwise.
+"""
+ROUTES_FOOTER = """\
+# Routes by dialled number. Without any [[routes]], every number uses [consent] mode and
+# [pbx] uri. A call to a number with no route and no "*" route is refused with 404.
+# [[routes]]
+# number = "1177"
+# mode = "opt-out"
+# language = "en"
+# pbx = "sip:nurses@10.0.0.5:5060"
+# retention_days = 90
+# prompts = ""
+"""
+
+
+def render_with(overrides: dict[str, dict[str, Any]]) -> str:
+    """The complete, commented configuration: every setting at its default, except the TOML
+    values in `overrides` ({section: {key: value}})."""
+    for section, values in overrides.items():
+        cls = next((s for s in SECTIONS if s.NAME == section), None)
+        if cls is None or any(k not in {f.name for f in cls.settings()} for k in values):
+            raise ValueError(f"no such setting in [{section}]: {sorted(values)}")
+    parts = [HEADER] + [render_section(s, overrides.get(s.NAME, {})) for s in SECTIONS] + [ROUTES_FOOTER]
+    return "\n".join(parts)
+
+
+def render(
+    *,
+    data_dir: Path,
+    recipients: list[str],
+    sip_listen: str,
+    pbx_uri: str,
+    mode: str,
+    workers: int = 0,
+    trunks: list[str] | None = None,
+    dashboard_listen: str = "127.0.0.1:8080",
+) -> str:
+    """What `gateway init` writes."""
+    return render_with(
+        {
+            "paths": {"data_dir": str(data_dir)},
+            "recording": {"recipients": list(recipients)},
+            "sip": {"listen": sip_listen},
+            "pbx": {"uri": pbx_uri},
+            "consent": {"mode": mode},
+            "node": {"kamailio": bool(workers), "workers": workers or 2, "trunks": list(trunks or [])},
+            "dashboard": {"listen": dashboard_listen},
+        }
+    )
+
+
+# deploy/gateway.toml.example: a production node of two (the other at 10.0.0.21), generated from
+# the same declarations (tests/test_config.py keeps the file equal to it):
+#   .venv/bin/python -m gateway.config example > deploy/gateway.toml.example
+EXAMPLE: dict[str, dict[str, Any]] = {
+    "paths": {"data_dir": "/var/lib/consent-gateway"},
+    "recording": {"recipients": ["age1replacewithyourrecipientreplacewithyourrecipientreplace"]},
+    "sip": {"listen": "0.0.0.0:5060"},
+    "pbx": {"uri": "sip:helpline@10.0.0.5:5060"},
+    "node": {
+        "kamailio": True,
+        "workers": 8,
+        "max_workers": 24,
+        "spare_calls": 4,
+        "idle_retire_s": 300,
+        "trunks": ["192.0.2.10", "198.51.100.0/24"],
+        "peers": ["10.0.0.21:5060"],
+    },
+    "dashboard": {
+        "listen": "10.0.0.20:8443",
+        "tls_cert": "/etc/consent-gateway/dashboard.crt",
+        "tls_key": "/etc/consent-gateway/dashboard.key",
+        "server_names": ["gateway.helpline.example"],
+    },
+    "audit": {"witness_syslog": "udp:10.0.0.9:514"},
+    "numbers": {"country_code": "46"},
+}
+
+
+def example() -> str:
+    return render_with(EXAMPLE)
+
+
+__all__ += ["EXAMPLE", "ROUTE_KEYS", "Section", "example", "render_with"]

@@ -1,0 +1,514 @@
+"""The sections of gateway.toml, each with its settings (declared once: default, comment,
+conversion) and its own checks. The order here is the order of the file `gateway init` writes."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .. import age
+from ..errors import ConfigError
+from .fields import NUMBER, Section, as_float, setting
+from .values import (
+    HOSTNAME,
+    check_sip_uri,
+    dtmf_keys,
+    is_ip,
+    is_loopback,
+    parse_hostport,
+    parse_ipv4_network,
+    parse_syslog_target,
+)
+
+MODES = ("opt-out", "opt-in")
+
+
+def _recipients(values: list[Any], where: str) -> list[age.Recipient]:
+    recipients = []
+    for i, text in enumerate(values):
+        if not isinstance(text, str):
+            raise ConfigError(f"{where}[{i}] must be a string")
+        try:
+            recipients.append(age.parse_recipient(text))
+        except age.KeyFormatError as e:
+            raise ConfigError(f"{where}[{i}]: {e}") from None
+    return recipients
+
+
+def _hostport(text: str, where: str) -> tuple[str, int]:
+    return parse_hostport(text, where)
+
+
+def _ip_hostport(text: str, where: str) -> tuple[str, int]:
+    return parse_hostport(text, where, ip_only=True)
+
+
+def _optional_ip_hostport(text: str, where: str) -> tuple[str, int] | None:
+    return parse_hostport(text, where, ip_only=True) if text else None
+
+
+def _sip_uri(text: str, where: str) -> str:
+    return check_sip_uri(text, where)
+
+
+def _trunks(values: list[Any], where: str) -> list[str]:
+    return [parse_ipv4_network(t, f"{where} entry") for t in values]
+
+
+def _peers(values: list[Any], where: str) -> list[tuple[str, int]]:
+    peers = []
+    for text in values:
+        if not isinstance(text, str):
+            raise ConfigError(f"{where} must be HOST:PORT strings, got {text!r}")
+        peer = parse_hostport(text, f"{where} entry", ip_only=True)
+        parse_ipv4_network(peer[0], f"{where} entry")
+        peers.append(peer)
+    return peers
+
+
+def _server_names(values: list[Any], where: str) -> tuple[str, ...]:
+    for n in values:
+        if not isinstance(n, str) or not (HOSTNAME.fullmatch(n) or is_ip(n)):
+            raise ConfigError(f"{where} must be host names or IP addresses, got {n!r}")
+    return tuple(n.lower() for n in values)
+
+
+@dataclass
+class Paths(Section):
+    """Where everything is: data_dir relative to the configuration file, the rest to data_dir."""
+
+    NAME = "paths"
+    data_dir: Path = setting(
+        "",
+        "Everything the gateway writes lives below data_dir (relative paths are relative to it).",
+        path=True,
+    )
+    spool_dir: Path = setting(
+        "spool", "Encrypted recordings only: a 0700 directory of 0600 age files with random names.", path=True
+    )
+    index: Path = setting(
+        "index.sqlite3",
+        "SQLite index: calls, recordings, consent receipts, the hash-chained audit log.",
+        path=True,
+    )
+    secrets_dir: Path = setting(
+        "secrets", "The recording-signing key and dashboard accounts (0700 directory, 0600 files).", path=True
+    )
+
+    @classmethod
+    def load(cls, raw: dict[str, Any], base: Path) -> Any:
+        """`base`: the configuration file's directory (the loader has checked data_dir is set)."""
+        data_dir = (base / raw["paths"]["data_dir"]).resolve()
+        paths = super().load(raw, data_dir)
+        paths.data_dir = data_dir
+        return paths
+
+    @property
+    def legacy_lookup_secret(self) -> Path:
+        """Where gateways before schema 2 kept the key of their lookup hashes (now removed)."""
+        return self.secrets_dir / "lookup.key"
+
+    @property
+    def signing_key(self) -> Path:
+        return self.secrets_dir / "signing.key"
+
+    @property
+    def signing_public(self) -> Path:
+        return self.secrets_dir / "signing.pub"
+
+
+@dataclass
+class RecordingConfig(Section):
+    NAME = "recording"
+    recipients: list[age.Recipient] = setting(
+        [],
+        "age X25519 recipients: public keys, as `age-keygen -y key.txt` prints them. Every recording\n"
+        "(and every stored caller number) is encrypted to all of them. The gateway never holds a\n"
+        "private key: decrypt with `gateway recordings export` or `age -d -i key.txt`.\n"
+        "With no recipient the gateway records nothing (calls still go through).",
+        _recipients,
+    )
+    sample_rate: int = setting(8000, "Bridge clock and WAV sample rate: 8000 (default, cheapest) or 16000.")
+    pause_mode: str = setting(
+        "silence",
+        'What a paused recording contains: "silence" keeps the timeline, "skip" cuts the pause out.',
+    )
+    queue_frames: int = setting(
+        500,
+        "Frames a call may queue between the media thread and the writer before frames are\n"
+        "dropped (and counted). 500 frames = 5 s of both channels at 20 ms.",
+    )
+    retention_days: int = setting(90, "Days a recording is kept before retention deletes it.")
+    tap_ptime_ms: int = setting(
+        40,
+        "Milliseconds of audio the recording taps take at a time (20, 40, 60, 80 or 100). "
+        "Longer\nframes cost less CPU per recorded call; a recording may miss up to one frame "
+        "at its very end.",
+    )
+
+    def check(self) -> None:
+        if self.sample_rate not in (8000, 16000):
+            raise ConfigError(f"[recording] sample_rate must be 8000 or 16000, got {self.sample_rate}")
+        if self.pause_mode not in ("silence", "skip"):
+            raise ConfigError(f'[recording] pause_mode must be "silence" or "skip", got {self.pause_mode!r}')
+        if self.tap_ptime_ms not in (20, 40, 60, 80, 100):
+            raise ConfigError(
+                f"[recording] tap_ptime_ms must be 20, 40, 60, 80 or 100, got {self.tap_ptime_ms}"
+            )
+        if self.queue_frames < 10 or self.retention_days < 1:
+            raise ConfigError("[recording] queue_frames must be >= 10 and retention_days >= 1")
+
+
+@dataclass
+class SipConfig(Section):
+    NAME = "sip"
+    listen: tuple[str, int] = setting(
+        "127.0.0.1:5060", "Where SIP from the trunk arrives (HOST:PORT), over UDP and TCP.", _ip_hostport
+    )
+    tls_listen: tuple[str, int] | None = setting(
+        "",
+        "SIP over TLS as well: HOST:PORT, with a PEM certificate and private key. Empty: no TLS.",
+        _optional_ip_hostport,
+    )
+    tls_cert: Path | None = setting("", "", path=True)
+    tls_key: Path | None = setting("", "", path=True)
+    max_message_bytes: int = setting(
+        8192,
+        "Limits for hostile or broken peers: a larger SIP request is refused (513), an INVITE\n"
+        "with a larger body (488), and an offer with more media streams (488).",
+    )
+    max_sdp_bytes: int = setting(4096, "")
+    max_media_streams: int = setting(4, "")
+
+    @property
+    def tls(self) -> tuple[str, int, Path, Path] | None:
+        if self.tls_listen is None or self.tls_cert is None or self.tls_key is None:
+            return None
+        return (*self.tls_listen, self.tls_cert, self.tls_key)
+
+    def check(self) -> None:
+        if self.tls_listen is not None:
+            for key in ("tls_cert", "tls_key"):
+                f = getattr(self, key)
+                if f is None:
+                    raise ConfigError(f"[sip] tls_listen needs [sip] {key}")
+                _readable(f, f"[sip] {key}")
+        if not 1024 <= self.max_message_bytes <= 65535:
+            raise ConfigError("[sip] max_message_bytes must be 1024 to 65535")
+        if not 256 <= self.max_sdp_bytes <= self.max_message_bytes:
+            raise ConfigError("[sip] max_sdp_bytes must be from 256 to max_message_bytes")
+        if not 1 <= self.max_media_streams <= 16:
+            raise ConfigError("[sip] max_media_streams must be 1 to 16")
+
+
+def _readable(f: Path, what: str) -> None:
+    try:
+        f.read_bytes()
+    except OSError as e:
+        raise ConfigError(f"{what} {f}: {e.strerror}") from None
+
+
+@dataclass
+class PbxConfig(Section):
+    NAME = "pbx"
+    uri: str = setting("sip:helpline@127.0.0.1:5070", "The helpline PBX that calls are bridged to.", _sip_uri)
+
+
+@dataclass
+class ConsentConfig(Section):
+    NAME = "consent"
+    mode: str = setting(
+        "opt-out",
+        '"opt-out": recorded unless the caller presses decline_key during the notice.\n'
+        '"opt-in": recorded only if the caller presses accept_key.',
+    )
+    decline_key: str = setting("9", "")
+    accept_key: str = setting("1", "")
+    grace_s: float = setting(
+        3.0, "Seconds after the notice ends before silence counts as the caller's answer.", as_float
+    )
+
+    def check(self) -> None:
+        if self.mode not in MODES:
+            raise ConfigError(f"[consent] mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        for key in ("decline_key", "accept_key"):
+            dtmf_keys(getattr(self, key), f"[consent] {key}", 1)
+
+
+DEFAULT_PROMPTS = Path(__file__).resolve().parent.parent.parent / "ivr_prompts"
+
+
+@dataclass
+class PromptsConfig(Section):
+    NAME = "prompts"
+    dir: Path | None = setting(
+        "",
+        "Directory with manifest.toml and the prompt audio; empty: the ivr_prompts/ shipped "
+        "with\nthe gateway.",
+        path=True,
+    )
+
+    @property
+    def default_dir(self) -> Path:
+        return self.dir or DEFAULT_PROMPTS
+
+
+@dataclass
+class CallsConfig(Section):
+    NAME = "calls"
+    max_duration_s: float = setting(
+        14400,
+        "Longest call the gateway bridges, in seconds; then both legs are hung up.",
+        as_float,
+        types=NUMBER,
+    )
+    pbx_timeout_s: float = setting(
+        30,
+        'Seconds to wait for the PBX to answer before the caller hears "unavailable".',
+        as_float,
+        types=NUMBER,
+    )
+    ack_timeout_s: float = setting(
+        8,
+        "Seconds an answered caller has to confirm (ACK) the answer; a call still "
+        "unconfirmed then\nis ended and its worker slot freed (a caller that never ACKs "
+        "would hold it 32 s).",
+        as_float,
+        types=NUMBER,
+    )
+    rtp_port: int = setting(40000, "RTP ports: rtp_port up to rtp_port + rtp_port_range.")
+    rtp_port_range: int = setting(1000, "")
+    withdraw_sequence: str = setting(
+        "*9",
+        "Mid-call key sequences: the caller withdraws consent (the recording is "
+        "deleted); the\nhelpline pauses and resumes recording.",
+    )
+    pause_sequence: str = setting("*1", "")
+    resume_sequence: str = setting("*2", "")
+    event_socket: Path = setting(
+        "run/events.sock",
+        "Unix socket where the worker publishes call events as JSON lines (docs/events.md).",
+        path=True,
+    )
+
+    def check(self) -> None:
+        for key in ("withdraw_sequence", "pause_sequence", "resume_sequence"):
+            dtmf_keys(getattr(self, key), f"[calls] {key}", 4)
+        if self.max_duration_s <= 0 or self.pbx_timeout_s <= 0:
+            raise ConfigError("[calls] max_duration_s and pbx_timeout_s must be positive")
+        if not 1 <= self.ack_timeout_s <= 32:
+            raise ConfigError("[calls] ack_timeout_s must be 1 to 32")
+        if not (1024 <= self.rtp_port <= 65000) or self.rtp_port_range < 8:
+            raise ConfigError("[calls] rtp_port must be 1024..65000 and rtp_port_range at least 8")
+
+
+@dataclass
+class NodeConfig(Section):
+    NAME = "node"
+    kamailio: bool = setting(
+        False,
+        "true: Kamailio listens on [sip] listen and spreads calls over a pool of workers "
+        "(each holds\ntwo calls with the stock pjsua2 wheel). false: one worker listens on [sip] "
+        "listen itself.",
+    )
+    workers: int = setting(
+        2,
+        "The pool starts with `workers` workers and keeps `spare_calls` of free call capacity "
+        "ready,\nstarting more workers up to max_workers (0: never more than `workers`). A worker "
+        "started for\na peak retires after idle_retire_s without calls, once the spare capacity "
+        "allows it.",
+    )
+    max_workers: int = setting(0, "")
+    spare_calls: int = setting(2, "")
+    idle_retire_s: float = setting(60, "", as_float, types=NUMBER)
+    worker_base_port: int = setting(5100, "Workers listen on 127.0.0.1:worker_base_port + index.")
+    fail_closed: bool = setting(
+        False,
+        "No worker free (all busy, all down): send the call to the PBX unrecorded, "
+        "marked\nX-Recording-Consent: unavailable (false, the default for a medical line) or "
+        "answer 503 (true).",
+    )
+    trunks: list[str] = setting(
+        [], "Who may send SIP to the node besides the PBX: the trunks' addresses (IP or IP/mask).", _trunks
+    )
+    max_unconfirmed_invites: int = setting(
+        8,
+        "INVITEs one source may have in flight (not yet answered and ACKed, or refused) at once;\n"
+        "more are refused with 503, so that one misbehaving trunk cannot hold every worker.",
+    )
+    peers: list[tuple[str, int]] = setting(
+        [],
+        "Other nodes' front doors (IP:PORT), for several machines: a call no worker here can take goes\n"
+        "to a peer before it fails open; a call from a peer is never sent on. List every node on every\n"
+        "node (peers are also allowed to send SIP here).",
+        _peers,
+    )
+    drain_s: float = setting(
+        300,
+        "On SIGTERM, how long calls in progress may go on before they are hung up (seconds).",
+        as_float,
+        types=NUMBER,
+    )
+    metrics_listen: tuple[str, int] = setting(
+        "127.0.0.1:9464",
+        "Prometheus metrics (text format) at http://HOST:PORT/metrics. Keep it on loopback.",
+        _hostport,
+    )
+
+    @property
+    def pool_max(self) -> int:
+        return max(self.workers, self.max_workers)
+
+    def check(self) -> None:
+        if not 1 <= self.workers <= 256 or not 1024 <= self.worker_base_port <= 64000:
+            raise ConfigError("[node] workers must be 1..256 and worker_base_port 1024..64000")
+        if self.max_workers and not self.workers <= self.max_workers <= 256:
+            raise ConfigError(
+                f"[node] max_workers must be 0 (no growth) or from workers ({self.workers}) to 256, "
+                f"got {self.max_workers}"
+            )
+        if self.spare_calls < 0 or self.idle_retire_s < 1:
+            raise ConfigError("[node] spare_calls must be >= 0 and idle_retire_s >= 1")
+        if self.worker_base_port + self.pool_max > 65535:
+            raise ConfigError("[node] worker_base_port + max_workers must stay below 65536")
+        if not 1 <= self.max_unconfirmed_invites <= 1000:
+            raise ConfigError("[node] max_unconfirmed_invites must be 1 to 1000")
+
+
+@dataclass
+class DashboardConfig(Section):
+    NAME = "dashboard"
+    DOC = (
+        "The operators' live view, served by the node's supervisor (only when [node] runs Kamailio).\n"
+        "Users: `gateway user add NAME --role viewer|supervisor|auditor|admin`."
+    )
+    enabled: bool = setting(True, "")
+    listen: tuple[str, int] = setting(
+        "127.0.0.1:8080",
+        "A non-loopback address is refused unless tls_cert and tls_key are set (PEM files).",
+        _hostport,
+    )
+    tls_cert: Path | None = setting("", "", path=True)
+    tls_key: Path | None = setting("", "", path=True)
+    idle_timeout_s: float = setting(
+        900,
+        "Sessions end after this many seconds without a request (an open live view may go on\n"
+        "watching, but acting needs a fresh login), and in any case session_max_s after the login.",
+        as_float,
+        types=NUMBER,
+    )
+    session_max_s: float = setting(43200, "", as_float, types=NUMBER)
+    server_names: tuple[str, ...] = setting(
+        [],
+        "Host names the browser uses for the dashboard; requests for any other name are refused\n"
+        "(DNS rebinding). Empty: the listen address, plus localhost when it is a loopback address.",
+        _server_names,
+    )
+    lockout_after: int = setting(
+        5, "After lockout_after failed logins in a row an account is locked for lockout_s seconds."
+    )
+    lockout_s: float = setting(900, "", as_float, types=NUMBER)
+
+    @property
+    def tls(self) -> tuple[Path, Path] | None:
+        return (self.tls_cert, self.tls_key) if self.tls_cert and self.tls_key else None
+
+    def check(self) -> None:
+        host, port = self.listen
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ConfigError("[dashboard] tls_cert and tls_key go together: set both or neither")
+        for key in ("tls_cert", "tls_key"):
+            f = getattr(self, key)
+            if f is not None:
+                _readable(f, f"[dashboard] {key}")
+        if self.enabled and self.tls is None and not is_loopback(host):
+            raise ConfigError(
+                f"[dashboard] listen {host}:{port} is not a loopback address: the dashboard "
+                "serves logins and live call data, so it needs [dashboard] tls_cert and tls_key "
+                "to listen on the network (or listen on 127.0.0.1 behind a TLS proxy)"
+            )
+        if self.idle_timeout_s < 30 or self.lockout_after < 1 or self.lockout_s < 1:
+            raise ConfigError(
+                "[dashboard] idle_timeout_s must be >= 30, lockout_after >= 1 and lockout_s >= 1"
+            )
+        if not self.idle_timeout_s <= self.session_max_s <= 7 * 86400:
+            raise ConfigError("[dashboard] session_max_s must be from idle_timeout_s to 604800 (a week)")
+        if (
+            self.enabled
+            and not self.server_names
+            and is_ip(host)
+            and ipaddress.ip_address(host).is_unspecified
+        ):
+            raise ConfigError(
+                f"[dashboard] listen {host} is every address: set [dashboard] server_names to the "
+                "names operators type in their browsers (other Host names are refused)"
+            )
+
+
+@dataclass
+class WitnessConfig(Section):
+    NAME = "audit"
+    DOC = (
+        "The audit log is a hash chain. Every checkpoint_interval_s (and after each CLI command that\n"
+        "wrote to it) its head is signed with the gateway's key and sent to witnesses outside the\n"
+        "gateway's control, so that a rewritten or shortened log cannot pass `gateway audit verify\n"
+        "--checkpoint FILE`: the JSON log of `gateway run`, and optionally a remote syslog\n"
+        '("udp:HOST:PORT", "tcp:HOST:PORT" or "unix:/dev/log") and an append-only file on storage\n'
+        "the gateway's user cannot rewrite."
+    )
+    checkpoint_interval_s: float = setting(300, "", as_float, types=NUMBER)
+    witness_syslog: str = setting("", "")
+    witness_file: Path | None = setting("", "", path=True)
+
+    def check(self) -> None:
+        if not 10 <= self.checkpoint_interval_s <= 86400:
+            raise ConfigError(
+                f"[audit] checkpoint_interval_s must be 10 to 86400, got {self.checkpoint_interval_s}"
+            )
+        if self.witness_syslog:
+            try:
+                parse_syslog_target(self.witness_syslog)
+            except ValueError as e:
+                raise ConfigError(f"[audit] witness_syslog {e}") from None
+
+
+@dataclass
+class NumbersConfig(Section):
+    NAME = "numbers"
+    DOC = (
+        "How caller numbers are read for data-subject requests (`gateway subject ...`): numbers are\n"
+        "compared in international E.164 form (+46701234567). country_code places national numbers\n"
+        '(0701234567 with national_prefix "0") and numbers dialled with the international prefix\n'
+        "(0046701234567). Empty: a national number given to `subject find` is refused as ambiguous."
+    )
+    country_code: str = setting("", "")
+    national_prefix: str = setting("0", "")
+    international_prefix: str = setting("00", "")
+
+    def check(self) -> None:
+        if self.country_code and not re.fullmatch(r"[1-9][0-9]{0,2}", self.country_code):
+            raise ConfigError(
+                f"[numbers] country_code must be 1 to 3 digits without '+' (46 for Sweden), "
+                f"got {self.country_code!r}"
+            )
+        for key in ("national_prefix", "international_prefix"):
+            if not re.fullmatch(r"[0-9]{0,4}", getattr(self, key)):
+                raise ConfigError(f"[numbers] {key} must be up to 4 digits, got {getattr(self, key)!r}")
+
+
+SECTIONS: tuple[type[Section], ...] = (
+    Paths,
+    RecordingConfig,
+    SipConfig,
+    PbxConfig,
+    ConsentConfig,
+    PromptsConfig,
+    CallsConfig,
+    NodeConfig,
+    DashboardConfig,
+    WitnessConfig,
+    NumbersConfig,
+)

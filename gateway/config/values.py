@@ -1,0 +1,97 @@
+"""What a configuration value may be: addresses, SIP URIs, allowlist networks, syslog targets.
+Pure checks with one-line errors that name the setting; nothing here reads the file."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import socket
+from typing import Any
+
+from ..errors import ConfigError
+from ..telephony.sip import UriError, parse_config_uri
+
+HOSTNAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
+
+
+def is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def is_loopback(host: str) -> bool:
+    """True for "localhost" and loopback IP addresses; a DNS name never counts, whatever it
+    looks like ("127.example.org" is not loopback)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def parse_hostport(text: str, what: str, *, ip_only: bool = False) -> tuple[str, int]:
+    """HOST:PORT with a host that is an IP address (IPv6 in brackets) or, unless `ip_only`,
+    a DNS name. Nothing else gets through: these values reach Kamailio's configuration."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"{what} must be HOST:PORT, got {text!r}")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not is_ip(host) and (ip_only or not HOSTNAME.fullmatch(host)):
+        kind = "an IP address" if ip_only else "an IP address or a host name"
+        raise ConfigError(f"{what}: the host must be {kind}, got {text!r}")
+    return host, int(port)
+
+
+def check_sip_uri(text: str, what: str) -> str:
+    try:
+        parse_config_uri(text)
+    except UriError as e:
+        raise ConfigError(
+            f"{what} must be a SIP URI such as sip:helpline@10.0.0.5:5060, got {text!r}: {e}"
+        ) from None
+    return text
+
+
+def parse_ipv4_network(text: Any, what: str) -> str:
+    """An allowlist entry: an IPv4 address or network (IP/mask) no wider than /8; never 0.0.0.0."""
+    if not isinstance(text, str):
+        raise ConfigError(f"{what} must be an IPv4 address or IP/mask string, got {text!r}")
+    try:
+        net = ipaddress.IPv4Network(text, strict=False)
+    except ValueError:
+        raise ConfigError(f"{what} must be an IPv4 address or IP/mask, got {text!r}") from None
+    if net.prefixlen < 8:
+        raise ConfigError(
+            f"{what} {text!r} admits {net.num_addresses} addresses: the allowlist takes "
+            "networks of /8 or narrower"
+        )
+    if (
+        net.network_address.is_unspecified
+        or net.is_multicast
+        or net.network_address == ipaddress.IPv4Address("255.255.255.255")
+    ):
+        raise ConfigError(f"{what} {text!r} is not a host or network address")
+    return str(net) if net.prefixlen < 32 else str(net.network_address)
+
+
+def parse_syslog_target(text: str) -> tuple[str | tuple[str, int], int]:
+    """(address, socket type) for SysLogHandler, or ValueError saying what is wrong."""
+    kind, _, rest = text.partition(":")
+    if kind == "unix" and rest.startswith("/"):
+        return rest, socket.SOCK_DGRAM
+    if kind in ("udp", "tcp"):
+        host, _, port = rest.rpartition(":")
+        if host and port.isdigit() and 0 < int(port) < 65536:
+            return (host.strip("[]"), int(port)), socket.SOCK_DGRAM if kind == "udp" else socket.SOCK_STREAM
+    raise ValueError(f"must be udp:HOST:PORT, tcp:HOST:PORT or unix:/PATH, got {text!r}")
+
+
+def dtmf_keys(text: str, what: str, longest: int) -> str:
+    if not 1 <= len(text) <= longest or any(c not in "0123456789*#" for c in text):
+        kind = "one DTMF key (0-9, *, #)" if longest == 1 else f"1 to {longest} DTMF keys"
+        raise ConfigError(f"{what} must be {kind}, got {text!r}")
+    return text
