@@ -24,6 +24,7 @@ from array import array
 from pathlib import Path
 
 from .. import age
+from ..callevents import CallState, EventType, RecordingState
 from ..context import Gateway
 from ..dashboard.users import UserStore
 from ..recording import wav
@@ -89,17 +90,21 @@ def _write_identity(path: Path) -> str:
 def _follow_events(path: Path, names: dict[str, str], stop: threading.Event) -> None:
     for e in follow(path, stop):
         call = e.get("call", "")
-        if e["type"] == "call.started":
+        if e["type"] == EventType.CALL_STARTED:
             names[call] = e.get("caller_display") or call
             print(f"   [{names[call]:8}] answered, playing the notice (caller {e.get('caller_masked')})")
-        elif e["type"] == "call.consent":
+        elif e["type"] == EventType.CALL_CONSENT:
             print(
                 f"   [{names.get(call, call):8}] consent {e['consent']}"
                 + (f" ({e['reason']})" if e.get("reason") else "")
             )
-        elif e["type"] == "call.state" and e["state"] in ("bridged", "ended"):
+        elif e["type"] == EventType.CALL_STATE and e["state"] in (CallState.BRIDGED, CallState.ENDED):
             print(f"   [{names.get(call, call):8}] {e['state']}; recording: {e.get('recording')}")
-        elif e["type"] == "call.recording" and e["recording"] in ("recording", "discarded", "saved"):
+        elif e["type"] == EventType.CALL_RECORDING and e["recording"] in (
+            RecordingState.RECORDING,
+            RecordingState.DISCARDED,
+            RecordingState.SAVED,
+        ):
             print(f"   [{names.get(call, call):8}] recording {e['recording']}")
 
 

@@ -12,10 +12,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from ..callevents import CallState, ConsentState, EventType, RecordingState
+
 LINGER_S = 30.0  # an ended call stays on screen this long
-STATES = ("notice", "deciding", "dialling", "bridged", "unavailable", "ended")
-CONSENTS = ("pending", "granted", "declined", "withdrawn", "unavailable")
-RECORDINGS = ("none", "recording", "paused", "stopped", "saving", "saved", "incomplete", "discarded")
+STATES = tuple(CallState)
+CONSENTS = tuple(ConsentState)
+RECORDINGS = tuple(RecordingState)
 MAX_DISPLAY = 64  # characters of a display name kept
 
 
@@ -67,15 +69,15 @@ class LiveView:
             return None
         row = self.calls.get(call)
         if row is None:
-            if kind != "call.started" and not event.get("snapshot"):
+            if kind != EventType.CALL_STARTED and not event.get("snapshot"):
                 return None  # an event of a call we never saw start (or already forgot)
             row = self.calls[call] = {
                 "call": call,
                 "link": link,
                 "worker": _clean(event.get("worker"), 80),
-                "state": "notice",
-                "consent": "pending",
-                "recording": "none",
+                "state": CallState.NOTICE,
+                "consent": ConsentState.PENDING,
+                "recording": RecordingState.NONE,
                 "started": _time(event.get("ts"), now),
                 "ended": None,
                 "route": "",
@@ -87,7 +89,7 @@ class LiveView:
                 "reason": "",
                 "by": "",
             }
-        if kind == "call.started" or event.get("snapshot"):
+        if kind == EventType.CALL_STARTED or event.get("snapshot"):
             for key in ("route", "mode", "caller_masked"):
                 if key in event:
                     row[key] = _clean(event[key], 32)
@@ -95,30 +97,32 @@ class LiveView:
                 row["caller_display"] = _clean(event["caller_display"])
         if "state" in event:
             row["state"] = _pick(event["state"], STATES, row["state"])
-        if kind == "call.consent" or "consent" in event:
+        if kind == EventType.CALL_CONSENT or "consent" in event:
             consent = _pick(event.get("consent"), CONSENTS, row["consent"])
-            if kind == "call.consent" and not event.get("snapshot") and consent != row["consent"]:
+            if kind == EventType.CALL_CONSENT and not event.get("snapshot") and consent != row["consent"]:
                 self.today.roll(now)
-                if consent == "granted":
+                if consent == ConsentState.GRANTED:
                     self.today.granted += 1
-                elif consent == "declined":
+                elif consent == ConsentState.DECLINED:
                     self.today.declined += 1
-                elif consent == "withdrawn":
+                elif consent == ConsentState.WITHDRAWN:
                     self.today.withdrawn += 1
             row["consent"] = consent
         if "recording" in event:
             row["recording"] = _pick(event["recording"], RECORDINGS, row["recording"])
-            if kind == "call.recording" and "by" in event:
+            if kind == EventType.CALL_RECORDING and "by" in event:
                 row["by"] = _clean(event["by"], 80)  # who paused or stopped it (a supervisor)
-            elif row["recording"] in ("recording", "paused"):
+            elif RecordingState(row["recording"]).live:
                 row["by"] = ""  # the helpline's own keys, or the recorder: nobody to name
         if isinstance(event.get("bytes_sealed"), int) and not isinstance(event["bytes_sealed"], bool):
             row["bytes_sealed"] = event["bytes_sealed"]
         if isinstance(event.get("duration_s"), int | float) and not isinstance(event["duration_s"], bool):
             row["recorded_s"] = float(event["duration_s"])
-        if kind == "call.failed" or (kind == "call.state" and event.get("state") == "ended"):
+        if kind == EventType.CALL_FAILED or (
+            kind == EventType.CALL_STATE and event.get("state") == CallState.ENDED
+        ):
             row["reason"] = _clean(event.get("reason", ""), 120)
-        if row["state"] == "ended" and row["ended"] is None:
+        if row["state"] == CallState.ENDED and row["ended"] is None:
             row["ended"] = _time(event.get("ts"), now)
         row["ts"] = _time(event.get("ts"), now)  # when the worker published the change (for the delay figure)
         return row
@@ -128,10 +132,10 @@ class LiveView:
         now = time.time() if now is None else now
         changed = []
         for row in self.calls.values():
-            if row["link"] == link and row["state"] != "ended":
-                row.update(state="ended", ended=now, reason="worker lost", ts=now)
-                if row["recording"] in ("recording", "paused"):
-                    row["recording"] = "incomplete"
+            if row["link"] == link and row["state"] != CallState.ENDED:
+                row.update(state=CallState.ENDED, ended=now, reason="worker lost", ts=now)
+                if RecordingState(row["recording"]).live:
+                    row["recording"] = RecordingState.INCOMPLETE
                 changed.append(row)
         return changed
 
@@ -146,10 +150,10 @@ class LiveView:
     def summary(self, now: float | None = None) -> dict[str, Any]:
         now = time.time() if now is None else now
         self.today.roll(now)
-        live = [r for r in self.calls.values() if r["state"] != "ended"]
+        live = [r for r in self.calls.values() if r["state"] != CallState.ENDED]
         return {
             "live_calls": len(live),
-            "recording_calls": sum(1 for r in live if r["recording"] == "recording"),
+            "recording_calls": sum(1 for r in live if r["recording"] == RecordingState.RECORDING),
             "today": {
                 "day": self.today.day,
                 "granted": self.today.granted,

@@ -16,6 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..callevents import CallState, EventType
+
 log = logging.getLogger(__name__)
 COMMAND_TIMEOUT_S = 5.0
 
@@ -61,16 +63,16 @@ class WorkerLinks:
             await asyncio.sleep(0.2)
 
     def _dispatch(self, index: int, event: dict[str, Any]) -> None:
-        if event.get("type") == "control.result":
+        if event.get("type") == EventType.CONTROL_RESULT:
             fut = self._pending.pop(event.get("req"), None)  # type: ignore[arg-type]
             if fut is not None and not fut.done():
                 fut.set_result(event)
             return
         call = event.get("call")
         if isinstance(call, str):
-            if event.get("type") == "call.state" and event.get("state") == "ended":
+            if event.get("type") == EventType.CALL_STATE and event.get("state") == CallState.ENDED:
                 self._call_link.pop(call, None)
-            elif event.get("type") == "call.started" or event.get("snapshot"):
+            elif event.get("type") == EventType.CALL_STARTED or event.get("snapshot"):
                 self._call_link[call] = index  # not on later events: "saved" follows "ended"
         for observe in self.observers:
             try:

@@ -13,6 +13,8 @@ from typing import Any
 
 from aiohttp import web
 
+from ..callevents import CallState, EventType, RecordingState
+
 log = logging.getLogger(__name__)
 
 
@@ -36,34 +38,34 @@ class Metrics:
 
     def observe(self, event: dict[str, Any], link: int = 0) -> None:
         kind, call = event.get("type"), event.get("call", "")
-        if call and (kind == "call.started" or event.get("snapshot")):
+        if call and (kind == EventType.CALL_STARTED or event.get("snapshot")):
             self.call_link[call] = link
-        if kind == "call.state" and event.get("state") == "ended":
+        if kind == EventType.CALL_STATE and event.get("state") == CallState.ENDED:
             self.call_link.pop(call, None)
         if event.get("snapshot"):
             if event.get("state"):
                 self.call_state[call] = event["state"]
             return
-        if kind == "call.started":
+        if kind == EventType.CALL_STARTED:
             self.calls_started += 1
-            self.call_state[call] = "notice"
-        elif kind == "call.state":
-            if event.get("state") == "ended":
+            self.call_state[call] = CallState.NOTICE
+        elif kind == EventType.CALL_STATE:
+            if event.get("state") == CallState.ENDED:
                 self.call_state.pop(call, None)
             else:
                 self.call_state[call] = event.get("state", "?")
-        elif kind == "call.consent":
+        elif kind == EventType.CALL_CONSENT:
             self.consent[event.get("consent", "?")] += 1
-        elif kind == "call.progress":
+        elif kind == EventType.CALL_PROGRESS:
             self.frames_overflowed[call] = int(event.get("frames_overflowed", 0))
-        elif kind == "call.recording":
-            if event.get("recording") == "saved":
+        elif kind == EventType.CALL_RECORDING:
+            if event.get("recording") == RecordingState.SAVED:
                 self.recordings_saved += 1
                 self.bytes_sealed += int(event.get("bytes_sealed", 0))
-            elif event.get("recording") == "incomplete":
+            elif event.get("recording") == RecordingState.INCOMPLETE:
                 self.storage_errors += 1
                 self.bytes_sealed += int(event.get("bytes_sealed", 0) or 0)
-        elif kind == "call.failed":
+        elif kind == EventType.CALL_FAILED:
             self.pbx_failures += 1
 
     def render(self, node: dict[str, Any]) -> str:
@@ -71,10 +73,7 @@ class Metrics:
         lines = [
             "# HELP gateway_calls Live calls by state.",
             "# TYPE gateway_calls gauge",
-            *(
-                f'gateway_calls{{state="{s}"}} {states.get(s, 0)}'
-                for s in ("notice", "deciding", "dialling", "bridged", "unavailable")
-            ),
+            *(f'gateway_calls{{state="{s}"}} {states.get(s, 0)}' for s in CallState if s != CallState.ENDED),
             "# HELP gateway_calls_started_total Calls answered.",
             "# TYPE gateway_calls_started_total counter",
             f"gateway_calls_started_total {self.calls_started}",

@@ -1,11 +1,13 @@
 """One call through the gateway: the caller's leg, the PBX leg, and everything between them.
 
-    notice ──(decision)──▶ dialling ──(PBX answers)──▶ bridged ──(either hangs up)──▶ ended
-       │                      └──(busy, failure, timeout)──▶ unavailable message ──▶ ended
-       └──(caller hangs up or cancels)──▶ ended
+    notice ─▶ deciding ─(decision)─▶ dialling ─(PBX answers)─▶ bridged ─(either hangs up)─▶ ended
+       │          │                     └─(busy, failure, timeout)─▶ unavailable ─▶ ended
+       └──────────┴─(caller hangs up or cancels)─▶ ended
 
 pjsua2 callbacks (on the pjsua thread, which runs the asyncio loop) become session events.
-The consent decision is the pure ConsentMachine's; this file carries out its actions.
+The consent decision is the pure ConsentMachine's; this file carries out its actions. A call
+knows nothing of the worker that runs it: what it needs comes in a CallServices, and it says it
+is over through `on_ended`. Its state and its recording's state change through one setter each.
 """
 
 from __future__ import annotations
@@ -15,20 +17,22 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 import pjsua2 as pj
 
-from ..config import Route
+from .. import age
+from ..callevents import CallState, ConsentState, EventType, RecordingState
+from ..config import Config, Route
 from ..consent import receipt as rc
 from ..consent.machine import Confirm, ConsentMachine, Decide, Decision, Mode, StopNotice, Withdraw
+from ..recording.service import RecordingService
 from ..storage import pii
-from ..storage.index import CallRow, utcnow
-from .media import PcmSource, Tap, ringback
+from ..storage.index import CallRow, Index, utcnow
+from .media import MediaSlot, PcmSource, Tap, ringback
+from .prompts import PromptSet
 from .sip import Invite, quoted_display
-
-if TYPE_CHECKING:
-    from .worker import Worker
 
 log = logging.getLogger(__name__)
 
@@ -104,24 +108,48 @@ class SequenceMatcher:
         return None
 
 
+@dataclass
+class CallServices:
+    """What a call uses of the process that runs it (the worker builds one)."""
+
+    config: Config
+    index: Index
+    recordings: RecordingService
+    recipients: list[age.Recipient]
+    account: pj.Account  # the pjsua2 account both legs belong to
+    host: str  # the address the PBX sees calls come from
+    clock_rate: int
+    prompts_for: Callable[[Route], PromptSet]
+    publish: Callable[[dict[str, Any]], None]  # one event onto the worker's event stream
+    take_slot: Callable[[], MediaSlot]
+    give_slot: Callable[[MediaSlot], None]
+
+
 class CallSession:
     def __init__(
-        self, worker: Worker, call_id: str, invite: Invite, route: Route, caller_leg_id: int
+        self,
+        services: CallServices,
+        call_id: str,
+        invite: Invite,
+        route: Route,
+        caller_leg_id: int,
+        on_ended: Callable[[CallSession], None],
     ) -> None:
-        self.worker = worker
+        self.services = services
+        self.on_ended = on_ended
         self.id = call_id
         self.invite = invite
         self.route = route
         self.mode = Mode(route.mode)
-        self.state = "notice"
-        self.recording_state = "none"
+        self.state = CallState.NOTICE
+        self.recording_state = RecordingState.NONE
         self.loop = asyncio.get_running_loop()
         self.answered_mono = time.monotonic()
         self.answered_at = utcnow()
         self.decided_at: str | None = None
         self.ended = False
-        cfg = worker.config
-        notice = worker.prompts_for(route).get(f"notice-{route.mode}", route.language)
+        cfg = services.config
+        notice = services.prompts_for(route).get(f"notice-{route.mode}", route.language)
         self.notice = notice
         self.machine = ConsentMachine(
             self.mode,
@@ -134,9 +162,9 @@ class CallSession:
         self.helpline_keys = SequenceMatcher(
             {cfg.calls.pause_sequence: "pause", cfg.calls.resume_sequence: "resume"}
         )
-        self.caller = Leg(worker.account, self, "caller", caller_leg_id)
+        self.caller = Leg(services.account, self, "caller", caller_leg_id)
         self.pbx: Leg | None = None
-        self.slot = worker.take_slot()
+        self.slot = services.take_slot()
         self.source: PcmSource = self.slot.source
         self.taps: list[Tap] = []  # the slot's taps, once recording starts
         self.recording_id: str | None = None
@@ -153,20 +181,33 @@ class CallSession:
     def t(self) -> float:
         return time.monotonic() - self.answered_mono
 
-    def emit(self, kind: str, **fields: Any) -> None:
-        self.worker.events.publish({"type": kind, "call": self.id, **fields})
+    def emit(self, kind: EventType, **fields: Any) -> None:
+        self.services.publish({"type": kind, "call": self.id, **fields})
 
-    def set_state(self, new: str) -> None:
+    def set_state(self, new: CallState, **fields: Any) -> None:
+        """The one place a call changes state: logged, and published as call.state."""
         if new != self.state:
             log.info("call %s: %s -> %s", self.id, self.state, new)
             self.state = new
-            self.emit("call.state", state=new, consent=self.consent_state, recording=self.recording_state)
+            self.emit(
+                EventType.CALL_STATE,
+                state=new,
+                consent=self.consent_state,
+                recording=self.recording_state,
+                **fields,
+            )
+
+    def set_recording(self, new: RecordingState, **fields: Any) -> None:
+        """The one place the recording's state changes: published as call.recording (with
+        `fields`: who did it, bytes sealed, an error)."""
+        self.recording_state = new
+        self.emit(EventType.CALL_RECORDING, recording=new, **fields)
 
     @property
-    def consent_state(self) -> str:
+    def consent_state(self) -> ConsentState:
         if self.machine.state.value == "withdrawn":
-            return "withdrawn"
-        return self.machine.decision.value if self.machine.decision else "pending"
+            return ConsentState.WITHDRAWN
+        return ConsentState(self.machine.decision.value) if self.machine.decision else ConsentState.PENDING
 
     def later(self, delay: float, fn: Callable[[], None]) -> None:
         self._timers.append(self.loop.call_later(delay, self._guard(fn)))
@@ -192,7 +233,7 @@ class CallSession:
     ) -> None:
         """Play a prompt (or raw PCM) to the caller; call `then` when it has finished."""
         if prompt_id is not None:
-            pcm = self.worker.prompts_for(self.route).get(prompt_id, self.route.language).pcm
+            pcm = self.services.prompts_for(self.route).get(prompt_id, self.route.language).pcm
         self.source.play(pcm or b"", prompt_id or "tone", loop)
         self._after_clip = then
         if self.caller.audio is not None:
@@ -214,13 +255,9 @@ class CallSession:
         while not self.ended:
             await asyncio.sleep(0.02)
             ticks += 1
-            if (
-                ticks % 50 == 0
-                and self.recorder is not None
-                and self.recording_state in ("recording", "paused")
-            ):
+            if ticks % 50 == 0 and self.recorder is not None and self.recording_state.live:
                 self.emit(
-                    "call.progress",
+                    EventType.CALL_PROGRESS,
                     bytes_sealed=self.recorder.stats.bytes_sealed,
                     duration_s=round(self.recorder.duration_s, 1),
                     frames_overflowed=self.recorder.stats.frames_overflowed,
@@ -232,14 +269,14 @@ class CallSession:
     # -- start -------------------------------------------------------------------------------
 
     def start(self) -> None:
-        gw = self.worker
+        sv = self.services
         number = self.invite.caller.number
-        gw.index.add_call(
+        sv.index.add_call(
             CallRow(
                 self.id,
                 self.answered_at,
                 route=self.route.number,
-                caller_enc=pii.seal_value(number, gw.recipients) if number else None,
+                caller_enc=pii.seal_value(number, sv.recipients) if number else None,
             )
         )
         prm = pj.CallOpParam()
@@ -251,10 +288,10 @@ class CallSession:
             self.hangup_all(488, "not acceptable here")
             return
         self._poll = self.loop.create_task(self._poll_clips())
-        self.later(gw.config.calls.max_duration_s, lambda: self.hangup_all(200, "maximum call duration"))
-        self.later(gw.config.calls.ack_timeout_s, self._ack_deadline)
+        self.later(sv.config.calls.max_duration_s, lambda: self.hangup_all(200, "maximum call duration"))
+        self.later(sv.config.calls.ack_timeout_s, self._ack_deadline)
         self.emit(
-            "call.started",
+            EventType.CALL_STARTED,
             state=self.state,
             route=self.route.number,
             mode=self.route.mode,
@@ -267,7 +304,7 @@ class CallSession:
     def on_leg_media(self, leg: Leg, hold_changed: bool = False) -> None:
         if (
             leg is self.caller
-            and self.state in ("notice", "deciding")
+            and self.state in (CallState.NOTICE, CallState.DECIDING)
             and self.machine.state.value == "notice"
         ):
             if not self._notice_started:
@@ -276,7 +313,7 @@ class CallSession:
                 self.later(self.machine.notice_s + self.machine.grace_s + 0.05, self._deadline)
             elif self.caller.audio is not None:
                 self.source.startTransmit(self.caller.audio)
-        if self.state == "bridged":
+        if self.state == CallState.BRIDGED:
             self._connect_media()  # a re-INVITE rebuilt the stream: reconnect bridge and taps
             if hold_changed:
                 self.loop.call_soon(self._guard(lambda: self._mirror_hold(leg)))
@@ -295,7 +332,7 @@ class CallSession:
                 other.reinvite(prm)
         except pj.Error as e:
             log.warning("call %s: hold pass-through failed: %s", self.id, e.reason)
-        self.emit("call.hold", leg=leg.role, held=leg.remote_hold)
+        self.emit(EventType.CALL_HOLD, leg=leg.role, held=leg.remote_hold)
 
     def on_leg_state(self, leg: Leg, state: int, code: int, reason: str) -> None:
         if state != pj.PJSIP_INV_STATE_DISCONNECTED:
@@ -317,8 +354,8 @@ class CallSession:
 
     def _notice_done(self) -> None:
         self._note_notice_progress()
-        if self.state == "notice" and self.machine.decision is None:
-            self.set_state("deciding")  # the grace period: silence will count as the answer
+        if self.state == CallState.NOTICE and self.machine.decision is None:
+            self.set_state(CallState.DECIDING)  # the grace period: silence will count as the answer
 
     def _note_notice_progress(self) -> None:
         """Remember how much of the notice went out, while the notice is still the clip playing."""
@@ -330,41 +367,40 @@ class CallSession:
 
     def _digit(self, leg: Leg, digit: str) -> None:
         t = self.t()
-        self.emit("call.digit", leg=leg.role, t=round(t, 3))
+        self.emit(EventType.CALL_DIGIT, leg=leg.role, t=round(t, 3))
         if leg is self.caller:
-            if self.state == "bridged" and self.pbx is not None and self.pbx.audio is not None:
+            if self.state == CallState.BRIDGED and self.pbx is not None and self.pbx.audio is not None:
                 self._relay(digit)
             self._apply(self.machine.on_digit(digit, t))
-        elif self.state == "bridged":
+        elif self.state == CallState.BRIDGED:
             action = self.helpline_keys.feed(digit, t)
-            if action and self.recorder is not None and self.recording_state in ("recording", "paused"):
+            if action and self.recorder is not None and self.recording_state.live:
                 getattr(self.recorder, action)()
-                self.recording_state = "paused" if action == "pause" else "recording"
-                self.worker.index.append_audit(
+                self.services.index.append_audit(
                     "helpline", f"recording.{action}d", self.recording_id or "-", {"call": self.id}
                 )
-                self.emit("call.recording", recording=self.recording_state)
+                self.set_recording(RecordingState.PAUSED if action == "pause" else RecordingState.RECORDING)
 
     def control(self, op: str, actor: str) -> str | None:
         """A supervisor's action on this call's recording (from the dashboard): pause, resume,
         or stop (what is recorded so far is kept and sealed; nothing more is recorded for this
         call). Audited with the actor's name. Returns None, or why it was refused."""
-        if self.ended or self.state != "bridged":
+        if self.ended or self.state != CallState.BRIDGED:
             return f"the call is not bridged (it is {self.state})"
-        if self.recorder is None or self.recording_state not in ("recording", "paused"):
+        if self.recorder is None or not self.recording_state.live:
             return f"nothing is being recorded (recording: {self.recording_state})"
-        if op == "pause" and self.recording_state == "paused":
+        if op == "pause" and self.recording_state == RecordingState.PAUSED:
             return "the recording is already paused"
-        if op == "resume" and self.recording_state == "recording":
+        if op == "resume" and self.recording_state == RecordingState.RECORDING:
             return "the recording is not paused"
         if op == "stop":
             self._stop_taps()
             self.recorder.finish()
-            self.recording_state = "stopped"  # a "saved" (or "incomplete") event follows
+            new = RecordingState.STOPPED  # a "saved" (or "incomplete") event follows
         else:
             getattr(self.recorder, op)()
-            self.recording_state = "paused" if op == "pause" else "recording"
-        self.worker.index.append_audit(
+            new = RecordingState.PAUSED if op == "pause" else RecordingState.RECORDING
+        self.services.index.append_audit(
             actor,
             f"recording.{'stopped' if op == 'stop' else op + 'd'}",
             self.recording_id or "-",
@@ -375,7 +411,7 @@ class CallSession:
             self.id,
             {"pause": "paused", "resume": "resumed"}.get(op, "stopped"),
         )
-        self.emit("call.recording", recording=self.recording_state, by=actor)
+        self.set_recording(new, by=actor)
         return None
 
     def _relay(self, digit: str) -> None:
@@ -404,35 +440,35 @@ class CallSession:
         self._note_notice_progress()
         self.decided_at = utcnow()
         receipt = self._receipt()
-        self.worker.index.put_consent_receipt(self.id, receipt)
-        self.worker.index.append_audit(
+        self.services.index.put_consent_receipt(self.id, receipt)
+        self.services.index.append_audit(
             "gateway",
             "consent.decided",
             self.id,
             {"decision": d.decision.value, "reason": d.reason, "receipt": rc.digest(receipt)},
         )
-        self.emit("call.consent", consent=d.decision.value, reason=d.reason)
+        self.emit(EventType.CALL_CONSENT, consent=d.decision.value, reason=d.reason)
         if self.caller.connected:
             self._dial_pbx()
         else:  # the caller has not ACKed our 200 yet: nobody at the helpline should ring for them
             self._dial_when_confirmed = True
 
     def _after_confirmation(self) -> None:
-        if self.state == "dialling":
-            self.play(None, pcm=ringback(self.worker.clock_rate), loop=True)
-        elif self.state == "bridged":
+        if self.state == CallState.DIALLING:
+            self.play(None, pcm=ringback(self.services.clock_rate), loop=True)
+        elif self.state == CallState.BRIDGED:
             self.stop_playing()
 
     def _dial_pbx(self) -> None:
-        self.set_state("dialling")
+        self.set_state(CallState.DIALLING)
         # Ringback while the PBX rings; a confirmation prompt, if any, replaces it and hands back.
-        self.play(None, pcm=ringback(self.worker.clock_rate), loop=True)
+        self.play(None, pcm=ringback(self.services.clock_rate), loop=True)
         consent = "granted" if self.machine.decision is Decision.GRANTED else "declined"
         prm = pj.CallOpParam(True)
         caller = self.invite.caller
         if caller.number:
             prm.txOption.localUri = (
-                f'"{quoted_display(caller.display)}" <sip:{caller.number}@{self.worker.host}>'
+                f'"{quoted_display(caller.display)}" <sip:{caller.number}@{self.services.host}>'
             )
         for name, value in (("X-Recording-Consent", consent), ("X-Gateway-Call", self.id)):
             h = pj.SipHeader()
@@ -440,9 +476,9 @@ class CallSession:
             prm.txOption.headers.append(h)
         if caller.number:
             h = pj.SipHeader()
-            h.hName, h.hValue = "P-Asserted-Identity", f"<sip:{caller.number}@{self.worker.host}>"
+            h.hName, h.hValue = "P-Asserted-Identity", f"<sip:{caller.number}@{self.services.host}>"
             prm.txOption.headers.append(h)
-        self.pbx = Leg(self.worker.account, self, "pbx")
+        self.pbx = Leg(self.services.account, self, "pbx")
         try:
             self.pbx.makeCall(self.route.pbx, prm)
         except pj.Error as e:
@@ -450,20 +486,20 @@ class CallSession:
             self.pbx = None  # never left for the collector after libDestroy (see NOTES)
             self._unavailable("PBX unreachable")
             return
-        self.later(self.worker.config.calls.pbx_timeout_s, self._pbx_timeout)
+        self.later(self.services.config.calls.pbx_timeout_s, self._pbx_timeout)
 
     def _pbx_timeout(self) -> None:
-        if self.state == "dialling":
+        if self.state == CallState.DIALLING:
             self._hangup_leg(self.pbx, 487)
             self._unavailable("PBX did not answer")
 
     def _pbx_answered(self) -> None:
-        if self.state != "dialling":
+        if self.state != CallState.DIALLING:
             return
         self.stop_playing()
         if self.machine.recording_allowed:
             self._start_recording()
-        self.set_state("bridged")
+        self.set_state(CallState.BRIDGED)
         self._connect_media()
 
     def _connect_media(self) -> None:
@@ -476,35 +512,29 @@ class CallSession:
             self.pbx.audio.startTransmit(self.taps[1])
 
     def _start_recording(self) -> None:
-        started = self.worker.recordings.start(
+        started = self.services.recordings.start(
             self.id, route=self.route.number, retention_days=self.route.retention_days
         )
         if started is None:
-            self.recording_state = "incomplete"
-            self.emit("call.recording", recording="incomplete", error="recording could not start")
+            self.set_recording(RecordingState.INCOMPLETE, error="recording could not start")
             return
         self.recording_id, self.recorder = started
         self.taps = self.slot.taps
         for tap in self.taps:
             tap.recorder = self.recorder
-        self.recording_state = "recording"
         self.recorder.done.add_done_callback(
             lambda fut: self.loop.call_soon_threadsafe(self._recording_over, fut.result())
         )
-        self.emit("call.recording", recording="recording", recording_id=self.recording_id)
+        self.set_recording(RecordingState.RECORDING, recording_id=self.recording_id)
 
     def _recording_over(self, result: Any) -> None:
         """The recorder has finished, been discarded, or failed (storage) while the call goes on."""
         if result.status == "incomplete":
             self._stop_taps()
-            self.recording_state = "incomplete"
-            self.emit("call.recording", recording="incomplete", error=result.error, bytes_sealed=result.bytes)
+            self.set_recording(RecordingState.INCOMPLETE, error=result.error, bytes_sealed=result.bytes)
         elif result.status == "complete":
-            self.emit(
-                "call.recording",
-                recording="saved",
-                bytes_sealed=result.bytes,
-                duration_s=round(result.duration_s, 2),
+            self.set_recording(
+                RecordingState.SAVED, bytes_sealed=result.bytes, duration_s=round(result.duration_s, 2)
             )
 
     def _stop_taps(self) -> None:
@@ -521,24 +551,23 @@ class CallSession:
         self._stop_taps()
         if self.recorder is not None and self.recording_id:
             # Deleted whether it still runs or had already ended (a supervisor's stop).
-            self.worker.recordings.withdraw(self.recording_id, self.recorder)
-        self.recording_state = "discarded" if self.recorder is not None else "none"
-        self.worker.index.put_consent_receipt(self.id, self._receipt())
-        self.worker.index.append_audit(
+            self.services.recordings.withdraw(self.recording_id, self.recorder)
+        self.services.index.put_consent_receipt(self.id, self._receipt())
+        self.services.index.append_audit(
             "caller", "consent.withdrawn", self.id, {"recording": self.recording_id}
         )
-        self.emit("call.consent", consent="withdrawn")
-        self.emit("call.recording", recording=self.recording_state)
+        self.emit(EventType.CALL_CONSENT, consent=ConsentState.WITHDRAWN)
+        self.set_recording(RecordingState.DISCARDED if self.recorder is not None else RecordingState.NONE)
 
     def _unavailable(self, why: str) -> None:
-        self.set_state("unavailable")
-        self.emit("call.failed", reason=why)
+        self.set_state(CallState.UNAVAILABLE)
+        self.emit(EventType.CALL_FAILED, reason=why)
         self.play("unavailable", lambda: self.hangup_all(200, why))
 
     def _pbx_gone(self, code: int, reason: str) -> None:
-        if self.state == "dialling":
+        if self.state == CallState.DIALLING:
             self._unavailable(f"PBX answered {code} {reason}")
-        elif self.state == "bridged":
+        elif self.state == CallState.BRIDGED:
             self.hangup_all(200, "helpline hung up")
 
     def _caller_gone(self, code: int) -> None:
@@ -574,23 +603,17 @@ class CallSession:
         self._note_notice_progress()
         self.stop_playing()
         self._stop_taps()
-        if self.recorder is not None and self.recording_state in ("recording", "paused"):
+        if self.recorder is not None and self.recording_state.live:
             self.recorder.finish()
-            self.recording_state = "saving"  # a "saved" (or "incomplete") event follows
+            # A "saved" (or "incomplete") event follows, after the call.state "ended".
+            self.recording_state = RecordingState.SAVING
         self._hangup_leg(self.pbx, 487 if self.pbx is not None and not self.pbx.connected else code)
         self._hangup_leg(self.caller, code)
         ended_at = utcnow()
-        self.worker.index.end_call(self.id, ended_at)
-        self.worker.index.put_consent_receipt(self.id, self._receipt(ended_at))
-        self.state = "ended"
-        self.emit(
-            "call.state",
-            state="ended",
-            consent=self.consent_state,
-            recording=self.recording_state,
-            reason=why,
-        )
-        self.worker.session_ended(self)
+        self.services.index.end_call(self.id, ended_at)
+        self.services.index.put_consent_receipt(self.id, self._receipt(ended_at))
+        self.set_state(CallState.ENDED, reason=why)
+        self.on_ended(self)
 
     def _receipt(self, ended_at: str | None = None) -> dict[str, Any]:
         played = self.notice.pcm[: self.notice_played_bytes]
@@ -618,7 +641,7 @@ class CallSession:
         if self._poll is not None:
             self._poll.cancel()
         self.taps = []
-        self.worker.give_slot(self.slot)
+        self.services.give_slot(self.slot)
         # A pjsua2 Call keeps its Python object alive while pjsua holds the call: cut every path
         # from the legs to the slot's ports, or the ports outlive the bridge and abort at exit.
         for leg in (self.caller, self.pbx):

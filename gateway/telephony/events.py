@@ -7,7 +7,7 @@ disconnected rather than allowed to slow the worker.
 The same socket is the worker's control channel: a subscriber may send one JSON object a line,
 `{"req": N, "op": "pause"|"resume"|"stop", "call": ID, "actor": NAME}` (or `{"req": N, "op":
 "ping"}`, the supervisor's heartbeat: the reply proves the worker's loop is turning), and receives
-`{"type": "control.result", "req": N, "ok": bool, "error": TEXT}` on its own stream (not
+`{"type": EventType.CONTROL_RESULT, "req": N, "ok": bool, "error": TEXT}` on its own stream (not
 broadcast). Only the gateway's own user can connect (socket 0600 in a 0700 directory).
 """
 
@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from ..callevents import CallState, EventType
 from ..storage.spool import ensure_private_dir
 
 log = logging.getLogger(__name__)
@@ -85,18 +86,23 @@ class EventBus:
             if not isinstance(cmd, dict):
                 raise ValueError("not an object")
         except ValueError:
-            return {"type": "control.result", "req": None, "ok": False, "error": "not a JSON object"}
+            return {"type": EventType.CONTROL_RESULT, "req": None, "ok": False, "error": "not a JSON object"}
         req = cmd.get("req") if isinstance(cmd.get("req"), int) else None
         op, call, actor = cmd.get("op"), cmd.get("call"), cmd.get("actor")
         if op not in CONTROL_OPS:
-            return {"type": "control.result", "req": req, "ok": False, "error": f"unknown op {op!r}"}
+            return {"type": EventType.CONTROL_RESULT, "req": req, "ok": False, "error": f"unknown op {op!r}"}
         if op == "ping":
-            return {"type": "control.result", "req": req, "ok": True, "error": None}
+            return {"type": EventType.CONTROL_RESULT, "req": req, "ok": True, "error": None}
         if not isinstance(call, str) or not isinstance(actor, str) or not actor or len(actor) > 200:
-            return {"type": "control.result", "req": req, "ok": False, "error": "call and actor are required"}
+            return {
+                "type": EventType.CONTROL_RESULT,
+                "req": req,
+                "ok": False,
+                "error": "call and actor are required",
+            }
         if self.control is None:
             return {
-                "type": "control.result",
+                "type": EventType.CONTROL_RESULT,
                 "req": req,
                 "ok": False,
                 "error": "this worker takes no commands",
@@ -106,7 +112,7 @@ class EventBus:
         except Exception:
             log.exception("control %s on call %s failed", op, call)
             error = "internal error"
-        return {"type": "control.result", "req": req, "ok": error is None, "error": error}
+        return {"type": EventType.CONTROL_RESULT, "req": req, "ok": error is None, "error": error}
 
     def _line(self, event: dict[str, Any]) -> bytes:
         return (json.dumps(event, separators=(",", ":"), sort_keys=True) + "\n").encode()
@@ -116,7 +122,7 @@ class EventBus:
         event = {"ts": round(time.time(), 3), "seq": self.seq, "worker": self.worker_id, **event}
         call = event.get("call")
         if call:
-            if event.get("state") == "ended":
+            if event.get("state") == CallState.ENDED:
                 self._live.pop(call, None)
             else:
                 self._live[call] = {**self._live.get(call, {}), **event}

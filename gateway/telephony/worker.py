@@ -18,13 +18,14 @@ from pathlib import Path
 
 import pjsua2 as pj
 
+from ..callevents import EventType
 from ..config import Config, Route
 from ..context import Gateway
 from ..errors import ConfigError
 from ..governance import retention
 from ..recording.recorder import RecorderEngine
 from . import prompts as pr
-from .call import CallSession
+from .call import CallServices, CallSession
 from .events import EventBus
 from .media import MediaSlot, audio_format, prefer_g711
 from .sip import media_count, parse_invite
@@ -139,6 +140,19 @@ class Worker:
             )
             for i in range(self.capacity)
         ]
+        self.call_services = CallServices(
+            config=self.config,
+            index=self.index,
+            recordings=self.recordings,
+            recipients=self.recipients,
+            account=self.account,
+            host=self.host,
+            clock_rate=self.clock_rate,
+            prompts_for=self.prompts_for,
+            publish=self.events.publish,
+            take_slot=self.take_slot,
+            give_slot=self.give_slot,
+        )
         log.info(
             "worker %s listening on %s:%d, %d calls at most", self.id, self.host, self.port, self.capacity
         )
@@ -169,7 +183,14 @@ class Worker:
             self._refuse(call_id, 486)
         else:
             try:
-                session = CallSession(self, secrets.token_hex(8), invite, route, call_id)
+                session = CallSession(
+                    self.call_services,
+                    secrets.token_hex(8),
+                    invite,
+                    route,
+                    call_id,
+                    on_ended=self.session_ended,
+                )
             except Exception:  # a bug or a broken prompt set must not reach pjsua's callback
                 log.exception("cannot set up the call; 500")
                 self._refuse(call_id, 500)
@@ -216,7 +237,7 @@ class Worker:
             raise ConfigError(f"cannot start SIP on {self.host}:{self.port}: {e.reason}") from None
         if ready is not None:
             ready.set()
-        self.events.publish({"type": "worker.started", "capacity": self.capacity})
+        self.events.publish({"type": EventType.WORKER_STARTED, "capacity": self.capacity})
         retention_task = asyncio.create_task(self._retention_schedule())
         # Alone (no node), the worker anchors the audit log itself; in a node the supervisor does.
         anchor_task = asyncio.create_task(self._anchor_schedule()) if self.index_no is None else None
@@ -231,7 +252,7 @@ class Worker:
             deadline = asyncio.get_running_loop().time() + self.config.node.drain_s
             if self.sessions:
                 log.info("draining %d call(s), at most %.0f s", len(self.sessions), self.config.node.drain_s)
-                self.events.publish({"type": "worker.draining", "calls": len(self.sessions)})
+                self.events.publish({"type": EventType.WORKER_DRAINING, "calls": len(self.sessions)})
             while self.sessions and asyncio.get_running_loop().time() < deadline:
                 self._pump()
                 self._reap()
