@@ -1,0 +1,174 @@
+"""The JSON API: supervisor actions on a call's recording, the audit log and recordings'
+metadata for auditors, user management for admins. Never audio."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+from aiohttp import web
+
+from .security import require
+from .state import DASH
+from .users import ROLES, UserError
+
+
+async def call_action(request: web.Request) -> web.Response:
+    s = require(request, "control", csrf=True)
+    dash = request.app[DASH]
+    call, op = request.match_info["call"], request.match_info["op"]
+    if op not in ("pause", "resume", "stop"):
+        raise web.HTTPNotFound()
+    if call not in dash.live.calls:
+        return web.json_response({"error": "no such live call"}, status=404)
+    error = await dash.command(op, call, f"dashboard:{s.user}")
+    if error is not None:
+        return web.json_response({"error": error}, status=409)
+    return web.json_response({"ok": True, "op": op, "call": call})
+
+
+async def audit_log(request: web.Request) -> web.Response:
+    require(request, "audit")
+    dash = request.app[DASH]
+    try:
+        limit = max(1, min(1000, int(request.query.get("limit", "200"))))
+    except ValueError:
+        return web.json_response({"error": "limit must be a number"}, status=400)
+    entries = await asyncio.to_thread(dash.index.audit_entries)
+    from ..storage import audit as audit_chain
+
+    verdict = audit_chain.verify(entries)
+    return web.json_response(
+        {
+            "chain": {
+                "ok": verdict.ok,
+                "entries": verdict.entries,
+                "head_seq": verdict.head_seq,
+                "head_hash": verdict.head_hash,
+                "problem": None
+                if verdict.problem is None
+                else {
+                    "seq": verdict.problem.seq,
+                    "kind": verdict.problem.kind,
+                    "message": verdict.problem.message,
+                },
+            },
+            "entries": [
+                {
+                    "seq": e.seq,
+                    "ts": e.ts,
+                    "actor": e.actor,
+                    "action": e.action,
+                    "subject": e.subject,
+                    "details": e.details,
+                    "hash": e.hash,
+                }
+                for e in reversed(entries[-limit:])
+            ],
+        }
+    )
+
+
+async def recordings(request: web.Request) -> web.Response:
+    require(request, "audit")
+    dash = request.app[DASH]
+    rows = await asyncio.to_thread(dash.index.list_recordings)
+    held = {h["recording_id"] for h in await asyncio.to_thread(dash.index.active_holds)}
+    rows = sorted(rows, key=lambda r: r.started_at, reverse=True)[:500]
+    return web.json_response(
+        {
+            "recordings": [
+                {
+                    "id": r.id,
+                    "started_at": r.started_at,
+                    "finished_at": r.finished_at,
+                    "status": r.status,
+                    "duration_s": r.duration_s,
+                    "bytes": r.bytes,
+                    "route": r.route,
+                    "origin": r.origin,
+                    "retention_days": r.retention_days,
+                    "signed": bool(r.signature),
+                    "held": r.id in held,
+                }
+                for r in rows
+            ]
+        }
+    )
+
+
+async def users_list(request: web.Request) -> web.Response:
+    require(request, "users")
+    now = time.time()
+    return web.json_response(
+        {
+            "roles": list(ROLES),
+            "users": [
+                {
+                    "name": u.name,
+                    "role": u.role,
+                    "locked": u.locked_until > now,
+                    "failures": u.failures,
+                    "last_login": u.last_login,
+                }
+                for u in request.app[DASH].users.list()
+            ],
+        }
+    )
+
+
+async def _json_body(request: web.Request) -> dict[str, Any]:
+    if request.content_length is not None and request.content_length > 16384:
+        raise web.HTTPRequestEntityTooLarge(max_size=16384, actual_size=request.content_length)
+    try:
+        body = await request.json()
+    except ValueError:
+        raise web.HTTPBadRequest(
+            text=json.dumps({"error": "the body must be JSON"}), content_type="application/json"
+        ) from None
+    if not isinstance(body, dict):
+        raise web.HTTPBadRequest(
+            text=json.dumps({"error": "the body must be a JSON object"}), content_type="application/json"
+        )
+    return body
+
+
+async def users_add(request: web.Request) -> web.Response:
+    s = require(request, "users", csrf=True)
+    dash = request.app[DASH]
+    body = await _json_body(request)
+    name, role, password = (str(body.get(k, "")) for k in ("name", "role", "password"))
+    try:
+        await asyncio.to_thread(dash.users.add, name, role, password)
+    except UserError as e:
+        return web.json_response({"error": str(e)}, status=400)
+    dash.audit(f"dashboard:{s.user}", "user.added", name, {"role": role})
+    return web.json_response({"ok": True, "name": name, "role": role})
+
+
+async def users_action(request: web.Request) -> web.Response:
+    s = require(request, "users", csrf=True)
+    dash = request.app[DASH]
+    name, action = request.match_info["name"], request.match_info["action"]
+    body = await _json_body(request) if request.can_read_body else {}
+    try:
+        if action == "unlock":
+            dash.users.unlock(name)
+        elif action == "remove":
+            if name == s.user:
+                return web.json_response({"error": "you cannot remove yourself"}, status=400)
+            dash.users.remove(name)
+        elif action == "role":
+            if name == s.user:
+                return web.json_response({"error": "you cannot change your own role"}, status=400)
+            dash.users.set_role(name, str(body.get("role", "")))
+        else:
+            raise web.HTTPNotFound()
+    except UserError as e:
+        return web.json_response({"error": str(e)}, status=400)
+    details = {"role": body.get("role")} if action == "role" else {}
+    verb = {"unlock": "user.unlocked", "remove": "user.removed", "role": "user.role_changed"}[action]
+    dash.audit(f"dashboard:{s.user}", verb, name, details)
+    return web.json_response({"ok": True})

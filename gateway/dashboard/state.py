@@ -1,0 +1,184 @@
+"""The dashboard's shared state: users and sessions, the live view and the WebSocket clients
+it fans out to. One Dashboard per application (app.py puts it under the DASH key)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import shutil
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from ..config import DashboardConfig
+from ..storage.index import Index
+from . import live as lv
+from .hosts import allowed_host_names
+from .sessions import Session, SessionBook
+from .users import User, UserStore
+
+log = logging.getLogger(__name__)
+MAX_CLIENT_BACKLOG = 2_000  # messages queued for one WebSocket before it is dropped
+
+Command = Callable[[str, str, str], Awaitable["str | None"]]  # (op, call, actor) -> error or None
+
+
+@dataclass(eq=False)
+class Client:
+    ws: web.WebSocketResponse
+    session: Session
+    queue: deque[str] = field(default_factory=deque)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class Dashboard:
+    """Shared state of the application: users, sessions, the live view and its subscribers."""
+
+    def __init__(
+        self,
+        config: DashboardConfig,
+        users: UserStore,
+        index: Index,
+        *,
+        spool_dir: Path,
+        node_status: Callable[[], dict[str, Any]],
+        command: Command,
+        storage_errors: Callable[[], int] = lambda: 0,
+    ) -> None:
+        self.config = config
+        self.users = users
+        self.index = index
+        self.spool_dir = spool_dir
+        self.node_status = node_status
+        self.command = command
+        self.storage_errors = storage_errors
+        self.tls = config.tls is not None
+        self.cookie = "__Host-gw_session" if self.tls else "gw_session"
+        self.book = SessionBook(config, users, self._watching)
+        self.sessions = self.book.sessions  # token -> Session
+        self.host_names = allowed_host_names(config)
+        self.live = lv.LiveView()
+        self.clients: set[Client] = set()
+        self._last_summary = ""
+        self.backoff_s = 0.25  # first wait after a failed login; doubles per failure, up to 4 s
+
+    # -- sessions (the book keeps them; the dashboard knows who is watching) -----------------
+
+    @property
+    def config(self) -> DashboardConfig:
+        return self._config
+
+    @config.setter
+    def config(self, config: DashboardConfig) -> None:
+        self._config = config
+        if hasattr(self, "book"):
+            self.book.config = config
+
+    def new_session(self, user: User) -> Session:
+        return self.book.new(user)
+
+    def session_alive(self, s: Session, now: float) -> bool:
+        return self.book.alive(s, now)
+
+    def session_of(self, request: web.Request, touch: bool = True, view_only: bool = False) -> Session | None:
+        return self.book.lookup(request.cookies.get(self.cookie, ""), touch=touch, view_only=view_only)
+
+    def expire_sessions(self, now: float) -> None:
+        self.book.expire(now)
+
+    def _watching(self, s: Session) -> bool:
+        return any(c.session is s for c in self.clients)
+
+    def audit(self, actor: str, action: str, subject: str, details: dict[str, Any] | None = None) -> None:
+        try:
+            self.index.append_audit(actor, action, subject, details)
+        except Exception:
+            log.exception("cannot write the audit entry %s", action)
+
+    # -- live view -------------------------------------------------------------------------
+
+    def on_event(self, event: dict[str, Any], link: int) -> None:
+        row = self.live.observe(event, link)
+        if row is not None:
+            self.broadcast({"t": "call", "call": public_row(row)})
+
+    def on_link_lost(self, link: int) -> None:
+        for row in self.live.link_lost(link):
+            self.broadcast({"t": "call", "call": public_row(row)})
+
+    def broadcast(self, message: dict[str, Any]) -> None:
+        text = json.dumps(message, separators=(",", ":"))
+        for c in list(self.clients):
+            if len(c.queue) >= MAX_CLIENT_BACKLOG:
+                log.warning("dashboard client too slow; disconnected (it reconnects for a snapshot)")
+                self.clients.discard(c)
+                asyncio.ensure_future(c.ws.close(code=1013, message=b"too slow"))
+                continue
+            c.queue.append(text)
+            c.wake.set()
+
+    def summary(self) -> dict[str, Any]:
+        node = self.node_status()
+        storage: dict[str, Any]
+        try:
+            du = shutil.disk_usage(self.spool_dir)
+            storage = {
+                "free_bytes": du.free,
+                "free_ratio": round(du.free / du.total, 4) if du.total else None,
+            }
+        except OSError as e:
+            storage = {"free_bytes": None, "free_ratio": None, "error": e.strerror}
+        storage["errors"] = self.storage_errors()
+        workers = node.get("workers", [])
+        return {
+            **self.live.summary(),
+            "storage": storage,
+            "failopen": node.get("failopen", 0),
+            "workers": [
+                {"index": w["index"], "ready": w["ready"], "restarts": w["restarts"]} for w in workers
+            ],
+            "capacity_calls": node.get("capacity_calls", 0),
+        }
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "t": "snapshot",
+            "calls": [public_row(r) for r in self.live.calls.values()],
+            "summary": self.summary(),
+            "now": time.time(),
+        }
+
+    async def tick(self) -> None:
+        """Once a second: ended calls leave the screen, the summary goes out if it changed, and
+        subscribers whose session is gone are closed."""
+        while True:
+            await asyncio.sleep(1.0)
+            try:
+                now = time.time()
+                for call in self.live.expire(now):
+                    self.broadcast({"t": "gone", "call": call})
+                summary = json.dumps(self.summary(), sort_keys=True)
+                if summary != self._last_summary:
+                    self._last_summary = summary
+                    self.broadcast({"t": "summary", "summary": json.loads(summary)})
+                self.expire_sessions(now)
+                for c in list(self.clients):
+                    if c.session.token not in self.sessions or not self.session_alive(c.session, now):
+                        self.sessions.pop(c.session.token, None)
+                        self.clients.discard(c)
+                        await c.ws.close(code=4001, message=b"session ended")
+            except Exception:
+                log.exception("dashboard tick failed")
+
+
+def public_row(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in row.items() if k != "link"}
+
+
+DASH = web.AppKey("dashboard", Dashboard)
