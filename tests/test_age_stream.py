@@ -156,3 +156,20 @@ def test_identity_file_errors(tmp_path) -> None:
         age.load_identity_file(p)
     with pytest.raises(age.KeyFormatError, match="cannot read"):
         age.load_identity_file(tmp_path / "missing.txt")
+
+
+@pytest.mark.parametrize(
+    "size", [0, 1, CHUNK_SIZE - 1, CHUNK_SIZE, CHUNK_SIZE + 1, 3 * CHUNK_SIZE, 3 * CHUNK_SIZE + 7]
+)
+def test_payload_shape_counts_the_chunks_of_real_payloads(identity: age.Identity, size: int) -> None:
+    from gateway.age import format as fmt
+    from gateway.age.stream import payload_shape
+
+    ct = age.encrypt(os.urandom(size), [identity.recipient()])
+    src = io.BytesIO(ct)
+    fmt.parse(src)
+    payload = len(ct) - src.tell()
+    expected_chunks = max(1, -(-size // CHUNK_SIZE))
+    assert payload_shape(payload) == (expected_chunks, True)
+    assert payload_shape(payload - 1) is None or payload_shape(payload - 1)[0] <= expected_chunks
+    assert payload_shape(3) is None  # shorter than a nonce and a tag

@@ -25,8 +25,8 @@ from .errors import (
     TruncatedError,
 )
 from .keys import Identity
-from .stream import ENCRYPTED_CHUNK_SIZE, NONCE_SIZE, StreamOpener, payload_key
-from .writer import header_mac
+from .primitives import header_mac, payload_key
+from .stream import ENCRYPTED_CHUNK_SIZE, NONCE_SIZE, StreamOpener
 
 
 def _read_upto(src: BinaryIO, n: int) -> bytes:

@@ -7,9 +7,21 @@ chunk cannot be moved, dropped or marked final by anyone without the payload key
 from __future__ import annotations
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from .primitives import payload_key
+
+__all__ = [
+    "CHUNK_SIZE",
+    "ENCRYPTED_CHUNK_SIZE",
+    "NONCE_SIZE",
+    "TAG_SIZE",
+    "StreamOpener",
+    "StreamSealer",
+    "chunk_nonce",
+    "payload_key",
+    "payload_shape",
+]
 
 CHUNK_SIZE = 64 * 1024
 TAG_SIZE = 16
@@ -18,12 +30,23 @@ NONCE_SIZE = 16
 _MAX_COUNTER = (1 << 88) - 1
 
 
-def hkdf(ikm: bytes, salt: bytes, info: bytes, length: int = 32) -> bytes:
-    return HKDF(algorithm=hashes.SHA256(), length=length, salt=salt, info=info).derive(ikm)
+def payload_shape(payload_len: int) -> tuple[int, bool] | None:
+    """(chunks, ends_in_a_plausible_final_chunk) for a payload of `payload_len` bytes (nonce
+    included), or None if no STREAM payload has that length.
 
-
-def payload_key(file_key: bytes, nonce: bytes) -> bytes:
-    return hkdf(file_key, nonce, b"payload")
+    Non-final chunks are exactly 64 KiB + tag; the final one holds 1 byte to 64 KiB, or 0 bytes
+    when it is the only chunk. Without the key a missing final chunk cannot be told from a
+    full final chunk.
+    """
+    body = payload_len - NONCE_SIZE
+    if body < TAG_SIZE:
+        return None
+    full, rest = divmod(body, ENCRYPTED_CHUNK_SIZE)
+    if rest == 0:
+        return full, True
+    if rest < TAG_SIZE or (rest == TAG_SIZE and full > 0):
+        return None  # a torn chunk, or an empty final chunk after data
+    return full + 1, True
 
 
 def chunk_nonce(counter: int, last: bool) -> bytes:

@@ -8,21 +8,16 @@ the writer cannot know whether the chunk is the last one.
 
 from __future__ import annotations
 
-import hashlib
-import hmac as _hmac
 import os
 from collections.abc import Callable, Iterable
 
 from . import x25519
 from .format import Header
 from .keys import Recipient
-from .stream import CHUNK_SIZE, NONCE_SIZE, StreamSealer, hkdf, payload_key
+from .primitives import header_mac, payload_key
+from .stream import CHUNK_SIZE, NONCE_SIZE, StreamSealer
 
 Sink = Callable[[bytes], None]
-
-
-def header_mac(file_key: bytes, header_bytes: bytes) -> bytes:
-    return _hmac.new(hkdf(file_key, b"", b"header"), header_bytes, hashlib.sha256).digest()
 
 
 class AgeWriter:

@@ -12,17 +12,16 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from .errors import HeaderError
 from .format import Stanza, b64decode, b64encode
 from .keys import Identity, Recipient
-from .stream import hkdf
+from .primitives import x25519_wrap_key
 
 STANZA_TYPE = "X25519"
-_LABEL = b"age-encryption.org/v1/X25519"
 _ZERO_NONCE = bytes(12)
 
 
 def _wrap_key(shared: bytes, share: bytes, recipient_pub: bytes) -> bytes:
     if hmac.compare_digest(shared, bytes(32)):
         raise HeaderError("X25519 share is a low-order point")
-    return hkdf(shared, share + recipient_pub, _LABEL)
+    return x25519_wrap_key(shared, share, recipient_pub)
 
 
 def wrap(file_key: bytes, recipient: Recipient) -> Stanza:

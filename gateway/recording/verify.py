@@ -8,7 +8,7 @@ from typing import Any
 
 from .. import age
 from ..age import format as fmt
-from ..age.stream import ENCRYPTED_CHUNK_SIZE, NONCE_SIZE, TAG_SIZE
+from ..age.stream import payload_shape
 from ..governance import signing
 from ..storage import index as ix
 from ..storage.index import RecordingRow
@@ -19,24 +19,6 @@ from ..storage.store import ObjectNotFound, Store
 class Finding:
     recording: str
     problem: str
-
-
-def payload_shape(payload_len: int) -> tuple[int, bool] | None:
-    """(chunks, ends_in_a_plausible_final_chunk) for a STREAM payload length, or None if impossible.
-
-    Non-final chunks are exactly 64 KiB + tag; the final one holds 1 byte to 64 KiB, or 0 bytes
-    when it is the only chunk. Without the key a missing final chunk cannot be told from a
-    full final chunk; the index's status says which the writer left.
-    """
-    body = payload_len - NONCE_SIZE
-    if body < TAG_SIZE:
-        return None
-    full, rest = divmod(body, ENCRYPTED_CHUNK_SIZE)
-    if rest == 0:
-        return full, True
-    if rest < TAG_SIZE or (rest == TAG_SIZE and full > 0):
-        return None  # a torn chunk, or an empty final chunk after data
-    return full + 1, True
 
 
 def verify_signature(index: ix.Index, row: RecordingRow, public: Any) -> list[str]:
