@@ -19,6 +19,15 @@ from .storage.spool import LocalSpool
 from .storage.store import Store, StoreError
 
 
+def open_index(config: cfg.Config, *, create: bool = False) -> Index:
+    """The configured index: PostgreSQL when [index] url is set, else the SQLite file."""
+    if config.index.postgres:
+        from .storage.index_pg import PgIndex
+
+        return PgIndex(config.index.url)
+    return SqliteIndex(config.paths.index, create=create)
+
+
 def check_owner(data_dir: Path) -> None:
     """Root must not write into a data directory that belongs to the gateway's user: files it
     creates there (the index's WAL, the users database, spool files) would be root's, and the
@@ -58,7 +67,7 @@ class Gateway:
         check_owner(config.paths.data_dir)
         try:
             store = LocalSpool(config.paths.spool_dir)
-            index = SqliteIndex(config.paths.index)
+            index = open_index(config)
         except (StoreError, IndexError_) as e:
             raise StorageError(str(e)) from None
         gw = cls(config, store, index, index.audit_head())

@@ -10,7 +10,8 @@ cd "$(dirname "$0")/.."
 # RFC 2833 and G.711 pcaps, for the call tests. kamailio: the node's front door. chromium: the
 # dashboard's browser tests (Playwright drives it; it never downloads a browser), with a font
 # for its screenshots.
-APT_PACKAGES=(age ffmpeg strace python3-venv sip-tester kamailio chromium fonts-liberation)
+# postgresql: the index several nodes share (the tests run a throwaway cluster of it).
+APT_PACKAGES=(age ffmpeg strace python3-venv sip-tester kamailio chromium fonts-liberation postgresql)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

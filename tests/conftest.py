@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from gateway import age
+from tests import pg
 from tests.calls import CallLab
 
 
@@ -40,3 +41,17 @@ def lab(tmp_path: Path) -> Iterator[CallLab]:
     lab = CallLab(tmp_path)
     yield lab
     lab.close()
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[pg.PgServer]:
+    """One throwaway PostgreSQL cluster for the whole run (tests/pg.py)."""
+    server = pg.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pg_url(pg_server: pg.PgServer) -> str:
+    """A fresh, empty database on it."""
+    return pg_server.new_database()

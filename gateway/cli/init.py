@@ -7,10 +7,10 @@ from pathlib import Path
 
 from .. import age
 from .. import config as cfg
-from ..context import check_owner
-from ..errors import ConfigError, KeyError_
+from ..context import check_owner, open_index
+from ..errors import ConfigError, KeyError_, StorageError
 from ..governance import signing
-from ..storage.index import SqliteIndex
+from ..storage.index import IndexError_
 from ..storage.spool import ensure_private_dir
 
 
@@ -45,6 +45,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="127.0.0.1:8080",
         metavar="HOST:PORT",
         help="the operators' dashboard (a non-loopback address needs TLS in [dashboard])",
+    )
+    p.add_argument(
+        "--index-url",
+        default="",
+        metavar="postgresql://...",
+        help="a PostgreSQL index shared by several nodes (default: the SQLite file in --dir)",
     )
     p.add_argument("--force", action="store_true", help="rewrite an existing config (keeps data and secrets)")
     p.set_defaults(func=run)
@@ -82,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
         workers=getattr(args, "workers", 0),
         trunks=getattr(args, "trunk", []),
         dashboard_listen=getattr(args, "dashboard_listen", "127.0.0.1:8080"),
+        index_url=getattr(args, "index_url", ""),
     )
     tmp = config_path.with_suffix(".toml.new")
     tmp.write_text(text, encoding="utf-8")
@@ -92,7 +99,10 @@ def run(args: argparse.Namespace) -> int:
     ensure_private_dir(config.paths.secrets_dir)
     if not config.paths.signing_key.exists():
         signing.create_key(config.paths.signing_key, config.paths.signing_public)
-    index = SqliteIndex(config.paths.index, create=True)
+    try:
+        index = open_index(config, create=True)
+    except IndexError_ as e:
+        raise StorageError(str(e)) from None
     index.append_audit(
         "cli:init",
         "gateway.initialized",

@@ -19,6 +19,7 @@ from .sections import (
     CallsConfig,
     ConsentConfig,
     DashboardConfig,
+    IndexConfig,
     NodeConfig,
     NumbersConfig,
     Paths,
@@ -37,6 +38,7 @@ __all__ = [
     "Config",
     "ConsentConfig",
     "DashboardConfig",
+    "IndexConfig",
     "NodeConfig",
     "NumbersConfig",
     "Paths",
@@ -83,6 +85,7 @@ class Config:
     path: Path
     paths: Paths
     recording: RecordingConfig
+    index: IndexConfig = field(default_factory=IndexConfig)
     sip: SipConfig = field(default_factory=SipConfig)
     pbx: PbxConfig = field(default_factory=PbxConfig)
     consent: ConsentConfig = field(default_factory=ConsentConfig)
@@ -181,6 +184,7 @@ def load(path: str | Path) -> Config:
         path=path,
         paths=paths,
         recording=recording,
+        index=loaded["index"],
         sip=loaded["sip"],
         pbx=loaded["pbx"],
         consent=consent,
@@ -271,11 +275,13 @@ def render(
     workers: int = 0,
     trunks: list[str] | None = None,
     dashboard_listen: str = "127.0.0.1:8080",
+    index_url: str = "",
 ) -> str:
     """What `gateway init` writes."""
     return render_with(
         {
             "paths": {"data_dir": str(data_dir)},
+            "index": {"url": index_url},
             "recording": {"recipients": list(recipients)},
             "sip": {"listen": sip_listen},
             "pbx": {"uri": pbx_uri},

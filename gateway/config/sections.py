@@ -120,6 +120,31 @@ class Paths(Section):
         return self.secrets_dir / "signing.pub"
 
 
+def _index_url(text: str, where: str) -> str:
+    if text and not text.startswith(("postgresql://", "postgres://")):
+        raise ConfigError(
+            f"{where} must be empty (the SQLite index) or a postgresql:// URL, got {text[:40]!r}"
+        )
+    return text
+
+
+@dataclass
+class IndexConfig(Section):
+    NAME = "index"
+    url: str = setting(
+        "",
+        "Where calls, recordings, receipts, holds and the audit log are kept. Empty: the SQLite file\n"
+        "[paths] index (one node). postgresql://USER@HOST/DB, or postgresql://USER@/DB?host=/run/postgresql\n"
+        "for a local socket: one index shared by several nodes. The password can come from PGPASSWORD\n"
+        "or ~/.pgpass rather than this file (libpq's own conventions).",
+        _index_url,
+    )
+
+    @property
+    def postgres(self) -> bool:
+        return bool(self.url)
+
+
 @dataclass
 class RecordingConfig(Section):
     NAME = "recording"
@@ -501,6 +526,7 @@ class NumbersConfig(Section):
 
 SECTIONS: tuple[type[Section], ...] = (
     Paths,
+    IndexConfig,
     RecordingConfig,
     SipConfig,
     PbxConfig,

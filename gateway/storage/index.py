@@ -1,7 +1,7 @@
 """The index: calls, recordings, consent receipts and the audit log.
 
-`Index` is the interface; `SqliteIndex` the embedded default (a PostgreSQL implementation is
-the scale-out one). It holds no audio and no readable caller numbers.
+`Index` is the interface; `SqlIndex` its queries in SQL; `SqliteIndex` the embedded default and
+`index_pg.PgIndex` the one several nodes share. It holds no audio and no readable caller numbers.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ import logging
 import sqlite3
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -229,7 +231,215 @@ CREATE TABLE audit_checkpoints (
 _RECORDING_COLUMNS = [f.name for f in fields(RecordingRow)]
 
 
-class SqliteIndex(Index):
+class SqlIndex(Index):
+    """The queries of an index in SQL, shared by the SQLite and PostgreSQL backends. Written with
+    `?` placeholders; a backend provides `_q` (run one statement, return its rows and rowcount)
+    and `_audit_transaction` (a transaction in which no other process can append to the audit
+    log, so that every entry links to the one before it)."""
+
+    def _q(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
+        raise NotImplementedError
+
+    def _audit_transaction(self) -> Any:
+        raise NotImplementedError
+
+    def add_call(self, call: CallRow) -> None:
+        d = asdict(call)
+        self._q(f"INSERT INTO calls ({','.join(d)}) VALUES ({','.join('?' * len(d))})", tuple(d.values()))
+
+    def end_call(self, call_id: str, ended_at: str) -> None:
+        self._q("UPDATE calls SET ended_at=? WHERE id=?", (ended_at, call_id))
+
+    def get_call(self, call_id: str) -> CallRow:
+        cols = [f.name for f in fields(CallRow)]
+        row = self._q(f"SELECT {','.join(cols)} FROM calls WHERE id=?", (call_id,)).fetchone()
+        if row is None:
+            raise NotFound(call_id)
+        return _call(row)
+
+    def add_recording(self, rec: RecordingRow) -> None:
+        d = asdict(rec)
+        self._q(
+            f"INSERT INTO recordings ({','.join(d)}) VALUES ({','.join('?' * len(d))})", tuple(d.values())
+        )
+
+    def update_recording(self, rec_id: str, **changes: Any) -> None:
+        unknown = set(changes) - set(_RECORDING_COLUMNS)
+        if unknown:
+            raise ValueError(f"unknown recording fields: {sorted(unknown)}")
+        if "status" in changes and changes["status"] not in STATUSES:
+            raise ValueError(f"unknown status {changes['status']!r}")
+        assignments = ",".join(f"{k}=?" for k in changes)
+        cur = self._q(f"UPDATE recordings SET {assignments} WHERE id=?", (*changes.values(), rec_id))
+        if cur.rowcount == 0:
+            raise NotFound(rec_id)
+
+    def checkpoint_recording(self, rec_id: str, sealed_bytes: int, sha256: str) -> None:
+        self._q(
+            "UPDATE recordings SET bytes=?, sha256=? WHERE id=? AND status=?",
+            (sealed_bytes, sha256, rec_id, RECORDING),
+        )
+
+    def _recordings(self, where: str, params: tuple[Any, ...]) -> list[RecordingRow]:
+        sql = f"SELECT {','.join(_RECORDING_COLUMNS)} FROM recordings {where}"
+        return [_recording(row) for row in self._q(sql, params).fetchall()]
+
+    def get_recording(self, rec_id: str) -> RecordingRow:
+        rows = self._recordings("WHERE id=?", (rec_id,))
+        if not rows:
+            raise NotFound(rec_id)
+        return rows[0]
+
+    def list_recordings(self, status: str | None = None) -> list[RecordingRow]:
+        if status is None:
+            return self._recordings("ORDER BY started_at, id", ())
+        return self._recordings("WHERE status=? ORDER BY started_at, id", (status,))
+
+    def find_recording_by_fingerprint(self, fingerprint: str) -> RecordingRow | None:
+        rows = self._recordings("WHERE source_fingerprint=? ORDER BY started_at DESC", (fingerprint,))
+        return rows[0] if rows else None
+
+    def recordings_of_call(self, call_id: str) -> list[RecordingRow]:
+        return self._recordings("WHERE call_id=? ORDER BY started_at", (call_id,))
+
+    def encrypted_callers(self, after: str = "", limit: int = 1000) -> list[tuple[str, bytes]]:
+        rows = self._q(
+            "SELECT id, caller_enc FROM calls WHERE caller_enc IS NOT NULL AND id > ? ORDER BY id LIMIT ?",
+            (after, limit),
+        ).fetchall()
+        return [(r[0], bytes(r[1])) for r in rows]
+
+    def calls_by_ids(self, call_ids: list[str]) -> list[CallRow]:
+        cols = [f.name for f in fields(CallRow)]
+        out: list[CallRow] = []
+        for i in range(0, len(call_ids), 500):
+            part = call_ids[i : i + 500]
+            out += [
+                _call(r)
+                for r in self._q(
+                    f"SELECT {','.join(cols)} FROM calls WHERE id IN ({','.join('?' * len(part))})",
+                    tuple(part),
+                ).fetchall()
+            ]
+        return sorted(out, key=lambda c: (c.started_at, c.id))
+
+    def scrub_caller(self, call_id: str) -> None:
+        self._q("UPDATE calls SET caller_enc=NULL WHERE id=?", (call_id,))
+
+    def add_hold(self, rec_id: str, reason: str, actor: str) -> int:
+        row = self._q(
+            "INSERT INTO holds (recording_id, reason, actor, created_at) VALUES (?,?,?,?) RETURNING id",
+            (rec_id, reason, actor, utcnow()),
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    def release_holds(self, rec_id: str, reason: str, actor: str) -> int:
+        cur = self._q(
+            "UPDATE holds SET released_at=?, released_by=?, release_reason=? "
+            "WHERE recording_id=? AND released_at IS NULL",
+            (utcnow(), actor, reason, rec_id),
+        )
+        return int(cur.rowcount)
+
+    def active_holds(self, rec_id: str | None = None) -> list[dict[str, Any]]:
+        sql = "SELECT id, recording_id, reason, actor, created_at FROM holds WHERE released_at IS NULL"
+        params: tuple[Any, ...] = ()
+        if rec_id is not None:
+            sql += " AND recording_id=?"
+            params = (rec_id,)
+        keys = ("id", "recording_id", "reason", "actor", "created_at")
+        return [dict(zip(keys, r, strict=True)) for r in self._q(sql + " ORDER BY id", params).fetchall()]
+
+    def put_consent_receipt(self, call_id: str, receipt: dict[str, Any]) -> None:
+        self._q(
+            "INSERT INTO consent_receipts VALUES (?,?,?) ON CONFLICT (call_id) DO UPDATE SET "
+            "receipt = excluded.receipt, created_at = excluded.created_at",
+            (call_id, json.dumps(receipt, sort_keys=True), utcnow()),
+        )
+
+    def get_consent_receipt(self, call_id: str) -> dict[str, Any]:
+        row = self._q("SELECT receipt FROM consent_receipts WHERE call_id=?", (call_id,)).fetchone()
+        if row is None:
+            raise NotFound(call_id)
+        value: dict[str, Any] = json.loads(row[0])
+        return value
+
+    def append_audit(
+        self, actor: str, action: str, subject: str, details: dict[str, Any] | None = None
+    ) -> AuditEntry:
+        # The backend's audit transaction keeps every other appender out between reading the
+        # head and writing the entry: two nodes appending at once cannot both link to it.
+        with self._audit_transaction() as tx:
+            head = tx.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+            seq, prev = (head[0] + 1, head[1]) if head else (1, audit.GENESIS)
+            entry = audit.seal(AuditEntry(seq, utcnow(), actor, action, subject, details or {}), prev)
+            tx.execute(
+                "INSERT INTO audit (seq, ts, actor, action, subject, details, prev_hash, hash, v) "
+                "VALUES (?,?,?,?,?,?,?,?,?)",
+                (
+                    entry.seq,
+                    entry.ts,
+                    entry.actor,
+                    entry.action,
+                    entry.subject,
+                    json.dumps(entry.details, sort_keys=True),
+                    entry.prev_hash,
+                    entry.hash,
+                    entry.v,
+                ),
+            )
+        return entry
+
+    def audit_entries(self) -> list[AuditEntry]:
+        rows = self._q(
+            "SELECT seq, ts, actor, action, subject, details, prev_hash, hash, v FROM audit ORDER BY seq"
+        ).fetchall()
+        return [AuditEntry(r[0], r[1], r[2], r[3], r[4], _details(r[5]), r[6], r[7], r[8]) for r in rows]
+
+    def audit_head(self) -> tuple[int, str]:
+        row = self._q("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+        return (int(row[0]), row[1]) if row else (0, audit.GENESIS)
+
+    def add_checkpoint(self, cp: audit.Checkpoint) -> None:
+        self._q(
+            "INSERT INTO audit_checkpoints VALUES (?,?,?,?) ON CONFLICT (seq) DO UPDATE SET "
+            "ts = excluded.ts, hash = excluded.hash, signature = excluded.signature",
+            (cp.seq, cp.ts, cp.hash, cp.signature),
+        )
+
+    def checkpoints(self) -> list[audit.Checkpoint]:
+        rows = self._q("SELECT seq, hash, ts, signature FROM audit_checkpoints ORDER BY seq").fetchall()
+        return [audit.Checkpoint(r[0], r[1], r[2], r[3]) for r in rows]
+
+
+def _call(row: Any) -> CallRow:
+    r = list(row)
+    r[4] = bytes(r[4]) if r[4] is not None else None  # PostgreSQL gives memoryviews
+    return CallRow(*r)
+
+
+_BYTES_COLUMNS = [i for i, name in enumerate(_RECORDING_COLUMNS) if name == "source_enc"]
+
+
+def _recording(row: Any) -> RecordingRow:
+    r = list(row)
+    for i in _BYTES_COLUMNS:
+        r[i] = bytes(r[i]) if r[i] is not None else None
+    return RecordingRow(*r)
+
+
+class _SqliteResult:
+    def __init__(self, rows: list[Any], rowcount: int) -> None:
+        self.rows, self.rowcount = rows, rowcount
+
+    def fetchone(self) -> Any:
+        return self.rows[0] if self.rows else None
+
+    def fetchall(self) -> list[Any]:
+        return self.rows
+
+
+class SqliteIndex(SqlIndex):
     """SQLite in WAL mode with full synchronous writes; safe to share between threads."""
 
     def __init__(self, path: str | Path, *, create: bool = False) -> None:
@@ -250,6 +460,23 @@ class SqliteIndex(Index):
             raise IndexError_(f"cannot open index {self.path}: {e}") from e
         if create:
             self.path.chmod(0o600)
+
+    def _q(self, sql: str, params: tuple[Any, ...] = ()) -> _SqliteResult:
+        with self._lock:
+            cur = self._db.execute(sql, params)
+            return _SqliteResult(cur.fetchall(), cur.rowcount)
+
+    @contextmanager
+    def _audit_transaction(self) -> Iterator[Any]:
+        with self._lock:
+            # IMMEDIATE takes the database's write lock before anything is read.
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
 
     def schema_version(self) -> int:
         has_meta = self._db.execute(
@@ -297,181 +524,6 @@ class SqliteIndex(Index):
         # What the old schema held (keyed hashes) must not survive in free pages or the WAL.
         self._db.execute("VACUUM")
         self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-
-    def _exec(self, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Cursor:
-        with self._lock:
-            return self._db.execute(sql, params)
-
-    def add_call(self, call: CallRow) -> None:
-        d = asdict(call)
-        self._exec(f"INSERT INTO calls ({','.join(d)}) VALUES ({','.join('?' * len(d))})", tuple(d.values()))
-
-    def end_call(self, call_id: str, ended_at: str) -> None:
-        self._exec("UPDATE calls SET ended_at=? WHERE id=?", (ended_at, call_id))
-
-    def get_call(self, call_id: str) -> CallRow:
-        cols = [f.name for f in fields(CallRow)]
-        row = self._exec(f"SELECT {','.join(cols)} FROM calls WHERE id=?", (call_id,)).fetchone()
-        if row is None:
-            raise NotFound(call_id)
-        return CallRow(*row)
-
-    def add_recording(self, rec: RecordingRow) -> None:
-        d = asdict(rec)
-        self._exec(
-            f"INSERT INTO recordings ({','.join(d)}) VALUES ({','.join('?' * len(d))})", tuple(d.values())
-        )
-
-    def update_recording(self, rec_id: str, **changes: Any) -> None:
-        unknown = set(changes) - set(_RECORDING_COLUMNS)
-        if unknown:
-            raise ValueError(f"unknown recording fields: {sorted(unknown)}")
-        if "status" in changes and changes["status"] not in STATUSES:
-            raise ValueError(f"unknown status {changes['status']!r}")
-        assignments = ",".join(f"{k}=?" for k in changes)
-        cur = self._exec(f"UPDATE recordings SET {assignments} WHERE id=?", (*changes.values(), rec_id))
-        if cur.rowcount == 0:
-            raise NotFound(rec_id)
-
-    def checkpoint_recording(self, rec_id: str, sealed_bytes: int, sha256: str) -> None:
-        self._exec(
-            "UPDATE recordings SET bytes=?, sha256=? WHERE id=? AND status=?",
-            (sealed_bytes, sha256, rec_id, RECORDING),
-        )
-
-    def _recordings(self, where: str, params: tuple[Any, ...]) -> list[RecordingRow]:
-        sql = f"SELECT {','.join(_RECORDING_COLUMNS)} FROM recordings {where}"
-        return [RecordingRow(*row) for row in self._exec(sql, params).fetchall()]
-
-    def get_recording(self, rec_id: str) -> RecordingRow:
-        rows = self._recordings("WHERE id=?", (rec_id,))
-        if not rows:
-            raise NotFound(rec_id)
-        return rows[0]
-
-    def list_recordings(self, status: str | None = None) -> list[RecordingRow]:
-        if status is None:
-            return self._recordings("ORDER BY started_at, id", ())
-        return self._recordings("WHERE status=? ORDER BY started_at, id", (status,))
-
-    def find_recording_by_fingerprint(self, fingerprint: str) -> RecordingRow | None:
-        rows = self._recordings("WHERE source_fingerprint=? ORDER BY started_at DESC", (fingerprint,))
-        return rows[0] if rows else None
-
-    def recordings_of_call(self, call_id: str) -> list[RecordingRow]:
-        return self._recordings("WHERE call_id=? ORDER BY started_at", (call_id,))
-
-    def encrypted_callers(self, after: str = "", limit: int = 1000) -> list[tuple[str, bytes]]:
-        rows = self._exec(
-            "SELECT id, caller_enc FROM calls WHERE caller_enc IS NOT NULL AND id > ? ORDER BY id LIMIT ?",
-            (after, limit),
-        ).fetchall()
-        return [(r[0], bytes(r[1])) for r in rows]
-
-    def calls_by_ids(self, call_ids: list[str]) -> list[CallRow]:
-        cols = [f.name for f in fields(CallRow)]
-        out: list[CallRow] = []
-        for i in range(0, len(call_ids), 500):
-            part = call_ids[i : i + 500]
-            out += [
-                CallRow(*r)
-                for r in self._exec(
-                    f"SELECT {','.join(cols)} FROM calls WHERE id IN ({','.join('?' * len(part))})",
-                    tuple(part),
-                ).fetchall()
-            ]
-        return sorted(out, key=lambda c: (c.started_at, c.id))
-
-    def scrub_caller(self, call_id: str) -> None:
-        self._exec("UPDATE calls SET caller_enc=NULL WHERE id=?", (call_id,))
-
-    def add_hold(self, rec_id: str, reason: str, actor: str) -> int:
-        cur = self._exec(
-            "INSERT INTO holds (recording_id, reason, actor, created_at) VALUES (?,?,?,?)",
-            (rec_id, reason, actor, utcnow()),
-        )
-        return int(cur.lastrowid or 0)
-
-    def release_holds(self, rec_id: str, reason: str, actor: str) -> int:
-        cur = self._exec(
-            "UPDATE holds SET released_at=?, released_by=?, release_reason=? "
-            "WHERE recording_id=? AND released_at IS NULL",
-            (utcnow(), actor, reason, rec_id),
-        )
-        return cur.rowcount
-
-    def active_holds(self, rec_id: str | None = None) -> list[dict[str, Any]]:
-        sql = "SELECT id, recording_id, reason, actor, created_at FROM holds WHERE released_at IS NULL"
-        params: tuple[Any, ...] = ()
-        if rec_id is not None:
-            sql += " AND recording_id=?"
-            params = (rec_id,)
-        keys = ("id", "recording_id", "reason", "actor", "created_at")
-        return [dict(zip(keys, r, strict=True)) for r in self._exec(sql + " ORDER BY id", params).fetchall()]
-
-    def put_consent_receipt(self, call_id: str, receipt: dict[str, Any]) -> None:
-        self._exec(
-            "INSERT OR REPLACE INTO consent_receipts VALUES (?,?,?)",
-            (call_id, json.dumps(receipt, sort_keys=True), utcnow()),
-        )
-
-    def get_consent_receipt(self, call_id: str) -> dict[str, Any]:
-        row = self._exec("SELECT receipt FROM consent_receipts WHERE call_id=?", (call_id,)).fetchone()
-        if row is None:
-            raise NotFound(call_id)
-        return json.loads(row[0])
-
-    def append_audit(
-        self, actor: str, action: str, subject: str, details: dict[str, Any] | None = None
-    ) -> AuditEntry:
-        with self._lock:
-            # IMMEDIATE takes the write lock before reading the head, so that two processes
-            # appending at once cannot both link to the same predecessor.
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                head = self._db.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
-                seq, prev = (head[0] + 1, head[1]) if head else (1, audit.GENESIS)
-                entry = audit.seal(AuditEntry(seq, utcnow(), actor, action, subject, details or {}), prev)
-                self._db.execute(
-                    "INSERT INTO audit (seq, ts, actor, action, subject, details, prev_hash, hash, v) "
-                    "VALUES (?,?,?,?,?,?,?,?,?)",
-                    (
-                        entry.seq,
-                        entry.ts,
-                        entry.actor,
-                        entry.action,
-                        entry.subject,
-                        json.dumps(entry.details, sort_keys=True),
-                        entry.prev_hash,
-                        entry.hash,
-                        entry.v,
-                    ),
-                )
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-        return entry
-
-    def audit_entries(self) -> list[AuditEntry]:
-        rows = self._exec(
-            "SELECT seq, ts, actor, action, subject, details, prev_hash, hash, v FROM audit ORDER BY seq"
-        ).fetchall()
-        return [AuditEntry(r[0], r[1], r[2], r[3], r[4], _details(r[5]), r[6], r[7], r[8]) for r in rows]
-
-    def audit_head(self) -> tuple[int, str]:
-        row = self._exec("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
-        return (row[0], row[1]) if row else (0, audit.GENESIS)
-
-    def add_checkpoint(self, cp: audit.Checkpoint) -> None:
-        self._exec(
-            "INSERT OR REPLACE INTO audit_checkpoints VALUES (?,?,?,?)",
-            (cp.seq, cp.ts, cp.hash, cp.signature),
-        )
-
-    def checkpoints(self) -> list[audit.Checkpoint]:
-        rows = self._exec("SELECT seq, hash, ts, signature FROM audit_checkpoints ORDER BY seq").fetchall()
-        return [audit.Checkpoint(r[0], r[1], r[2], r[3]) for r in rows]
 
     def close(self) -> None:
         with self._lock:

@@ -1,0 +1,163 @@
+"""The index in PostgreSQL: what several gateway nodes share (`[index] url = "postgresql://..."`).
+
+The same tables and queries as the SQLite index (index.py's SqlIndex), on psycopg 3. The
+audit chain stays one chain whatever the number of nodes: an append takes a transaction-scoped
+advisory lock before it reads the head, so concurrent appends from any node queue up behind
+each other and each links to the one before (no forks, no gaps). Schema migrations run at
+start, under the same kind of lock, and an index written by a newer gateway is refused.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from . import index as ix
+from .index import SCHEMA_VERSION, IndexError_, SqlIndex
+
+log = logging.getLogger(__name__)
+
+# Arbitrary, fixed: the advisory locks that serialise audit appends and migrations.
+AUDIT_LOCK = 0x636F6E73656E7401
+MIGRATION_LOCK = 0x636F6E73656E7402
+
+SCHEMA_PG = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS calls (
+    id TEXT PRIMARY KEY, started_at TEXT NOT NULL, ended_at TEXT, route TEXT, caller_enc BYTEA);
+CREATE TABLE IF NOT EXISTS recordings (
+    id TEXT PRIMARY KEY, object_name TEXT NOT NULL UNIQUE, started_at TEXT NOT NULL,
+    status TEXT NOT NULL, call_id TEXT REFERENCES calls(id), origin TEXT NOT NULL,
+    media_type TEXT NOT NULL, sample_rate INTEGER, channels INTEGER, finished_at TEXT,
+    duration_s DOUBLE PRECISION, bytes BIGINT NOT NULL DEFAULT 0, sha256 TEXT, route TEXT,
+    retention_days INTEGER, error TEXT, source_enc BYTEA, source_fingerprint TEXT, writer TEXT,
+    signature TEXT);
+CREATE INDEX IF NOT EXISTS recordings_fingerprint ON recordings(source_fingerprint);
+CREATE INDEX IF NOT EXISTS recordings_call ON recordings(call_id);
+CREATE INDEX IF NOT EXISTS recordings_status ON recordings(status);
+CREATE TABLE IF NOT EXISTS holds (
+    id BIGSERIAL PRIMARY KEY, recording_id TEXT NOT NULL REFERENCES recordings(id), reason TEXT NOT NULL,
+    actor TEXT NOT NULL, created_at TEXT NOT NULL, released_at TEXT, released_by TEXT, release_reason TEXT);
+CREATE INDEX IF NOT EXISTS holds_recording ON holds(recording_id);
+CREATE TABLE IF NOT EXISTS consent_receipts (
+    call_id TEXT PRIMARY KEY REFERENCES calls(id), receipt TEXT NOT NULL, created_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS audit (
+    seq BIGINT PRIMARY KEY, ts TEXT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
+    subject TEXT NOT NULL, details TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL,
+    v INTEGER NOT NULL DEFAULT 1);
+CREATE TABLE IF NOT EXISTS audit_checkpoints (
+    seq BIGINT PRIMARY KEY, ts TEXT NOT NULL, hash TEXT NOT NULL, signature TEXT);
+"""
+# Version N's migration brings a PostgreSQL index from N-1 to N (none yet: PostgreSQL support
+# starts at schema 2).
+MIGRATIONS_PG: dict[int, tuple[str, str]] = {}
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for messages."""
+    head, at, tail = url.rpartition("@")
+    if not at:
+        return url
+    scheme, _, userinfo = head.partition("://")
+    user = userinfo.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{tail}" if ":" in userinfo else url
+
+
+class _Result:
+    def __init__(self, rows: list[tuple[Any, ...]], rowcount: int) -> None:
+        self.rows, self.rowcount = rows, rowcount
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        return self.rows[0] if self.rows else None
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        return self.rows
+
+
+class PgIndex(SqlIndex):
+    """PostgreSQL through one psycopg connection, serialised by a lock (the index is shared
+    by the threads of one process; every process has its own connection)."""
+
+    def __init__(self, url: str, *, connect_timeout_s: float = 10.0) -> None:
+        import psycopg
+
+        self.url = url
+        self.where = redact(url)
+        self._psycopg = psycopg
+        self._lock = threading.RLock()
+        try:
+            self._db = psycopg.connect(url, autocommit=True, connect_timeout=max(1, int(connect_timeout_s)))
+            self._migrate()
+        except psycopg.Error as e:
+            raise IndexError_(
+                f"cannot use the index at {self.where}: {str(e).strip().splitlines()[0]}"
+            ) from None
+
+    # -- SqlIndex plumbing -----------------------------------------------------------------
+
+    def _q(self, sql: str, params: tuple[Any, ...] = ()) -> _Result:
+        with self._lock:
+            try:
+                cur = self._db.execute(sql.replace("?", "%s"), params)
+                rows = cur.fetchall() if cur.description is not None else []
+                return _Result(rows, cur.rowcount)
+            except self._psycopg.Error as e:
+                raise IndexError_(f"index {self.where}: {str(e).strip().splitlines()[0]}") from e
+
+    @contextmanager
+    def _audit_transaction(self) -> Iterator[Any]:
+        with self._lock:
+            try:
+                with self._db.transaction():
+                    self._db.execute("SELECT pg_advisory_xact_lock(%s)", (AUDIT_LOCK,))
+                    yield _Tx(self._db)
+            except self._psycopg.Error as e:
+                raise IndexError_(f"index {self.where}: {str(e).strip().splitlines()[0]}") from e
+
+    # -- schema ----------------------------------------------------------------------------
+
+    def schema_version(self) -> int:
+        row = self._db.execute("SELECT to_regclass('meta') IS NOT NULL").fetchone()
+        if not row or not row[0]:
+            return 0
+        row = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+        return int(row[0]) if row else 0
+
+    def _migrate(self) -> None:
+        with self._db.transaction():
+            self._db.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+            version = self.schema_version()
+            if version > SCHEMA_VERSION:
+                raise IndexError_(
+                    f"index {self.where} has schema {version}, newer than this gateway's "
+                    f"{SCHEMA_VERSION}: run the newer gateway, or upgrade this one"
+                )
+            if version == 0:
+                self._db.execute(SCHEMA_PG)
+                self._db.execute("INSERT INTO meta VALUES ('schema', %s)", (str(SCHEMA_VERSION),))
+                return
+            for target in range(version + 1, SCHEMA_VERSION + 1):
+                why, script = MIGRATIONS_PG[target]
+                self._db.execute(script)
+                self._db.execute("UPDATE meta SET value=%s WHERE key='schema'", (str(target),))
+                log.warning("index %s migrated to schema %d: %s", self.where, target, why)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+class _Tx:
+    """The cursor-ish face SqlIndex.append_audit uses inside the audit transaction."""
+
+    def __init__(self, db: Any) -> None:
+        self._db = db
+
+    def execute(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
+        return self._db.execute(sql.replace("?", "%s"), params)
+
+
+__all__ = ["PgIndex", "ix", "redact"]

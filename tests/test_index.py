@@ -1,0 +1,130 @@
+"""The index's contract, against both backends: SQLite (the embedded default) and PostgreSQL
+(a real throwaway cluster: what several nodes share). One audit chain, whoever appends."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gateway.storage import audit
+from gateway.storage import index as ix
+from gateway.storage.index import CallRow, IndexError_, RecordingRow, SqliteIndex
+from gateway.storage.index_pg import PgIndex, redact
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def index(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ix.Index]:
+    if request.param == "sqlite":
+        idx: ix.Index = SqliteIndex(tmp_path / "index.sqlite3", create=True)
+    else:
+        idx = PgIndex(request.getfixturevalue("pg_url"))
+    yield idx
+    idx.close()
+
+
+def test_calls_recordings_receipts_and_holds(index: ix.Index) -> None:
+    index.add_call(CallRow("c1", "2026-01-01T00:00:00.000Z", route="1177", caller_enc=b"\x00sealed"))
+    assert index.get_call("c1").caller_enc == b"\x00sealed"
+    index.end_call("c1", "2026-01-01T00:01:00.000Z")
+    rec = RecordingRow(
+        id="r1",
+        object_name="ab" * 16 + ".age",
+        started_at="2026-01-01T00:00:01.000Z",
+        call_id="c1",
+        source_enc=b"\x01path",
+    )
+    index.add_recording(rec)
+    index.checkpoint_recording("r1", 65552, "f" * 64)
+    assert (index.get_recording("r1").bytes, index.get_recording("r1").sha256) == (65552, "f" * 64)
+    index.update_recording("r1", status=ix.COMPLETE, bytes=70000, duration_s=2.5)
+    index.checkpoint_recording("r1", 1, "0" * 64)  # a finished recording takes no more checkpoints
+    got = index.get_recording("r1")
+    assert (got.status, got.bytes, got.duration_s, got.source_enc) == (ix.COMPLETE, 70000, 2.5, b"\x01path")
+    assert [r.id for r in index.recordings_of_call("c1")] == ["r1"]
+    assert [r.id for r in index.list_recordings(ix.COMPLETE)] == ["r1"]
+    with pytest.raises(ix.NotFound):
+        index.update_recording("nope", status=ix.DELETED)
+    with pytest.raises(ValueError):
+        index.update_recording("r1", status="lost")
+    index.put_consent_receipt("c1", {"decision": "granted"})
+    index.put_consent_receipt("c1", {"decision": "granted", "ended_at": "x"})  # replaced, not duplicated
+    assert index.get_consent_receipt("c1")["ended_at"] == "x"
+    hold = index.add_hold("r1", "complaint", "dpo")
+    assert hold > 0 and [h["reason"] for h in index.active_holds("r1")] == ["complaint"]
+    assert index.release_holds("r1", "closed", "dpo") == 1 and index.active_holds() == []
+    assert index.encrypted_callers() == [("c1", b"\x00sealed")]
+    index.scrub_caller("c1")
+    assert index.encrypted_callers() == [] and index.calls_by_ids(["c1"])[0].caller_enc is None
+
+
+def test_encrypted_callers_page_through_every_call(index: ix.Index) -> None:
+    for i in range(25):
+        index.add_call(CallRow(f"c{i:03d}", "2026-01-01T00:00:00.000Z", caller_enc=bytes([i])))
+    seen, after = [], ""
+    while batch := index.encrypted_callers(after, 10):
+        seen += batch
+        after = batch[-1][0]
+    assert [c for c, _ in seen] == [f"c{i:03d}" for i in range(25)]
+
+
+def test_the_audit_chain_and_its_checkpoints(index: ix.Index) -> None:
+    for i in range(5):
+        index.append_audit("t", "test.entry", str(i), {"i": i})
+    assert audit.verify(index.audit_entries()).ok
+    seq, head = index.audit_head()
+    assert seq == 5
+    cp = audit.make_checkpoint(seq, head, "now", None)
+    index.add_checkpoint(cp)
+    index.add_checkpoint(cp)
+    assert index.checkpoints() == [cp]
+
+
+def test_a_newer_schema_is_refused(pg_url: str) -> None:
+    PgIndex(pg_url).close()
+    conn = PgIndex(pg_url)
+    conn._q("UPDATE meta SET value='99' WHERE key='schema'")
+    conn.close()
+    with pytest.raises(IndexError_, match="has schema 99, newer than this gateway's"):
+        PgIndex(pg_url)
+
+
+def test_an_unreachable_database_is_one_clear_error_without_the_password(tmp_path: Path) -> None:
+    url = f"postgresql://gw:secret-pw@/nowhere?host={tmp_path}&connect_timeout=1"
+    with pytest.raises(IndexError_) as e:
+        PgIndex(url)
+    assert "cannot use the index at" in str(e.value) and "secret-pw" not in str(e.value)
+    assert redact("postgresql://gw:pw@db.example:5432/gw") == "postgresql://gw:***@db.example:5432/gw"
+
+
+APPENDER = """
+import sys
+from gateway.storage.index_pg import PgIndex
+index = PgIndex(sys.argv[1])
+for i in range(int(sys.argv[3])):
+    index.append_audit(sys.argv[2], "test.concurrent", str(i), {"node": sys.argv[2]})
+index.close()
+"""
+
+
+def test_two_nodes_appending_at_once_make_one_chain(pg_url: str) -> None:
+    """Appends from two processes at once serialise into one hash chain: no forks, no gaps."""
+    PgIndex(pg_url).close()  # the schema, before the race
+    procs = [
+        subprocess.Popen([sys.executable, "-c", APPENDER, pg_url, f"node-{n}", "150"], cwd=ROOT) for n in "ab"
+    ]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0]
+    index = PgIndex(pg_url)
+    entries = index.audit_entries()
+    index.close()
+    assert len(entries) == 300 and [e.seq for e in entries] == list(range(1, 301))
+    assert audit.verify(entries).ok
+    actors = [e.actor for e in entries]
+    assert actors.count("node-a") == actors.count("node-b") == 150
+    # They really interleaved: neither node's entries form one block.
+    assert any(actors[i] != actors[i + 1] for i in range(10, 290))
