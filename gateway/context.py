@@ -14,16 +14,25 @@ from .errors import ConfigError, StorageError
 from .governance import signing
 from .recording.recorder import RecorderEngine
 from .recording.service import RecordingService
-from .storage.index import Index, IndexError_, SqliteIndex
+from .storage.index import Index, IndexError_, IndexUnavailable, SqliteIndex
 from .storage.spool import LocalSpool
 from .storage.store import Store, StoreError
 
 
-def open_index(config: cfg.Config, *, create: bool = False) -> Index:
-    """The configured index: PostgreSQL when [index] url is set, else the SQLite file."""
+def open_index(config: cfg.Config, *, create: bool = False, service: bool = False) -> Index:
+    """The configured index: PostgreSQL when [index] url is set, else the SQLite file.
+
+    `service`: for `gateway run` and its workers. A shared index that is out of reach (now, or
+    later) must not stop calls: writes go to a local journal until it is back (journal.py).
+    The CLI gets the index itself, and a clear error when it is away.
+    """
     if config.index.postgres:
         from .storage.index_pg import PgIndex
 
+        if service:
+            from .storage.journal import JournaledIndex
+
+            return JournaledIndex(PgIndex(config.index.url, lazy=True), config.paths.data_dir / "journal")
         return PgIndex(config.index.url)
     return SqliteIndex(config.paths.index, create=create)
 
@@ -62,15 +71,20 @@ class Gateway:
     closed: bool = False
 
     @classmethod
-    def open(cls, config_path: str | Path) -> Gateway:
+    def open(cls, config_path: str | Path, *, service: bool = False) -> Gateway:
+        """`service`: the running gateway (see open_index)."""
         config = cfg.load(config_path)
         check_owner(config.paths.data_dir)
         try:
             store = LocalSpool(config.paths.spool_dir)
-            index = open_index(config)
+            index = open_index(config, service=service)
         except (StoreError, IndexError_) as e:
             raise StorageError(str(e)) from None
-        gw = cls(config, store, index, index.audit_head())
+        try:
+            head = index.audit_head()
+        except IndexUnavailable:
+            head = (0, "")  # the journal keeps what happens; anchoring resumes once it is back
+        gw = cls(config, store, index, head)
         gw.remove_legacy_lookup_secret()
         return gw
 

@@ -63,17 +63,24 @@ class PgServer:
         self.psql("postgres", f"CREATE DATABASE {name}")
         return self.url(name)
 
-    def stop(self) -> None:
+    def halt(self) -> None:
+        """Stop the server, keeping its data (an outage)."""
         subprocess.run(
             [*self.as_user, _bin("pg_ctl"), "-D", str(self.base / "data"), "-m", "fast", "-w", "stop"],
             capture_output=True,
             timeout=60,
         )
+
+    def resume(self) -> None:
+        _pg_start(self.base, self.socket_dir, self.as_user)
+
+    def stop(self) -> None:
+        self.halt()
         shutil.rmtree(self.base, ignore_errors=True)
 
 
 def start() -> PgServer:
-    initdb, pg_ctl = _bin("initdb"), _bin("pg_ctl")
+    initdb = _bin("initdb")
     base = Path(tempfile.mkdtemp(prefix="gw-pg-", dir="/tmp"))
     os.chmod(base, 0o755)
     as_user: list[str] = []
@@ -94,13 +101,19 @@ def start() -> PgServer:
         capture_output=True,
         timeout=120,
     )
-    os.chmod(sock, 0o755) if os.geteuid() == 0 else None
+    if os.geteuid() == 0:
+        os.chmod(sock, 0o755)
+    _pg_start(base, sock, as_user)
+    return PgServer(base, sock, as_user)
+
+
+def _pg_start(base: Path, sock: Path, as_user: list[str]) -> None:
     res = subprocess.run(
         [
             *as_user,
-            pg_ctl,
+            _bin("pg_ctl"),
             "-D",
-            str(data),
+            str(base / "data"),
             "-w",
             "-t",
             "60",
@@ -118,4 +131,3 @@ def start() -> PgServer:
         log = (base / "log").read_text() if (base / "log").exists() else ""
         shutil.rmtree(base, ignore_errors=True)
         pytest.fail(f"PostgreSQL did not start: {res.stderr}{log[-2000:]}")
-    return PgServer(base, sock, as_user)

@@ -100,7 +100,7 @@ def test_caller_hangs_up_during_the_notice(lab: CallLab) -> None:
     finish(lab)
     assert pbx.event("incoming") is None
     gw = lab.gw.open()
-    rows = gw.index._exec("SELECT id FROM calls").fetchall()
+    rows = gw.index._q("SELECT id FROM calls").fetchall()
     receipt = gw.index.get_consent_receipt(rows[0][0])
     assert receipt["state"] == "abandoned" and receipt["decision"] is None
     assert 200 < receipt["prompt"]["played_ms"] < 1200, "the receipt says how much of the notice was heard"

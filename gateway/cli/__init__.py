@@ -86,10 +86,10 @@ def harden_process() -> None:
 _opened: list[Gateway] = []
 
 
-def open_gateway(args: argparse.Namespace) -> Gateway:
+def open_gateway(args: argparse.Namespace, *, service: bool = False) -> Gateway:
     if not args.config:
         raise ConfigError("no configuration: pass --config FILE or set GATEWAY_CONFIG")
-    gw = Gateway.open(args.config)
+    gw = Gateway.open(args.config, service=service)
     _opened.append(gw)
     return gw
 

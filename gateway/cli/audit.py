@@ -217,7 +217,9 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_scan(args: argparse.Namespace) -> int:
     from ..governance import exposure
 
-    gw = open_gateway(args)
+    # As the running gateway opens its index: a shared index out of reach is a finding, not a
+    # failure of the scan.
+    gw = open_gateway(args, service=True)
     findings = exposure.scan(gw, args.temp_dir)
     if args.json:
         print(json.dumps({"ok": not findings, "findings": [f.as_dict() for f in findings]}))

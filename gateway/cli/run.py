@@ -52,7 +52,7 @@ def _lock_data_dir(gw: Gateway) -> None:
 
 def run(args: argparse.Namespace) -> int:
     harden_process()
-    gw = open_gateway(args)
+    gw = open_gateway(args, service=True)
     _lock_data_dir(gw)  # before anything is written to run/
     if gw.config.node.kamailio:
         from ..supervisor.node import Node
@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
 
 def run_worker(args: argparse.Namespace) -> int:
     harden_process()
-    return _run_worker(open_gateway(args), args.index)
+    return _run_worker(open_gateway(args, service=True), args.index)
 
 
 def status(args: argparse.Namespace) -> int:

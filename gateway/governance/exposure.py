@@ -12,6 +12,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..context import Gateway
+from ..storage import journal
+from ..storage.index import IndexUnavailable
+from ..storage.index_pg import redact
 from . import retention
 
 AGE_MAGIC = b"age-encryption.org/v1\n"
@@ -264,9 +267,21 @@ def scan(gw: Gateway, temp_dirs: list[Path] | None = None) -> list[Finding]:
     scan_permissions(gw, findings)
     scan_identities(gw, findings)
     scan_store(gw, findings)
-    scan_retention(gw, findings)
     scan_sockets(gw, findings)
-    verdict = gw.index.verify_audit()
+    scan_journal(gw, findings)
+    try:
+        scan_retention(gw, findings)
+        verdict = gw.index.verify_audit()
+    except IndexUnavailable as e:
+        findings.append(
+            Finding(
+                "index-unreachable",
+                gw.config.index.url and redact(gw.config.index.url) or str(gw.config.paths.index),
+                f"the index cannot be reached ({e}): retention and the audit chain were not checked",
+                "bring the database back (calls go on meanwhile; their index writes wait in the journal)",
+            )
+        )
+        return findings
     if verdict.problem is not None:
         findings.append(
             Finding(
@@ -277,3 +292,18 @@ def scan(gw: Gateway, temp_dirs: list[Path] | None = None) -> list[Finding]:
             )
         )
     return findings
+
+
+def scan_journal(gw: Gateway, findings: list[Finding]) -> None:
+    """Index writes waiting in the local journal: the shared index was (or is) out of reach."""
+    directory = gw.config.paths.data_dir / "journal"
+    waiting = journal.backlog(directory) if directory.is_dir() else 0
+    if waiting:
+        findings.append(
+            Finding(
+                "index-journal",
+                str(directory),
+                f"{waiting} index write(s) are waiting for the shared index (it was out of reach)",
+                "make [index] url reachable; the running gateway replays them by itself, in order",
+            )
+        )

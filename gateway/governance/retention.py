@@ -38,16 +38,33 @@ def expired(index: Index, default_days: int, now: datetime | None = None) -> lis
 
 def delete_recording(store: Store, index: Index, row: RecordingRow, actor: str, reason: str) -> bool:
     """Delete one recording's object and mark its row; False if the object was already gone."""
+    finished = row.finished_at or utcnow()
+    return delete_object(store, index, row.id, row.object_name, row.bytes, finished, actor, reason)
+
+
+def delete_object(
+    store: Store,
+    index: Index,
+    rec_id: str,
+    object_name: str,
+    size: int,
+    finished_at: str | None,
+    actor: str,
+    reason: str,
+) -> bool:
+    """`delete_recording` from what the caller knows of the recording, without reading its row
+    (its finish time is left as it is when `finished_at` is None)."""
     present = True
     try:
-        store.delete(row.object_name)
+        store.delete(object_name)
     except ObjectNotFound:
         present = False
-    index.update_recording(
-        row.id, status=ix.DELETED, finished_at=row.finished_at or utcnow(), error=f"deleted: {reason}"
-    )
+    changes: dict[str, str] = {"status": ix.DELETED, "error": f"deleted: {reason}"}
+    if finished_at is not None:
+        changes["finished_at"] = finished_at
+    index.update_recording(rec_id, **changes)
     index.append_audit(
-        actor, "recording.deleted", row.id, {"reason": reason, "bytes": row.bytes, "object_present": present}
+        actor, "recording.deleted", rec_id, {"reason": reason, "bytes": size, "object_present": present}
     )
     return present
 

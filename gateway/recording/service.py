@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from .. import age
 from ..governance import signing
 from ..storage import index as ix
-from ..storage.index import Index, RecordingRow, utcnow
+from ..storage.index import Index, IndexUnavailable, RecordingRow, utcnow
 from ..storage.liveness import process_token, writer_is_gone
 from ..storage.store import ObjectNotFound, Store, StoreError
 from .recorder import Recorder, RecorderEngine, RecordingResult
@@ -72,6 +72,8 @@ class RecordingService:
         # or ended by a storage failure). The lock orders them against _finished.
         self._lock = threading.Lock()
         self._withdrawn: set[str] = set()
+        self._results: dict[str, RecordingResult] = {}  # finished recordings, newest last
+        self._unsigned: set[str] = set()  # finalised while the index was away: signed once it is back
 
     @property
     def enabled(self) -> bool:
@@ -117,28 +119,43 @@ class RecordingService:
     def withdraw(self, rec_id: str, recorder: Recorder) -> None:
         """Consent withdrawn: a running recording is discarded (the engine drops it and
         `_finished` deletes its object); one that had already been finalised is deleted now.
-        If it is being finalised at this very moment, `_finished` deletes it when done."""
+        If it is being finalised at this very moment, `_finished` deletes it when done. What
+        became of each recording is known here, so nothing is read from the index (which may
+        be out of reach mid-call)."""
         recorder.discard()
         with self._lock:
-            if self.index.get_recording(rec_id).status == ix.RECORDING:
+            result = self._results.get(rec_id)
+            if result is None:
                 self._withdrawn.add(rec_id)
                 return
-        self._delete_withdrawn(rec_id)
+        self._delete_withdrawn(rec_id, result)
 
-    def _delete_withdrawn(self, rec_id: str) -> None:
-        from ..governance.retention import delete_recording
+    def _delete_withdrawn(self, rec_id: str, result: RecordingResult) -> None:
+        from ..governance.retention import delete_object
 
-        row = self.index.get_recording(rec_id)
-        if row.status in (ix.COMPLETE, ix.INCOMPLETE, ix.TRUNCATED):
-            delete_recording(self.store, self.index, row, "caller", "consent withdrawn")
+        if result.status in ("complete", "incomplete"):
+            delete_object(
+                self.store,
+                self.index,
+                rec_id,
+                result.object_name,
+                result.bytes,
+                None,
+                "caller",
+                "consent withdrawn",
+            )
 
     def _finished(self, rec_id: str, fut: Future[RecordingResult]) -> None:
+        result = fut.result()
         with self._lock:
-            self._finalise(rec_id, fut.result())
+            self._finalise(rec_id, result)
+            self._results[rec_id] = result
+            while len(self._results) > 10_000:  # only a live call can still withdraw
+                self._results.pop(next(iter(self._results)))
             withdrawn = rec_id in self._withdrawn
             self._withdrawn.discard(rec_id)
         if withdrawn:
-            self._delete_withdrawn(rec_id)  # a no-op if the engine had discarded it anyway
+            self._delete_withdrawn(rec_id, result)  # a no-op if the engine had discarded it anyway
 
     def _finalise(self, rec_id: str, result: RecordingResult) -> None:
         try:
@@ -172,9 +189,23 @@ class RecordingService:
             if result.error:
                 details["error"] = result.error
             self.index.append_audit(self.actor, f"recording.{status}", rec_id, details)
-            self.sign(rec_id)
+            try:
+                self.sign(rec_id)
+            except IndexUnavailable:
+                self._unsigned.add(rec_id)
         except Exception:
             log.exception("index update for recording %s failed", rec_id)
+
+    def retry_signatures(self, _replayed: int = 0) -> None:
+        """Sign what was finalised while the index was out of reach (once it is back)."""
+        for rec_id in sorted(self._unsigned):
+            try:
+                self.sign(rec_id)
+            except IndexUnavailable:
+                return
+            except Exception:
+                log.exception("signing recording %s failed", rec_id)
+            self._unsigned.discard(rec_id)
 
     def sign(self, rec_id: str) -> None:
         """Sign the recording's manifest as it now stands in the index (no-op without a key)."""

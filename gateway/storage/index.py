@@ -38,6 +38,10 @@ class IndexError_(Exception):
     """The index cannot be used (missing, corrupt, locked, wrong schema)."""
 
 
+class IndexUnavailable(IndexError_):
+    """The index is out of reach for now (a database server down or cut off): try again later."""
+
+
 class NotFound(KeyError):
     pass
 
@@ -112,6 +116,9 @@ class Index(ABC):
 
     @abstractmethod
     def find_recording_by_fingerprint(self, fingerprint: str) -> RecordingRow | None: ...
+
+    @abstractmethod
+    def recording_by_object(self, object_name: str) -> RecordingRow | None: ...
 
     @abstractmethod
     def recordings_of_call(self, call_id: str) -> list[RecordingRow]: ...
@@ -301,6 +308,10 @@ class SqlIndex(Index):
 
     def recordings_of_call(self, call_id: str) -> list[RecordingRow]:
         return self._recordings("WHERE call_id=? ORDER BY started_at", (call_id,))
+
+    def recording_by_object(self, object_name: str) -> RecordingRow | None:
+        rows = self._recordings("WHERE object_name=?", (object_name,))
+        return rows[0] if rows else None
 
     def encrypted_callers(self, after: str = "", limit: int = 1000) -> list[tuple[str, bytes]]:
         rows = self._q(

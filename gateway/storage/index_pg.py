@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from . import index as ix
-from .index import SCHEMA_VERSION, IndexError_, SqlIndex
+from .index import SCHEMA_VERSION, IndexError_, IndexUnavailable, SqlIndex
 
 log = logging.getLogger(__name__)
 
@@ -77,45 +77,99 @@ class _Result:
         return self.rows
 
 
+def _first_line(e: Exception) -> str:
+    return (str(e).strip().splitlines() or [e.__class__.__name__])[0]
+
+
 class PgIndex(SqlIndex):
     """PostgreSQL through one psycopg connection, serialised by a lock (the index is shared
-    by the threads of one process; every process has its own connection)."""
+    by the threads of one process; every process has its own connection).
 
-    def __init__(self, url: str, *, connect_timeout_s: float = 10.0) -> None:
+    A lost connection is reopened on the next use. Connection trouble raises IndexUnavailable
+    (try again later); anything else IndexError_. `lazy`: a database out of reach at start is
+    not an error yet (a worker starts, and journals, during an outage); the CLI is strict.
+    """
+
+    def __init__(self, url: str, *, connect_timeout_s: float = 5.0, lazy: bool = False) -> None:
         import psycopg
 
         self.url = url
         self.where = redact(url)
+        self.connect_timeout_s = connect_timeout_s
         self._psycopg = psycopg
         self._lock = threading.RLock()
+        self._db: Any = None
         try:
-            self._db = psycopg.connect(url, autocommit=True, connect_timeout=max(1, int(connect_timeout_s)))
-            self._migrate()
+            with self._lock:
+                self._connect()
+        except IndexUnavailable as e:
+            if not lazy:
+                raise IndexError_(f"cannot use the index at {self.where}: {e}") from None
+            log.error("index %s unreachable at start: %s", self.where, e)
+
+    def _connect(self) -> Any:
+        psycopg = self._psycopg
+        try:
+            self._db = psycopg.connect(
+                self.url, autocommit=True, connect_timeout=max(1, int(self.connect_timeout_s))
+            )
+        except psycopg.OperationalError as e:
+            self._db = None
+            raise IndexUnavailable(_first_line(e)) from None
         except psycopg.Error as e:
-            raise IndexError_(
-                f"cannot use the index at {self.where}: {str(e).strip().splitlines()[0]}"
-            ) from None
+            self._db = None
+            raise IndexError_(f"cannot use the index at {self.where}: {_first_line(e)}") from None
+        try:
+            self._migrate()
+        except psycopg.OperationalError as e:
+            self._drop()
+            raise IndexUnavailable(_first_line(e)) from None
+        except psycopg.Error as e:
+            self._drop()
+            raise IndexError_(f"cannot use the index at {self.where}: {_first_line(e)}") from None
+        return self._db
+
+    def _drop(self) -> None:
+        try:
+            if self._db is not None:
+                self._db.close()
+        except Exception:
+            pass
+        self._db = None
+
+    def _conn(self) -> Any:
+        if self._db is None or self._db.closed or self._db.broken:
+            return self._connect()
+        return self._db
+
+    def _failed(self, e: Exception) -> IndexError_:
+        if isinstance(e, self._psycopg.OperationalError | self._psycopg.InterfaceError):
+            self._drop()
+            return IndexUnavailable(f"index {self.where}: {_first_line(e)}")
+        return IndexError_(f"index {self.where}: {_first_line(e)}")
 
     # -- SqlIndex plumbing -----------------------------------------------------------------
 
     def _q(self, sql: str, params: tuple[Any, ...] = ()) -> _Result:
         with self._lock:
+            db = self._conn()
             try:
-                cur = self._db.execute(sql.replace("?", "%s"), params)
+                cur = db.execute(sql.replace("?", "%s"), params)
                 rows = cur.fetchall() if cur.description is not None else []
                 return _Result(rows, cur.rowcount)
             except self._psycopg.Error as e:
-                raise IndexError_(f"index {self.where}: {str(e).strip().splitlines()[0]}") from e
+                raise self._failed(e) from e
 
     @contextmanager
     def _audit_transaction(self) -> Iterator[Any]:
         with self._lock:
+            db = self._conn()
             try:
-                with self._db.transaction():
-                    self._db.execute("SELECT pg_advisory_xact_lock(%s)", (AUDIT_LOCK,))
-                    yield _Tx(self._db)
+                with db.transaction():
+                    db.execute("SELECT pg_advisory_xact_lock(%s)", (AUDIT_LOCK,))
+                    yield _Tx(db)
             except self._psycopg.Error as e:
-                raise IndexError_(f"index {self.where}: {str(e).strip().splitlines()[0]}") from e
+                raise self._failed(e) from e
 
     # -- schema ----------------------------------------------------------------------------
 
@@ -147,7 +201,7 @@ class PgIndex(SqlIndex):
 
     def close(self) -> None:
         with self._lock:
-            self._db.close()
+            self._drop()
 
 
 class _Tx:

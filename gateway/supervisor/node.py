@@ -24,6 +24,7 @@ from aiohttp import web
 from ..config import parse_ipv4_network
 from ..context import Gateway
 from ..errors import ConfigError
+from ..storage.index import IndexUnavailable
 from ..telephony.net import TCP, UDP, check_ports_free
 from ..telephony.sip import parse_config_uri
 from .kamailio import FrontDoor
@@ -244,7 +245,10 @@ class Node:
 
     async def run(self, stop: asyncio.Event) -> None:
         self.preflight()
-        self.gw.recording_service(None).recover()
+        try:
+            self.gw.recording_service(None).recover()
+        except IndexUnavailable as e:  # the shared index is away: calls go on, recovery waits
+            log.error("crash recovery skipped: %s", e)
         dashboard = await self._start_dashboard()  # first: a busy port stops the start cleanly
         self.front.write([("127.0.0.1", w.port) for w in self.workers])
         await self._start_kamailio()

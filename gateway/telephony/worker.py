@@ -24,6 +24,8 @@ from ..context import Gateway
 from ..errors import ConfigError
 from ..governance import retention
 from ..recording.recorder import RecorderEngine
+from ..storage.index import IndexUnavailable
+from ..storage.journal import JournaledIndex
 from . import prompts as pr
 from .call import CallServices, CallSession
 from .events import EventBus
@@ -83,6 +85,8 @@ class Worker:
         self.events.control = self.control
         self.engine = RecorderEngine()
         self.recordings = gateway.recording_service(self.engine)
+        if isinstance(self.index, JournaledIndex):
+            self.index.on_replayed = self.recordings.retry_signatures
         self.sessions: dict[str, CallSession] = {}
         self._ended: list[CallSession] = []
         self.stopping = False
@@ -221,7 +225,10 @@ class Worker:
     # -- lifecycle --------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
-        self.recordings.recover()
+        try:
+            self.recordings.recover()
+        except IndexUnavailable as e:  # the shared index is away: its journal covers this run
+            log.error("crash recovery skipped: %s", e)
         await self.events.start()
         self._refused: list[pj.Call] = []
         try:

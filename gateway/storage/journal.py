@@ -1,0 +1,359 @@
+"""A shared index may be out of reach (PostgreSQL restarting, a network cut); a call may not
+notice. `JournaledIndex` wraps the index a worker uses: a write that cannot reach it goes to a
+durable local journal instead (JSON lines, fsynced, 0600, in `DATA_DIR/journal/`), and later
+writes queue behind it so that order is kept. A background thread reconnects and replays the
+journal into the index, in order; meanwhile nothing blocks on the database. `gateway audit`
+reports a journal that is waiting.
+
+Audit entries written while the index is away keep the time they happened (`ts`) and get their
+place in the chain when they are replayed; each carries its journal id in its details, so an
+entry replayed twice (a crash between applying it and forgetting it) is recognisable.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import secrets
+import threading
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from . import audit
+from .audit import AuditEntry
+from .index import CallRow, Index, IndexError_, IndexUnavailable, RecordingRow, utcnow
+from .liveness import process_token, writer_is_gone
+from .spool import ensure_private_dir
+
+log = logging.getLogger(__name__)
+
+WRITES = (
+    "add_call",
+    "end_call",
+    "add_recording",
+    "update_recording",
+    "checkpoint_recording",
+    "scrub_caller",
+    "release_holds",
+    "put_consent_receipt",
+    "append_audit",
+    "add_checkpoint",
+)
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return {"$b64": base64.b64encode(value).decode()}
+    if isinstance(value, dict):
+        return {k: _encode(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_encode(v) for v in value]
+    return value
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, dict):
+        if set(value) == {"$b64"}:
+            return base64.b64decode(value["$b64"])
+        return {k: _decode(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_decode(v) for v in value]
+    return value
+
+
+class Journal:
+    """One process's journal file: operations appended and fsynced, replayed in order."""
+
+    def __init__(self, directory: Path, token: str | None = None) -> None:
+        ensure_private_dir(directory)
+        self.token = token or process_token()
+        self.path = directory / (self.token.replace(":", "~") + ".jsonl")
+
+    def append(self, op: str, args: dict[str, Any]) -> str:
+        jid = secrets.token_hex(8)
+        line = json.dumps({"id": jid, "op": op, "at": utcnow(), "args": _encode(args)}, sort_keys=True) + "\n"
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, line.encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return jid
+
+    def entries(self) -> list[dict[str, Any]]:
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return []
+        out = []
+        for line in text.splitlines():
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                log.error("journal %s: a torn last line is dropped", self.path)  # a crash mid-append
+        return out
+
+    def rewrite(self, remaining: list[dict[str, Any]]) -> None:
+        """Keep only `remaining` (what has not been replayed yet); atomic."""
+        if not remaining:
+            self.path.unlink(missing_ok=True)
+            return
+        tmp = self.path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write("".join(json.dumps(e, sort_keys=True) + "\n" for e in remaining))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
+
+
+def apply(index: Index, entry: dict[str, Any]) -> None:
+    """Carry out one journalled write on the index."""
+    op, args = entry["op"], _decode(entry["args"])
+    if op == "add_call":
+        try:
+            index.add_call(CallRow(**args["call"]))
+        except IndexError_ as e:
+            if "duplicate" not in str(e).lower() and "unique" not in str(e).lower():
+                raise  # replayed twice: it is there already
+    elif op == "add_recording":
+        try:
+            index.add_recording(RecordingRow(**args["rec"]))
+        except IndexError_ as e:
+            if "duplicate" not in str(e).lower() and "unique" not in str(e).lower():
+                raise
+    elif op == "append_audit":
+        details = {**(args.get("details") or {}), "journal": {"id": entry["id"], "at": entry["at"]}}
+        index.append_audit(args["actor"], args["action"], args["subject"], details)
+    elif op == "add_checkpoint":
+        index.add_checkpoint(audit.Checkpoint(**args["cp"]))
+    else:
+        getattr(index, op)(**args)
+
+
+class JournaledIndex(Index):
+    """The worker's index: writes reach the shared index, or the journal while it cannot."""
+
+    def __init__(
+        self,
+        backend: Index,
+        directory: Path,
+        *,
+        retry_s: float = 2.0,
+        on_replayed: Callable[[int], None] | None = None,
+    ) -> None:
+        self.backend = backend
+        self.directory = directory
+        self.journal = Journal(directory)
+        self.retry_s = retry_s
+        self.on_replayed = on_replayed
+        self._lock = threading.RLock()
+        self._down = bool(self.journal.entries())
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._replayer, name="index-replay", daemon=True)
+        self._thread.start()
+
+    @property
+    def backlog(self) -> int:
+        return len(self.journal.entries())
+
+    # -- writes ----------------------------------------------------------------------------
+
+    def _write(self, op: str, args: dict[str, Any], call: Callable[[], Any]) -> Any:
+        with self._lock:
+            if not self._down:
+                try:
+                    return call()
+                except IndexUnavailable as e:
+                    log.error(
+                        "index unreachable (%s): writes go to the local journal %s until it is back",
+                        e,
+                        self.journal.path,
+                    )
+                    self._down = True
+            self.journal.append(op, args)
+            return None
+
+    def add_call(self, call: CallRow) -> None:
+        self._write("add_call", {"call": asdict(call)}, lambda: self.backend.add_call(call))
+
+    def end_call(self, call_id: str, ended_at: str) -> None:
+        self._write(
+            "end_call",
+            {"call_id": call_id, "ended_at": ended_at},
+            lambda: self.backend.end_call(call_id, ended_at),
+        )
+
+    def add_recording(self, rec: RecordingRow) -> None:
+        self._write("add_recording", {"rec": asdict(rec)}, lambda: self.backend.add_recording(rec))
+
+    def update_recording(self, rec_id: str, **changes: Any) -> None:
+        self._write(
+            "update_recording",
+            {"rec_id": rec_id, **changes},
+            lambda: self.backend.update_recording(rec_id, **changes),
+        )
+
+    def checkpoint_recording(self, rec_id: str, sealed_bytes: int, sha256: str) -> None:
+        self._write(
+            "checkpoint_recording",
+            {"rec_id": rec_id, "sealed_bytes": sealed_bytes, "sha256": sha256},
+            lambda: self.backend.checkpoint_recording(rec_id, sealed_bytes, sha256),
+        )
+
+    def scrub_caller(self, call_id: str) -> None:
+        self._write("scrub_caller", {"call_id": call_id}, lambda: self.backend.scrub_caller(call_id))
+
+    def release_holds(self, rec_id: str, reason: str, actor: str) -> int:
+        out = self._write(
+            "release_holds",
+            {"rec_id": rec_id, "reason": reason, "actor": actor},
+            lambda: self.backend.release_holds(rec_id, reason, actor),
+        )
+        return int(out or 0)
+
+    def put_consent_receipt(self, call_id: str, receipt: dict[str, Any]) -> None:
+        self._write(
+            "put_consent_receipt",
+            {"call_id": call_id, "receipt": receipt},
+            lambda: self.backend.put_consent_receipt(call_id, receipt),
+        )
+
+    def append_audit(
+        self, actor: str, action: str, subject: str, details: dict[str, Any] | None = None
+    ) -> AuditEntry:
+        entry = self._write(
+            "append_audit",
+            {"actor": actor, "action": action, "subject": subject, "details": details or {}},
+            lambda: self.backend.append_audit(actor, action, subject, details),
+        )
+        # Journalled: its place in the chain is decided when it is replayed.
+        return entry if entry is not None else AuditEntry(0, utcnow(), actor, action, subject, details or {})
+
+    def add_checkpoint(self, cp: audit.Checkpoint) -> None:
+        self._write("add_checkpoint", {"cp": asdict(cp)}, lambda: self.backend.add_checkpoint(cp))
+
+    def add_hold(self, rec_id: str, reason: str, actor: str) -> int:
+        return self._read(lambda: self.backend.add_hold(rec_id, reason, actor))  # needs its id: no journal
+
+    # -- reads: the index itself, once the journal has been replayed -------------------------
+
+    def _read(self, call: Callable[[], Any]) -> Any:
+        # While the index is away a read fails at once (the replayer thread is the one that
+        # waits for it): a call must never stall on the database.
+        if self._down:
+            raise IndexUnavailable("the index is unreachable (writes are kept in the local journal)")
+        with self._lock:
+            try:
+                return call()
+            except IndexUnavailable:
+                self._down = True
+                raise
+
+    def get_call(self, call_id: str) -> CallRow:
+        return self._read(lambda: self.backend.get_call(call_id))
+
+    def get_recording(self, rec_id: str) -> RecordingRow:
+        return self._read(lambda: self.backend.get_recording(rec_id))
+
+    def list_recordings(self, status: str | None = None) -> list[RecordingRow]:
+        return self._read(lambda: self.backend.list_recordings(status))
+
+    def find_recording_by_fingerprint(self, fingerprint: str) -> RecordingRow | None:
+        return self._read(lambda: self.backend.find_recording_by_fingerprint(fingerprint))
+
+    def recording_by_object(self, object_name: str) -> RecordingRow | None:
+        return self._read(lambda: self.backend.recording_by_object(object_name))
+
+    def recordings_of_call(self, call_id: str) -> list[RecordingRow]:
+        return self._read(lambda: self.backend.recordings_of_call(call_id))
+
+    def get_consent_receipt(self, call_id: str) -> dict[str, Any]:
+        return self._read(lambda: self.backend.get_consent_receipt(call_id))
+
+    def encrypted_callers(self, after: str = "", limit: int = 1000) -> list[tuple[str, bytes]]:
+        return self._read(lambda: self.backend.encrypted_callers(after, limit))
+
+    def calls_by_ids(self, call_ids: list[str]) -> list[CallRow]:
+        return self._read(lambda: self.backend.calls_by_ids(call_ids))
+
+    def active_holds(self, rec_id: str | None = None) -> list[dict[str, Any]]:
+        return self._read(lambda: self.backend.active_holds(rec_id))
+
+    def audit_entries(self) -> list[AuditEntry]:
+        return self._read(self.backend.audit_entries)
+
+    def audit_head(self) -> tuple[int, str]:
+        return self._read(self.backend.audit_head)
+
+    def checkpoints(self) -> list[audit.Checkpoint]:
+        return self._read(self.backend.checkpoints)
+
+    # -- replay ----------------------------------------------------------------------------
+
+    def replay(self) -> bool:
+        """Apply the journal (this process's, and those of processes that died with one) to the
+        index, in order. True once everything has been applied and writes go straight again."""
+        try:
+            self.backend.audit_head()  # reach the index first, outside the lock (it may take a while)
+        except IndexUnavailable:
+            return False
+        with self._lock:
+            journals = [self.journal] + [
+                Journal(self.directory, p.stem.replace("~", ":"))
+                for p in sorted(self.directory.glob("*.jsonl"))
+                if p != self.journal.path and writer_is_gone(p.stem.replace("~", ":"))
+            ]
+            applied = 0
+            for j in journals:
+                pending = j.entries()
+                done = 0
+                try:
+                    for entry in pending:
+                        apply(self.backend, entry)
+                        done += 1
+                except IndexUnavailable:
+                    j.rewrite(pending[done:])
+                    self._down = True
+                    return False
+                j.rewrite([])
+                applied += done
+            if self._down:
+                log.warning("index reachable again: %d journalled write(s) replayed", applied)
+            self._down = False
+        if applied and self.on_replayed is not None:
+            self.on_replayed(applied)
+        return True
+
+    def _replayer(self) -> None:
+        while not self._stop.wait(self.retry_s):
+            if self._down or self.journal.path.exists():
+                try:
+                    self.replay()
+                except Exception:
+                    log.exception("replaying the index journal failed; retrying")
+
+    def close(self) -> None:
+        self._stop.set()
+        try:
+            self.replay()
+        except Exception:
+            log.warning(
+                "index journal %s kept for the next start (%d entries)", self.journal.path, self.backlog
+            )
+        self.backend.close()
+
+    def __getattr__(self, name: str) -> Any:  # schema_version and backend-specific extras
+        return getattr(self.backend, name)
+
+
+def backlog(directory: Path) -> int:
+    """Journalled writes waiting under `directory` (all processes)."""
+    total = 0
+    for p in directory.glob("*.jsonl"):
+        total += len(Journal(directory, p.stem.replace("~", ":")).entries())
+    return total

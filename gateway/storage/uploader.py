@@ -1,0 +1,160 @@
+"""Moving finished recordings from the local spool into the object store.
+
+A recording is uploaded once its index row says it is finished (complete, incomplete,
+truncated): the store checks the SHA-256 it is sent, the uploader reads size and checksum back,
+and only then is the local copy removed. A complete recording whose local bytes no longer hash
+to what the index recorded is not uploaded (it was altered; `gateway recordings verify` names
+it). While the store is out of reach the uploader backs off (up to five minutes between
+attempts) and everything waits in the spool, sealed and fsynced as it was: nothing is lost, and
+the spool's backlog is in the metrics and on the dashboard.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from dataclasses import dataclass, field
+
+from . import index as ix
+from .index import Index, IndexUnavailable
+from .s3 import S3Store, retain_until
+from .spool import LocalSpool
+from .store import ObjectNotFound, StoreError
+
+log = logging.getLogger(__name__)
+MAX_BACKOFF_S = 300.0
+FINISHED = (ix.COMPLETE, ix.INCOMPLETE, ix.TRUNCATED)
+
+
+@dataclass
+class UploadStats:
+    uploaded: int = 0
+    bytes_uploaded: int = 0
+    pending: int = 0  # finished recordings still in the spool
+    pending_bytes: int = 0
+    failures: int = 0  # rounds that stopped on a store error, in a row
+    last_error: str = ""
+    refused: list[str] = field(default_factory=list)  # altered locally: not uploaded
+
+
+class Uploader:
+    def __init__(
+        self,
+        spool: LocalSpool,
+        remote: S3Store,
+        index: Index,
+        default_retention_days: int,
+        interval_s: float = 10.0,
+    ) -> None:
+        self.spool = spool
+        self.remote = remote
+        self.index = index
+        self.default_retention_days = default_retention_days
+        self.interval_s = interval_s
+        self.stats = UploadStats()
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="uploader", daemon=True)
+        self._thread.start()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.round()
+            except Exception:
+                log.exception("upload round failed")
+            wait = self.interval_s
+            if self.stats.failures:
+                wait = min(MAX_BACKOFF_S, self.interval_s * 2 ** min(self.stats.failures, 10))
+            self._wake.wait(wait)
+            self._wake.clear()
+
+    def round(self) -> int:
+        """Upload what is finished; returns how many were uploaded. Stops at the first store
+        error (the store is probably down: the next round, after a back-off, tries again)."""
+        done = pending = pending_bytes = 0
+        for name in sorted(self.spool.names()):
+            if self._stop.is_set():
+                break
+            try:
+                row = self.index.recording_by_object(name)
+            except IndexUnavailable:
+                return done  # the journal has the truth for now
+            if row is None or row.status == ix.RECORDING:
+                continue  # being written, or an orphan for crash recovery to name first
+            if row.status in (ix.DELETED, ix.DISCARDED):
+                self._forget_local(name)
+                continue
+            if row.status not in FINISHED:
+                continue
+            size = self.spool.size(name)
+            pending += 1
+            pending_bytes += size
+            try:
+                if self._upload(row, name, size):
+                    done += 1
+                    pending -= 1
+                    pending_bytes -= size
+            except StoreError as e:
+                self.stats.failures += 1
+                if self.stats.failures == 1 or str(e) != self.stats.last_error:
+                    log.error("upload of %s waits: %s", row.id, e)
+                self.stats.last_error = str(e)
+                break
+        else:
+            if self.stats.failures:
+                log.warning("object store reachable again")
+            self.stats.failures = 0
+            self.stats.last_error = ""
+        self.stats.pending, self.stats.pending_bytes = self._backlog()
+        return done
+
+    def _backlog(self) -> tuple[int, int]:
+        n = size = 0
+        for name in self.spool.names():
+            try:
+                size += self.spool.size(name)
+                n += 1
+            except ObjectNotFound:
+                pass
+        return n, size
+
+    def _upload(self, row: ix.RecordingRow, name: str, size: int) -> bool:
+        h = hashlib.sha256()
+        with self.spool.open(name) as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        digest = h.hexdigest()
+        if row.status == ix.COMPLETE and row.sha256 and digest != row.sha256:
+            if row.id not in self.stats.refused:
+                log.error("recording %s was altered in the spool since it was finished: not uploaded", row.id)
+                self.stats.refused.append(row.id)
+            return False
+        until = retain_until(row.started_at, row.retention_days or self.default_retention_days)
+        held = bool(self.index.active_holds(row.id))
+        with self.spool.open(name) as f:
+            self.remote.put(name, f, size, digest, retain_until=until, legal_hold=held)
+        self.spool.delete(name)
+        self.stats.uploaded += 1
+        self.stats.bytes_uploaded += size
+        log.info("recording %s stored in %s (%d bytes)", row.id, self.remote.url, size)
+        return True
+
+    def _forget_local(self, name: str) -> None:
+        try:
+            self.spool.delete(name)
+        except ObjectNotFound:
+            pass
