@@ -6,6 +6,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
@@ -16,7 +17,29 @@ from .recording.recorder import RecorderEngine
 from .recording.service import RecordingService
 from .storage.index import Index, IndexError_, IndexUnavailable, SqliteIndex
 from .storage.spool import LocalSpool
+
+if TYPE_CHECKING:
+    from .storage.uploader import Uploader
 from .storage.store import Store, StoreError
+
+
+def open_store(config: cfg.Config) -> Store:
+    """The spool alone, or the spool in front of the configured object store."""
+    spool = LocalSpool(config.paths.spool_dir)
+    if not config.store.remote:
+        return spool
+    from .storage.s3 import S3Store, TieredStore
+
+    s = config.store
+    remote = S3Store(
+        s.url,
+        endpoint=s.endpoint,
+        region=s.region,
+        access_key_id=s.access_key_id,
+        secret_access_key=s.secret_access_key,
+        lock_mode="" if s.object_lock == "off" else s.object_lock,
+    )
+    return TieredStore(spool, remote)
 
 
 def open_index(config: cfg.Config, *, create: bool = False, service: bool = False) -> Index:
@@ -76,7 +99,7 @@ class Gateway:
         config = cfg.load(config_path)
         check_owner(config.paths.data_dir)
         try:
-            store = LocalSpool(config.paths.spool_dir)
+            store = open_store(config)
             index = open_index(config, service=service)
         except (StoreError, IndexError_) as e:
             raise StorageError(str(e)) from None
@@ -145,6 +168,31 @@ class Gateway:
             return signing.load_public(path)
         except (OSError, ValueError) as e:
             raise ConfigError(f"signing public key {path}: {e}") from None
+
+    def uploader(self) -> Uploader | None:
+        """What moves finished recordings from the spool to the object store (None: no store)."""
+        from .storage.s3 import TieredStore
+        from .storage.uploader import Uploader
+
+        if not isinstance(self.store, TieredStore):
+            return None
+        return Uploader(
+            self.store.spool,
+            self.store.remote,
+            self.index,
+            self.config.recording.retention_days,
+            self.config.store.upload_interval_s,
+        )
+
+    def set_legal_hold(self, rec_id: str, object_name: str, on: bool) -> None:
+        """Mirror a hold onto the object when the store keeps it (and has Object Lock)."""
+        from .storage.s3 import TieredStore
+
+        if isinstance(self.store, TieredStore) and self.config.store.object_lock != "off":
+            try:
+                self.store.remote.set_legal_hold(object_name, on)
+            except StoreError as e:  # still in the spool: the upload sets it
+                logging.getLogger(__name__).info("legal hold of %s not mirrored yet: %s", rec_id, e)
 
     def recording_service(self, engine: RecorderEngine | None, actor: str = "gateway") -> RecordingService:
         r = self.config.recording

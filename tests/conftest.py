@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from gateway import age
-from tests import pg
+from tests import pg, s3
 from tests.calls import CallLab
 
 
@@ -55,3 +55,11 @@ def pg_server() -> Iterator[pg.PgServer]:
 def pg_url(pg_server: pg.PgServer) -> str:
     """A fresh, empty database on it."""
     return pg_server.new_database()
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[s3.S3Server]:
+    """One SeaweedFS S3 server on loopback for the whole run (tests/s3.py)."""
+    server = s3.start()
+    yield server
+    server.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,20 @@ class GatewayUnderTest:
 
     def open(self) -> Gateway:
         return Gateway.open(self.config)
+
+    def set(self, section: str, key: str, value: object) -> None:
+        """Change one setting in the written configuration (`value` as a JSON literal, which
+        TOML reads the same for strings, numbers and booleans)."""
+        lines = self.config.read_text().splitlines()
+        inside = False
+        for i, line in enumerate(lines):
+            if line.startswith("["):
+                inside = line.strip() == f"[{section}]"
+            elif inside and line.startswith(f"{key} = "):
+                lines[i] = f"{key} = {json.dumps(value)}"
+                self.config.write_text("\n".join(lines) + "\n")
+                return
+        raise KeyError(f"[{section}] {key} is not in {self.config}")
 
     def record(self, seconds: float = 3.0, call_id: str | None = None, number: str | None = None) -> str:
         """A complete recording of a 440 Hz caller and a 1000 Hz helpline, made without waiting.

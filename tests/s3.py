@@ -130,9 +130,13 @@ def start() -> S3Server:
         "-ip=127.0.0.1",
         "-ip.bind=127.0.0.1",
         f"-dir={base / 'data'}",
-        "-volume.max=20",
+        "-volume.max=400",
+        "-master.volumeSizeLimitMB=16",  # many small buckets (collections), each grows its own volumes
         f"-s3.config={base / 's3.json'}",
         "-s3",
+        "-s3.port.iceberg=0",  # no fixed-port side servers (a second instance would collide)
+        "-s3.port.lance=0",
+        "-master.telemetry=false",  # tests never reach out of loopback
         *(
             f"-{k}.port={v}" if not k.endswith(".grpc") else f"-{k[:-5]}.port.grpc={v}"
             for k, v in ports.items()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .. import age
 from ..context import Gateway
-from ..errors import GatewayError, NotFoundError
+from ..errors import EXIT_STORAGE, GatewayError, NotFoundError
 from ..governance import retention, subject
 from ..storage import index as ix
 from ..storage import pii
@@ -79,8 +79,10 @@ def cmd_retention(args: argparse.Namespace) -> int:
         print(f"kept {rec_id}: on legal hold")
     for rec_id in report.missing:
         print(f"{rec_id}: object was already missing; marked deleted")
-    print(f"{verb} {len(report.deleted)}, kept {len(report.held)} on hold")
-    return 0
+    for rec_id, error in report.failed.items():
+        print(f"NOT deleted {rec_id}: {error}")
+    print(f"{verb} {len(report.deleted)}, kept {len(report.held)} on hold, {len(report.failed)} failed")
+    return EXIT_STORAGE if report.failed else 0
 
 
 def _targets(gw: Gateway, args: argparse.Namespace) -> tuple[str, list[ix.RecordingRow]]:
@@ -109,12 +111,18 @@ def cmd_hold(args: argparse.Namespace) -> int:
         live = [r for r in rows if r not in gone]
         for r in live:
             gw.index.add_hold(r.id, args.reason, who)
+            gw.set_legal_hold(r.id, r.object_name, True)
         gw.index.append_audit(
             who, "hold.added", label, {"recordings": [r.id for r in live], "reason": args.reason}
         )
         print(f"held {len(live)} recording(s)")
     else:
-        released = sum(gw.index.release_holds(r.id, args.reason, who) for r in rows)
+        released = 0
+        for r in rows:
+            n = gw.index.release_holds(r.id, args.reason, who)
+            released += n
+            if n and not gw.index.active_holds(r.id):
+                gw.set_legal_hold(r.id, r.object_name, False)
         gw.index.append_audit(
             who,
             "hold.removed",
@@ -239,4 +247,6 @@ def cmd_erase(args: argparse.Namespace) -> int:
     print(f"deleted {len(report.deleted)} recording(s); forgot the number on {report.calls_scrubbed} call(s)")
     for rec_id in report.held:
         print(f"kept {rec_id}: on legal hold (release it with `gateway hold remove {rec_id}` first)")
-    return 0
+    for rec_id, error in report.failed.items():
+        print(f"NOT deleted {rec_id}: {error}; its call keeps the number so the erasure can be run again")
+    return EXIT_STORAGE if report.failed else 0

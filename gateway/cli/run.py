@@ -101,6 +101,13 @@ def status(args: argparse.Namespace) -> int:
     print(
         f"calls: {st['live_calls']} live, capacity {st['capacity_calls']}; fail-open so far: {st['failopen']}"
     )
+    up = st.get("upload")
+    if up:
+        state = f"UNREACHABLE ({up['error']})" if up["failing"] else "reachable"
+        print(
+            f"object store: {state}; {up['pending']} finished recording(s) waiting in the spool "
+            f"({up['pending_bytes']} bytes), {up['uploaded']} uploaded since start"
+        )
     return 0
 
 

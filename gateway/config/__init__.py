@@ -27,6 +27,7 @@ from .sections import (
     PromptsConfig,
     RecordingConfig,
     SipConfig,
+    StoreConfig,
     WitnessConfig,
 )
 from .values import check_sip_uri, is_loopback, parse_hostport, parse_ipv4_network, parse_syslog_target
@@ -47,6 +48,7 @@ __all__ = [
     "RecordingConfig",
     "Route",
     "SipConfig",
+    "StoreConfig",
     "WitnessConfig",
     "check_sip_uri",
     "is_loopback",
@@ -86,6 +88,7 @@ class Config:
     paths: Paths
     recording: RecordingConfig
     index: IndexConfig = field(default_factory=IndexConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
     sip: SipConfig = field(default_factory=SipConfig)
     pbx: PbxConfig = field(default_factory=PbxConfig)
     consent: ConsentConfig = field(default_factory=ConsentConfig)
@@ -185,6 +188,7 @@ def load(path: str | Path) -> Config:
         paths=paths,
         recording=recording,
         index=loaded["index"],
+        store=loaded["store"],
         sip=loaded["sip"],
         pbx=loaded["pbx"],
         consent=consent,

@@ -145,6 +145,66 @@ class IndexConfig(Section):
         return bool(self.url)
 
 
+def _store_url(text: str, where: str) -> str:
+    if text:
+        from ..storage.s3 import parse_url
+
+        try:
+            parse_url(text)
+        except ValueError as e:
+            raise ConfigError(f"{where} {e}") from None
+    return text
+
+
+@dataclass
+class StoreConfig(Section):
+    NAME = "store"
+    DOC = (
+        "Where finished recordings go. Empty url: they stay in the spool (one node). s3://BUCKET/PREFIX:\n"
+        "an S3-compatible object store (AWS S3, MinIO, Ceph, SeaweedFS); the spool stays the write-ahead\n"
+        "buffer, and a finished recording is uploaded (its SHA-256 checked by the store) and then\n"
+        "removed locally. Credentials: here, or the standard AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY\n"
+        "environment and ~/.aws files (better: keep secrets out of this file)."
+    )
+    url: str = setting("", "", _store_url)
+    endpoint: str = setting(
+        "", "The store's address for anything but AWS (https://minio.example:9000); empty: AWS."
+    )
+    region: str = setting("", "")
+    access_key_id: str = setting("", "")
+    secret_access_key: str = setting("", "")
+    object_lock: str = setting(
+        "off",
+        '"governance" or "compliance": each object gets a retain-until date from its route\'s retention\n'
+        "(and the legal-hold flag mirrors `gateway hold`); the bucket must have Object Lock enabled.\n"
+        '"off": no lock.',
+    )
+    upload_interval_s: float = setting(
+        10,
+        "Seconds between upload rounds (a store that is down is retried with a back-off).",
+        as_float,
+        types=NUMBER,
+    )
+
+    @property
+    def remote(self) -> bool:
+        return bool(self.url)
+
+    def check(self) -> None:
+        if self.object_lock not in ("off", "governance", "compliance"):
+            raise ConfigError(
+                f'[store] object_lock must be "off", "governance" or "compliance", got {self.object_lock!r}'
+            )
+        if self.object_lock != "off" and not self.url:
+            raise ConfigError("[store] object_lock needs [store] url (an object store)")
+        if bool(self.access_key_id) != bool(self.secret_access_key):
+            raise ConfigError("[store] access_key_id and secret_access_key go together: set both or neither")
+        if self.endpoint and not self.endpoint.startswith(("http://", "https://")):
+            raise ConfigError(f"[store] endpoint must be an http:// or https:// URL, got {self.endpoint!r}")
+        if not 1 <= self.upload_interval_s <= 3600:
+            raise ConfigError("[store] upload_interval_s must be 1 to 3600")
+
+
 @dataclass
 class RecordingConfig(Section):
     NAME = "recording"
@@ -527,6 +587,7 @@ class NumbersConfig(Section):
 SECTIONS: tuple[type[Section], ...] = (
     Paths,
     IndexConfig,
+    StoreConfig,
     RecordingConfig,
     SipConfig,
     PbxConfig,

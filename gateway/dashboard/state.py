@@ -135,6 +135,10 @@ class Dashboard:
         except OSError as e:
             storage = {"free_bytes": None, "free_ratio": None, "error": e.strerror}
         storage["errors"] = self.storage_errors()
+        upload = node.get("upload")
+        if upload:  # finished recordings still in this node's spool, waiting for the object store
+            storage["upload_pending"] = upload["pending"]
+            storage["upload_failing"] = upload["failing"]
         workers = node.get("workers", [])
         return {
             **self.live.summary(),

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from ..storage import index as ix
 from ..storage.index import Index, RecordingRow, utcnow
-from ..storage.store import ObjectNotFound, Store
+from ..storage.store import ObjectNotFound, Store, StoreError
 
 KEPT_STATUSES = (ix.COMPLETE, ix.TRUNCATED, ix.INCOMPLETE)
 
@@ -18,6 +18,7 @@ class RetentionReport:
     deleted: list[str] = field(default_factory=list)
     held: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)  # the object was already gone
+    failed: dict[str, str] = field(default_factory=dict)  # the store refused or did not answer
 
 
 def _parse(ts: str) -> datetime:
@@ -86,15 +87,25 @@ def run(
         if dry_run:
             report.deleted.append(row.id)
             continue
-        if delete_recording(store, index, row, actor, "retention"):
-            report.deleted.append(row.id)
-        else:
-            report.missing.append(row.id)
+        try:
+            present = delete_recording(store, index, row, actor, "retention")
+        except StoreError as e:
+            report.failed[row.id] = str(e)
+            index.append_audit(
+                actor, "recording.delete_failed", row.id, {"reason": "retention", "error": str(e)}
+            )
+            continue
+        (report.deleted if present else report.missing).append(row.id)
     if not dry_run:
         index.append_audit(
             actor,
             "retention.run",
             "-",
-            {"deleted": len(report.deleted), "held": len(report.held), "missing": len(report.missing)},
+            {
+                "deleted": len(report.deleted),
+                "held": len(report.held),
+                "missing": len(report.missing),
+                "failed": len(report.failed),
+            },
         )
     return report

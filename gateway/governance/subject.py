@@ -21,7 +21,7 @@ from ..recording import export as ex
 from ..storage import index as ix
 from ..storage import pii
 from ..storage.index import CallRow, Index, NotFound, RecordingRow
-from ..storage.store import Store
+from ..storage.store import Store, StoreError
 from .retention import delete_recording
 
 BATCH = 2000  # encrypted numbers a worker process takes at a time
@@ -229,6 +229,7 @@ def export(
 class ErasureReport:
     deleted: list[str] = field(default_factory=list)
     held: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)  # the store refused or did not answer
     calls_scrubbed: int = 0
 
 
@@ -242,7 +243,15 @@ def erase(store: Store, index: Index, found: SubjectRecords, actor: str) -> Eras
             report.held.append(rec.id)
             held_calls.add(rec.call_id)
             continue
-        delete_recording(store, index, rec, actor, "data-subject erasure")
+        try:
+            delete_recording(store, index, rec, actor, "data-subject erasure")
+        except StoreError as e:  # kept, and its call keeps the number so erasure can be retried
+            report.failed[rec.id] = str(e)
+            held_calls.add(rec.call_id)
+            index.append_audit(
+                actor, "recording.delete_failed", rec.id, {"reason": "data-subject erasure", "error": str(e)}
+            )
+            continue
         report.deleted.append(rec.id)
     for call in found.calls:
         if call.id not in held_calls:
@@ -252,6 +261,11 @@ def erase(store: Store, index: Index, found: SubjectRecords, actor: str) -> Eras
         actor,
         "subject.erased",
         found.label,
-        {"deleted": len(report.deleted), "held": report.held, "calls_scrubbed": report.calls_scrubbed},
+        {
+            "deleted": len(report.deleted),
+            "held": report.held,
+            "failed": sorted(report.failed),
+            "calls_scrubbed": report.calls_scrubbed,
+        },
     )
     return report

@@ -302,7 +302,7 @@ class RecordingService:
                 self.index.append_audit(self.actor, "recording.lost", row.id, {})
             recovered.append(row.id)
         known = {r.object_name for r in self.index.list_recordings()}
-        for name in self.store.names():
+        for name in self.store.local_names():
             # A writer creates its object just before the index row: skip objects that new.
             if name not in known and self._older_than(name, 60):
                 rec_id = new_id()

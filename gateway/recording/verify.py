@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,18 +47,21 @@ def verify_recording(store: Store, row: RecordingRow) -> list[str]:
     except ObjectNotFound:
         return ["object missing from the store"]
     problems = []
+    # One forward pass (an object store streams; nothing is staged): the header is parsed from
+    # the object's first bytes, and everything is hashed as it goes by.
     with store.open(row.object_name) as f:
+        head = f.read(min(size, fmt.MAX_HEADER_SIZE + 1))
+        first = io.BytesIO(head)
         try:
-            header = fmt.parse(f)
+            header = fmt.parse(first)
         except age.HeaderError as e:
             return [f"not a valid age file: {e}"]
-        header_len = f.tell()
-        f.seek(0)
+        header_len = first.tell()
         # A truncated recording's row covers the prefix its writer committed (service.recover);
         # anything after it is the unsigned tail the row's error mentions.
         covered = row.bytes if row.status == ix.TRUNCATED and 0 < row.bytes <= size else size
-        h = hashlib.sha256()
-        left = covered
+        h = hashlib.sha256(head[:covered])
+        left = covered - min(covered, len(head))
         while left > 0 and (block := f.read(min(1 << 20, left))):
             h.update(block)
             left -= len(block)

@@ -126,12 +126,35 @@ class S3Store(Store):
             raise self._fail(e, name) from None
         return io.BufferedReader(_BodyReader(body), buffer_size=1 << 16)
 
-    def delete(self, name: str) -> None:
-        self.size(name)  # ObjectNotFound for a name that is not there
+    def versions(self, name: str) -> list[str]:
+        """Every stored version of the object (and delete marker): a bucket with Object Lock is
+        versioned, and a plain DELETE there only hides the bytes behind a marker."""
+        key = self.key(name)
+        found: list[str] = []
         try:
-            self._s3.delete_object(Bucket=self.bucket, Key=self.key(name))
+            pages = self._s3.get_paginator("list_object_versions").paginate(Bucket=self.bucket, Prefix=key)
+            for page in pages:
+                for v in [*page.get("Versions", []), *page.get("DeleteMarkers", [])]:
+                    if v["Key"] == key:
+                        found.append(str(v["VersionId"]))
         except self._errors as e:
             raise self._fail(e, name) from None
+        return found
+
+    def delete(self, name: str) -> None:
+        """Remove the object's bytes for good: every version, not a delete marker. The store
+        refuses while Object Lock retention or a legal hold still protects a version."""
+        versions = self.versions(name)
+        if not versions:
+            raise ObjectNotFound(f"no object {name}")
+        for version in versions:
+            try:
+                self._s3.delete_object(Bucket=self.bucket, Key=self.key(name), VersionId=version)
+            except self._errors as e:
+                err = self._fail(e, name)
+                if self.lock_mode and "AccessDenied" in str(err):
+                    err = StoreError(f"{err} (Object Lock retention or a legal hold still protects it)")
+                raise err from None
 
     def _head(self, name: str) -> dict[str, Any]:
         try:
@@ -208,18 +231,26 @@ class S3Store(Store):
     def lock_state(self, name: str) -> dict[str, Any]:
         """What the store says of an object's retention and legal hold (for verification)."""
         out: dict[str, Any] = {}
+        unset = (  # "not set" as AWS, MinIO and SeaweedFS say it
+            "NoSuchObjectLockConfiguration",
+            "ObjectLockConfigurationNotFoundError",
+            "NoSuchObjectLegalHold",
+            "NoSuchObjectRetention",
+        )
         try:
             r = self._s3.get_object_retention(Bucket=self.bucket, Key=self.key(name)).get("Retention", {})
             out["mode"], out["retain_until"] = r.get("Mode"), r.get("RetainUntilDate")
+        except self._client_error as e:
+            if e.response.get("Error", {}).get("Code") in unset:
+                out["mode"] = out["retain_until"] = None
         except self._errors:
             pass
         try:
-            out["legal_hold"] = (
-                self._s3.get_object_legal_hold(Bucket=self.bucket, Key=self.key(name))
-                .get("LegalHold", {})
-                .get("Status")
-                == "ON"
-            )
+            hold = self._s3.get_object_legal_hold(Bucket=self.bucket, Key=self.key(name))
+            out["legal_hold"] = hold.get("LegalHold", {}).get("Status") == "ON"
+        except self._client_error as e:
+            if e.response.get("Error", {}).get("Code") in unset:
+                out["legal_hold"] = False
         except self._errors:
             pass
         return out
@@ -250,15 +281,20 @@ class TieredStore(Store):
             return self.remote.open(name)
 
     def delete(self, name: str) -> None:
-        found = False
-        for store in (self.spool, self.remote):
-            try:
-                store.delete(name)
-                found = True
-            except ObjectNotFound:
-                pass
-        if not found:
-            raise ObjectNotFound(f"no object {name}")
+        try:
+            self.spool.delete(name)
+        except ObjectNotFound:
+            self.remote.delete(name)  # ObjectNotFound when neither has it
+            return
+        # It was still local, so it was not uploaded, or its upload is finishing right now (the
+        # uploader deletes the uploaded copy again when it finds the row deleted). A store out of
+        # reach does not stop a withdrawal or an erasure of what was only local.
+        try:
+            self.remote.delete(name)
+        except ObjectNotFound:
+            pass
+        except StoreError as e:
+            log.warning("%s deleted from the spool; the object store did not answer: %s", name, e)
 
     def size(self, name: str) -> int:
         try:
@@ -271,6 +307,9 @@ class TieredStore(Store):
             return self.spool.age_s(name)
         except ObjectNotFound:
             return self.remote.age_s(name)
+
+    def local_names(self) -> Iterator[str]:
+        return self.spool.names()
 
     def names(self) -> Iterator[str]:
         seen = set()

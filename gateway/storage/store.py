@@ -69,6 +69,10 @@ class Store(ABC):
     def names(self) -> Iterator[str]:
         """Every object name. For recovery and self-audit only: never exposed over a network."""
 
+    def local_names(self) -> Iterator[str]:
+        """The objects this host wrote and still holds (where a crash can leave an orphan)."""
+        return self.names()
+
     def exists(self, name: str) -> bool:
         try:
             self.size(name)

@@ -15,6 +15,7 @@ import hashlib
 import logging
 import threading
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 from . import index as ix
 from .index import Index, IndexUnavailable
@@ -85,29 +86,19 @@ class Uploader:
     def round(self) -> int:
         """Upload what is finished; returns how many were uploaded. Stops at the first store
         error (the store is probably down: the next round, after a back-off, tries again)."""
-        done = pending = pending_bytes = 0
-        for name in sorted(self.spool.names()):
+        try:
+            queue = self._finished()
+        except IndexUnavailable:
+            return 0  # the journal has the truth for now
+        done = 0
+        for row, name, size in queue:
             if self._stop.is_set():
                 break
             try:
-                row = self.index.recording_by_object(name)
-            except IndexUnavailable:
-                return done  # the journal has the truth for now
-            if row is None or row.status == ix.RECORDING:
-                continue  # being written, or an orphan for crash recovery to name first
-            if row.status in (ix.DELETED, ix.DISCARDED):
-                self._forget_local(name)
-                continue
-            if row.status not in FINISHED:
-                continue
-            size = self.spool.size(name)
-            pending += 1
-            pending_bytes += size
-            try:
                 if self._upload(row, name, size):
                     done += 1
-                    pending -= 1
-                    pending_bytes -= size
+            except IndexUnavailable:
+                break
             except StoreError as e:
                 self.stats.failures += 1
                 if self.stats.failures == 1 or str(e) != self.stats.last_error:
@@ -119,18 +110,26 @@ class Uploader:
                 log.warning("object store reachable again")
             self.stats.failures = 0
             self.stats.last_error = ""
-        self.stats.pending, self.stats.pending_bytes = self._backlog()
+        waiting = [size for _, name, size in queue if self.spool.exists(name)]
+        self.stats.pending, self.stats.pending_bytes = len(waiting), sum(waiting)
         return done
 
-    def _backlog(self) -> tuple[int, int]:
-        n = size = 0
-        for name in self.spool.names():
-            try:
-                size += self.spool.size(name)
-                n += 1
-            except ObjectNotFound:
-                pass
-        return n, size
+    def _finished(self) -> list[tuple[ix.RecordingRow, str, int]]:
+        """The spool's finished recordings, oldest name first; what the index has deleted or
+        discarded is removed from the spool on the way."""
+        out = []
+        for name in sorted(self.spool.names()):
+            row = self.index.recording_by_object(name)
+            if row is None or row.status == ix.RECORDING:
+                continue  # being written, or an orphan for crash recovery to name first
+            if row.status in (ix.DELETED, ix.DISCARDED):
+                self._forget_local(name)
+            elif row.status in FINISHED:
+                try:
+                    out.append((row, name, self.spool.size(name)))
+                except ObjectNotFound:
+                    pass
+        return out
 
     def _upload(self, row: ix.RecordingRow, name: str, size: int) -> bool:
         h = hashlib.sha256()
@@ -143,11 +142,20 @@ class Uploader:
                 log.error("recording %s was altered in the spool since it was finished: not uploaded", row.id)
                 self.stats.refused.append(row.id)
             return False
-        until = retain_until(row.started_at, row.retention_days or self.default_retention_days)
+        days = row.retention_days if row.retention_days is not None else self.default_retention_days
+        until: datetime | None = retain_until(row.started_at, days)
+        if until is not None and until <= datetime.now(UTC) + timedelta(minutes=1):
+            until = None  # already due for deletion: a store refuses a retain-until in the past
         held = bool(self.index.active_holds(row.id))
         with self.spool.open(name) as f:
             self.remote.put(name, f, size, digest, retain_until=until, legal_hold=held)
-        self.spool.delete(name)
+        # Deleted (retention, erasure) while it was being uploaded: the bucket must not keep it.
+        after = self.index.recording_by_object(name)
+        if after is not None and after.status in (ix.DELETED, ix.DISCARDED):
+            self.remote.delete(name)
+            self._forget_local(name)
+            return False
+        self._forget_local(name)
         self.stats.uploaded += 1
         self.stats.bytes_uploaded += size
         log.info("recording %s stored in %s (%d bytes)", row.id, self.remote.url, size)

@@ -108,6 +108,20 @@ class Metrics:
             "# TYPE gateway_capacity_calls gauge",
             f"gateway_capacity_calls {node.get('capacity_calls', 0)}",
         ]
+        upload = node.get("upload")
+        if upload:
+            lines += [
+                "# HELP gateway_spool_pending_recordings Finished recordings waiting in the spool for the object store.",
+                "# TYPE gateway_spool_pending_recordings gauge",
+                f"gateway_spool_pending_recordings {upload['pending']}",
+                "# TYPE gateway_spool_pending_bytes gauge",
+                f"gateway_spool_pending_bytes {upload['pending_bytes']}",
+                "# TYPE gateway_recordings_uploaded_total counter",
+                f"gateway_recordings_uploaded_total {upload['uploaded']}",
+                "# HELP gateway_object_store_up 0 while uploads to the object store fail.",
+                "# TYPE gateway_object_store_up gauge",
+                f"gateway_object_store_up {0 if upload['failing'] else 1}",
+            ]
         return "\n".join(lines) + "\n"
 
 

@@ -102,6 +102,7 @@ class Node:
         self.links.observers.append(self.metrics.observe)
         self.links.on_lost.append(self.metrics.link_lost)
         self.failopen = 0
+        self.uploader = gateway.uploader()  # None without an object store
         self.grown = 0  # workers started beyond the initial pool
         self.retired = 0
         self.stopping = False
@@ -191,7 +192,20 @@ class Node:
                 "retired": self.retired,
             },
             "live_calls": len(self.metrics.call_state),
+            "upload": self.upload_status(),
             "ts": time.time(),
+        }
+
+    def upload_status(self) -> dict[str, object] | None:
+        if self.uploader is None:
+            return None
+        st = self.uploader.stats
+        return {
+            "pending": st.pending,
+            "pending_bytes": st.pending_bytes,
+            "uploaded": st.uploaded,
+            "failing": st.failures > 0,
+            "error": st.last_error,
         }
 
     def write_status(self) -> None:
@@ -268,6 +282,8 @@ class Node:
         ticks = 0
         heartbeat: asyncio.Task[None] | None = None
         anchors = asyncio.create_task(self._anchor_schedule())
+        if self.uploader is not None:
+            self.uploader.start()
         try:
             while not stop.is_set():
                 if ticks % 5 == 0 and (heartbeat is None or heartbeat.done()):
@@ -292,6 +308,9 @@ class Node:
             await runner.cleanup()
             if dashboard is not None:
                 await dashboard[0].cleanup()
+            if self.uploader is not None:  # what the drain finished goes to the store now
+                self.uploader.stop()
+                await asyncio.to_thread(self.uploader.round)
             await asyncio.to_thread(self.gw.anchor_audit, log_stream=True)  # what the drain wrote
 
     async def _anchor_schedule(self) -> None:

@@ -246,6 +246,10 @@ class Worker:
             ready.set()
         self.events.publish({"type": EventType.WORKER_STARTED, "capacity": self.capacity})
         retention_task = asyncio.create_task(self._retention_schedule())
+        # Alone (no node), the worker moves finished recordings to the object store itself.
+        uploader = self.gateway.uploader() if self.index_no is None else None
+        if uploader is not None:
+            uploader.start()
         # Alone (no node), the worker anchors the audit log itself; in a node the supervisor does.
         anchor_task = asyncio.create_task(self._anchor_schedule()) if self.index_no is None else None
         try:
@@ -269,6 +273,9 @@ class Worker:
             if anchor_task is not None:
                 anchor_task.cancel()
             await self._shutdown()
+            if uploader is not None:
+                uploader.stop()
+                await asyncio.to_thread(uploader.round)
             if anchor_task is not None:
                 await asyncio.to_thread(self.gateway.anchor_audit, log_stream=True)
 

@@ -138,7 +138,9 @@ function renderSummary(s) {
     card("capacity", "Workers / capacity", `${ready}/${s.workers.length} · ${s.capacity_calls} calls`, ready < s.workers.length),
     card("optout", "Opt-out today", rate == null ? "–" : `${(rate * 100).toFixed(1)} %`),
     card("failopen", "Fail-open (unrecorded)", String(s.failopen), s.failopen > 0),
-    card("storage", "Spool free · errors", `${fmtBytes(st.free_bytes)} · ${st.errors ?? 0}`, lowDisk || st.errors > 0));
+    card("storage", "Spool free · errors", `${fmtBytes(st.free_bytes)} · ${st.errors ?? 0}`, lowDisk || st.errors > 0),
+    ...(st.upload_pending == null ? [] : [card("upload", "Waiting for object store",
+      `${st.upload_pending}${st.upload_failing ? " · store unreachable" : ""}`, st.upload_failing)]));
 }
 
 function connect() {
