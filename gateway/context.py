@@ -205,6 +205,7 @@ class Gateway:
             pause_mode=r.pause_mode,
             actor=actor,
             signer=self.signing_key(),
+            key_per_recording=r.key_per_recording,
         )
 
     def close(self) -> None:

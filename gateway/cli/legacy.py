@@ -107,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
         actor(),
         signer=gw.signing_key(),
         default_retention_days=days,
+        key_per_recording=gw.config.recording.key_per_recording,
     )
     cleaned = importer.clean_interrupted()
     if cleaned:

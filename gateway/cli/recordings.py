@@ -11,6 +11,7 @@ from dataclasses import asdict
 from .. import age
 from ..errors import EXIT_FINDINGS, GatewayError, NotFoundError
 from ..recording import export as ex
+from ..recording import keys
 from ..recording.verify import verify_all
 from ..storage import index as ix
 from ..storage.index import NotFound
@@ -50,6 +51,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     ep.add_argument("--force", action="store_true", help="overwrite the output file")
     ep.set_defaults(func=cmd_export)
+    fp = rsub.add_parser(
+        "fetch",
+        help="copy one recording's ciphertext (and its wrapped key, if it has one) for the age CLI",
+    )
+    fp.add_argument("id")
+    fp.add_argument("-o", "--output", required=True, help="new file for the age ciphertext")
+    fp.set_defaults(func=cmd_fetch)
     vp = rsub.add_parser("verify", help="check files, hashes and structure (no key needed)")
     vp.add_argument("id", nargs="?")
     vp.set_defaults(func=cmd_verify)
@@ -81,6 +89,48 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_fetch(args: argparse.Namespace) -> int:
+    """The stored age file as it is (no key needed, nothing decrypted), and for a recording with
+    a key of its own that key, wrapped to the operators, beside it (OUTPUT.key): what the age
+    CLI needs to open it without the gateway."""
+    gw = open_gateway(args)
+    row = _get(gw.index, args.id)
+    if row.status in (ix.DISCARDED, ix.DELETED):
+        raise NotFoundError(f"recording {row.id} was {row.status} ({row.finished_at}); nothing to fetch")
+    if args.output == "-":
+        raise GatewayError("fetch writes files (-o FILE): the ciphertext, and its wrapped key beside it")
+    outputs = [args.output] + ([args.output + ".key"] if row.key_enc is not None else [])
+    written: list[str] = []
+    try:
+        for path in outputs:
+            with ex.open_destination(path, False) as dest:
+                written.append(path)
+                if path == args.output:
+                    with gw.store.open(row.object_name) as src:
+                        for block in iter(lambda: src.read(1 << 20), b""):
+                            dest.write(block)
+                else:
+                    assert row.key_enc is not None
+                    dest.write(row.key_enc)
+        gw.index.append_audit(
+            actor(), "recording.fetched", row.id, {"ciphertext": True, "wrapped_key": len(outputs) == 2}
+        )
+    except BaseException as e:
+        for path in written:
+            os.unlink(path)
+        if isinstance(e, ex.ExportError):
+            raise GatewayError(str(e)) from None
+        raise
+    print(f"wrote {args.output} (age ciphertext, {row.bytes} bytes)", file=sys.stderr)
+    if len(outputs) == 2:
+        print(
+            f"wrote {outputs[1]} (the recording's own key, age-encrypted to the operators); open with:\n"
+            f"  age -d -i YOUR-IDENTITY {outputs[1]} | age -d -i - -o recording.wav {args.output}",
+            file=sys.stderr,
+        )
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     harden_process()
     gw = open_gateway(args)
@@ -108,7 +158,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     details = {"format": fmt, "destination": "stdout" if to_stdout else "file", "recover": recover}
     try:
         with gw.store.open(row.object_name) as src, dest:
-            reader = age.AgeReader(src, identities, recover=recover)
+            reader = age.AgeReader(src, keys.identities_for(row.key_enc, identities), recover=recover)
             if to_stdout:
                 gw.index.append_audit(who, "recording.exported", row.id, details)
             result = ex.write_export(reader.chunks(), row.media_type, fmt, dest)

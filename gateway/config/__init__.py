@@ -174,6 +174,11 @@ def load(path: str | Path) -> Config:
             f"each needs 8 RTP ports (two calls, two legs, RTP and RTCP); use at least {8 * node.pool_max}"
         )
     recording: RecordingConfig = loaded["recording"]
+    if loaded["store"].object_lock == "compliance" and not recording.key_per_recording:
+        raise ConfigError(
+            '[store] object_lock = "compliance" needs [recording] key_per_recording = true: nobody can '
+            "delete a locked object before its date, so erasure must destroy the recording's key instead"
+        )
     consent: ConsentConfig = loaded["consent"]
     routes = _routes(
         raw.get("routes"),

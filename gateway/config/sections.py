@@ -227,6 +227,13 @@ class RecordingConfig(Section):
         "dropped (and counted). 500 frames = 5 s of both channels at 20 ms.",
     )
     retention_days: int = setting(90, "Days a recording is kept before retention deletes it.")
+    key_per_recording: bool = setting(
+        False,
+        "true: each recording is encrypted to a key of its own, kept only wrapped to the recipients\n"
+        "in the index; erasing a recording destroys that key, so a copy the store may not delete\n"
+        "(Object Lock compliance mode, a backup) can no longer be decrypted. Needed with\n"
+        '[store] object_lock = "compliance".',
+    )
     tap_ptime_ms: int = setting(
         40,
         "Milliseconds of audio the recording taps take at a time (20, 40, 60, 80 or 100). "

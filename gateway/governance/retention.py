@@ -19,6 +19,7 @@ class RetentionReport:
     held: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)  # the object was already gone
     failed: dict[str, str] = field(default_factory=dict)  # the store refused or did not answer
+    removed_later: list[str] = field(default_factory=list)  # erased earlier; the store let go now
 
 
 def _parse(ts: str) -> datetime:
@@ -37,10 +38,25 @@ def expired(index: Index, default_days: int, now: datetime | None = None) -> lis
     return out
 
 
+# In a deleted row's error: its key was destroyed but the store still keeps its ciphertext
+# (Object Lock); retention removes the object once the store lets it.
+KEPT_BY_STORE = "ciphertext kept by the store"
+
+
 def delete_recording(store: Store, index: Index, row: RecordingRow, actor: str, reason: str) -> bool:
     """Delete one recording's object and mark its row; False if the object was already gone."""
     finished = row.finished_at or utcnow()
-    return delete_object(store, index, row.id, row.object_name, row.bytes, finished, actor, reason)
+    return delete_object(
+        store,
+        index,
+        row.id,
+        row.object_name,
+        row.bytes,
+        finished,
+        actor,
+        reason,
+        has_key=row.key_enc is not None,
+    )
 
 
 def delete_object(
@@ -52,21 +68,38 @@ def delete_object(
     finished_at: str | None,
     actor: str,
     reason: str,
+    *,
+    has_key: bool = False,
 ) -> bool:
     """`delete_recording` from what the caller knows of the recording, without reading its row
-    (its finish time is left as it is when `finished_at` is None)."""
-    present = True
+    (its finish time is left as it is when `finished_at` is None).
+
+    A recording with a key of its own (`has_key`, recording/keys.py) is erased by destroying
+    that key first: from then on it is unreadable, even if the store refuses to delete its
+    ciphertext (Object Lock), which is then reported, kept and deleted by retention later.
+    Without one, a store that refuses raises StoreError and nothing is marked."""
+    if has_key:
+        index.update_recording(rec_id, key_enc=None)
+    present, kept = True, ""
     try:
         store.delete(object_name)
     except ObjectNotFound:
         present = False
+    except StoreError as e:
+        if not has_key:
+            raise
+        kept = str(e)
     changes: dict[str, str] = {"status": ix.DELETED, "error": f"deleted: {reason}"}
+    details: dict[str, object] = {"reason": reason, "bytes": size, "object_present": present}
+    if has_key:
+        details["key_destroyed"] = True
+    if kept:
+        changes["error"] += f"; key destroyed, {KEPT_BY_STORE} ({kept[:200]})"
+        details["object_kept"] = kept[:200]
     if finished_at is not None:
         changes["finished_at"] = finished_at
     index.update_recording(rec_id, **changes)
-    index.append_audit(
-        actor, "recording.deleted", rec_id, {"reason": reason, "bytes": size, "object_present": present}
-    )
+    index.append_audit(actor, "recording.deleted", rec_id, details)
     return present
 
 
@@ -97,6 +130,7 @@ def run(
             continue
         (report.deleted if present else report.missing).append(row.id)
     if not dry_run:
+        report.removed_later = _remove_kept_objects(store, index, actor)
         index.append_audit(
             actor,
             "retention.run",
@@ -109,3 +143,22 @@ def run(
             },
         )
     return report
+
+
+def _remove_kept_objects(store: Store, index: Index, actor: str) -> list[str]:
+    """Ciphertext of erased recordings that the store kept (its key is destroyed): delete it
+    once the store allows (its Object Lock date has passed)."""
+    removed = []
+    for row in index.list_recordings(ix.DELETED):
+        if KEPT_BY_STORE not in (row.error or ""):
+            continue
+        try:
+            store.delete(row.object_name)
+        except ObjectNotFound:
+            pass
+        except StoreError:
+            continue  # still locked: next run
+        index.update_recording(row.id, error=(row.error or "").split("; key destroyed")[0])
+        index.append_audit(actor, "recording.object_removed", row.id, {"reason": "retention"})
+        removed.append(row.id)
+    return removed

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from .. import age
 from ..recording import export as ex
+from ..recording import keys
 from ..storage import index as ix
 from ..storage import pii
 from ..storage.index import CallRow, Index, NotFound, RecordingRow
@@ -211,7 +212,9 @@ def export(
             fmt = ex.MEDIA_EXTENSIONS.get(rec.media_type, ".wav")
             path = out / f"recording-{rec.id}{fmt}"
             with store.open(rec.object_name) as src:
-                reader = age.AgeReader(src, identities, recover=rec.status != ix.COMPLETE)
+                reader = age.AgeReader(
+                    src, keys.identities_for(rec.key_enc, identities), recover=rec.status != ix.COMPLETE
+                )
                 written.append(path)
                 with os.fdopen(_create(path), "wb") as dest:
                     ex.write_export(reader.chunks(), rec.media_type, fmt, dest)

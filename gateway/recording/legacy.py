@@ -28,7 +28,7 @@ from ..storage.index import Index, RecordingRow
 from ..storage.liveness import process_token, writer_is_gone
 from ..storage.spool import fsync_dir
 from ..storage.store import ObjectNotFound, Store
-from . import wav
+from . import keys, wav
 from .service import new_id
 
 AUDIO_EXTENSIONS = {".wav", ".wave", ".mp3"}
@@ -223,12 +223,14 @@ class LegacyImporter:
         actor: str,
         signer: Any = None,
         default_retention_days: int | None = None,
+        key_per_recording: bool = False,
     ) -> None:
         if not recipients:
             raise ValueError("no recipient configured: nothing can be imported")
         self.store, self.index, self.recipients, self.actor = store, index, recipients, actor
         self.signer = signer
         self.retention_days = default_retention_days
+        self.key_per_recording = key_per_recording  # recording/keys.py
         self.shred_refused: list[tuple[str, str]] = []
         self.shredded = 0
 
@@ -292,6 +294,10 @@ class LegacyImporter:
             duration = probe_duration(path)
         if earlier is not None:
             self._forget_interrupted(earlier)
+        recipients, key_enc = self.recipients, None
+        if self.key_per_recording:
+            own, key_enc = keys.new_recording_key(self.recipients)
+            recipients = [own]
         writer = self.store.create()
         rec_id = new_id()
         started = datetime.fromtimestamp(src.mtime_ns / 1e9, UTC).isoformat(timespec="seconds")
@@ -306,6 +312,7 @@ class LegacyImporter:
                 source_fingerprint=src.fingerprint,
                 writer=process_token(),
                 retention_days=self.retention_days,
+                key_enc=key_enc,
             )
         )
         sha, content = hashlib.sha256(), hashlib.sha256()
@@ -314,7 +321,7 @@ class LegacyImporter:
             writer.append(data)
             sha.update(data)
 
-        w = age.AgeWriter(self.recipients, sink)
+        w = age.AgeWriter(recipients, sink)
         offset = 0
         while block := os.pread(fd, 1 << 20, offset):
             w.write(block)

@@ -19,6 +19,7 @@ from ..storage import index as ix
 from ..storage.index import Index, IndexUnavailable, RecordingRow, utcnow
 from ..storage.liveness import process_token, writer_is_gone
 from ..storage.store import ObjectNotFound, Store, StoreError
+from . import keys
 from .recorder import Recorder, RecorderEngine, RecordingResult
 
 log = logging.getLogger(__name__)
@@ -59,8 +60,10 @@ class RecordingService:
         pause_mode: str = "silence",
         actor: str = "gateway",
         signer: Ed25519PrivateKey | None = None,
+        key_per_recording: bool = False,
     ) -> None:
         self.store = store
+        self.key_per_recording = key_per_recording  # recording/keys.py
         self.index = index
         self.recipients = list(recipients)
         self.engine = engine
@@ -90,6 +93,10 @@ class RecordingService:
         if not self.enabled or self.engine is None:
             return None
         rec_id = new_id()
+        recipients, key_enc = self.recipients, None
+        if self.key_per_recording:
+            own, key_enc = keys.new_recording_key(self.recipients)
+            recipients = [own]
         try:
             writer = self.store.create()
         except StoreError as e:
@@ -107,10 +114,11 @@ class RecordingService:
                 route=route,
                 retention_days=retention_days,
                 writer=process_token(),
+                key_enc=key_enc,
             )
         )
         self.index.append_audit(self.actor, "recording.started", rec_id, {"call": call_id})
-        recorder = Recorder(writer, self.recipients, sample_rate=self.sample_rate, pause_mode=self.pause_mode)
+        recorder = Recorder(writer, recipients, sample_rate=self.sample_rate, pause_mode=self.pause_mode)
         recorder.on_sealed = lambda n, digest: self.index.checkpoint_recording(rec_id, n, digest)
         recorder.done.add_done_callback(lambda fut: self._finished(rec_id, fut))
         self.engine.add(recorder)
@@ -143,6 +151,7 @@ class RecordingService:
                 None,
                 "caller",
                 "consent withdrawn",
+                has_key=self.key_per_recording,
             )
 
     def _finished(self, rec_id: str, fut: Future[RecordingResult]) -> None:
@@ -160,6 +169,8 @@ class RecordingService:
     def _finalise(self, rec_id: str, result: RecordingResult) -> None:
         try:
             if result.status == "discarded":
+                if self.key_per_recording:
+                    self.index.update_recording(rec_id, key_enc=None)
                 self._delete_object(result.object_name)
                 self.index.update_recording(
                     rec_id, status=ix.DISCARDED, finished_at=utcnow(), bytes=0, sha256=None, duration_s=0.0

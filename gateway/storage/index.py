@@ -85,6 +85,9 @@ class RecordingRow:
     source_fingerprint: str | None = None
     writer: str | None = None  # host:pid:start-time of the process writing it (liveness.py)
     signature: str | None = None  # Ed25519 over the recording's manifest (governance/signing.py)
+    # With a key of its own (recording/keys.py): its identity, age-encrypted to the operators.
+    # Erasing the recording deletes it: whatever ciphertext survives can no longer be opened.
+    key_enc: builtins.bytes | None = None
 
 
 class Index(ABC):
@@ -177,7 +180,7 @@ class Index(ABC):
     def close(self) -> None: ...
 
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # The current schema, for a new index. An older one is brought here by MIGRATIONS.
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -188,7 +191,8 @@ CREATE TABLE IF NOT EXISTS recordings (
     status TEXT NOT NULL, call_id TEXT REFERENCES calls(id), origin TEXT NOT NULL,
     media_type TEXT NOT NULL, sample_rate INTEGER, channels INTEGER, finished_at TEXT,
     duration_s REAL, bytes INTEGER NOT NULL DEFAULT 0, sha256 TEXT, route TEXT,
-    retention_days INTEGER, error TEXT, source_enc BLOB, source_fingerprint TEXT, writer TEXT, signature TEXT);
+    retention_days INTEGER, error TEXT, source_enc BLOB, source_fingerprint TEXT, writer TEXT, signature TEXT,
+    key_enc BLOB);
 CREATE INDEX IF NOT EXISTS recordings_fingerprint ON recordings(source_fingerprint);
 CREATE INDEX IF NOT EXISTS recordings_call ON recordings(call_id);
 CREATE TABLE IF NOT EXISTS holds (
@@ -233,6 +237,10 @@ ALTER TABLE audit ADD COLUMN v INTEGER NOT NULL DEFAULT 1;
 CREATE TABLE audit_checkpoints (
     seq INTEGER PRIMARY KEY, ts TEXT NOT NULL, hash TEXT NOT NULL, signature TEXT);
 """,
+    ),
+    3: (
+        "a recording may have a key of its own, kept wrapped to the operators (crypto-shredding)",
+        "ALTER TABLE recordings ADD COLUMN key_enc BLOB;",
     ),
 }
 _RECORDING_COLUMNS = [f.name for f in fields(RecordingRow)]
@@ -429,7 +437,7 @@ def _call(row: Any) -> CallRow:
     return CallRow(*r)
 
 
-_BYTES_COLUMNS = [i for i, name in enumerate(_RECORDING_COLUMNS) if name == "source_enc"]
+_BYTES_COLUMNS = [i for i, name in enumerate(_RECORDING_COLUMNS) if name in ("source_enc", "key_enc")]
 
 
 def _recording(row: Any) -> RecordingRow:
@@ -535,6 +543,14 @@ class SqliteIndex(SqlIndex):
         # What the old schema held (keyed hashes) must not survive in free pages or the WAL.
         self._db.execute("VACUUM")
         self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def update_recording(self, rec_id: str, **changes: Any) -> None:
+        super().update_recording(rec_id, **changes)
+        if "key_enc" in changes and changes["key_enc"] is None:
+            # A destroyed key must not live on in the write-ahead log (secure_delete already
+            # zeroes it in the database file's freed space).
+            with self._lock:
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def close(self) -> None:
         with self._lock:

@@ -34,7 +34,7 @@ CREATE TABLE IF NOT EXISTS recordings (
     media_type TEXT NOT NULL, sample_rate INTEGER, channels INTEGER, finished_at TEXT,
     duration_s DOUBLE PRECISION, bytes BIGINT NOT NULL DEFAULT 0, sha256 TEXT, route TEXT,
     retention_days INTEGER, error TEXT, source_enc BYTEA, source_fingerprint TEXT, writer TEXT,
-    signature TEXT);
+    signature TEXT, key_enc BYTEA);
 CREATE INDEX IF NOT EXISTS recordings_fingerprint ON recordings(source_fingerprint);
 CREATE INDEX IF NOT EXISTS recordings_call ON recordings(call_id);
 CREATE INDEX IF NOT EXISTS recordings_status ON recordings(status);
@@ -51,9 +51,14 @@ CREATE TABLE IF NOT EXISTS audit (
 CREATE TABLE IF NOT EXISTS audit_checkpoints (
     seq BIGINT PRIMARY KEY, ts TEXT NOT NULL, hash TEXT NOT NULL, signature TEXT);
 """
-# Version N's migration brings a PostgreSQL index from N-1 to N (none yet: PostgreSQL support
-# starts at schema 2).
-MIGRATIONS_PG: dict[int, tuple[str, str]] = {}
+# Version N's migration brings a PostgreSQL index from N-1 to N (PostgreSQL support starts at
+# schema 2).
+MIGRATIONS_PG: dict[int, tuple[str, str]] = {
+    3: (
+        "a recording may have a key of its own, kept wrapped to the operators (crypto-shredding)",
+        "ALTER TABLE recordings ADD COLUMN key_enc BYTEA;",
+    ),
+}
 
 
 def redact(url: str) -> str:

@@ -144,7 +144,7 @@ class Uploader:
             return False
         days = row.retention_days if row.retention_days is not None else self.default_retention_days
         until: datetime | None = retain_until(row.started_at, days)
-        if until is not None and until <= datetime.now(UTC) + timedelta(minutes=1):
+        if until is not None and until <= datetime.now(UTC) + timedelta(seconds=5):
             until = None  # already due for deletion: a store refuses a retain-until in the past
         held = bool(self.index.active_holds(row.id))
         with self.spool.open(name) as f:
@@ -152,7 +152,10 @@ class Uploader:
         # Deleted (retention, erasure) while it was being uploaded: the bucket must not keep it.
         after = self.index.recording_by_object(name)
         if after is not None and after.status in (ix.DELETED, ix.DISCARDED):
-            self.remote.delete(name)
+            try:
+                self.remote.delete(name)
+            except StoreError as e:  # locked: its key is destroyed, and retention deletes it later
+                log.warning("recording %s was erased during its upload; the store keeps it: %s", row.id, e)
             self._forget_local(name)
             return False
         self._forget_local(name)
