@@ -19,6 +19,8 @@ from .storage.index import Index, IndexError_, IndexUnavailable, SqliteIndex
 from .storage.spool import LocalSpool
 
 if TYPE_CHECKING:
+    from .dashboard.users import UserStore
+    from .storage.index_pg import PgIndex
     from .storage.uploader import Uploader
 from .storage.store import Store, StoreError
 
@@ -193,6 +195,26 @@ class Gateway:
                 self.store.remote.set_legal_hold(object_name, on)
             except StoreError as e:  # still in the spool: the upload sets it
                 logging.getLogger(__name__).info("legal hold of %s not mirrored yet: %s", rec_id, e)
+
+    def shared_index(self) -> PgIndex | None:
+        """The PostgreSQL index under the journal, when the index is shared; else None."""
+        from .storage.index_pg import PgIndex
+        from .storage.journal import JournaledIndex
+
+        index = self.index.backend if isinstance(self.index, JournaledIndex) else self.index
+        return index if isinstance(index, PgIndex) else None
+
+    def user_store(self) -> UserStore:
+        """Dashboard accounts: in the shared index when there is one (every node's dashboard
+        knows them), else in secrets/users.sqlite3."""
+        from .dashboard.users import UserStore
+        from .dashboard.users_pg import PgUserStore
+
+        d = self.config.dashboard
+        shared = self.shared_index()
+        if shared is not None:
+            return PgUserStore(shared, d.lockout_after, d.lockout_s)
+        return UserStore(self.config.paths.secrets_dir / "users.sqlite3", d.lockout_after, d.lockout_s)
 
     def recording_service(self, engine: RecorderEngine | None, actor: str = "gateway") -> RecordingService:
         r = self.config.recording

@@ -104,13 +104,16 @@ class CallLab:
         extra: str = "",
         workers: int = 0,
         fail_closed: bool = False,
+        host: str = "127.0.0.1",
+        node: str = "",
     ) -> None:
         self.gw: GatewayUnderTest = make_gateway(tmp)
+        self.host = host  # where SIP from callers arrives (a node on its own loopback address)
         self.sip_port, self.pbx_port, self.dash_port = free_port(), free_port(), free_port()
         prompts = write_prompts(tmp / "prompts")
         text = self.gw.config.read_text()
         text = (
-            text.replace('listen = "127.0.0.1:5060"', f'listen = "127.0.0.1:{self.sip_port}"')
+            text.replace('listen = "127.0.0.1:5060"', f'listen = "{host}:{self.sip_port}"')
             .replace('uri = "sip:helpline@127.0.0.1:5070"', f'uri = "sip:helpline@127.0.0.1:{self.pbx_port}"')
             .replace('dir = ""', f'dir = "{prompts}"')
             .replace("grace_s = 3.0", "grace_s = 1.0")
@@ -130,6 +133,8 @@ class CallLab:
                 .replace('listen = "127.0.0.1:8080"', f'listen = "127.0.0.1:{self.dash_port}"')
             )
         self.gw.config.write_text(text + extra)
+        if node:
+            self.gw.set("node", "name", node)
         self.procs: list[Proc] = []
         self.stops: list[threading.Event] = []  # event followers to stop at close
         self.gateway: Proc | None = None
@@ -173,7 +178,7 @@ class CallLab:
         port = self.pbx_port if role == "pbx" else free_port()
         cmd = [sys.executable, "-m", "simphone.phone", role, "--port", str(port), *args]
         if role == "caller" and "--target" not in args:
-            cmd += ["--target", f"sip:1177@127.0.0.1:{self.sip_port}"]
+            cmd += ["--target", f"sip:1177@{self.host}:{self.sip_port}"]
         p = Proc(cmd)
         self.procs.append(p)
         p.wait_for(lambda: p.event("ready"))

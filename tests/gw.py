@@ -37,6 +37,9 @@ class GatewayUnderTest:
             if line.startswith("["):
                 inside = line.strip() == f"[{section}]"
             elif inside and line.startswith(f"{key} = "):
+                if line.rstrip().endswith("[") and "]" not in line:  # a multi-line array
+                    end = next(j for j in range(i + 1, len(lines)) if lines[j].strip() == "]")
+                    del lines[i + 1 : end + 1]
                 lines[i] = f"{key} = {json.dumps(value)}"
                 self.config.write_text("\n".join(lines) + "\n")
                 return

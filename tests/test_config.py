@@ -72,3 +72,28 @@ def test_init_writes_every_setting_once() -> None:
     keys = re.findall(r"^(\w+) = ", text, re.M)
     declared = [f.name for s in SECTIONS for f in s.settings()]
     assert keys == declared
+
+
+def test_the_two_node_examples_load_and_differ_only_where_they_must(tmp_path: Path) -> None:
+    """deploy/node-a.toml and node-b.toml: valid (TLS files aside, which a site provides), one
+    index, one bucket, one set of recipients; each its own name and addresses."""
+    loaded = []
+    for name in ("node-a", "node-b"):
+        text = (ROOT / "deploy" / f"{name}.toml").read_text()
+        text = text.replace("/var/lib/consent-gateway", str(tmp_path / name))
+        text = "\n".join(
+            line
+            for line in text.splitlines()
+            if not line.startswith(("tls_", 'listen = "192.0.2.1')) or "5060" in line
+        )
+        path = tmp_path / f"{name}.toml"
+        path.write_text(text)
+        loaded.append(cfg.load(path))
+    a, b = loaded
+    assert a.index.url == b.index.url and a.index.postgres
+    assert a.store.url == b.store.url and a.recording.recipients == b.recording.recipients
+    assert a.node.name != b.node.name and a.sip.listen != b.sip.listen
+    assert (b.sip.listen[0], b.sip.listen[1]) in a.node.peers and (
+        a.sip.listen[0],
+        a.sip.listen[1],
+    ) in b.node.peers

@@ -26,7 +26,6 @@ from pathlib import Path
 from .. import age
 from ..callevents import CallState, EventType, RecordingState
 from ..context import Gateway
-from ..dashboard.users import UserStore
 from ..recording import wav
 from ..telephony.events import follow
 from ..telephony.net import free_port, free_port_run
@@ -140,7 +139,7 @@ def _demo_users(gw: Gateway) -> dict[str, tuple[str, str]]:
     """Two dashboard logins with fresh random passwords (printed once, stored as argon2id)."""
     import secrets
 
-    users = UserStore(gw.config.paths.secrets_dir / "users.sqlite3")
+    users = gw.user_store()
     logins = {}
     for name, role in (("demo-supervisor", "supervisor"), ("demo-auditor", "auditor")):
         password = secrets.token_urlsafe(12)

@@ -88,8 +88,9 @@ def status(args: argparse.Namespace) -> int:
             print(f"gateway (one worker, pid {pid}) is running on {host}:{port}")
         return 0
     st = _node_status(gw)
+    nodes = _cluster_nodes(gw)
     if args.json:
-        print(json.dumps(st))
+        print(json.dumps({**st, "nodes": nodes} if nodes is not None else st))
         return 0
     k = st["kamailio"]
     print(f"Kamailio pid {k['pid']} on {k['listen']} (restarts: {k['restarts']})")
@@ -108,7 +109,52 @@ def status(args: argparse.Namespace) -> int:
             f"object store: {state}; {up['pending']} finished recording(s) waiting in the spool "
             f"({up['pending_bytes']} bytes), {up['uploaded']} uploaded since start"
         )
+    if nodes is not None:
+        _print_nodes(nodes, gw.config.node.name)
     return 0
+
+
+def _cluster_nodes(gw: Gateway) -> list[dict[str, object]] | None:
+    """Every node sharing the PostgreSQL index, from their heartbeats; None on SQLite."""
+    import time
+
+    from ..storage.index import IndexUnavailable
+    from ..supervisor.cluster import LOST_AFTER_S
+
+    if not gw.config.index.postgres:
+        return None
+    try:
+        rows = gw.index.nodes()
+    except IndexUnavailable:
+        return None
+    out: list[dict[str, object]] = []
+    for name, st, beat in rows:
+        workers = st.get("workers", []) if isinstance(st.get("workers"), list) else []
+        out.append(
+            {
+                "name": name,
+                "up": time.time() - beat < LOST_AFTER_S,
+                "heartbeat_age_s": round(time.time() - beat, 1),
+                "listen": (st.get("kamailio") or {}).get("listen"),
+                "workers_ready": sum(1 for w in workers if w.get("ready")),
+                "workers": len(workers),
+                "live_calls": st.get("live_calls", 0),
+                "capacity_calls": st.get("capacity_calls", 0),
+                "failopen": st.get("failopen", 0),
+            }
+        )
+    return out
+
+
+def _print_nodes(nodes: list[dict[str, object]], me: str) -> None:
+    print(f"nodes sharing the index ({len(nodes)}):")
+    for n in nodes:
+        state = "up" if n["up"] else f"DOWN (last heard {n['heartbeat_age_s']} s ago)"
+        mark = " (this node)" if n["name"] == me else ""
+        print(
+            f"  {n['name']}{mark}: {state}, SIP on {n['listen']}, workers {n['workers_ready']}/{n['workers']}, "
+            f"{n['live_calls']} live call(s), capacity {n['capacity_calls']}, fail-open {n['failopen']}"
+        )
 
 
 def _node_status(gw: Gateway) -> dict:

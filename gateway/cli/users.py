@@ -42,8 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _store(args: argparse.Namespace) -> tuple[UserStore, object]:
     gw = open_gateway(args)
-    d = gw.config.dashboard
-    return UserStore(gw.config.paths.secrets_dir / "users.sqlite3", d.lockout_after, d.lockout_s), gw
+    return gw.user_store(), gw
 
 
 def _read_password() -> str:

@@ -54,6 +54,19 @@ def _sip_uri(text: str, where: str) -> str:
     return check_sip_uri(text, where)
 
 
+def _node_name(text: str, where: str) -> str:
+    import re
+    import socket
+
+    if not text:  # the host's name, made fit
+        host = re.sub(r"[^A-Za-z0-9._-]", "-", socket.gethostname().split(".")[0])[:63].lstrip("._-")
+        return host or "node"
+    name = text
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}", name):
+        raise ConfigError(f"{where} must be letters, digits, '.', '_' or '-' (at most 63), got {name!r}")
+    return name
+
+
 def _trunks(values: list[Any], where: str) -> list[str]:
     return [parse_ipv4_network(t, f"{where} entry") for t in values]
 
@@ -400,6 +413,12 @@ class CallsConfig(Section):
 @dataclass
 class NodeConfig(Section):
     NAME = "node"
+    name: str = setting(
+        "",
+        "This node's name among the nodes that share one [index] url: on every dashboard and in\n"
+        "`gateway status`. Empty: the host's name.",
+        _node_name,
+    )
     kamailio: bool = setting(
         False,
         "true: Kamailio listens on [sip] listen and spreads calls over a pool of workers "

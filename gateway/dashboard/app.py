@@ -28,7 +28,7 @@ from aiohttp import web
 
 from . import api, pages
 from .livesocket import websocket
-from .security import check_host, security_headers
+from .security import check_host, index_unavailable, security_headers
 from .state import DASH, Dashboard
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -49,7 +49,7 @@ async def static(request: web.Request) -> web.Response:
 
 def build_app(dash: Dashboard) -> web.Application:
     """The application factory: one Dashboard, its routes and its background ticker."""
-    app = web.Application(client_max_size=64 * 1024, middlewares=[check_host])
+    app = web.Application(client_max_size=64 * 1024, middlewares=[check_host, index_unavailable])
     app[DASH] = dash
     app[STATIC_FILES] = {name: (STATIC / name).read_bytes() for name in STATIC_TYPES}
     app.on_response_prepare.append(security_headers)

@@ -59,6 +59,7 @@ class Today:
 class LiveView:
     calls: dict[str, dict[str, Any]] = field(default_factory=dict)
     today: Today = field(default_factory=Today)
+    node: str = ""  # the node whose own workers' events carry no "node" (cluster.py adds it)
 
     def observe(self, event: dict[str, Any], link: int, now: float | None = None) -> dict[str, Any] | None:
         """Apply one worker event (from the worker on link `link`); return the changed row."""
@@ -71,14 +72,18 @@ class LiveView:
         if row is None:
             if kind != EventType.CALL_STARTED and not event.get("snapshot"):
                 return None  # an event of a call we never saw start (or already forgot)
+            started = _time(event.get("ts"), now)
+            if event.get("snapshot"):
+                started = _time(event.get("started"), started)
             row = self.calls[call] = {
                 "call": call,
                 "link": link,
+                "node": _clean(event.get("node") or self.node, 64),
                 "worker": _clean(event.get("worker"), 80),
                 "state": CallState.NOTICE,
                 "consent": ConsentState.PENDING,
                 "recording": RecordingState.NONE,
-                "started": _time(event.get("ts"), now),
+                "started": started,
                 "ended": None,
                 "route": "",
                 "mode": "",

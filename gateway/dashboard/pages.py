@@ -53,7 +53,7 @@ async def index_page(request: web.Request) -> web.Response:
 <section id="summary" aria-label="node summary"></section>
 <section id="live-section"><h2>Live calls</h2><table id="calls"><thead><tr>
 <th>Caller</th><th>Route</th><th>State</th><th>Consent</th><th>Recording</th><th>Duration</th><th>Sealed</th>
-<th>Worker</th><th>Actions</th></tr></thead><tbody></tbody></table>
+<th>Node</th><th>Worker</th><th>Actions</th></tr></thead><tbody></tbody></table>
 <p id="no-calls">No calls right now.</p></section>
 <section id="audit-section" hidden></section>
 <section id="users-section" hidden></section></main>""",
@@ -133,8 +133,8 @@ async def logout(request: web.Request) -> web.StreamResponse:
             request
         ):
             raise forbidden("missing or wrong CSRF token")
-        dash.sessions.pop(s.token, None)
-        for c in [c for c in dash.clients if c.session is s]:
+        dash.end_session(s.token)
+        for c in [c for c in dash.clients if c.session.token == s.token]:
             dash.clients.discard(c)
             await c.ws.close(code=4001, message=b"logged out")
     r = web.HTTPSeeOther("/login")

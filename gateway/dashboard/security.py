@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from ..storage.index import IndexUnavailable
 from .hosts import host_name
 from .sessions import Session
 from .state import DASH, Dashboard
@@ -51,6 +52,21 @@ async def check_host(
             text=json.dumps({"error": "unknown host name"}), content_type="application/json"
         )
     return await handler(request)
+
+
+@web.middleware
+async def index_unavailable(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Accounts and sessions in a shared index that is out of reach: say so (503), briefly."""
+    try:
+        return await handler(request)
+    except IndexUnavailable:
+        log.error("dashboard request failed: the shared index is unreachable")
+        raise web.HTTPServiceUnavailable(
+            text=json.dumps({"error": "the shared index is unreachable; try again shortly"}),
+            content_type="application/json",
+        ) from None
 
 
 def same_origin(request: web.Request) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -30,21 +31,88 @@ class Session:
     generation: int = 0  # the user's generation at login: a new password or role ends the session
 
 
+class SessionStore(ABC):
+    """Where sessions are kept: this process's memory (one node), or the shared index
+    (sessions_pg.py), so that a session opened on one node's dashboard works on every node."""
+
+    @abstractmethod
+    def get(self, token: str) -> Session | None: ...
+
+    @abstractmethod
+    def put(self, s: Session) -> None: ...
+
+    @abstractmethod
+    def delete(self, token: str) -> None: ...
+
+    @abstractmethod
+    def touch(self, s: Session, now: float) -> None:
+        """A request was made with it."""
+
+    @abstractmethod
+    def expire(self, now: float, max_s: float, idle_s: float, watched: Callable[[Session], bool]) -> None:
+        """Forget sessions past their lifetime, and idle ones nobody is watching with."""
+
+    @abstractmethod
+    def watching(self, sessions: list[Session], now: float) -> None:
+        """These sessions have a live view open here (kept in the shared store for other nodes)."""
+
+    @abstractmethod
+    def make_room(self, now: float) -> None:
+        """Keep the number of sessions under MAX_SESSIONS (the oldest go)."""
+
+
+class MemorySessions(SessionStore):
+    def __init__(self) -> None:
+        self.sessions: dict[str, Session] = {}
+
+    def get(self, token: str) -> Session | None:
+        return self.sessions.get(token)
+
+    def put(self, s: Session) -> None:
+        self.sessions[s.token] = s
+
+    def delete(self, token: str) -> None:
+        self.sessions.pop(token, None)
+
+    def touch(self, s: Session, now: float) -> None:
+        s.last_seen = now
+
+    def expire(self, now: float, max_s: float, idle_s: float, watched: Callable[[Session], bool]) -> None:
+        for token, s in list(self.sessions.items()):
+            if now - s.created > max_s or (now - s.last_seen > idle_s and not watched(s)):
+                del self.sessions[token]
+
+    def watching(self, sessions: list[Session], now: float) -> None:
+        pass  # this process asks its own clients (SessionBook.watching)
+
+    def make_room(self, now: float) -> None:
+        if len(self.sessions) >= MAX_SESSIONS:
+            del self.sessions[min(self.sessions.values(), key=lambda s: s.last_seen).token]
+
+
 class SessionBook:
     def __init__(
-        self, config: DashboardConfig, users: UserStore, watching: Callable[[Session], bool]
+        self,
+        config: DashboardConfig,
+        users: UserStore,
+        watching: Callable[[Session], bool],
+        store: SessionStore | None = None,
     ) -> None:
         self.config = config
         self.users = users
-        self.watching = watching  # is a live view open with this session?
-        self.sessions: dict[str, Session] = {}
+        self.watching = watching  # is a live view open here with this session?
+        self.store = store if store is not None else MemorySessions()
+
+    @property
+    def sessions(self) -> dict[str, Session]:
+        """The sessions of an in-memory book (tests look into it)."""
+        assert isinstance(self.store, MemorySessions)
+        return self.store.sessions
 
     def new(self, user: User) -> Session:
         now = time.time()
-        if len(self.sessions) >= MAX_SESSIONS:
-            self.expire(now)
-            if len(self.sessions) >= MAX_SESSIONS:  # still full: the oldest goes
-                del self.sessions[min(self.sessions.values(), key=lambda s: s.last_seen).token]
+        self.expire(now)
+        self.store.make_room(now)
         s = Session(
             secrets.token_urlsafe(32),
             user.name,
@@ -54,8 +122,14 @@ class SessionBook:
             now,
             user.generation,
         )
-        self.sessions[s.token] = s
+        self.store.put(s)
         return s
+
+    def end(self, token: str) -> None:
+        self.store.delete(token)
+
+    def get(self, token: str) -> Session | None:
+        return self.store.get(token)
 
     def alive(self, s: Session, now: float) -> bool:
         """Within its absolute lifetime, and its user still exists with the same role and password."""
@@ -67,25 +141,23 @@ class SessionBook:
     def lookup(self, token: str, *, touch: bool = True, view_only: bool = False) -> Session | None:
         """The live session of `token`, or None. `view_only`: the request only watches (the
         page, its WebSocket), which an idle session held open by a live view may still do."""
-        s = self.sessions.get(token)
+        if not token:
+            return None
+        s = self.store.get(token)
         now = time.time()
         if s is None:
             return None
         if not self.alive(s, now):
-            del self.sessions[token]
+            self.store.delete(token)
             return None
         if now - s.last_seen > self.config.idle_timeout_s:
             if not self.watching(s):
-                del self.sessions[token]
+                self.store.delete(token)
                 return None
             return s if view_only else None  # viewing does not make it active again
         if touch:
-            s.last_seen = now
+            self.store.touch(s, now)
         return s
 
     def expire(self, now: float) -> None:
-        for token, s in list(self.sessions.items()):
-            if now - s.created > self.config.session_max_s or (
-                now - s.last_seen > self.config.idle_timeout_s and not self.watching(s)
-            ):
-                del self.sessions[token]
+        self.store.expire(now, self.config.session_max_s, self.config.idle_timeout_s, self.watching)

@@ -20,7 +20,7 @@ from ..config import DashboardConfig
 from ..storage.index import Index
 from . import live as lv
 from .hosts import allowed_host_names
-from .sessions import Session, SessionBook
+from .sessions import Session, SessionBook, SessionStore
 from .users import User, UserStore
 
 log = logging.getLogger(__name__)
@@ -50,6 +50,9 @@ class Dashboard:
         node_status: Callable[[], dict[str, Any]],
         command: Command,
         storage_errors: Callable[[], int] = lambda: 0,
+        cluster_status: Callable[[], list[dict[str, Any]]] | None = None,
+        node_name: str = "",
+        sessions: SessionStore | None = None,
     ) -> None:
         self.config = config
         self.users = users
@@ -58,12 +61,12 @@ class Dashboard:
         self.node_status = node_status
         self.command = command
         self.storage_errors = storage_errors
+        self.cluster_status = cluster_status  # every node's status (supervisor/cluster.py), or None
         self.tls = config.tls is not None
         self.cookie = "__Host-gw_session" if self.tls else "gw_session"
-        self.book = SessionBook(config, users, self._watching)
-        self.sessions = self.book.sessions  # token -> Session
+        self.book = SessionBook(config, users, self._watching, sessions)
         self.host_names = allowed_host_names(config)
-        self.live = lv.LiveView()
+        self.live = lv.LiveView(node=node_name)
         self.clients: set[Client] = set()
         self._last_summary = ""
         self.backoff_s = 0.25  # first wait after a failed login; doubles per failure, up to 4 s
@@ -92,8 +95,16 @@ class Dashboard:
     def expire_sessions(self, now: float) -> None:
         self.book.expire(now)
 
+    @property
+    def sessions(self) -> dict[str, Session]:
+        """The sessions of an in-memory book (tests look into it)."""
+        return self.book.sessions
+
+    def end_session(self, token: str) -> None:
+        self.book.end(token)
+
     def _watching(self, s: Session) -> bool:
-        return any(c.session is s for c in self.clients)
+        return any(c.session.token == s.token for c in self.clients)
 
     def audit(self, actor: str, action: str, subject: str, details: dict[str, Any] | None = None) -> None:
         try:
@@ -139,15 +150,28 @@ class Dashboard:
         if upload:  # finished recordings still in this node's spool, waiting for the object store
             storage["upload_pending"] = upload["pending"]
             storage["upload_failing"] = upload["failing"]
-        workers = node.get("workers", [])
+        nodes = self.cluster_status() if self.cluster_status is not None else [{"name": "", **node}]
+        workers = [
+            {"node": n["name"], "index": w["index"], "ready": w["ready"], "restarts": w["restarts"]}
+            for n in nodes
+            for w in n.get("workers", [])
+        ]
         return {
             **self.live.summary(),
             "storage": storage,
-            "failopen": node.get("failopen", 0),
-            "workers": [
-                {"index": w["index"], "ready": w["ready"], "restarts": w["restarts"]} for w in workers
+            "failopen": sum(int(n.get("failopen", 0)) for n in nodes),
+            "workers": workers,
+            "capacity_calls": sum(int(n.get("capacity_calls", 0)) for n in nodes),
+            "nodes": [
+                {
+                    "name": n["name"],
+                    "ready": sum(1 for w in n.get("workers", []) if w["ready"]),
+                    "workers": len(n.get("workers", [])),
+                    "live_calls": n.get("live_calls", 0),
+                    "capacity_calls": n.get("capacity_calls", 0),
+                }
+                for n in nodes
             ],
-            "capacity_calls": node.get("capacity_calls", 0),
         }
 
     def snapshot(self) -> dict[str, Any]:
@@ -172,9 +196,11 @@ class Dashboard:
                     self._last_summary = summary
                     self.broadcast({"t": "summary", "summary": json.loads(summary)})
                 self.expire_sessions(now)
+                self.book.store.watching([c.session for c in self.clients], now)
                 for c in list(self.clients):
-                    if c.session.token not in self.sessions or not self.session_alive(c.session, now):
-                        self.sessions.pop(c.session.token, None)
+                    current = self.book.get(c.session.token)
+                    if current is None or not self.session_alive(current, now):
+                        self.end_session(c.session.token)
                         self.clients.discard(c)
                         await c.ws.close(code=4001, message=b"session ended")
             except Exception:

@@ -12,6 +12,8 @@ import re
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -134,6 +136,19 @@ class UserStore:
             cur = self._db.execute(sql, params)
             return cur.fetchall(), cur.rowcount
 
+    @contextmanager
+    def _transaction(self) -> Iterator[Any]:
+        """One transaction that no other process's attempt interleaves with; yields something
+        with `execute(sql, params)` (`?` placeholders)."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
     def close(self) -> None:
         self._db.close()
 
@@ -149,13 +164,12 @@ class UserStore:
         check_password(password)
         if role not in ROLES:
             raise UserError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
-        try:
-            self._q(
-                "INSERT INTO users (name, role, hash, created_at) VALUES (?,?,?,?)",
-                (name, role, _hasher.hash(password), time.time()),
-            )
-        except sqlite3.IntegrityError:
-            raise UserError(f"user {name!r} exists") from None
+        _, added = self._q(
+            "INSERT INTO users (name, role, hash, created_at) VALUES (?,?,?,?) ON CONFLICT (name) DO NOTHING",
+            (name, role, _hasher.hash(password), time.time()),
+        )
+        if added == 0:
+            raise UserError(f"user {name!r} exists")
         self._q("DELETE FROM logins WHERE name = ?", (name,))  # failures against the name before it existed
         user = self.get(name)
         assert user is not None
@@ -202,38 +216,29 @@ class UserStore:
         name, or beyond lockout_after attempts in flight at once, is refused without a check:
         parallel guesses cannot multiply the limit. Unknown names take exactly the same path.
         """
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                row = self._db.execute(
-                    "SELECT failures, locked_until FROM logins WHERE name = ?", (name,)
-                ).fetchone()
-                failures, locked_until = row if row else (0, 0.0)
-                if locked_until > now:
-                    self._db.execute("COMMIT")
-                    return locked_until - now, failures, False
-                if locked_until:  # a lock that has run out starts the count afresh
-                    failures = 0
-                just_locked = failures >= self.lockout_after
-                lock = now + self.lockout_s if just_locked else 0.0
-                failures = failures if just_locked else failures + 1
-                self._db.execute(
-                    "INSERT INTO logins (name, failures, locked_until, last_attempt) VALUES (?,?,?,?) "
-                    "ON CONFLICT(name) DO UPDATE SET failures = excluded.failures, "
-                    "locked_until = excluded.locked_until, last_attempt = excluded.last_attempt",
-                    (name, failures, lock, now),
-                )
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._attempts += 1
-            if self._attempts % PRUNE_EVERY == 0:
-                self._db.execute(
-                    "DELETE FROM logins WHERE locked_until < ? AND last_attempt < ? AND name NOT IN "
-                    "(SELECT name FROM users)",
-                    (now, now - self.lockout_s),
-                )
+        with self._transaction() as tx:
+            row = tx.execute("SELECT failures, locked_until FROM logins WHERE name = ?", (name,)).fetchone()
+            failures, locked_until = row if row else (0, 0.0)
+            if locked_until > now:
+                return locked_until - now, failures, False
+            if locked_until:  # a lock that has run out starts the count afresh
+                failures = 0
+            just_locked = failures >= self.lockout_after
+            lock = now + self.lockout_s if just_locked else 0.0
+            failures = failures if just_locked else failures + 1
+            tx.execute(
+                "INSERT INTO logins (name, failures, locked_until, last_attempt) VALUES (?,?,?,?) "
+                "ON CONFLICT(name) DO UPDATE SET failures = excluded.failures, "
+                "locked_until = excluded.locked_until, last_attempt = excluded.last_attempt",
+                (name, failures, lock, now),
+            )
+        self._attempts += 1
+        if self._attempts % PRUNE_EVERY == 0:
+            self._q(
+                "DELETE FROM logins WHERE locked_until < ? AND last_attempt < ? AND name NOT IN "
+                "(SELECT name FROM users)",
+                (now, now - self.lockout_s),
+            )
         return (self.lockout_s if just_locked else 0.0), failures, just_locked
 
     def authenticate(self, name: str, password: str, now: float | None = None) -> LoginResult:

@@ -176,11 +176,15 @@ class Index(ABC):
     def verify_audit(self) -> audit.ChainVerdict:
         return audit.verify(self.audit_entries())
 
+    def nodes(self) -> list[tuple[str, dict[str, Any], float]]:
+        """The nodes that share this index: name, last status and heartbeat time (cluster.py)."""
+        return []
+
     @abstractmethod
     def close(self) -> None: ...
 
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # The current schema, for a new index. An older one is brought here by MIGRATIONS.
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -207,6 +211,7 @@ CREATE TABLE IF NOT EXISTS audit (
     v INTEGER NOT NULL DEFAULT 1);
 CREATE TABLE IF NOT EXISTS audit_checkpoints (
     seq INTEGER PRIMARY KEY, ts TEXT NOT NULL, hash TEXT NOT NULL, signature TEXT);
+CREATE TABLE IF NOT EXISTS nodes (name TEXT PRIMARY KEY, status TEXT NOT NULL, heartbeat REAL NOT NULL);
 """
 
 # Version N's migration brings an index from N-1 to N. Each runs in one transaction.
@@ -241,6 +246,10 @@ CREATE TABLE audit_checkpoints (
     3: (
         "a recording may have a key of its own, kept wrapped to the operators (crypto-shredding)",
         "ALTER TABLE recordings ADD COLUMN key_enc BLOB;",
+    ),
+    4: (
+        "nodes sharing a PostgreSQL index publish their status (supervisor/cluster.py)",
+        "CREATE TABLE nodes (name TEXT PRIMARY KEY, status TEXT NOT NULL, heartbeat REAL NOT NULL);",
     ),
 }
 _RECORDING_COLUMNS = [f.name for f in fields(RecordingRow)]
@@ -344,6 +353,10 @@ class SqlIndex(Index):
 
     def scrub_caller(self, call_id: str) -> None:
         self._q("UPDATE calls SET caller_enc=NULL WHERE id=?", (call_id,))
+
+    def nodes(self) -> list[tuple[str, dict[str, Any], float]]:
+        rows = self._q("SELECT name, status, heartbeat FROM nodes ORDER BY name").fetchall()
+        return [(r[0], _details(r[1]), float(r[2])) for r in rows]
 
     def add_hold(self, rec_id: str, reason: str, actor: str) -> int:
         row = self._q(

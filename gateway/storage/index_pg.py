@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 # Arbitrary, fixed: the advisory locks that serialise audit appends and migrations.
 AUDIT_LOCK = 0x636F6E73656E7401
 MIGRATION_LOCK = 0x636F6E73656E7402
+USERS_LOCK = 0x636F6E73656E7403  # login attempts are counted one at a time
 
 SCHEMA_PG = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -50,13 +51,38 @@ CREATE TABLE IF NOT EXISTS audit (
     v INTEGER NOT NULL DEFAULT 1);
 CREATE TABLE IF NOT EXISTS audit_checkpoints (
     seq BIGINT PRIMARY KEY, ts TEXT NOT NULL, hash TEXT NOT NULL, signature TEXT);
+CREATE TABLE IF NOT EXISTS nodes (
+    name TEXT PRIMARY KEY, status TEXT NOT NULL, heartbeat DOUBLE PRECISION NOT NULL);
+{DASHBOARD}"""
+# The dashboard's accounts, login attempts and sessions, shared by every node's dashboard
+# (dashboard/users.py and sessions.py; on SQLite they live in secrets/users.sqlite3 instead).
+# A session is found by the SHA-256 of its token: the database never holds a usable cookie.
+DASHBOARD_PG = """
+CREATE TABLE IF NOT EXISTS users (
+    name TEXT PRIMARY KEY, role TEXT NOT NULL, hash TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL,
+    last_login DOUBLE PRECISION, generation INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS logins (
+    name TEXT PRIMARY KEY, failures INTEGER NOT NULL DEFAULT 0,
+    locked_until DOUBLE PRECISION NOT NULL DEFAULT 0, last_attempt DOUBLE PRECISION NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS dashboard_sessions (
+    token_hash TEXT PRIMARY KEY, name TEXT NOT NULL, role TEXT NOT NULL, csrf TEXT NOT NULL,
+    created DOUBLE PRECISION NOT NULL, last_seen DOUBLE PRECISION NOT NULL, generation INTEGER NOT NULL,
+    watched_until DOUBLE PRECISION NOT NULL DEFAULT 0);
 """
+SCHEMA_PG = SCHEMA_PG.replace("{DASHBOARD}", DASHBOARD_PG.lstrip("\n"))
+
 # Version N's migration brings a PostgreSQL index from N-1 to N (PostgreSQL support starts at
 # schema 2).
 MIGRATIONS_PG: dict[int, tuple[str, str]] = {
     3: (
         "a recording may have a key of its own, kept wrapped to the operators (crypto-shredding)",
         "ALTER TABLE recordings ADD COLUMN key_enc BYTEA;",
+    ),
+    4: (
+        "nodes sharing the index publish their status (supervisor/cluster.py), and their dashboards "
+        "share accounts and sessions",
+        "CREATE TABLE nodes (name TEXT PRIMARY KEY, status TEXT NOT NULL, heartbeat DOUBLE PRECISION NOT NULL);"
+        + DASHBOARD_PG,
     ),
 }
 
@@ -165,16 +191,27 @@ class PgIndex(SqlIndex):
             except self._psycopg.Error as e:
                 raise self._failed(e) from e
 
+    def _audit_transaction(self) -> Any:
+        return self.locked_transaction(AUDIT_LOCK)
+
     @contextmanager
-    def _audit_transaction(self) -> Iterator[Any]:
+    def locked_transaction(self, lock: int) -> Iterator[Any]:
+        """One transaction holding the advisory lock `lock` (no other process holding it runs
+        at the same time); yields something with `execute(sql, params)`, `?` placeholders."""
         with self._lock:
             db = self._conn()
             try:
                 with db.transaction():
-                    db.execute("SELECT pg_advisory_xact_lock(%s)", (AUDIT_LOCK,))
+                    db.execute("SELECT pg_advisory_xact_lock(%s)", (lock,))
                     yield _Tx(db)
             except self._psycopg.Error as e:
                 raise self._failed(e) from e
+
+    def query(self, sql: str, params: tuple[Any, ...] = ()) -> tuple[list[tuple[Any, ...]], int]:
+        """One statement (`?` placeholders): its rows and rowcount. For the dashboard's
+        accounts and sessions, which share this database (dashboard/users_pg.py)."""
+        result = self._q(sql, params)
+        return result.rows, result.rowcount
 
     # -- schema ----------------------------------------------------------------------------
 

@@ -293,6 +293,9 @@ class JournaledIndex(Index):
     def checkpoints(self) -> list[audit.Checkpoint]:
         return self._read(self.backend.checkpoints)
 
+    def nodes(self) -> list[tuple[str, dict[str, Any], float]]:
+        return self._read(self.backend.nodes)
+
     # -- replay ----------------------------------------------------------------------------
 
     def replay(self) -> bool:

@@ -89,6 +89,10 @@ class WorkerLinks:
             except Exception:
                 log.exception("a link-lost observer failed")
 
+    def owns(self, call: str) -> bool:
+        """Is `call` live on one of this node's workers?"""
+        return call in self._call_link
+
     def connected(self, index: int) -> bool:
         return index in self._writers
 

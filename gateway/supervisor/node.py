@@ -27,6 +27,7 @@ from ..errors import ConfigError
 from ..storage.index import IndexUnavailable
 from ..telephony.net import TCP, UDP, check_ports_free
 from ..telephony.sip import parse_config_uri
+from .cluster import Cluster
 from .kamailio import FrontDoor
 from .links import WorkerLinks
 from .metrics import Metrics, app
@@ -103,6 +104,11 @@ class Node:
         self.links.on_lost.append(self.metrics.link_lost)
         self.failopen = 0
         self.uploader = gateway.uploader()  # None without an object store
+        # With a shared PostgreSQL index, the nodes on it are one system (cluster.py).
+        self.cluster: Cluster | None = None
+        if cfg.index.postgres:
+            self.cluster = Cluster(cfg.index.url, cfg.node.name, self.links, self.status)
+            self.links.observers.append(self.cluster.publish)
         self.grown = 0  # workers started beyond the initial pool
         self.retired = 0
         self.stopping = False
@@ -163,6 +169,7 @@ class Node:
 
     def status(self) -> dict[str, object]:
         return {
+            "name": self.gw.config.node.name,
             "supervisor_pid": os.getpid(),
             "failopen": self.failopen,
             "kamailio": {
@@ -193,6 +200,9 @@ class Node:
             },
             "live_calls": len(self.metrics.call_state),
             "upload": self.upload_status(),
+            "cluster": None
+            if self.cluster is None
+            else {"connected": self.cluster.connected, "peers": sorted(self.cluster.peers)},
             "ts": time.time(),
         }
 
@@ -284,6 +294,8 @@ class Node:
         anchors = asyncio.create_task(self._anchor_schedule())
         if self.uploader is not None:
             self.uploader.start()
+        cluster_stop = asyncio.Event()
+        cluster = None if self.cluster is None else asyncio.create_task(self.cluster.run(cluster_stop))
         try:
             while not stop.is_set():
                 if ticks % 5 == 0 and (heartbeat is None or heartbeat.done()):
@@ -305,6 +317,12 @@ class Node:
         finally:
             anchors.cancel()
             await self._drain()
+            if cluster is not None:  # after the drain: the other nodes see these calls end
+                cluster_stop.set()
+                try:
+                    await asyncio.wait_for(cluster, 5)
+                except TimeoutError:
+                    cluster.cancel()
             await runner.cleanup()
             if dashboard is not None:
                 await dashboard[0].cleanup()
@@ -326,22 +344,31 @@ class Node:
         if not cfg.enabled:
             return None
         from ..dashboard.app import Dashboard, serve
-        from ..dashboard.users import UserStore
 
-        users = UserStore(
-            self.gw.config.paths.secrets_dir / "users.sqlite3", cfg.lockout_after, cfg.lockout_s
-        )
+        users = self.gw.user_store()
+        shared = self.gw.shared_index()  # accounts and sessions shared by every node's dashboard
+        sessions = None
+        if shared is not None:
+            from ..dashboard.sessions_pg import PgSessions
+
+            sessions = PgSessions(shared)
         dash = Dashboard(
             cfg,
             users,
             self.gw.index,
             spool_dir=self.gw.config.paths.spool_dir,
             node_status=self.status,
-            command=self.links.command,
+            command=self.links.command if self.cluster is None else self.cluster.command,
             storage_errors=lambda: self.metrics.storage_errors,
+            cluster_status=None if self.cluster is None else self.cluster.status_of_all,
+            node_name=self.gw.config.node.name,
+            sessions=sessions,
         )
         self.links.observers.append(dash.on_event)
         self.links.on_lost.append(dash.on_link_lost)
+        if self.cluster is not None:  # every other node's calls too
+            self.cluster.observers.append(dash.on_event)
+            self.cluster.on_lost.append(dash.on_link_lost)
         try:
             runner, url = await serve(dash)
         except (OSError, ValueError) as e:

@@ -99,6 +99,7 @@ function render(d) {
     rec,
     el("td", { class: "num", "data-field": "duration", text: duration(d) }),
     el("td", { class: "num", "data-field": "sealed", text: fmtBytes(d.bytes_sealed) }),
+    el("td", { "data-field": "node", text: d.node || "" }),
     el("td", { "data-field": "worker", text: d.worker }),
     actionsFor(d));
   if (d.reason && d.state === "ended") tr.title = d.reason;
@@ -139,6 +140,8 @@ function renderSummary(s) {
     card("optout", "Opt-out today", rate == null ? "–" : `${(rate * 100).toFixed(1)} %`),
     card("failopen", "Fail-open (unrecorded)", String(s.failopen), s.failopen > 0),
     card("storage", "Spool free · errors", `${fmtBytes(st.free_bytes)} · ${st.errors ?? 0}`, lowDisk || st.errors > 0),
+    ...(s.nodes && s.nodes.length > 1 ? [card("nodes", "Nodes",
+      s.nodes.map((n) => `${n.name} ${n.ready}/${n.workers}`).join(" · "), s.nodes.some((n) => n.ready < n.workers))] : []),
     ...(st.upload_pending == null ? [] : [card("upload", "Waiting for object store",
       `${st.upload_pending}${st.upload_failing ? " · store unreachable" : ""}`, st.upload_failing)]));
 }
