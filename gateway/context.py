@@ -228,6 +228,7 @@ class Gateway:
             actor=actor,
             signer=self.signing_key(),
             key_per_recording=r.key_per_recording,
+            node=self.config.node.name,
         )
 
     def close(self) -> None:

@@ -125,7 +125,13 @@ def test_interrupted_file_is_imported_whole_on_the_next_run(tgw: GatewayUnderTes
             w.append = append
             return w
 
-    broken = LegacyImporter(DiesAfterTwoAppends(gw.store), gw.index, gw.config.recording.recipients, "test")
+    broken = LegacyImporter(
+        DiesAfterTwoAppends(gw.store),
+        gw.index,
+        gw.config.recording.recipients,
+        "test",
+        node=gw.config.node.name,
+    )
     with pytest.raises(StoreError):
         broken.import_file(big)
     assert len(list(gw.store.names())) == 1

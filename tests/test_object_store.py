@@ -335,3 +335,55 @@ def test_a_node_records_while_the_store_is_down_and_uploads_when_it_is_back(tmp_
     finally:
         lab.close()
         server.stop()
+
+
+@pytest.mark.slow
+def test_a_node_killed_mid_call_has_its_recording_recovered_and_uploaded_when_it_restarts(
+    tmp_path: Path, pg_url: str, s3_server: s3.S3Server
+) -> None:
+    """The whole node (supervisor, Kamailio, workers) is SIGKILLed during a recorded call. Its
+    replacement, started on the same data directory, marks the recording truncated (signing
+    only what the writer had checkpointed) and uploads it; it decrypts up to its last chunk."""
+    import os
+    import signal
+
+    bucket = s3_server.new_bucket()
+    lab = CallLab(tmp_path, workers=1, node="node-k")
+    lab.gw.set("index", "url", pg_url)
+    use_store(lab.gw, s3_server, bucket)
+    try:
+        lab.start_gateway()
+        pbx = lab.peer("pbx", "--tone", "1000", "--timeout", "60")
+        caller = lab.peer("caller", "--tone", "440", "--hangup-after", "30", "--timeout", "60")
+        pbx.wait_for(lambda: pbx.event("confirmed"), 15)
+        time.sleep(4)  # some sealed chunks
+        st = lab.node_status()
+        assert lab.gateway is not None
+        os.kill(lab.gateway.target_pid(), signal.SIGKILL)
+        for w in st["workers"]:
+            os.kill(w["pid"], signal.SIGKILL)
+        os.killpg(st["kamailio"]["pid"], signal.SIGKILL)
+        lab.gateway.proc.wait(timeout=10)
+        caller.proc.terminate()
+        pbx.proc.terminate()
+        gw = lab.gw.open()
+        [rec] = gw.index.list_recordings()
+        assert rec.status == ix.RECORDING and rec.writer and rec.writer.split(":")[0].endswith("/node-k")
+        gw.close()
+        lab.start_gateway()  # the replacement
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not all_versions(s3_server, bucket):
+            time.sleep(0.3)
+        gw = lab.gw.open()
+        row = gw.index.get_recording(rec.id)
+        assert row.status == ix.TRUNCATED and row.signature
+        assert (
+            gw.store.remote.exists(row.object_name) and not (lab.gw.dir / "spool" / row.object_name).exists()
+        )  # type: ignore[attr-defined]
+        out = tmp_path / "a.wav"
+        assert lab.gw.run("recordings", "export", rec.id, "-i", str(lab.gw.key), "-o", str(out)) == 0
+        left, right = tones(out.read_bytes())
+        assert abs(left - 440) < 5 and abs(right - 1000) < 5
+        gw.close()
+    finally:
+        lab.close()

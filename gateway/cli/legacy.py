@@ -108,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
         signer=gw.signing_key(),
         default_retention_days=days,
         key_per_recording=gw.config.recording.key_per_recording,
+        node=gw.config.node.name,
     )
     cleaned = importer.clean_interrupted()
     if cleaned:

@@ -224,6 +224,7 @@ class LegacyImporter:
         signer: Any = None,
         default_retention_days: int | None = None,
         key_per_recording: bool = False,
+        node: str = "",
     ) -> None:
         if not recipients:
             raise ValueError("no recipient configured: nothing can be imported")
@@ -231,6 +232,7 @@ class LegacyImporter:
         self.signer = signer
         self.retention_days = default_retention_days
         self.key_per_recording = key_per_recording  # recording/keys.py
+        self.node = node  # liveness.py: whose interrupted imports this one may clean
         self.shred_refused: list[tuple[str, str]] = []
         self.shredded = 0
 
@@ -240,7 +242,7 @@ class LegacyImporter:
         rows = [
             r
             for r in self.index.list_recordings(ix.RECORDING)
-            if r.origin == "legacy" and writer_is_gone(r.writer)
+            if r.origin == "legacy" and writer_is_gone(r.writer, self.node)
         ]
         for row in rows:
             self._forget_interrupted(row)
@@ -274,8 +276,8 @@ class LegacyImporter:
             if (
                 earlier is not None
                 and earlier.status == ix.RECORDING
-                and earlier.writer != process_token()
-                and not writer_is_gone(earlier.writer)
+                and earlier.writer != process_token(node=self.node)
+                and not writer_is_gone(earlier.writer, self.node)
             ):
                 raise NotAudio("being imported by another running import-legacy")
             rec_id = self._encrypt(fd, path, src, head, earlier)
@@ -310,7 +312,7 @@ class LegacyImporter:
                 media_type=media_type,
                 source_enc=pii.seal_value(str(path.resolve()), self.recipients),
                 source_fingerprint=src.fingerprint,
-                writer=process_token(),
+                writer=process_token(node=self.node),
                 retention_days=self.retention_days,
                 key_enc=key_enc,
             )

@@ -61,8 +61,10 @@ class RecordingService:
         actor: str = "gateway",
         signer: Ed25519PrivateKey | None = None,
         key_per_recording: bool = False,
+        node: str = "",
     ) -> None:
         self.store = store
+        self.node = node  # this node's name: whose writers crash recovery may declare gone
         self.key_per_recording = key_per_recording  # recording/keys.py
         self.index = index
         self.recipients = list(recipients)
@@ -113,7 +115,7 @@ class RecordingService:
                 channels=2,
                 route=route,
                 retention_days=retention_days,
-                writer=process_token(),
+                writer=process_token(node=self.node),
                 key_enc=key_enc,
             )
         )
@@ -302,7 +304,7 @@ class RecordingService:
         """
         recovered = []
         for row in self.index.list_recordings(ix.RECORDING):
-            if row.origin == "legacy" or not writer_is_gone(row.writer):
+            if row.origin == "legacy" or not writer_is_gone(row.writer, self.node):
                 continue
             if self.store.exists(row.object_name):
                 self._recover_truncated(row)

@@ -330,6 +330,11 @@ route[FAILOPEN] {{
     def write(self, workers: list[tuple[str, int]]) -> None:
         ensure_private_dir(self.rundir.parent)
         ensure_private_dir(self.rundir)
+        # Left by a Kamailio that was killed with its node: the node holds the data directory's
+        # lock and found the SIP port free, so no Kamailio of ours runs. Kamailio itself refuses
+        # to start over a pid file whose pid answers (an unreaped zombie, or a reused pid).
+        for stale in ("kamailio.pid", "kamailio_ctl"):
+            (self.rundir / stale).unlink(missing_ok=True)
         self.cfg_path.write_text(self.render())
         (self.rundir / "address.list").write_text(self.address_list(workers))
         # Workers are added over RPC as they come up; peer nodes are fixed by the config.
