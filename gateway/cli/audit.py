@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..errors import EXIT_FINDINGS, ConfigError, GatewayError, InputError, KeyError_
 from ..governance import signing
-from ..storage import audit
+from ..storage import audit, migrate
 from . import actor, open_gateway
 
 
@@ -105,12 +105,14 @@ def cmd_verify(args: argparse.Namespace) -> int:
             public = signing.load_public(args.public_key)
         except (OSError, ValueError) as e:
             raise KeyError_(f"public key {args.public_key}: {getattr(e, 'strerror', None) or e}") from None
+    archived: list[str] = []  # problems with the chains of nodes migrated into this index
     if args.source is not None:
         entries = _entries_from_export(args.source)
     else:
         gw = open_gateway(args)
         entries = gw.index.audit_entries()
         public = public or gw.signing_public()
+        archived = migrate.check_archives(gw.index)
     checkpoints = []
     for f in args.checkpoint:
         try:
@@ -131,13 +133,14 @@ def cmd_verify(args: argparse.Namespace) -> int:
         print(
             json.dumps(
                 {
-                    "ok": problem is None,
+                    "ok": problem is None and not archived,
                     "entries": v.entries,
                     "head_seq": v.head_seq,
                     "head_hash": v.head_hash,
                     "checkpoints": len(checkpoints),
                     "heads": len(args.head),
                     "problem": problem.__dict__ if problem else None,
+                    "archived_chains": archived,
                 }
             )
         )
@@ -154,7 +157,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
             )
     else:
         print(f"audit log BROKEN at entry #{problem.seq} ({problem.kind}): {problem.message}")
-    return 0 if problem is None else EXIT_FINDINGS
+    for line in archived:
+        print(line)
+    return 0 if problem is None and not archived else EXIT_FINDINGS
 
 
 def cmd_export(args: argparse.Namespace) -> int:

@@ -180,11 +180,15 @@ class Index(ABC):
         """The nodes that share this index: name, last status and heartbeat time (cluster.py)."""
         return []
 
+    def archived_audit(self) -> dict[str, list[str]]:
+        """Audit chains of indexes migrated into this one: source -> its `audit export` lines."""
+        return {}
+
     @abstractmethod
     def close(self) -> None: ...
 
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 # The current schema, for a new index. An older one is brought here by MIGRATIONS.
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -212,6 +216,8 @@ CREATE TABLE IF NOT EXISTS audit (
 CREATE TABLE IF NOT EXISTS audit_checkpoints (
     seq INTEGER PRIMARY KEY, ts TEXT NOT NULL, hash TEXT NOT NULL, signature TEXT);
 CREATE TABLE IF NOT EXISTS nodes (name TEXT PRIMARY KEY, status TEXT NOT NULL, heartbeat REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS audit_archive (source TEXT NOT NULL, n INTEGER NOT NULL, line TEXT NOT NULL,
+    PRIMARY KEY (source, n));
 """
 
 # Version N's migration brings an index from N-1 to N. Each runs in one transaction.
@@ -250,6 +256,11 @@ CREATE TABLE audit_checkpoints (
     4: (
         "nodes sharing a PostgreSQL index publish their status (supervisor/cluster.py)",
         "CREATE TABLE nodes (name TEXT PRIMARY KEY, status TEXT NOT NULL, heartbeat REAL NOT NULL);",
+    ),
+    5: (
+        "the audit chains of nodes migrated into this index are kept whole (storage/migrate.py)",
+        "CREATE TABLE audit_archive (source TEXT NOT NULL, n INTEGER NOT NULL, line TEXT NOT NULL, "
+        "PRIMARY KEY (source, n));",
     ),
 }
 _RECORDING_COLUMNS = [f.name for f in fields(RecordingRow)]
@@ -357,6 +368,12 @@ class SqlIndex(Index):
     def nodes(self) -> list[tuple[str, dict[str, Any], float]]:
         rows = self._q("SELECT name, status, heartbeat FROM nodes ORDER BY name").fetchall()
         return [(r[0], _details(r[1]), float(r[2])) for r in rows]
+
+    def archived_audit(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for source, line in self._q("SELECT source, line FROM audit_archive ORDER BY source, n").fetchall():
+            out.setdefault(source, []).append(line)
+        return out
 
     def add_hold(self, rec_id: str, reason: str, actor: str) -> int:
         row = self._q(

@@ -53,6 +53,8 @@ CREATE TABLE IF NOT EXISTS audit_checkpoints (
     seq BIGINT PRIMARY KEY, ts TEXT NOT NULL, hash TEXT NOT NULL, signature TEXT);
 CREATE TABLE IF NOT EXISTS nodes (
     name TEXT PRIMARY KEY, status TEXT NOT NULL, heartbeat DOUBLE PRECISION NOT NULL);
+CREATE TABLE IF NOT EXISTS audit_archive (source TEXT NOT NULL, n INTEGER NOT NULL, line TEXT NOT NULL,
+    PRIMARY KEY (source, n));
 {DASHBOARD}"""
 # The dashboard's accounts, login attempts and sessions, shared by every node's dashboard
 # (dashboard/users.py and sessions.py; on SQLite they live in secrets/users.sqlite3 instead).
@@ -83,6 +85,11 @@ MIGRATIONS_PG: dict[int, tuple[str, str]] = {
         "share accounts and sessions",
         "CREATE TABLE nodes (name TEXT PRIMARY KEY, status TEXT NOT NULL, heartbeat DOUBLE PRECISION NOT NULL);"
         + DASHBOARD_PG,
+    ),
+    5: (
+        "the audit chains of nodes migrated into this index are kept whole (storage/migrate.py)",
+        "CREATE TABLE audit_archive (source TEXT NOT NULL, n INTEGER NOT NULL, line TEXT NOT NULL, "
+        "PRIMARY KEY (source, n));",
     ),
 }
 
@@ -204,6 +211,18 @@ class PgIndex(SqlIndex):
                 with db.transaction():
                     db.execute("SELECT pg_advisory_xact_lock(%s)", (lock,))
                     yield _Tx(db)
+            except self._psycopg.Error as e:
+                raise self._failed(e) from e
+
+    def insert_many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        """One INSERT (`?` placeholders) for many rows, in one transaction (migrate.py)."""
+        if not rows:
+            return
+        with self._lock:
+            db = self._conn()
+            try:
+                with db.transaction(), db.cursor() as cur:
+                    cur.executemany(sql.replace("?", "%s"), rows)
             except self._psycopg.Error as e:
                 raise self._failed(e) from e
 

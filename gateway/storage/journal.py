@@ -296,6 +296,9 @@ class JournaledIndex(Index):
     def nodes(self) -> list[tuple[str, dict[str, Any], float]]:
         return self._read(self.backend.nodes)
 
+    def archived_audit(self) -> dict[str, list[str]]:
+        return self._read(self.backend.archived_audit)
+
     # -- replay ----------------------------------------------------------------------------
 
     def replay(self) -> bool:

@@ -202,7 +202,7 @@ class S3Store(Store):
         if self.lock_mode and retain_until is not None:
             extra["ObjectLockMode"] = self.lock_mode
             extra["ObjectLockRetainUntilDate"] = retain_until
-        if legal_hold:
+        if self.lock_mode and legal_hold:  # a bucket without Object Lock refuses the header
             extra["ObjectLockLegalHoldStatus"] = "ON"
         try:
             self._s3.put_object(
