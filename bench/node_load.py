@@ -65,7 +65,17 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-def phase(lab: CallLab, digit: str, calls: int, hold_s: float, tmp: Path) -> dict[str, object]:
+def phase(
+    lab: CallLab,
+    digit: str,
+    calls: int,
+    hold_s: float,
+    tmp: Path,
+    infra: list[int] | None = None,
+    settle: object = None,
+) -> dict[str, object]:
+    """One phase of `calls` calls. `infra`: pids of shared servers (PostgreSQL, the S3 server)
+    whose CPU is reported apart; `settle`: called before the CPU is read (waits for uploads)."""
     pbx_log = tmp / f"pbx-{digit}.log"
     pbx = Proc(
         [
@@ -92,6 +102,7 @@ def phase(lab: CallLab, digit: str, calls: int, hold_s: float, tmp: Path) -> dic
     root = lab.gateway.proc.pid  # type: ignore[union-attr]
     pids = tree_pids(root)
     c0 = cpu_s(pids)
+    i0 = cpu_s([p for r in infra or [] for p in tree_pids(r)])
     t0 = time.monotonic()
     rtt = tmp / f"rtt-{digit}.csv"
     caller = subprocess.run(
@@ -139,7 +150,10 @@ def phase(lab: CallLab, digit: str, calls: int, hold_s: float, tmp: Path) -> dic
     )
     wall = time.monotonic() - t0
     pbx.wait_exit(hold_s * 4 + 60)
+    if callable(settle):
+        settle()
     used = cpu_s(tree_pids(root)) - c0
+    infra_used = cpu_s([p for r in infra or [] for p in tree_pids(r)]) - i0
     setup = []
     for f in tmp.glob("caller_*_rtt.csv"):
         for line in f.read_text().splitlines()[1:]:
@@ -180,6 +194,9 @@ def phase(lab: CallLab, digit: str, calls: int, hold_s: float, tmp: Path) -> dic
         "wall_s": round(wall, 1),
         "node_cpu_s": round(used, 2),
         "node_cpu_ms_per_call_second": round(used / call_seconds * 1000, 2) if call_seconds else None,
+        "shared_servers_cpu_ms_per_call_second": round(infra_used / call_seconds * 1000, 2)
+        if call_seconds and infra
+        else None,
         "setup_ms_p50": round(statistics.median(setup), 1) if setup else None,
         "setup_ms_p95": round(sorted(setup)[int(len(setup) * 0.95) - 1], 1) if len(setup) >= 20 else None,
         "consent_seen_by_pbx": sorted(
@@ -219,52 +236,125 @@ def completeness(lab: CallLab) -> dict[str, object]:
     }
 
 
+def configure(lab: CallLab, tap_ptime: int) -> None:
+    import re
+
+    # RTP below the ephemeral range, where sipp's own media ports (-mp) are taken from, and
+    # wide enough for every worker's slice (the tests' 100 ports are too few for a big pool).
+    text = re.sub(r"rtp_port = \d+", "rtp_port = 10000", lab.gw.config.read_text())
+    lab.gw.config.write_text(
+        text.replace("grace_s = 1.0", "grace_s = 0.5")
+        .replace("rtp_port_range = 100", "rtp_port_range = 8000")
+        .replace("tap_ptime_ms = 40", f"tap_ptime_ms = {tap_ptime}")
+    )
+
+
+def run_embedded(args: argparse.Namespace, tmp: Path) -> dict[str, object]:
+    """Both phases (declined, then consented) on the embedded default: SQLite and the spool."""
+    lab = CallLab(tmp, workers=args.workers)
+    configure(lab, args.tap_ptime)
+    out: dict[str, object] = {}
+    try:
+        lab.start_gateway()
+        worker_pids = [w["pid"] for w in lab.node_status()["workers"]]
+        out["rss_per_worker_mb_idle"] = round(statistics.mean(rss_mb(p) for p in worker_pids), 1)
+        if not args.consented_only:
+            out["declined"] = phase(lab, "9", args.calls, args.hold, tmp)
+        out["consented"] = phase(lab, "5", args.calls, args.hold, tmp)
+        out["rss_per_worker_mb_after"] = round(statistics.mean(rss_mb(p) for p in worker_pids), 1)
+        if not args.consented_only:
+            d_cpu = out["declined"]["node_cpu_ms_per_call_second"]  # type: ignore[index]
+            c_cpu = out["consented"]["node_cpu_ms_per_call_second"]  # type: ignore[index]
+            out["cpu_ratio_recorded_over_unrecorded"] = round(c_cpu / d_cpu, 3) if d_cpu and c_cpu else None
+        out["completeness"] = completeness(lab)
+        out["node_warnings"] = warnings(lab)
+    finally:
+        lab.close()
+    return out
+
+
+def run_shared(args: argparse.Namespace, tmp: Path) -> dict[str, object]:
+    """The consented phase on shared state: a PostgreSQL index (fsync on) and a SeaweedFS S3
+    bucket, both on this machine; every recording is uploaded as its call ends."""
+    from tests import pg, s3
+
+    pg_server = pg.start(durable=True)
+    s3_server = s3.start()
+    lab = CallLab(tmp, workers=args.workers)
+    configure(lab, args.tap_ptime)
+    bucket = s3_server.new_bucket()
+    for section, key, value in [
+        ("index", "url", pg_server.new_database()),
+        ("store", "url", f"s3://{bucket}/calls"),
+        ("store", "endpoint", s3_server.endpoint),
+        ("store", "region", "us-east-1"),
+        ("store", "access_key_id", s3.ACCESS_KEY),
+        ("store", "secret_access_key", s3.SECRET_KEY),
+        ("store", "upload_interval_s", 5),
+    ]:
+        lab.gw.set(section, key, value)
+    out: dict[str, object] = {}
+
+    def uploads_settled() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            up = lab.node_status().get("upload") or {}
+            if up.get("uploaded", 0) >= args.calls and not up.get("pending"):
+                return
+            time.sleep(0.5)
+
+    try:
+        lab.start_gateway()
+        infra = [pg_server.postmaster_pid()] + ([s3_server.proc.pid] if s3_server.proc else [])
+        out["consented"] = phase(lab, "5", args.calls, args.hold, tmp, infra=infra, settle=uploads_settled)
+        out["upload"] = lab.node_status().get("upload")
+        out["completeness"] = completeness(lab)
+        out["node_warnings"] = warnings(lab)
+    finally:
+        lab.close()
+        s3_server.stop()
+        pg_server.stop()
+    return out
+
+
+def warnings(lab: CallLab) -> list[str]:
+    assert lab.gateway is not None
+    return [
+        line[:300]
+        for line in lab.gateway.stderr_lines
+        if '"level": "error"' in line or '"level": "warning"' in line
+    ][:20]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--workers", type=int, default=8)
     ap.add_argument("--calls", type=int, default=16, help="concurrent calls (and calls per phase)")
     ap.add_argument("--hold", type=float, default=20, help="seconds each caller stays after its ACK")
     ap.add_argument("--tap-ptime", type=int, default=40, help="[recording] tap_ptime_ms")
+    ap.add_argument(
+        "--shared",
+        action="store_true",
+        help="also run the consented phase on PostgreSQL + S3 and report its CPU over the embedded run's",
+    )
+    ap.add_argument("--consented-only", action="store_true", help="skip the declined (baseline) phase")
     args = ap.parse_args()
+    out: dict[str, object] = {
+        "workers": args.workers,
+        "calls": args.calls,
+        "hold_s": args.hold,
+        "tap_ptime_ms": args.tap_ptime,
+    }
     with tempfile.TemporaryDirectory() as d:
-        tmp = Path(d)
-        lab = CallLab(tmp, workers=args.workers)
-        import re
-
-        # RTP below the ephemeral range, where sipp's own media ports (-mp) are taken from, and
-        # wide enough for every worker's slice (the tests' 100 ports are too few for a big pool).
-        text = re.sub(r"rtp_port = \d+", "rtp_port = 10000", lab.gw.config.read_text())
-        lab.gw.config.write_text(
-            text.replace("grace_s = 1.0", "grace_s = 0.5")
-            .replace("rtp_port_range = 100", "rtp_port_range = 8000")
-            .replace("tap_ptime_ms = 40", f"tap_ptime_ms = {args.tap_ptime}")
-        )
-        out: dict[str, object] = {
-            "workers": args.workers,
-            "calls": args.calls,
-            "hold_s": args.hold,
-            "tap_ptime_ms": args.tap_ptime,
-        }
-        try:
-            lab.start_gateway()
-            worker_pids = [w["pid"] for w in lab.node_status()["workers"]]
-            out["rss_per_worker_mb_idle"] = round(statistics.mean(rss_mb(p) for p in worker_pids), 1)
-            out["declined"] = phase(lab, "9", args.calls, args.hold, tmp)
-            out["consented"] = phase(lab, "5", args.calls, args.hold, tmp)
-            out["rss_per_worker_mb_after"] = round(statistics.mean(rss_mb(p) for p in worker_pids), 1)
-            d_cpu = out["declined"]["node_cpu_ms_per_call_second"]  # type: ignore[index]
-            c_cpu = out["consented"]["node_cpu_ms_per_call_second"]  # type: ignore[index]
-            out["cpu_ratio_recorded_over_unrecorded"] = round(c_cpu / d_cpu, 3) if d_cpu and c_cpu else None
-            out["completeness"] = completeness(lab)
-            assert lab.gateway is not None
-            out["node_warnings"] = [
-                line[:300]
-                for line in lab.gateway.stderr_lines
-                if '"level": "error"' in line or '"level": "warning"' in line
-            ][:20]
-        finally:
-            lab.close()
-        print(json.dumps(out, indent=2))
+        (Path(d) / "embedded").mkdir()
+        out["embedded"] = run_embedded(args, Path(d) / "embedded")
+        if args.shared:
+            (Path(d) / "shared").mkdir()
+            out["shared"] = run_shared(args, Path(d) / "shared")
+            base = out["embedded"]["consented"]["node_cpu_ms_per_call_second"]  # type: ignore[index]
+            shared = out["shared"]["consented"]["node_cpu_ms_per_call_second"]  # type: ignore[index]
+            out["node_cpu_ratio_shared_over_embedded"] = round(shared / base, 3) if base and shared else None
+    print(json.dumps(out, indent=2))
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ class PgServer:
     base: Path
     socket_dir: Path
     as_user: list[str]  # runuser prefix when the tests run as root (initdb refuses root)
+    durable: bool = False  # fsync on (benchmarks); the tests run without it
 
     def url(self, database: str) -> str:
         return f"postgresql://postgres@/{database}?host={self.socket_dir}"
@@ -72,14 +73,18 @@ class PgServer:
         )
 
     def resume(self) -> None:
-        _pg_start(self.base, self.socket_dir, self.as_user)
+        _pg_start(self.base, self.socket_dir, self.as_user, self.durable)
+
+    def postmaster_pid(self) -> int:
+        return int((self.base / "data" / "postmaster.pid").read_text().split()[0])
 
     def stop(self) -> None:
         self.halt()
         shutil.rmtree(self.base, ignore_errors=True)
 
 
-def start() -> PgServer:
+def start(durable: bool = False) -> PgServer:
+    """`durable`: fsync on, as in production (benchmarks); tests run with fsync off."""
     initdb = _bin("initdb")
     base = Path(tempfile.mkdtemp(prefix="gw-pg-", dir="/tmp"))
     os.chmod(base, 0o755)
@@ -103,11 +108,11 @@ def start() -> PgServer:
     )
     if os.geteuid() == 0:
         os.chmod(sock, 0o755)
-    _pg_start(base, sock, as_user)
-    return PgServer(base, sock, as_user)
+    _pg_start(base, sock, as_user, durable)
+    return PgServer(base, sock, as_user, durable)
 
 
-def _pg_start(base: Path, sock: Path, as_user: list[str]) -> None:
+def _pg_start(base: Path, sock: Path, as_user: list[str], durable: bool = False) -> None:
     res = subprocess.run(
         [
             *as_user,
@@ -120,7 +125,7 @@ def _pg_start(base: Path, sock: Path, as_user: list[str]) -> None:
             "-l",
             str(base / "log"),
             "-o",
-            f"-c listen_addresses='' -k {sock} -c fsync=off -c max_connections=200",
+            f"-c listen_addresses='' -k {sock} -c fsync={'on' if durable else 'off'} -c max_connections=200",
             "start",
         ],
         capture_output=True,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -37,6 +38,16 @@ class UploadStats:
     failures: int = 0  # rounds that stopped on a store error, in a row
     last_error: str = ""
     refused: list[str] = field(default_factory=list)  # altered locally: not uploaded
+    # Seconds from a recording's end to its upload being confirmed, for the last uploads.
+    latencies_s: deque[float] = field(default_factory=lambda: deque(maxlen=1000))
+
+    def latency(self) -> dict[str, float | None]:
+        """End of recording to durable in the object store: p50 and p99 of the last uploads."""
+        if not self.latencies_s:
+            return {"latency_p50_s": None, "latency_p99_s": None}
+        ordered = sorted(self.latencies_s)
+        pick = lambda q: round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 3)  # noqa: E731
+        return {"latency_p50_s": pick(0.5), "latency_p99_s": pick(0.99)}
 
 
 class Uploader:
@@ -159,6 +170,9 @@ class Uploader:
             self._forget_local(name)
             return False
         self._forget_local(name)
+        if row.finished_at:
+            ended = datetime.fromisoformat(row.finished_at.replace("Z", "+00:00"))
+            self.stats.latencies_s.append(max(0.0, (datetime.now(UTC) - ended).total_seconds()))
         self.stats.uploaded += 1
         self.stats.bytes_uploaded += size
         log.info("recording %s stored in %s (%d bytes)", row.id, self.remote.url, size)

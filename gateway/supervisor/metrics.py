@@ -122,6 +122,13 @@ class Metrics:
                 "# TYPE gateway_object_store_up gauge",
                 f"gateway_object_store_up {0 if upload['failing'] else 1}",
             ]
+            if upload.get("latency_p50_s") is not None:
+                lines += [
+                    "# HELP gateway_upload_latency_seconds End of a recording to durable in the object store (last 1000).",
+                    "# TYPE gateway_upload_latency_seconds summary",
+                    f'gateway_upload_latency_seconds{{quantile="0.5"}} {upload["latency_p50_s"]}',
+                    f'gateway_upload_latency_seconds{{quantile="0.99"}} {upload["latency_p99_s"]}',
+                ]
         return "\n".join(lines) + "\n"
 
 

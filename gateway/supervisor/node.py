@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from ..callevents import RecordingState
 from ..config import parse_ipv4_network
 from ..context import Gateway
 from ..errors import ConfigError
@@ -104,6 +105,8 @@ class Node:
         self.links.on_lost.append(self.metrics.link_lost)
         self.failopen = 0
         self.uploader = gateway.uploader()  # None without an object store
+        if self.uploader is not None:
+            self.links.observers.append(self._wake_uploader)
         # With a shared PostgreSQL index, the nodes on it are one system (cluster.py).
         self.cluster: Cluster | None = None
         if cfg.index.postgres:
@@ -206,6 +209,15 @@ class Node:
             "ts": time.time(),
         }
 
+    def _wake_uploader(self, event: dict[str, object], link: int) -> None:
+        """A recording is finished (its row already says so): upload it now, not at the next
+        round."""
+        if self.uploader is not None and event.get("recording") in (
+            RecordingState.SAVED,
+            RecordingState.INCOMPLETE,
+        ):
+            self.uploader.wake()
+
     def upload_status(self) -> dict[str, object] | None:
         if self.uploader is None:
             return None
@@ -216,6 +228,7 @@ class Node:
             "uploaded": st.uploaded,
             "failing": st.failures > 0,
             "error": st.last_error,
+            **st.latency(),
         }
 
     def write_status(self) -> None:
