@@ -11,7 +11,9 @@ cd "$(dirname "$0")/.."
 # dashboard's browser tests (Playwright drives it; it never downloads a browser), with a font
 # for its screenshots.
 # postgresql: the index several nodes share (the tests run a throwaway cluster of it).
-APT_PACKAGES=(age ffmpeg strace python3-venv sip-tester kamailio chromium fonts-liberation postgresql)
+# kamailio-tls-modules: TLS at the front door. tshark: the tests check the wire for SIP and
+# audio in clear.
+APT_PACKAGES=(age ffmpeg strace python3-venv sip-tester kamailio kamailio-tls-modules tshark chromium fonts-liberation postgresql)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

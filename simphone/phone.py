@@ -29,6 +29,7 @@ T0 = time.monotonic()
 
 
 QUIET = False
+PROTOS = {pj.PJMEDIA_TP_PROTO_RTP_AVP: "RTP/AVP", pj.PJMEDIA_TP_PROTO_RTP_SAVP: "RTP/SAVP"}
 
 
 def say(event: str, **fields: object) -> None:
@@ -87,6 +88,8 @@ class PeerCall(pj.Call):
             if mi.type == pj.PJMEDIA_TYPE_AUDIO:
                 say("media", status=int(mi.status))
         for i, mi in enumerate(ci.media):
+            if mi.type == pj.PJMEDIA_TYPE_AUDIO and mi.status == pj.PJSUA_CALL_MEDIA_ACTIVE:
+                say("stream", proto=PROTOS.get(self.getStreamInfo(i).proto, "other"))
             if mi.type == pj.PJMEDIA_TYPE_AUDIO and mi.status in (
                 pj.PJSUA_CALL_MEDIA_ACTIVE,
                 pj.PJSUA_CALL_MEDIA_LOCAL_HOLD,
@@ -149,10 +152,14 @@ class Peer:
         tc.port = args.port
         tc.boundAddress = args.bind
         ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, tc)
-        if args.tls:
+        if args.tls or args.tls_port:
             tls = pj.TransportConfig()
-            tls.boundAddress = "127.0.0.1"
+            tls.boundAddress = args.bind
+            tls.port = args.tls_port
             tls.tlsConfig.method = pj.PJSIP_TLSV1_2_METHOD
+            if args.tls_cert:  # a TLS server (the PBX) needs a certificate
+                tls.tlsConfig.certFile = args.tls_cert
+                tls.tlsConfig.privKeyFile = args.tls_key
             ep.transportCreate(pj.PJSIP_TRANSPORT_TLS, tls)
         ep.audDevManager().setNullDev()
         ep.libStart()
@@ -172,9 +179,17 @@ class Peer:
         if args.tone_at is not None:
             self.source.stop()
         acfg = pj.AccountConfig()
-        acfg.idUri = f'"{args.display}" <sip:{args.number}@{args.bind}:{args.port}>'
+        scheme = "sips" if args.sips else "sip"
+        acfg.idUri = f'"{args.display}" <{scheme}:{args.number}@{args.bind}:{args.port}>'
         acfg.mediaConfig.transportConfig.port = args.rtp_port
         acfg.mediaConfig.transportConfig.boundAddress = args.bind
+        acfg.mediaConfig.srtpUse = {
+            "off": pj.PJMEDIA_SRTP_DISABLED,
+            "optional": pj.PJMEDIA_SRTP_OPTIONAL,
+            "mandatory": pj.PJMEDIA_SRTP_MANDATORY,
+        }[args.srtp]
+        # --keys-in-clear: send SDES keys over UDP too (a careless trunk), else TLS only.
+        acfg.mediaConfig.srtpSecureSignaling = 0 if args.keys_in_clear else 1
         self.account = Account(self)
         self.account.create(acfg)
 
@@ -261,6 +276,12 @@ def main() -> None:
     ap.add_argument("--quiet", action="store_true", help="print nothing")
     ap.add_argument("--tone-at", type=float, default=None, help="silent until S seconds into the call")
     ap.add_argument("--tls", action="store_true", help="have a TLS transport (dial with ;transport=tls)")
+    ap.add_argument("--tls-port", type=int, default=0, help="listen for TLS on this port")
+    ap.add_argument("--tls-cert", default="", help="PEM certificate of a TLS server (the PBX)")
+    ap.add_argument("--tls-key", default="")
+    ap.add_argument("--sips", action="store_true", help="a sips: identity (answers sips: calls)")
+    ap.add_argument("--srtp", choices=["off", "optional", "mandatory"], default="off")
+    ap.add_argument("--keys-in-clear", action="store_true", help="offer SDES keys over UDP as well")
     ap.add_argument("--hold-at", type=float, default=None, help="put the call on hold S seconds in")
     ap.add_argument("--unhold-at", type=float, default=None, help="take it off hold S seconds in")
     ap.add_argument("--detect-onset", action="store_true", help="report when loud audio first arrives")

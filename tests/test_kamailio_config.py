@@ -7,9 +7,11 @@ from pathlib import Path
 import pytest
 
 from gateway.errors import ConfigError
-from gateway.supervisor.kamailio import FrontDoor
+from gateway.supervisor.kamailio import FrontDoor, FrontTls
 from gateway.supervisor.node import pbx_addresses
+from gateway.telephony.secure import SrtpPolicy
 from tests.conftest import require_tool
+from tests.tlscerts import TestCA
 
 
 def test_pbx_addresses_from_an_ip_or_a_resolvable_name() -> None:
@@ -62,3 +64,62 @@ def test_rendered_config_passes_kamailios_own_check(tmp_path: Path) -> None:
         "1 192.0.2.0 24 0",
         "1 10.0.0.5 32 0",
     ]
+
+
+@pytest.mark.parametrize("srtp", list(SrtpPolicy))
+def test_rendered_tls_config_passes_kamailios_own_check(tmp_path: Path, srtp: SrtpPolicy) -> None:
+    require_tool("kamailio")
+    ca = TestCA(tmp_path / "pki")
+    cert, key = ca.issue("frontdoor")
+    internal = tmp_path / "internal.crt"
+    internal.write_bytes(ca.issue("internal")[0].read_bytes())
+    tls = FrontTls("127.0.0.1", 5061, cert, key, ca.path, internal, ca.path)
+    front = FrontDoor(
+        "127.0.0.1",
+        5060,
+        tmp_path / "run",
+        "sips:helpline@10.0.0.5",
+        False,
+        ["10.0.0.5"],
+        tls=tls,
+        caller_srtp=srtp,
+    )
+    front.write([("127.0.0.1", 5100)])
+    assert front.check() is None
+    cfg = front.cfg_path.read_text()
+    assert "listen=tls:127.0.0.1:5061" in cfg
+    assert front.worker_uri("127.0.0.1", 5100) == "sip:127.0.0.1:5100;transport=tls"
+    tls_cfg = front.tls_cfg_path.read_text()
+    assert "method = TLSv1.2+" in tls_cfg and "require_certificate = yes" in tls_cfg
+    # The workers' certificate is trusted on their hop, and only beside the named authorities.
+    assert (tmp_path / "run" / "tls-servers.pem").read_text().startswith(internal.read_text())
+    rule = {SrtpPolicy.OFF: "never answer with SDES", SrtpPolicy.OPTIONAL: "sdp_remove_line_by_prefix"}
+    assert rule.get(srtp, 'sl_send_reply("488", "SDES Keys Need TLS")') in cfg
+
+
+def test_tls_file_names_cannot_break_out_of_tls_cfg(tmp_path: Path) -> None:
+    bad = tmp_path / "cert.pem\n[server:any]"
+    tls = FrontTls("127.0.0.1", 5061, bad, bad, None, bad, None)
+    with pytest.raises(ValueError, match="cannot be placed"):
+        FrontDoor("127.0.0.1", 5060, tmp_path, "sip:h@10.0.0.5", False, ["10.0.0.5"], tls=tls)
+
+
+def test_failing_open_to_a_plain_pbx_removes_the_callers_keys(tmp_path: Path) -> None:
+    require_tool("kamailio")
+    ca = TestCA(tmp_path / "pki")
+    cert, key = ca.issue("frontdoor")
+    tls = FrontTls("127.0.0.1", 5061, cert, key, None, cert, None)
+    front = FrontDoor(
+        "127.0.0.1",
+        5060,
+        tmp_path / "run",
+        "sip:helpline@10.0.0.5",
+        False,
+        ["10.0.0.5"],
+        tls=tls,
+        caller_srtp=SrtpPolicy.OPTIONAL,
+    )
+    front.write([])
+    assert front.check() is None, "allowed in the failure routes FAILOPEN is reached from"
+    failopen = front.cfg_path.read_text().split("route[FAILOPEN]")[1]
+    assert 'sdp_remove_line_by_prefix("a=crypto:")' in failopen

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import signal
 
 from ..context import Gateway
@@ -11,6 +12,8 @@ from ..errors import ConfigError, NotRunningError
 from ..storage import datalock
 from ..telephony.prompts import PromptError
 from . import harden_process, open_gateway
+
+log = logging.getLogger(__name__)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -60,7 +63,9 @@ def run(args: argparse.Namespace) -> int:
         node = Node(gw)
 
         async def main(stop: asyncio.Event) -> None:
-            asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, node.request_rolling_restart)
+            loop = asyncio.get_running_loop()
+            loop.add_signal_handler(signal.SIGUSR1, node.request_rolling_restart)
+            loop.add_signal_handler(signal.SIGHUP, lambda: loop.run_in_executor(None, node.reload_tls))
             await node.run(stop)
 
         _serve(main)
@@ -201,6 +206,14 @@ def _run_worker(gw, index: int | None) -> int:
         raise ConfigError(f"prompts: {e}") from None
 
     async def main(stop: asyncio.Event) -> None:
+        if index is None:  # `systemctl reload` must never end a lone worker and its calls
+            asyncio.get_running_loop().add_signal_handler(
+                signal.SIGHUP,
+                lambda: log.warning(
+                    "SIGHUP: a single worker reads its TLS certificate only at start; restart it "
+                    "when no call is up (a node reloads its front door's certificate on SIGHUP)"
+                ),
+            )
         ready = asyncio.Event()
         task = asyncio.create_task(worker.run(stop, ready))
         waiting = asyncio.create_task(ready.wait())

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from ..telephony.secure import SrtpPolicy, is_tls_uri
 from .fields import Section, render_section, suggest
 from .sections import (
     DEFAULT_PROMPTS,
@@ -188,6 +189,19 @@ def load(path: str | Path) -> Config:
         loaded["prompts"].default_dir,
         paths.data_dir,
     )
+    if loaded["sip"].srtp is not SrtpPolicy.OFF and node.peers:
+        raise ConfigError(
+            "[node] peers relays overflow calls to other nodes over plain SIP, which would carry "
+            "the callers' SDES keys in clear: with [sip] srtp, leave peers empty"
+        )
+    pbx: PbxConfig = loaded["pbx"]
+    if pbx.srtp is not SrtpPolicy.OFF:
+        clear = sorted({r.pbx for r in routes if not is_tls_uri(r.pbx)})
+        if clear:
+            raise ConfigError(
+                f'[pbx] srtp = "{pbx.srtp}" needs the helpline leg on TLS (SDES keys travel in the '
+                f"SDP), but {', '.join(clear)} is not sips: or ;transport=tls"
+            )
     return Config(
         path=path,
         paths=paths,

@@ -11,6 +11,7 @@ from typing import Any
 
 from .. import age
 from ..errors import ConfigError
+from ..telephony.secure import SrtpPolicy
 from .fields import NUMBER, Section, as_float, setting
 from .values import (
     HOSTNAME,
@@ -52,6 +53,13 @@ def _optional_ip_hostport(text: str, where: str) -> tuple[str, int] | None:
 
 def _sip_uri(text: str, where: str) -> str:
     return check_sip_uri(text, where)
+
+
+def _srtp(text: str, where: str) -> SrtpPolicy:
+    try:
+        return SrtpPolicy.parse(text, where)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
 
 
 def _node_name(text: str, where: str) -> str:
@@ -280,6 +288,23 @@ class SipConfig(Section):
     )
     tls_cert: Path | None = setting("", "", path=True)
     tls_key: Path | None = setting("", "", path=True)
+    tls_ca: Path | None = setting(
+        "",
+        "PEM file of the authorities whose client certificates tls_verify_clients accepts.",
+        path=True,
+    )
+    tls_verify_clients: bool = setting(
+        False,
+        "Trunks connecting over TLS must present a certificate signed by tls_ca (node mode).\n"
+        "The allowlist ([node] trunks) applies to TLS peers as well.",
+    )
+    srtp: SrtpPolicy = setting(
+        "off",
+        'SRTP on the caller leg: "off", "optional" (when the caller offers it) or "mandatory"\n'
+        "(a plain offer is refused with 488). SDES keys travel in the SDP, so anything but\n"
+        '"off" needs tls_listen; an offer with keys over plain UDP/TCP is refused (488).',
+        lambda v, where: _srtp(v, where or "[sip] srtp"),
+    )
     max_message_bytes: int = setting(
         8192,
         "Limits for hostile or broken peers: a larger SIP request is refused (513), an INVITE\n"
@@ -301,6 +326,15 @@ class SipConfig(Section):
                 if f is None:
                     raise ConfigError(f"[sip] tls_listen needs [sip] {key}")
                 _readable(f, f"[sip] {key}")
+        if self.tls_verify_clients and self.tls_ca is None:
+            raise ConfigError("[sip] tls_verify_clients needs [sip] tls_ca (the authorities to accept)")
+        if self.tls_ca is not None:
+            _readable(self.tls_ca, "[sip] tls_ca")
+        if self.srtp is not SrtpPolicy.OFF and self.tls_listen is None:
+            raise ConfigError(
+                f'[sip] srtp = "{self.srtp}" needs [sip] tls_listen: SDES keys travel in the SDP, '
+                "and the gateway sends them over TLS only"
+            )
         if not 1024 <= self.max_message_bytes <= 65535:
             raise ConfigError("[sip] max_message_bytes must be 1024 to 65535")
         if not 256 <= self.max_sdp_bytes <= self.max_message_bytes:
@@ -319,7 +353,27 @@ def _readable(f: Path, what: str) -> None:
 @dataclass
 class PbxConfig(Section):
     NAME = "pbx"
-    uri: str = setting("sip:helpline@127.0.0.1:5070", "The helpline PBX that calls are bridged to.", _sip_uri)
+    uri: str = setting(
+        "sip:helpline@127.0.0.1:5070",
+        "The helpline PBX that calls are bridged to (sips: or ;transport=tls to reach it over TLS).",
+        _sip_uri,
+    )
+    srtp: SrtpPolicy = setting(
+        "off",
+        'SRTP on the helpline leg: "off", "optional" or "mandatory" (the PBX must answer with\n'
+        "SRTP or the call is not bridged: it goes on as for an unreachable PBX). Anything but\n"
+        '"off" needs every route\'s PBX URI to be sips: or ;transport=tls.',
+        lambda v, where: _srtp(v, where or "[pbx] srtp"),
+    )
+    tls_ca: Path | None = setting(
+        "",
+        "PEM file of the authorities that sign the PBX's TLS certificate. Empty: the system's.",
+        path=True,
+    )
+
+    def check(self) -> None:
+        if self.tls_ca is not None:
+            _readable(self.tls_ca, "[pbx] tls_ca")
 
 
 @dataclass

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..storage.spool import ensure_private_dir
+from ..telephony.secure import SrtpPolicy, is_tls_uri
 
 TRUSTED_GROUP = 1  # trunks and the PBX
 WORKER_GROUP = 2
@@ -30,6 +31,20 @@ def module_path() -> str:
     raise FileNotFoundError("Kamailio modules not found (install the Debian package kamailio)")
 
 
+@dataclass(frozen=True)
+class FrontTls:
+    """TLS at the front door: the operator's certificate for callers and trunks, the node's
+    internal certificate for the hop to its workers (see telephony/tlsfiles.py)."""
+
+    host: str
+    port: int
+    cert: Path
+    key: Path
+    client_ca: Path | None  # trunks' client certificates must chain to these (None: not asked)
+    internal_cert: Path  # the workers' certificate: the only one trusted on the worker hop
+    pbx_ca: Path | None  # fail-open to a sips: PBX checks its certificate against these
+
+
 @dataclass
 class FrontDoor:
     host: str
@@ -43,6 +58,8 @@ class FrontDoor:
     max_sdp_bytes: int = 4096  # an INVITE with a larger body gets 488
     max_unconfirmed: int = 8  # INVITEs from one source not yet ACKed (or refused) at once
     max_media: int = 4  # media descriptions an INVITE may offer
+    tls: FrontTls | None = None
+    caller_srtp: SrtpPolicy = SrtpPolicy.OFF
 
     @property
     def ctl(self) -> str:
@@ -69,6 +86,15 @@ class FrontDoor:
             ("[pbx] uri", self.pbx_uri),
             ("[sip] listen", self.host),
             *(("an allowlist entry", t) for t in self.trusted),
+            *(
+                (f"[sip] or [pbx] TLS file {f}", str(f))
+                for f in (
+                    (self.tls.cert, self.tls.key, self.tls.client_ca, self.tls.internal_cert, self.tls.pbx_ca)
+                    if self.tls is not None
+                    else ()
+                )
+                if f is not None
+            ),
         ):
             if any(c in value for c in '"\\$') or not value.isprintable():
                 raise ValueError(
@@ -82,7 +108,8 @@ class FrontDoor:
             '    send_reply("503", "Service Unavailable");\n    exit;'
             if self.fail_closed
             else '    xlog("L_WARN", "fail-open: no worker for $ci, to the PBX unrecorded\\n");\n'
-            '    remove_hf("X-Recording-Consent");\n'
+            + self._failopen_keys()
+            + '    remove_hf("X-Recording-Consent");\n'
             '    append_hf("X-Recording-Consent: unavailable\\r\\n");\n'
             f'    $ru = "{self.pbx_uri}";\n'
             # From a failure route $du still names the worker or peer that failed.
@@ -99,7 +126,7 @@ children=2
 tcp_children=2
 listen=udp:{self.host}:{self.port}
 listen=tcp:{self.host}:{self.port}
-server_signature=no
+{self._tls_listen()}server_signature=no
 user_agent_header="User-Agent: consent-gateway front door"
 mpath="{module_path()}"
 
@@ -120,7 +147,8 @@ loadmodule "htable.so"
 loadmodule "pike.so"
 loadmodule "permissions.so"
 loadmodule "dispatcher.so"
-
+loadmodule "sdpops.so"
+{self._tls_module()}
 modparam("ctl", "binrpc", "{self.ctl}")
 modparam("tm", "fr_timer", 3000)
 modparam("tm", "fr_inv_timer", 60000)
@@ -177,6 +205,7 @@ request_route {{
             exit;
         }}
     }}
+{self._sdes_rule()}
     if (is_method("OPTIONS") && uri == myself) {{
         sl_send_reply("200", "OK");
         exit;
@@ -314,6 +343,95 @@ route[FAILOPEN] {{
 }}
 '''
 
+    def _failopen_keys(self) -> str:
+        """A call failing open goes from the caller straight to the PBX: over plain SIP, the
+        caller's SDES keys would cross that hop in clear, so they are removed first."""
+        if self.caller_srtp is SrtpPolicy.OFF or is_tls_uri(self.pbx_uri):
+            return ""
+        return '    sdp_remove_line_by_prefix("a=crypto:");\n'
+
+    def _tls_listen(self) -> str:
+        if self.tls is None:
+            return ""
+        return f"enable_tls=yes\nlisten=tls:{self.tls.host}:{self.tls.port}\n"
+
+    def _tls_module(self) -> str:
+        if self.tls is None:
+            return ""
+        return f'loadmodule "tls.so"\nmodparam("tls", "config", "{self.tls_cfg_path}")\n'
+
+    def _sdes_rule(self) -> str:
+        """SDES keys (a=crypto) that reached the front door over UDP or TCP were exposed on the
+        way, and an answer would carry the workers' keys back the same way. With SRTP
+        mandatory the request is refused (488); with SRTP optional the keys are removed, so a
+        best-effort offer (RTP/AVP with keys) goes on as plain RTP and an SRTP-only one is
+        refused by the worker. With SRTP off the workers never answer with keys."""
+        if self.caller_srtp is SrtpPolicy.OFF:
+            return "    # [sip] srtp is off: the workers never answer with SDES keys"
+        if self.caller_srtp is SrtpPolicy.MANDATORY:
+            action = (
+                '        xlog("L_WARN", "$rm $ci from $si carries SDES keys over $pr: 488\\n");\n'
+                '        if (!is_method("ACK")) {\n'
+                '            sl_send_reply("488", "SDES Keys Need TLS");\n'
+                "        }\n"
+                "        exit;\n"
+            )
+        else:
+            action = (
+                '        xlog("L_WARN", "$rm $ci from $si carries SDES keys over $pr: keys removed\\n");\n'
+                '        sdp_remove_line_by_prefix("a=crypto:");\n'
+            )
+        return (
+            '    if ($pr != "tls" && $cl > 0 && has_body("application/sdp") && search_body("^a=crypto:")) {\n'
+            + action
+            + "    }"
+        )
+
+    @property
+    def tls_cfg_path(self) -> Path:
+        return self.rundir / "tls.cfg"
+
+    def render_tls(self) -> str:
+        """Kamailio's tls.cfg: TLS 1.2 at least; callers and trunks see the operator's
+        certificate (and show theirs when tls_verify_clients is on); the workers are checked
+        against the node's internal certificate, a sips: PBX against its authorities."""
+        assert self.tls is not None
+        t = self.tls
+        verify = "yes" if t.client_ca is not None else "no"
+        return (
+            "# Rendered by the consent gateway's supervisor; reloaded on SIGHUP (tls.reload).\n"
+            "[server:default]\n"
+            "method = TLSv1.2+\n"
+            f"certificate = {t.cert}\n"
+            f"private_key = {t.key}\n"
+            f"verify_certificate = {verify}\n"
+            f"require_certificate = {verify}\n"
+            f"ca_list = {self.rundir / 'tls-clients.pem'}\n"
+            "\n[client:default]\n"
+            "method = TLSv1.2+\n"
+            "verify_certificate = yes\n"
+            "require_certificate = yes\n"
+            f"ca_list = {self.rundir / 'tls-servers.pem'}\n"
+        )
+
+    def write_tls(self) -> None:
+        """tls.cfg and the two authority bundles it names (the workers connect to the front
+        door as TLS clients with the internal certificate, so it is trusted both ways)."""
+        if self.tls is None:
+            return
+        t = self.tls
+        internal = t.internal_cert.read_text()
+        clients = internal + (t.client_ca.read_text() if t.client_ca is not None else "")
+        servers = internal + (t.pbx_ca.read_text() if t.pbx_ca is not None else "")
+        for name, text in (("tls-clients.pem", clients), ("tls-servers.pem", servers)):
+            tmp = self.rundir / f"{name}.new"
+            tmp.write_text(text)
+            tmp.replace(self.rundir / name)
+        self.tls_cfg_path.write_text(self.render_tls())
+
+    def worker_uri(self, host: str, port: int) -> str:
+        return f"sip:{host}:{port};transport=tls" if self.tls is not None else f"sip:{host}:{port}"
+
     def _peer_route(self) -> str:
         if not self.peers:
             return "    # no peer nodes configured ([node] peers)"
@@ -336,6 +454,7 @@ route[FAILOPEN] {{
         for stale in ("kamailio.pid", "kamailio_ctl"):
             (self.rundir / stale).unlink(missing_ok=True)
         self.cfg_path.write_text(self.render())
+        self.write_tls()
         (self.rundir / "address.list").write_text(self.address_list(workers))
         # Workers are added over RPC as they come up; peer nodes are fixed by the config.
         (self.rundir / "dispatcher.list").write_text(
@@ -375,11 +494,11 @@ route[FAILOPEN] {{
         self.rpc(
             "dispatcher.add",
             str(DISPATCH_SET),
-            f"sip:{host}:{port}",
+            self.worker_uri(host, port),
             "0",
             "0",
             f"duid={worker_id};maxload={capacity}",
         )
 
     def remove_worker(self, host: str, port: int) -> None:
-        self.rpc("dispatcher.remove", str(DISPATCH_SET), f"sip:{host}:{port}")
+        self.rpc("dispatcher.remove", str(DISPATCH_SET), self.worker_uri(host, port))

@@ -22,14 +22,16 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from ..callevents import RecordingState
-from ..config import parse_ipv4_network
+from ..config import Config, parse_ipv4_network
 from ..context import Gateway
 from ..errors import ConfigError
 from ..storage.index import IndexUnavailable
 from ..telephony.net import TCP, UDP, check_ports_free
+from ..telephony.secure import is_tls_uri
 from ..telephony.sip import parse_config_uri
+from ..telephony.tlsfiles import check_pair, internal_pair, make_internal_pair, pbx_authorities
 from .cluster import Cluster
-from .kamailio import FrontDoor
+from .kamailio import FrontDoor, FrontTls
 from .links import WorkerLinks
 from .metrics import Metrics, app
 
@@ -74,6 +76,23 @@ def pbx_addresses(uri: str) -> list[str]:
     return sorted({parse_ipv4_network(str(info[4][0]), "[pbx] uri host") for info in infos})
 
 
+def front_tls(cfg: Config) -> FrontTls | None:
+    """The front door's TLS, or None when [sip] tls_listen is empty."""
+    if cfg.tls is None:
+        return None
+    host, port, cert, key = cfg.tls
+    pbx_tls = any(is_tls_uri(r.pbx) for r in cfg.routes)
+    return FrontTls(
+        host,
+        port,
+        cert,
+        key,
+        cfg.sip.tls_ca if cfg.sip.tls_verify_clients else None,
+        internal_pair(cfg)[0],
+        pbx_authorities(cfg) if pbx_tls else None,
+    )
+
+
 class Node:
     def __init__(self, gateway: Gateway) -> None:
         self.gw = gateway
@@ -92,6 +111,8 @@ class Node:
                 max_sdp_bytes=cfg.sip.max_sdp_bytes,
                 max_unconfirmed=cfg.node.max_unconfirmed_invites,
                 max_media=cfg.sip.max_media_streams,
+                tls=front_tls(cfg),
+                caller_srtp=cfg.sip.srtp,
             )
         except ValueError as e:
             raise ConfigError(str(e)) from None
@@ -263,6 +284,23 @@ class Node:
                 await asyncio.sleep(0.1)
             self.write_status()
 
+    def reload_tls(self) -> None:
+        """SIGHUP: the front door takes the operator's certificate and key again (and the
+        authorities' files) without dropping a call or a connection. A pair that does not load
+        is refused with a log line, and the certificate in use stays."""
+        if self.front.tls is None:
+            log.info("SIGHUP: no [sip] tls_listen, nothing to reload")
+            return
+        t = self.front.tls
+        try:
+            check_pair(t.cert, t.key, "[sip] tls_cert/tls_key")
+            self.front.write_tls()
+            self.front.rpc("tls.reload")
+        except (ConfigError, OSError, RuntimeError) as e:
+            log.error("SIGHUP: TLS certificate not reloaded, the previous one stays: %s", e)
+            return
+        log.info("SIGHUP: TLS certificate reloaded from %s", t.cert)
+
     def preflight(self) -> None:
         """Refuse to start, with the setting to change, when a port the node needs is taken:
         otherwise Kamailio or a worker would fail to bind and the pool would restart it forever."""
@@ -273,6 +311,8 @@ class Node:
             (host, port, TCP, "[sip] listen"),
             (*node.metrics_listen, TCP, "[node] metrics_listen"),
         ]
+        if self.gw.config.tls is not None:
+            wanted.append((*self.gw.config.tls[:2], TCP, "[sip] tls_listen"))
         for i in range(node.pool_max):
             wanted += [
                 ("127.0.0.1", node.worker_base_port + i, kind, f"[node] worker_base_port (worker {i})")
@@ -287,6 +327,8 @@ class Node:
         except IndexUnavailable as e:  # the shared index is away: calls go on, recovery waits
             log.error("crash recovery skipped: %s", e)
         dashboard = await self._start_dashboard()  # first: a busy port stops the start cleanly
+        if self.front.tls is not None or any(is_tls_uri(r.pbx) for r in self.gw.config.routes):
+            make_internal_pair(self.gw.config)  # new at every start; the workers read it
         self.front.write([("127.0.0.1", w.port) for w in self.workers])
         await self._start_kamailio()
         for w in self.workers:

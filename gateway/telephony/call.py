@@ -116,7 +116,8 @@ class CallServices:
     index: Index
     recordings: RecordingService
     recipients: list[age.Recipient]
-    account: pj.Account  # the pjsua2 account both legs belong to
+    account: pj.Account  # the pjsua2 account of the caller's leg (its SRTP policy)
+    pbx_account: pj.Account  # the account the helpline leg is dialled from (its SRTP policy)
     host: str  # the address the PBX sees calls come from
     clock_rate: int
     prompts_for: Callable[[Route], PromptSet]
@@ -478,7 +479,7 @@ class CallSession:
             h = pj.SipHeader()
             h.hName, h.hValue = "P-Asserted-Identity", f"<sip:{caller.number}@{self.services.host}>"
             prm.txOption.headers.append(h)
-        self.pbx = Leg(self.services.account, self, "pbx")
+        self.pbx = Leg(self.services.pbx_account, self, "pbx")
         try:
             self.pbx.makeCall(self.route.pbx, prm)
         except pj.Error as e:

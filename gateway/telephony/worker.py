@@ -30,7 +30,9 @@ from . import prompts as pr
 from .call import CallServices, CallSession
 from .events import EventBus
 from .media import MediaSlot, audio_format, prefer_g711
-from .sip import media_count, parse_invite
+from .secure import SrtpPolicy, carries_sdes_keys, hop_is_tls, is_tls_uri
+from .sip import media_count, parse_config_uri, parse_invite
+from .tlsfiles import internal_pair, make_internal_pair, pbx_authorities
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,13 @@ def max_legs() -> int:
         return int(fn())
     except (OSError, AttributeError):
         return 4
+
+
+SRTP_USE = {
+    SrtpPolicy.OFF: pj.PJMEDIA_SRTP_DISABLED,
+    SrtpPolicy.OPTIONAL: pj.PJMEDIA_SRTP_OPTIONAL,
+    SrtpPolicy.MANDATORY: pj.PJMEDIA_SRTP_MANDATORY,
+}
 
 
 class Account(pj.Account):
@@ -112,31 +121,28 @@ class Worker:
         cfg.medConfig.jbMax = 200
         cfg.medConfig.jbMaxPre = 100
         ep.libInit(cfg)
-        for kind in (pj.PJSIP_TRANSPORT_UDP, pj.PJSIP_TRANSPORT_TCP):
-            tc = pj.TransportConfig()
-            tc.port = self.port
-            tc.boundAddress = self.host
-            ep.transportCreate(kind, tc)
-        if self.config.tls is not None and self.index_no is None:
-            host, port, cert, key = self.config.tls
-            tc = pj.TransportConfig()
-            tc.port = port
-            tc.boundAddress = host
-            tc.tlsConfig.certFile = str(cert)
-            tc.tlsConfig.privKeyFile = str(key)
-            tc.tlsConfig.method = pj.PJSIP_TLSV1_2_METHOD
-            ep.transportCreate(pj.PJSIP_TRANSPORT_TLS, tc)
+        self._create_transports(ep)
         ep.audDevManager().setNullDev()
         ep.libStart()
         prefer_g711(ep)
         self.media_format = audio_format(self.clock_rate)
-        acfg = pj.AccountConfig()
-        acfg.idUri = f"sip:gateway@{self.host}:{self.port}"
-        acfg.mediaConfig.transportConfig.port = self.rtp_port
-        acfg.mediaConfig.transportConfig.portRange = self.rtp_range
-        acfg.mediaConfig.transportConfig.boundAddress = self.host
+        # Two accounts, one per leg, each with its leg's SRTP policy: the caller's (the default,
+        # which pjsua gives every incoming call) and the helpline's (used only to dial the PBX).
         self.account = Account(self)
-        self.account.create(acfg)
+        half = self.rtp_range // 2 // 2 * 2  # even: RTP on even ports, RTCP on the next
+        self.account.create(self._account_config("gateway", self.config.sip.srtp, self.rtp_port, half))
+        self.account.setDefault()
+        self.pbx_account = Account(self)
+        self.pbx_account.create(
+            self._account_config(
+                "gateway-helpline",
+                self.config.pbx.srtp,
+                self.rtp_port + half,
+                self.rtp_range - half,
+                secure=any(parse_config_uri(r.pbx).scheme == "sips" for r in self.config.routes),
+                secure_signalling=self.config.pbx.srtp is not SrtpPolicy.OFF,
+            )
+        )
         self.capacity = max_legs() // 2
         self.slots = [
             MediaSlot(
@@ -150,6 +156,7 @@ class Worker:
             recordings=self.recordings,
             recipients=self.recipients,
             account=self.account,
+            pbx_account=self.pbx_account,
             host=self.host,
             clock_rate=self.clock_rate,
             prompts_for=self.prompts_for,
@@ -160,6 +167,68 @@ class Worker:
         log.info(
             "worker %s listening on %s:%d, %d calls at most", self.id, self.host, self.port, self.capacity
         )
+
+    def _create_transports(self, ep: pj.Endpoint) -> None:
+        """UDP, and TCP or TLS, on the worker's port; TLS where calls arrive or leave over it.
+
+        In a node whose front door speaks TLS, Kamailio relays every call to the workers over
+        TLS (with the node's internal certificate), so the worker listens for TLS on its port
+        instead of TCP. A lone worker listens for TLS on [sip] tls_listen with the operator's
+        certificate. Either TLS transport also dials a sips: PBX, checking its certificate."""
+        node_tls = self.index_no is not None and self.config.tls is not None
+        pbx_tls = any(is_tls_uri(r.pbx) for r in self.config.routes)
+        tc = pj.TransportConfig()
+        tc.port, tc.boundAddress = self.port, self.host
+        ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, tc)
+        if not node_tls:
+            tc = pj.TransportConfig()
+            tc.port, tc.boundAddress = self.port, self.host
+            ep.transportCreate(pj.PJSIP_TRANSPORT_TCP, tc)
+        if node_tls or self.config.tls is not None or pbx_tls:
+            tc = pj.TransportConfig()
+            if self.index_no is None and self.config.tls is not None:
+                host, port, cert, key = self.config.tls
+            else:
+                # A node's worker listens on its own port; a lone worker that only dials a
+                # sips: PBX takes any free port. Both present the internal certificate.
+                host, port = self.host, (self.port if node_tls else 0)
+                cert, key = internal_pair(self.config)
+                if not cert.exists():
+                    cert, key = make_internal_pair(self.config)
+            tc.port, tc.boundAddress = port, host
+            tc.tlsConfig.certFile = str(cert)
+            tc.tlsConfig.privKeyFile = str(key)
+            tc.tlsConfig.method = pj.PJSIP_TLSV1_2_METHOD
+            if pbx_tls:
+                tc.tlsConfig.CaListFile = str(pbx_authorities(self.config))
+                tc.tlsConfig.verifyServer = True
+            ep.transportCreate(pj.PJSIP_TRANSPORT_TLS, tc)
+
+    def _account_config(
+        self,
+        user: str,
+        policy: SrtpPolicy,
+        rtp_port: int,
+        rtp_range: int,
+        *,
+        secure: bool = False,
+        secure_signalling: bool = False,
+    ) -> pj.AccountConfig:
+        """One leg's account: its own half of the worker's RTP ports, its SRTP policy."""
+        acfg = pj.AccountConfig()
+        # A sips: PBX needs a sips: Contact from us (RFC 5630), which pjsua takes from the id.
+        scheme = "sips" if secure else "sip"
+        acfg.idUri = f"{scheme}:{user}@{self.host}:{self.port}"
+        acfg.mediaConfig.transportConfig.port = rtp_port
+        acfg.mediaConfig.transportConfig.portRange = rtp_range
+        acfg.mediaConfig.transportConfig.boundAddress = self.host
+        acfg.mediaConfig.srtpUse = SRTP_USE[policy]
+        # SDES keys only over a secure hop. pjsua's own rule (level 1) refuses even a plain
+        # offer over UDP with 406 when SRTP is optional, so the caller's leg applies the rule
+        # itself (incoming(): keys over a clear hop get 488); the helpline leg, always on TLS
+        # when SRTP is on, keeps pjsua's rule as a second lock.
+        acfg.mediaConfig.srtpSecureSignaling = 1 if secure_signalling else 0
+        return acfg
 
     def _refuse(self, call_id: int, code: int) -> None:
         call = pj.Call(self.account, call_id)
@@ -179,6 +248,16 @@ class Worker:
             self._refuse(call_id, 513)
         elif media_count(message) > limits.max_media_streams:
             log.warning("INVITE offering %d media streams refused; 488", media_count(message))
+            self._refuse(call_id, 488)
+        elif (
+            self.config.sip.srtp is not SrtpPolicy.OFF
+            and carries_sdes_keys(message)
+            and not hop_is_tls(message)
+        ):
+            # The caller's keys crossed a clear hop, and our answer would carry ours back over
+            # it (pjsua has built it already). In a node, Kamailio removes such keys or refuses
+            # the call before it gets here; a lone worker refuses it.
+            log.warning("INVITE with SDES keys over a clear transport refused; 488")
             self._refuse(call_id, 488)
         elif route is None:
             log.warning("no route for the dialled number; 404")
