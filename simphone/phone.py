@@ -17,10 +17,12 @@ import gc
 import json
 import sys
 import time
+import wave
 
 import numpy as np
 import pjsua2 as pj
 
+from gateway.telephony.dtmf import COLS, KEYS, ROWS
 from gateway.telephony.media import PcmSource, audio_format, prefer_g711, tone
 from gateway.telephony.sip import headers
 
@@ -30,6 +32,14 @@ T0 = time.monotonic()
 
 QUIET = False
 PROTOS = {pj.PJMEDIA_TP_PROTO_RTP_AVP: "RTP/AVP", pj.PJMEDIA_TP_PROTO_RTP_SAVP: "RTP/SAVP"}
+
+
+def dtmf_tones(key: str, seconds: float, rate: int, amplitude: float = 0.25) -> bytes:
+    """A keypad key as audio: its row and column tones at equal level."""
+    row = next(i for i, keys in enumerate(KEYS) if key in keys)
+    t = np.arange(int(seconds * rate)) / rate
+    pair = np.sin(2 * np.pi * ROWS[row] * t) + np.sin(2 * np.pi * COLS[KEYS[row].index(key)] * t)
+    return (amplitude * 32767 / 2 * pair).astype("<i2").tobytes()
 
 
 def say(event: str, **fields: object) -> None:
@@ -166,16 +176,23 @@ class Peer:
         prefer_g711(ep)
         self.source = PcmSource(RATE)
         self.source.createPort("tone", audio_format(RATE))
-        if args.noise_seed is not None:
+        if args.wav:
+            with wave.open(args.wav) as w:
+                self.background = w.readframes(w.getnframes())
+            self.source.play(self.background, "wav", loop=True)
+        elif args.noise_seed is not None:
             noise = np.random.default_rng(args.noise_seed).integers(-20000, 20000, RATE, dtype=np.int16)
-            self.source.play(noise.astype("<i2").tobytes(), "noise", loop=True)
+            self.background = noise.astype("<i2").tobytes()
+            self.source.play(self.background, "noise", loop=True)
         else:
-            self.source.play(tone(args.tone, 1.0, RATE), "tone", loop=True)
+            self.background = tone(args.tone, 1.0, RATE)
+            self.source.play(self.background, "tone", loop=True)
         self.detector: OnsetDetector | None = None
         if args.detect_onset:
             self.detector = OnsetDetector()
             self.detector.createPort("onset", audio_format(RATE))
         self.tone_started: float | None = None
+        self.restore_at: float | None = None
         if args.tone_at is not None:
             self.source.stop()
         acfg = pj.AccountConfig()
@@ -205,6 +222,9 @@ class Peer:
             self.ep.libHandleEvents(10)
             if len(self.calls) >= args.calls and all(c.gone for c in self.calls):
                 break
+            if self.restore_at is not None and time.monotonic() >= self.restore_at:
+                self.restore_at = None
+                self.source.play(self.background, "background", loop=True)
             for call in self.calls:
                 if call.gone or call.confirmed_at is None:
                     continue
@@ -247,6 +267,14 @@ class Peer:
         self.ep.libDestroy()
 
     def _send(self, call: PeerCall, digit: str) -> None:
+        if self.args.inband or self.args.both:
+            # The key as audio: its two tones for 100 ms, then 60 ms of silence, then back to
+            # what this phone was sending.
+            self.source.play(dtmf_tones(digit, 0.1, RATE) + bytes(int(0.06 * RATE) * 2), "dtmf")
+            self.restore_at = time.monotonic() + 0.16
+            say("sent_tones", digit=digit)
+            if not self.args.both:
+                return
         prm = pj.CallSendDtmfParam()
         prm.method = pj.PJSUA_DTMF_METHOD_SIP_INFO if self.args.info else pj.PJSUA_DTMF_METHOD_RFC2833
         prm.digits = digit
@@ -270,6 +298,9 @@ def main() -> None:
     ap.add_argument("--noise-seed", type=int, default=None, help="send seeded noise (one second, looped)")
     ap.add_argument("--digits", default="")
     ap.add_argument("--info", action="store_true", help="send digits as SIP INFO, not RFC 2833")
+    ap.add_argument("--inband", action="store_true", help="send digits as audio tones only")
+    ap.add_argument("--both", action="store_true", help="send digits as tones and as RFC 2833 events")
+    ap.add_argument("--wav", default="", help="send this 8 kHz mono WAV (looped) instead of a tone")
     ap.add_argument("--hangup-after", type=float, default=None)
     ap.add_argument("--number", default="peer")
     ap.add_argument("--display", default="Peer")

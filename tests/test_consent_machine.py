@@ -115,8 +115,8 @@ def test_any_event_sequence_decides_at_most_once_and_by_the_rules(mode: Mode, ev
 
 def test_receipt_holds_prompt_digits_and_decision() -> None:
     m = machine()
-    m.on_digit("3", 0.8)
-    m.on_digit("9", 1.25)
+    m.on_digit("3", 0.8, "rfc4733")
+    m.on_digit("9", 1.25, "inband")
     prompt = PromptPlayed("notice", "1", "en", "a" * 64, 1250, "b" * 64)
     r = build(
         m,
@@ -129,7 +129,7 @@ def test_receipt_holds_prompt_digits_and_decision() -> None:
     assert r["decision"] == "declined" and r["reason"] == "decline key" and r["mode"] == "opt-out"
     assert r["prompt"]["sha256"] == "a" * 64 and r["prompt"]["played_ms"] == 1250
     assert r["digits"] == [
-        {"digit": "3", "t": 0.8, "effect": "ignored"},
-        {"digit": "9", "t": 1.25, "effect": "decline"},
+        {"digit": "3", "t": 0.8, "effect": "ignored", "via": "rfc4733"},
+        {"digit": "9", "t": 1.25, "effect": "decline", "via": "inband"},
     ]
     assert len(digest(r)) == 64 and digest(r) == digest(dict(r))

@@ -31,9 +31,16 @@ def stop_gateway(lab: CallLab) -> None:
 
 
 def sipp_caller(
-    lab: CallLab, tmp: Path, payload: int, digit: str, hold_ms: int = 6000, scenario: str = "caller.xml"
+    lab: CallLab,
+    tmp: Path,
+    payload: int,
+    digit: str,
+    hold_ms: int = 6000,
+    scenario: str = "caller.xml",
+    digit_pcap: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Runs one sipp call; its SIP messages are traced to tmp/caller-messages.log."""
+    """Runs one sipp call; its SIP messages are traced to tmp/caller-messages.log. The caller
+    plays `digit_pcap` (default: sip-tester's RFC 2833 pcap of `digit`) 300 ms after the ACK."""
     return subprocess.run(
         [
             "sipp",
@@ -47,7 +54,7 @@ def sipp_caller(
             str(payload),
             "-key",
             "digit_pcap",
-            str(PCAPS / f"dtmf_2833_{digit}.pcap"),
+            str(digit_pcap or PCAPS / f"dtmf_2833_{digit}.pcap"),
             "-m",
             "1",
             "-i",

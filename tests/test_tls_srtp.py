@@ -110,6 +110,10 @@ def test_tls_and_mandatory_srtp_leave_neither_sip_nor_the_tones_on_the_wire(tmp_
         keys_in_clear = s.caller("mandatory", "--keys-in-clear", "--timeout", "10", tls=False)
         keys_in_clear.wait_exit()
         assert refused(plain) == 488 and refused(keys_in_clear) == 488
+        # The allowlist holds for TLS peers too: a source not on it gets 403 over TLS.
+        stranger = s.caller("mandatory", "--bind", "127.0.0.9", "--timeout", "10")
+        stranger.wait_exit()
+        assert refused(stranger) == 403
         finish(lab)
         gw = lab.gw.open()
         [rec] = gw.index.list_recordings()

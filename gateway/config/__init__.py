@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from ..telephony.dtmf import DtmfMethod
 from ..telephony.secure import SrtpPolicy, is_tls_uri
 from .fields import Section, render_section, suggest
 from .sections import (
@@ -30,6 +31,7 @@ from .sections import (
     SipConfig,
     StoreConfig,
     WitnessConfig,
+    _dtmf,
 )
 from .values import check_sip_uri, is_loopback, parse_hostport, parse_ipv4_network, parse_syslog_target
 
@@ -71,6 +73,7 @@ class Route:
     pbx: str
     retention_days: int
     prompts_dir: Path
+    dtmf: DtmfMethod = DtmfMethod.AUTO
 
 
 ROUTE_KEYS: dict[str, tuple[type, ...]] = {
@@ -80,6 +83,7 @@ ROUTE_KEYS: dict[str, tuple[type, ...]] = {
     "pbx": (str,),
     "retention_days": (int,),
     "prompts": (str,),
+    "dtmf": (str,),
 }
 
 
@@ -188,6 +192,7 @@ def load(path: str | Path) -> Config:
         recording.retention_days,
         loaded["prompts"].default_dir,
         paths.data_dir,
+        calls.dtmf,
     )
     if loaded["sip"].srtp is not SrtpPolicy.OFF and node.peers:
         raise ConfigError(
@@ -223,10 +228,16 @@ def load(path: str | Path) -> Config:
 
 
 def _routes(
-    raw_routes: Any, mode: str, pbx: str, retention_days: int, prompts: Path, base: Path
+    raw_routes: Any,
+    mode: str,
+    pbx: str,
+    retention_days: int,
+    prompts: Path,
+    base: Path,
+    dtmf: DtmfMethod = DtmfMethod.AUTO,
 ) -> list[Route]:
     if raw_routes is None:
-        return [Route("*", mode, "en", pbx, retention_days, prompts)]
+        return [Route("*", mode, "en", pbx, retention_days, prompts, dtmf)]
     if not isinstance(raw_routes, list) or not all(isinstance(x, dict) for x in raw_routes):
         raise ConfigError("[[routes]] must be an array of tables")
     routes = []
@@ -252,6 +263,7 @@ def _routes(
                 check_sip_uri(entry.get("pbx", pbx), f"{where} pbx"),
                 entry.get("retention_days", retention_days),
                 route_prompts if route_prompts.is_absolute() else base / route_prompts,
+                _dtmf(entry.get("dtmf", dtmf.value), f"{where} dtmf"),
             )
         )
     numbers = [r.number for r in routes]
@@ -274,6 +286,7 @@ ROUTES_FOOTER = """\
 # pbx = "sip:nurses@10.0.0.5:5060"
 # retention_days = 90
 # prompts = ""
+# dtmf = "auto"          # or "rfc4733", "info", "inband" ([calls] dtmf)
 """
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from .. import age
 from ..errors import ConfigError
+from ..telephony.dtmf import DtmfMethod
 from ..telephony.secure import SrtpPolicy
 from .fields import NUMBER, Section, as_float, setting
 from .values import (
@@ -53,6 +54,14 @@ def _optional_ip_hostport(text: str, where: str) -> tuple[str, int] | None:
 
 def _sip_uri(text: str, where: str) -> str:
     return check_sip_uri(text, where)
+
+
+def _dtmf(text: str, where: str) -> DtmfMethod:
+    try:
+        return DtmfMethod(text)
+    except ValueError:
+        names = ", ".join(f'"{m.value}"' for m in DtmfMethod)
+        raise ConfigError(f"{where} must be one of {names}, got {text!r}") from None
 
 
 def _srtp(text: str, where: str) -> SrtpPolicy:
@@ -447,6 +456,13 @@ class CallsConfig(Section):
     )
     pause_sequence: str = setting("*1", "")
     resume_sequence: str = setting("*2", "")
+    dtmf: DtmfMethod = setting(
+        "auto",
+        'How keys arrive (a route may say otherwise): "rfc4733" (telephone-event packets), "info"\n'
+        '(SIP INFO), "inband" (audio tones, for trunks that carry no events) or "auto" (all of\n'
+        "them, each key counted once; tones are listened for until the leg sends an event).",
+        lambda v, where: _dtmf(v, where or "[calls] dtmf"),
+    )
     event_socket: Path = setting(
         "run/events.sock",
         "Unix socket where the worker publishes call events as JSON lines (docs/events.md).",

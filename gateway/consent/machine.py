@@ -66,6 +66,7 @@ class Digit:
     digit: str
     t: float  # seconds since answer
     effect: str  # "decline", "accept", "ignored", "withdraw", "relayed"
+    via: str = ""  # how it arrived: "rfc4733", "info" or "inband" ("" when not known)
 
 
 @dataclass
@@ -87,6 +88,7 @@ class ConsentMachine:
     transitions: list[tuple[float, str, str]] = field(default_factory=list)
     _seq: str = ""
     _seq_t: float = 0.0
+    _via: str = ""
 
     @property
     def deadline(self) -> float | None:
@@ -99,7 +101,7 @@ class ConsentMachine:
 
     def _note(self, digit: str, t: float, effect: str) -> None:
         if len(self.digits) < MAX_DIGITS_KEPT:
-            self.digits.append(Digit(digit, round(t, 3), effect))
+            self.digits.append(Digit(digit, round(t, 3), effect, self._via))
         else:
             self.digits_dropped += 1
 
@@ -108,12 +110,13 @@ class ConsentMachine:
         self._set_state(t, State.DECIDED)
         return [Decide(decision, reason)]
 
-    def on_digit(self, digit: str, t: float) -> list[Action]:
-        """A DTMF digit from the caller, `t` seconds after answer."""
+    def on_digit(self, digit: str, t: float, via: str = "") -> list[Action]:
+        """A DTMF digit from the caller, `t` seconds after answer, arrived `via` a signalling."""
+        self._via = via
         # A key after the deadline comes too late: silence has already decided.
         expired = self.on_tick(t)
         if expired:
-            return expired + self.on_digit(digit, t)
+            return expired + self.on_digit(digit, t, via)
         if self.state is State.NOTICE:
             decisive = self.decline_key if self.mode is Mode.OPT_OUT else self.accept_key
             if digit != decisive:

@@ -16,6 +16,7 @@ import asyncio
 import hashlib
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,7 @@ from ..consent.machine import Confirm, ConsentMachine, Decide, Decision, Mode, S
 from ..recording.service import RecordingService
 from ..storage import pii
 from ..storage.index import CallRow, Index, utcnow
+from .dtmf import DtmfMethod, OnceOnly, ToneDetector
 from .media import MediaSlot, PcmSource, Tap, ringback
 from .prompts import PromptSet
 from .sip import Invite, quoted_display
@@ -83,7 +85,18 @@ class Leg(pj.Call):
 
     def onDtmfDigit(self, prm: pj.OnDtmfDigitParam) -> None:
         if self.session is not None:
-            self.session.on_digit(self, prm.digit)
+            via = DtmfMethod.INFO if prm.method == pj.PJSUA_DTMF_METHOD_SIP_INFO else DtmfMethod.RFC4733
+            self.session.on_digit(self, prm.digit, via)
+
+
+@dataclass
+class InbandListener:
+    """One leg's audio on its way to the tone detector: filled by the leg's tap on the clock
+    thread, drained on the loop's thread."""
+
+    queue: deque[bytes]
+    detector: ToneDetector
+    fed_s: float = 0.0  # seconds of audio the detector has had
 
 
 class SequenceMatcher:
@@ -160,6 +173,8 @@ class CallSession:
             cfg.accept_key,
             cfg.calls.withdraw_sequence,
         )
+        self.once = OnceOnly()  # a key that arrives as an event and as tones counts once
+        self._listeners: dict[int, InbandListener] = {}  # by tap channel: 0 caller, 1 helpline
         self.helpline_keys = SequenceMatcher(
             {cfg.calls.pause_sequence: "pause", cfg.calls.resume_sequence: "resume"}
         )
@@ -168,6 +183,9 @@ class CallSession:
         self.slot = services.take_slot()
         self.source: PcmSource = self.slot.source
         self.taps: list[Tap] = []  # the slot's taps, once recording starts
+        if route.dtmf.listens_inband:
+            for channel in (0, 1):
+                self._listen(channel)
         self.recording_id: str | None = None
         self.recorder: Any = None
         self.notice_played_bytes = 0
@@ -197,12 +215,14 @@ class CallSession:
                 recording=self.recording_state,
                 **fields,
             )
+            self._update_listening()
 
     def set_recording(self, new: RecordingState, **fields: Any) -> None:
         """The one place the recording's state changes: published as call.recording (with
         `fields`: who did it, bytes sealed, an error)."""
         self.recording_state = new
         self.emit(EventType.CALL_RECORDING, recording=new, **fields)
+        self._update_listening()
 
     @property
     def consent_state(self) -> ConsentState:
@@ -303,6 +323,8 @@ class CallSession:
     # -- pjsua events --------------------------------------------------------------------------
 
     def on_leg_media(self, leg: Leg, hold_changed: bool = False) -> None:
+        if leg is self.caller and 0 in self._listeners and leg.audio is not None:
+            leg.audio.startTransmit(self.slot.taps[0])  # the caller's keys, from the notice on
         if (
             leg is self.caller
             and self.state in (CallState.NOTICE, CallState.DECIDING)
@@ -348,8 +370,85 @@ class CallSession:
         elif leg is self.pbx:
             self.loop.call_soon(self._guard(lambda: self._pbx_gone(code, reason)))
 
-    def on_digit(self, leg: Leg, digit: str) -> None:
-        self.loop.call_soon(self._guard(lambda: self._digit(leg, digit)))
+    def on_digit(self, leg: Leg, digit: str, via: DtmfMethod) -> None:
+        t = self.t()
+        self.loop.call_soon(self._guard(lambda: self._digit_from(leg, digit, via, t)))
+
+    # -- in-band keys ------------------------------------------------------------------------
+
+    def _listen(self, channel: int) -> None:
+        tap = self.slot.taps[channel]
+        listener = InbandListener(deque(maxlen=100), ToneDetector(self.services.clock_rate))
+        self._listeners[channel] = listener
+        tap.inband = listener.queue
+        leg = self.caller if channel == 0 else self.pbx
+        if leg is not None and leg.audio is not None and (channel == 0 or self.state == CallState.BRIDGED):
+            leg.audio.startTransmit(tap)
+
+    def _stop_listening(self, channel: int) -> None:
+        if self._listeners.pop(channel, None) is None:
+            return
+        tap = self.slot.taps[channel]
+        tap.inband = None
+        leg = self.caller if channel == 0 else self.pbx
+        if tap.recorder is None and leg is not None and leg.audio is not None:
+            try:
+                leg.audio.stopTransmit(tap)
+            except pj.Error:
+                pass
+
+    def _update_listening(self) -> None:
+        """Listen only while a key can still matter: the caller's until the decision (and,
+        when granted, for the withdrawal sequence until withdrawn), the helpline's while a
+        recording runs (its pause and resume keys)."""
+        m = self.machine
+        caller_matters = m.state.value == "notice" or (
+            m.decision is Decision.GRANTED and m.state.value == "decided"
+        )
+        if not caller_matters:
+            self._stop_listening(0)
+        if self.state == CallState.ENDED or (
+            self.state == CallState.BRIDGED and not self.recording_state.live
+        ):
+            self._stop_listening(1)
+
+    def poll_inband(self) -> None:
+        """Run the tone detector over the audio the taps queued since the last turn (called
+        by the worker's loop every pass, on its thread)."""
+        if not self._listeners or self.ended:
+            return
+        rate = self.services.clock_rate
+        for channel, listener in list(self._listeners.items()):
+            q = listener.queue
+            if not q:
+                continue
+            chunks = []
+            while q:
+                chunks.append(q.popleft())
+            pcm = b"".join(chunks)
+            found = listener.detector.feed(pcm)
+            listener.fed_s += len(pcm) / 2 / rate
+            now = self.t()
+            leg = self.caller if channel == 0 else self.pbx
+            for digit, onset in found:
+                # The key began this long before the end of the audio just drained.
+                t = now - (listener.fed_s - onset)
+                if leg is not None and not self.ended:
+                    try:
+                        self._digit_from(leg, digit, DtmfMethod.INBAND, t)
+                    except Exception:
+                        log.exception("call %s: in-band key handling failed", self.id)
+                        self.hangup_all(500)
+
+    def _digit_from(self, leg: Leg, digit: str, via: DtmfMethod, t: float) -> None:
+        if not self.route.dtmf.accepts(via):
+            log.debug("call %s: %s key ignored (route takes %s)", self.id, via, self.route.dtmf)
+            return
+        if not self.once.first(leg.role, digit, via, t):
+            return  # the same press, seen a second way
+        if via is not DtmfMethod.INBAND and self.route.dtmf is DtmfMethod.AUTO:
+            self._stop_listening(0 if leg is self.caller else 1)  # this leg sends events: no tones needed
+        self._digit(leg, digit, via, t)
 
     # -- flow --------------------------------------------------------------------------------
 
@@ -366,13 +465,19 @@ class CallSession:
     def _deadline(self) -> None:
         self._apply(self.machine.on_tick(self.t()))
 
-    def _digit(self, leg: Leg, digit: str) -> None:
-        t = self.t()
-        self.emit(EventType.CALL_DIGIT, leg=leg.role, t=round(t, 3))
+    def _digit(self, leg: Leg, digit: str, via: DtmfMethod, t: float) -> None:
+        self.emit(EventType.CALL_DIGIT, leg=leg.role, t=round(t, 3), via=via)
         if leg is self.caller:
-            if self.state == CallState.BRIDGED and self.pbx is not None and self.pbx.audio is not None:
+            # Tones already reach the helpline in the bridged audio; events are relayed.
+            if (
+                via is not DtmfMethod.INBAND
+                and self.state == CallState.BRIDGED
+                and self.pbx is not None
+                and self.pbx.audio is not None
+            ):
                 self._relay(digit)
-            self._apply(self.machine.on_digit(digit, t))
+            self._apply(self.machine.on_digit(digit, t, via.value))
+            self._update_listening()
         elif self.state == CallState.BRIDGED:
             action = self.helpline_keys.feed(digit, t)
             if action and self.recorder is not None and self.recording_state.live:
@@ -436,6 +541,8 @@ class CallSession:
                 self.play(f"confirm-{a.decision}", self._after_confirmation)
             elif isinstance(a, Withdraw):
                 self._withdraw()
+        if actions:
+            self._update_listening()
 
     def _decided(self, d: Decide) -> None:
         self._note_notice_progress()
@@ -508,9 +615,9 @@ class CallSession:
             return
         self.caller.audio.startTransmit(self.pbx.audio)
         self.pbx.audio.startTransmit(self.caller.audio)
-        if self.taps:
-            self.caller.audio.startTransmit(self.taps[0])
-            self.pbx.audio.startTransmit(self.taps[1])
+        for audio, tap in ((self.caller.audio, self.slot.taps[0]), (self.pbx.audio, self.slot.taps[1])):
+            if self.taps or tap.inband is not None:
+                audio.startTransmit(tap)
 
     def _start_recording(self) -> None:
         started = self.services.recordings.start(
@@ -542,7 +649,7 @@ class CallSession:
         for tap in self.taps:
             tap.recorder = None
         for leg, tap in zip((self.caller, self.pbx), self.taps, strict=False):
-            if leg is not None and leg.audio is not None:
+            if leg is not None and leg.audio is not None and tap.inband is None:
                 try:
                     leg.audio.stopTransmit(tap)
                 except pj.Error:
@@ -603,6 +710,8 @@ class CallSession:
             timer.cancel()
         self._note_notice_progress()
         self.stop_playing()
+        for channel in (0, 1):
+            self._stop_listening(channel)
         self._stop_taps()
         if self.recorder is not None and self.recording_state.live:
             self.recorder.finish()

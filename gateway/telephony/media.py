@@ -10,6 +10,7 @@ import ctypes
 import logging
 import math
 from array import array
+from collections import deque
 from typing import Any
 
 import pjsua2 as pj
@@ -125,17 +126,27 @@ class PcmSource(pj.AudioMediaPort):
 
 
 class Tap(pj.AudioMediaPort):
-    """Hands every frame a leg transmits to one channel of a recorder."""
+    """Hands every frame a leg transmits to one channel of a recorder, and to the in-band
+    DTMF listener while one is set (its detector runs on the loop's thread, not here)."""
 
     def __init__(self, channel: int) -> None:
         super().__init__()
         self.channel = channel
         self.recorder: Any = None  # set when recording starts, cleared when it stops
+        self.inband: deque[bytes] | None = None  # set while the leg's keys are listened for
 
     def onFrameReceived(self, frame: pj.MediaFrame) -> None:
-        rec = self.recorder
-        if rec is not None and frame.type == pj.PJMEDIA_FRAME_TYPE_AUDIO and frame.size:
-            rec.push_captured(self.channel, vector_bytes(frame.buf))
+        rec, inband = self.recorder, self.inband
+        if (
+            (rec is not None or inband is not None)
+            and frame.type == pj.PJMEDIA_FRAME_TYPE_AUDIO
+            and frame.size
+        ):
+            pcm = vector_bytes(frame.buf)
+            if rec is not None:
+                rec.push_captured(self.channel, pcm)
+            if inband is not None:
+                inband.append(pcm)  # bounded (maxlen): a stalled loop drops the oldest audio
 
 
 TAP_PTIME_MS = 40  # default of [recording] tap_ptime_ms
@@ -167,3 +178,4 @@ class MediaSlot:
         self.source.stop()
         for tap in self.taps:
             tap.recorder = None
+            tap.inband = None

@@ -359,6 +359,8 @@ class Worker:
                 await asyncio.to_thread(self.gateway.anchor_audit, log_stream=True)
 
     PUMP_WAIT_MS = 20
+    INBAND_POLL_S = 0.1
+    _inband_polled = 0.0
 
     def _pump(self) -> None:
         """Let pjsua handle SIP: wait in its select() for up to PUMP_WAIT_MS, returning at once
@@ -368,6 +370,13 @@ class Worker:
         loop = asyncio.get_running_loop()
         busy = bool(getattr(loop, "_ready", None))  # callbacks already due: do not block
         self.ep.libHandleEvents(0 if busy else self.PUMP_WAIT_MS)
+        now = loop.time()
+        if now - self._inband_polled >= self.INBAND_POLL_S:
+            # Keypad tones in the audio the taps queued meanwhile: several blocks at a time
+            # cost the detector less than one at a time, and a key's time comes from its onset.
+            self._inband_polled = now
+            for session in list(self.sessions.values()):
+                session.poll_inband()
 
     async def _retention_schedule(self, every_s: float = 3600.0) -> None:
         """Delete expired recordings (not on hold) every hour, off the SIP loop's thread."""
