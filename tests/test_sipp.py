@@ -138,7 +138,12 @@ def test_sipp_call_with_consent_records_both_pcap_streams(lab: CallLab, tmp_path
     assert float(np.abs(left.astype(float)).mean()) > 100 and float(np.abs(right.astype(float)).mean()) > 100
     [call_id] = [e.subject for e in gw.index.audit_entries() if e.action == "consent.decided"]
     receipt = gw.index.get_consent_receipt(call_id)
-    assert receipt["digits"][0] == {"digit": "5", "t": receipt["digits"][0]["t"], "effect": "ignored"}
+    assert receipt["digits"][0] == {
+        "digit": "5",
+        "t": receipt["digits"][0]["t"],
+        "effect": "ignored",
+        "via": "rfc4733",
+    }
 
 
 def test_no_common_codec_is_488(lab: CallLab, tmp_path: Path) -> None:
