@@ -29,9 +29,18 @@ sys.path.insert(0, str(ROOT))
 from gateway import age  # noqa: E402
 from gateway.recording import wav  # noqa: E402
 from tests.calls import CallLab, Proc, free_port  # noqa: E402
+from tests.pcapgen import alaw_to_pcm, read_rtp, write_rtp_pcap  # noqa: E402
 
 PCAPS = Path("/usr/share/sip-tester")
 SCENARIOS = ROOT / "tests" / "sipp"
+
+
+def speech_loop(seconds: float) -> bytes:
+    """sip-tester's 7 s of G.711 speech, decoded and repeated to `seconds` (8 kHz PCM)."""
+    [stream] = read_rtp(PCAPS / "g711a.pcap").values()
+    pcm = b"".join(alaw_to_pcm(payload) for pt, _, payload in stream if pt == 8)
+    need = int(seconds * 8000) * 2
+    return (pcm * (need // len(pcm) + 1))[:need]
 
 
 def tree_pids(root: int) -> list[int]:
@@ -74,18 +83,48 @@ def phase(
     infra: list[int] | None = None,
     settle: object = None,
 ) -> dict[str, object]:
-    """One phase of `calls` calls. `infra`: pids of shared servers (PostgreSQL, the S3 server)
-    whose CPU is reported apart; `settle`: called before the CPU is read (waits for uploads)."""
+    """One phase of `calls` calls through the node. `infra`: pids of shared servers (PostgreSQL,
+    the S3 server) whose CPU is reported apart; `settle`: called before the CPU is read (waits
+    for uploads)."""
+    root = lab.gateway.proc.pid  # type: ignore[union-attr]
+    return sipp_phase(lab.sip_port, lab.pbx_port, [root], digit, calls, hold_s, tmp, infra, settle)
+
+
+def sipp_phase(
+    target_port: int,
+    pbx_port: int,
+    roots: list[int],
+    digit: str,
+    calls: int,
+    hold_s: float,
+    tmp: Path,
+    infra: list[int] | None = None,
+    settle: object = None,
+) -> dict[str, object]:
+    """`calls` sipp calls (G.711 both ways, the RFC 2833 pcap of `digit` first) to 127.0.0.1:
+    `target_port`, a sipp PBX on `pbx_port`; the CPU of the process trees under `roots` is what
+    is measured."""
     pbx_log = tmp / f"pbx-{digit}.log"
+    # Audio for the whole hold in both directions: sip-tester's g711a.pcap lasts 7 s, after
+    # which sipp sends nothing and the media path idles (runs before 2026-11-27 did that).
+    # Each side its own SSRC, as two real endpoints would have.
+    audio, pbx_audio = tmp / "audio-caller.pcap", tmp / "audio-pbx.pcap"
+    if not audio.exists():
+        speech = speech_loop(hold_s + 5)
+        write_rtp_pcap(audio, speech, ssrc=0x1234ABCD)
+        write_rtp_pcap(pbx_audio, speech, ssrc=0x5678DCBA)
     pbx = Proc(
         [
             "sipp",
             "-sf",
             str(SCENARIOS / "pbx.xml"),
+            "-key",
+            "audio_pcap",
+            str(pbx_audio),
             "-i",
             "127.0.0.1",
             "-p",
-            str(lab.pbx_port),
+            str(pbx_port),
             "-mp",
             str(free_port()),
             "-m",
@@ -99,9 +138,7 @@ def phase(
         ]
     )
     time.sleep(0.5)
-    root = lab.gateway.proc.pid  # type: ignore[union-attr]
-    pids = tree_pids(root)
-    c0 = cpu_s(pids)
+    c0 = cpu_s([p for r in roots for p in tree_pids(r)])
     i0 = cpu_s([p for r in infra or [] for p in tree_pids(r)])
     t0 = time.monotonic()
     rtt = tmp / f"rtt-{digit}.csv"
@@ -113,6 +150,9 @@ def phase(
             "-key",
             "payload",
             "8",
+            "-key",
+            "audio_pcap",
+            str(audio),
             "-key",
             "digit_pcap",
             str(PCAPS / f"dtmf_2833_{digit}.pcap"),
@@ -142,7 +182,7 @@ def phase(
             "1",
             "-stf",
             str(tmp / f"stat-{digit}.csv"),
-            f"127.0.0.1:{lab.sip_port}",
+            f"127.0.0.1:{target_port}",
         ],
         cwd=tmp,
         capture_output=True,
@@ -152,7 +192,7 @@ def phase(
     pbx.wait_exit(hold_s * 4 + 60)
     if callable(settle):
         settle()
-    used = cpu_s(tree_pids(root)) - c0
+    used = cpu_s([p for r in roots for p in tree_pids(r)]) - c0
     infra_used = cpu_s([p for r in infra or [] for p in tree_pids(r)]) - i0
     setup = []
     for f in tmp.glob("caller_*_rtt.csv"):

@@ -39,3 +39,38 @@ def write_rtp_pcap(path: Path, pcm_8k: bytes, ssrc: int = 0x1234ABCD) -> Path:
         out.append(struct.pack("<IIII", t_us // 1_000_000, t_us % 1_000_000, len(frame), len(frame)) + frame)
     path.write_bytes(b"".join(out))
     return path
+
+
+LINK_HEADER = {1: 14, 101: 0, 12: 0, 228: 0, 113: 16}  # Ethernet, raw IP (three codes), Linux cooked
+
+
+def read_rtp(path: Path) -> dict[tuple[int, int], list[tuple[int, int, bytes]]]:
+    """The RTP packets of a pcap by stream, (SSRC, source port): (payload type, sequence
+    number, payload) in file order.
+    IPv4/UDP over Ethernet, raw IP or Linux cooked capture; anything else is skipped."""
+    raw = path.read_bytes()
+    link = struct.unpack("<I", raw[20:24])[0]
+    skip = LINK_HEADER.get(link)
+    if skip is None:
+        raise ValueError(f"{path}: link type {link} not supported")
+    streams: dict[tuple[int, int], list[tuple[int, int, bytes]]] = {}
+    off = 24
+    while off + 16 <= len(raw):
+        caplen = struct.unpack("<I", raw[off + 8 : off + 12])[0]
+        frame = raw[off + 16 : off + 16 + caplen]
+        off += 16 + caplen
+        ip = frame[skip:]
+        if len(ip) < 20 or ip[0] >> 4 != 4 or ip[9] != 17:
+            continue
+        udp = ip[(ip[0] & 0x0F) * 4 :]
+        rtp = udp[8:]
+        if len(rtp) < 12 or rtp[0] >> 6 != 2:
+            continue
+        ssrc = (struct.unpack("!I", rtp[8:12])[0], struct.unpack("!H", udp[0:2])[0])
+        header = 12 + (rtp[0] & 0x0F) * 4
+        streams.setdefault(ssrc, []).append((rtp[1] & 0x7F, struct.unpack("!H", rtp[2:4])[0], rtp[header:]))
+    return streams
+
+
+def alaw_to_pcm(payload: bytes) -> bytes:
+    return audioop.alaw2lin(payload, 2)
