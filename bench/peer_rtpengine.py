@@ -30,6 +30,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -302,6 +303,12 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=10, help="the gateway's pool (two calls each)")
     ap.add_argument("--hold", type=float, default=30.0)
     args = ap.parse_args()
+    if shutil.which("rtpengine") is None:
+        sys.exit(
+            "peer_rtpengine: rtpengine is not installed: apt-get install --no-install-recommends "
+            "rtpengine-daemon (it is not in scripts/setup.sh: a packaged rtpengine service on a "
+            "machine with systemd would take RTP ports the tests use)"
+        )
     model = next(
         (
             ln.split(":", 1)[1].strip()
