@@ -17,6 +17,7 @@ class EventType(StrEnum):
     CALL_PROGRESS = "call.progress"
     CALL_HOLD = "call.hold"
     CALL_DIGIT = "call.digit"
+    CALL_WHISPER = "call.whisper"
     CALL_FAILED = "call.failed"
     WORKER_STARTED = "worker.started"
     WORKER_DRAINING = "worker.draining"
@@ -24,8 +25,10 @@ class EventType(StrEnum):
 
 
 class CallState(StrEnum):
-    """A call's life: notice → deciding → dialling → bridged → ended (or unavailable → ended)."""
+    """A call's life: [menu →] notice → deciding → dialling → bridged → ended (or unavailable →
+    ended)."""
 
+    MENU = "menu"  # the language menu plays; a menu key or its timeout picks the notice's language
     NOTICE = "notice"  # the recording notice plays; a decisive key ends it early
     DECIDING = "deciding"  # the notice is over; silence until the deadline counts as the answer
     DIALLING = "dialling"  # the helpline's PBX rings

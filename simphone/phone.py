@@ -67,6 +67,37 @@ class OnsetDetector(pj.AudioMediaPort):
                 self.onset = time.time()
 
 
+class Listener(pj.AudioMediaPort):
+    """Keeps what this phone hears (tests: which prompt came first, how many beeps)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.chunks: list[bytes] = []
+
+    def onFrameReceived(self, frame: pj.MediaFrame) -> None:
+        if frame.size:
+            self.chunks.append(bytes(frame.buf))
+
+    def report(self, burst_hz: float) -> dict[str, object]:
+        x = np.frombuffer(b"".join(self.chunks), dtype="<i2").astype(float)
+        loud = np.flatnonzero(np.abs(x) > 2000)
+        first_hz = 0.0
+        if loud.size:
+            seg = x[loud[0] : loud[0] + int(0.3 * RATE)]
+            spectrum = np.abs(np.fft.rfft(seg * np.hanning(len(seg))))
+            first_hz = float(np.fft.rfftfreq(len(seg), 1 / RATE)[int(np.argmax(spectrum))])
+        bursts, on = 0, False
+        win = int(0.05 * RATE)
+        n = np.arange(win)
+        ref = np.exp(-2j * np.pi * burst_hz * n / RATE)
+        for i in range(0, len(x) - win, win):
+            level = 2 * abs(np.dot(x[i : i + win], ref)) / win
+            if level > 1500 and not on:
+                bursts += 1
+            on = level > 1500
+        return {"first_hz": round(first_hz), "bursts": bursts, "seconds": round(len(x) / RATE, 2)}
+
+
 class PeerCall(pj.Call):
     def __init__(self, peer: Peer, call_id: int = pj.PJSUA_INVALID_ID) -> None:
         super().__init__(peer.account, call_id)
@@ -85,6 +116,8 @@ class PeerCall(pj.Call):
         elif ci.state == pj.PJSIP_INV_STATE_DISCONNECTED:
             self.audio = None
             self.gone = True
+            if self.peer.listener is not None:
+                say("heard", **self.peer.listener.report(self.peer.args.burst_hz))
             say(
                 "disconnected",
                 code=ci.lastStatusCode,
@@ -106,6 +139,8 @@ class PeerCall(pj.Call):
             ):
                 audio = self.audio = self.getAudioMedia(i)
                 self.peer.source.startTransmit(audio)
+                if self.peer.listener is not None:
+                    audio.startTransmit(self.peer.listener)
                 if self.peer.detector is not None:
                     audio.startTransmit(self.peer.detector)
 
@@ -125,7 +160,15 @@ class Account(pj.Account):
             headers={
                 k: v
                 for k, v in h.items()
-                if k in ("from", "to", "x-recording-consent", "p-asserted-identity", "x-gateway-call")
+                if k
+                in (
+                    "from",
+                    "to",
+                    "x-recording-consent",
+                    "p-asserted-identity",
+                    "x-gateway-call",
+                    "x-caller-language",
+                )
             },
         )
         call = PeerCall(self.peer, prm.callId)
@@ -188,6 +231,10 @@ class Peer:
             self.background = tone(args.tone, 1.0, RATE)
             self.source.play(self.background, "tone", loop=True)
         self.detector: OnsetDetector | None = None
+        self.listener: Listener | None = None
+        if args.listen:
+            self.listener = Listener()
+            self.listener.createPort("listener", audio_format(RATE))
         if args.detect_onset:
             self.detector = OnsetDetector()
             self.detector.createPort("onset", audio_format(RATE))
@@ -215,7 +262,13 @@ class Peer:
         say("ready")
         if args.role == "caller":
             self.calls.append(PeerCall(self))
-            self.calls[0].makeCall(args.target, pj.CallOpParam(True))
+            prm = pj.CallOpParam(True)
+            for item in args.header:
+                h = pj.SipHeader()
+                h.hName, _, value = item.partition(":")
+                h.hValue = value.strip()
+                prm.txOption.headers.append(h)
+            self.calls[0].makeCall(args.target, prm)
         deadline = time.monotonic() + args.timeout
         call: PeerCall | None = None
         while time.monotonic() < deadline:
@@ -263,6 +316,7 @@ class Peer:
         # pjmedia_conf_remove_port asserts when the interpreter collects them at exit).
         del self.source
         self.detector = None
+        self.listener = None
         gc.collect()
         self.ep.libDestroy()
 
@@ -315,6 +369,9 @@ def main() -> None:
     ap.add_argument("--keys-in-clear", action="store_true", help="offer SDES keys over UDP as well")
     ap.add_argument("--hold-at", type=float, default=None, help="put the call on hold S seconds in")
     ap.add_argument("--unhold-at", type=float, default=None, help="take it off hold S seconds in")
+    ap.add_argument("--header", action="append", default=[], help="NAME: VALUE on the INVITE")
+    ap.add_argument("--listen", action="store_true", help="report what was heard when the call ends")
+    ap.add_argument("--burst-hz", type=float, default=1400.0, help="with --listen: count bursts of this tone")
     ap.add_argument("--detect-onset", action="store_true", help="report when loud audio first arrives")
     ap.add_argument("--timeout", type=float, default=60)
     ap.add_argument("--calls", type=int, default=1, help="exit once this many calls have ended")

@@ -64,6 +64,43 @@ def _dtmf(text: str, where: str) -> DtmfMethod:
         raise ConfigError(f"{where} must be one of {names}, got {text!r}") from None
 
 
+_LANGUAGE = re.compile(r"^[a-z]{2,3}$")
+_HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$")
+
+
+def _language(text: Any, where: str) -> str:
+    if not isinstance(text, str) or not _LANGUAGE.fullmatch(text):
+        raise ConfigError(f'{where} must be a language code such as "sv" (ISO 639-1), got {text!r}')
+    return text
+
+
+def _languages(values: Any, where: str) -> tuple[str, ...]:
+    if not isinstance(values, (list, tuple)):
+        raise ConfigError(f"{where} must be a list of language codes")
+    langs = tuple(_language(v, f"{where} entry") for v in values)
+    if len(set(langs)) != len(langs):
+        raise ConfigError(f"{where} lists a language twice")
+    if len(langs) == 1:
+        raise ConfigError(f"{where}: a menu needs two languages or more (one language: set language)")
+    return langs
+
+
+def _header_name(text: Any, where: str) -> str:
+    if not isinstance(text, str) or (text and not _HEADER_NAME.fullmatch(text)):
+        raise ConfigError(f"{where} must be a SIP header name such as Accept-Language, got {text!r}")
+    return text
+
+
+def _beep(value: Any, where: str) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not (value == 0 or 5 <= value <= 600)
+    ):
+        raise ConfigError(f"{where} must be 0 (no beep) or 5 to 600 seconds, got {value!r}")
+    return float(value)
+
+
 def _srtp(text: str, where: str) -> SrtpPolicy:
     try:
         return SrtpPolicy.parse(text, where)
@@ -379,6 +416,12 @@ class PbxConfig(Section):
         "PEM file of the authorities that sign the PBX's TLS certificate. Empty: the system's.",
         path=True,
     )
+    whisper: bool = setting(
+        False,
+        'Before a call is put through, tell the helpline in its language: "recorded call", "not\n'
+        'recorded" or "recording unavailable" (besides the X-Recording-Consent header).',
+    )
+    language: str = setting("en", "", lambda v, where: _language(v, where or "[pbx] language"))
 
     def check(self) -> None:
         if self.tls_ca is not None:
@@ -398,12 +441,41 @@ class ConsentConfig(Section):
     grace_s: float = setting(
         3.0, "Seconds after the notice ends before silence counts as the caller's answer.", as_float
     )
+    language: str = setting(
+        "en",
+        "The notice's language (a route may say otherwise). With languages, the menu's default.",
+        lambda v, where: _language(v, where or "[consent] language"),
+    )
+    languages: tuple[str, ...] = setting(
+        [],
+        'A language menu before the notice ("For English, press 3", each option in its own\n'
+        'language, in this order), e.g. ["sv", "en", "fi"]; language is taken on timeout.\n'
+        "Empty: no menu.",
+        lambda v, where: _languages(v, where or "[consent] languages"),
+        types=(list,),
+    )
+    menu_timeout_s: float = setting(
+        4.0, "Seconds after the menu before its default language is taken.", as_float, types=NUMBER
+    )
+    language_header: str = setting(
+        "",
+        "A SIP header from the trunk naming the caller's language (e.g. Accept-Language); a\n"
+        "language it names that the prompts have is used without a menu. Empty: not read.",
+        lambda v, where: _header_name(v, where or "[consent] language_header"),
+    )
 
     def check(self) -> None:
         if self.mode not in MODES:
             raise ConfigError(f"[consent] mode must be one of {', '.join(MODES)}, got {self.mode!r}")
         for key in ("decline_key", "accept_key"):
             dtmf_keys(getattr(self, key), f"[consent] {key}", 1)
+        if self.languages and self.language not in self.languages:
+            raise ConfigError(
+                f"[consent] language {self.language!r} is the menu's default, so it must be one of "
+                f"[consent] languages {list(self.languages)}"
+            )
+        if not 1 <= self.menu_timeout_s <= 30:
+            raise ConfigError("[consent] menu_timeout_s must be 1 to 30")
 
 
 DEFAULT_PROMPTS = Path(__file__).resolve().parent.parent.parent / "ivr_prompts"
@@ -456,6 +528,13 @@ class CallsConfig(Section):
     )
     pause_sequence: str = setting("*1", "")
     resume_sequence: str = setting("*2", "")
+    beep_interval_s: float = setting(
+        0,
+        "While a call is recorded, a short beep into both legs this often (seconds, 5 to 600;\n"
+        "some jurisdictions require it). 0: never.",
+        lambda v, where: _beep(v, where or "[calls] beep_interval_s"),
+        types=NUMBER,
+    )
     dtmf: DtmfMethod = setting(
         "auto",
         'How keys arrive (a route may say otherwise): "rfc4733" (telephone-event packets), "info"\n'

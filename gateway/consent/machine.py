@@ -78,6 +78,7 @@ class ConsentMachine:
     accept_key: str = "1"
     withdraw_sequence: str = "*9"
     sequence_timeout_s: float = 3.0
+    notice_at: float = 0.0  # when the notice began, seconds since answer (after a language menu)
     state: State = State.NOTICE
     decision: Decision | None = None
     reason: str = ""
@@ -93,7 +94,7 @@ class ConsentMachine:
     @property
     def deadline(self) -> float | None:
         """When silence becomes the answer (seconds since answer), while still deciding."""
-        return self.notice_s + self.grace_s if self.state is State.NOTICE else None
+        return self.notice_at + self.notice_s + self.grace_s if self.state is State.NOTICE else None
 
     def _set_state(self, t: float, new: State) -> None:
         self.transitions.append((t, self.state.value, new.value))
@@ -141,7 +142,7 @@ class ConsentMachine:
 
     def on_tick(self, t: float) -> list[Action]:
         """Time passes; past the deadline, silence decides."""
-        if self.state is State.NOTICE and t >= self.notice_s + self.grace_s:
+        if self.state is State.NOTICE and t >= self.notice_at + self.notice_s + self.grace_s:
             if self.mode is Mode.OPT_OUT:
                 return self._decide(t, Decision.GRANTED, "no decline key before the deadline")
             return self._decide(t, Decision.DECLINED, "no accept key before the deadline")

@@ -1,7 +1,9 @@
 """The consent receipt: what a data subject or an auditor can check about one call's consent.
 
-It names the exact prompt audio (SHA-256 of the PCM played, and how much of it was played),
-the mode and keys, every digit with its time since answer, and the decision with its reason.
+It names the exact prompt audio (SHA-256 of the PCM played, and how much of it was played) of
+the notice and of every other prompt the caller heard, the language and how it was chosen, the
+mode and keys, every digit with its time since answer and how it arrived, and the decision
+with its reason.
 """
 
 from __future__ import annotations
@@ -26,6 +28,14 @@ class PromptPlayed:
     played_sha256: str  # of the PCM actually sent
 
 
+@dataclass(frozen=True)
+class LanguageUsed:
+    code: str  # the language of the notice the caller heard
+    chosen_by: str  # "route", "header", "menu", "menu-timeout" or "menu-unanswered"
+    menu: list[str]  # the languages the menu offered (empty: no menu)
+    key: str | None  # the menu key pressed
+
+
 def build(
     machine: ConsentMachine,
     *,
@@ -35,6 +45,8 @@ def build(
     answered_at: str,
     decided_at: str | None,
     ended_at: str | None = None,
+    language: LanguageUsed | None = None,
+    heard: list[PromptPlayed] | None = None,
 ) -> dict[str, Any]:
     receipt = {
         "version": RECEIPT_VERSION,
@@ -48,6 +60,9 @@ def build(
         },
         "grace_s": machine.grace_s,
         "prompt": asdict(prompt),
+        "language": asdict(language) if language is not None else None,
+        # Every prompt the caller heard, in order (menu options, notice, confirmation...).
+        "prompts_heard": [asdict(p) for p in heard or []],
         "answered_at": answered_at,
         "decided_at": decided_at,
         "ended_at": ended_at,

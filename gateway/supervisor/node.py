@@ -27,6 +27,7 @@ from ..context import Gateway
 from ..errors import ConfigError
 from ..storage.index import IndexUnavailable
 from ..telephony.net import TCP, UDP, check_ports_free
+from ..telephony.prompts import PromptError, load_for_routes
 from ..telephony.secure import is_tls_uri
 from ..telephony.sip import parse_config_uri
 from ..telephony.tlsfiles import check_pair, internal_pair, make_internal_pair, pbx_authorities
@@ -302,8 +303,13 @@ class Node:
         log.info("SIGHUP: TLS certificate reloaded from %s", t.cert)
 
     def preflight(self) -> None:
-        """Refuse to start, with the setting to change, when a port the node needs is taken:
-        otherwise Kamailio or a worker would fail to bind and the pool would restart it forever."""
+        """Refuse to start, with the setting to change, when a port the node needs is taken or
+        a route's prompts are missing: otherwise Kamailio or a worker would fail to start and
+        the pool would restart it forever."""
+        try:
+            load_for_routes(self.gw.config)
+        except PromptError as e:
+            raise ConfigError(f"prompts: {e}") from None
         node = self.gw.config.node
         host, port = self.gw.config.sip_listen
         wanted = [

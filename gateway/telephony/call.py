@@ -27,13 +27,14 @@ from .. import age
 from ..callevents import CallState, ConsentState, EventType, RecordingState
 from ..config import Config, Route
 from ..consent import receipt as rc
+from ..consent.language import LanguageChoice, language_from_header
 from ..consent.machine import Confirm, ConsentMachine, Decide, Decision, Mode, StopNotice, Withdraw
 from ..recording.service import RecordingService
 from ..storage import pii
 from ..storage.index import CallRow, Index, utcnow
 from .dtmf import DtmfMethod, OnceOnly, ToneDetector
-from .media import MediaSlot, PcmSource, Tap, ringback
-from .prompts import PromptSet
+from .media import MediaSlot, PcmSource, Tap, ringback, tone
+from .prompts import MENU, Prompt, PromptSet
 from .sip import Invite, quoted_display
 
 log = logging.getLogger(__name__)
@@ -97,6 +98,19 @@ class InbandListener:
     queue: deque[bytes]
     detector: ToneDetector
     fed_s: float = 0.0  # seconds of audio the detector has had
+
+
+def played(prompt: Prompt, heard_bytes: int) -> rc.PromptPlayed:
+    """What a receipt says of a prompt the caller heard `heard_bytes` of."""
+    pcm = prompt.pcm[: max(0, min(heard_bytes, len(prompt.pcm)))]
+    return rc.PromptPlayed(
+        prompt.id,
+        prompt.version,
+        prompt.language,
+        prompt.sha256,
+        int(len(pcm) / 2 / prompt.rate * 1000),
+        hashlib.sha256(pcm).hexdigest(),
+    )
 
 
 class SequenceMatcher:
@@ -163,16 +177,28 @@ class CallSession:
         self.decided_at: str | None = None
         self.ended = False
         cfg = services.config
-        notice = services.prompts_for(route).get(f"notice-{route.mode}", route.language)
-        self.notice = notice
-        self.machine = ConsentMachine(
-            self.mode,
-            notice.duration_s,
-            cfg.grace_s,
-            cfg.decline_key,
-            cfg.accept_key,
-            cfg.calls.withdraw_sequence,
+        self.prompts = services.prompts_for(route)
+        # The notice's language: the trunk's header if it names one we can speak, else a menu
+        # if the route has one (its default until a key or the timeout says), else the route's.
+        self.language, self.chosen_by = route.language, LanguageChoice.FIXED
+        offered = list(route.languages) or sorted(self.prompts.complete_languages())
+        if route.language_header:
+            named = language_from_header(invite.headers.get(route.language_header.lower(), ""), offered)
+            if named is not None:
+                self.language, self.chosen_by = named, LanguageChoice.HEADER
+        self.menu_keys = (
+            self.prompts.menu_keys(list(route.languages))
+            if route.languages and self.chosen_by is LanguageChoice.FIXED
+            else {}
         )
+        if self.menu_keys:
+            self.state, self.chosen_by = CallState.MENU, LanguageChoice.PENDING
+        self.menu_key: str | None = None
+        self.heard: list[rc.PromptPlayed] = []  # every prompt the caller heard, in order
+        self._clip: Prompt | None = None  # the prompt playing now, if any
+        self._menu_next = 0
+        self._menu_started = False
+        self._machine_for(self.language, 0.0)
         self.once = OnceOnly()  # a key that arrives as an event and as tones counts once
         self._listeners: dict[int, InbandListener] = {}  # by tap channel: 0 caller, 1 helpline
         self.helpline_keys = SequenceMatcher(
@@ -196,6 +222,20 @@ class CallSession:
         self._notice_started = False
 
     # -- helpers ----------------------------------------------------------------------------
+
+    def _machine_for(self, language: str, at: float) -> None:
+        """The consent machine for the notice in `language`, which starts `at` s after answer."""
+        cfg = self.services.config
+        self.notice = self.prompts.get(f"notice-{self.route.mode}", language)
+        self.machine = ConsentMachine(
+            self.mode,
+            self.notice.duration_s,
+            cfg.grace_s,
+            cfg.decline_key,
+            cfg.accept_key,
+            cfg.calls.withdraw_sequence,
+            notice_at=round(at, 3),
+        )
 
     def t(self) -> float:
         return time.monotonic() - self.answered_mono
@@ -251,17 +291,30 @@ class CallSession:
         *,
         pcm: bytes | None = None,
         loop: bool = False,
+        language: str | None = None,
     ) -> None:
-        """Play a prompt (or raw PCM) to the caller; call `then` when it has finished."""
+        """Play a prompt (or raw PCM) to the caller; call `then` when it has finished. A prompt
+        is in the call's language unless `language` says otherwise."""
+        self._close_clip()
         if prompt_id is not None:
-            pcm = self.services.prompts_for(self.route).get(prompt_id, self.route.language).pcm
+            self._clip = self.prompts.get(prompt_id, language or self.language)
+            pcm = self._clip.pcm
         self.source.play(pcm or b"", prompt_id or "tone", loop)
         self._after_clip = then
         if self.caller.audio is not None:
             self.source.startTransmit(self.caller.audio)
 
+    def _close_clip(self) -> None:
+        """Note how much of the prompt playing now the caller heard, before anything replaces it."""
+        clip, self._clip = self._clip, None
+        if clip is None or self.source is None:
+            return
+        heard = self.source.played_bytes if self.source.clip_id == clip.id else len(clip.pcm)
+        self.heard.append(played(clip, heard))
+
     def stop_playing(self) -> None:
         self._after_clip = None
+        self._close_clip()
         self.source.stop()
         if self.caller.audio is not None:
             try:
@@ -325,15 +378,19 @@ class CallSession:
     def on_leg_media(self, leg: Leg, hold_changed: bool = False) -> None:
         if leg is self.caller and 0 in self._listeners and leg.audio is not None:
             leg.audio.startTransmit(self.slot.taps[0])  # the caller's keys, from the notice on
+        if leg is self.caller and self.state == CallState.MENU:
+            if not self._menu_started:
+                self._menu_started = True
+                self._menu_option()
+            elif self.caller.audio is not None:
+                self.source.startTransmit(self.caller.audio)
         if (
             leg is self.caller
             and self.state in (CallState.NOTICE, CallState.DECIDING)
             and self.machine.state.value == "notice"
         ):
             if not self._notice_started:
-                self._notice_started = True
-                self.play(self.notice.id, self._notice_done)
-                self.later(self.machine.notice_s + self.machine.grace_s + 0.05, self._deadline)
+                self._begin_notice()
             elif self.caller.audio is not None:
                 self.source.startTransmit(self.caller.audio)
         if self.state == CallState.BRIDGED:
@@ -452,6 +509,37 @@ class CallSession:
 
     # -- flow --------------------------------------------------------------------------------
 
+    def _begin_notice(self) -> None:
+        self._notice_started = True
+        self.play(self.notice.id, self._notice_done)
+        self.later(
+            self.machine.notice_at + self.machine.notice_s + self.machine.grace_s + 0.05 - self.t(),
+            self._deadline,
+        )
+
+    def _menu_option(self) -> None:
+        """The menu's next option, each in its own language; after the last, the timeout."""
+        if self.state != CallState.MENU:
+            return
+        languages = self.route.languages
+        if self._menu_next < len(languages):
+            lang = languages[self._menu_next]
+            self._menu_next += 1
+            self.play(MENU, self._menu_option, language=lang)
+        else:
+            self.later(self.services.config.consent.menu_timeout_s, self._menu_timeout)
+
+    def _menu_timeout(self) -> None:
+        if self.state == CallState.MENU:
+            self._choose_language(self.route.language, LanguageChoice.MENU_TIMEOUT)
+
+    def _choose_language(self, language: str, how: LanguageChoice, key: str | None = None) -> None:
+        self.stop_playing()
+        self.language, self.chosen_by, self.menu_key = language, how, key
+        self._machine_for(language, self.t())
+        self.set_state(CallState.NOTICE, language=language)
+        self._begin_notice()
+
     def _notice_done(self) -> None:
         self._note_notice_progress()
         if self.state == CallState.NOTICE and self.machine.decision is None:
@@ -467,6 +555,10 @@ class CallSession:
 
     def _digit(self, leg: Leg, digit: str, via: DtmfMethod, t: float) -> None:
         self.emit(EventType.CALL_DIGIT, leg=leg.role, t=round(t, 3), via=via)
+        if leg is self.caller and self.state == CallState.MENU:
+            if digit in self.menu_keys:  # any other key in the menu means nothing
+                self._choose_language(self.menu_keys[digit], LanguageChoice.MENU, digit)
+            return
         if leg is self.caller:
             # Tones already reach the helpline in the bridged audio; events are relayed.
             if (
@@ -578,7 +670,11 @@ class CallSession:
             prm.txOption.localUri = (
                 f'"{quoted_display(caller.display)}" <sip:{caller.number}@{self.services.host}>'
             )
-        for name, value in (("X-Recording-Consent", consent), ("X-Gateway-Call", self.id)):
+        for name, value in (
+            ("X-Recording-Consent", consent),
+            ("X-Gateway-Call", self.id),
+            ("X-Caller-Language", self.language),
+        ):
             h = pj.SipHeader()
             h.hName, h.hValue = name, value
             prm.txOption.headers.append(h)
@@ -604,11 +700,73 @@ class CallSession:
     def _pbx_answered(self) -> None:
         if self.state != CallState.DIALLING:
             return
+        if self.route.whisper and self.pbx is not None and self.pbx.audio is not None:
+            self._whisper()
+        else:
+            self._bridge()
+
+    def _whisper(self) -> None:
+        """Tell the helpline, in its language, whether this call is recorded; then bridge.
+        The caller hears ringback meanwhile."""
+        assert self.pbx is not None and self.pbx.audio is not None
+        if not self.machine.recording_allowed:
+            pid = "whisper-not-recorded"
+        elif self.services.recordings.enabled:
+            pid = "whisper-recorded"
+        else:
+            pid = "whisper-unavailable"
+        prompt = self.prompts.get(pid, self.route.helpline_language)
+        aux, audio = self.slot.aux, self.pbx.audio
+        aux.play(prompt.pcm, prompt.id)
+        aux.startTransmit(audio)
+        log.info("call %s: %s to the helpline (%s)", self.id, pid, prompt.language)
+        self.emit(EventType.CALL_WHISPER, prompt=pid, language=prompt.language)
+
+        def done() -> None:
+            self._stop_aux()
+            if self.state == CallState.DIALLING:
+                self._bridge()
+
+        self.later(prompt.duration_s + 0.1, done)
+
+    def _stop_aux(self) -> None:
+        aux = self.slot.aux
+        aux.stop()
+        for leg in (self.caller, self.pbx):
+            if leg is not None and leg.audio is not None:
+                try:
+                    aux.stopTransmit(leg.audio)
+                except pj.Error:
+                    pass
+
+    def _bridge(self) -> None:
         self.stop_playing()
         if self.machine.recording_allowed:
             self._start_recording()
         self.set_state(CallState.BRIDGED)
         self._connect_media()
+        if self.route.beep_interval_s and self.recording_state == RecordingState.RECORDING:
+            self.later(self.route.beep_interval_s, self._beep)
+
+    BEEP_HZ, BEEP_S = 1400.0, 0.25
+
+    def _beep(self) -> None:
+        """A short beep into both legs while the call is recorded (paused: no beep), and the
+        next one after the route's interval."""
+        if self.state != CallState.BRIDGED or not self.recording_state.live:
+            return
+        if (
+            self.recording_state == RecordingState.RECORDING
+            and self.caller.audio
+            and self.pbx
+            and self.pbx.audio
+        ):
+            aux = self.slot.aux
+            aux.play(tone(self.BEEP_HZ, self.BEEP_S, self.services.clock_rate, 0.25), "beep")
+            aux.startTransmit(self.caller.audio)
+            aux.startTransmit(self.pbx.audio)
+            self.later(self.BEEP_S + 0.05, self._stop_aux)
+        self.later(self.route.beep_interval_s, self._beep)
 
     def _connect_media(self) -> None:
         if self.caller.audio is None or self.pbx is None or self.pbx.audio is None:
@@ -726,15 +884,7 @@ class CallSession:
         self.on_ended(self)
 
     def _receipt(self, ended_at: str | None = None) -> dict[str, Any]:
-        played = self.notice.pcm[: self.notice_played_bytes]
-        prompt = rc.PromptPlayed(
-            self.notice.id,
-            self.notice.version,
-            self.notice.language,
-            self.notice.sha256,
-            int(len(played) / 2 / self.notice.rate * 1000),
-            hashlib.sha256(played).hexdigest(),
-        )
+        prompt = played(self.notice, self.notice_played_bytes)
         return rc.build(
             self.machine,
             call_id=self.id,
@@ -743,7 +893,21 @@ class CallSession:
             answered_at=self.answered_at,
             decided_at=self.decided_at,
             ended_at=ended_at,
+            language=rc.LanguageUsed(
+                self.language,
+                self.chosen_by.value,
+                list(self.route.languages),
+                self.menu_key,
+            ),
+            heard=[*self.heard, *([self._clip_so_far()] if self._clip is not None else [])],
         )
+
+    def _clip_so_far(self) -> rc.PromptPlayed:
+        """The prompt still playing, as heard so far (for a receipt written mid-prompt)."""
+        clip = self._clip
+        assert clip is not None
+        heard = self.source.played_bytes if self.source is not None and self.source.clip_id == clip.id else 0
+        return played(clip, heard)
 
     def destroy(self) -> None:
         """Drop the call's pjsua2 objects and give its media slot back; called on the pjsua

@@ -153,7 +153,8 @@ TAP_PTIME_MS = 40  # default of [recording] tap_ptime_ms
 
 
 class MediaSlot:
-    """The ports one call uses: the source that plays to the caller and the two taps.
+    """The ports one call uses: the source that plays to the caller, the helper source (whisper
+    and beeps) and the two taps.
 
     Ports are created once per worker and reused, never destroyed while the conference bridge
     runs: a pjsua2 port whose Python object dies while pjmedia's clock thread is inside its
@@ -165,6 +166,10 @@ class MediaSlot:
     ) -> None:
         self.source = PcmSource(rate)
         self.source.createPort(f"src-{name}", fmt)
+        # Plays to the helpline before bridging (the whisper), then beeps into both legs; it is
+        # connected only while it plays, so an idle slot costs nothing for it.
+        self.aux = PcmSource(rate)
+        self.aux.createPort(f"aux-{name}", fmt)
         self.taps = [Tap(0), Tap(1)]
         # The taps take longer frames than the bridge's 20 ms (the bridge buffers for them), so
         # Python runs less often per recorded leg: the taps are most of what recording a call
@@ -176,6 +181,7 @@ class MediaSlot:
 
     def reset(self) -> None:
         self.source.stop()
+        self.aux.stop()
         for tap in self.taps:
             tap.recorder = None
             tap.inband = None

@@ -9,6 +9,7 @@ import tomllib
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)  # pydub imports audioop (deprecated in 3.11)
@@ -22,6 +23,12 @@ REQUIRED = (
     "confirm-withdrawn",
     "unavailable",
 )
+MENU = "menu"  # one option of the language menu, in its own language, with the key it names
+WHISPERS = ("whisper-recorded", "whisper-not-recorded", "whisper-unavailable")  # to the helpline
+
+
+if TYPE_CHECKING:
+    from ..config import Config
 
 
 class PromptError(Exception):
@@ -36,6 +43,7 @@ class Prompt:
     transcript: str
     pcm: bytes  # 16-bit little-endian mono at `rate`
     rate: int
+    key: str = ""  # a menu option: the key it announces
 
     @property
     def sha256(self) -> str:
@@ -58,6 +66,17 @@ class PromptSet:
 
     def languages(self) -> set[str]:
         return {lang for _, lang in self._prompts}
+
+    def complete_languages(self) -> set[str]:
+        """The languages that have every required prompt."""
+        return {lang for lang in self.languages() if all(self.has(pid, lang) for pid in REQUIRED)}
+
+    def has(self, prompt_id: str, language: str) -> bool:
+        return (prompt_id, language) in self._prompts
+
+    def menu_keys(self, languages: list[str]) -> dict[str, str]:
+        """Key -> language for a menu offering `languages`, from their `menu` prompts."""
+        return {self.get(MENU, lang).key: lang for lang in languages}
 
 
 def load(directory: Path, rate: int, languages: set[str] | None = None) -> PromptSet:
@@ -85,9 +104,72 @@ def load(directory: Path, rate: int, languages: set[str] | None = None) -> Promp
         seg = seg.set_channels(1).set_sample_width(2).set_frame_rate(rate)
         if len(seg.raw_data) == 0:
             raise PromptError(f"prompt {pid} ({lang}): {path} holds no audio")
-        prompts[(pid, lang)] = Prompt(pid, lang, version, entry.get("transcript", ""), seg.raw_data, rate)
-    for lang in languages or {lang for _, lang in prompts}:
+        key = str(entry.get("key", ""))
+        if pid == MENU and (len(key) != 1 or key not in "0123456789*#"):
+            raise PromptError(f'{manifest}: the {lang} menu prompt needs the key it announces (key = "2")')
+        prompts[(pid, lang)] = Prompt(
+            pid, lang, version, entry.get("transcript", ""), seg.raw_data, rate, key
+        )
+    for lang in {lang for _, lang in prompts} if languages is None else languages:
         missing = [pid for pid in REQUIRED if (pid, lang) not in prompts]
         if missing:
             raise PromptError(f"{manifest}: language {lang!r} lacks prompts {', '.join(missing)}")
     return PromptSet(prompts)
+
+
+def check_route(
+    prompts: PromptSet,
+    *,
+    where: str,
+    language: str,
+    languages: list[str],
+    helpline_language: str,
+    whisper: bool,
+    reserved_keys: dict[str, str],
+) -> None:
+    """What one route will play exists, and its menu keys are usable: each language offered has
+    all the prompts, a menu option each, keys distinct from each other and from the consent
+    keys (`reserved_keys`: key -> what it does). PromptError says what is wrong, and where."""
+    for lang in {language, *languages}:
+        missing = [pid for pid in REQUIRED if not prompts.has(pid, lang)]
+        if missing:
+            raise PromptError(f"{where}: language {lang!r} lacks prompts {', '.join(missing)}")
+    if languages:
+        lacking = [lang for lang in languages if not prompts.has(MENU, lang)]
+        if lacking:
+            raise PromptError(f"{where}: the menu offers {', '.join(lacking)}, which has no {MENU!r} prompt")
+        keys = [prompts.get(MENU, lang).key for lang in languages]
+        for key, lang in zip(keys, languages, strict=True):
+            if keys.count(key) > 1:
+                raise PromptError(f"{where}: two menu options announce key {key}")
+            if key in reserved_keys:
+                raise PromptError(
+                    f"{where}: the {lang} menu option announces key {key}, which is the {reserved_keys[key]}"
+                )
+    if whisper:
+        missing = [pid for pid in WHISPERS if not prompts.has(pid, helpline_language)]
+        if missing:
+            raise PromptError(
+                f"{where}: whispering to the helpline in {helpline_language!r} needs {', '.join(missing)}"
+            )
+
+
+def load_for_routes(config: Config) -> dict[Path, PromptSet]:
+    """Every route's prompt set, loaded once per directory and checked for what the route
+    plays (check_route): the worker and the node's preflight refuse to start otherwise."""
+    sets: dict[Path, PromptSet] = {}
+    rate = config.recording.sample_rate
+    reserved = {config.consent.decline_key: "decline key", config.consent.accept_key: "accept key"}
+    for route in config.routes:
+        if route.prompts_dir not in sets:
+            sets[route.prompts_dir] = load(route.prompts_dir, rate, set())
+        check_route(
+            sets[route.prompts_dir],
+            where=f"route {route.number!r}" if route.number != "*" else "the default route",
+            language=route.language,
+            languages=list(route.languages),
+            helpline_language=route.helpline_language,
+            whisper=route.whisper,
+            reserved_keys=reserved,
+        )
+    return sets

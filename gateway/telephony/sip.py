@@ -7,7 +7,7 @@ and never used to build anything but a quoted header value.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 MAX_DISPLAY = 64
 _HEADER = re.compile(r"^([A-Za-z0-9!%*_+`'~.-]+)[ \t]*:[ \t]*(.*)$")
@@ -27,6 +27,7 @@ class Invite:
     dialled: str  # the user part of the Request-URI
     caller: Party  # From, or P-Asserted-Identity when present
     call_id: str
+    headers: dict[str, str] = field(default_factory=dict)  # first value of each, lower-case names
 
 
 def headers(message: str) -> dict[str, str]:
@@ -72,7 +73,7 @@ def parse_invite(message: str) -> Invite:
     dialled = _clean(m.group(1), 32) if m else ""
     h = headers(message)
     caller = party(h.get("p-asserted-identity") or h.get("from", ""))
-    return Invite(dialled, caller, h.get("call-id", "")[:128])
+    return Invite(dialled, caller, h.get("call-id", "")[:128], h)
 
 
 # A SIP URI as configuration may give it (RFC 3261 section 19.1, restricted): the user part

@@ -85,11 +85,7 @@ class Worker:
             event_socket = event_socket.with_name(f"worker-{index}.sock")
         self.id = f"{socket.gethostname()}:{os.getpid()}"
         # Prompts are loaded before anything listens: missing prompts refuse the start.
-        self._prompts: dict[Path, pr.PromptSet] = {}
-        for route in self.config.routes:
-            if route.prompts_dir not in self._prompts:
-                self._prompts[route.prompts_dir] = pr.load(route.prompts_dir, self.clock_rate)
-            self.prompts_for(route).get(f"notice-{route.mode}", route.language)
+        self._prompts: dict[Path, pr.PromptSet] = pr.load_for_routes(self.config)
         self.events = EventBus(event_socket, self.id)
         self.events.control = self.control
         self.engine = RecorderEngine()
