@@ -67,6 +67,38 @@ def cpu_s(pids: list[int]) -> float:
     return total
 
 
+def role(pid: int) -> str:
+    """What a process of a node (or of the peer) is, from its command line."""
+    try:
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return "gone"
+    for name in ("kamailio", "rtpengine"):
+        if name in cmd:
+            return name
+    if " worker " in cmd or cmd.rstrip().endswith(" worker"):
+        return "worker"
+    return "supervisor" if "gateway" in cmd else "other"
+
+
+def thread_cpu(pids: list[int]) -> dict[str, float]:
+    """CPU seconds by process role and thread name (e.g. "worker/python", "worker/pjmedia"),
+    from /proc/PID/task/TID/stat: where a node's time goes."""
+    out: dict[str, float] = {}
+    for pid in pids:
+        r = role(pid)
+        for task in Path(f"/proc/{pid}/task").glob("*"):
+            try:
+                stat = (task / "stat").read_text()
+            except OSError:
+                continue
+            comm = stat[stat.index("(") + 1 : stat.rindex(")")]
+            fields = stat.rsplit(")", 1)[1].split()
+            key = f"{r}/{comm}"
+            out[key] = out.get(key, 0.0) + (int(fields[11]) + int(fields[12])) / 100.0
+    return out
+
+
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -139,6 +171,7 @@ def sipp_phase(
     )
     time.sleep(0.5)
     c0 = cpu_s([p for r in roots for p in tree_pids(r)])
+    by_thread0 = thread_cpu([p for r in roots for p in tree_pids(r)])
     i0 = cpu_s([p for r in infra or [] for p in tree_pids(r)])
     t0 = time.monotonic()
     rtt = tmp / f"rtt-{digit}.csv"
@@ -193,6 +226,7 @@ def sipp_phase(
     if callable(settle):
         settle()
     used = cpu_s([p for r in roots for p in tree_pids(r)]) - c0
+    by_thread = thread_cpu([p for r in roots for p in tree_pids(r)])
     infra_used = cpu_s([p for r in infra or [] for p in tree_pids(r)]) - i0
     setup = []
     for f in tmp.glob("caller_*_rtt.csv"):
@@ -234,6 +268,14 @@ def sipp_phase(
         "wall_s": round(wall, 1),
         "node_cpu_s": round(used, 2),
         "node_cpu_ms_per_call_second": round(used / call_seconds * 1000, 2) if call_seconds else None,
+        # Where it went (threads alive at the end; a thread that ended in between is missing).
+        "cpu_ms_per_call_second_by_thread": {
+            k: round((v - by_thread0.get(k, 0.0)) / call_seconds * 1000, 2)
+            for k, v in sorted(by_thread.items(), key=lambda kv: -(kv[1] - by_thread0.get(kv[0], 0.0)))
+            if v - by_thread0.get(k, 0.0) > 0
+        }
+        if call_seconds
+        else {},
         "shared_servers_cpu_ms_per_call_second": round(infra_used / call_seconds * 1000, 2)
         if call_seconds and infra
         else None,
