@@ -184,6 +184,7 @@ class Gateway:
             self.index,
             self.config.recording.retention_days,
             self.config.store.upload_interval_s,
+            self.config.store.upload_max_backoff_s,
         )
 
     def set_legal_hold(self, rec_id: str, object_name: str, on: bool) -> None:

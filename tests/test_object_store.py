@@ -33,6 +33,7 @@ def use_store(gw: GatewayUnderTest, server: s3.S3Server, bucket: str, lock: str 
     gw.set("store", "secret_access_key", s3.SECRET_KEY)
     gw.set("store", "object_lock", lock)
     gw.set("store", "upload_interval_s", 1)
+    gw.set("store", "upload_max_backoff_s", 3)  # a store back from an outage is used within 3 s
     return url
 
 

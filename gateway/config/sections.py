@@ -248,10 +248,12 @@ class StoreConfig(Section):
     )
     upload_interval_s: float = setting(
         10,
-        "Seconds between upload rounds (a store that is down is retried with a back-off).",
+        "Seconds between upload rounds. A store that is down is retried with a back-off that\n"
+        "doubles up to upload_max_backoff_s (the longest a recording waits once the store is back).",
         as_float,
         types=NUMBER,
     )
+    upload_max_backoff_s: float = setting(300, "", as_float, types=NUMBER)
 
     @property
     def remote(self) -> bool:
@@ -270,6 +272,8 @@ class StoreConfig(Section):
             raise ConfigError(f"[store] endpoint must be an http:// or https:// URL, got {self.endpoint!r}")
         if not 1 <= self.upload_interval_s <= 3600:
             raise ConfigError("[store] upload_interval_s must be 1 to 3600")
+        if not self.upload_interval_s <= self.upload_max_backoff_s <= 3600:
+            raise ConfigError("[store] upload_max_backoff_s must be from upload_interval_s to 3600")
 
 
 @dataclass

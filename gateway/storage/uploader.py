@@ -25,7 +25,6 @@ from .spool import LocalSpool
 from .store import ObjectNotFound, StoreError
 
 log = logging.getLogger(__name__)
-MAX_BACKOFF_S = 300.0
 FINISHED = (ix.COMPLETE, ix.INCOMPLETE, ix.TRUNCATED)
 
 
@@ -58,12 +57,14 @@ class Uploader:
         index: Index,
         default_retention_days: int,
         interval_s: float = 10.0,
+        max_backoff_s: float = 300.0,
     ) -> None:
         self.spool = spool
         self.remote = remote
         self.index = index
         self.default_retention_days = default_retention_days
         self.interval_s = interval_s
+        self.max_backoff_s = max_backoff_s
         self.stats = UploadStats()
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -90,7 +91,7 @@ class Uploader:
                 log.exception("upload round failed")
             wait = self.interval_s
             if self.stats.failures:
-                wait = min(MAX_BACKOFF_S, self.interval_s * 2 ** min(self.stats.failures, 10))
+                wait = min(self.max_backoff_s, self.interval_s * 2 ** min(self.stats.failures, 10))
             self._wake.wait(wait)
             self._wake.clear()
 
