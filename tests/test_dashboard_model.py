@@ -30,11 +30,15 @@ def test_a_call_moves_through_its_states_and_leaves_after_lingering() -> None:
             caller_display="Anna",
             route="1177",
             mode="opt-out",
+            language="sv",
         ),
         0,
         NOON,
     )
     assert row["state"] == "notice" and row["consent"] == "pending" and row["recording"] == "none"
+    assert row["language"] == "sv"
+    row = view.observe(ev("call.state", state="notice", language="fi"), 0, NOON)  # chosen in the menu
+    assert row["language"] == "fi"
     view.observe(ev("call.state", state="deciding", consent="pending", recording="none"), 0, NOON)
     view.observe(ev("call.consent", consent="granted"), 0, NOON)
     view.observe(ev("call.state", state="bridged", consent="granted", recording="none"), 0, NOON)

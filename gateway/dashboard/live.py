@@ -93,6 +93,7 @@ class LiveView:
                 "recorded_s": 0.0,
                 "reason": "",
                 "by": "",
+                "language": "",
             }
         if kind == EventType.CALL_STARTED or event.get("snapshot"):
             for key in ("route", "mode", "caller_masked"):
@@ -102,6 +103,8 @@ class LiveView:
                 row["caller_display"] = _clean(event["caller_display"])
         if "state" in event:
             row["state"] = _pick(event["state"], STATES, row["state"])
+        if isinstance(event.get("language"), str):
+            row["language"] = _clean(event["language"], 8)  # the notice's, once known
         if kind == EventType.CALL_CONSENT or "consent" in event:
             consent = _pick(event.get("consent"), CONSENTS, row["consent"])
             if kind == EventType.CALL_CONSENT and not event.get("snapshot") and consent != row["consent"]:

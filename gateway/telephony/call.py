@@ -370,6 +370,8 @@ class CallSession:
             route=self.route.number,
             mode=self.route.mode,
             caller_display=self.invite.caller.display,
+            language=self.language,  # with a menu: its default, until the caller chooses
+            language_by=self.chosen_by.value,
             caller_masked=("*" * max(0, len(number) - 3) + number[-3:]) if number else "",
         )
 
@@ -720,7 +722,7 @@ class CallSession:
         aux.play(prompt.pcm, prompt.id)
         aux.startTransmit(audio)
         log.info("call %s: %s to the helpline (%s)", self.id, pid, prompt.language)
-        self.emit(EventType.CALL_WHISPER, prompt=pid, language=prompt.language)
+        self.emit(EventType.CALL_WHISPER, prompt=pid, helpline_language=prompt.language)
 
         def done() -> None:
             self._stop_aux()
