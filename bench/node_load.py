@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,6 +36,22 @@ from tests.pcapgen import alaw_to_pcm, read_rtp, write_rtp_pcap  # noqa: E402
 
 PCAPS = Path("/usr/share/sip-tester")
 SCENARIOS = ROOT / "tests" / "sipp"
+
+
+def run_header() -> str:
+    """The command, the machine and the date, printed with a benchmark's results."""
+    model = next(
+        (
+            ln.split(":", 1)[1].strip()
+            for ln in Path("/proc/cpuinfo").read_text().splitlines()
+            if "model name" in ln
+        ),
+        platform.processor(),
+    )
+    return (
+        f"# {' '.join(sys.argv)}\n# {platform.machine()} ({model}), {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
+    )
 
 
 def speech_loop(seconds: float) -> bytes:

@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -37,7 +36,6 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +43,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.node_load import configure, sipp_phase, tree_pids  # noqa: E402
+from bench.node_load import configure, run_header, sipp_phase, tree_pids  # noqa: E402
 from gateway import age  # noqa: E402
 from gateway.recording import wav  # noqa: E402
 from gateway.supervisor.kamailio import module_path  # noqa: E402
@@ -309,19 +307,7 @@ def main() -> None:
             "rtpengine-daemon (it is not in scripts/setup.sh: a packaged rtpengine service on a "
             "machine with systemd would take RTP ports the tests use)"
         )
-    model = next(
-        (
-            ln.split(":", 1)[1].strip()
-            for ln in Path("/proc/cpuinfo").read_text().splitlines()
-            if "model name" in ln
-        ),
-        platform.processor(),
-    )
-    print(
-        f"# {' '.join(sys.argv)}\n# {platform.machine()} ({model}), {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
-        file=sys.stderr,
-    )
+    print(run_header(), file=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="peer-bench-") as d:
         peer = run_peer(args, Path(d) / "peer")
         ours = run_gateway(args, Path(d) / "gateway")

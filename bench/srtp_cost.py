@@ -16,19 +16,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.node_load import cpu_s, tree_pids  # noqa: E402
+from bench.node_load import cpu_s, run_header, tree_pids  # noqa: E402
 from tests.calls import CallLab, Proc, free_port  # noqa: E402
 from tests.tlscerts import TestCA  # noqa: E402
 
@@ -136,19 +133,7 @@ def main() -> None:
     ap.add_argument("--hold", type=float, default=30.0)
     ap.add_argument("--rounds", type=int, default=2)
     args = ap.parse_args()
-    model = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if "model name" in line
-        ),
-        platform.processor(),
-    )
-    print(
-        f"# {' '.join(sys.argv)}\n# {platform.machine()} ({model}), {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
-        file=sys.stderr,
-    )
+    print(run_header(), file=sys.stderr)
     rounds = []
     with tempfile.TemporaryDirectory(prefix="srtp-bench-") as d:
         for r in range(args.rounds):

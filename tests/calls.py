@@ -184,6 +184,26 @@ class CallLab:
         p.wait_for(lambda: p.event("ready"))
         return p
 
+    def stop_gateway(self) -> None:
+        """Stop the gateway and check that it stopped cleanly (exit 0, no pjsua assertion)."""
+        assert self.gateway is not None
+        rc = self.gateway.stop()
+        assert rc == 0, self.gateway.stderr_lines[-10:]
+        assert not any("Assertion" in line for line in self.gateway.stderr_lines)
+
+    def one_call(
+        self, *caller_args: str, pbx_args: tuple[str, ...] = ("--tone", "1000")
+    ) -> tuple[Proc, Proc]:
+        """The gateway started, one call from a caller with `caller_args` to a PBX with
+        `pbx_args`, both peers gone and the gateway stopped cleanly: (caller, pbx)."""
+        self.start_gateway()
+        pbx = self.peer("pbx", *pbx_args)
+        caller = self.peer("caller", *caller_args)
+        caller.wait_exit()
+        pbx.wait_exit()
+        self.stop_gateway()
+        return caller, pbx
+
     def close(self) -> None:
         for stop in self.stops:
             stop.set()

@@ -23,10 +23,7 @@ def decrypt(lab: CallLab, rec: ix.RecordingRow) -> tuple[np.ndarray, np.ndarray]
 
 
 def finish(lab: CallLab) -> None:
-    assert lab.gateway is not None
-    rc = lab.gateway.stop()
-    assert rc == 0, lab.gateway.stderr_lines[-10:]
-    assert not any("Assertion" in line for line in lab.gateway.stderr_lines)
+    lab.stop_gateway()
 
 
 def test_consenting_call_is_recorded_with_both_parties_on_their_channels(lab: CallLab) -> None:

@@ -29,12 +29,7 @@ def only_receipt(lab: CallLab) -> dict:
 
 
 def test_a_caller_who_declines_with_tones_only_is_not_recorded(lab: CallLab) -> None:
-    lab.start_gateway()
-    pbx = lab.peer("pbx", "--tone", "1000")
-    caller = lab.peer("caller", "--inband", "--digits", "9@0.6", "--hangup-after", "5")
-    caller.wait_exit()
-    pbx.wait_exit()
-    finish(lab)
+    caller, pbx = lab.one_call("--inband", "--digits", "9@0.6", "--hangup-after", "5")
     assert caller.event("sent_tones") is not None and caller.event("sent") is None, "tones, no event"
     assert pbx.event("incoming")["headers"]["x-recording-consent"] == "declined"
     assert lab.gw.open().index.list_recordings() == []
@@ -46,12 +41,7 @@ def test_a_caller_who_declines_with_tones_only_is_not_recorded(lab: CallLab) -> 
 
 
 def test_withdrawal_with_tones_mid_call_discards_the_recording(lab: CallLab) -> None:
-    lab.start_gateway()
-    pbx = lab.peer("pbx", "--tone", "1000")
-    caller = lab.peer("caller", "--inband", "--digits", "*@5.0,9@5.4", "--hangup-after", "8")
-    caller.wait_exit()
-    pbx.wait_exit()
-    finish(lab)
+    caller, pbx = lab.one_call("--inband", "--digits", "*@5.0,9@5.4", "--hangup-after", "8")
     assert [e["digit"] for e in pbx.events() if e["event"] == "digit"] == [], (
         "tones are not relayed as events"
     )
@@ -62,12 +52,7 @@ def test_withdrawal_with_tones_mid_call_discards_the_recording(lab: CallLab) -> 
 
 
 def test_a_key_sent_as_tones_and_as_an_event_counts_once(lab: CallLab) -> None:
-    lab.start_gateway()
-    pbx = lab.peer("pbx", "--tone", "1000")
-    caller = lab.peer("caller", "--both", "--digits", "5@0.5", "--hangup-after", "5")
-    caller.wait_exit()
-    pbx.wait_exit()
-    finish(lab)
+    caller, pbx = lab.one_call("--both", "--digits", "5@0.5", "--hangup-after", "5")
     assert caller.event("sent_tones") is not None and caller.event("sent") is not None
     receipt = only_receipt(lab)
     assert [(d["digit"], d["effect"]) for d in receipt["digits"]] == [("5", "ignored")]
@@ -108,12 +93,7 @@ def test_speech_and_music_never_press_a_key(lab: CallLab, tmp_path: Path, sound:
         if sound == "speech"
         else write_wav(tmp_path / "music.wav", music())
     )
-    lab.start_gateway()
-    pbx = lab.peer("pbx", "--tone", "1000")
-    caller = lab.peer("caller", "--wav", str(wav), "--hangup-after", "8")
-    caller.wait_exit()
-    pbx.wait_exit()
-    finish(lab)
+    caller, pbx = lab.one_call("--wav", str(wav), "--hangup-after", "8")
     receipt = only_receipt(lab)
     assert receipt["digits"] == [] and receipt["decision"] == "granted"
     [rec] = lab.gw.open().index.list_recordings()
@@ -122,12 +102,7 @@ def test_speech_and_music_never_press_a_key(lab: CallLab, tmp_path: Path, sound:
 
 def test_a_route_that_takes_events_only_ignores_tones(lab: CallLab) -> None:
     lab.gw.set("calls", "dtmf", "rfc4733")
-    lab.start_gateway()
-    pbx = lab.peer("pbx", "--tone", "1000")
-    caller = lab.peer("caller", "--inband", "--digits", "9@0.6", "--hangup-after", "5")
-    caller.wait_exit()
-    pbx.wait_exit()
-    finish(lab)
+    caller, pbx = lab.one_call("--inband", "--digits", "9@0.6", "--hangup-after", "5")
     receipt = only_receipt(lab)
     assert receipt["digits"] == [] and receipt["decision"] == "granted"
 

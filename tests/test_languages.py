@@ -16,7 +16,6 @@ from gateway.storage import index as ix
 from gateway.telephony import prompts as pr
 from tests.calls import CallLab
 from tests.prompts_fixture import LANGUAGE_FREQ, write_prompts
-from tests.test_calls import finish
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "ivr_prompts"
@@ -138,12 +137,7 @@ def test_menu_key_picks_english_and_silence_picks_the_default(tmp_path: Path) ->
     ]:
         lab = menu_lab(tmp_path / case)
         try:
-            lab.start_gateway()
-            pbx = lab.peer("pbx", "--tone", "1000")
-            caller = lab.peer("caller", *args, "--hangup-after", "9")
-            caller.wait_exit()
-            pbx.wait_exit()
-            finish(lab)
+            caller, pbx = lab.one_call(*args, "--hangup-after", "9")
             r = the_receipt(lab)
             assert r["language"] == {
                 "code": lang,
@@ -173,13 +167,8 @@ def test_menu_key_picks_english_and_silence_picks_the_default(tmp_path: Path) ->
 def test_declining_with_tones_after_the_menu_leaves_no_recording(tmp_path: Path) -> None:
     lab = menu_lab(tmp_path)
     try:
-        lab.start_gateway()
-        pbx = lab.peer("pbx", "--tone", "1000")
         # "4" picks Finnish, "9" (tones only, no event) declines during the Finnish notice.
-        caller = lab.peer("caller", "--inband", "--digits", "4@0.7,9@1.6", "--hangup-after", "7")
-        caller.wait_exit()
-        pbx.wait_exit()
-        finish(lab)
+        lab.one_call("--inband", "--digits", "4@0.7,9@1.6", "--hangup-after", "7")
         r = the_receipt(lab)
         assert r["language"]["code"] == "fi" and r["language"]["key"] == "4"
         assert r["decision"] == "declined"
@@ -193,12 +182,7 @@ def test_declining_with_tones_after_the_menu_leaves_no_recording(tmp_path: Path)
 def test_the_trunks_language_header_skips_the_menu(tmp_path: Path) -> None:
     lab = menu_lab(tmp_path, language_header="Accept-Language")
     try:
-        lab.start_gateway()
-        pbx = lab.peer("pbx", "--tone", "1000")
-        caller = lab.peer("caller", "--header", "Accept-Language: fi-FI, en;q=0.5", "--hangup-after", "5")
-        caller.wait_exit()
-        pbx.wait_exit()
-        finish(lab)
+        caller, pbx = lab.one_call("--header", "Accept-Language: fi-FI, en;q=0.5", "--hangup-after", "5")
         r = the_receipt(lab)
         assert r["language"]["code"] == "fi" and r["language"]["chosen_by"] == "header"
         assert [p["id"] for p in r["prompts_heard"]][0] == "notice-opt-out", "no menu"
@@ -210,12 +194,20 @@ def test_the_trunks_language_header_skips_the_menu(tmp_path: Path) -> None:
 def test_the_helpline_hears_the_whisper_and_both_legs_hear_beeps(tmp_path: Path) -> None:
     lab = menu_lab(tmp_path, whisper=True, helpline_language="sv", beep_interval_s=5)
     try:
-        lab.start_gateway()
-        pbx = lab.peer("pbx", "--tone", "1000", "--listen")
-        caller = lab.peer("caller", "--digits", "3@0.7", "--tone", "440", "--listen", "--hangup-after", "17")
-        caller.wait_exit()
-        pbx.wait_exit()
-        finish(lab)
+        caller, pbx = lab.one_call(
+            "--digits",
+            "3@0.7",
+            "--tone",
+            "440",
+            "--listen",
+            "--hangup-after",
+            "17",
+            pbx_args=(
+                "--tone",
+                "1000",
+                "--listen",
+            ),
+        )
         # The first loud audio the helpline hears is the Swedish "recorded call" whisper, not
         # the caller: whisper-recorded is the 8th fixture prompt (300 + 400 + 7 * 20 Hz).
         whisper_hz = 300 + LANGUAGE_FREQ["sv"] + 7 * 20
@@ -235,12 +227,18 @@ def test_declined_calls_are_whispered_as_not_recorded_and_get_no_beep(tmp_path: 
         tmp_path, whisper=True, helpline_language="en", beep_interval_s=5, languages=[], language="en"
     )
     try:
-        lab.start_gateway()
-        pbx = lab.peer("pbx", "--tone", "1000", "--listen")
-        caller = lab.peer("caller", "--digits", "9@0.5", "--listen", "--hangup-after", "12")
-        caller.wait_exit()
-        pbx.wait_exit()
-        finish(lab)
+        caller, pbx = lab.one_call(
+            "--digits",
+            "9@0.5",
+            "--listen",
+            "--hangup-after",
+            "12",
+            pbx_args=(
+                "--tone",
+                "1000",
+                "--listen",
+            ),
+        )
         not_recorded_hz = 300 + 8 * 20  # whisper-not-recorded, English
         assert abs(pbx.event("heard")["first_hz"] - not_recorded_hz) < 10
         assert caller.event("heard")["bursts"] == 0 and pbx.event("heard")["bursts"] == 0
