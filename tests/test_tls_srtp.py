@@ -53,7 +53,7 @@ class SecureLab:
         gw.set("pbx", "srtp", pbx_srtp)
         gw.set("pbx", "tls_ca", str(self.ca.path))
 
-    def pbx(self, *args: str) -> Proc:
+    def pbx(self, *args: str, srtp: str = "mandatory") -> Proc:
         return self.lab.peer(
             "pbx",
             "--tls-port",
@@ -64,7 +64,7 @@ class SecureLab:
             str(self.pbx_key),
             "--sips",
             "--srtp",
-            "mandatory",
+            srtp,
             *args,
         )
 
@@ -217,5 +217,32 @@ def test_certificate_reload_on_sighup_keeps_the_call_and_client_certificates_are
         [rec] = lab.gw.open().index.list_recordings()
         left, right = decrypt(lab, rec)
         assert abs(dominant_frequency(right) - 1000) < 5
+    finally:
+        lab.close()
+
+
+def test_a_pbx_without_srtp_is_never_bridged_in_clear_when_the_helpline_leg_demands_it(
+    tmp_path: Path,
+) -> None:
+    """[pbx] srtp = "mandatory" and a PBX that only speaks plain RTP: the PBX refuses the SRTP
+    offer, the call is not bridged in clear, the caller hears the unavailable message and
+    nothing is recorded."""
+    s = SecureLab(tmp_path, "mandatory")
+    lab = s.lab
+    try:
+        lab.start_gateway()
+        pbx = s.pbx("--tone", "1000", "--timeout", "8", srtp="off")
+        caller = s.caller("mandatory", "--timeout", "20")
+        caller.wait_exit()
+        pbx.wait_exit()
+        assert pbx.event("confirmed") is None, "the PBX never got a call it could take"
+        gone = caller.event("disconnected")
+        # Notice (1.5 s), grace (1 s), then the unavailable message (0.6 s) before the hang-up.
+        assert caller.event("confirmed") is not None and gone["connected_s"] > 1.5 + 1.0 + 0.5
+        finish(lab)
+        gw = lab.gw.open()
+        assert gw.index.list_recordings() == []
+        failed = [line for line in lab.gateway.stderr_lines if "dialling -> unavailable" in line]
+        assert failed, "the call went to the unavailable message"
     finally:
         lab.close()
