@@ -59,8 +59,10 @@ def test_two_nodes_are_one_system(
             lab.peer("caller", "--number", NUMBER, "--tone", "440", "--hangup-after", "14", "--timeout", "60")
             for lab in (a, b)
         ]
+        # A function, not an expression: Playwright evaluates an expression with eval(), which
+        # the dashboard's CSP (script-src 'self') refuses once the check has to poll.
         page.wait_for_function(
-            "document.querySelectorAll('#calls tbody tr[data-call]').length == 2", timeout=15_000
+            "() => document.querySelectorAll('#calls tbody tr[data-call]').length == 2", timeout=15_000
         )
         rows = {
             field(page, tr.get_attribute("data-call"), "node"): tr.get_attribute("data-call")
