@@ -7,6 +7,7 @@ copy bytes and return. No I/O, no locks, no logging.
 from __future__ import annotations
 
 import ctypes
+import gc
 import logging
 import math
 from array import array
@@ -158,7 +159,8 @@ class MediaSlot:
 
     Ports are created once per worker and reused, never destroyed while the conference bridge
     runs: a pjsua2 port whose Python object dies while pjmedia's clock thread is inside its
-    callback crashes the process. The worker drops them only after the bridge's clock stops.
+    callback crashes the process. The worker drops them with `release_slots`, which stops the
+    bridge's clock first.
     """
 
     def __init__(
@@ -185,3 +187,17 @@ class MediaSlot:
         for tap in self.taps:
             tap.recorder = None
             tap.inband = None
+
+
+def release_slots(ep: pj.Endpoint, slots: list[MediaSlot]) -> None:
+    """Drop a worker's ports safely: stop the conference bridge's clock, then destroy them.
+
+    The bridge calls a port's callbacks from its clock thread until its removal has gone through,
+    and that removal is queued; destroying a port's Python object meanwhile lets the callback run
+    on a half-dismantled object, which crashes the process at shutdown. With the null sound device
+    detached the clock thread has been joined, nothing calls into the ports any more, and the
+    bridge flushes the queued removals when `libDestroy` destroys it.
+    """
+    ep.audDevManager().setNoDev()
+    slots.clear()
+    gc.collect()

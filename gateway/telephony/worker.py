@@ -29,7 +29,7 @@ from ..storage.journal import JournaledIndex
 from . import prompts as pr
 from .call import CallServices, CallSession
 from .events import EventBus
-from .media import MediaSlot, audio_format, prefer_g711
+from .media import MediaSlot, audio_format, prefer_g711, release_slots
 from .secure import SrtpPolicy, carries_sdes_keys, hop_is_tls, is_tls_uri
 from .sip import media_count, parse_config_uri, parse_invite
 from .tlsfiles import internal_pair, make_internal_pair, pbx_authorities
@@ -421,8 +421,9 @@ class Worker:
         for s in self._ended:
             s.destroy()
         self._ended.clear()
-        # Ports go before libDestroy, while the bridge they are registered with still exists.
-        self.slots.clear()
+        # Ports go before libDestroy, while the bridge they are registered with still exists, and
+        # after its clock has stopped.
+        release_slots(self.ep, self.slots)
         self.account.shutdown()
         del self.account
         gc.collect()
