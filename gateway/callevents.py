@@ -34,6 +34,7 @@ class CallState(StrEnum):
     DIALLING = "dialling"  # the helpline's PBX rings
     BRIDGED = "bridged"  # caller and helpline talk
     UNAVAILABLE = "unavailable"  # the PBX could not be reached; the caller hears why
+    FORKED = "forked"  # a SIPREC session after the decision: recorded with consent, else idle
     ENDED = "ended"
 
 

@@ -5,6 +5,14 @@ Used by the demo and by the tests, as a separate process like any real peer.
     python -m simphone.phone caller --target sip:1177@127.0.0.1:5060 --port 5080 --tone 440 \
         [--digits "9@2.0,*@12,9@12.3"] [--info] [--hangup-after S] [--number N] [--display D]
 
+    python -m simphone.phone siprec --target sip:srs@127.0.0.1:5060 --port 5090 --tone 440 \
+        --tone2 1000 [--labels 96,97] [--caller-second] [--metadata FILE] [--digits ...]
+
+The siprec role is a SIPREC recording client (an SBC forking a call): one INVITE with
+`Require: siprec`, a `+sip.src` Contact and a multipart body (SDP with two sendonly labelled
+audio streams, RFC 7865 metadata), the caller's tone on one stream and the helpline's on the
+other; digits go on the caller's stream.
+
 Prints one JSON object per line: ready, incoming (with the INVITE's headers), confirmed,
 digit, disconnected, exit. Sends a looped tone while a call is up. Exits after its call ends
 or after --timeout seconds.
@@ -15,6 +23,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import socket
 import sys
 import time
 import wave
@@ -98,6 +107,54 @@ class Listener(pj.AudioMediaPort):
         return {"first_hz": round(first_hz), "bursts": bursts, "seconds": round(len(x) / RATE, 2)}
 
 
+def siprec_metadata(args: argparse.Namespace, labels: list[str]) -> str:
+    """RFC 7865 metadata for a two-party call: the caller sends labels[0] (labels[1] with
+    --caller-second), the helpline the other."""
+    caller, helpline = (labels[1], labels[0]) if args.caller_second else (labels[0], labels[1])
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<recording xmlns="urn:ietf:params:xml:ns:recording:1">
+  <datamode>complete</datamode>
+  <session session_id="c2Vzc2lvbi0xMjM0NTY3OA==">
+    <sipSessionID>{args.cs_call_id}</sipSessionID>
+  </session>
+  <participant participant_id="cGFydHktY2FsbGVyMDAx">
+    <nameID aor="sip:{args.number}@caller.example"><name>{args.display}</name></nameID>
+  </participant>
+  <participant participant_id="cGFydHktaGVscGxpbmUx">
+    <nameID aor="sip:{args.helpline_number}@helpline.example"><name>Helpline</name></nameID>
+  </participant>
+  <stream stream_id="c3RyZWFtLWNhbGxlcjAx" session_id="c2Vzc2lvbi0xMjM0NTY3OA=="><label>{caller}</label></stream>
+  <stream stream_id="c3RyZWFtLWhlbHBsaW5l" session_id="c2Vzc2lvbi0xMjM0NTY3OA=="><label>{helpline}</label></stream>
+  <participantstreamassoc participant_id="cGFydHktY2FsbGVyMDAx">
+    <send>c3RyZWFtLWNhbGxlcjAx</send><recv>c3RyZWFtLWhlbHBsaW5l</recv>
+  </participantstreamassoc>
+  <participantstreamassoc participant_id="cGFydHktaGVscGxpbmUx">
+    <send>c3RyZWFtLWhlbHBsaW5l</send><recv>c3RyZWFtLWNhbGxlcjAx</recv>
+  </participantstreamassoc>
+</recording>
+"""
+
+
+def rtp_ports(bind: str) -> int:
+    """An even port P with P..P+3 free: the siprec client's two streams' RTP and RTCP."""
+    rng = np.random.default_rng()
+    for _ in range(200):
+        base = int(rng.integers(15000, 29999)) * 2
+        socks = []
+        try:
+            for port in range(base, base + 4):
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                socks.append(s)
+                s.bind((bind, port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise SystemExit("no free RTP ports")
+
+
 class PeerCall(pj.Call):
     def __init__(self, peer: Peer, call_id: int = pj.PJSUA_INVALID_ID) -> None:
         super().__init__(peer.account, call_id)
@@ -125,8 +182,43 @@ class PeerCall(pj.Call):
                 connected_s=round(time.monotonic() - self.confirmed_at, 3) if self.confirmed_at else None,
             )
 
+    def onCallSdpCreated(self, prm: pj.OnCallSdpCreatedParam) -> None:
+        """A recording client's offer: one sendonly G.711 stream per party, each labelled. The
+        wheel's pjsua2 hands the SDP over empty, so the whole offer is written here, on the
+        media transports pjsua made for the call."""
+        if self.peer.args.role != "siprec":
+            return
+        bind = self.peer.args.bind
+        lines = ["v=0", f"o=- 3724394400 3724394400 IN IP4 {bind}", "s=siprec", f"c=IN IP4 {bind}", "t=0 0"]
+        for i, label in enumerate(self.peer.labels):
+            # pjsua gives the call's media transports the account's RTP ports in turn (its
+            # transport info is not readable yet while the offer is made): see rtp_ports().
+            port = self.peer.args.rtp_port + 2 * i
+            lines += [
+                f"m=audio {port} RTP/AVP 8 0 101",
+                "a=rtpmap:8 PCMA/8000",
+                "a=rtpmap:0 PCMU/8000",
+                "a=rtpmap:101 telephone-event/8000",
+                "a=fmtp:101 0-16",
+                "a=sendonly",
+                f"a=label:{label}",
+            ]
+        prm.sdp.wholeSdp = "\r\n".join(lines) + "\r\n"
+
     def onCallMediaState(self, prm: pj.OnCallMediaStateParam) -> None:
         ci = self.getInfo()
+        if self.peer.args.role == "siprec":
+            sources = [self.peer.source, self.peer.source2]
+            if self.peer.args.caller_second:
+                sources.reverse()
+            for i, mi in enumerate(ci.media[:2]):
+                if mi.type == pj.PJMEDIA_TYPE_AUDIO and mi.status == pj.PJSUA_CALL_MEDIA_ACTIVE:
+                    rtp = self.getMedTransportInfo(i).localRtpName
+                    if not rtp.endswith(f":{self.peer.args.rtp_port + 2 * i}"):
+                        say("rtp_port_mismatch", index=i, rtp=rtp)  # the offer named another port
+                    say("media", index=i, status=int(mi.status))
+                    sources[i].startTransmit(self.getAudioMedia(i))
+            return
         for mi in ci.media:
             if mi.type == pj.PJMEDIA_TYPE_AUDIO:
                 say("media", status=int(mi.status))
@@ -230,6 +322,10 @@ class Peer:
         else:
             self.background = tone(args.tone, 1.0, RATE)
             self.source.play(self.background, "tone", loop=True)
+        self.labels = args.labels.split(",")
+        self.source2 = PcmSource(RATE)  # the helpline's stream (siprec role)
+        self.source2.createPort("tone2", audio_format(RATE))
+        self.source2.play(tone(args.tone2, 1.0, RATE), "tone2", loop=True)
         self.detector: OnsetDetector | None = None
         self.listener: Listener | None = None
         if args.listen:
@@ -245,6 +341,8 @@ class Peer:
         acfg = pj.AccountConfig()
         scheme = "sips" if args.sips else "sip"
         acfg.idUri = f'"{args.display}" <{scheme}:{args.number}@{args.bind}:{args.port}>'
+        if args.role == "siprec" and not args.rtp_port:
+            args.rtp_port = rtp_ports(args.bind)
         acfg.mediaConfig.transportConfig.port = args.rtp_port
         acfg.mediaConfig.transportConfig.boundAddress = args.bind
         acfg.mediaConfig.srtpUse = {
@@ -254,13 +352,15 @@ class Peer:
         }[args.srtp]
         # --keys-in-clear: send SDES keys over UDP too (a careless trunk), else TLS only.
         acfg.mediaConfig.srtpSecureSignaling = 0 if args.keys_in_clear else 1
+        if args.role == "siprec":
+            acfg.sipConfig.contactParams = ";+sip.src"  # RFC 7866: a recording client's Contact
         self.account = Account(self)
         self.account.create(acfg)
 
     def run(self) -> None:
         args = self.args
         say("ready")
-        if args.role == "caller":
+        if args.role in ("caller", "siprec"):
             self.calls.append(PeerCall(self))
             prm = pj.CallOpParam(True)
             for item in args.header:
@@ -268,6 +368,8 @@ class Peer:
                 h.hName, _, value = item.partition(":")
                 h.hValue = value.strip()
                 prm.txOption.headers.append(h)
+            if args.role == "siprec":
+                self._recording_request(prm)
             self.calls[0].makeCall(args.target, prm)
         deadline = time.monotonic() + args.timeout
         call: PeerCall | None = None
@@ -315,10 +417,38 @@ class Peer:
         # Media ports go before libDestroy, while the conference bridge still exists (else
         # pjmedia_conf_remove_port asserts when the interpreter collects them at exit).
         del self.source
+        del self.source2
         self.detector = None
         self.listener = None
         gc.collect()
         self.ep.libDestroy()
+
+    def _recording_request(self, prm: pj.CallOpParam) -> None:
+        """What makes an INVITE a recording session's (RFC 7866): Require: siprec, two audio
+        streams, and the metadata beside the SDP in a multipart/mixed body."""
+        args = self.args
+        prm.opt.audioCount = 2
+        if not args.no_require:
+            h = pj.SipHeader()
+            h.hName, h.hValue = "Require", "siprec"
+            prm.txOption.headers.append(h)
+        if args.no_metadata:
+            return
+        if args.metadata:
+            with open(args.metadata, encoding="utf-8") as f:
+                body = f.read()
+        else:
+            body = siprec_metadata(args, self.labels)
+        prm.txOption.multipartContentType.type = "multipart"
+        prm.txOption.multipartContentType.subType = "mixed"
+        part = pj.SipMultipartPart()
+        part.contentType.type = "application"
+        part.contentType.subType = "rs-metadata+xml"
+        part.body = body
+        disposition = pj.SipHeader()
+        disposition.hName, disposition.hValue = "Content-Disposition", "recording-session"
+        part.headers.append(disposition)
+        prm.txOption.multipartParts.append(part)
 
     def _send(self, call: PeerCall, digit: str) -> None:
         if self.args.inband or self.args.both:
@@ -342,12 +472,20 @@ class Peer:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("role", choices=["caller", "pbx"])
+    ap.add_argument("role", choices=["caller", "pbx", "siprec"])
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--bind", default="127.0.0.1", help="local address (any of 127.0.0.0/8)")
     ap.add_argument("--rtp-port", type=int, default=0)
     ap.add_argument("--target", default="")
     ap.add_argument("--tone", type=float, default=440)
+    ap.add_argument("--tone2", type=float, default=1000, help="siprec: the helpline stream's tone")
+    ap.add_argument("--labels", default="96,97", help="siprec: the two streams' SDP labels")
+    ap.add_argument("--caller-second", action="store_true", help="siprec: the caller sends the 2nd stream")
+    ap.add_argument("--helpline-number", default="116117", help="siprec: the helpline participant")
+    ap.add_argument("--cs-call-id", default="cs-call-1@sbc.example", help="siprec: the forked call's id")
+    ap.add_argument("--metadata", default="", help="siprec: send this metadata document instead")
+    ap.add_argument("--no-metadata", action="store_true", help="siprec: send the SDP alone")
+    ap.add_argument("--no-require", action="store_true", help="siprec: leave out Require: siprec")
     ap.add_argument("--code", type=int, default=200)
     ap.add_argument("--noise-seed", type=int, default=None, help="send seeded noise (one second, looped)")
     ap.add_argument("--digits", default="")

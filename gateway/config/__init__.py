@@ -30,6 +30,7 @@ from .sections import (
     PromptsConfig,
     RecordingConfig,
     SipConfig,
+    SiprecConfig,
     StoreConfig,
     WitnessConfig,
     _beep,
@@ -56,6 +57,7 @@ __all__ = [
     "RecordingConfig",
     "Route",
     "SipConfig",
+    "SiprecConfig",
     "StoreConfig",
     "WitnessConfig",
     "check_sip_uri",
@@ -118,6 +120,7 @@ class Config:
     dashboard: DashboardConfig = field(default_factory=DashboardConfig)
     witness: WitnessConfig = field(default_factory=WitnessConfig)  # the [audit] section
     numbering: NumbersConfig = field(default_factory=NumbersConfig)  # the [numbers] section
+    siprec: SiprecConfig = field(default_factory=SiprecConfig)
     routes: list[Route] = field(default_factory=list)
     raw: dict[str, Any] = field(default_factory=dict)
 
@@ -243,6 +246,7 @@ def load(path: str | Path) -> Config:
         dashboard=loaded["dashboard"],
         witness=loaded["audit"],
         numbering=loaded["numbers"],
+        siprec=loaded["siprec"],
         routes=routes,
         raw=raw,
     )

@@ -763,6 +763,72 @@ class NumbersConfig(Section):
                 raise ConfigError(f"[numbers] {key} must be up to 4 digits, got {getattr(self, key)!r}")
 
 
+SIPREC_REFUSAL = ("idle", "end")
+
+
+def _siprec_refusal(value: Any, where: str) -> str:
+    if value not in SIPREC_REFUSAL:
+        raise ConfigError(f"{where} must be one of {', '.join(SIPREC_REFUSAL)}, got {value!r}")
+    return str(value)
+
+
+def _label(value: Any, where: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9_.:+-]{0,64}", str(value)):
+        raise ConfigError(f"{where} must be an SDP label (letters, digits and _.:+-), got {value!r}")
+    return str(value)
+
+
+@dataclass
+class SiprecConfig(Section):
+    NAME = "siprec"
+    DOC = (
+        "Recording server mode (SIPREC, RFC 7866): an SBC or PBX that forks each call's media to the\n"
+        "gateway. The client plays the notice; the gateway stores the session only with consent."
+    )
+    enabled: bool = setting(False, "Accept recording sessions (INVITEs with Require: siprec).")
+    clients: list[str] = setting(
+        [],
+        "The recording clients' addresses (IP or IP/mask): only they may open recording sessions.",
+        _trunks,
+    )
+    caller_label: str = setting(
+        "",
+        "The SDP labels of the caller's and the helpline's streams. Empty: the participant whose number\n"
+        "is a route's is the helpline (from the metadata), else the first stream is the caller's.",
+        _label,
+    )
+    helpline_label: str = setting("", "", _label)
+    consent_header: str = setting(
+        "X-Recording-Consent",
+        "A header the client sets to granted or declined (the decision it collected); a metadata\n"
+        '<consent xmlns="urn:x-consent-gateway:siprec:1"> element says the same.',
+        _header_name,
+    )
+    window_s: float = setting(
+        12,
+        "Without a signalled decision: how long the caller may press the route's decline key (opt-out)\n"
+        "or accept key (opt-in) in the forked stream, from the session's start; then the route's mode\n"
+        "decides. Until then audio is held in memory only.",
+        as_float,
+        types=NUMBER,
+    )
+    on_refusal: str = setting(
+        "idle",
+        'A declined session: "idle" keeps it open and records nothing, "end" sends BYE.',
+        _siprec_refusal,
+    )
+
+    def check(self) -> None:
+        if not 1 <= self.window_s <= 60:
+            raise ConfigError(f"[siprec] window_s must be 1 to 60, got {self.window_s}")
+        if self.enabled and not self.clients:
+            raise ConfigError("[siprec] enabled needs the recording clients' addresses in [siprec] clients")
+        if bool(self.caller_label) != bool(self.helpline_label) or (
+            self.caller_label and self.caller_label == self.helpline_label
+        ):
+            raise ConfigError("[siprec] caller_label and helpline_label are set together, and differ")
+
+
 SECTIONS: tuple[type[Section], ...] = (
     Paths,
     IndexConfig,
@@ -777,4 +843,5 @@ SECTIONS: tuple[type[Section], ...] = (
     DashboardConfig,
     WitnessConfig,
     NumbersConfig,
+    SiprecConfig,
 )

@@ -140,6 +140,13 @@ class ConsentMachine:
                 return [Withdraw(), Confirm("withdrawn")]
         return []
 
+    def on_signalled(self, decision: Decision, t: float, source: str) -> list[Action]:
+        """A decision collected by someone else and signalled to the gateway (a SIPREC recording
+        client's header or metadata: it played the notice). It counts only while deciding."""
+        if self.state is not State.NOTICE:
+            return []
+        return self._decide(t, decision, f"signalled by the recording client ({source})")
+
     def on_tick(self, t: float) -> list[Action]:
         """Time passes; past the deadline, silence decides."""
         if self.state is State.NOTICE and t >= self.notice_at + self.notice_s + self.grace_s:

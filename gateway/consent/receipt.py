@@ -41,13 +41,17 @@ def build(
     *,
     call_id: str,
     route: str,
-    prompt: PromptPlayed,
+    prompt: PromptPlayed | None,
     answered_at: str,
     decided_at: str | None,
     ended_at: str | None = None,
     language: LanguageUsed | None = None,
     heard: list[PromptPlayed] | None = None,
+    siprec: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """`prompt` is None for a recording session forked by a SIPREC client, which played the
+    notice itself: `siprec` then says who decided and how (the client's signal, a key seen in
+    the caller's forked stream, or the route's mode at the end of the window)."""
     receipt = {
         "version": RECEIPT_VERSION,
         "call_id": call_id,
@@ -59,7 +63,7 @@ def build(
             "withdraw": machine.withdraw_sequence,
         },
         "grace_s": machine.grace_s,
-        "prompt": asdict(prompt),
+        "prompt": asdict(prompt) if prompt is not None else None,
         "language": asdict(language) if language is not None else None,
         # Every prompt the caller heard, in order (menu options, notice, confirmation...).
         "prompts_heard": [asdict(p) for p in heard or []],
@@ -74,6 +78,8 @@ def build(
         "digits": [asdict(d) for d in machine.digits],
         "digits_dropped": machine.digits_dropped,
     }
+    if siprec is not None:
+        receipt["siprec"] = siprec
     return receipt
 
 

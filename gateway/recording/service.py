@@ -86,9 +86,19 @@ class RecordingService:
         return bool(self.recipients)
 
     def start(
-        self, call_id: str | None, *, route: str | None = None, retention_days: int | None = None
+        self,
+        call_id: str | None,
+        *,
+        route: str | None = None,
+        retention_days: int | None = None,
+        since: float | None = None,
+        backlog: Sequence[tuple[int, float, bytes]] = (),
     ) -> tuple[str, Recorder] | None:
         """A new recorder for `call_id`, or None if recording is disabled or storage refuses.
+
+        `since` (monotonic time) starts the recording's timeline earlier than now, and `backlog`
+        holds the frames (channel, captured at, PCM) held in memory since then: a recording
+        session decided after a window is written from its start.
 
         A refusal is logged and audited; the caller's call goes on unrecorded either way.
         """
@@ -120,7 +130,16 @@ class RecordingService:
             )
         )
         self.index.append_audit(self.actor, "recording.started", rec_id, {"call": call_id})
-        recorder = Recorder(writer, recipients, sample_rate=self.sample_rate, pause_mode=self.pause_mode)
+        recorder = Recorder(
+            writer,
+            recipients,
+            sample_rate=self.sample_rate,
+            pause_mode=self.pause_mode,
+            queue_frames=500 + 2 * len(backlog),
+            start=since,
+        )
+        for channel, at, pcm in backlog:  # before the engine sees it: none of it is late yet
+            recorder.push_frame(channel, pcm, at)
         recorder.on_sealed = lambda n, digest: self.index.checkpoint_recording(rec_id, n, digest)
         recorder.done.add_done_callback(lambda fut: self._finished(rec_id, fut))
         self.engine.add(recorder)

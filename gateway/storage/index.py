@@ -59,6 +59,12 @@ class CallRow:
     caller_enc: builtins.bytes | None = (
         None  # the caller's number, age-encrypted; nothing else about it is kept
     )
+    kind: str = "call"  # "call" (through the gateway) or "siprec" (forked by a recording client)
+    # A recording session's participants (numbers, names, stream labels) as JSON, age-encrypted.
+    parties_enc: builtins.bytes | None = None
+    # A recording session's identifiers the client made up (session, group and stream ids, which
+    # participant sends which label), as JSON: nothing personal.
+    siprec: str | None = None
 
 
 @dataclass
@@ -99,6 +105,10 @@ class Index(ABC):
 
     @abstractmethod
     def get_call(self, call_id: str) -> CallRow: ...
+
+    @abstractmethod
+    def update_session(self, call_id: str, parties_enc: bytes | None, siprec: str) -> None:
+        """A recording session's participants and identifiers, as its client last described them."""
 
     @abstractmethod
     def add_recording(self, rec: RecordingRow) -> None: ...
@@ -188,12 +198,13 @@ class Index(ABC):
     def close(self) -> None: ...
 
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 # The current schema, for a new index. An older one is brought here by MIGRATIONS.
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS calls (
-    id TEXT PRIMARY KEY, started_at TEXT NOT NULL, ended_at TEXT, route TEXT, caller_enc BLOB);
+    id TEXT PRIMARY KEY, started_at TEXT NOT NULL, ended_at TEXT, route TEXT, caller_enc BLOB,
+    kind TEXT NOT NULL DEFAULT 'call', parties_enc BLOB, siprec TEXT);
 CREATE TABLE IF NOT EXISTS recordings (
     id TEXT PRIMARY KEY, object_name TEXT NOT NULL UNIQUE, started_at TEXT NOT NULL,
     status TEXT NOT NULL, call_id TEXT REFERENCES calls(id), origin TEXT NOT NULL,
@@ -220,6 +231,13 @@ CREATE TABLE IF NOT EXISTS audit_archive (source TEXT NOT NULL, n INTEGER NOT NU
     PRIMARY KEY (source, n));
 """
 
+SIPREC_MIGRATION = (
+    "recording sessions forked by a SIPREC client are calls of their own kind, with their "
+    "participants sealed and the client's identifiers (telephony/siprec.py)",
+    "ALTER TABLE calls ADD COLUMN kind TEXT NOT NULL DEFAULT 'call';\n"
+    "ALTER TABLE calls ADD COLUMN parties_enc {BLOB};\n"
+    "ALTER TABLE calls ADD COLUMN siprec TEXT;",
+)
 # Version N's migration brings an index from N-1 to N. Each runs in one transaction.
 MIGRATIONS: dict[int, tuple[str, str]] = {
     2: (
@@ -262,6 +280,7 @@ CREATE TABLE audit_checkpoints (
         "CREATE TABLE audit_archive (source TEXT NOT NULL, n INTEGER NOT NULL, line TEXT NOT NULL, "
         "PRIMARY KEY (source, n));",
     ),
+    6: (SIPREC_MIGRATION[0], SIPREC_MIGRATION[1].replace("{BLOB}", "BLOB")),
 }
 _RECORDING_COLUMNS = [f.name for f in fields(RecordingRow)]
 
@@ -284,6 +303,9 @@ class SqlIndex(Index):
 
     def end_call(self, call_id: str, ended_at: str) -> None:
         self._q("UPDATE calls SET ended_at=? WHERE id=?", (ended_at, call_id))
+
+    def update_session(self, call_id: str, parties_enc: bytes | None, siprec: str) -> None:
+        self._q("UPDATE calls SET parties_enc=?, siprec=? WHERE id=?", (parties_enc, siprec, call_id))
 
     def get_call(self, call_id: str) -> CallRow:
         cols = [f.name for f in fields(CallRow)]
@@ -363,7 +385,7 @@ class SqlIndex(Index):
         return sorted(out, key=lambda c: (c.started_at, c.id))
 
     def scrub_caller(self, call_id: str) -> None:
-        self._q("UPDATE calls SET caller_enc=NULL WHERE id=?", (call_id,))
+        self._q("UPDATE calls SET caller_enc=NULL, parties_enc=NULL WHERE id=?", (call_id,))
 
     def nodes(self) -> list[tuple[str, dict[str, Any], float]]:
         rows = self._q("SELECT name, status, heartbeat FROM nodes ORDER BY name").fetchall()
@@ -461,9 +483,13 @@ class SqlIndex(Index):
         return [audit.Checkpoint(r[0], r[1], r[2], r[3]) for r in rows]
 
 
+_CALL_BYTES = [i for i, f in enumerate(fields(CallRow)) if f.name in ("caller_enc", "parties_enc")]
+
+
 def _call(row: Any) -> CallRow:
     r = list(row)
-    r[4] = bytes(r[4]) if r[4] is not None else None  # PostgreSQL gives memoryviews
+    for i in _CALL_BYTES:
+        r[i] = bytes(r[i]) if r[i] is not None else None  # PostgreSQL gives memoryviews
     return CallRow(*r)
 
 

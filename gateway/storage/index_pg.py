@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from . import index as ix
-from .index import SCHEMA_VERSION, IndexError_, IndexUnavailable, SqlIndex
+from .index import SCHEMA_VERSION, SIPREC_MIGRATION, IndexError_, IndexUnavailable, SqlIndex
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,8 @@ USERS_LOCK = 0x636F6E73656E7403  # login attempts are counted one at a time
 SCHEMA_PG = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS calls (
-    id TEXT PRIMARY KEY, started_at TEXT NOT NULL, ended_at TEXT, route TEXT, caller_enc BYTEA);
+    id TEXT PRIMARY KEY, started_at TEXT NOT NULL, ended_at TEXT, route TEXT, caller_enc BYTEA,
+    kind TEXT NOT NULL DEFAULT 'call', parties_enc BYTEA, siprec TEXT);
 CREATE TABLE IF NOT EXISTS recordings (
     id TEXT PRIMARY KEY, object_name TEXT NOT NULL UNIQUE, started_at TEXT NOT NULL,
     status TEXT NOT NULL, call_id TEXT REFERENCES calls(id), origin TEXT NOT NULL,
@@ -91,6 +92,7 @@ MIGRATIONS_PG: dict[int, tuple[str, str]] = {
         "CREATE TABLE audit_archive (source TEXT NOT NULL, n INTEGER NOT NULL, line TEXT NOT NULL, "
         "PRIMARY KEY (source, n));",
     ),
+    6: (SIPREC_MIGRATION[0], SIPREC_MIGRATION[1].replace("{BLOB}", "BYTEA")),
 }
 
 

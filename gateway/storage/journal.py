@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 WRITES = (
     "add_call",
     "end_call",
+    "update_session",
     "add_recording",
     "update_recording",
     "checkpoint_recording",
@@ -186,6 +187,13 @@ class JournaledIndex(Index):
             "end_call",
             {"call_id": call_id, "ended_at": ended_at},
             lambda: self.backend.end_call(call_id, ended_at),
+        )
+
+    def update_session(self, call_id: str, parties_enc: bytes | None, siprec: str) -> None:
+        self._write(
+            "update_session",
+            {"call_id": call_id, "parties_enc": parties_enc, "siprec": siprec},
+            lambda: self.backend.update_session(call_id, parties_enc, siprec),
         )
 
     def add_recording(self, rec: RecordingRow) -> None:

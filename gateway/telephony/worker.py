@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import gc
+import ipaddress
 import logging
 import os
 import secrets
@@ -30,8 +31,10 @@ from . import prompts as pr
 from .call import CallServices, CallSession
 from .events import EventBus
 from .media import MediaSlot, audio_format, prefer_g711, release_slots
+from .recsession import RecordingSession, support_siprec
 from .secure import SrtpPolicy, carries_sdes_keys, hop_is_tls, is_tls_uri
 from .sip import media_count, parse_config_uri, parse_invite
+from .siprec import Rejection, is_recording_session, read_offer
 from .tlsfiles import internal_pair, make_internal_pair, pbx_authorities
 
 log = logging.getLogger(__name__)
@@ -60,7 +63,7 @@ class Account(pj.Account):
         self.worker = worker
 
     def onIncomingCall(self, prm: pj.OnIncomingCallParam) -> None:
-        self.worker.incoming(prm.callId, prm.rdata.wholeMsg)
+        self.worker.incoming(prm.callId, prm.rdata.wholeMsg, prm.rdata.srcAddress)
 
 
 class Worker:
@@ -92,8 +95,8 @@ class Worker:
         self.recordings = gateway.recording_service(self.engine)
         if isinstance(self.index, JournaledIndex):
             self.index.on_replayed = self.recordings.retry_signatures
-        self.sessions: dict[str, CallSession] = {}
-        self._ended: list[CallSession] = []
+        self.sessions: dict[str, CallSession | RecordingSession] = {}
+        self._ended: list[CallSession | RecordingSession] = []
         self.stopping = False
 
     def prompts_for(self, route: Route) -> pr.PromptSet:
@@ -119,6 +122,8 @@ class Worker:
         ep.libInit(cfg)
         self._create_transports(ep)
         ep.audDevManager().setNullDev()
+        if self.config.siprec.enabled:
+            support_siprec()
         ep.libStart()
         prefer_g711(ep)
         self.media_format = audio_format(self.clock_rate)
@@ -226,14 +231,21 @@ class Worker:
         acfg.mediaConfig.srtpSecureSignaling = 1 if secure_signalling else 0
         return acfg
 
-    def _refuse(self, call_id: int, code: int) -> None:
+    def _refuse(self, call_id: int, code: int, warning: str = "") -> None:
         call = pj.Call(self.account, call_id)
         prm = pj.CallOpParam()
         prm.statusCode = code
+        if warning:  # RFC 3261 20.43: 399 is "miscellaneous warning", the text says why
+            h = pj.SipHeader()
+            h.hName, h.hValue = "Warning", f'399 {self.host} "{warning.replace(chr(34), chr(39))}"'
+            prm.txOption.headers.append(h)
         call.hangup(prm)
         self._refused.append(call)  # dropped on the next pump pass, on this thread
 
-    def incoming(self, call_id: int, message: str) -> None:
+    def incoming(self, call_id: int, message: str, source: str = "") -> None:
+        if is_recording_session(message) and not self.stopping:
+            self._incoming_recording(call_id, message, source)
+            return
         invite = parse_invite(message)
         route = self.config.route_for(invite.dialled)
         limits = self.config.sip
@@ -277,6 +289,68 @@ class Worker:
             self.sessions[session.id] = session
             session.start()
 
+    def _incoming_recording(self, call_id: int, message: str, source: str) -> None:
+        """A recording client's INVITE (SIPREC): refused with the status RFC 7866 and RFC 3261
+        give, or a RecordingSession. In a node Kamailio has checked the client's address; a lone
+        worker checks it here."""
+        settings = self.config.siprec
+        if not settings.enabled:
+            log.warning("recording session offered but [siprec] is not enabled; 403")
+            self._refuse(call_id, 403, "recording sessions are not accepted here")
+            return
+        host = source.rsplit(":", 1)[0].strip("[]")
+        if self.index_no is None and not any(
+            ipaddress.ip_address(host) in ipaddress.ip_network(c, strict=False) for c in settings.clients
+        ):
+            log.warning("recording session from %s, which is not in [siprec] clients; 403", host)
+            self._refuse(call_id, 403, "not a recording client of this gateway")
+            return
+        if len(message.encode()) > self.config.sip.max_message_bytes:
+            self._refuse(call_id, 513)
+            return
+        numbers = frozenset(r.number for r in self.config.routes if r.number != "*")
+        offer = read_offer(
+            message,
+            caller_label=settings.caller_label,
+            helpline_label=settings.helpline_label,
+            helpline_numbers=numbers,
+            consent_header=settings.consent_header,
+        )
+        if isinstance(offer, Rejection):
+            log.warning("recording session refused: %s; %d", offer.reason, offer.code)
+            self._refuse(call_id, offer.code, offer.reason)
+            return
+        invite = parse_invite(message)
+        helpline = offer.helpline.number if offer.helpline is not None else ""
+        route = (
+            self.config.route_for(helpline) if helpline in numbers else self.config.route_for(invite.dialled)
+        )
+        if route is None:
+            log.warning(
+                "recording session for no route (helpline %r, dialled %r); 404", helpline, invite.dialled
+            )
+            self._refuse(call_id, 404, "no route for this recording session")
+            return
+        if all(slot.busy for slot in self.slots):
+            self._refuse(call_id, 486)
+            return
+        try:
+            session = RecordingSession(
+                self.call_services,
+                secrets.token_hex(8),
+                offer,
+                route,
+                call_id,
+                settings,
+                on_ended=self.session_ended,
+            )
+        except Exception:
+            log.exception("cannot set up the recording session; 500")
+            self._refuse(call_id, 500)
+            return
+        self.sessions[session.id] = session
+        session.start()
+
     def take_slot(self) -> MediaSlot:
         slot = next(s for s in self.slots if not s.busy)  # capacity is checked before a session starts
         slot.busy = True
@@ -286,7 +360,7 @@ class Worker:
         slot.reset()
         slot.busy = False
 
-    def session_ended(self, session: CallSession) -> None:
+    def session_ended(self, session: CallSession | RecordingSession) -> None:
         self.sessions.pop(session.id, None)
         self._ended.append(session)
 

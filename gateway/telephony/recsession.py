@@ -1,0 +1,553 @@
+"""One SIPREC recording session: a recording client (an SBC or PBX) forks a call's media to
+the gateway, which stores it only with the caller's consent.
+
+    deciding ─(client's signal, a key in the window, or the window's end)─▶ forked ─(BYE)─▶ ended
+
+The client played the notice; the gateway cannot speak to anyone. It decides, in order, from
+the consent the client signals (a header or the metadata extension), a decisive key seen in the
+caller's forked stream within [siprec] window_s, or the route's mode when the window closes.
+Until then the audio stays in memory (bounded); a grant writes it from the session's start, a
+refusal drops it and nothing but a receipt is written. A later `*9` withdraws, as in a call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import json
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import pjsua2 as pj
+
+from ..callevents import CallState, ConsentState, EventType, RecordingState
+from ..config import Route, SiprecConfig
+from ..consent import receipt as rc
+from ..consent.machine import ConsentMachine, Decide, Decision, Mode, Withdraw
+from ..storage import pii
+from ..storage.index import CallRow, utcnow
+from .call import CallServices, InbandListener
+from .dtmf import DtmfMethod, OnceOnly, ToneDetector
+from .media import MediaSlot
+from .siprec import Metadata, RecordingOffer, metadata_of
+
+log = logging.getLogger(__name__)
+
+
+class _PjStr(ctypes.Structure):
+    _fields_ = [("ptr", ctypes.c_char_p), ("slen", ctypes.c_ssize_t)]
+
+
+def support_siprec() -> None:
+    """Add "siprec" to the endpoint's Supported capabilities, so that pjsip accepts INVITEs with
+    `Require: siprec` (else it answers 420 Bad Extension before the gateway sees them). The
+    wheel's pjsip (2.15) has no SIPREC module and pjsua2 no call for this: the exported C
+    function is called directly, once, after libInit."""
+    import pjsua2._pjsua2 as native  # the extension module pjsua2 itself loaded
+
+    lib = ctypes.CDLL(native.__file__)
+    lib.pjsua_get_pjsip_endpt.restype = ctypes.c_void_p
+    lib.pjsip_endpt_add_capability.argtypes = [
+        ctypes.c_void_p,
+        ctypes.c_void_p,
+        ctypes.c_int,
+        ctypes.c_void_p,
+        ctypes.c_uint,
+        ctypes.POINTER(_PjStr),
+    ]
+    tag = _PjStr(b"siprec", 6)  # pjsip copies it
+    status = lib.pjsip_endpt_add_capability(
+        lib.pjsua_get_pjsip_endpt(), None, pj.PJSIP_H_SUPPORTED, None, 1, ctypes.byref(tag)
+    )
+    if status != 0:
+        raise RuntimeError(f"pjsip refused the siprec capability (status {status})")
+
+
+class HeldAudio:
+    """The taps' frames before the decision, in memory only and bounded; then passed on to the
+    recorder (`forward_to`), or dropped. Called from the clock thread like a recorder."""
+
+    def __init__(self, max_frames: int) -> None:
+        self.frames: deque[tuple[int, float, bytes]] = deque(maxlen=max_frames)
+        self.sample_rate = 8000
+        self.target: Any = None
+
+    def push_captured(self, channel: int, pcm: bytes) -> None:
+        target = self.target
+        if target is not None:
+            target.push_captured(channel, pcm)
+            return
+        self.frames.append((channel, time.monotonic() - len(pcm) / (2 * self.sample_rate), pcm))
+
+    def take(self) -> list[tuple[int, float, bytes]]:
+        out = []
+        while self.frames:
+            out.append(self.frames.popleft())
+        return out
+
+
+class RecordingDialog(pj.Call):
+    """The client's dialog with the gateway. Holds no logic of its own."""
+
+    def __init__(self, account: pj.Account, session: RecordingSession, call_id: int) -> None:
+        super().__init__(account, call_id)
+        self.session = session
+        self.connected = False
+        self.disconnected = False
+
+    def onCallState(self, prm: pj.OnCallStateParam) -> None:
+        if self.session is None:
+            return
+        ci = self.getInfo()
+        if ci.state == pj.PJSIP_INV_STATE_CONFIRMED:
+            self.connected = True
+        if ci.state == pj.PJSIP_INV_STATE_DISCONNECTED:
+            self.disconnected = True
+            self.session.loop.call_soon(self.session.guard(self.session.client_gone))
+
+    def onCallMediaState(self, prm: pj.OnCallMediaStateParam) -> None:
+        if self.session is not None:
+            self.session.on_media()
+
+    def onCallTsxState(self, prm: pj.OnCallTsxStateParam) -> None:
+        # A re-INVITE or UPDATE from the client may carry new metadata.
+        if self.session is None or prm.e.type != pj.PJSIP_EVENT_TSX_STATE:
+            return
+        tsx = prm.e.body.tsxState
+        if tsx.type != pj.PJSIP_EVENT_RX_MSG or tsx.tsx.role != pj.PJSIP_ROLE_UAS:
+            return
+        if tsx.tsx.method in ("INVITE", "UPDATE") and tsx.tsx.state == pj.PJSIP_TSX_STATE_TRYING:
+            text, session = tsx.src.rdata.wholeMsg, self.session
+            session.loop.call_soon(session.guard(lambda: session.metadata_update(text)))
+
+    def onDtmfDigit(self, prm: pj.OnDtmfDigitParam) -> None:
+        session = self.session
+        if session is not None:
+            via = DtmfMethod.INFO if prm.method == pj.PJSUA_DTMF_METHOD_SIP_INFO else DtmfMethod.RFC4733
+            key, t = prm.digit, session.t()  # prm is gone once this callback returns
+            session.loop.call_soon(session.guard(lambda: session.digit(key, via, t)))
+
+
+class RecordingSession:
+    """A SIPREC session on a worker; the worker treats it like a call (sessions, poll_inband,
+    hangup_all, control, destroy)."""
+
+    def __init__(
+        self,
+        services: CallServices,
+        session_id: str,
+        offer: RecordingOffer,
+        route: Route,
+        dialog_id: int,
+        settings: SiprecConfig,
+        on_ended: Callable[[Any], None],
+    ) -> None:
+        self.services = services
+        self.id = session_id
+        self.offer = offer
+        self.route = route
+        self.settings = settings
+        self.on_ended = on_ended
+        self.loop = asyncio.get_running_loop()
+        self.state = CallState.DECIDING
+        self.recording_state = RecordingState.NONE
+        self.started_mono = time.monotonic()
+        self.answered_at = utcnow()
+        self.decided_at: str | None = None
+        self.ended = False
+        self.decided_by = ""  # "client-header", "client-metadata", "key" or "window"
+        cfg = services.config
+        self.machine = ConsentMachine(
+            Mode(route.mode),
+            0.0,
+            settings.window_s,
+            cfg.decline_key,
+            cfg.accept_key,
+            cfg.calls.withdraw_sequence,
+        )
+        self.once = OnceOnly()
+        self.slot: MediaSlot = services.take_slot()
+        rate = services.clock_rate
+        frames = int((settings.window_s + 2) * 1000 / cfg.recording.tap_ptime_ms) * 2
+        self.held = HeldAudio(frames)
+        self.held.sample_rate = rate
+        self.recorder: Any = None
+        self.recording_id: str | None = None
+        self._listener: InbandListener | None = None
+        if route.dtmf.listens_inband:
+            self._listener = InbandListener(deque(maxlen=100), ToneDetector(rate))
+            self.slot.taps[0].inband = self._listener.queue
+        for tap in self.slot.taps:
+            tap.recorder = self.held
+        self.dialog = RecordingDialog(services.account, self, dialog_id)
+        self._timers: list[asyncio.TimerHandle] = []
+        self._connected: set[int] = set()
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def t(self) -> float:
+        return time.monotonic() - self.started_mono
+
+    def emit(self, kind: EventType, **fields: Any) -> None:
+        self.services.publish({"type": kind, "call": self.id, **fields})
+
+    def guard(self, fn: Callable[[], None]) -> Callable[[], None]:
+        def run() -> None:
+            if not self.ended:
+                try:
+                    fn()
+                except Exception:
+                    log.exception("recording session %s: handler failed", self.id)
+                    self.hangup_all(500)
+
+        return run
+
+    def later(self, delay: float, fn: Callable[[], None]) -> None:
+        self._timers.append(self.loop.call_later(delay, self.guard(fn)))
+
+    @property
+    def consent_state(self) -> ConsentState:
+        if self.machine.state.value == "withdrawn":
+            return ConsentState.WITHDRAWN
+        return ConsentState(self.machine.decision.value) if self.machine.decision else ConsentState.PENDING
+
+    def set_state(self, new: CallState, **fields: Any) -> None:
+        if new != self.state:
+            log.info("recording session %s: %s -> %s", self.id, self.state, new)
+            self.state = new
+            self.emit(
+                EventType.CALL_STATE,
+                state=new,
+                consent=self.consent_state,
+                recording=self.recording_state,
+                **fields,
+            )
+
+    def set_recording(self, new: RecordingState, **fields: Any) -> None:
+        self.recording_state = new
+        self.emit(EventType.CALL_RECORDING, recording=new, **fields)
+
+    def _parties(self, metadata: Metadata) -> bytes | None:
+        """Every participant's number, name and the labels they send, sealed to the operators."""
+        offer = self.offer
+        roles = {
+            id(p): role
+            for p, role in ((offer.caller, "caller"), (offer.helpline, "helpline"))
+            if p is not None
+        }
+        parties = [
+            {
+                "id": p.id,
+                "aor": p.aor,
+                "name": p.name,
+                "role": roles.get(id(p), ""),
+                "labels": [s.label for s in metadata.streams if s.id in p.sends],
+            }
+            for p in metadata.participants
+        ]
+        return pii.seal_value(json.dumps(parties, sort_keys=True), self.services.recipients)
+
+    def _summary(self, metadata: Metadata) -> str:
+        offer = self.offer
+        return json.dumps(
+            {
+                **metadata.summary(),
+                "channels": {
+                    m.label: offer.channels[m.index] for m in offer.audio if m.index in offer.channels
+                },
+                "roles_by": offer.roles_by.value,
+            },
+            sort_keys=True,
+        )
+
+    # -- start ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        sv, offer = self.services, self.offer
+        number = offer.caller.number if offer.caller is not None else ""
+        sv.index.add_call(
+            CallRow(
+                self.id,
+                self.answered_at,
+                route=self.route.number,
+                caller_enc=pii.seal_value(number, sv.recipients) if number else None,
+                kind="siprec",
+                parties_enc=self._parties(offer.metadata),
+                siprec=self._summary(offer.metadata),
+            )
+        )
+        prm = pj.CallOpParam()
+        prm.statusCode = 200
+        # One audio stream per m= line offered; pjsua answers each sendonly one recvonly.
+        prm.opt.audioCount = max(m.index for m in offer.audio) + 1
+        try:
+            self.dialog.answer(prm)
+        except pj.Error as e:
+            log.warning("recording session %s: cannot answer (%s); 488", self.id, e.reason)
+            self.hangup_all(488)
+            return
+        self.emit(
+            EventType.CALL_STARTED,
+            state=self.state,
+            call_kind="siprec",
+            route=self.route.number,
+            mode=self.route.mode,
+            caller_display=(offer.caller.name if offer.caller is not None else "")[:64],
+            caller_masked=("*" * max(0, len(number) - 3) + number[-3:]) if number else "",
+            streams=len(offer.audio),
+            roles_by=offer.roles_by.value,
+        )
+        log.info(
+            "recording session %s: %d streams, roles by %s, consent %s",
+            self.id,
+            len(offer.audio),
+            offer.roles_by,
+            f"signalled ({offer.consent_from}: {offer.consent})" if offer.consent else "by window",
+        )
+        self.later(sv.config.calls.max_duration_s, lambda: self.hangup_all(200, "maximum duration"))
+        if offer.consent is not None:
+            self.decided_by = f"client-{offer.consent_from}"
+            self._apply(self.machine.on_signalled(Decision(offer.consent), 0.0, offer.consent_from))
+        else:
+            self.later(self.settings.window_s + 0.05, self._window_over)
+
+    # -- pjsua events ---------------------------------------------------------------------------
+
+    def on_media(self) -> None:
+        """Connect each recorded stream to its channel's tap (again after a re-INVITE)."""
+        if self.ended:
+            return
+        ci = self.dialog.getInfo()
+        for i, mi in enumerate(ci.media):
+            channel = self.offer.channels.get(i)
+            if channel is None or mi.type != pj.PJMEDIA_TYPE_AUDIO:
+                continue
+            # pjsua reports a sendonly offer (every SIPREC stream) as the remote's hold.
+            live = (pj.PJSUA_CALL_MEDIA_ACTIVE, pj.PJSUA_CALL_MEDIA_REMOTE_HOLD)
+            if mi.status in live and self._taps_wanted(channel):
+                self.dialog.getAudioMedia(i).startTransmit(self.slot.taps[channel])
+                self._connected.add(i)
+
+    def _taps_wanted(self, channel: int) -> bool:
+        tap = self.slot.taps[channel]
+        return tap.recorder is not None or tap.inband is not None
+
+    def _disconnect_taps(self) -> None:
+        for tap in self.slot.taps:
+            if tap.recorder is None and tap.inband is None:
+                for i in list(self._connected):
+                    if self.offer.channels.get(i) == tap.channel:
+                        try:
+                            self.dialog.getAudioMedia(i).stopTransmit(tap)
+                        except pj.Error:
+                            pass
+                        self._connected.discard(i)
+
+    def metadata_update(self, message: str) -> None:
+        """New metadata in a re-INVITE or UPDATE: the index follows it."""
+        try:
+            metadata = metadata_of(message)
+        except ValueError as e:
+            log.warning("recording session %s: metadata update ignored: %s", self.id, e)
+            return
+        if metadata is None:
+            return
+        self.services.index.update_session(self.id, self._parties(metadata), self._summary(metadata))
+        log.info("recording session %s: metadata updated (%s)", self.id, metadata.datamode)
+
+    def digit(self, digit: str, via: DtmfMethod, t: float) -> None:
+        """A key in the forked media. pjsua reports RFC 4733 events without saying which stream
+        carried them: they count as the caller's (the helpline has nothing to press here)."""
+        if not self.route.dtmf.accepts(via) or not self.once.first("caller", digit, via, t):
+            return
+        if self.machine.state.value == "notice":
+            self.decided_by = "key"
+        self.emit(EventType.CALL_DIGIT, leg="caller", t=round(t, 3), via=via)
+        self._apply(self.machine.on_digit(digit, t, via.value))
+
+    def poll_inband(self) -> None:
+        listener = self._listener
+        if listener is None or self.ended or not listener.queue:
+            return
+        chunks = []
+        while listener.queue:
+            chunks.append(listener.queue.popleft())
+        pcm = b"".join(chunks)
+        found = listener.detector.feed(pcm)
+        listener.fed_s += len(pcm) / 2 / self.services.clock_rate
+        now = self.t()
+        for key, onset in found:
+            self.digit(key, DtmfMethod.INBAND, now - (listener.fed_s - onset))
+
+    # -- decision --------------------------------------------------------------------------
+
+    def _window_over(self) -> None:
+        if self.machine.decision is None:
+            self.decided_by = "window"
+            self._apply(self.machine.on_tick(self.t()))
+
+    def _apply(self, actions: list[Any]) -> None:
+        for a in actions:
+            if isinstance(a, Decide):
+                self._decided(a)
+            elif isinstance(a, Withdraw):
+                self._withdraw()
+        # Confirm and StopNotice have nothing to act on: the client plays the prompts.
+        self._update_listening()
+
+    def _update_listening(self) -> None:
+        """Tones matter until the decision, and after a grant for the withdrawal sequence."""
+        m = self.machine
+        if self._listener is not None and not (
+            m.state.value == "notice" or (m.decision is Decision.GRANTED and m.state.value == "decided")
+        ):
+            self._listener = None
+            self.slot.taps[0].inband = None
+            self._disconnect_taps()
+
+    def _decided(self, d: Decide) -> None:
+        self.decided_at = utcnow()
+        receipt = self._receipt()
+        sv = self.services
+        sv.index.put_consent_receipt(self.id, receipt)
+        sv.index.append_audit(
+            "gateway",
+            "consent.decided",
+            self.id,
+            {"decision": d.decision.value, "reason": d.reason, "receipt": rc.digest(receipt)},
+        )
+        self.emit(EventType.CALL_CONSENT, consent=d.decision.value, reason=d.reason)
+        if d.decision is Decision.GRANTED:
+            self._start_recording()
+        else:
+            self.held.frames.clear()  # the caller said no: not one held frame goes anywhere
+            for tap in self.slot.taps:
+                tap.recorder = None
+            self._disconnect_taps()
+        self.set_state(CallState.FORKED)
+        if d.decision is Decision.DECLINED and self.settings.on_refusal == "end":
+            self.hangup_all(200, "declined: session ended")
+
+    def _start_recording(self) -> None:
+        backlog = self.held.take()
+        started = self.services.recordings.start(
+            self.id,
+            route=self.route.number,
+            retention_days=self.route.retention_days,
+            since=self.started_mono,
+            backlog=backlog,
+        )
+        if started is None:
+            self.held.frames.clear()
+            for tap in self.slot.taps:
+                tap.recorder = None
+            self._disconnect_taps()
+            self.set_recording(RecordingState.INCOMPLETE, error="recording could not start")
+            return
+        self.recording_id, self.recorder = started
+        self.held.target = self.recorder  # from now on the taps' frames go straight through
+        for channel, at, pcm in self.held.take():  # pushed while the recorder was being made
+            self.recorder.push_frame(channel, pcm, at)
+        for tap in self.slot.taps:
+            tap.recorder = self.recorder
+        self.recorder.done.add_done_callback(
+            lambda fut: self.loop.call_soon_threadsafe(self._recording_over, fut.result())
+        )
+        self.set_recording(RecordingState.RECORDING, recording_id=self.recording_id)
+
+    def _recording_over(self, result: Any) -> None:
+        if result.status == "incomplete":
+            for tap in self.slot.taps if self.slot is not None else []:
+                tap.recorder = None
+            self.set_recording(RecordingState.INCOMPLETE, error=result.error, bytes_sealed=result.bytes)
+        elif result.status == "complete":
+            self.set_recording(
+                RecordingState.SAVED, bytes_sealed=result.bytes, duration_s=round(result.duration_s, 2)
+            )
+
+    def _withdraw(self) -> None:
+        for tap in self.slot.taps:
+            tap.recorder = None
+        self._disconnect_taps()
+        if self.recorder is not None and self.recording_id:
+            self.services.recordings.withdraw(self.recording_id, self.recorder)
+        self.services.index.put_consent_receipt(self.id, self._receipt())
+        self.services.index.append_audit(
+            "caller", "consent.withdrawn", self.id, {"recording": self.recording_id}
+        )
+        self.emit(EventType.CALL_CONSENT, consent=ConsentState.WITHDRAWN)
+        self.set_recording(RecordingState.DISCARDED if self.recorder is not None else RecordingState.NONE)
+
+    def control(self, op: str, actor: str) -> str | None:
+        return "a recording session forked by a SIPREC client is controlled by its client"
+
+    # -- end ---------------------------------------------------------------------------------
+
+    def client_gone(self) -> None:
+        self._apply(self.machine.on_hangup(self.t()))
+        self.hangup_all(200, "the recording client ended the session")
+
+    def hangup_all(self, code: int = 200, why: str = "") -> None:
+        if self.ended:
+            return
+        self.ended = True
+        for timer in self._timers:
+            timer.cancel()
+        self.held.frames.clear()
+        for tap in self.slot.taps:
+            tap.recorder = None
+            tap.inband = None
+        self._listener = None
+        self._disconnect_taps()
+        if self.recorder is not None and self.recording_state.live:
+            self.recorder.finish()
+            self.recording_state = RecordingState.SAVING
+        if not self.dialog.disconnected:
+            prm = pj.CallOpParam()
+            prm.statusCode = code
+            try:
+                self.dialog.hangup(prm)
+            except pj.Error:
+                pass
+        ended_at = utcnow()
+        self.services.index.end_call(self.id, ended_at)
+        self.services.index.put_consent_receipt(self.id, self._receipt(ended_at))
+        self.set_state(CallState.ENDED, reason=why)
+        self.on_ended(self)
+
+    def _receipt(self, ended_at: str | None = None) -> dict[str, Any]:
+        offer = self.offer
+        return rc.build(
+            self.machine,
+            call_id=self.id,
+            route=self.route.number,
+            prompt=None,
+            answered_at=self.answered_at,
+            decided_at=self.decided_at,
+            ended_at=ended_at,
+            siprec={
+                "notice": "played by the recording client",
+                "decided_by": self.decided_by or None,
+                "client_signal": (
+                    {"from": offer.consent_from, "value": offer.consent} if offer.consent else None
+                ),
+                "window_s": self.settings.window_s,
+                "sessions": offer.metadata.sessions,
+                "roles_by": offer.roles_by.value,
+            },
+        )
+
+    @property
+    def caller(self) -> Any:
+        return self.dialog  # the worker reaps a session once its legs are disconnected
+
+    pbx = None
+
+    def destroy(self) -> None:
+        self.services.give_slot(self.slot)
+        self.dialog.session = None  # type: ignore[assignment]
+        self.slot = None  # type: ignore[assignment]
+        self.dialog = None  # type: ignore[assignment]

@@ -1,0 +1,158 @@
+"""SIPREC recording server mode with real SIP: a pjsua2 recording client (simphone's siprec
+role: two sendonly labelled streams and RFC 7865 metadata in a multipart INVITE) forking a
+call to a real `gateway run`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gateway import age
+from gateway.storage import index as ix
+from gateway.storage import pii
+from tests.audio import dominant_frequency, split_channels
+from tests.calls import CallLab
+
+pytestmark = pytest.mark.slow
+
+HELPLINE_ROUTE = '\n[[routes]]\nnumber = "116117"\nmode = "opt-out"\npbx = "sip:helpline@127.0.0.1:5070"\n'
+
+
+def lab_for(tmp: Path, extra: str = "", clients: tuple[str, ...] = ("127.0.0.1",)) -> CallLab:
+    """A gateway taking recording sessions from `clients`, with a 3 s key window."""
+    lab = CallLab(tmp, extra=extra)
+    lab.gw.set("siprec", "enabled", True)
+    lab.gw.set("siprec", "clients", list(clients))
+    lab.gw.set("siprec", "window_s", 3)
+    return lab
+
+
+def client(lab: CallLab, *args: str) -> dict[str, object]:
+    """Run one recording session from the client to its end; its last events."""
+    p = lab.peer("siprec", "--target", f"sip:srs@{lab.host}:{lab.sip_port}", "--timeout", "30", *args)
+    p.wait_exit(40)
+    gone = p.event("disconnected")
+    assert gone is not None, p.lines[-5:]
+    assert lab.gateway is not None
+    gone["gateway_log"] = [line for line in lab.gateway.stderr_lines if "recording session" in line][-3:]
+    return gone
+
+
+def decrypt(lab: CallLab, rec: ix.RecordingRow) -> tuple[np.ndarray, np.ndarray]:
+    gw = lab.gw.open()
+    with gw.store.open(rec.object_name) as f:
+        plain = age.AgeReader(f, age.load_identity_file(lab.gw.key)).read_all()
+    return split_channels(plain[44:])
+
+
+def test_forked_call_is_recorded_from_its_start_with_each_party_on_its_channel(tmp_path: Path) -> None:
+    lab = lab_for(tmp_path)
+    try:
+        lab.start_gateway()
+        # The caller (+46701234567) sends the second stream: the metadata says so, and the
+        # helpline's number (116117, a route... here the "*" route, so by order of the streams
+        # unless a route names it) decides the channels.
+        gone = client(
+            lab, "--tone", "440", "--tone2", "1000", "--number", "+46701234567", "--hangup-after", "6"
+        )
+        assert gone["code"] == 200, str(gone["gateway_log"])
+        lab.stop_gateway()
+        gw = lab.gw.open()
+        [rec] = gw.index.list_recordings()
+        assert rec.status == ix.COMPLETE
+        left, right = decrypt(lab, rec)
+        assert abs(dominant_frequency(left) - 440) < 5 and abs(dominant_frequency(right) - 1000) < 5
+        # Held in memory during the 3 s window, then written from the session's start.
+        assert len(left) / 8000 >= 5.0, len(left) / 8000
+        call = gw.index.get_call(rec.call_id)
+        assert call.kind == "siprec"
+        assert call.caller_enc is not None
+        ident = age.load_identity_file(lab.gw.key)
+        assert pii.open_value(call.caller_enc, ident) == "+46701234567"
+        assert call.parties_enc is not None
+        parties = json.loads(pii.open_value(call.parties_enc, ident) or "[]")
+        assert {p["role"] for p in parties} == {"caller", "helpline"}
+        summary = json.loads(call.siprec or "{}")
+        assert summary["sessions"] and summary["channels"] == {"96": 0, "97": 1}
+        assert "+46701234567" not in (call.siprec or "")
+        receipt = gw.index.get_consent_receipt(rec.call_id)
+        assert receipt["decision"] == "granted" and receipt["prompt"] is None
+        assert receipt["siprec"]["decided_by"] == "window"
+        assert receipt["siprec"]["notice"] == "played by the recording client"
+        assert lab.gateway is not None
+        assert not any("46701234567" in line for line in lab.gateway.stderr_lines)
+    finally:
+        lab.close()
+
+
+def test_the_helpline_number_in_the_metadata_says_which_stream_is_the_callers(tmp_path: Path) -> None:
+    lab = lab_for(
+        tmp_path, HELPLINE_ROUTE + '\n[[routes]]\nnumber = "*"\npbx = "sip:helpline@127.0.0.1:5070"\n'
+    )
+    try:
+        lab.start_gateway()
+        client(lab, "--tone", "440", "--tone2", "1000", "--caller-second", "--hangup-after", "5")
+        lab.stop_gateway()
+        gw = lab.gw.open()
+        [rec] = gw.index.list_recordings()
+        left, right = decrypt(lab, rec)
+        assert abs(dominant_frequency(left) - 440) < 5 and abs(dominant_frequency(right) - 1000) < 5
+        assert json.loads(gw.index.get_call(rec.call_id).siprec or "{}")["roles_by"] == "metadata"
+        assert rec.route == "116117"
+    finally:
+        lab.close()
+
+
+@pytest.mark.parametrize("how", ["key", "header"])
+def test_a_refusal_stores_nothing(tmp_path: Path, how: str) -> None:
+    lab = lab_for(tmp_path)
+    try:
+        lab.start_gateway()
+        args = ["--digits", "9@1.0"] if how == "key" else ["--header", "X-Recording-Consent: declined"]
+        gone = client(lab, "--hangup-after", "5", *args)
+        assert gone["code"] == 200  # the session stayed up (on_refusal = "idle")
+        lab.stop_gateway()
+        gw = lab.gw.open()
+        assert gw.index.list_recordings() == []
+        assert not list((lab.gw.dir / "spool").rglob("*.age")) if (lab.gw.dir / "spool").exists() else True
+        [call_id] = [c for c, _ in gw.index.encrypted_callers()]
+        receipt = gw.index.get_consent_receipt(call_id)
+        assert receipt["decision"] == "declined"
+        assert receipt["siprec"]["decided_by"] == ("key" if how == "key" else "client-header")
+        if how == "key":
+            assert [d["effect"] for d in receipt["digits"]] == ["decline"]
+    finally:
+        lab.close()
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [(["--no-metadata"], 400), (["--labels", "96,"], 400)],
+    ids=["no-metadata", "no-label"],
+)
+def test_what_cannot_be_recorded_is_refused_with_the_rfc_status(
+    tmp_path: Path, args: list[str], code: int
+) -> None:
+    lab = lab_for(tmp_path)
+    try:
+        lab.start_gateway()
+        gone = client(lab, *args)
+        assert gone["code"] == code
+        lab.stop_gateway()
+        assert lab.gw.open().index.list_recordings() == []
+    finally:
+        lab.close()
+
+
+def test_a_client_not_on_the_list_is_refused(tmp_path: Path) -> None:
+    lab = lab_for(tmp_path, clients=("10.9.9.9",))
+    try:
+        lab.start_gateway()
+        gone = client(lab)
+        assert gone["code"] == 403
+        lab.stop_gateway()
+    finally:
+        lab.close()
