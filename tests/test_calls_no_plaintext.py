@@ -59,3 +59,31 @@ def test_declined_and_consented_calls_write_only_ciphertext(lab: CallLab, tmp_pa
         plain = age.AgeReader(f, age.load_identity_file(lab.gw.key)).read_all()
     assert contains_canary(plain[44:], heard), "positive control: the canary reached the recorder"
     assert any(p.startswith(str(lab.gw.dir / "spool")) for p in trace.files_written)
+
+
+def test_siprec_session_declined_in_the_window_leaves_no_audio_anywhere(lab: CallLab, tmp_path: Path) -> None:
+    """A SIPREC session's audio is held in memory during the key window: a refusal leaves
+    not one byte of it on disk, a grant leaves only ciphertext (with the canary in it)."""
+    lab.gw.set("siprec", "enabled", True)
+    lab.gw.set("siprec", "clients", ["127.0.0.1"])
+    lab.gw.set("siprec", "window_s", 3)
+    trace_file = tmp_path / "gw.strace"
+    before = snapshot([tmp_path])
+    lab.start_gateway(prefix=[*STRACE_PREFIX, "-o", str(trace_file)])
+    target = ("--target", f"sip:srs@127.0.0.1:{lab.sip_port}", "--noise-seed", str(CANARY_SEED))
+    declined = lab.peer("siprec", *target, "--digits", "9@2.0", "--hangup-after", "5")
+    declined.wait_exit()
+    granted = lab.peer("siprec", *target, "--hangup-after", "5")
+    granted.wait_exit()
+    assert lab.gateway is not None and lab.gateway.stop() == 0
+    trace = Trace(0, b"", b"")
+    parse_trace(trace_file, trace)
+    trace.changed = changed_since(before, [tmp_path], exclude=str(trace_file))
+    heard = canary_as_heard()
+    assert find_plaintext(trace, heard) == [], "no file written by the gateway holds audio"
+    assert non_age_files(lab.gw.dir / "spool") == []
+    gw = lab.gw.open()
+    [rec] = gw.index.list_recordings()  # only the granted session was recorded
+    with gw.store.open(rec.object_name) as f:
+        plain = age.AgeReader(f, age.load_identity_file(lab.gw.key)).read_all()
+    assert contains_canary(plain[44:], heard), "positive control: the canary reached the recorder"

@@ -47,7 +47,8 @@ def test_front_door_refuses_values_that_break_out_of_the_config(
         FrontDoor(**args)  # type: ignore[arg-type]
 
 
-def test_rendered_config_passes_kamailios_own_check(tmp_path: Path) -> None:
+@pytest.mark.parametrize("siprec", [None, ["198.51.100.7", "203.0.113.0/28"]], ids=["no-siprec", "siprec"])
+def test_rendered_config_passes_kamailios_own_check(tmp_path: Path, siprec: list[str] | None) -> None:
     require_tool("kamailio")
     front = FrontDoor(
         "127.0.0.1",
@@ -57,13 +58,15 @@ def test_rendered_config_passes_kamailios_own_check(tmp_path: Path) -> None:
         False,
         ["192.0.2.0/24", "10.0.0.5", "127.0.0.1"],
         (("127.0.0.2", 5060),),
+        siprec_clients=siprec,
     )
     front.write([("127.0.0.1", 5100)])
     assert front.check() is None
-    assert (tmp_path / "run" / "address.list").read_text().splitlines()[:2] == [
-        "1 192.0.2.0 24 0",
-        "1 10.0.0.5 32 0",
-    ]
+    listed = (tmp_path / "run" / "address.list").read_text().splitlines()
+    assert listed[:2] == ["1 192.0.2.0 24 0", "1 10.0.0.5 32 0"]
+    assert [line for line in listed if line.startswith("3 ")] == (
+        ["3 198.51.100.7 32 0", "3 203.0.113.0 28 0"] if siprec else []
+    )
 
 
 @pytest.mark.parametrize("srtp", list(SrtpPolicy))

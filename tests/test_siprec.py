@@ -5,6 +5,7 @@ call to a real `gateway run`."""
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -13,8 +14,10 @@ import pytest
 from gateway import age
 from gateway.storage import index as ix
 from gateway.storage import pii
+from gateway.telephony.net import free_port
 from tests.audio import dominant_frequency, split_channels
 from tests.calls import CallLab
+from tests.conftest import require_tool
 
 pytestmark = pytest.mark.slow
 
@@ -154,5 +157,124 @@ def test_a_client_not_on_the_list_is_refused(tmp_path: Path) -> None:
         gone = client(lab)
         assert gone["code"] == 403
         lab.stop_gateway()
+    finally:
+        lab.close()
+
+
+def sipp_scenario(invite_file: Path, code: int) -> str:
+    """A sipp scenario that sends one of tests/siprec/'s INVITEs to the gateway, expects `code`,
+    and ends the session (BYE) or acknowledges the refusal."""
+    text = invite_file.read_bytes().decode().replace("\r\n", "\n")
+    text = text.replace("sip:recorder@127.0.0.1", "sip:srs@[remote_ip]:[remote_port]")
+    text = text.replace("198.51.100.1", "[local_ip]")  # RTCP stays on loopback
+    text = text.replace("Via: SIP/2.0/UDP 127.0.0.1:", "Via: SIP/2.0/[transport] [local_ip]:")
+    tail = (
+        """
+  <recv response="200" rtd="true" rrs="true"/>
+  <send><![CDATA[
+ACK sip:srs@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+[routes]
+From: <sip:src@127.0.0.1>;tag=[call_number]
+[last_To:]
+Call-ID: [call_id]
+CSeq: 101 ACK
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>
+  <pause milliseconds="2000"/>
+  <send retrans="500"><![CDATA[
+BYE [next_url] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+[routes]
+From: <sip:src@127.0.0.1>;tag=[call_number]
+[last_To:]
+Call-ID: [call_id]
+CSeq: 102 BYE
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>
+  <recv response="200"/>"""
+        if code == 200
+        else f"""
+  <recv response="{code}"/>
+  <send><![CDATA[
+ACK sip:srs@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: <sip:src@127.0.0.1>;tag=[call_number]
+[last_To:]
+Call-ID: [call_id]
+CSeq: 101 ACK
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>"""
+    )
+    return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
+<!DOCTYPE scenario SYSTEM "sipp.dtd">
+<scenario name="siprec {invite_file.name}">
+  <send retrans="500"><![CDATA[
+{text}]]></send>
+  <recv response="100" optional="true"/>{tail}
+</scenario>
+"""
+
+
+RFC_EXAMPLES = [
+    ("rfc7866.txt", 200),
+    ("rfc8068.txt", 200),
+    ("vendor.txt", 200),
+    ("no-metadata.txt", 400),
+    ("no-label.txt", 400),
+    ("bad-metadata.txt", 400),
+]
+
+
+def test_rfc_and_vendor_invites_from_sipp_are_accepted_or_refused_as_the_rfcs_say(tmp_path: Path) -> None:
+    require_tool("sipp")
+    lab = lab_for(tmp_path)
+    try:
+        lab.start_gateway()
+        for name, code in RFC_EXAMPLES:
+            scenario = tmp_path / f"{name}.xml"
+            scenario.write_text(sipp_scenario(Path(__file__).parent / "siprec" / name, code))
+            done = subprocess.run(
+                ["sipp", "-sf", str(scenario), "-m", "1", "-i", "127.0.0.1", "-p", str(free_port()), "-trace_msg",
+                 "-nostdin", "-timeout", "30", "-timeout_error", f"127.0.0.1:{lab.sip_port}"],
+                cwd=tmp_path, capture_output=True, text=True, timeout=60,
+            )  # fmt: skip
+            assert done.returncode == 0, (name, lab.gateway.stderr_lines[-8:] if lab.gateway else None)
+        lab.stop_gateway()
+        gw = lab.gw.open()
+        calls = [gw.index.get_call(c) for c, _ in gw.index.encrypted_callers()]
+        assert [c.kind for c in calls] == ["siprec"] * 3  # the three accepted sessions
+        receipts = [gw.index.get_consent_receipt(c.id) for c in calls]
+        assert sorted(r["siprec"]["decided_by"] or "" for r in receipts) == ["", "", "client-header"]
+        assert lab.gateway is not None
+        refused = [line for line in lab.gateway.stderr_lines if "recording session refused" in line]
+        assert len(refused) == 3, refused
+    finally:
+        lab.close()
+
+
+def test_recording_session_through_the_node_front_door(tmp_path: Path) -> None:
+    """Kamailio admits the recording client (its own allowlist group) and relays the session to
+    a worker; the client's in-dialog BYE follows the record-route."""
+    lab = CallLab(tmp_path, workers=1)
+    lab.gw.set("siprec", "enabled", True)
+    lab.gw.set("siprec", "clients", ["127.0.0.1"])
+    lab.gw.set("siprec", "window_s", 2)
+    try:
+        lab.start_gateway()
+        assert "3 127.0.0.1 32 0" in (lab.gw.dir / "run" / "kamailio" / "address.list").read_text()
+        gone = client(lab, "--tone", "440", "--tone2", "1000", "--hangup-after", "4")
+        assert gone["code"] == 200
+        lab.stop_gateway()
+        gw = lab.gw.open()
+        [rec] = gw.index.list_recordings()
+        left, right = decrypt(lab, rec)
+        assert abs(dominant_frequency(left) - 440) < 5 and abs(dominant_frequency(right) - 1000) < 5
     finally:
         lab.close()

@@ -19,6 +19,7 @@ from ..telephony.secure import SrtpPolicy, is_tls_uri
 
 TRUSTED_GROUP = 1  # trunks and the PBX
 WORKER_GROUP = 2
+SIPREC_GROUP = 3  # recording clients ([siprec] clients): they may open recording sessions only
 DISPATCH_SET = 1
 PEER_SET = 2  # other nodes' front doors: where calls overflow before failing open
 OVERFLOW_HEADER = "X-Gateway-Overflow"  # marks a call a peer node sent us: never sent on again
@@ -60,6 +61,7 @@ class FrontDoor:
     max_media: int = 4  # media descriptions an INVITE may offer
     tls: FrontTls | None = None
     caller_srtp: SrtpPolicy = SrtpPolicy.OFF
+    siprec_clients: list[str] | None = None  # None: recording sessions are not accepted
 
     @property
     def ctl(self) -> str:
@@ -76,6 +78,9 @@ class FrontDoor:
             lines.append(f"{TRUSTED_GROUP} {ip} {mask or 32} 0")
         for host, _ in workers:
             lines.append(f"{WORKER_GROUP} {host} 32 0")
+        for addr in self.siprec_clients or []:
+            ip, _, mask = addr.partition("/")
+            lines.append(f"{SIPREC_GROUP} {ip} {mask or 32} 0")
         return "\n".join(lines) + "\n"
 
     def __post_init__(self) -> None:
@@ -85,7 +90,7 @@ class FrontDoor:
             ("the data directory", str(self.rundir)),
             ("[pbx] uri", self.pbx_uri),
             ("[sip] listen", self.host),
-            *(("an allowlist entry", t) for t in self.trusted),
+            *(("an allowlist entry", t) for t in [*self.trusted, *(self.siprec_clients or [])]),
             *(
                 (f"[sip] or [pbx] TLS file {f}", str(f))
                 for f in (
@@ -101,6 +106,32 @@ class FrontDoor:
                     f"{what} {value!r} cannot be placed in Kamailio's configuration "
                     "(quotes, backslashes, '$' and control characters are refused)"
                 )
+
+    def _siprec_rule(self) -> str:
+        """Recording sessions (RFC 7866: Require: siprec or a +sip.src Contact) only from the
+        recording clients, who may open nothing else; none at all when [siprec] is off. The
+        session's transaction is marked ($avp) so that it never fails open to the PBX."""
+        is_siprec = '($hdr(Require) =~ "siprec" || $ct =~ "[+]sip[.]src")'
+        if self.siprec_clients is None:
+            return (
+                f'    if (is_method("INVITE") && !has_totag() && {is_siprec}) {{\n'
+                '        xlog("L_WARN", "recording session from $si, but [siprec] is off: 403\\n");\n'
+                '        sl_send_reply("403", "Recording Sessions Not Accepted");\n'
+                "        exit;\n    }\n"
+            )
+        return (
+            f'    if (is_method("INVITE") && !has_totag() && {is_siprec}) {{\n'
+            f'        if (!allow_source_address("{SIPREC_GROUP}")) {{\n'
+            '            xlog("L_WARN", "recording session from $si, not a recording client: 403\\n");\n'
+            '            sl_send_reply("403", "Not A Recording Client");\n'
+            "            exit;\n        }}\n"
+            "        $avp(siprec) = 1;\n"
+            f'    }} else if (is_method("INVITE") && !has_totag() && allow_source_address("{SIPREC_GROUP}")\n'
+            f'            && !allow_source_address("{TRUSTED_GROUP}")) {{\n'
+            '        xlog("L_WARN", "INVITE from recording client $si is not a recording session: 403\\n");\n'
+            '        sl_send_reply("403", "Recording Sessions Only");\n'
+            "        exit;\n    }}\n"
+        ).replace("}}", "}")
 
     def render(self) -> str:
         fail_open = (
@@ -190,11 +221,13 @@ request_route {{
         }}
         exit;
     }}
-    if (!allow_source_address("{TRUSTED_GROUP}") && !allow_source_address("{WORKER_GROUP}")) {{
+    if (!allow_source_address("{TRUSTED_GROUP}") && !allow_source_address("{WORKER_GROUP}")
+            && !allow_source_address("{SIPREC_GROUP}")) {{
         xlog("L_WARN", "request from $si, which is not on the allowlist: 403\\n");
         sl_send_reply("403", "Forbidden");
         exit;
     }}
+{self._siprec_rule()}
     if (!allow_source_address("{WORKER_GROUP}") && $si != "{self.host}") {{
         if ($sht(ipban=>$si) != $null) {{
             exit;
@@ -237,7 +270,7 @@ request_route {{
         sl_send_reply("405", "Method Not Allowed");
         exit;
     }}
-    if ($cl > {self.max_sdp_bytes}) {{
+    if ($cl > {self.max_sdp_bytes} && $avp(siprec) == $null) {{
         xlog("L_WARN", "INVITE $ci from $si with a $cl-byte body refused: 488\\n");
         sl_send_reply("488", "Not Acceptable Here");
         exit;
@@ -310,6 +343,12 @@ failure_route[WORKER_FAIL] {{
 # a peer sent us is answered 503 instead, so that the peer tries its next peer or fails open
 # itself: a call crosses at most one node boundary.
 route[NOWORKER] {{
+    # A recording session never fails open: the call it records is not in this path.
+    if ($avp(siprec) != $null) {{
+        xlog("L_WARN", "recording session $ci: no worker free: 503\\n");
+        send_reply("503", "No Worker Free");
+        exit;
+    }}
     if (is_present_hf("{OVERFLOW_HEADER}")) {{
         xlog("L_WARN", "overflow call $ci from a peer: no worker free here either: 503\n");
         send_reply("503", "No Worker Free");

@@ -114,6 +114,7 @@ class Node:
                 max_media=cfg.sip.max_media_streams,
                 tls=front_tls(cfg),
                 caller_srtp=cfg.sip.srtp,
+                siprec_clients=list(cfg.siprec.clients) if cfg.siprec.enabled else None,
             )
         except ValueError as e:
             raise ConfigError(str(e)) from None
