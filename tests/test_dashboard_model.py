@@ -249,3 +249,20 @@ def test_an_old_user_database_is_migrated(tmp_path: Path) -> None:
     assert store.get("sam").failures == 7 and store.get("sam").locked_until > time.time()
     store.unlock("sam")
     assert store.authenticate("sam", "long enough pw").user.role == "admin"
+
+
+def test_a_siprec_session_shows_as_one_with_its_consent() -> None:
+    view = lv.LiveView()
+    view.observe(
+        {"type": "call.started", "call": "s1", "worker": "w", "ts": 1.0, "call_kind": "siprec",
+         "route": "116117", "state": "deciding"},
+        1,
+    )  # fmt: skip
+    row = view.observe(
+        {"type": "call.consent", "call": "s1", "worker": "w", "ts": 4.0, "consent": "granted"}, 1
+    )
+    assert row is not None and row["kind"] == "siprec" and row["consent"] == "granted"
+    row = view.observe({"type": "call.state", "call": "s1", "worker": "w", "ts": 4.1, "state": "forked"}, 1)
+    assert row is not None and row["state"] == "forked"
+    plain = view.observe({"type": "call.started", "call": "c1", "worker": "w", "ts": 1.0}, 1)
+    assert plain is not None and plain["kind"] == "call"

@@ -278,3 +278,25 @@ def test_recording_session_through_the_node_front_door(tmp_path: Path) -> None:
         assert abs(dominant_frequency(left) - 440) < 5 and abs(dominant_frequency(right) - 1000) < 5
     finally:
         lab.close()
+
+
+def test_withdrawal_in_the_fork_deletes_the_recording_and_a_client_without_bye_is_ended(
+    tmp_path: Path,
+) -> None:
+    lab = lab_for(tmp_path)
+    lab.gw.set("calls", "max_duration_s", 9)
+    try:
+        lab.start_gateway()
+        # Granted at the window's end (3 s), withdrawn with *9 at 5 s; the client never hangs
+        # up: the gateway ends the session at [calls] max_duration_s.
+        gone = client(lab, "--digits", "*@5.0,9@5.3")
+        assert gone["code"] == 200 and 8 <= float(gone["connected_s"]) <= 11  # type: ignore[arg-type]
+        lab.stop_gateway()
+        gw = lab.gw.open()
+        [rec] = gw.index.list_recordings()
+        assert rec.status == ix.DISCARDED
+        receipt = gw.index.get_consent_receipt(rec.call_id)
+        assert receipt["state"] == "withdrawn" and receipt["ended_at"] is not None
+        assert "consent.withdrawn" in [e.action for e in gw.index.audit_entries()]
+    finally:
+        lab.close()

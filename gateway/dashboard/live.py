@@ -94,6 +94,7 @@ class LiveView:
                 "reason": "",
                 "by": "",
                 "language": "",
+                "kind": "call",  # or "siprec": a session forked by a recording client
             }
         if kind == EventType.CALL_STARTED or event.get("snapshot"):
             for key in ("route", "mode", "caller_masked"):
@@ -101,6 +102,8 @@ class LiveView:
                     row[key] = _clean(event[key], 32)
             if "caller_display" in event:
                 row["caller_display"] = _clean(event["caller_display"])
+            if event.get("call_kind") == "siprec":
+                row["kind"] = "siprec"
         if "state" in event:
             row["state"] = _pick(event["state"], STATES, row["state"])
         if isinstance(event.get("language"), str):

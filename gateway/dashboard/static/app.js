@@ -93,7 +93,8 @@ function render(d) {
   }
   const tr = el("tr", { "data-call": d.call, class: d.state === "ended" ? "ended" : "" },
     caller,
-    el("td", { "data-field": "route", text: d.language ? `${d.route} · ${d.language}` : d.route }),
+    el("td", { "data-field": "route",
+      text: [d.route, d.language, d.kind === "siprec" ? "SIPREC" : ""].filter(Boolean).join(" · ") }),
     el("td", { "data-field": "state" }, pill(d.state)),
     el("td", { "data-field": "consent" }, pill(d.consent)),
     rec,
