@@ -18,23 +18,21 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import pjsua2 as pj
 
-from .. import age
 from ..callevents import CallState, ConsentState, EventType, RecordingState
-from ..config import Config, Route
+from ..config import Route
 from ..consent import receipt as rc
 from ..consent.language import LanguageChoice, language_from_header
 from ..consent.machine import Confirm, ConsentMachine, Decide, Decision, Mode, StopNotice, Withdraw
-from ..recording.service import RecordingService
 from ..storage import pii
-from ..storage.index import CallRow, Index, utcnow
+from ..storage.index import CallRow, utcnow
 from .dtmf import DtmfMethod, OnceOnly, ToneDetector
-from .media import MediaSlot, PcmSource, Tap, ringback, tone
-from .prompts import MENU, Prompt, PromptSet
+from .media import PcmSource, Tap, ringback, tone
+from .prompts import MENU, Prompt
+from .session import CallServices, InbandListener, Session
 from .sip import Invite, quoted_display
 
 log = logging.getLogger(__name__)
@@ -90,16 +88,6 @@ class Leg(pj.Call):
             self.session.on_digit(self, prm.digit, via)
 
 
-@dataclass
-class InbandListener:
-    """One leg's audio on its way to the tone detector: filled by the leg's tap on the clock
-    thread, drained on the loop's thread."""
-
-    queue: deque[bytes]
-    detector: ToneDetector
-    fed_s: float = 0.0  # seconds of audio the detector has had
-
-
 def played(prompt: Prompt, heard_bytes: int) -> rc.PromptPlayed:
     """What a receipt says of a prompt the caller heard `heard_bytes` of."""
     pcm = prompt.pcm[: max(0, min(heard_bytes, len(prompt.pcm)))]
@@ -135,25 +123,7 @@ class SequenceMatcher:
         return None
 
 
-@dataclass
-class CallServices:
-    """What a call uses of the process that runs it (the worker builds one)."""
-
-    config: Config
-    index: Index
-    recordings: RecordingService
-    recipients: list[age.Recipient]
-    account: pj.Account  # the pjsua2 account of the caller's leg (its SRTP policy)
-    pbx_account: pj.Account  # the account the helpline leg is dialled from (its SRTP policy)
-    host: str  # the address the PBX sees calls come from
-    clock_rate: int
-    prompts_for: Callable[[Route], PromptSet]
-    publish: Callable[[dict[str, Any]], None]  # one event onto the worker's event stream
-    take_slot: Callable[[], MediaSlot]
-    give_slot: Callable[[MediaSlot], None]
-
-
-class CallSession:
+class CallSession(Session):
     def __init__(
         self,
         services: CallServices,
@@ -236,53 +206,6 @@ class CallSession:
             cfg.calls.withdraw_sequence,
             notice_at=round(at, 3),
         )
-
-    def t(self) -> float:
-        return time.monotonic() - self.answered_mono
-
-    def emit(self, kind: EventType, **fields: Any) -> None:
-        self.services.publish({"type": kind, "call": self.id, **fields})
-
-    def set_state(self, new: CallState, **fields: Any) -> None:
-        """The one place a call changes state: logged, and published as call.state."""
-        if new != self.state:
-            log.info("call %s: %s -> %s", self.id, self.state, new)
-            self.state = new
-            self.emit(
-                EventType.CALL_STATE,
-                state=new,
-                consent=self.consent_state,
-                recording=self.recording_state,
-                **fields,
-            )
-            self._update_listening()
-
-    def set_recording(self, new: RecordingState, **fields: Any) -> None:
-        """The one place the recording's state changes: published as call.recording (with
-        `fields`: who did it, bytes sealed, an error)."""
-        self.recording_state = new
-        self.emit(EventType.CALL_RECORDING, recording=new, **fields)
-        self._update_listening()
-
-    @property
-    def consent_state(self) -> ConsentState:
-        if self.machine.state.value == "withdrawn":
-            return ConsentState.WITHDRAWN
-        return ConsentState(self.machine.decision.value) if self.machine.decision else ConsentState.PENDING
-
-    def later(self, delay: float, fn: Callable[[], None]) -> None:
-        self._timers.append(self.loop.call_later(delay, self._guard(fn)))
-
-    def _guard(self, fn: Callable[[], None]) -> Callable[[], None]:
-        def run() -> None:
-            if not self.ended:
-                try:
-                    fn()
-                except Exception:
-                    log.exception("call %s: handler failed", self.id)
-                    self.hangup_all(500)
-
-        return run
 
     def play(
         self,
@@ -437,7 +360,8 @@ class CallSession:
 
     def _listen(self, channel: int) -> None:
         tap = self.slot.taps[channel]
-        listener = InbandListener(deque(maxlen=100), ToneDetector(self.services.clock_rate))
+        rate = self.services.clock_rate
+        listener = InbandListener(deque(maxlen=100), ToneDetector(rate), rate=rate)
         self._listeners[channel] = listener
         tap.inband = listener.queue
         leg = self.caller if channel == 0 else self.pbx
@@ -476,22 +400,11 @@ class CallSession:
         by the worker's loop every pass, on its thread)."""
         if not self._listeners or self.ended:
             return
-        rate = self.services.clock_rate
         for channel, listener in list(self._listeners.items()):
-            q = listener.queue
-            if not q:
+            if not listener.queue:
                 continue
-            chunks = []
-            while q:
-                chunks.append(q.popleft())
-            pcm = b"".join(chunks)
-            found = listener.detector.feed(pcm)
-            listener.fed_s += len(pcm) / 2 / rate
-            now = self.t()
             leg = self.caller if channel == 0 else self.pbx
-            for digit, onset in found:
-                # The key began this long before the end of the audio just drained.
-                t = now - (listener.fed_s - onset)
+            for digit, t in listener.drain(self.t()):
                 if leg is not None and not self.ended:
                     try:
                         self._digit_from(leg, digit, DtmfMethod.INBAND, t)

@@ -29,9 +29,9 @@ from ..consent import receipt as rc
 from ..consent.machine import ConsentMachine, Decide, Decision, Mode, Withdraw
 from ..storage import pii
 from ..storage.index import CallRow, utcnow
-from .call import CallServices, InbandListener
 from .dtmf import DtmfMethod, OnceOnly, ToneDetector
 from .media import MediaSlot
+from .session import CallServices, InbandListener, Session
 from .siprec import Metadata, RecordingOffer, metadata_of
 
 log = logging.getLogger(__name__)
@@ -106,7 +106,7 @@ class RecordingDialog(pj.Call):
             self.connected = True
         if ci.state == pj.PJSIP_INV_STATE_DISCONNECTED:
             self.disconnected = True
-            self.session.loop.call_soon(self.session.guard(self.session.client_gone))
+            self.session.loop.call_soon(self.session._guard(self.session.client_gone))
 
     def onCallMediaState(self, prm: pj.OnCallMediaStateParam) -> None:
         if self.session is not None:
@@ -121,19 +121,21 @@ class RecordingDialog(pj.Call):
             return
         if tsx.tsx.method in ("INVITE", "UPDATE") and tsx.tsx.state == pj.PJSIP_TSX_STATE_TRYING:
             text, session = tsx.src.rdata.wholeMsg, self.session
-            session.loop.call_soon(session.guard(lambda: session.metadata_update(text)))
+            session.loop.call_soon(session._guard(lambda: session.metadata_update(text)))
 
     def onDtmfDigit(self, prm: pj.OnDtmfDigitParam) -> None:
         session = self.session
         if session is not None:
             via = DtmfMethod.INFO if prm.method == pj.PJSUA_DTMF_METHOD_SIP_INFO else DtmfMethod.RFC4733
             key, t = prm.digit, session.t()  # prm is gone once this callback returns
-            session.loop.call_soon(session.guard(lambda: session.digit(key, via, t)))
+            session.loop.call_soon(session._guard(lambda: session.digit(key, via, t)))
 
 
-class RecordingSession:
+class RecordingSession(Session):
     """A SIPREC session on a worker; the worker treats it like a call (sessions, poll_inband,
     hangup_all, control, destroy)."""
+
+    KIND = "recording session"
 
     def __init__(
         self,
@@ -154,7 +156,7 @@ class RecordingSession:
         self.loop = asyncio.get_running_loop()
         self.state = CallState.DECIDING
         self.recording_state = RecordingState.NONE
-        self.started_mono = time.monotonic()
+        self.answered_mono = time.monotonic()
         self.answered_at = utcnow()
         self.decided_at: str | None = None
         self.ended = False
@@ -178,7 +180,7 @@ class RecordingSession:
         self.recording_id: str | None = None
         self._listener: InbandListener | None = None
         if route.dtmf.listens_inband:
-            self._listener = InbandListener(deque(maxlen=100), ToneDetector(rate))
+            self._listener = InbandListener(deque(maxlen=100), ToneDetector(rate), rate=rate)
             self.slot.taps[0].inband = self._listener.queue
         for tap in self.slot.taps:
             tap.recorder = self.held
@@ -187,48 +189,6 @@ class RecordingSession:
         self._connected: set[int] = set()
 
     # -- helpers ----------------------------------------------------------------------------
-
-    def t(self) -> float:
-        return time.monotonic() - self.started_mono
-
-    def emit(self, kind: EventType, **fields: Any) -> None:
-        self.services.publish({"type": kind, "call": self.id, **fields})
-
-    def guard(self, fn: Callable[[], None]) -> Callable[[], None]:
-        def run() -> None:
-            if not self.ended:
-                try:
-                    fn()
-                except Exception:
-                    log.exception("recording session %s: handler failed", self.id)
-                    self.hangup_all(500)
-
-        return run
-
-    def later(self, delay: float, fn: Callable[[], None]) -> None:
-        self._timers.append(self.loop.call_later(delay, self.guard(fn)))
-
-    @property
-    def consent_state(self) -> ConsentState:
-        if self.machine.state.value == "withdrawn":
-            return ConsentState.WITHDRAWN
-        return ConsentState(self.machine.decision.value) if self.machine.decision else ConsentState.PENDING
-
-    def set_state(self, new: CallState, **fields: Any) -> None:
-        if new != self.state:
-            log.info("recording session %s: %s -> %s", self.id, self.state, new)
-            self.state = new
-            self.emit(
-                EventType.CALL_STATE,
-                state=new,
-                consent=self.consent_state,
-                recording=self.recording_state,
-                **fields,
-            )
-
-    def set_recording(self, new: RecordingState, **fields: Any) -> None:
-        self.recording_state = new
-        self.emit(EventType.CALL_RECORDING, recording=new, **fields)
 
     def _parties(self, metadata: Metadata) -> bytes | None:
         """Every participant's number, name and the labels they send, sealed to the operators."""
@@ -372,15 +332,8 @@ class RecordingSession:
         listener = self._listener
         if listener is None or self.ended or not listener.queue:
             return
-        chunks = []
-        while listener.queue:
-            chunks.append(listener.queue.popleft())
-        pcm = b"".join(chunks)
-        found = listener.detector.feed(pcm)
-        listener.fed_s += len(pcm) / 2 / self.services.clock_rate
-        now = self.t()
-        for key, onset in found:
-            self.digit(key, DtmfMethod.INBAND, now - (listener.fed_s - onset))
+        for key, t in listener.drain(self.t()):
+            self.digit(key, DtmfMethod.INBAND, t)
 
     # -- decision --------------------------------------------------------------------------
 
@@ -437,7 +390,7 @@ class RecordingSession:
             self.id,
             route=self.route.number,
             retention_days=self.route.retention_days,
-            since=self.started_mono,
+            since=self.answered_mono,
             backlog=backlog,
         )
         if started is None:
