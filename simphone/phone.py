@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import socket
 import sys
 import time
 import wave
@@ -33,6 +32,7 @@ import pjsua2 as pj
 
 from gateway.telephony.dtmf import COLS, KEYS, ROWS
 from gateway.telephony.media import PcmSource, audio_format, prefer_g711, tone
+from gateway.telephony.net import free_port_run
 from gateway.telephony.sip import headers
 
 RATE = 8000
@@ -137,22 +137,8 @@ def siprec_metadata(args: argparse.Namespace, labels: list[str]) -> str:
 
 def rtp_ports(bind: str) -> int:
     """An even port P with P..P+3 free: the siprec client's two streams' RTP and RTCP."""
-    rng = np.random.default_rng()
-    for _ in range(200):
-        base = int(rng.integers(15000, 29999)) * 2
-        socks = []
-        try:
-            for port in range(base, base + 4):
-                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                socks.append(s)
-                s.bind((bind, port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise SystemExit("no free RTP ports")
+    base = free_port_run(5, bind)
+    return base + base % 2
 
 
 class PeerCall(pj.Call):

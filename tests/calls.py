@@ -204,6 +204,15 @@ class CallLab:
         self.stop_gateway()
         return caller, pbx
 
+    def decrypt(self, rec: Any) -> tuple[Any, Any]:
+        """A recording's two channels (caller, helpline), decrypted with the operator's key."""
+        from gateway import age
+        from tests.audio import split_channels
+
+        with self.gw.open().store.open(rec.object_name) as f:
+            plain = age.AgeReader(f, age.load_identity_file(self.gw.key)).read_all()
+        return split_channels(plain[44:])
+
     def close(self) -> None:
         for stop in self.stops:
             stop.set()

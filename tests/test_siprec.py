@@ -8,14 +8,13 @@ import json
 import subprocess
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from gateway import age
 from gateway.storage import index as ix
 from gateway.storage import pii
 from gateway.telephony.net import free_port
-from tests.audio import dominant_frequency, split_channels
+from tests.audio import dominant_frequency
 from tests.calls import CallLab
 from tests.conftest import require_tool
 
@@ -44,13 +43,6 @@ def client(lab: CallLab, *args: str) -> dict[str, object]:
     return gone
 
 
-def decrypt(lab: CallLab, rec: ix.RecordingRow) -> tuple[np.ndarray, np.ndarray]:
-    gw = lab.gw.open()
-    with gw.store.open(rec.object_name) as f:
-        plain = age.AgeReader(f, age.load_identity_file(lab.gw.key)).read_all()
-    return split_channels(plain[44:])
-
-
 def test_forked_call_is_recorded_from_its_start_with_each_party_on_its_channel(tmp_path: Path) -> None:
     lab = lab_for(tmp_path)
     try:
@@ -66,7 +58,7 @@ def test_forked_call_is_recorded_from_its_start_with_each_party_on_its_channel(t
         gw = lab.gw.open()
         [rec] = gw.index.list_recordings()
         assert rec.status == ix.COMPLETE
-        left, right = decrypt(lab, rec)
+        left, right = lab.decrypt(rec)
         assert abs(dominant_frequency(left) - 440) < 5 and abs(dominant_frequency(right) - 1000) < 5
         # Held in memory during the 3 s window, then written from the session's start.
         assert len(left) / 8000 >= 5.0, len(left) / 8000
@@ -101,7 +93,7 @@ def test_the_helpline_number_in_the_metadata_says_which_stream_is_the_callers(tm
         lab.stop_gateway()
         gw = lab.gw.open()
         [rec] = gw.index.list_recordings()
-        left, right = decrypt(lab, rec)
+        left, right = lab.decrypt(rec)
         assert abs(dominant_frequency(left) - 440) < 5 and abs(dominant_frequency(right) - 1000) < 5
         assert json.loads(gw.index.get_call(rec.call_id).siprec or "{}")["roles_by"] == "metadata"
         assert rec.route == "116117"
@@ -274,7 +266,7 @@ def test_recording_session_through_the_node_front_door(tmp_path: Path) -> None:
         lab.stop_gateway()
         gw = lab.gw.open()
         [rec] = gw.index.list_recordings()
-        left, right = decrypt(lab, rec)
+        left, right = lab.decrypt(rec)
         assert abs(dominant_frequency(left) - 440) < 5 and abs(dominant_frequency(right) - 1000) < 5
     finally:
         lab.close()
