@@ -16,6 +16,7 @@ import pytest
 
 from gateway import age, errors
 from gateway.storage import index as ix
+from gateway.storage import pii
 from tests.audio import dominant_frequency
 from tests.gw import GatewayUnderTest, make_gateway
 
@@ -338,3 +339,51 @@ def test_exposure_scan_keeps_to_what_the_gateway_owns(
     assert tgw.run("audit", "--json") == errors.EXIT_FINDINGS
     found = json.loads(capsys.readouterr().out)["findings"]
     assert [Path(f["where"]).name for f in found] == ["tmp-gateway.wav"]
+
+
+def test_every_participant_of_a_siprec_session_is_found_exported_and_erased(
+    tgw: GatewayUnderTest, tmp_path: Path, capsys
+) -> None:
+    """A recording session's participants are looked up like callers: by the operator's
+    identity, in E.164 form, and forgotten by erasure."""
+    from gateway.storage.index import CallRow, utcnow
+
+    gw = tgw.open()
+    recipients = gw.config.recording.recipients
+    parties: list[dict[str, object]] = [
+        {"id": "p1", "number": "+46701234567", "aor": "sip:+46701234567@sbc", "name": "Anna", "role": "caller",
+         "labels": ["96"]},
+        {"id": "p2", "number": "+46812345678", "aor": "sip:+46812345678@sbc", "name": "Agent 7",
+         "role": "helpline", "labels": ["97"]},
+    ]  # fmt: skip
+    gw.index.add_call(
+        CallRow(
+            "sess-1",
+            utcnow(),
+            route="116117",
+            caller_enc=pii.seal_value("+46701234567", recipients),
+            kind="siprec",
+            parties_enc=pii.seal_parties(parties, recipients),
+            siprec='{"sessions": {}}',
+        )
+    )
+    gw.index.put_consent_receipt("sess-1", {"call_id": "sess-1", "decision": "granted", "digits": []})
+    gw.close()
+    rec = tgw.record(1, call_id="sess-1")
+    key = str(tgw.key)
+    capsys.readouterr()
+    for number in ("+46701234567", "+46812345678"):  # the caller, and the agent
+        assert tgw.run("subject", "find", "--number", number, "-i", key, "--json") == 0
+        assert [r["id"] for r in json.loads(capsys.readouterr().out)["recordings"]] == [rec]
+    out = tmp_path / "request"
+    assert tgw.run("subject", "export", "--number", "+46812345678", "-i", key, "-o", str(out)) == 0
+    exported = json.loads((out / "call-sess-1.json").read_text())
+    assert exported["kind"] == "siprec" and [p["name"] for p in exported["participants"]] == [
+        "Anna",
+        "Agent 7",
+    ]
+    assert tgw.run("subject", "erase", "--number", "+46812345678", "-i", key) == 0
+    capsys.readouterr()
+    call = tgw.open().index.get_call("sess-1")
+    assert call.caller_enc is None and call.parties_enc is None
+    assert tgw.run("subject", "find", "--number", "+46701234567", "-i", key) == errors.EXIT_NOT_FOUND

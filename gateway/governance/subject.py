@@ -56,12 +56,12 @@ def _match(batch: list[tuple[str, bytes]]) -> tuple[list[str], int]:
     hits, unreadable = [], 0
     for call_id, sealed in batch:
         try:
-            number = pii.open_value(sealed, identities)
+            opened = pii.open_value(sealed, identities)
         except age.AgeError:
-            number = None
-        if number is None:
+            opened = None
+        if opened is None:
             unreadable += 1
-        elif pii.same_number(number, target, numbering):
+        elif any(pii.same_number(n, target, numbering) for n in pii.opened_numbers(opened)):
             hits.append(call_id)
     return hits, unreadable
 
@@ -140,6 +140,7 @@ def find(
     """A data subject's calls and recordings. NumberError if the number is ambiguous."""
     target = pii.search_form(number, numbering)
     ids, checked, unreadable = matching_calls(index, identities, target, numbering, processes)
+    ids = list(dict.fromkeys(ids))  # a session's caller may also be among its participants
     found = SubjectRecords(
         label=f"request:{secrets.token_hex(8)}",
         searched=target,
@@ -195,15 +196,20 @@ def export(
                 receipt = None
             path = out / f"call-{call.id}.json"
             written.append(path)
+            record: dict[str, object] = {
+                "call": call.id,
+                "kind": call.kind,
+                "started_at": call.started_at,
+                "ended_at": call.ended_at,
+                "route": call.route,
+                "consent_receipt": receipt,
+            }
+            if call.parties_enc is not None:  # a recording session: who took part, as the client said
+                opened = pii.open_value(call.parties_enc, identities)
+                record["participants"] = json.loads(opened) if opened else None
             with os.fdopen(_create(path), "w") as f:
                 json.dump(
-                    {
-                        "call": call.id,
-                        "started_at": call.started_at,
-                        "ended_at": call.ended_at,
-                        "route": call.route,
-                        "consent_receipt": receipt,
-                    },
+                    record,
                     f,
                     indent=2,
                     sort_keys=True,

@@ -145,7 +145,8 @@ class Index(ABC):
 
     @abstractmethod
     def encrypted_callers(self, after: str = "", limit: int = 1000) -> list[tuple[str, bytes]]:
-        """(call id, encrypted number) of calls with a number, by call id, after `after`."""
+        """(call id, sealed value) of up to `limit` calls with a number, by call id, after `after`:
+        the caller's number, and a recording session's sealed participants (pii.opened_numbers)."""
 
     @abstractmethod
     def calls_by_ids(self, call_ids: list[str]) -> list[CallRow]: ...
@@ -365,10 +366,12 @@ class SqlIndex(Index):
 
     def encrypted_callers(self, after: str = "", limit: int = 1000) -> list[tuple[str, bytes]]:
         rows = self._q(
-            "SELECT id, caller_enc FROM calls WHERE caller_enc IS NOT NULL AND id > ? ORDER BY id LIMIT ?",
+            "SELECT id, caller_enc, parties_enc FROM calls "
+            "WHERE (caller_enc IS NOT NULL OR parties_enc IS NOT NULL) AND id > ? ORDER BY id LIMIT ?",
             (after, limit),
         ).fetchall()
-        return [(r[0], bytes(r[1])) for r in rows]
+        # A recording session's participants come right after its caller, in the same batch.
+        return [(r[0], bytes(v)) for r in rows for v in (r[1], r[2]) if v is not None]
 
     def calls_by_ids(self, call_ids: list[str]) -> list[CallRow]:
         cols = [f.name for f in fields(CallRow)]

@@ -9,6 +9,7 @@ decrypts every stored number (in parallel) and compares them in E.164 form.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 from typing import Protocol
@@ -100,3 +101,21 @@ def open_value(sealed: bytes, identities: Sequence[age.Identity]) -> str | None:
         return age.decrypt(sealed, identities).decode("utf-8", errors="replace")
     except age.NoIdentityMatchError:
         return None
+
+
+def seal_parties(parties: list[dict[str, object]], recipients: Sequence[age.Recipient]) -> bytes | None:
+    """A recording session's participants (each with its "number", "aor", "name", "role" and
+    "labels"), sealed as one JSON list."""
+    return seal_value(json.dumps(parties, sort_keys=True), recipients)
+
+
+def opened_numbers(opened: str) -> list[str]:
+    """The numbers in an opened value: a caller's number is itself; sealed participants (a JSON
+    list, see seal_parties) give each participant's number."""
+    if not opened.startswith("["):
+        return [opened]
+    try:
+        parties = json.loads(opened)
+    except ValueError:
+        return []
+    return [str(p["number"]) for p in parties if isinstance(p, dict) and p.get("number")]

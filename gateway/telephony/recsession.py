@@ -198,9 +198,10 @@ class RecordingSession(Session):
             for p, role in ((offer.caller, "caller"), (offer.helpline, "helpline"))
             if p is not None
         }
-        parties = [
+        parties: list[dict[str, object]] = [
             {
                 "id": p.id,
+                "number": p.number,
                 "aor": p.aor,
                 "name": p.name,
                 "role": roles.get(id(p), ""),
@@ -208,7 +209,7 @@ class RecordingSession(Session):
             }
             for p in metadata.participants
         ]
-        return pii.seal_value(json.dumps(parties, sort_keys=True), self.services.recipients)
+        return pii.seal_parties(parties, self.services.recipients)
 
     def _summary(self, metadata: Metadata) -> str:
         offer = self.offer
