@@ -135,9 +135,10 @@ def siprec_metadata(args: argparse.Namespace, labels: list[str]) -> str:
 """
 
 
-def rtp_ports(bind: str) -> int:
-    """An even port P with P..P+3 free: the siprec client's two streams' RTP and RTCP."""
-    base = free_port_run(5, bind)
+def rtp_ports(bind: str, sessions: int) -> int:
+    """An even port P with the ports from P free for the siprec client's sessions: two streams
+    each, RTP and RTCP."""
+    base = free_port_run(4 * sessions + 1, bind)
     return base + base % 2
 
 
@@ -146,6 +147,7 @@ class PeerCall(pj.Call):
         super().__init__(peer.account, call_id)
         self.peer = peer
         self.audio: pj.AudioMedia | None = None
+        self.rtp_base = 0  # siprec: the first RTP port its offer named
         self.confirmed_at: float | None = None
         self.gone = False
         self.hangup_after = peer.args.hangup_after
@@ -176,10 +178,14 @@ class PeerCall(pj.Call):
             return
         bind = self.peer.args.bind
         lines = ["v=0", f"o=- 3724394400 3724394400 IN IP4 {bind}", "s=siprec", f"c=IN IP4 {bind}", "t=0 0"]
+        if not self.rtp_base:  # a re-offer keeps the call's transports
+            self.rtp_base = self.peer.next_rtp_port
+            self.peer.next_rtp_port += 2 * len(self.peer.labels)
+        first = self.rtp_base
         for i, label in enumerate(self.peer.labels):
-            # pjsua gives the call's media transports the account's RTP ports in turn (its
+            # pjsua gives the calls' media transports the account's RTP ports in turn (their
             # transport info is not readable yet while the offer is made): see rtp_ports().
-            port = self.peer.args.rtp_port + 2 * i
+            port = first + 2 * i
             lines += [
                 f"m=audio {port} RTP/AVP 8 0 101",
                 "a=rtpmap:8 PCMA/8000",
@@ -200,7 +206,7 @@ class PeerCall(pj.Call):
             for i, mi in enumerate(ci.media[:2]):
                 if mi.type == pj.PJMEDIA_TYPE_AUDIO and mi.status == pj.PJSUA_CALL_MEDIA_ACTIVE:
                     rtp = self.getMedTransportInfo(i).localRtpName
-                    if not rtp.endswith(f":{self.peer.args.rtp_port + 2 * i}"):
+                    if not rtp.endswith(f":{self.rtp_base + 2 * i}"):
                         say("rtp_port_mismatch", index=i, rtp=rtp)  # the offer named another port
                     say("media", index=i, status=int(mi.status))
                     sources[i].startTransmit(self.getAudioMedia(i))
@@ -328,7 +334,8 @@ class Peer:
         scheme = "sips" if args.sips else "sip"
         acfg.idUri = f'"{args.display}" <{scheme}:{args.number}@{args.bind}:{args.port}>'
         if args.role == "siprec" and not args.rtp_port:
-            args.rtp_port = rtp_ports(args.bind)
+            args.rtp_port = rtp_ports(args.bind, args.sessions)
+        self.next_rtp_port = args.rtp_port  # the next siprec session's first RTP port
         acfg.mediaConfig.transportConfig.port = args.rtp_port
         acfg.mediaConfig.transportConfig.boundAddress = args.bind
         acfg.mediaConfig.srtpUse = {
@@ -347,16 +354,20 @@ class Peer:
         args = self.args
         say("ready")
         if args.role in ("caller", "siprec"):
-            self.calls.append(PeerCall(self))
-            prm = pj.CallOpParam(True)
-            for item in args.header:
-                h = pj.SipHeader()
-                h.hName, _, value = item.partition(":")
-                h.hValue = value.strip()
-                prm.txOption.headers.append(h)
-            if args.role == "siprec":
-                self._recording_request(prm)
-            self.calls[0].makeCall(args.target, prm)
+            # siprec: --sessions recording sessions at once (the wheel takes up to four calls)
+            for _ in range(args.sessions if args.role == "siprec" else 1):
+                placed = PeerCall(self)
+                self.calls.append(placed)
+                prm = pj.CallOpParam(True)
+                for item in args.header:
+                    h = pj.SipHeader()
+                    h.hName, _, value = item.partition(":")
+                    h.hValue = value.strip()
+                    prm.txOption.headers.append(h)
+                if args.role == "siprec":
+                    self._recording_request(prm)
+                placed.makeCall(args.target, prm)
+            del placed
         deadline = time.monotonic() + args.timeout
         call: PeerCall | None = None
         while time.monotonic() < deadline:
@@ -377,6 +388,15 @@ class Peer:
                 if self.detector is not None and self.detector.onset is not None:
                     say("onset", at=self.detector.onset)
                     self.detector.onset = float("inf")
+                if args.update_at is not None and up >= args.update_at:
+                    # siprec: a re-INVITE with new metadata (the caller's name, as an SBC
+                    # learns it), the same streams
+                    args.update_at = None
+                    prm = pj.CallOpParam(True)
+                    args.display = args.update_display
+                    self._recording_request(prm)
+                    call.reinvite(prm)
+                    say("updated")
                 if args.hold_at is not None and up >= args.hold_at:
                     args.hold_at = None
                     call.setHold(pj.CallOpParam(True))
@@ -472,6 +492,9 @@ def main() -> None:
     ap.add_argument("--metadata", default="", help="siprec: send this metadata document instead")
     ap.add_argument("--no-metadata", action="store_true", help="siprec: send the SDP alone")
     ap.add_argument("--no-require", action="store_true", help="siprec: leave out Require: siprec")
+    ap.add_argument("--update-at", type=float, default=None, help="siprec: re-INVITE with new metadata")
+    ap.add_argument("--sessions", type=int, default=1, help="siprec: this many sessions at once (1-4)")
+    ap.add_argument("--update-display", default="Updated", help="siprec: the caller's name in it")
     ap.add_argument("--code", type=int, default=200)
     ap.add_argument("--noise-seed", type=int, default=None, help="send seeded noise (one second, looped)")
     ap.add_argument("--digits", default="")

@@ -133,3 +133,15 @@ def test_receipt_holds_prompt_digits_and_decision() -> None:
         {"digit": "9", "t": 1.25, "effect": "decline", "via": "inband"},
     ]
     assert len(digest(r)) == 64 and digest(r) == digest(dict(r))
+
+
+def test_a_decision_signalled_by_a_recording_client_counts_once_and_only_while_deciding() -> None:
+    m = ConsentMachine(Mode.OPT_OUT, 0.0, 12.0)
+    [decide] = m.on_signalled(Decision.DECLINED, 0.0, "header")
+    assert isinstance(decide, Decide) and decide.decision is Decision.DECLINED
+    assert m.reason == "signalled by the recording client (header)"
+    assert m.on_signalled(Decision.GRANTED, 1.0, "metadata") == [] and m.decision is Decision.DECLINED
+    assert m.on_digit("9", 2.0) == [] and m.on_tick(20.0) == []
+    late = ConsentMachine(Mode.OPT_OUT, 0.0, 12.0)
+    late.on_digit("9", 3.0)  # the caller's key decided first
+    assert late.on_signalled(Decision.GRANTED, 4.0, "header") == [] and late.decision is Decision.DECLINED

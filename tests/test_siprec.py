@@ -292,3 +292,32 @@ def test_withdrawal_in_the_fork_deletes_the_recording_and_a_client_without_bye_i
         assert "consent.withdrawn" in [e.action for e in gw.index.audit_entries()]
     finally:
         lab.close()
+
+
+def test_a_metadata_update_in_a_reinvite_reaches_the_index_and_the_recording_goes_on(
+    tmp_path: Path,
+) -> None:
+    lab = lab_for(tmp_path)
+    try:
+        lab.start_gateway()
+        gone = client(
+            lab, "--display", "Anonymous", "--update-at", "4", "--update-display", "Anna B",
+            "--hangup-after", "7",
+        )  # fmt: skip
+        assert gone["code"] == 200
+        lab.stop_gateway()
+        gw = lab.gw.open()
+        [rec] = gw.index.list_recordings()
+        call = gw.index.get_call(rec.call_id)
+        assert call.parties_enc is not None
+        parties = json.loads(pii.open_value(call.parties_enc, age.load_identity_file(lab.gw.key)) or "[]")
+        assert "Anna B" in [p["name"] for p in parties]
+        # The re-INVITE rebuilt the streams: the taps followed, nothing after it is lost.
+        left, right = lab.decrypt(rec)
+        after = slice(5 * 8000, 6 * 8000)
+        assert abs(dominant_frequency(left[after]) - 440) < 5
+        assert abs(dominant_frequency(right[after]) - 1000) < 5
+        assert lab.gateway is not None
+        assert any("metadata updated" in line for line in lab.gateway.stderr_lines)
+    finally:
+        lab.close()

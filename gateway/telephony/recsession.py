@@ -67,8 +67,8 @@ def support_siprec() -> None:
 
 
 class HeldAudio:
-    """The taps' frames before the decision, in memory only and bounded; then passed on to the
-    recorder (`forward_to`), or dropped. Called from the clock thread like a recorder."""
+    """The taps' frames before the decision, in memory only and bounded; then, once `target`
+    is set, passed straight on to the recorder. Called from the clock thread like a recorder."""
 
     def __init__(self, max_frames: int) -> None:
         self.frames: deque[tuple[int, float, bytes]] = deque(maxlen=max_frames)
@@ -192,23 +192,24 @@ class RecordingSession(Session):
 
     def _parties(self, metadata: Metadata) -> bytes | None:
         """Every participant's number, name and the labels they send, sealed to the operators."""
-        offer = self.offer
-        roles = {
-            id(p): role
-            for p, role in ((offer.caller, "caller"), (offer.helpline, "helpline"))
-            if p is not None
-        }
-        parties: list[dict[str, object]] = [
-            {
-                "id": p.id,
-                "number": p.number,
-                "aor": p.aor,
-                "name": p.name,
-                "role": roles.get(id(p), ""),
-                "labels": [s.label for s in metadata.streams if s.id in p.sends],
-            }
-            for p in metadata.participants
-        ]
+        # Roles follow the recorded channels' labels, which stay put when an update renames or
+        # renumbers the participants.
+        role_of = {m.label: ("caller", "helpline")[self.offer.channels[m.index]] for m in self.offer.audio
+                   if m.index in self.offer.channels}  # fmt: skip
+        parties: list[dict[str, object]] = []
+        for p in metadata.participants:
+            labels = [s.label for s in metadata.streams if s.id in p.sends]
+            roles = sorted({role_of[label] for label in labels if label in role_of})
+            parties.append(
+                {
+                    "id": p.id,
+                    "number": p.number,
+                    "aor": p.aor,
+                    "name": p.name,
+                    "role": "/".join(roles),
+                    "labels": labels,
+                }
+            )
         return pii.seal_parties(parties, self.services.recipients)
 
     def _summary(self, metadata: Metadata) -> str:
@@ -324,8 +325,6 @@ class RecordingSession(Session):
         carried them: they count as the caller's (the helpline has nothing to press here)."""
         if not self.route.dtmf.accepts(via) or not self.once.first("caller", digit, via, t):
             return
-        if self.machine.state.value == "notice":
-            self.decided_by = "key"
         self.emit(EventType.CALL_DIGIT, leg="caller", t=round(t, 3), via=via)
         self._apply(self.machine.on_digit(digit, t, via.value))
 
@@ -340,7 +339,6 @@ class RecordingSession(Session):
 
     def _window_over(self) -> None:
         if self.machine.decision is None:
-            self.decided_by = "window"
             self._apply(self.machine.on_tick(self.t()))
 
     def _apply(self, actions: list[Any]) -> None:
@@ -363,6 +361,8 @@ class RecordingSession(Session):
             self._disconnect_taps()
 
     def _decided(self, d: Decide) -> None:
+        if not self.decided_by:  # the client's signal names itself in start()
+            self.decided_by = "key" if d.reason.endswith(" key") else "window"
         self.decided_at = utcnow()
         receipt = self._receipt()
         sv = self.services
