@@ -192,7 +192,7 @@ class PeerCall(pj.Call):
                 "a=rtpmap:0 PCMU/8000",
                 "a=rtpmap:101 telephone-event/8000",
                 "a=fmtp:101 0-16",
-                "a=sendonly",
+                "a=inactive" if self.peer.paused else "a=sendonly",  # --pause-at: RFC 7866 pause
                 f"a=label:{label}",
             ]
         prm.sdp.wholeSdp = "\r\n".join(lines) + "\r\n"
@@ -336,6 +336,7 @@ class Peer:
         if args.role == "siprec" and not args.rtp_port:
             args.rtp_port = rtp_ports(args.bind, args.sessions)
         self.next_rtp_port = args.rtp_port  # the next siprec session's first RTP port
+        self.paused = False
         acfg.mediaConfig.transportConfig.port = args.rtp_port
         acfg.mediaConfig.transportConfig.boundAddress = args.bind
         acfg.mediaConfig.srtpUse = {
@@ -397,6 +398,19 @@ class Peer:
                     self._recording_request(prm)
                     call.reinvite(prm)
                     say("updated")
+                pause = args.pause_at is not None and up >= args.pause_at
+                resume = args.pause_at is None and args.resume_at is not None and up >= args.resume_at
+                if pause or resume:
+                    # siprec: the client pauses the recording (a=inactive), later resumes it
+                    if pause:
+                        args.pause_at = None
+                    else:
+                        args.resume_at = None
+                    self.paused = pause
+                    prm = pj.CallOpParam(True)
+                    prm.opt.audioCount = 2
+                    call.reinvite(prm)
+                    say("paused" if pause else "resumed")
                 if args.hold_at is not None and up >= args.hold_at:
                     args.hold_at = None
                     call.setHold(pj.CallOpParam(True))
@@ -494,6 +508,8 @@ def main() -> None:
     ap.add_argument("--no-require", action="store_true", help="siprec: leave out Require: siprec")
     ap.add_argument("--update-at", type=float, default=None, help="siprec: re-INVITE with new metadata")
     ap.add_argument("--sessions", type=int, default=1, help="siprec: this many sessions at once (1-4)")
+    ap.add_argument("--pause-at", type=float, default=None, help="siprec: a=inactive S seconds in")
+    ap.add_argument("--resume-at", type=float, default=None, help="siprec: sendonly again S seconds in")
     ap.add_argument("--update-display", default="Updated", help="siprec: the caller's name in it")
     ap.add_argument("--code", type=int, default=200)
     ap.add_argument("--noise-seed", type=int, default=None, help="send seeded noise (one second, looped)")

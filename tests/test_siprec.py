@@ -8,6 +8,7 @@ import json
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from gateway import age
@@ -319,5 +320,26 @@ def test_a_metadata_update_in_a_reinvite_reaches_the_index_and_the_recording_goe
         assert abs(dominant_frequency(right[after]) - 1000) < 5
         assert lab.gateway is not None
         assert any("metadata updated" in line for line in lab.gateway.stderr_lines)
+    finally:
+        lab.close()
+
+
+def test_a_paused_session_records_silence_and_resumes_on_its_channels(tmp_path: Path) -> None:
+    """RFC 7866 pause: the client re-INVITEs with a=inactive, then sendonly again. The gap is
+    kept as silence, so the recording stays aligned with the call; the taps follow the streams."""
+    lab = lab_for(tmp_path)
+    try:
+        lab.start_gateway()
+        gone = client(lab, "--pause-at", "4", "--resume-at", "6", "--hangup-after", "9")
+        assert gone["code"] == 200
+        lab.stop_gateway()
+        gw = lab.gw.open()
+        [rec] = gw.index.list_recordings()
+        left, right = lab.decrypt(rec)
+        level = lambda x: float(np.abs(x.astype(float)).mean())  # noqa: E731
+        paused, resumed = slice(int(4.6 * 8000), int(5.4 * 8000)), slice(7 * 8000, 8 * 8000)
+        assert level(left[paused]) < 100 and level(right[paused]) < 100
+        assert abs(dominant_frequency(left[resumed]) - 440) < 5
+        assert abs(dominant_frequency(right[resumed]) - 1000) < 5
     finally:
         lab.close()
