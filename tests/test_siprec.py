@@ -102,24 +102,30 @@ def test_the_helpline_number_in_the_metadata_says_which_stream_is_the_callers(tm
         lab.close()
 
 
-@pytest.mark.parametrize("how", ["key", "header"])
+@pytest.mark.parametrize("how", ["key", "tones", "header"])
 def test_a_refusal_stores_nothing(tmp_path: Path, how: str) -> None:
     lab = lab_for(tmp_path)
     try:
         lab.start_gateway()
-        args = ["--digits", "9@1.0"] if how == "key" else ["--header", "X-Recording-Consent: declined"]
+        args = {
+            "key": ["--digits", "9@1.0"],  # an RFC 4733 event in the caller's fork
+            "tones": ["--digits", "9@1.0", "--inband"],  # the keypad's tones in its audio
+            "header": ["--header", "X-Recording-Consent: declined"],
+        }[how]
         gone = client(lab, "--hangup-after", "5", *args)
         assert gone["code"] == 200  # the session stayed up (on_refusal = "idle")
         lab.stop_gateway()
         gw = lab.gw.open()
         assert gw.index.list_recordings() == []
-        assert not list((lab.gw.dir / "spool").rglob("*.age")) if (lab.gw.dir / "spool").exists() else True
-        [call_id] = [c for c, _ in gw.index.encrypted_callers()]
+        assert not list((lab.gw.dir / "spool").rglob("*.age"))
+        [call_id] = {c for c, _ in gw.index.encrypted_callers()}
         receipt = gw.index.get_consent_receipt(call_id)
         assert receipt["decision"] == "declined"
-        assert receipt["siprec"]["decided_by"] == ("key" if how == "key" else "client-header")
-        if how == "key":
-            assert [d["effect"] for d in receipt["digits"]] == ["decline"]
+        assert receipt["siprec"]["decided_by"] == ("client-header" if how == "header" else "key")
+        if how != "header":
+            digit = receipt["digits"][0]
+            assert digit["effect"] == "decline", receipt["digits"]
+            assert digit["via"] == ("inband" if how == "tones" else "rfc4733")
     finally:
         lab.close()
 
@@ -241,7 +247,7 @@ def test_rfc_and_vendor_invites_from_sipp_are_accepted_or_refused_as_the_rfcs_sa
             assert done.returncode == 0, (name, lab.gateway.stderr_lines[-8:] if lab.gateway else None)
         lab.stop_gateway()
         gw = lab.gw.open()
-        calls = [gw.index.get_call(c) for c, _ in gw.index.encrypted_callers()]
+        calls = [gw.index.get_call(c) for c in dict.fromkeys(c for c, _ in gw.index.encrypted_callers())]
         assert [c.kind for c in calls] == ["siprec"] * 3  # the three accepted sessions
         receipts = [gw.index.get_consent_receipt(c.id) for c in calls]
         assert sorted(r["siprec"]["decided_by"] or "" for r in receipts) == ["", "", "client-header"]
