@@ -100,10 +100,11 @@ def role(pid: int) -> str:
     return "supervisor" if "gateway" in cmd else "other"
 
 
-def thread_cpu(pids: list[int]) -> dict[str, float]:
-    """CPU seconds by process role and thread name (e.g. "worker/python", "worker/pjmedia"),
-    from /proc/PID/task/TID/stat: where a node's time goes."""
-    out: dict[str, float] = {}
+def thread_cpu(pids: list[int]) -> dict[tuple[str, int], float]:
+    """CPU seconds of every thread, by (role/thread name, thread id), e.g. ("worker/pjmedia",
+    1234), from /proc/PID/task/TID/stat: where a node's time goes. Keyed by thread id too,
+    because pjsua ends and restarts some threads (its clock, when the sound device idles)."""
+    out: dict[tuple[str, int], float] = {}
     for pid in pids:
         r = role(pid)
         for task in Path(f"/proc/{pid}/task").glob("*"):
@@ -113,9 +114,20 @@ def thread_cpu(pids: list[int]) -> dict[str, float]:
                 continue
             comm = stat[stat.index("(") + 1 : stat.rindex(")")]
             fields = stat.rsplit(")", 1)[1].split()
-            key = f"{r}/{comm}"
-            out[key] = out.get(key, 0.0) + (int(fields[11]) + int(fields[12])) / 100.0
+            out[(f"{r}/{comm}", int(task.name))] = (int(fields[11]) + int(fields[12])) / 100.0
     return out
+
+
+def thread_cpu_ms(
+    before: dict[tuple[str, int], float], after: dict[tuple[str, int], float], per_s: float
+) -> dict[str, float]:
+    """CPU milliseconds per `per_s` by role/thread name between two readings, largest first.
+    A thread that started in between counts whole; one that ended in between cannot be read
+    (its share is in the total, not here)."""
+    used: dict[str, float] = {}
+    for (name, tid), v in after.items():
+        used[name] = used.get(name, 0.0) + v - before.get((name, tid), 0.0)
+    return {k: round(v / per_s * 1000, 2) for k, v in sorted(used.items(), key=lambda kv: -kv[1]) if v > 0}
 
 
 def rss_mb(pid: int) -> float:
@@ -287,14 +299,11 @@ def sipp_phase(
         "wall_s": round(wall, 1),
         "node_cpu_s": round(used, 2),
         "node_cpu_ms_per_call_second": round(used / call_seconds * 1000, 2) if call_seconds else None,
-        # Where it went (threads alive at the end; a thread that ended in between is missing).
-        "cpu_ms_per_call_second_by_thread": {
-            k: round((v - by_thread0.get(k, 0.0)) / call_seconds * 1000, 2)
-            for k, v in sorted(by_thread.items(), key=lambda kv: -(kv[1] - by_thread0.get(kv[0], 0.0)))
-            if v - by_thread0.get(k, 0.0) > 0
-        }
-        if call_seconds
-        else {},
+        # Where it went (threads alive at the end; a thread that ended in between is missing,
+        # a thread that started in between counts whole).
+        "cpu_ms_per_call_second_by_thread": (
+            thread_cpu_ms(by_thread0, by_thread, call_seconds) if call_seconds else {}
+        ),
         "shared_servers_cpu_ms_per_call_second": round(infra_used / call_seconds * 1000, 2)
         if call_seconds and infra
         else None,

@@ -28,10 +28,17 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
 
-from node_load import completeness, configure, cpu_s, phase, run_header, thread_cpu, tree_pids  # noqa: E402
-
+from bench.node_load import (  # noqa: E402
+    completeness,
+    configure,
+    cpu_s,
+    phase,
+    run_header,
+    thread_cpu,
+    thread_cpu_ms,
+    tree_pids,
+)
 from gateway import age  # noqa: E402
 from gateway.recording import wav  # noqa: E402
 from tests.calls import CallLab  # noqa: E402
@@ -81,11 +88,7 @@ def siprec_phase(lab: CallLab, sessions: int, hold_s: float) -> dict[str, object
         "wall_s": round(wall, 1),
         "node_cpu_s": round(used, 2),
         "node_cpu_ms_per_session_second": round(used / session_s * 1000, 2) if session_s else None,
-        "cpu_ms_per_session_second_by_thread": {
-            k: round((v - by0.get(k, 0.0)) / session_s * 1000, 2)
-            for k, v in sorted(by1.items())
-            if session_s and v - by0.get(k, 0.0) > 0.05
-        },
+        "cpu_ms_per_session_second_by_thread": thread_cpu_ms(by0, by1, session_s) if session_s else {},
     }
 
 
