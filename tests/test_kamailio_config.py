@@ -47,8 +47,14 @@ def test_front_door_refuses_values_that_break_out_of_the_config(
         FrontDoor(**args)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("siprec", [None, ["198.51.100.7", "203.0.113.0/28"]], ids=["no-siprec", "siprec"])
-def test_rendered_config_passes_kamailios_own_check(tmp_path: Path, siprec: list[str] | None) -> None:
+@pytest.mark.parametrize(
+    ("siprec", "siprec_listen"),
+    [(None, None), (["198.51.100.7", "203.0.113.0/28"], None), (["198.51.100.7"], ("127.0.0.1", 5062))],
+    ids=["no-siprec", "siprec", "siprec-own-address"],
+)
+def test_rendered_config_passes_kamailios_own_check(
+    tmp_path: Path, siprec: list[str] | None, siprec_listen: tuple[str, int] | None
+) -> None:
     require_tool("kamailio")
     front = FrontDoor(
         "127.0.0.1",
@@ -59,14 +65,15 @@ def test_rendered_config_passes_kamailios_own_check(tmp_path: Path, siprec: list
         ["192.0.2.0/24", "10.0.0.5", "127.0.0.1"],
         (("127.0.0.2", 5060),),
         siprec_clients=siprec,
+        siprec_listen=siprec_listen,
     )
     front.write([("127.0.0.1", 5100)])
     assert front.check() is None
     listed = (tmp_path / "run" / "address.list").read_text().splitlines()
     assert listed[:2] == ["1 192.0.2.0 24 0", "1 10.0.0.5 32 0"]
-    assert [line for line in listed if line.startswith("3 ")] == (
-        ["3 198.51.100.7 32 0", "3 203.0.113.0 28 0"] if siprec else []
-    )
+    assert [line for line in listed if line.startswith("3 ")] == [
+        f"3 {c.split('/')[0]} {c.split('/')[1] if '/' in c else 32} 0" for c in siprec or []
+    ]
 
 
 @pytest.mark.parametrize("srtp", list(SrtpPolicy))

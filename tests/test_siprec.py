@@ -34,8 +34,10 @@ def lab_for(tmp: Path, extra: str = "", clients: tuple[str, ...] = ("127.0.0.1",
 
 
 def client(lab: CallLab, *args: str) -> dict[str, object]:
-    """Run one recording session from the client to its end; its last events."""
-    p = lab.peer("siprec", "--target", f"sip:srs@{lab.host}:{lab.sip_port}", "--timeout", "30", *args)
+    """Run one recording session from the client to its end; its last events. The session goes
+    to [sip] listen unless `args` give a --target."""
+    target = () if "--target" in args else ("--target", f"sip:srs@{lab.host}:{lab.sip_port}")
+    p = lab.peer("siprec", *target, "--timeout", "30", *args)
     p.wait_exit(40)
     gone = p.event("disconnected")
     assert gone is not None, p.lines[-5:]
@@ -259,16 +261,26 @@ def test_rfc_and_vendor_invites_from_sipp_are_accepted_or_refused_as_the_rfcs_sa
 
 
 def test_recording_session_through_the_node_front_door(tmp_path: Path) -> None:
-    """Kamailio admits the recording client (its own allowlist group) and relays the session to
-    a worker; the client's in-dialog BYE follows the record-route."""
+    """Kamailio admits the recording client (its own allowlist group) on the recording address
+    and relays the session to a worker; the client's in-dialog BYE follows the record-route.
+    Sessions on the call address, and calls on the recording address, are refused."""
     lab = CallLab(tmp_path, workers=1)
+    siprec_port = free_port()
     lab.gw.set("siprec", "enabled", True)
     lab.gw.set("siprec", "clients", ["127.0.0.1"])
     lab.gw.set("siprec", "window_s", 2)
+    lab.gw.set("siprec", "listen", f"127.0.0.1:{siprec_port}")
     try:
         lab.start_gateway()
         assert "3 127.0.0.1 32 0" in (lab.gw.dir / "run" / "kamailio" / "address.list").read_text()
-        gone = client(lab, "--tone", "440", "--tone2", "1000", "--hangup-after", "4")
+        assert client(lab, "--target", f"sip:srs@127.0.0.1:{lab.sip_port}")["code"] == 403
+        caller = lab.peer("caller", "--target", f"sip:1177@127.0.0.1:{siprec_port}", "--timeout", "10")
+        caller.wait_exit(20)
+        assert (caller.event("disconnected") or {}).get("code") == 403
+        gone = client(
+            lab, "--target", f"sip:srs@127.0.0.1:{siprec_port}", "--tone", "440", "--tone2", "1000",
+            "--hangup-after", "4",
+        )  # fmt: skip
         assert gone["code"] == 200
         lab.stop_gateway()
         gw = lab.gw.open()
@@ -349,3 +361,13 @@ def test_a_paused_session_records_silence_and_resumes_on_its_channels(tmp_path: 
         assert abs(dominant_frequency(right[resumed]) - 1000) < 5
     finally:
         lab.close()
+
+
+def test_a_recording_address_of_its_own_needs_the_front_door(tmp_path: Path) -> None:
+    from gateway.config import load
+    from gateway.errors import ConfigError
+
+    lab = lab_for(tmp_path)
+    lab.gw.set("siprec", "listen", "127.0.0.1:5099")
+    with pytest.raises(ConfigError, match="needs \\[node\\] kamailio = true"):
+        load(lab.gw.config)

@@ -231,6 +231,15 @@ def load(path: str | Path) -> Config:
                 f'[pbx] srtp = "{pbx.srtp}" needs the helpline leg on TLS (SDES keys travel in the '
                 f"SDP), but {', '.join(clear)} is not sips: or ;transport=tls"
             )
+    siprec = loaded["siprec"]
+    if siprec.listen is not None:
+        if not node.kamailio:
+            raise ConfigError(
+                "[siprec] listen needs [node] kamailio = true: a lone worker cannot tell which of "
+                "its addresses a request arrived on (leave it empty to take sessions on [sip] listen)"
+            )
+        if siprec.listen == loaded["sip"].listen:
+            raise ConfigError("[siprec] listen must differ from [sip] listen (or be left empty)")
     return Config(
         path=path,
         paths=paths,
@@ -246,7 +255,7 @@ def load(path: str | Path) -> Config:
         dashboard=loaded["dashboard"],
         witness=loaded["audit"],
         numbering=loaded["numbers"],
-        siprec=loaded["siprec"],
+        siprec=siprec,
         routes=routes,
         raw=raw,
     )

@@ -786,6 +786,12 @@ class SiprecConfig(Section):
         "gateway. The client plays the notice; the gateway stores the session only with consent."
     )
     enabled: bool = setting(False, "Accept recording sessions (INVITEs with Require: siprec).")
+    listen: tuple[str, int] | None = setting(
+        "",
+        "A front-door address (IP:PORT) for recording sessions alone, in node mode: sessions are\n"
+        "refused anywhere else and calls are refused there. Empty: [sip] listen takes both.",
+        _optional_ip_hostport,
+    )
     clients: list[str] = setting(
         [],
         "The recording clients' addresses (IP or IP/mask): only they may open recording sessions.",

@@ -62,6 +62,7 @@ class FrontDoor:
     tls: FrontTls | None = None
     caller_srtp: SrtpPolicy = SrtpPolicy.OFF
     siprec_clients: list[str] | None = None  # None: recording sessions are not accepted
+    siprec_listen: tuple[str, int] | None = None  # recording sessions' own address (else ours)
 
     @property
     def ctl(self) -> str:
@@ -107,6 +108,12 @@ class FrontDoor:
                     "(quotes, backslashes, '$' and control characters are refused)"
                 )
 
+    def _siprec_listen(self) -> str:
+        if self.siprec_listen is None:
+            return ""
+        host, port = self.siprec_listen
+        return f"listen=udp:{host}:{port}\nlisten=tcp:{host}:{port}\n"
+
     def _siprec_rule(self) -> str:
         """Recording sessions (RFC 7866: Require: siprec or a +sip.src Contact) only from the
         recording clients, who may open nothing else; none at all when [siprec] is off. The
@@ -119,7 +126,20 @@ class FrontDoor:
                 '        sl_send_reply("403", "Recording Sessions Not Accepted");\n'
                 "        exit;\n    }\n"
             )
-        return (
+        if self.siprec_listen is not None:  # sessions there, and only sessions
+            host, port = self.siprec_listen
+            on_ours = f'($Ri == "{host}" && $Rp == {port})'
+            placed = (
+                f'    if (is_method("INVITE") && !has_totag()\n'
+                f"            && (({on_ours} && !{is_siprec}) || (!{on_ours} && {is_siprec}))) {{\n"
+                '        xlog("L_WARN", "INVITE from $si on $Ri:$Rp: recording sessions go to the '
+                'recording address, calls to the call address: 403\\n");\n'
+                '        sl_send_reply("403", "Wrong Address For This Request");\n'
+                "        exit;\n    }\n"
+            )
+        else:
+            placed = ""
+        return placed + (
             f'    if (is_method("INVITE") && !has_totag() && {is_siprec}) {{\n'
             f'        if (!allow_source_address("{SIPREC_GROUP}")) {{\n'
             '            xlog("L_WARN", "recording session from $si, not a recording client: 403\\n");\n'
@@ -157,7 +177,7 @@ children=2
 tcp_children=2
 listen=udp:{self.host}:{self.port}
 listen=tcp:{self.host}:{self.port}
-{self._tls_listen()}server_signature=no
+{self._tls_listen()}{self._siprec_listen()}server_signature=no
 user_agent_header="User-Agent: consent-gateway front door"
 mpath="{module_path()}"
 

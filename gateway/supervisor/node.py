@@ -115,6 +115,7 @@ class Node:
                 tls=front_tls(cfg),
                 caller_srtp=cfg.sip.srtp,
                 siprec_clients=list(cfg.siprec.clients) if cfg.siprec.enabled else None,
+                siprec_listen=cfg.siprec.listen if cfg.siprec.enabled else None,
             )
         except ValueError as e:
             raise ConfigError(str(e)) from None
