@@ -170,6 +170,19 @@ class PeerCall(pj.Call):
                 connected_s=round(time.monotonic() - self.confirmed_at, 3) if self.confirmed_at else None,
             )
 
+    def onCallTsxState(self, prm: pj.OnCallTsxStateParam) -> None:
+        """Report the Contact header of the answer to our INVITE, as sent (with its parameters)."""
+        if prm.e.type != pj.PJSIP_EVENT_TSX_STATE:
+            return
+        tsx = prm.e.body.tsxState
+        if (
+            tsx.type == pj.PJSIP_EVENT_RX_MSG
+            and tsx.tsx.role == pj.PJSIP_ROLE_UAC
+            and tsx.tsx.method == "INVITE"
+            and 200 <= tsx.tsx.statusCode < 300
+        ):
+            say("answered", contact=headers(tsx.src.rdata.wholeMsg).get("contact", ""))
+
     def onCallSdpCreated(self, prm: pj.OnCallSdpCreatedParam) -> None:
         """A recording client's offer: one sendonly G.711 stream per party, each labelled. The
         wheel's pjsua2 hands the SDP over empty, so the whole offer is written here, on the

@@ -41,6 +41,7 @@ def client(lab: CallLab, *args: str) -> dict[str, object]:
     p.wait_exit(40)
     gone = p.event("disconnected")
     assert gone is not None, p.lines[-5:]
+    gone["contact"] = (p.event("answered") or {}).get("contact")
     assert lab.gateway is not None
     gone["gateway_log"] = [line for line in lab.gateway.stderr_lines if "recording session" in line][-3:]
     return gone
@@ -282,6 +283,7 @@ def test_recording_session_through_the_node_front_door(tmp_path: Path) -> None:
             "--hangup-after", "4",
         )  # fmt: skip
         assert gone["code"] == 200
+        assert "+sip.srs" in str(gone["contact"])  # RFC 7866: the front door marks the answer
         lab.stop_gateway()
         gw = lab.gw.open()
         [rec] = gw.index.list_recordings()

@@ -146,6 +146,7 @@ class FrontDoor:
             '            sl_send_reply("403", "Not A Recording Client");\n'
             "            exit;\n        }}\n"
             "        $avp(siprec) = 1;\n"
+            '        t_on_reply("INVITE_REPLY");  # the answer gets +sip.srs\n'
             f'    }} else if (is_method("INVITE") && !has_totag() && allow_source_address("{SIPREC_GROUP}")\n'
             f'            && !allow_source_address("{TRUSTED_GROUP}")) {{\n'
             '        xlog("L_WARN", "INVITE from recording client $si is not a recording session: 403\\n");\n'
@@ -341,6 +342,10 @@ route[CONFIRMED] {{
 onreply_route[INVITE_REPLY] {{
     if ($rs >= 300) {{
         route(CONFIRMED);
+    }}
+    # RFC 7866: the recording server's Contact carries +sip.srs (pjsua cannot add it per call).
+    if ($avp(siprec) != $null && $rs >= 200 && $rs < 300 && !($ct =~ "[+]sip[.]srs")) {{
+        subst_hf("Contact", "/>/>;+sip.srs/", "f");
     }}
 }}
 
