@@ -135,12 +135,13 @@ class JsonLogFormatter(logging.Formatter):
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler = logging.StreamHandler()
-    if args.command in ("run", "worker"):
+    service = args.command in ("run", "worker", "forkserver")  # the forked workers log as workers
+    if service:
         handler.setFormatter(JsonLogFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(
-        level=logging.INFO if args.verbose or args.command in ("run", "worker") else logging.WARNING,
+        level=logging.INFO if args.verbose or service else logging.WARNING,
         handlers=[handler],
     )
     try:

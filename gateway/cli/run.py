@@ -22,6 +22,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     w = sub.add_parser("worker", help="one worker of a node's pool (started by `gateway run`)")
     w.add_argument("--index", type=int, required=True)
     w.set_defaults(func=run_worker)
+    fs = sub.add_parser("forkserver", help="the parent of a node's workers (started by `gateway run`)")
+    fs.add_argument("--fd", type=int, required=True)
+    fs.set_defaults(func=run_forkserver)
     wp = sub.add_parser("workers", help="manage the node's workers")
     wsub = wp.add_subparsers(dest="action", required=True, metavar="ACTION")
     rr = wsub.add_parser("restart", help="rolling restart: replace each worker in turn, dropping no call")
@@ -76,6 +79,13 @@ def run(args: argparse.Namespace) -> int:
 def run_worker(args: argparse.Namespace) -> int:
     harden_process()
     return _run_worker(open_gateway(args, service=True), args.index)
+
+
+def run_forkserver(args: argparse.Namespace) -> int:
+    from ..supervisor.forkserver import serve
+
+    harden_process()
+    return serve(args.fd, str(args.config))
 
 
 def status(args: argparse.Namespace) -> int:

@@ -589,6 +589,12 @@ class NodeConfig(Section):
     spare_calls: int = setting(2, "")
     idle_retire_s: float = setting(60, "", as_float, types=NUMBER)
     worker_base_port: int = setting(5100, "Workers listen on 127.0.0.1:worker_base_port + index.")
+    fork_workers: bool = setting(
+        True,
+        "Workers are forks of one parent process that has imported pjsua2, numpy, cryptography and\n"
+        "the gateway, sharing those pages (about half a worker's memory). false: each worker is a\n"
+        "process of its own.",
+    )
     fail_closed: bool = setting(
         False,
         "No worker free (all busy, all down): send the call to the PBX unrecorded, "

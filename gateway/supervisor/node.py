@@ -32,6 +32,7 @@ from ..telephony.secure import is_tls_uri
 from ..telephony.sip import parse_config_uri
 from ..telephony.tlsfiles import check_pair, internal_pair, make_internal_pair, pbx_authorities
 from .cluster import Cluster
+from .forkserver import ForkedProcess, ForkServer
 from .kamailio import FrontDoor, FrontTls
 from .links import WorkerLinks
 from .metrics import Metrics, app
@@ -46,7 +47,7 @@ HEARTBEAT_MISSES = 3  # missed in a row: the worker is hung; it is killed and re
 class WorkerProc:
     index: int
     port: int
-    proc: asyncio.subprocess.Process | None = None
+    proc: asyncio.subprocess.Process | ForkedProcess | None = None
     started: float = 0.0
     restarts: int = 0  # replacements after the worker died
     rolled: int = 0  # replacements by a rolling restart
@@ -140,6 +141,8 @@ class Node:
         self.retired = 0
         self.stopping = False
         self.rolling_requested = False
+        # [node] fork_workers: workers are forks of one parent that imported what they need.
+        self.forks = ForkServer(cfg.path) if cfg.node.fork_workers else None
 
     async def _start_kamailio(self) -> None:
         # Its own process group: Kamailio forks workers, and if its main process is killed they
@@ -163,24 +166,27 @@ class Node:
     async def _start_worker(self, w: WorkerProc) -> None:
         w.ready = False
         w.started = time.monotonic()
-        w.proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "gateway",
-            "--config",
-            str(self.gw.config.path),
-            "worker",
-            "--index",
-            str(w.index),
-            stdout=asyncio.subprocess.PIPE,
-            stderr=None,
-        )
+        if self.forks is not None:  # a fork of the fork server, sharing its imports
+            w.proc = await self.forks.fork(w.index)
+        else:
+            w.proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "gateway",
+                "--config",
+                str(self.gw.config.path),
+                "worker",
+                "--index",
+                str(w.index),
+                stdout=asyncio.subprocess.PIPE,
+                stderr=None,
+            )
         proc = w.proc
         asyncio.create_task(self._watch_output(w, proc))
         sock = self.gw.config.calls.event_socket.with_name(f"worker-{w.index}.sock")
         asyncio.create_task(self.links.follow(w.index, sock, lambda: proc.returncode is None))
 
-    async def _watch_output(self, w: WorkerProc, proc: asyncio.subprocess.Process) -> None:
+    async def _watch_output(self, w: WorkerProc, proc: asyncio.subprocess.Process | ForkedProcess) -> None:
         assert proc.stdout is not None
         async for raw in proc.stdout:
             line = raw.decode(errors="replace").strip()
@@ -199,6 +205,11 @@ class Node:
             "name": self.gw.config.node.name,
             "supervisor_pid": os.getpid(),
             "failopen": self.failopen,
+            "forkserver": (
+                {"pid": self.forks.proc.pid if self.forks.proc else None, "restarts": self.forks.restarts}
+                if self.forks is not None
+                else None
+            ),
             "kamailio": {
                 "pid": self.kamailio.pid if self.kamailio else None,
                 "restarts": self.kamailio_restarts,
@@ -266,7 +277,11 @@ class Node:
 
     async def _rolling_restart(self) -> None:
         """Replace every worker, one at a time, without dropping a call: out of the dispatcher,
-        drain, start anew, back in once it listens."""
+        drain, start anew, back in once it listens. A new fork server first, so that the new
+        workers run the code installed now (an upgrade), not what the old one imported."""
+        if self.forks is not None:
+            await self.forks.stop()
+            await self.forks.start()
         for w in self.workers:
             if w.proc is None or w.proc.returncode is not None:
                 continue
@@ -339,6 +354,8 @@ class Node:
             make_internal_pair(self.gw.config)  # new at every start; the workers read it
         self.front.write([("127.0.0.1", w.port) for w in self.workers])
         await self._start_kamailio()
+        if self.forks is not None:
+            await self.forks.start()
         for w in self.workers:
             await self._start_worker(w)
         host, port = self.gw.config.node.metrics_listen
@@ -585,6 +602,8 @@ class Node:
                     await asyncio.wait_for(w.proc.wait(), self.gw.config.node.drain_s + 15)
                 except TimeoutError:
                     w.proc.kill()
+        if self.forks is not None:
+            await self.forks.stop()
         if self.kamailio is not None and self.kamailio.returncode is None:
             self.kamailio.terminate()
             try:
