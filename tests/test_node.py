@@ -529,3 +529,37 @@ def test_the_front_door_limits_hostile_requests(tmp_path: Path) -> None:
     finally:
         s.close()
         lab.close()
+
+
+def _ppid(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("PPid:"):
+            return int(line.split()[1])
+    raise AssertionError(pid)
+
+
+def test_workers_are_forks_of_the_fork_server_and_outlive_it(tmp_path: Path) -> None:
+    """[node] fork_workers: the workers share the fork server's imports. A fork server that
+    dies takes no worker or call with it; the next worker needed starts a new one."""
+    lab = CallLab(tmp_path, workers=2)
+    try:
+        lab.start_gateway()
+        st = lab.node_status()
+        forks = st["forkserver"]["pid"]
+        assert [_ppid(w["pid"]) for w in st["workers"]] == [forks, forks]
+        os.kill(forks, signal.SIGKILL)
+        pbx = lab.peer("pbx", "--tone", "1000")
+        caller = lab.peer("caller", "--tone", "440", "--hangup-after", "4")
+        caller.wait_exit()
+        pbx.wait_exit()
+        assert caller.event("disconnected")["connected_s"] > 3, "the workers served on"
+        victim = st["workers"][0]["pid"]
+        os.kill(victim, signal.SIGKILL)
+        st = lab.wait_status(lambda s: s["workers"][0]["restarts"] == 1 and s["workers"][0]["ready"], 20)
+        assert st["forkserver"]["restarts"] == 1 and st["forkserver"]["pid"] != forks
+        assert _ppid(st["workers"][0]["pid"]) == st["forkserver"]["pid"]
+        lab.stop_gateway()
+        [rec] = lab.gw.open().index.list_recordings()
+        assert rec.status == ix.COMPLETE
+    finally:
+        lab.close()
