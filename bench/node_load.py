@@ -22,6 +22,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -95,6 +96,14 @@ def role(pid: int) -> str:
     for name in ("kamailio", "rtpengine"):
         if name in cmd:
             return name
+    if " forkserver " in cmd:  # its forks, the workers, keep its command line
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+            parent = int(next(ln for ln in status.splitlines() if ln.startswith("PPid:")).split()[1])
+            parent_cmd = Path(f"/proc/{parent}/cmdline").read_bytes()
+        except (OSError, StopIteration, ValueError):
+            return "gone"
+        return "worker" if b"forkserver" in parent_cmd else "forkserver"
     if " worker " in cmd or cmd.rstrip().endswith(" worker"):
         return "worker"
     return "supervisor" if "gateway" in cmd else "other"
@@ -128,6 +137,51 @@ def thread_cpu_ms(
     for (name, tid), v in after.items():
         used[name] = used.get(name, 0.0) + v - before.get((name, tid), 0.0)
     return {k: round(v / per_s * 1000, 2) for k, v in sorted(used.items(), key=lambda kv: -kv[1]) if v > 0}
+
+
+def pss_mb(pid: int) -> float:
+    """Proportional set size: a page shared by n processes counts 1/n in each (smaps_rollup)."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+class MemorySampler(threading.Thread):
+    """Samples the PSS of the process trees under `roots` every `every_s` while a phase runs:
+    the peak of the node's total, and by role (worker, kamailio, supervisor, forkserver)."""
+
+    def __init__(self, roots: list[int], every_s: float = 2.0) -> None:
+        super().__init__(daemon=True)
+        self.roots, self.every_s = roots, every_s
+        self.stop = threading.Event()
+        self.peak_total = 0.0
+        self.at_peak: dict[str, float] = {}
+        self.workers_at_peak = 0
+
+    def run(self) -> None:
+        while not self.stop.wait(self.every_s):
+            by_role: dict[str, float] = {}
+            workers = 0
+            for pid in (p for r in self.roots for p in tree_pids(r)):
+                r = role(pid)
+                by_role[r] = by_role.get(r, 0.0) + pss_mb(pid)
+                workers += r == "worker"
+            total = sum(by_role.values())
+            if total > self.peak_total:
+                self.peak_total, self.at_peak, self.workers_at_peak = total, by_role, workers
+
+    def report(self) -> dict[str, object]:
+        return {
+            "node_pss_mb_peak": round(self.peak_total, 1),
+            "pss_mb_by_role_at_peak": {k: round(v, 1) for k, v in sorted(self.at_peak.items())},
+            "pss_mb_per_worker_at_peak": round(self.at_peak.get("worker", 0.0) / self.workers_at_peak, 1)
+            if self.workers_at_peak
+            else None,
+        }
 
 
 def rss_mb(pid: int) -> float:
@@ -205,6 +259,8 @@ def sipp_phase(
     by_thread0 = thread_cpu([p for r in roots for p in tree_pids(r)])
     i0 = cpu_s([p for r in infra or [] for p in tree_pids(r)])
     t0 = time.monotonic()
+    memory = MemorySampler(roots)
+    memory.start()
     rtt = tmp / f"rtt-{digit}.csv"
     caller = subprocess.run(
         [
@@ -253,6 +309,8 @@ def sipp_phase(
         text=True,
     )
     wall = time.monotonic() - t0
+    memory.stop.set()
+    memory.join()
     pbx.wait_exit(hold_s * 4 + 60)
     if callable(settle):
         settle()
@@ -297,6 +355,7 @@ def sipp_phase(
         "sipp_errors": errors,
         "peak_concurrent": peak,
         "wall_s": round(wall, 1),
+        **memory.report(),
         "node_cpu_s": round(used, 2),
         "node_cpu_ms_per_call_second": round(used / call_seconds * 1000, 2) if call_seconds else None,
         # Where it went (threads alive at the end; a thread that ended in between is missing,
@@ -363,6 +422,7 @@ def run_embedded(args: argparse.Namespace, tmp: Path) -> dict[str, object]:
     """Both phases (declined, then consented) on the embedded default: SQLite and the spool."""
     lab = CallLab(tmp, workers=args.workers)
     configure(lab, args.tap_ptime)
+    lab.gw.set("node", "fork_workers", not args.separate_workers)
     out: dict[str, object] = {}
     try:
         lab.start_gateway()
@@ -448,12 +508,16 @@ def main() -> None:
         help="also run the consented phase on PostgreSQL + S3 and report its CPU over the embedded run's",
     )
     ap.add_argument("--consented-only", action="store_true", help="skip the declined (baseline) phase")
+    ap.add_argument(
+        "--separate-workers", action="store_true", help="[node] fork_workers = false: no shared imports"
+    )
     args = ap.parse_args()
     out: dict[str, object] = {
         "workers": args.workers,
         "calls": args.calls,
         "hold_s": args.hold,
         "tap_ptime_ms": args.tap_ptime,
+        "fork_workers": not args.separate_workers,
     }
     with tempfile.TemporaryDirectory() as d:
         (Path(d) / "embedded").mkdir()
