@@ -188,6 +188,7 @@ class CallSession(Session):
         self._timers: list[asyncio.TimerHandle] = []
         self._poll: asyncio.Task[None] | None = None
         self._after_clip: Callable[[], None] | None = None
+        self._clip_waiting = asyncio.Event()
         self._dial_when_confirmed = False
         self._notice_started = False
 
@@ -224,6 +225,8 @@ class CallSession(Session):
             pcm = self._clip.pcm
         self.source.play(pcm or b"", prompt_id or "tone", loop)
         self._after_clip = then
+        if then is not None:
+            self._clip_waiting.set()  # the poll watches for this clip's end
         if self.caller.audio is not None:
             self.source.startTransmit(self.caller.audio)
 
@@ -246,13 +249,26 @@ class CallSession(Session):
                 pass
 
     async def _poll_clips(self) -> None:
-        """Notice the end of a clip (set on the clock thread) from the loop, every 20 ms, and
-        report recording progress once a second."""
-        ticks = 0
+        """Notice the end of a clip (set on the clock thread) from the loop: every 20 ms while a
+        clip has something to do when it ends, not at all otherwise (a bridged call wakes this
+        task once a second, not 50 times); and report recording progress once a second."""
+        loop = self.loop
+        next_progress = loop.time() + 1.0
         while not self.ended:
-            await asyncio.sleep(0.02)
-            ticks += 1
-            if ticks % 50 == 0 and self.recorder is not None and self.recording_state.live:
+            if self._after_clip is None:
+                self._clip_waiting.clear()
+                try:
+                    await asyncio.wait_for(self._clip_waiting.wait(), max(0.0, next_progress - loop.time()))
+                except TimeoutError:
+                    pass
+            else:
+                await asyncio.sleep(0.02)
+            if self.ended:
+                break
+            progress_due = loop.time() >= next_progress
+            if progress_due:
+                next_progress = loop.time() + 1.0
+            if progress_due and self.recorder is not None and self.recording_state.live:
                 self.emit(
                     EventType.CALL_PROGRESS,
                     bytes_sealed=self.recorder.stats.bytes_sealed,
