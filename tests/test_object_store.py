@@ -138,32 +138,35 @@ def test_finished_recordings_move_to_the_bucket_and_export_from_there(
     gw.close()
 
 
-def test_an_unreachable_store_keeps_recordings_in_the_spool_until_it_is_back(tmp_path: Path) -> None:
-    server = s3.start()  # its own server: this test stops it
+def test_an_unreachable_store_keeps_recordings_in_the_spool_until_it_is_back(
+    tmp_path: Path, s3_server: s3.S3Server
+) -> None:
+    relay = s3.outage_for(s3_server)  # the store as the gateway reaches it: cut and restored
     try:
         tgw = make_gateway(tmp_path)
-        bucket = server.new_bucket()
-        use_store(tgw, server, bucket)
+        bucket = s3_server.new_bucket()
+        use_store(tgw, s3_server, bucket)
+        tgw.set("store", "endpoint", relay.endpoint)
         rec_id = tgw.record(seconds=1.0)
         gw = tgw.open()
         assert isinstance(gw.store, TieredStore)
         uploader = gw.uploader()
         assert uploader is not None
         name = gw.index.get_recording(rec_id).object_name
-        server.halt()
+        relay.halt()
         assert uploader.round() == 0
         assert uploader.stats.failures == 1 and uploader.stats.last_error
         assert uploader.stats.pending == 1 and uploader.stats.pending_bytes == gw.store.spool.size(name)
         # Still readable (from the spool) while the store is away.
         with gw.store.open(name) as f:
             assert hashlib.sha256(f.read()).hexdigest() == gw.index.get_recording(rec_id).sha256
-        server.resume()
+        relay.resume()
         assert uploader.round() == 1
         assert uploader.stats.failures == 0 and uploader.stats.pending == 0
         assert not gw.store.spool.exists(name) and gw.store.remote.exists(name)
         gw.close()
     finally:
-        server.stop()
+        relay.halt()
 
 
 def test_a_recording_altered_in_the_spool_is_not_uploaded(tmp_path: Path, s3_server: s3.S3Server) -> None:
@@ -300,19 +303,22 @@ def test_store_settings_are_checked(tmp_path: Path, capsys) -> None:
 
 
 @pytest.mark.slow
-def test_a_node_records_while_the_store_is_down_and_uploads_when_it_is_back(tmp_path: Path) -> None:
+def test_a_node_records_while_the_store_is_down_and_uploads_when_it_is_back(
+    tmp_path: Path, s3_server: s3.S3Server
+) -> None:
     """The store is away for a whole call: the call is recorded into the spool, the node's
     metrics and status show the backlog and the unreachable store, and once the store is back
     the uploader (after its back-off) empties the spool."""
     from tests.test_node import scrape
 
-    server = s3.start()  # its own server: this test stops it
+    relay = s3.outage_for(s3_server)  # the store as the node reaches it: cut and restored
     lab = CallLab(tmp_path, workers=1)
-    bucket = server.new_bucket()
-    use_store(lab.gw, server, bucket)
+    bucket = s3_server.new_bucket()
+    use_store(lab.gw, s3_server, bucket)
+    lab.gw.set("store", "endpoint", relay.endpoint)
     try:
         lab.start_gateway()
-        server.halt()
+        relay.halt()
         pbx = lab.peer("pbx", "--tone", "1000")
         caller = lab.peer("caller", "--tone", "440", "--hangup-after", "5")
         caller.wait_exit()
@@ -322,7 +328,7 @@ def test_a_node_records_while_the_store_is_down_and_uploads_when_it_is_back(tmp_
         assert metrics["gateway_spool_pending_recordings"] == 1 and metrics["gateway_object_store_up"] == 0
         st = lab.node_status()["upload"]
         assert st["failing"] and st["pending"] == 1 and st["error"]
-        server.resume()
+        relay.resume()
         st = lab.wait_status(lambda s: s["upload"]["uploaded"] == 1, timeout=40)["upload"]
         assert st["pending"] == 0 and not st["failing"]
         assert not any((lab.gw.dir / "spool").glob("*.age"))
@@ -335,7 +341,7 @@ def test_a_node_records_while_the_store_is_down_and_uploads_when_it_is_back(tmp_
         assert abs(tones(out.read_bytes())[0] - 440) < 5
     finally:
         lab.close()
-        server.stop()
+        relay.halt()
 
 
 @pytest.mark.slow
