@@ -5,6 +5,7 @@ language and every prompt heard; the helpline told before it answers; a beep whi
 from __future__ import annotations
 
 import hashlib
+import os
 import tomllib
 import wave
 from pathlib import Path
@@ -245,3 +246,18 @@ def test_declined_calls_are_whispered_as_not_recorded_and_get_no_beep(tmp_path: 
         assert lab.gw.open().index.list_recordings() == []
     finally:
         lab.close()
+
+
+def test_a_prompt_set_is_decoded_once_until_its_files_change(tmp_path: Path) -> None:
+    """The fork server decodes the prompts and its workers reuse them; a changed file (a new
+    studio recording) is decoded again."""
+    from gateway.telephony import prompts as pr
+
+    d = write_prompts(tmp_path / "p")
+    first = pr.load(d, 8000)
+    again = pr.load(d, 8000)
+    assert again.get("notice-opt-out", "en").pcm is first.get("notice-opt-out", "en").pcm
+    wav = next(d.glob("*.wav"))
+    os.utime(wav, ns=(wav.stat().st_atime_ns, wav.stat().st_mtime_ns + 1_000_000_000))
+    changed = pr.load(d, 8000)
+    assert changed.get("notice-opt-out", "en").pcm is not first.get("notice-opt-out", "en").pcm

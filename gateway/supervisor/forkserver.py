@@ -263,8 +263,17 @@ def serve(fd: int, config_path: str) -> int:
     closes its end. Single-threaded, and pjsua's library is never created here."""
     import gc
 
-    from ..telephony import worker  # noqa: F401  (pjsua2, numpy, cryptography, the gateway)
+    from .. import cli  # noqa: F401  (what the child runs)
+    from ..config import load
+    from ..telephony import (
+        prompts,
+        worker,  # noqa: F401  (pjsua2, numpy, cryptography, the gateway)
+    )
 
+    try:  # decoded once here, shared by every worker (prompts.load finds them decoded)
+        prompts.load_for_routes(load(config_path))
+    except Exception as e:  # the worker reports a bad configuration or prompt set itself
+        print(f"fork server: prompts not preloaded: {e}", file=sys.stderr)
     sock = socket.socket(fileno=fd)
     # A SIGTERM from the supervisor ends the fork server only, never a worker mid-fork.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

@@ -79,8 +79,45 @@ class PromptSet:
         return {self.get(MENU, lang).key: lang for lang in languages}
 
 
+# Prompt sets already decoded in this process, by (directory, rate), with the fingerprint of
+# the files they came from. A node's fork server loads them once, and its forked workers share
+# the PCM instead of each decoding (and holding) its own copy.
+_decoded: dict[tuple[Path, int], tuple[str, dict[tuple[str, str], Prompt]]] = {}
+
+
+def _fingerprint(directory: Path) -> str:
+    """What the prompt files are now: the manifest's bytes, every file's size and mtime."""
+    h = hashlib.sha256()
+    try:
+        h.update((directory / "manifest.toml").read_bytes())
+        for f in sorted(directory.iterdir()):
+            st = f.stat()
+            h.update(f"{f.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    except OSError:
+        return ""
+    return h.hexdigest()
+
+
 def load(directory: Path, rate: int, languages: set[str] | None = None) -> PromptSet:
     """Load every prompt of `directory`/manifest.toml; each language used must be complete."""
+    fingerprint = _fingerprint(directory)
+    cached = _decoded.get((directory, rate))
+    if fingerprint and cached is not None and cached[0] == fingerprint:
+        prompts = cached[1]
+    else:
+        prompts = _decode(directory, rate)
+        if fingerprint:
+            _decoded[(directory, rate)] = (fingerprint, prompts)
+    for lang in {lang for _, lang in prompts} if languages is None else languages:
+        missing = [pid for pid in REQUIRED if (pid, lang) not in prompts]
+        if missing:
+            raise PromptError(
+                f"{directory / 'manifest.toml'}: language {lang!r} lacks prompts {', '.join(missing)}"
+            )
+    return PromptSet(prompts)
+
+
+def _decode(directory: Path, rate: int) -> dict[tuple[str, str], Prompt]:
     manifest = directory / "manifest.toml"
     try:
         entries = tomllib.loads(manifest.read_text(encoding="utf-8")).get("prompt", [])
@@ -110,11 +147,7 @@ def load(directory: Path, rate: int, languages: set[str] | None = None) -> Promp
         prompts[(pid, lang)] = Prompt(
             pid, lang, version, entry.get("transcript", ""), seg.raw_data, rate, key
         )
-    for lang in {lang for _, lang in prompts} if languages is None else languages:
-        missing = [pid for pid in REQUIRED if (pid, lang) not in prompts]
-        if missing:
-            raise PromptError(f"{manifest}: language {lang!r} lacks prompts {', '.join(missing)}")
-    return PromptSet(prompts)
+    return prompts
 
 
 def check_route(
