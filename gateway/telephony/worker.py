@@ -66,6 +66,15 @@ class Account(pj.Account):
         self.worker.incoming(prm.callId, prm.rdata.wholeMsg, prm.rdata.srcAddress)
 
 
+def _is_client(source: str, clients: list[str]) -> bool:
+    """Is `source` (pjsua's "HOST:PORT" of a request) one of the recording clients?"""
+    try:
+        host = ipaddress.ip_address(source.rsplit(":", 1)[0].strip("[]"))
+    except ValueError:
+        return False
+    return any(host in ipaddress.ip_network(c, strict=False) for c in clients)
+
+
 class Worker:
     def __init__(self, gateway: Gateway, index: int | None = None) -> None:
         """`index` None: the only worker, on [sip] listen. Otherwise worker `index` of a node's
@@ -298,11 +307,8 @@ class Worker:
             log.warning("recording session offered but [siprec] is not enabled; 403")
             self._refuse(call_id, 403, "recording sessions are not accepted here")
             return
-        host = source.rsplit(":", 1)[0].strip("[]")
-        if self.index_no is None and not any(
-            ipaddress.ip_address(host) in ipaddress.ip_network(c, strict=False) for c in settings.clients
-        ):
-            log.warning("recording session from %s, which is not in [siprec] clients; 403", host)
+        if self.index_no is None and not _is_client(source, settings.clients):
+            log.warning("recording session from %s, which is not in [siprec] clients; 403", source)
             self._refuse(call_id, 403, "not a recording client of this gateway")
             return
         if len(message.encode()) > self.config.sip.max_message_bytes:
