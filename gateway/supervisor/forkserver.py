@@ -275,7 +275,8 @@ def serve(fd: int, config_path: str) -> int:
     except Exception as e:  # the worker reports a bad configuration or prompt set itself
         print(f"fork server: prompts not preloaded: {e}", file=sys.stderr)
     sock = socket.socket(fileno=fd)
-    # A SIGTERM from the supervisor ends the fork server only, never a worker mid-fork.
+    # SIGTERM from the supervisor ends the fork server cleanly; its workers (which reset the
+    # handler as soon as they are forked) are not signalled by it.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     gc.collect()
     gc.freeze()  # what is imported now stays shared: the collector no longer writes to it
@@ -303,6 +304,8 @@ def serve(fd: int, config_path: str) -> int:
                 if pid == 0:  # the worker
                     signal.signal(signal.SIGTERM, signal.SIG_DFL)
                     sock.close()
+                    for other in fds:  # the pipes of workers asked for in the same message
+                        os.close(other)
                     os._exit(_worker(index, config_path, out))
                 if out is not None:
                     os.close(out)
