@@ -15,14 +15,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 import pjsua2 as pj
 
-from ..callevents import CallState, ConsentState, EventType, RecordingState
+from ..callevents import CallState, EventType, RecordingState
 from ..config import Route
 from ..consent import receipt as rc
 from ..consent.language import LanguageChoice, language_from_header
@@ -133,19 +132,9 @@ class CallSession(Session):
         caller_leg_id: int,
         on_ended: Callable[[CallSession], None],
     ) -> None:
-        self.services = services
-        self.on_ended = on_ended
-        self.id = call_id
+        super().__init__(services, call_id, route, CallState.NOTICE, on_ended)
         self.invite = invite
-        self.route = route
         self.mode = Mode(route.mode)
-        self.state = CallState.NOTICE
-        self.recording_state = RecordingState.NONE
-        self.loop = asyncio.get_running_loop()
-        self.answered_mono = time.monotonic()
-        self.answered_at = utcnow()
-        self.decided_at: str | None = None
-        self.ended = False
         cfg = services.config
         self.prompts = services.prompts_for(route)
         # The notice's language: the trunk's header if it names one we can speak, else a menu
@@ -182,10 +171,7 @@ class CallSession(Session):
         if route.dtmf.listens_inband:
             for channel in (0, 1):
                 self._listen(channel)
-        self.recording_id: str | None = None
-        self.recorder: Any = None
         self.notice_played_bytes = 0
-        self._timers: list[asyncio.TimerHandle] = []
         self._poll: asyncio.Task[None] | None = None
         self._after_clip: Callable[[], None] | None = None
         self._clip_waiting = asyncio.Event()
@@ -569,16 +555,7 @@ class CallSession(Session):
 
     def _decided(self, d: Decide) -> None:
         self._note_notice_progress()
-        self.decided_at = utcnow()
-        receipt = self._receipt()
-        self.services.index.put_consent_receipt(self.id, receipt)
-        self.services.index.append_audit(
-            "gateway",
-            "consent.decided",
-            self.id,
-            {"decision": d.decision.value, "reason": d.reason, "receipt": rc.digest(receipt)},
-        )
-        self.emit(EventType.CALL_CONSENT, consent=d.decision.value, reason=d.reason)
+        self._record_decision(d)
         if self.caller.connected:
             self._dial_pbx()
         else:  # the caller has not ACKed our 200 yet: nobody at the helpline should ring for them
@@ -724,16 +701,6 @@ class CallSession(Session):
         )
         self.set_recording(RecordingState.RECORDING, recording_id=self.recording_id)
 
-    def _recording_over(self, result: Any) -> None:
-        """The recorder has finished, been discarded, or failed (storage) while the call goes on."""
-        if result.status == "incomplete":
-            self._stop_taps()
-            self.set_recording(RecordingState.INCOMPLETE, error=result.error, bytes_sealed=result.bytes)
-        elif result.status == "complete":
-            self.set_recording(
-                RecordingState.SAVED, bytes_sealed=result.bytes, duration_s=round(result.duration_s, 2)
-            )
-
     def _stop_taps(self) -> None:
         for tap in self.taps:
             tap.recorder = None
@@ -743,18 +710,6 @@ class CallSession(Session):
                     leg.audio.stopTransmit(tap)
                 except pj.Error:
                     pass
-
-    def _withdraw(self) -> None:
-        self._stop_taps()
-        if self.recorder is not None and self.recording_id:
-            # Deleted whether it still runs or had already ended (a supervisor's stop).
-            self.services.recordings.withdraw(self.recording_id, self.recorder)
-        self.services.index.put_consent_receipt(self.id, self._receipt())
-        self.services.index.append_audit(
-            "caller", "consent.withdrawn", self.id, {"recording": self.recording_id}
-        )
-        self.emit(EventType.CALL_CONSENT, consent=ConsentState.WITHDRAWN)
-        self.set_recording(RecordingState.DISCARDED if self.recorder is not None else RecordingState.NONE)
 
     def _unavailable(self, why: str) -> None:
         self.set_state(CallState.UNAVAILABLE)

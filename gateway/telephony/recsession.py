@@ -12,7 +12,6 @@ refusal drops it and nothing but a receipt is written. A later `*9` withdraws, a
 
 from __future__ import annotations
 
-import asyncio
 import ctypes
 import json
 import logging
@@ -23,7 +22,7 @@ from typing import Any
 
 import pjsua2 as pj
 
-from ..callevents import CallState, ConsentState, EventType, RecordingState
+from ..callevents import CallState, EventType, RecordingState
 from ..config import Route, SiprecConfig
 from ..consent import receipt as rc
 from ..consent.machine import ConsentMachine, Decide, Decision, Mode, Withdraw
@@ -147,19 +146,9 @@ class RecordingSession(Session):
         settings: SiprecConfig,
         on_ended: Callable[[Any], None],
     ) -> None:
-        self.services = services
-        self.id = session_id
+        super().__init__(services, session_id, route, CallState.DECIDING, on_ended)
         self.offer = offer
-        self.route = route
         self.settings = settings
-        self.on_ended = on_ended
-        self.loop = asyncio.get_running_loop()
-        self.state = CallState.DECIDING
-        self.recording_state = RecordingState.NONE
-        self.answered_mono = time.monotonic()
-        self.answered_at = utcnow()
-        self.decided_at: str | None = None
-        self.ended = False
         self.decided_by = ""  # "client-header", "client-metadata", "key" or "window"
         cfg = services.config
         self.machine = ConsentMachine(
@@ -176,8 +165,6 @@ class RecordingSession(Session):
         frames = int((settings.window_s + 2) * 1000 / cfg.recording.tap_ptime_ms) * 2
         self.held = HeldAudio(frames)
         self.held.sample_rate = rate
-        self.recorder: Any = None
-        self.recording_id: str | None = None
         self._listener: InbandListener | None = None
         if route.dtmf.listens_inband:
             self._listener = InbandListener(deque(maxlen=100), ToneDetector(rate), rate=rate)
@@ -185,7 +172,6 @@ class RecordingSession(Session):
         for tap in self.slot.taps:
             tap.recorder = self.held
         self.dialog = RecordingDialog(services.account, self, dialog_id)
-        self._timers: list[asyncio.TimerHandle] = []
         self._connected: set[int] = set()
 
     # -- helpers ----------------------------------------------------------------------------
@@ -363,17 +349,7 @@ class RecordingSession(Session):
     def _decided(self, d: Decide) -> None:
         if not self.decided_by:  # the client's signal names itself in start()
             self.decided_by = "key" if d.reason.endswith(" key") else "window"
-        self.decided_at = utcnow()
-        receipt = self._receipt()
-        sv = self.services
-        sv.index.put_consent_receipt(self.id, receipt)
-        sv.index.append_audit(
-            "gateway",
-            "consent.decided",
-            self.id,
-            {"decision": d.decision.value, "reason": d.reason, "receipt": rc.digest(receipt)},
-        )
-        self.emit(EventType.CALL_CONSENT, consent=d.decision.value, reason=d.reason)
+        self._record_decision(d)
         if d.decision is Decision.GRANTED:
             self._start_recording()
         else:
@@ -412,28 +388,11 @@ class RecordingSession(Session):
         )
         self.set_recording(RecordingState.RECORDING, recording_id=self.recording_id)
 
-    def _recording_over(self, result: Any) -> None:
-        if result.status == "incomplete":
-            for tap in self.slot.taps if self.slot is not None else []:
-                tap.recorder = None
-            self.set_recording(RecordingState.INCOMPLETE, error=result.error, bytes_sealed=result.bytes)
-        elif result.status == "complete":
-            self.set_recording(
-                RecordingState.SAVED, bytes_sealed=result.bytes, duration_s=round(result.duration_s, 2)
-            )
-
-    def _withdraw(self) -> None:
-        for tap in self.slot.taps:
+    def _stop_taps(self) -> None:
+        for tap in self.slot.taps if self.slot is not None else []:
             tap.recorder = None
-        self._disconnect_taps()
-        if self.recorder is not None and self.recording_id:
-            self.services.recordings.withdraw(self.recording_id, self.recorder)
-        self.services.index.put_consent_receipt(self.id, self._receipt())
-        self.services.index.append_audit(
-            "caller", "consent.withdrawn", self.id, {"recording": self.recording_id}
-        )
-        self.emit(EventType.CALL_CONSENT, consent=ConsentState.WITHDRAWN)
-        self.set_recording(RecordingState.DISCARDED if self.recorder is not None else RecordingState.NONE)
+        if self.dialog is not None:
+            self._disconnect_taps()
 
     def control(self, op: str, actor: str) -> str | None:
         return "a recording session forked by a SIPREC client is controlled by its client"

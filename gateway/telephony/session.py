@@ -17,9 +17,10 @@ import pjsua2 as pj
 from .. import age
 from ..callevents import CallState, ConsentState, EventType, RecordingState
 from ..config import Config, Route
-from ..consent.machine import ConsentMachine
+from ..consent import receipt as rc
+from ..consent.machine import ConsentMachine, Decide
 from ..recording.service import RecordingService
-from ..storage.index import Index
+from ..storage.index import Index, utcnow
 from .dtmf import ToneDetector
 from .media import MediaSlot
 from .prompts import PromptSet
@@ -72,21 +73,84 @@ class Session:
     attributes below in its __init__ and defines hangup_all and _update_listening."""
 
     KIND = "call"  # in log lines
-    id: str
-    services: CallServices
-    loop: asyncio.AbstractEventLoop
-    machine: ConsentMachine
-    state: CallState
-    recording_state: RecordingState
-    answered_mono: float
-    ended: bool
-    _timers: list[asyncio.TimerHandle]
+    machine: ConsentMachine  # the subclass makes it
+
+    def __init__(
+        self,
+        services: CallServices,
+        session_id: str,
+        route: Route,
+        state: CallState,
+        on_ended: Callable[[Any], None],
+    ) -> None:
+        """Answered now (on the loop's thread, in pjsua's incoming-call callback)."""
+        self.services = services
+        self.id = session_id
+        self.route = route
+        self.on_ended = on_ended
+        self.loop = asyncio.get_running_loop()
+        self.state = state
+        self.recording_state = RecordingState.NONE
+        self.answered_mono = time.monotonic()
+        self.answered_at = utcnow()
+        self.decided_at: str | None = None
+        self.ended = False
+        self._timers: list[asyncio.TimerHandle] = []
+        self.recording_id: str | None = None
+        self.recorder: Any = None
 
     def hangup_all(self, code: int = 200, why: str = "") -> None:
         raise NotImplementedError
 
     def _update_listening(self) -> None:
         raise NotImplementedError
+
+    def _stop_taps(self) -> None:
+        """No more audio to the recorder (the in-band listener may still hear the leg)."""
+        raise NotImplementedError
+
+    def _receipt(self, ended_at: str | None = None) -> dict[str, Any]:
+        raise NotImplementedError
+
+    # -- consent and recording, the same for every kind -----------------------------------------
+
+    def _record_decision(self, d: Decide) -> None:
+        """The decision, provable: the receipt stored, its digest in the audit log, and the
+        event on the stream."""
+        self.decided_at = utcnow()
+        receipt = self._receipt()
+        self.services.index.put_consent_receipt(self.id, receipt)
+        self.services.index.append_audit(
+            "gateway",
+            "consent.decided",
+            self.id,
+            {"decision": d.decision.value, "reason": d.reason, "receipt": rc.digest(receipt)},
+        )
+        self.emit(EventType.CALL_CONSENT, consent=d.decision.value, reason=d.reason)
+
+    def _recording_over(self, result: Any) -> None:
+        """The recorder has finished, been discarded, or failed (storage) while the call goes on."""
+        if result.status == "incomplete":
+            self._stop_taps()
+            self.set_recording(RecordingState.INCOMPLETE, error=result.error, bytes_sealed=result.bytes)
+        elif result.status == "complete":
+            self.set_recording(
+                RecordingState.SAVED, bytes_sealed=result.bytes, duration_s=round(result.duration_s, 2)
+            )
+
+    def _withdraw(self) -> None:
+        """`*9` after a grant: the recording stops and is deleted, the receipt and the audit log
+        say so; the call goes on."""
+        self._stop_taps()
+        if self.recorder is not None and self.recording_id:
+            # Deleted whether it still runs or had already ended (a supervisor's stop).
+            self.services.recordings.withdraw(self.recording_id, self.recorder)
+        self.services.index.put_consent_receipt(self.id, self._receipt())
+        self.services.index.append_audit(
+            "caller", "consent.withdrawn", self.id, {"recording": self.recording_id}
+        )
+        self.emit(EventType.CALL_CONSENT, consent=ConsentState.WITHDRAWN)
+        self.set_recording(RecordingState.DISCARDED if self.recorder is not None else RecordingState.NONE)
 
     def t(self) -> float:
         return time.monotonic() - self.answered_mono
