@@ -69,8 +69,9 @@ class InbandListener:
 
 
 class Session:
-    """The parts of a call's life that do not depend on its kind. A subclass sets the
-    attributes below in its __init__ and defines hangup_all and _update_listening."""
+    """The parts of a call's life that do not depend on its kind. A subclass makes its consent
+    `machine` in its __init__ and defines hangup_all, _update_listening, _stop_taps and
+    _receipt."""
 
     KIND = "call"  # in log lines
     machine: ConsentMachine  # the subclass makes it
