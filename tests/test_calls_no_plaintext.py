@@ -11,6 +11,7 @@ from gateway import age
 from tests.calls import CallLab
 from tests.harness.plaintext import (
     STRACE_PREFIX,
+    Snapshot,
     Trace,
     canary_pcm,
     changed_since,
@@ -34,6 +35,25 @@ def canary_as_heard() -> bytes:
     return audioop.alaw2lin(audioop.lin2alaw(canary_pcm(8000, seed=CANARY_SEED), 2), 2)
 
 
+def only_ciphertext_written(lab: CallLab, tmp_path: Path, trace_file: Path, before: Snapshot) -> Trace:
+    """Stop the traced gateway, then: no file it wrote holds the canary as the caller's side
+    delivered it, the spool holds only age files, and exactly one recording exists, whose
+    decrypted audio does hold the canary (the positive control). The parsed trace."""
+    assert lab.gateway is not None and lab.gateway.stop() == 0
+    trace = Trace(0, b"", b"")
+    parse_trace(trace_file, trace)
+    trace.changed = changed_since(before, [tmp_path], exclude=str(trace_file))
+    heard = canary_as_heard()
+    assert find_plaintext(trace, heard) == [], "no file written by the gateway holds audio"
+    assert non_age_files(lab.gw.dir / "spool") == []
+    gw = lab.gw.open()
+    [rec] = gw.index.list_recordings()  # only the consenting call (or session) was recorded
+    with gw.store.open(rec.object_name) as f:
+        plain = age.AgeReader(f, age.load_identity_file(lab.gw.key)).read_all()
+    assert contains_canary(plain[44:], heard), "positive control: the canary reached the recorder"
+    return trace
+
+
 def test_declined_and_consented_calls_write_only_ciphertext(lab: CallLab, tmp_path: Path) -> None:
     trace_file = tmp_path / "gw.strace"
     before = snapshot([tmp_path])
@@ -46,18 +66,7 @@ def test_declined_and_consented_calls_write_only_ciphertext(lab: CallLab, tmp_pa
     consented = lab.peer("caller", "--noise-seed", str(CANARY_SEED), "--hangup-after", "6")
     consented.wait_exit()
     pbx.wait_exit()
-    assert lab.gateway is not None and lab.gateway.stop() == 0
-    trace = Trace(0, b"", b"")
-    parse_trace(trace_file, trace)
-    trace.changed = changed_since(before, [tmp_path], exclude=str(trace_file))
-    heard = canary_as_heard()
-    assert find_plaintext(trace, heard) == [], "no file written by the gateway holds audio"
-    assert non_age_files(lab.gw.dir / "spool") == []
-    gw = lab.gw.open()
-    [rec] = gw.index.list_recordings()  # only the consenting call was recorded
-    with gw.store.open(rec.object_name) as f:
-        plain = age.AgeReader(f, age.load_identity_file(lab.gw.key)).read_all()
-    assert contains_canary(plain[44:], heard), "positive control: the canary reached the recorder"
+    trace = only_ciphertext_written(lab, tmp_path, trace_file, before)
     assert any(p.startswith(str(lab.gw.dir / "spool")) for p in trace.files_written)
 
 
@@ -75,15 +84,4 @@ def test_siprec_session_declined_in_the_window_leaves_no_audio_anywhere(lab: Cal
     declined.wait_exit()
     granted = lab.peer("siprec", *target, "--hangup-after", "5")
     granted.wait_exit()
-    assert lab.gateway is not None and lab.gateway.stop() == 0
-    trace = Trace(0, b"", b"")
-    parse_trace(trace_file, trace)
-    trace.changed = changed_since(before, [tmp_path], exclude=str(trace_file))
-    heard = canary_as_heard()
-    assert find_plaintext(trace, heard) == [], "no file written by the gateway holds audio"
-    assert non_age_files(lab.gw.dir / "spool") == []
-    gw = lab.gw.open()
-    [rec] = gw.index.list_recordings()  # only the granted session was recorded
-    with gw.store.open(rec.object_name) as f:
-        plain = age.AgeReader(f, age.load_identity_file(lab.gw.key)).read_all()
-    assert contains_canary(plain[44:], heard), "positive control: the canary reached the recorder"
+    only_ciphertext_written(lab, tmp_path, trace_file, before)

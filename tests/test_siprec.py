@@ -163,6 +163,23 @@ def test_a_client_not_on_the_list_is_refused(tmp_path: Path) -> None:
         lab.close()
 
 
+def _request(line: str, cseq: int, *, routed: bool) -> str:
+    """An ACK or BYE of the scenario's dialog (`line`: method and Request-URI), as CDATA."""
+    method = line.split()[0]
+    routes = "[routes]\n" if routed else ""
+    return f"""<![CDATA[
+{line} SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+{routes}From: <sip:src@127.0.0.1>;tag=[call_number]
+[last_To:]
+Call-ID: [call_id]
+CSeq: {cseq} {method}
+Max-Forwards: 70
+Content-Length: 0
+
+]]>"""
+
+
 def sipp_scenario(invite_file: Path, code: int) -> str:
     """A sipp scenario that sends one of tests/siprec/'s INVITEs to the gateway, expects `code`,
     and ends the session (BYE) or acknowledges the refusal."""
@@ -170,50 +187,17 @@ def sipp_scenario(invite_file: Path, code: int) -> str:
     text = text.replace("sip:recorder@127.0.0.1", "sip:srs@[remote_ip]:[remote_port]")
     text = text.replace("198.51.100.1", "[local_ip]")  # RTCP stays on loopback
     text = text.replace("Via: SIP/2.0/UDP 127.0.0.1:", "Via: SIP/2.0/[transport] [local_ip]:")
-    tail = (
-        """
+    if code == 200:  # answered: ACK it along the route set, hang up after 2 s
+        tail = f"""
   <recv response="200" rtd="true" rrs="true"/>
-  <send><![CDATA[
-ACK sip:srs@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-[routes]
-From: <sip:src@127.0.0.1>;tag=[call_number]
-[last_To:]
-Call-ID: [call_id]
-CSeq: 101 ACK
-Max-Forwards: 70
-Content-Length: 0
-
-]]></send>
+  <send>{_request("ACK sip:srs@[remote_ip]:[remote_port]", 101, routed=True)}</send>
   <pause milliseconds="2000"/>
-  <send retrans="500"><![CDATA[
-BYE [next_url] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-[routes]
-From: <sip:src@127.0.0.1>;tag=[call_number]
-[last_To:]
-Call-ID: [call_id]
-CSeq: 102 BYE
-Max-Forwards: 70
-Content-Length: 0
-
-]]></send>
+  <send retrans="500">{_request("BYE [next_url]", 102, routed=True)}</send>
   <recv response="200"/>"""
-        if code == 200
-        else f"""
+    else:  # refused: the ACK of a non-2xx answer, hop by hop
+        tail = f"""
   <recv response="{code}"/>
-  <send><![CDATA[
-ACK sip:srs@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:src@127.0.0.1>;tag=[call_number]
-[last_To:]
-Call-ID: [call_id]
-CSeq: 101 ACK
-Max-Forwards: 70
-Content-Length: 0
-
-]]></send>"""
-    )
+  <send>{_request("ACK sip:srs@[remote_ip]:[remote_port]", 101, routed=False)}</send>"""
     return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
 <!DOCTYPE scenario SYSTEM "sipp.dtd">
 <scenario name="siprec {invite_file.name}">

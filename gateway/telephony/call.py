@@ -27,11 +27,11 @@ from ..consent import receipt as rc
 from ..consent.language import LanguageChoice, language_from_header
 from ..consent.machine import Confirm, ConsentMachine, Decide, Decision, Mode, StopNotice, Withdraw
 from ..storage import pii
-from ..storage.index import CallRow, utcnow
+from ..storage.index import CallRow
 from .dtmf import DtmfMethod, OnceOnly, ToneDetector
 from .media import PcmSource, Tap, ringback, tone
 from .prompts import MENU, Prompt
-from .session import CallServices, InbandListener, Session
+from .session import CallServices, InbandListener, Session, masked
 from .sip import Invite, quoted_display
 
 log = logging.getLogger(__name__)
@@ -297,7 +297,7 @@ class CallSession(Session):
             caller_display=self.invite.caller.display,
             language=self.language,  # with a menu: its default, until the caller chooses
             language_by=self.chosen_by.value,
-            caller_masked=("*" * max(0, len(number) - 3) + number[-3:]) if number else "",
+            caller_masked=masked(number),
         )
 
     # -- pjsua events --------------------------------------------------------------------------
@@ -692,14 +692,8 @@ class CallSession(Session):
         if started is None:
             self.set_recording(RecordingState.INCOMPLETE, error="recording could not start")
             return
-        self.recording_id, self.recorder = started
         self.taps = self.slot.taps
-        for tap in self.taps:
-            tap.recorder = self.recorder
-        self.recorder.done.add_done_callback(
-            lambda fut: self.loop.call_soon_threadsafe(self._recording_over, fut.result())
-        )
-        self.set_recording(RecordingState.RECORDING, recording_id=self.recording_id)
+        self._recording_began(started, self.taps)
 
     def _stop_taps(self) -> None:
         for tap in self.taps:
@@ -747,27 +741,16 @@ class CallSession(Session):
             self.hangup_all(408, "no ACK from the caller")
 
     def hangup_all(self, code: int = 200, why: str = "") -> None:
-        if self.ended:
+        if not self._ending():
             return
-        self.ended = True
-        for timer in self._timers:
-            timer.cancel()
         self._note_notice_progress()
         self.stop_playing()
         for channel in (0, 1):
             self._stop_listening(channel)
         self._stop_taps()
-        if self.recorder is not None and self.recording_state.live:
-            self.recorder.finish()
-            # A "saved" (or "incomplete") event follows, after the call.state "ended".
-            self.recording_state = RecordingState.SAVING
         self._hangup_leg(self.pbx, 487 if self.pbx is not None and not self.pbx.connected else code)
         self._hangup_leg(self.caller, code)
-        ended_at = utcnow()
-        self.services.index.end_call(self.id, ended_at)
-        self.services.index.put_consent_receipt(self.id, self._receipt(ended_at))
-        self.set_state(CallState.ENDED, reason=why)
-        self.on_ended(self)
+        self._ended(why)
 
     def _receipt(self, ended_at: str | None = None) -> dict[str, Any]:
         prompt = played(self.notice, self.notice_played_bytes)

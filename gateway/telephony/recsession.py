@@ -27,13 +27,17 @@ from ..config import Route, SiprecConfig
 from ..consent import receipt as rc
 from ..consent.machine import ConsentMachine, Decide, Decision, Mode, Withdraw
 from ..storage import pii
-from ..storage.index import CallRow, utcnow
+from ..storage.index import CallRow
 from .dtmf import DtmfMethod, OnceOnly, ToneDetector
 from .media import MediaSlot
-from .session import CallServices, InbandListener, Session
+from .session import CallServices, InbandListener, Session, masked
 from .siprec import Metadata, RecordingOffer, metadata_of
 
 log = logging.getLogger(__name__)
+
+
+# pjsua reports a sendonly offer (every SIPREC stream) as the remote's hold.
+FORKED_MEDIA = (pj.PJSUA_CALL_MEDIA_ACTIVE, pj.PJSUA_CALL_MEDIA_REMOTE_HOLD)
 
 
 class _PjStr(ctypes.Structure):
@@ -244,7 +248,7 @@ class RecordingSession(Session):
             route=self.route.number,
             mode=self.route.mode,
             caller_display=(offer.caller.name if offer.caller is not None else "")[:64],
-            caller_masked=("*" * max(0, len(number) - 3) + number[-3:]) if number else "",
+            caller_masked=masked(number),
             streams=len(offer.audio),
             roles_by=offer.roles_by.value,
         )
@@ -273,9 +277,7 @@ class RecordingSession(Session):
             channel = self.offer.channels.get(i)
             if channel is None or mi.type != pj.PJMEDIA_TYPE_AUDIO:
                 continue
-            # pjsua reports a sendonly offer (every SIPREC stream) as the remote's hold.
-            live = (pj.PJSUA_CALL_MEDIA_ACTIVE, pj.PJSUA_CALL_MEDIA_REMOTE_HOLD)
-            if mi.status in live and self._taps_wanted(channel):
+            if mi.status in FORKED_MEDIA and self._taps_wanted(channel):
                 self.dialog.getAudioMedia(i).startTransmit(self.slot.taps[channel])
                 self._connected.add(i)
 
@@ -353,10 +355,7 @@ class RecordingSession(Session):
         if d.decision is Decision.GRANTED:
             self._start_recording()
         else:
-            self.held.frames.clear()  # the caller said no: not one held frame goes anywhere
-            for tap in self.slot.taps:
-                tap.recorder = None
-            self._disconnect_taps()
+            self._drop_audio()  # the caller said no: not one held frame goes anywhere
         self.set_state(CallState.FORKED)
         if d.decision is Decision.DECLINED and self.settings.on_refusal == "end":
             self.hangup_all(200, "declined: session ended")
@@ -371,22 +370,19 @@ class RecordingSession(Session):
             backlog=backlog,
         )
         if started is None:
-            self.held.frames.clear()
-            for tap in self.slot.taps:
-                tap.recorder = None
-            self._disconnect_taps()
+            self._drop_audio()
             self.set_recording(RecordingState.INCOMPLETE, error="recording could not start")
             return
-        self.recording_id, self.recorder = started
-        self.held.target = self.recorder  # from now on the taps' frames go straight through
+        recorder = started[1]
+        self.held.target = recorder  # from now on the taps' frames go straight through
         for channel, at, pcm in self.held.take():  # pushed while the recorder was being made
-            self.recorder.push_frame(channel, pcm, at)
-        for tap in self.slot.taps:
-            tap.recorder = self.recorder
-        self.recorder.done.add_done_callback(
-            lambda fut: self.loop.call_soon_threadsafe(self._recording_over, fut.result())
-        )
-        self.set_recording(RecordingState.RECORDING, recording_id=self.recording_id)
+            recorder.push_frame(channel, pcm, at)
+        self._recording_began(started, self.slot.taps)
+
+    def _drop_audio(self) -> None:
+        """Nothing held, nothing more recorded: the held frames forgotten, the taps stopped."""
+        self.held.frames.clear()
+        self._stop_taps()
 
     def _stop_taps(self) -> None:
         for tap in self.slot.taps if self.slot is not None else []:
@@ -404,20 +400,11 @@ class RecordingSession(Session):
         self.hangup_all(200, "the recording client ended the session")
 
     def hangup_all(self, code: int = 200, why: str = "") -> None:
-        if self.ended:
+        if not self._ending():
             return
-        self.ended = True
-        for timer in self._timers:
-            timer.cancel()
-        self.held.frames.clear()
-        for tap in self.slot.taps:
-            tap.recorder = None
-            tap.inband = None
         self._listener = None
-        self._disconnect_taps()
-        if self.recorder is not None and self.recording_state.live:
-            self.recorder.finish()
-            self.recording_state = RecordingState.SAVING
+        self.slot.taps[0].inband = None
+        self._drop_audio()
         if not self.dialog.disconnected:
             prm = pj.CallOpParam()
             prm.statusCode = code
@@ -425,11 +412,7 @@ class RecordingSession(Session):
                 self.dialog.hangup(prm)
             except pj.Error:
                 pass
-        ended_at = utcnow()
-        self.services.index.end_call(self.id, ended_at)
-        self.services.index.put_consent_receipt(self.id, self._receipt(ended_at))
-        self.set_state(CallState.ENDED, reason=why)
-        self.on_ended(self)
+        self._ended(why)
 
     def _receipt(self, ended_at: str | None = None) -> dict[str, Any]:
         offer = self.offer

@@ -68,6 +68,11 @@ class InbandListener:
         return [(digit, now - (self.fed_s - onset)) for digit, onset in found]
 
 
+def masked(number: str) -> str:
+    """A caller's number as events and the dashboard show it: its last three digits."""
+    return ("*" * max(0, len(number) - 3) + number[-3:]) if number else ""
+
+
 class Session:
     """The parts of a call's life that do not depend on its kind. A subclass makes its consent
     `machine` in its __init__ and defines hangup_all, _update_listening, _stop_taps and
@@ -129,6 +134,17 @@ class Session:
         )
         self.emit(EventType.CALL_CONSENT, consent=d.decision.value, reason=d.reason)
 
+    def _recording_began(self, started: tuple[str, Any], taps: list[Any]) -> None:
+        """A recorder the recording service started: `taps` feed it from now on, and its end
+        (finished, discarded or failed) comes back to the loop."""
+        self.recording_id, self.recorder = started
+        for tap in taps:
+            tap.recorder = self.recorder
+        self.recorder.done.add_done_callback(
+            lambda fut: self.loop.call_soon_threadsafe(self._recording_over, fut.result())
+        )
+        self.set_recording(RecordingState.RECORDING, recording_id=self.recording_id)
+
     def _recording_over(self, result: Any) -> None:
         """The recorder has finished, been discarded, or failed (storage) while the call goes on."""
         if result.status == "incomplete":
@@ -138,6 +154,29 @@ class Session:
             self.set_recording(
                 RecordingState.SAVED, bytes_sealed=result.bytes, duration_s=round(result.duration_s, 2)
             )
+
+    def _ending(self) -> bool:
+        """The first step of hangup_all: False if the call has already ended, else it is marked
+        ended and its timers cancelled."""
+        if self.ended:
+            return False
+        self.ended = True
+        for timer in self._timers:
+            timer.cancel()
+        return True
+
+    def _ended(self, why: str) -> None:
+        """The last steps of hangup_all, once the taps are stopped and the legs hung up: the
+        recording finalised (a "saved" or "incomplete" event follows, after "ended"), the end
+        and the final receipt in the index, the state published, the worker told."""
+        if self.recorder is not None and self.recording_state.live:
+            self.recorder.finish()
+            self.recording_state = RecordingState.SAVING
+        ended_at = utcnow()
+        self.services.index.end_call(self.id, ended_at)
+        self.services.index.put_consent_receipt(self.id, self._receipt(ended_at))
+        self.set_state(CallState.ENDED, reason=why)
+        self.on_ended(self)
 
     def _withdraw(self) -> None:
         """`*9` after a grant: the recording stops and is deleted, the receipt and the audit log
