@@ -277,8 +277,13 @@ def test_a_call_on_one_node_is_exported_from_another(
         assert node_b.run("recordings", "export", rec.id, "-i", str(lab.gw.key), "-o", str(out)) == 0
         left, right = tones(out.read_bytes())
         assert abs(left - 440) < 5 and abs(right - 1000) < 5
+        # Node B hands out the ciphertext only; the operator's age CLI alone opens it.
+        fetched = tmp_path / "from-b.age"
+        assert node_b.run("recordings", "fetch", rec.id, "-o", str(fetched)) == 0
+        left, right = tones(decrypt_with_age_cli(fetched.read_bytes(), lab.gw.key))
+        assert abs(left - 440) < 5 and abs(right - 1000) < 5
         events = [e.action for e in gw_b.index.audit_entries() if e.subject == rec.id]
-        assert "recording.exported" in events
+        assert "recording.exported" in events and "recording.fetched" in events
         gw_b.close()
     finally:
         lab.close()
