@@ -397,9 +397,13 @@ class CallSession(Session):
         ):
             self._stop_listening(1)
 
+    @property
+    def listening_inband(self) -> bool:
+        return bool(self._listeners) and not self.ended
+
     def poll_inband(self) -> None:
         """Run the tone detector over the audio the taps queued since the last turn (called
-        by the worker's loop every pass, on its thread)."""
+        by the worker's loop every INBAND_POLL_S, on its thread)."""
         if not self._listeners or self.ended:
             return
         for channel, listener in list(self._listeners.items()):

@@ -316,6 +316,10 @@ class RecordingSession(Session):
         self.emit(EventType.CALL_DIGIT, leg="caller", t=round(t, 3), via=via)
         self._apply(self.machine.on_digit(digit, t, via.value))
 
+    @property
+    def listening_inband(self) -> bool:
+        return self._listener is not None and not self.ended
+
     def poll_inband(self) -> None:
         listener = self._listener
         if listener is None or self.ended or not listener.queue:

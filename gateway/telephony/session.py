@@ -108,6 +108,15 @@ class Session:
     def hangup_all(self, code: int = 200, why: str = "") -> None:
         raise NotImplementedError
 
+    @property
+    def listening_inband(self) -> bool:
+        """Whether a leg's audio is queued for the tone detector: the worker then polls it
+        every INBAND_POLL_S."""
+        raise NotImplementedError
+
+    def poll_inband(self) -> None:
+        raise NotImplementedError
+
     def _update_listening(self) -> None:
         raise NotImplementedError
 
