@@ -31,16 +31,16 @@ from ..telephony.prompts import PromptError, load_for_routes
 from ..telephony.secure import is_tls_uri
 from ..telephony.sip import parse_config_uri
 from ..telephony.tlsfiles import check_pair, internal_pair, make_internal_pair, pbx_authorities
+from . import health
 from .cluster import Cluster
 from .forkserver import ForkedProcess, ForkServer
+from .health import HEARTBEAT_TIMEOUT_S
 from .kamailio import FrontDoor, FrontTls
 from .links import WorkerLinks
 from .metrics import Metrics, app
 
 log = logging.getLogger(__name__)
 WORKER_CALLS = 2  # bridged calls per worker with the stock pjsua2 wheel (4 legs)
-HEARTBEAT_TIMEOUT_S = 2.0  # a worker must answer a ping on its control socket within this
-HEARTBEAT_MISSES = 3  # missed in a row: the worker is hung; it is killed and replaced
 
 
 @dataclass
@@ -54,6 +54,8 @@ class WorkerProc:
     restarting: bool = False
     ready: bool = False
     misses: int = 0  # heartbeats missed in a row
+    miss_cpu_ns: int | None = None  # its main thread's CPU time at the last judged miss
+    slow: bool = False  # out of the dispatcher: running, but not answering heartbeats
     hung: int = 0  # times it was killed for not answering heartbeats
     retiring: bool = False  # started for a peak, now idle: draining out of the pool
     idle_since: float = 0.0
@@ -165,6 +167,8 @@ class Node:
 
     async def _start_worker(self, w: WorkerProc) -> None:
         w.ready = False
+        w.slow = False
+        w.misses = 0
         w.started = time.monotonic()
         if self.forks is not None:  # a fork of the fork server, sharing its imports
             w.proc = await self.forks.fork(w.index)
@@ -224,11 +228,12 @@ class Node:
                     "restarts": w.restarts,
                     "rolled": w.rolled,
                     "hung": w.hung,
+                    "slow": w.slow,
                     "calls": self.links.calls_on(w.index),
                 }
                 for w in self.workers
             ],
-            "capacity_calls": WORKER_CALLS * sum(w.ready for w in self.workers),
+            "capacity_calls": WORKER_CALLS * sum(w.ready and not w.slow for w in self.workers),
             "pool": {
                 "min": self.gw.config.node.workers,
                 "max": self.gw.config.node.pool_max,
@@ -465,8 +470,8 @@ class Node:
         are still starting (they will be ready within a second or two)."""
         free = 0
         for w in self.workers:
-            if w.retiring or w.proc is None or w.proc.returncode is not None:
-                continue
+            if w.retiring or w.slow or w.proc is None or w.proc.returncode is not None:
+                continue  # a slow worker takes no new calls until it answers again
             free += (
                 WORKER_CALLS - min(WORKER_CALLS, self.links.calls_on(w.index)) if w.ready else WORKER_CALLS
             )
@@ -516,9 +521,12 @@ class Node:
 
     async def _heartbeat(self) -> None:
         """Ping every ready worker over its control socket. One that misses HEARTBEAT_MISSES in
-        a row is hung (its loop no longer turns, so it answers neither SIP nor us): it leaves
-        the dispatcher and is killed; the supervise loop then replaces it like any dead worker.
-        Its calls are lost either way; its recordings end truncated and decrypt."""
+        a row leaves the dispatcher. If its main thread no longer runs it is hung (stopped,
+        deadlocked, stuck in the kernel): it is killed, and the supervise loop replaces it like
+        any dead worker; its calls are lost either way and its recordings end truncated and
+        decrypt. If its main thread still runs, the worker is only starved (CPU overload): it
+        keeps its calls and comes back into the dispatcher when it answers again (see
+        health.py)."""
         live = [
             w
             for w in self.workers
@@ -528,24 +536,68 @@ class Node:
         for w, ok in zip(live, answers, strict=True):
             if ok or w.restarting or not w.ready:
                 w.misses = 0
+                w.miss_cpu_ns = None
+                if ok and w.slow:
+                    await self._unbench(w)
+                continue
+            if w.proc is None or w.proc.returncode is not None:
                 continue
             w.misses += 1
-            if w.misses < HEARTBEAT_MISSES or w.proc is None or w.proc.returncode is not None:
+            cpu = health.main_thread_cpu_ns(w.proc.pid)
+            if w.misses == 1:
+                w.miss_cpu_ns = cpu
+            verdict = health.judge(
+                w.misses, None if cpu is None or w.miss_cpu_ns is None else cpu > w.miss_cpu_ns
+            )
+            if verdict is not health.Verdict.WAIT:
+                w.miss_cpu_ns = cpu
+            if verdict is health.Verdict.SLOW:
+                if not w.slow:
+                    log.warning(
+                        "worker %d (pid %d) missed %d heartbeats but its loop still runs "
+                        "(overloaded?): no new calls for it until it answers; its %d call(s) go on",
+                        w.index,
+                        w.proc.pid,
+                        w.misses,
+                        self.links.calls_on(w.index),
+                    )
+                    w.slow = True
+                    await self._remove_from_dispatcher(w)
+                continue
+            if verdict is not health.Verdict.HUNG:
                 continue
             log.error(
-                "worker %d (pid %d) missed %d heartbeats: hung; killing and replacing it",
+                "worker %d (pid %d) missed %d heartbeats: hung (%s); killing and replacing it",
                 w.index,
                 w.proc.pid,
                 w.misses,
+                "ran without answering"
+                if cpu is not None and w.misses >= health.HEARTBEAT_MISSES_RUNNING
+                else "its loop no longer runs",
             )
             w.hung += 1
             w.misses = 0
-            try:
-                await asyncio.to_thread(self.front.remove_worker, "127.0.0.1", w.port)
-            except RuntimeError as e:
-                log.warning("removing worker %d from Kamailio: %s", w.index, e)
+            if not w.slow:
+                await self._remove_from_dispatcher(w)
+            w.slow = False
             w.ready = False
             w.proc.kill()
+
+    async def _remove_from_dispatcher(self, w: WorkerProc) -> None:
+        try:
+            await asyncio.to_thread(self.front.remove_worker, "127.0.0.1", w.port)
+        except RuntimeError as e:
+            log.warning("removing worker %d from Kamailio: %s", w.index, e)
+
+    async def _unbench(self, w: WorkerProc) -> None:
+        """A slow worker answers again: back into the dispatcher."""
+        try:
+            await asyncio.to_thread(self.front.add_worker, "127.0.0.1", w.port, f"w{w.index}", WORKER_CALLS)
+        except RuntimeError as e:
+            log.warning("worker %d: cannot add it back to Kamailio: %s", w.index, e)
+            return
+        w.slow = False
+        log.info("worker %d answers heartbeats again: back in the dispatcher", w.index)
 
     def _read_failopen(self) -> int:
         try:
@@ -565,7 +617,7 @@ class Node:
             self.front.write([("127.0.0.1", w.port) for w in self.workers])
             await self._start_kamailio()
             for w in self.workers:
-                if w.ready:
+                if w.ready and not w.slow:
                     await asyncio.to_thread(
                         self.front.add_worker, "127.0.0.1", w.port, f"w{w.index}", WORKER_CALLS
                     )
