@@ -111,8 +111,9 @@ def status(args: argparse.Namespace) -> int:
     print(f"Kamailio pid {k['pid']} on {k['listen']} (restarts: {k['restarts']})")
     for w in st["workers"]:
         print(
-            f"worker {w['index']}: port {w['port']} pid {w['pid']} {'ready' if w['ready'] else 'NOT READY'} "
-            f"(restarts: {w['restarts']}, rolled: {w['rolled']})"
+            f"worker {w['index']}: port {w['port']} pid {w['pid']} "
+            f"{('slow: no new calls' if w.get('slow') else 'ready') if w['ready'] else 'NOT READY'} "
+            f"(restarts: {w['restarts']}, rolled: {w['rolled']}, killed hung: {w.get('hung', 0)})"
         )
     print(
         f"calls: {st['live_calls']} live, capacity {st['capacity_calls']}; fail-open so far: {st['failopen']}"
