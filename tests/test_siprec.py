@@ -248,7 +248,8 @@ def test_rfc_and_vendor_invites_from_sipp_are_accepted_or_refused_as_the_rfcs_sa
 def test_recording_session_through_the_node_front_door(tmp_path: Path) -> None:
     """Kamailio admits the recording client (its own allowlist group) on the recording address
     and relays the session to a worker; the client's in-dialog BYE follows the record-route.
-    Sessions on the call address, and calls on the recording address, are refused."""
+    Sessions on the call address, and calls on the recording address, are refused. A session
+    holds one call leg, so the node's only worker takes four at once (two calls at most)."""
     lab = CallLab(tmp_path, workers=1)
     siprec_port = free_port()
     lab.gw.set("siprec", "enabled", True)
@@ -264,15 +265,18 @@ def test_recording_session_through_the_node_front_door(tmp_path: Path) -> None:
         assert (caller.event("disconnected") or {}).get("code") == 403
         gone = client(
             lab, "--target", f"sip:srs@127.0.0.1:{siprec_port}", "--tone", "440", "--tone2", "1000",
-            "--hangup-after", "4",
+            "--hangup-after", "4", "--sessions", "4",
         )  # fmt: skip
         assert gone["code"] == 200
         assert "+sip.srs" in str(gone["contact"])  # RFC 7866: the front door marks the answer
+        assert [w["calls"] for w in lab.node_status()["workers"]] == [0], "all four have ended"
         lab.stop_gateway()
         gw = lab.gw.open()
-        [rec] = gw.index.list_recordings()
-        left, right = lab.decrypt(rec)
-        assert abs(dominant_frequency(left) - 440) < 5 and abs(dominant_frequency(right) - 1000) < 5
+        recs = gw.index.list_recordings()
+        assert len(recs) == 4, "one worker took four sessions"
+        for rec in recs:
+            left, right = lab.decrypt(rec)
+            assert abs(dominant_frequency(left) - 440) < 5 and abs(dominant_frequency(right) - 1000) < 5
     finally:
         lab.close()
 

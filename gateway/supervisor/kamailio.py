@@ -321,7 +321,14 @@ request_route {{
         t_on_reply("INVITE_REPLY");
     }}
     record_route();
-    if (!ds_select_dst("{DISPATCH_SET}", "10")) {{
+    # Calls go by load (two per worker, the dispatcher's maxload). Recording sessions hold one
+    # call leg, not two, so a worker takes up to four: they go round the workers regardless of
+    # the call load, and a worker without a free leg answers 486, which moves them on.
+    if ($avp(siprec) != $null) {{
+        if (!ds_select_dst("{DISPATCH_SET}", "4")) {{
+            route(NOWORKER);
+        }}
+    }} else if (!ds_select_dst("{DISPATCH_SET}", "10")) {{
         route(NOWORKER);
     }}
     t_on_failure("WORKER_FAIL");
@@ -359,7 +366,9 @@ failure_route[WORKER_FAIL] {{
             t_relay();
             exit;
         }}
-        ds_load_unset();
+        if ($avp(siprec) == $null) {{
+            ds_load_unset();
+        }}
         route(NOWORKER);
     }}
 }}

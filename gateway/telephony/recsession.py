@@ -139,6 +139,7 @@ class RecordingSession(Session):
     hangup_all, control, destroy)."""
 
     KIND = "recording session"
+    LEGS = 1  # one dialog with the recording client, however many streams it forks
 
     def __init__(
         self,

@@ -79,6 +79,7 @@ class Session:
     _receipt."""
 
     KIND = "call"  # in log lines
+    LEGS = 2  # pjsua call legs it holds: the caller's and the helpline's
     machine: ConsentMachine  # the subclass makes it
 
     def __init__(

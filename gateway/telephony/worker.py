@@ -154,12 +154,16 @@ class Worker:
                 secure_signalling=self.config.pbx.srtp is not SrtpPolicy.OFF,
             )
         )
-        self.capacity = max_legs() // 2
+        # pjsua's call legs are the limit: a call through the gateway holds two (caller and
+        # helpline), a recording session one, so a worker takes two calls or up to four
+        # sessions. A media slot per leg: one for each call or session it can hold.
+        self.max_legs = max_legs()
+        self.capacity = self.max_legs // 2  # calls
         self.slots = [
             MediaSlot(
                 f"{self.port}-{i}", self.clock_rate, self.media_format, self.config.recording.tap_ptime_ms
             )
-            for i in range(self.capacity)
+            for i in range(self.max_legs)
         ]
         self.call_services = CallServices(
             config=self.config,
@@ -280,7 +284,7 @@ class Worker:
         elif route is None:
             log.warning("no route for the dialled number; 404")
             self._refuse(call_id, 404)
-        elif all(slot.busy for slot in self.slots):  # an ended call keeps its slot until reaped
+        elif not self._room_for(CallSession.LEGS):
             self._refuse(call_id, 486)
         else:
             try:
@@ -338,7 +342,7 @@ class Worker:
             )
             self._refuse(call_id, 404, "no route for this recording session")
             return
-        if all(slot.busy for slot in self.slots):
+        if not self._room_for(RecordingSession.LEGS):
             self._refuse(call_id, 486)
             return
         try:
@@ -357,6 +361,12 @@ class Worker:
             return
         self.sessions[session.id] = session
         session.start()
+
+    def _room_for(self, legs: int) -> bool:
+        """Whether a new call or session of `legs` legs fits: an ended one keeps its legs and
+        its slot until reaped."""
+        used = sum(s.LEGS for s in self.sessions.values()) + sum(s.LEGS for s in self._ended)
+        return used + legs <= self.max_legs and not all(slot.busy for slot in self.slots)
 
     def take_slot(self) -> MediaSlot:
         slot = next(s for s in self.slots if not s.busy)  # capacity is checked before a session starts
