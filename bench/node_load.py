@@ -391,7 +391,7 @@ def completeness(lab: CallLab) -> dict[str, object]:
     gw = lab.gw.open()
     identities = age.load_identity_file(lab.gw.key)
     missing = []
-    not_whole: dict[str, int] = {}  # recordings a worker's death cut short, by status
+    not_whole: dict[str, int] = {}  # truncated (a worker died) or still open, by status
     for rec in gw.index.list_recordings():
         if rec.status != "complete":
             not_whole[rec.status] = not_whole.get(rec.status, 0) + 1
