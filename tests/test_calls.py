@@ -11,6 +11,7 @@ from gateway import age
 from gateway.storage import index as ix
 from tests.audio import dominant_frequency, split_channels
 from tests.calls import CallLab
+from tests.tlscerts import TestCA
 
 pytestmark = pytest.mark.slow
 
@@ -214,42 +215,10 @@ def test_maximum_call_duration(tmp_path: Path) -> None:
         lab.close()
 
 
-def self_signed(directory: Path) -> tuple[Path, Path]:
-    import datetime
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    c, k = directory / "cert.pem", directory / "key.pem"
-    c.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    k.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    k.chmod(0o600)
-    return c, k
-
-
 def test_call_over_tls(tmp_path: Path) -> None:
     from tests.calls import free_port
 
-    cert, key = self_signed(tmp_path)
+    cert, key = TestCA(tmp_path / "ca").issue("gateway")
     tls_port = free_port()
     lab = CallLab(tmp_path)
     text = lab.gw.config.read_text().replace('tls_listen = ""', f'tls_listen = "127.0.0.1:{tls_port}"')

@@ -21,6 +21,7 @@ from gateway.config import DashboardConfig
 from gateway.dashboard.app import Dashboard, build_app
 from gateway.dashboard.users import UserStore
 from gateway.storage.index import SqliteIndex
+from tests.tlscerts import TestCA
 
 PASSWORD = "correct horse battery"
 
@@ -311,41 +312,6 @@ def test_a_network_address_without_tls_is_refused(tmp_path: Path) -> None:
         cfg.load(path)
 
 
-def _self_signed(tmp: Path) -> tuple[Path, Path]:
-    import datetime
-    import ipaddress
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
-        )
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = tmp / "dash.crt", tmp / "dash.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    return cert_path, key_path
-
-
 @pytest.mark.asyncio
 async def test_under_tls_cookies_are_secure_host_only_and_hsts_is_sent(tmp_path: Path) -> None:
     import ssl
@@ -354,11 +320,12 @@ async def test_under_tls_cookies_are_secure_host_only_and_hsts_is_sent(tmp_path:
     from gateway.telephony.net import free_port
 
     lab = Lab(tmp_path)
-    cert, key = _self_signed(tmp_path)
+    ca = TestCA(tmp_path / "ca")
+    cert, key = ca.issue("dashboard")
     lab.dash.config = DashboardConfig(listen=("127.0.0.1", free_port()), tls_cert=cert, tls_key=key)
     lab.dash.tls, lab.dash.cookie = True, "__Host-gw_session"
     runner, url = await serve(lab.dash)
-    ctx = ssl.create_default_context(cafile=str(cert))
+    ctx = ssl.create_default_context(cafile=str(ca.path))
     try:
         assert url.startswith("https://127.0.0.1:")
         async with ClientSession(cookie_jar=CookieJar(unsafe=True)) as s:  # unsafe: an IP address host
