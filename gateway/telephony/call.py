@@ -726,16 +726,6 @@ class CallSession(Session):
 
     # -- end ---------------------------------------------------------------------------------
 
-    def _hangup_leg(self, leg: Leg | None, code: int) -> None:
-        if leg is None or leg.disconnected:
-            return
-        prm = pj.CallOpParam()
-        prm.statusCode = code
-        try:
-            leg.hangup(prm)
-        except pj.Error:
-            pass
-
     def _ack_deadline(self) -> None:
         """Our 200 OK has gone unconfirmed for [calls] ack_timeout_s: a real caller ACKs within a
         second. Without this the call would hold a worker slot until pjsip gives up (Timer H,

@@ -410,13 +410,7 @@ class RecordingSession(Session):
         self._listener = None
         self.slot.taps[0].inband = None
         self._drop_audio()
-        if not self.dialog.disconnected:
-            prm = pj.CallOpParam()
-            prm.statusCode = code
-            try:
-                self.dialog.hangup(prm)
-            except pj.Error:
-                pass
+        self._hangup_leg(self.dialog, code)
         self._ended(why)
 
     def _receipt(self, ended_at: str | None = None) -> dict[str, Any]:

@@ -121,6 +121,19 @@ class Session:
     def _update_listening(self) -> None:
         raise NotImplementedError
 
+    @staticmethod
+    def _hangup_leg(leg: Any, code: int) -> None:
+        """Hang up one pjsua2 call (a caller or helpline leg, a recording dialog) unless it is
+        already gone; an error from pjsua means it is on its way out anyway."""
+        if leg is None or leg.disconnected:
+            return
+        prm = pj.CallOpParam()
+        prm.statusCode = code
+        try:
+            leg.hangup(prm)
+        except pj.Error:
+            pass
+
     def _stop_taps(self) -> None:
         """No more audio to the recorder (the in-band listener may still hear the leg)."""
         raise NotImplementedError
