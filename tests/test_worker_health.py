@@ -45,3 +45,36 @@ def test_a_stopped_process_shows_no_progress_and_a_busy_one_does() -> None:
         child.kill()
         child.wait()
     assert main_thread_cpu_ns(child.pid) is None, "gone"
+
+
+def test_the_pool_does_not_grow_while_a_worker_is_starved(tmp_path) -> None:
+    """A slow worker is out of the dispatcher, so spare capacity looks short; but it is slow
+    because the machine is out of CPU, and another worker would take more of it."""
+    import asyncio
+
+    from gateway.supervisor.node import Node
+    from tests.gw import make_gateway
+
+    tgw = make_gateway(tmp_path)
+    tgw.set("node", "kamailio", True)
+    tgw.set("node", "workers", 1)
+    tgw.set("node", "max_workers", 3)
+    gw = tgw.open()
+    try:
+        node = Node(gw)
+        started: list[int] = []
+
+        async def start_worker(w) -> None:
+            started.append(w.index)
+
+        node._start_worker = start_worker  # type: ignore[method-assign]
+        [w] = node.workers
+        w.ready, w.slow = True, True
+        asyncio.run(node._size_pool())
+        assert started == [] and len(node.workers) == 1, "no growth while starved"
+        w.slow = False
+        node.links.calls_on = lambda index: 2  # type: ignore[method-assign]  # both its calls taken
+        asyncio.run(node._size_pool())
+        assert started == [1], "it grows for capacity once the worker answers again"
+    finally:
+        gw.close()

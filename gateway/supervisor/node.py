@@ -485,7 +485,10 @@ class Node:
         now = time.monotonic()
         free = self.free_calls()
         active = [w for w in self.workers if not w.retiring]
-        if free < node.spare_calls and len(self.workers) < node.pool_max:
+        # A worker that runs but misses heartbeats is starved of CPU: another process would
+        # only take more of it from the calls in progress, so the pool does not grow then.
+        starved = any(w.slow for w in self.workers)
+        if free < node.spare_calls and len(self.workers) < node.pool_max and not starved:
             w = WorkerProc(len(self.workers), node.worker_base_port + len(self.workers))
             self.workers.append(w)
             self.grown += 1
