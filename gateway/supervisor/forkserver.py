@@ -221,12 +221,19 @@ class ForkServer:
     async def stop(self) -> None:
         """End the fork server (its workers, if any are left, go on)."""
         self._closed()
-        if self.proc is not None and self.proc.returncode is None:
-            self.proc.terminate()
-            try:
-                await asyncio.wait_for(self.proc.wait(), 10)
-            except TimeoutError:
-                self.proc.kill()
+        if self.proc is not None:
+            await end_process(self.proc, 10)
+
+
+async def end_process(proc: asyncio.subprocess.Process | ForkedProcess, grace_s: float) -> None:
+    """SIGTERM, and SIGKILL if it has not ended within `grace_s`."""
+    if proc.returncode is not None:
+        return
+    proc.terminate()
+    try:
+        await asyncio.wait_for(proc.wait(), grace_s)
+    except TimeoutError:
+        proc.kill()
 
 
 # -- the fork server's own process -------------------------------------------------------------

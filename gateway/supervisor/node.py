@@ -33,7 +33,7 @@ from ..telephony.sip import parse_config_uri
 from ..telephony.tlsfiles import check_pair, internal_pair, make_internal_pair, pbx_authorities
 from . import health
 from .cluster import Cluster
-from .forkserver import ForkedProcess, ForkServer
+from .forkserver import ForkedProcess, ForkServer, end_process
 from .health import HEARTBEAT_TIMEOUT_S
 from .kamailio import FrontDoor, FrontTls
 from .links import WorkerLinks
@@ -194,15 +194,9 @@ class Node:
         assert proc.stdout is not None
         async for raw in proc.stdout:
             line = raw.decode(errors="replace").strip()
-            if "listening for SIP" in line and proc is w.proc:
-                try:
-                    await asyncio.to_thread(
-                        self.front.add_worker, "127.0.0.1", w.port, f"w{w.index}", WORKER_CALLS
-                    )
-                    w.ready = True
-                    log.info("worker %d ready on port %d", w.index, w.port)
-                except RuntimeError as e:
-                    log.error("worker %d: cannot add it to Kamailio: %s", w.index, e)
+            if "listening for SIP" in line and proc is w.proc and await self._add_to_dispatcher(w):
+                w.ready = True
+                log.info("worker %d ready on port %d", w.index, w.port)
 
     def status(self) -> dict[str, object]:
         return {
@@ -292,7 +286,7 @@ class Node:
                 continue
             log.info("rolling restart: worker %d", w.index)
             if w.ready:
-                await asyncio.to_thread(self.front.remove_worker, "127.0.0.1", w.port)
+                await self._remove_from_dispatcher(w)
                 w.ready = False
             old = w.proc
             w.restarting = True
@@ -514,10 +508,7 @@ class Node:
                 now - last.idle_since,
             )
             last.retiring = True
-            try:
-                await asyncio.to_thread(self.front.remove_worker, "127.0.0.1", last.port)
-            except RuntimeError as e:
-                log.warning("removing worker %d from Kamailio: %s", last.index, e)
+            await self._remove_from_dispatcher(last)
             last.ready = False
             if last.proc is not None and last.proc.returncode is None:
                 last.proc.terminate()  # it drains (no calls) and exits
@@ -586,6 +577,15 @@ class Node:
             w.ready = False
             w.proc.kill()
 
+    async def _add_to_dispatcher(self, w: WorkerProc) -> bool:
+        """Kamailio sends the worker calls from now on; False (logged) if it refused."""
+        try:
+            await asyncio.to_thread(self.front.add_worker, "127.0.0.1", w.port, f"w{w.index}", WORKER_CALLS)
+        except RuntimeError as e:
+            log.error("worker %d: cannot add it to Kamailio: %s", w.index, e)
+            return False
+        return True
+
     async def _remove_from_dispatcher(self, w: WorkerProc) -> None:
         try:
             await asyncio.to_thread(self.front.remove_worker, "127.0.0.1", w.port)
@@ -594,13 +594,9 @@ class Node:
 
     async def _unbench(self, w: WorkerProc) -> None:
         """A slow worker answers again: back into the dispatcher."""
-        try:
-            await asyncio.to_thread(self.front.add_worker, "127.0.0.1", w.port, f"w{w.index}", WORKER_CALLS)
-        except RuntimeError as e:
-            log.warning("worker %d: cannot add it back to Kamailio: %s", w.index, e)
-            return
-        w.slow = False
-        log.info("worker %d answers heartbeats again: back in the dispatcher", w.index)
+        if await self._add_to_dispatcher(w):
+            w.slow = False
+            log.info("worker %d answers heartbeats again: back in the dispatcher", w.index)
 
     def _read_failopen(self) -> int:
         try:
@@ -621,9 +617,7 @@ class Node:
             await self._start_kamailio()
             for w in self.workers:
                 if w.ready and not w.slow:
-                    await asyncio.to_thread(
-                        self.front.add_worker, "127.0.0.1", w.port, f"w{w.index}", WORKER_CALLS
-                    )
+                    await self._add_to_dispatcher(w)
         for w in list(self.workers):
             if w.retiring and w.proc is not None and w.proc.returncode is not None:
                 self.workers.remove(w)
@@ -632,22 +626,16 @@ class Node:
                 continue
             if w.proc is not None and w.proc.returncode is not None and not w.restarting:
                 log.error("worker %d exited (%s); replacing it", w.index, w.proc.returncode)
-                if w.ready:
-                    try:
-                        await asyncio.to_thread(self.front.remove_worker, "127.0.0.1", w.port)
-                    except RuntimeError as e:
-                        log.warning("removing worker %d from Kamailio: %s", w.index, e)
+                if w.ready and not w.slow:
+                    await self._remove_from_dispatcher(w)
                 w.restarts += 1
                 await self._start_worker(w)
 
     async def _drain(self) -> None:
         for w in self.workers:
-            if w.ready:
-                try:
-                    await asyncio.to_thread(self.front.remove_worker, "127.0.0.1", w.port)
-                except RuntimeError:
-                    pass
-                w.ready = False
+            if w.ready and not w.slow:
+                await self._remove_from_dispatcher(w)
+            w.ready = False
         for w in self.workers:
             if w.proc is not None and w.proc.returncode is None:
                 w.proc.terminate()  # the worker drains its own calls, up to [node] drain_s
@@ -659,12 +647,8 @@ class Node:
                     w.proc.kill()
         if self.forks is not None:
             await self.forks.stop()
-        if self.kamailio is not None and self.kamailio.returncode is None:
-            self.kamailio.terminate()
-            try:
-                await asyncio.wait_for(self.kamailio.wait(), 10)
-            except TimeoutError:
-                self.kamailio.kill()
+        if self.kamailio is not None:
+            await end_process(self.kamailio, 10)
         self._kill_kamailio_group()
         self.write_status()
 

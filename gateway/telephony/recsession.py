@@ -73,9 +73,9 @@ class HeldAudio:
     """The taps' frames before the decision, in memory only and bounded; then, once `target`
     is set, passed straight on to the recorder. Called from the clock thread like a recorder."""
 
-    def __init__(self, max_frames: int) -> None:
+    def __init__(self, max_frames: int, sample_rate: int) -> None:
         self.frames: deque[tuple[int, float, bytes]] = deque(maxlen=max_frames)
-        self.sample_rate = 8000
+        self.sample_rate = sample_rate
         self.target: Any = None
 
     def push_captured(self, channel: int, pcm: bytes) -> None:
@@ -168,8 +168,7 @@ class RecordingSession(Session):
         self.slot: MediaSlot = services.take_slot()
         rate = services.clock_rate
         frames = int((settings.window_s + 2) * 1000 / cfg.recording.tap_ptime_ms) * 2
-        self.held = HeldAudio(frames)
-        self.held.sample_rate = rate
+        self.held = HeldAudio(frames, rate)
         self._listener: InbandListener | None = None
         if route.dtmf.listens_inband:
             self._listener = InbandListener(deque(maxlen=100), ToneDetector(rate), rate=rate)
