@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.telephony.net import free_port
+from gateway.telephony.net import free_port_run
 
 ROOT = Path(__file__).resolve().parent.parent
 ACCESS_KEY, SECRET_KEY = "gateway-test", "gateway-test-secret"
@@ -201,10 +201,11 @@ def start() -> S3Server:
         )
     )
     os.chmod(base / "s3.json", 0o600)
-    ports = {
-        k: free_port()
-        for k in ("master", "master.grpc", "volume", "volume.grpc", "filer", "filer.grpc", "s3", "s3.grpc")
-    }
+    # Eight distinct ports below the kernel's ephemeral range (free_port_run): SeaweedFS's
+    # components dial each other while they start, and an outgoing connection once took the S3
+    # port picked from inside that range before the S3 listener bound it (CI, stop 19).
+    names = ("master", "master.grpc", "volume", "volume.grpc", "filer", "filer.grpc", "s3", "s3.grpc")
+    ports = dict(zip(names, range(free_port_run(len(names)), 1 << 16), strict=False))
     args = [
         "server",
         "-ip=127.0.0.1",

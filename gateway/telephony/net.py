@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Sequence
+from pathlib import Path
 
 from ..errors import ConfigError
 
@@ -29,38 +30,58 @@ def check_ports_free(wanted: Sequence[tuple[str, int, socket.SocketKind, str]]) 
                 ) from None
 
 
+def _outside_ephemeral() -> tuple[int, int]:
+    """The port range [low, high) to pick from: below the kernel's ephemeral range. A port the
+    kernel hands out for outgoing connections (a SeaweedFS component dialling another, a worker's
+    TCP connection to the PBX) can take a port picked from inside that range between the pick and
+    the bind of the process it was picked for."""
+    try:
+        first = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        first = 32768
+    low = 20000 if first > 25000 else 10000
+    return low, max(first, low + 1000)
+
+
+def _bindable(host: str, port: int) -> list[socket.socket] | None:
+    """Sockets bound to `port` for both UDP and TCP on `host`, or None when either is taken."""
+    socks: list[socket.socket] = []
+    try:
+        for kind in (UDP, TCP):
+            s = socket.socket(socket.AF_INET, kind)
+            socks.append(s)
+            s.bind((host, port))
+        return socks
+    except OSError:
+        for s in socks:
+            s.close()
+        return None
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A port free for both UDP and TCP on `host` (SIP listens on both)."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-            u.bind((host, 0))
-            port = u.getsockname()[1]
-            try:
-                with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
-                    t.bind((host, port))
-                return port
-            except OSError:
-                continue
-    raise OSError(f"no port free for both UDP and TCP on {host}")
+    """A port free for both UDP and TCP on `host` (SIP listens on both), outside the ephemeral
+    range."""
+    return free_port_run(1, host)
 
 
 def free_port_run(n: int, host: str = "127.0.0.1") -> int:
-    """The first of `n` consecutive ports free for UDP and TCP on `host` (a node's workers)."""
+    """The first of `n` consecutive ports free for UDP and TCP on `host` (a node's workers),
+    outside the ephemeral range. Random, so two callers rarely pick the same one."""
     import random
 
+    low, high = _outside_ephemeral()
     for _ in range(200):
-        base = random.randint(30000, 39000)
-        socks: list[socket.socket] = []
+        base = random.randrange(low, high - n)
+        held: list[socket.socket] = []
         try:
             for p in range(base, base + n):
-                for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
-                    s = socket.socket(socket.AF_INET, kind)
-                    socks.append(s)
-                    s.bind((host, p))
-            return base
-        except OSError:
-            continue
+                socks = _bindable(host, p)
+                if socks is None:
+                    break
+                held += socks
+            else:
+                return base
         finally:
-            for s in socks:
+            for s in held:
                 s.close()
     raise OSError(f"no run of {n} free ports on {host}")

@@ -1,0 +1,37 @@
+"""The free-port helpers the demo, the tests and simphone use pick ports the kernel will not hand
+out for outgoing connections meanwhile (CI stop 19: SeaweedFS's own dialling took the S3 port)."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+from gateway.telephony.net import free_port, free_port_run
+
+
+def _ephemeral_first() -> int:
+    return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+
+
+def test_free_ports_are_below_the_ephemeral_range_and_bindable() -> None:
+    first = _ephemeral_first()
+    for _ in range(50):
+        port = free_port()
+        assert 1024 <= port < first
+        for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+            with socket.socket(socket.AF_INET, kind) as s:
+                s.bind(("127.0.0.1", port))
+
+
+def test_a_run_of_ports_skips_a_taken_one(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import random
+
+    taken = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    taken.bind(("127.0.0.1", free_port()))
+    t = taken.getsockname()[1]
+    picks = iter([t - 3, t - 3, t + 1])  # the first two runs would include the taken port
+    monkeypatch.setattr(random, "randrange", lambda low, high: next(picks))
+    try:
+        assert free_port_run(8) == t + 1
+    finally:
+        taken.close()
