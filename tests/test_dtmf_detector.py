@@ -13,7 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.telephony.dtmf import COLS, KEYS, ROWS, DtmfMethod, OnceOnly, ToneDetector
+from gateway.telephony.dtmf import COLS, KEYS, ROWS, DtmfMethod, OnceOnly
+from gateway.telephony.tones import ToneDetector
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)

@@ -132,8 +132,10 @@ class JsonLogFormatter(logging.Formatter):
         return json.dumps(entry)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def main(argv: Sequence[str] | None = None, parser: argparse.ArgumentParser | None = None) -> int:
+    """`parser`: one build_parser() made earlier (a node's fork server builds it once for all its
+    workers)."""
+    args = (parser or build_parser()).parse_args(argv)
     handler = logging.StreamHandler()
     service = args.command in ("run", "worker", "forkserver")  # the forked workers log as workers
     if service:

@@ -10,9 +10,8 @@ advance together.
 
 from __future__ import annotations
 
+from array import array
 from dataclasses import dataclass
-
-import numpy as np
 
 BYTES_PER_SAMPLE = 2
 
@@ -65,15 +64,16 @@ class ChannelAligner:
         if n <= 0:
             return b""
         nbytes = n * BYTES_PER_SAMPLE
-        out = np.zeros((n, self.channels), dtype="<i2")
+        # Samples are copied as opaque 16-bit units, so their byte order is kept whatever the
+        # machine's (no numpy: the supervisor imports this module and never records).
+        out = array("h", bytes(nbytes * self.channels))
         for c, buf in enumerate(self._pending):
             have = min(len(buf), nbytes)
             if have < nbytes:
                 self.stats.gap_samples += (nbytes - have) // BYTES_PER_SAMPLE
             if have:
-                out[: have // BYTES_PER_SAMPLE, c] = np.frombuffer(
-                    buf, dtype="<i2", count=have // BYTES_PER_SAMPLE
-                )
+                samples = array("h", bytes(buf[:have]))
+                out[c : c + len(samples) * self.channels : self.channels] = samples
                 del buf[:have]
         self.emitted = upto
         return out.tobytes()

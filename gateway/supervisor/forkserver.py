@@ -19,6 +19,7 @@ its workers go on (as they do when a supervisor is killed).
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import json
@@ -243,7 +244,7 @@ def _send(sock: socket.socket, msg: dict[str, Any]) -> None:
     sock.sendall(json.dumps(msg).encode() + b"\n")
 
 
-def _worker(index: int, config_path: str, out: int | None) -> int:
+def _worker(index: int, config_path: str, out: int | None, parser: argparse.ArgumentParser) -> int:
     """In the forked child: become `gateway worker --index N`, stdout on the supervisor's pipe."""
     if out is not None:
         os.dup2(out, 1)
@@ -251,7 +252,7 @@ def _worker(index: int, config_path: str, out: int | None) -> int:
     from ..cli import main
 
     try:
-        return main(["--config", config_path, "worker", "--index", str(index)])
+        return main(["--config", config_path, "worker", "--index", str(index)], parser)
     except SystemExit as e:
         return e.code if isinstance(e.code, int) else 1
     except BaseException:
@@ -270,13 +271,17 @@ def serve(fd: int, config_path: str) -> int:
     closes its end. Single-threaded, and pjsua's library is never created here."""
     import gc
 
-    from .. import cli  # noqa: F401  (what the child runs)
+    from .. import cli
     from ..config import load
     from ..telephony import (
         prompts,
         worker,  # noqa: F401  (pjsua2, numpy, cryptography, the gateway)
     )
 
+    # The child runs cli.main with this parser. Building it imports every command's module and
+    # makes a few thousand objects; done here, they are shared instead of costing about 2 MB in
+    # each worker (BENCHMARKS.md).
+    parser = cli.build_parser()
     try:  # decoded once here, shared by every worker (prompts.load finds them decoded)
         prompts.load_for_routes(load(config_path))
     except Exception as e:  # the worker reports a bad configuration or prompt set itself
@@ -313,7 +318,7 @@ def serve(fd: int, config_path: str) -> int:
                     sock.close()
                     for other in fds:  # the pipes of workers asked for in the same message
                         os.close(other)
-                    os._exit(_worker(index, config_path, out))
+                    os._exit(_worker(index, config_path, out, parser))
                 if out is not None:
                     os.close(out)
                 _send(sock, {"forked": index, "pid": pid})

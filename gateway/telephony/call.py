@@ -28,11 +28,12 @@ from ..consent.language import LanguageChoice, language_from_header
 from ..consent.machine import Confirm, ConsentMachine, Decide, Decision, Mode, StopNotice, Withdraw
 from ..storage import pii
 from ..storage.index import CallRow
-from .dtmf import DtmfMethod, OnceOnly, ToneDetector
+from .dtmf import DtmfMethod, OnceOnly
 from .media import PcmSource, Tap, ringback, tone
 from .prompts import MENU, Prompt
 from .session import CallServices, InbandListener, Session, masked
 from .sip import Invite, quoted_display
+from .tones import ToneDetector
 
 log = logging.getLogger(__name__)
 

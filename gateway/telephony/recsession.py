@@ -28,10 +28,11 @@ from ..consent import receipt as rc
 from ..consent.machine import ConsentMachine, Decide, Decision, Mode, Withdraw
 from ..storage import pii
 from ..storage.index import CallRow
-from .dtmf import DtmfMethod, OnceOnly, ToneDetector
+from .dtmf import DtmfMethod, OnceOnly
 from .media import MediaSlot
 from .session import CallServices, InbandListener, Session, masked
 from .siprec import Metadata, RecordingOffer, metadata_of
+from .tones import ToneDetector
 
 log = logging.getLogger(__name__)
 

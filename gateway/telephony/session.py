@@ -21,9 +21,9 @@ from ..consent import receipt as rc
 from ..consent.machine import ConsentMachine, Decide
 from ..recording.service import RecordingService
 from ..storage.index import Index, utcnow
-from .dtmf import ToneDetector
 from .media import MediaSlot
 from .prompts import PromptSet
+from .tones import ToneDetector
 
 log = logging.getLogger(__name__)
 
