@@ -118,7 +118,7 @@ class CallLab:
             .replace('dir = ""', f'dir = "{prompts}"')
             .replace("grace_s = 3.0", "grace_s = 1.0")
             .replace('mode = "opt-out"', f'mode = "{mode}"')
-            .replace("rtp_port = 40000", f"rtp_port = {20000 + (os.getpid() * 7 + self.sip_port) % 20000}")
+            .replace("rtp_port = 40000", f"rtp_port = {free_port_run(100)}")
             .replace("rtp_port_range = 1000", "rtp_port_range = 100")
             .replace("drain_s = 300", "drain_s = 3")
         )

@@ -96,7 +96,7 @@ def test_the_documented_install_runs_a_node_as_its_own_user(tmp_path: Path) -> N
             .replace('listen = "127.0.0.1:8080"', f'listen = "127.0.0.1:{free_port()}"')
             .replace('dir = ""', f'dir = "{prompts}"')
             .replace("grace_s = 3.0", "grace_s = 1.0")
-            .replace("rtp_port = 40000", f"rtp_port = {20000 + os.getpid() % 20000}")
+            .replace("rtp_port = 40000", f"rtp_port = {free_port_run(100)}")
             .replace("rtp_port_range = 1000", "rtp_port_range = 100")
             .replace("drain_s = 300", "drain_s = 3")
         )
