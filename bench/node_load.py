@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -418,8 +419,6 @@ def completeness(lab: CallLab) -> dict[str, object]:
 
 
 def configure(lab: CallLab, tap_ptime: int) -> None:
-    import re
-
     # RTP below the ephemeral range, where sipp's own media ports (-mp) are taken from, and
     # wide enough for every worker's slice (the tests' 100 ports are too few for a big pool).
     text = re.sub(r"rtp_port = \d+", "rtp_port = 10000", lab.gw.config.read_text())
@@ -503,13 +502,29 @@ def run_shared(args: argparse.Namespace, tmp: Path) -> dict[str, object]:
     return out
 
 
-def warnings(lab: CallLab) -> list[str]:
+def warnings(lab: CallLab) -> dict[str, object]:
+    """Every warning and error the node logged, counted by message with its numbers and ids
+    blanked (so "call 3f2a… ended: no ACK after 8 s" counts as one kind), and the first few
+    lines as they were."""
     assert lab.gateway is not None
-    return [
-        line[:300]
+    lines = [
+        line
         for line in lab.gateway.stderr_lines
         if '"level": "error"' in line or '"level": "warning"' in line
-    ][:20]
+    ]
+    kinds: dict[str, int] = {}
+    for line in lines:
+        try:
+            msg = str(json.loads(line).get("msg", line))
+        except ValueError:
+            msg = line
+        kind = re.sub(r"[0-9a-f]{8,}|\d+(\.\d+)?", "#", msg)[:160]
+        kinds[kind] = kinds.get(kind, 0) + 1
+    return {
+        "count": len(lines),
+        "by_message": dict(sorted(kinds.items(), key=lambda kv: -kv[1])),
+        "first": [line[:300] for line in lines[:10]],
+    }
 
 
 def main() -> None:
