@@ -97,3 +97,21 @@ def test_the_two_node_examples_load_and_differ_only_where_they_must(tmp_path: Pa
         a.sip.listen[0],
         a.sip.listen[1],
     ) in b.node.peers
+
+
+def test_a_preloaded_configuration_is_taken_once_and_only_while_the_file_is_unchanged(
+    tmp_path: Path,
+) -> None:
+    """A node's fork server preloads the configuration; a forked worker's first load takes it
+    instead of parsing the file again, unless the file changed meanwhile (an edit before a
+    worker is replaced is read, as it was before preloading)."""
+    path = tmp_path / "g.toml"
+    path.write_text(f'[paths]\ndata_dir = "{tmp_path}"\n[calls]\nmax_duration_s = 1000\n')
+    kept = cfg.preload(path)
+    assert cfg.load(path) is kept
+    assert cfg.load(path) is not kept  # once: a later load reads the file again
+    assert cfg.load(path).calls.max_duration_s == 1000
+
+    cfg.preload(path)
+    path.write_text(f'[paths]\ndata_dir = "{tmp_path}"\n[calls]\nmax_duration_s = 2000\n')
+    assert cfg.load(path).calls.max_duration_s == 2000

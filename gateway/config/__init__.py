@@ -159,22 +159,53 @@ class Config:
         return by_number.get(number) or by_number.get("*")
 
 
-def _read(path: Path) -> dict[str, Any]:
+def _read_bytes(path: Path) -> bytes:
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
+        return path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"config file {path} not found (create one with `gateway init`)") from None
     except OSError as e:
         raise ConfigError(f"cannot read config {path}: {e.strerror}") from None
+
+
+def _parse(path: Path, data: bytes) -> dict[str, Any]:
+    try:
+        return tomllib.loads(data.decode("utf-8"))
     except UnicodeDecodeError:
         raise ConfigError(f"config {path} is not UTF-8 text") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"config {path} is not valid TOML: {e}") from None
 
 
+# A configuration a node's fork server loaded before forking its workers, with the file's bytes
+# then. A worker's first load() of that file takes it if the file is unchanged: parsing and
+# checking it again would write to hundreds of shared pages (reference counts of the code it
+# runs), each copied into every worker (BENCHMARKS.md, node memory, third pass).
+_preloaded: dict[Path, tuple[bytes, Config]] = {}
+
+
+def preload(path: str | Path) -> Config:
+    """load(), kept for the next load() of the same unchanged file in this process or a fork."""
+    path = Path(path)
+    data = _read_bytes(path)
+    config = _load(path, data)
+    _preloaded[path] = (data, config)
+    return config
+
+
 def load(path: str | Path) -> Config:
     path = Path(path)
-    raw = _read(path)
+    data = _read_bytes(path)
+    kept = _preloaded.pop(path, None)
+    if kept is not None and kept[0] == data:
+        # The same bytes give the same configuration: the file is its only input (the TLS files
+        # it names were found readable at the preload, and are read again where they are used).
+        return kept[1]
+    return _load(path, data)
+
+
+def _load(path: Path, data: bytes) -> Config:
+    raw = _parse(path, data)
     names = [s.NAME for s in SECTIONS]
     for name in raw:
         if name not in names and name != "routes":

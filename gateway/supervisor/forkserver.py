@@ -272,7 +272,7 @@ def serve(fd: int, config_path: str) -> int:
     import gc
 
     from .. import cli
-    from ..config import load
+    from ..config import preload
     from ..telephony import (
         prompts,
         worker,  # noqa: F401  (pjsua2, numpy, cryptography, the gateway)
@@ -283,7 +283,7 @@ def serve(fd: int, config_path: str) -> int:
     # each worker (BENCHMARKS.md).
     parser = cli.build_parser()
     try:  # decoded once here, shared by every worker (prompts.load finds them decoded)
-        prompts.load_for_routes(load(config_path))
+        prompts.load_for_routes(preload(config_path))
     except Exception as e:  # the worker reports a bad configuration or prompt set itself
         print(f"fork server: prompts not preloaded: {e}", file=sys.stderr)
     sock = socket.socket(fileno=fd)
