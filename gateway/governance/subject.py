@@ -8,11 +8,10 @@ every stored number, spread over the machine's cores, and compares them in E.164
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import secrets
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -105,7 +104,11 @@ def matching_calls(
             _init([], "", numbering)
         return ids, checked, unreadable
     # fork: the children inherit the identities in memory (nothing is written anywhere) and
-    # the parent's hardening (no core dumps, not dumpable).
+    # the parent's hardening (no core dumps, not dumpable). Imported here: every command loads
+    # this module with its parser, and a node's supervisor and workers never search (1.5 MB).
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
     ctx = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(
         processes, mp_context=ctx, initializer=_init, initargs=(list(identities), target, numbering)
