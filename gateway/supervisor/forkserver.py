@@ -2,9 +2,11 @@
 
 A worker's memory is mostly its imports (pjsua2's bindings, numpy, cryptography, the gateway;
 about 25 MB of private pages each, BENCHMARKS.md), because the stock pjsua2 wheel holds two
-calls per process and a node runs tens of workers. The fork server imports all of that once;
-each worker is a fork of it and shares those pages copy-on-write. pjsua's library is created in
-the worker, after the fork: the fork server never starts it (nor any thread).
+calls per process and a node runs tens of workers. The fork server imports all of that once,
+builds the command-line parser, loads the configuration and decodes the prompts; each worker
+is a fork of it and shares those pages copy-on-write (a worker whose configuration file
+changed since reads it again). pjsua's library is created in the worker, after the fork: the
+fork server never starts it (nor any thread).
 
     supervisor ──(socketpair: JSON lines, a pipe per worker passed with SCM_RIGHTS)── fork server
                                                                                        └─ workers
