@@ -163,16 +163,20 @@ class CallLab:
         raise AssertionError(self.node_status())
 
     def wait_node_ready(self, timeout: float = 20.0) -> dict[str, Any]:
+        """The node's status once every worker is ready; fails with the last status and the
+        gateway's last log lines (a start that fails once in many runs must say why)."""
         deadline = time.monotonic() + timeout
+        st: Any = None
         while time.monotonic() < deadline:
             try:
                 st = self.node_status()
                 if st["workers"] and all(w["ready"] for w in st["workers"]):
                     return st
-            except (OSError, ValueError):
-                pass
+            except (OSError, ValueError) as e:
+                st = f"no status: {e}"
             time.sleep(0.1)
-        raise AssertionError("node not ready")
+        logs = self.gateway.stderr_lines[-25:] if self.gateway is not None else []
+        raise AssertionError("node not ready\nstatus: {}\nlast log lines:\n{}".format(st, "\n".join(logs)))
 
     def peer(self, role: str, *args: str) -> Proc:
         port = self.pbx_port if role == "pbx" else free_port()
