@@ -4,8 +4,10 @@ out for outgoing connections meanwhile (CI stop 19: SeaweedFS's own dialling too
 from __future__ import annotations
 
 import socket
+from collections import deque
 from pathlib import Path
 
+from gateway.telephony import net
 from gateway.telephony.net import free_port, free_port_run
 
 
@@ -29,9 +31,22 @@ def test_a_run_of_ports_skips_a_taken_one(monkeypatch) -> None:  # type: ignore[
     taken = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     taken.bind(("127.0.0.1", free_port()))
     t = taken.getsockname()[1]
+    # Forget that t was handed out: the run must be refused because t is bound.
+    monkeypatch.setattr(net, "_handed_out", deque(maxlen=10))
     picks = iter([t - 3, t - 3, t + 1])  # the first two runs would include the taken port
     monkeypatch.setattr(random, "randrange", lambda low, high: next(picks))
     try:
         assert free_port_run(8) == t + 1
     finally:
         taken.close()
+
+
+def test_a_port_handed_out_is_not_handed_out_again_before_it_is_bound(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Two test nodes pick their ports, then start: the second's picks must not repeat the
+    first's, which are still unbound when the second picks."""
+    import random
+
+    first = free_port_run(4)
+    picks = iter([first + 2, first + 2, first + 10])  # the first two overlap the earlier run
+    monkeypatch.setattr(random, "randrange", lambda low, high: next(picks))
+    assert free_port_run(4) == first + 10

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -64,14 +65,22 @@ def free_port(host: str = "127.0.0.1") -> int:
     return free_port_run(1, host)
 
 
+# Ports this process handed out lately: a port picked for one server is free until that server
+# binds it, so a second pick before then (two test nodes set up, then started) must not take it.
+_handed_out: deque[int] = deque(maxlen=2000)
+
+
 def free_port_run(n: int, host: str = "127.0.0.1") -> int:
     """The first of `n` consecutive ports free for UDP and TCP on `host` (a node's workers),
-    outside the ephemeral range. Random, so two callers rarely pick the same one."""
+    outside the ephemeral range, none of them handed out lately by this process. Random, so
+    two processes rarely pick the same one."""
     import random
 
     low, high = _outside_ephemeral()
     for _ in range(200):
         base = random.randrange(low, high - n)
+        if any(p in _handed_out for p in range(base, base + n)):
+            continue
         held: list[socket.socket] = []
         try:
             for p in range(base, base + n):
@@ -80,6 +89,7 @@ def free_port_run(n: int, host: str = "127.0.0.1") -> int:
                     break
                 held += socks
             else:
+                _handed_out.extend(range(base, base + n))
                 return base
         finally:
             for s in held:
