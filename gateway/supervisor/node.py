@@ -540,9 +540,8 @@ class Node:
             cpu = health.main_thread_cpu_ns(w.proc.pid)
             if w.misses == 1:
                 w.miss_cpu_ns = cpu
-            verdict = health.judge(
-                w.misses, None if cpu is None or w.miss_cpu_ns is None else cpu > w.miss_cpu_ns
-            )
+            ran = None if cpu is None or w.miss_cpu_ns is None else cpu > w.miss_cpu_ns
+            verdict = health.judge(w.misses, ran)
             if verdict is not health.Verdict.WAIT:
                 w.miss_cpu_ns = cpu
             if verdict is health.Verdict.SLOW:
@@ -565,9 +564,7 @@ class Node:
                 w.index,
                 w.proc.pid,
                 w.misses,
-                "ran without answering"
-                if cpu is not None and w.misses >= health.HEARTBEAT_MISSES_RUNNING
-                else "its loop no longer runs",
+                "ran without answering" if ran else "its loop no longer runs",
             )
             w.hung += 1
             w.misses = 0
