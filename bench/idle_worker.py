@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
@@ -18,21 +17,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.node_load import run_header  # noqa: E402
+from bench.node_load import run_header, thread_cpu, thread_cpu_ms  # noqa: E402
 from tests.calls import CallLab  # noqa: E402
-
-
-def thread_ticks(pid: int) -> dict[str, int]:
-    """Clock ticks of CPU by thread name (threads of one name summed)."""
-    out: dict[str, int] = {}
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        try:
-            fields = Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
-            name = Path(f"/proc/{pid}/task/{tid}/comm").read_text().strip()
-        except OSError:
-            continue
-        out[name] = out.get(name, 0) + int(fields[11]) + int(fields[12])
-    return out
 
 
 def main() -> None:
@@ -40,23 +26,19 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=4)
     ap.add_argument("--seconds", type=float, default=20.0)
     args = ap.parse_args()
-    tick_ms = 1000 / os.sysconf("SC_CLK_TCK")
     with tempfile.TemporaryDirectory() as d:
         lab = CallLab(Path(d), workers=args.workers)
         try:
             lab.start_gateway()
             time.sleep(5)  # past the start's own work
             pids = [w["pid"] for w in lab.node_status()["workers"]]
-            before = {p: thread_ticks(p) for p in pids}
+            before = thread_cpu(pids)
             time.sleep(args.seconds)
-            after = {p: thread_ticks(p) for p in pids}
+            after = thread_cpu(pids)
         finally:
             lab.close()
-    by_thread: dict[str, float] = {}
-    for p in pids:
-        for name, ticks in after[p].items():
-            by_thread[name] = by_thread.get(name, 0) + (ticks - before[p].get(name, 0)) * tick_ms
-    per_worker_s = {k: round(v / len(pids) / args.seconds, 2) for k, v in sorted(by_thread.items())}
+    # CPU ms per second of all the workers, by thread name, then per worker.
+    per_worker_s = {k: round(v / len(pids), 2) for k, v in thread_cpu_ms(before, after, args.seconds).items()}
     print(run_header())
     print(
         json.dumps(
