@@ -76,6 +76,16 @@ def test_init_refuses_to_overwrite(tgw: GatewayUnderTest) -> None:
         ("[paths]\ndata_dir='.'\n[recording]\nsample_rate=44100\n", "8000 or 16000"),
         ("[paths]\ndata_dir='.'\n[consent]\nmode='maybe'\n", "opt-out, opt-in"),
         ("[paths]\ndata_dir='.'\n[sip]\nlisten='nowhere'\n", "HOST:PORT"),
+        ("[paths]\ndata_dir='.'\n[sip]\nlisten='127.0.0.1:506000'\n", "port 506000 is out of range"),
+        (
+            "[paths]\ndata_dir='.'\n[recording]\nrecipients=['ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAA x@y']\n",
+            "ssh-ed25519 is an SSH public key",
+        ),
+        ("[paths]\ndata_dir='.'\n[recording]\nrecipients=['npub1qqqqqqqq']\n", "not an age recipient"),
+        (
+            "[paths]\ndata_dir='.'\n[index]\nurl='postgresq://gw:secret-pw@db/gw'\n",
+            "postgresq://gw:***@db",
+        ),
         ("[paths]\ndata_dir='.'\n[recording]\ntap_ptime_ms=30\n", "20, 40, 60, 80 or 100"),
         ("[paths]\ndata_dir='.'\n[node]\nkamailio=true\nworkers=4\nmax_workers=200\n", "use at least 1600"),
         ("[paths]\ndata_dir='.'\n[node]\nworkers=4\nmax_workers=2\n", "max_workers must be 0"),

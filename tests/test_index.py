@@ -102,6 +102,28 @@ def test_an_unreachable_database_is_one_clear_error_without_the_password(tmp_pat
     assert redact("postgresql://gw:pw@db.example:5432/gw") == "postgresql://gw:***@db.example:5432/gw"
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://gw@/gw?host=/run/postgresql&password=secret-pw",
+        "postgresql://gw@db/gw?password=secret-pw&connect_timeout=1",
+        "postgresql://gw@db/gw?pass%77ord=secret-pw",
+        "postgres://gw:secret-pw@db/gw?sslpassword=secret-pw",
+        "postgresql://gw@db/gw?sslmode=require&sslpassword=secret-pw",
+    ],
+)
+def test_every_form_of_password_the_validator_accepts_is_redacted(tmp_path: Path, url: str, caplog) -> None:
+    assert "secret-pw" not in redact(url)
+    assert redact(url).startswith(url.split("?")[0].replace(":secret-pw", ":***"))
+    # The "index unreachable" line a worker logs when it starts during an outage.
+    unreachable = url.replace("@db/", f"@/").replace("host=/run/postgresql", f"host={tmp_path}")
+    if "host=" not in unreachable:
+        unreachable += f"&host={tmp_path}" if "?" in unreachable else f"?host={tmp_path}"
+    with caplog.at_level("ERROR"):
+        PgIndex(unreachable + "&connect_timeout=1", lazy=True)
+    assert "unreachable at start" in caplog.text and "secret-pw" not in caplog.text
+
+
 APPENDER = """
 import sys
 from gateway.storage.index_pg import PgIndex

@@ -69,6 +69,13 @@ def parse_recipient(text: str) -> Recipient:
             "this is a private key (an age identity), not a recipient: give the public "
             "key that `age-keygen -y KEYFILE` prints, and keep the identity off the gateway"
         )
+    if text.startswith(("ssh-", "ecdsa-sha2-", "sk-ssh-", "sk-ecdsa-")):
+        raise KeyFormatError(
+            f"not an age recipient: {text.split()[0]} is an SSH public key, which this gateway "
+            "does not take; make an age key with `age-keygen` and give what `age-keygen -y` prints"
+        )
+    if not text.lower().startswith("age1"):
+        raise KeyFormatError(f"not an age recipient (an age recipient starts with age1): {text[:16]}...")
     if text != text.lower():
         raise KeyFormatError(f"recipient must be lowercase: {text[:12]}...")
     try:

@@ -23,6 +23,7 @@ from .values import (
     parse_hostport,
     parse_ipv4_network,
     parse_syslog_target,
+    redact_url,
 )
 
 MODES = ("opt-out", "opt-in")
@@ -190,7 +191,7 @@ class Paths(Section):
 def _index_url(text: str, where: str) -> str:
     if text and not text.startswith(("postgresql://", "postgres://")):
         raise ConfigError(
-            f"{where} must be empty (the SQLite index) or a postgresql:// URL, got {text[:40]!r}"
+            f"{where} must be empty (the SQLite index) or a postgresql:// URL, got {redact_url(text)[:40]!r}"
         )
     return text
 

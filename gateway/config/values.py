@@ -7,6 +7,7 @@ import ipaddress
 import re
 import socket
 from typing import Any
+from urllib.parse import unquote
 
 from ..errors import ConfigError
 from ..telephony.sip import UriError, parse_config_uri
@@ -37,8 +38,10 @@ def parse_hostport(text: str, what: str, *, ip_only: bool = False) -> tuple[str,
     """HOST:PORT with a host that is an IP address (IPv6 in brackets) or, unless `ip_only`,
     a DNS name. Nothing else gets through: these values reach Kamailio's configuration."""
     host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+    if not sep or not host or not port.isdigit():
         raise ConfigError(f"{what} must be HOST:PORT, got {text!r}")
+    if not 0 < int(port) < 65536:
+        raise ConfigError(f"{what}: port {port} is out of range (1 to 65535), got {text!r}")
     host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
     if not is_ip(host) and (ip_only or not HOSTNAME.fullmatch(host)):
         kind = "an IP address" if ip_only else "an IP address or a host name"
@@ -95,3 +98,29 @@ def dtmf_keys(text: str, what: str, longest: int) -> str:
         kind = "one DTMF key (0-9, *, #)" if longest == 1 else f"1 to {longest} DTMF keys"
         raise ConfigError(f"{what} must be {kind}, got {text!r}")
     return text
+
+
+# libpq's connection parameters that carry a secret (a URI may give them in its query string).
+_SECRET_PARAMS = frozenset({"password", "sslpassword"})
+
+
+def redact_url(url: str) -> str:
+    """A database or store URL fit for a message: the password of its user part and every
+    secret query parameter (`?password=`, `sslpassword=`, in any percent-encoding libpq
+    decodes) replaced by ***. Anything else is kept as written."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    rest, hash_, fragment = rest.partition("#")
+    head, q, query = rest.partition("?")
+    authority, slash, path = head.partition("/")
+    userinfo, at, hosts = authority.rpartition("@")
+    if at and ":" in userinfo:
+        authority = f"{userinfo.split(':', 1)[0]}:***@{hosts}"
+    if q:
+        parts = []
+        for part in query.split("&"):
+            key, eq, _ = part.partition("=")
+            parts.append(f"{key}=***" if eq and unquote(key).strip().lower() in _SECRET_PARAMS else part)
+        query = "&".join(parts)
+    return f"{scheme}://{authority}{slash}{path}{q}{query}{hash_}{fragment}"

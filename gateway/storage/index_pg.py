@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from ..config.values import redact_url
 from . import index as ix
 from .index import SCHEMA_VERSION, SIPREC_MIGRATION, IndexError_, IndexUnavailable, SqlIndex
 
@@ -97,13 +98,8 @@ MIGRATIONS_PG: dict[int, tuple[str, str]] = {
 
 
 def redact(url: str) -> str:
-    """The URL without its password, for messages."""
-    head, at, tail = url.rpartition("@")
-    if not at:
-        return url
-    scheme, _, userinfo = head.partition("://")
-    user = userinfo.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{tail}" if ":" in userinfo else url
+    """The URL without its password (in its user part or its query string), for messages."""
+    return redact_url(url)
 
 
 class _Result:
