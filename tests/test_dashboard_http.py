@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -366,6 +367,27 @@ async def test_a_password_change_ends_the_users_sessions_and_websockets(lab: tup
         assert ws.closed or msg.type.name in ("CLOSE", "CLOSED", "CLOSING")
     assert (await client.get("/", allow_redirects=False)).status == 303
     assert (await client.get("/api/audit")).status == 401
+
+
+@pytest.mark.asyncio
+async def test_a_removed_and_re_added_account_does_not_revive_old_sessions(
+    lab: tuple[Lab, TestClient],
+) -> None:
+    lab_, client = lab
+    await login(client, "sam")
+    assert (await client.get("/", allow_redirects=False)).status == 200
+    [old] = lab_.dash.sessions.values()
+    # `gateway user remove sam` and `user add sam` in another process: the supervisor's
+    # in-memory session stays in its book, and must not count for the new account.
+    lab_.users.remove("sam")
+    lab_.users.add("sam", "supervisor", PASSWORD)
+    assert not lab_.dash.session_alive(old, time.time())
+    assert (await client.get("/", allow_redirects=False)).status == 303
+    # Even with the clock against it (a session stamped after the new account), the new
+    # account's generation is not the old one's.
+    old.created = time.time() + 1
+    assert lab_.users.get("sam").generation != old.generation
+    assert not lab_.dash.session_alive(old, time.time())
 
 
 @pytest.mark.asyncio

@@ -132,11 +132,17 @@ class SessionBook:
         return self.store.get(token)
 
     def alive(self, s: Session, now: float) -> bool:
-        """Within its absolute lifetime, and its user still exists with the same role and password."""
+        """Within its absolute lifetime, and its user still exists with the same role and password
+        (and is the same account: one removed and added again under its name is another)."""
         if now - s.created > self.config.session_max_s:
             return False
         user = self.users.get(s.user)
-        return user is not None and user.role == s.role and user.generation == s.generation
+        return (
+            user is not None
+            and user.role == s.role
+            and user.generation == s.generation
+            and s.created >= user.created_at  # not a session of an account removed since
+        )
 
     def lookup(self, token: str, *, touch: bool = True, view_only: bool = False) -> Session | None:
         """The live session of `token`, or None. `view_only`: the request only watches (the

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import sqlite3
 import threading
 import time
@@ -61,6 +62,10 @@ ALTER TABLE users DROP COLUMN locked_until;
 ALTER TABLE users ADD COLUMN generation INTEGER NOT NULL DEFAULT 0;
 """
 PRUNE_EVERY = 256  # attempts between removals of stale unknown-name records
+# A new account's first generation is drawn at random below this (PostgreSQL's INTEGER, with
+# room for a million changes), so that an account removed and added again under the same name
+# never takes up a generation an old session of the removed one carries.
+_FIRST_GENERATION_BELOW = 2**31 - 2**20
 
 
 class UserError(ValueError):
@@ -75,6 +80,7 @@ class User:
     locked_until: float
     last_login: float | None
     generation: int = 0  # changes with the password (and role): sessions from before end
+    created_at: float = 0.0  # when the account was (last) added: no session from before it counts
 
     def can(self, permission: str) -> bool:
         return permission in PERMISSIONS.get(self.role, frozenset())
@@ -102,7 +108,7 @@ def check_password(password: str) -> str:
 
 _USER_COLUMNS = (
     "u.name, u.role, COALESCE(l.failures, 0), COALESCE(l.locked_until, 0), u.last_login, "
-    "u.generation FROM users u LEFT JOIN logins l ON l.name = u.name"
+    "u.generation, u.created_at FROM users u LEFT JOIN logins l ON l.name = u.name"
 )
 
 
@@ -165,8 +171,9 @@ class UserStore:
         if role not in ROLES:
             raise UserError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
         _, added = self._q(
-            "INSERT INTO users (name, role, hash, created_at) VALUES (?,?,?,?) ON CONFLICT (name) DO NOTHING",
-            (name, role, _hasher.hash(password), time.time()),
+            "INSERT INTO users (name, role, hash, created_at, generation) VALUES (?,?,?,?,?) "
+            "ON CONFLICT (name) DO NOTHING",
+            (name, role, _hasher.hash(password), time.time(), 1 + secrets.randbelow(_FIRST_GENERATION_BELOW)),
         )
         if added == 0:
             raise UserError(f"user {name!r} exists")
