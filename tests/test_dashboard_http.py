@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import re
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -150,6 +150,38 @@ async def test_repeated_bad_passwords_lock_the_account_even_against_the_right_on
     assert r.status == 401 and "locked" in await r.text()
     lab_.users.unlock("sam")
     assert (await login(client, "sam")).status == 303
+
+
+@pytest.mark.asyncio
+async def test_names_typed_at_the_login_form_never_reach_the_audit_log(
+    lab: tuple[Lab, TestClient], capsys, monkeypatch
+) -> None:
+    lab_, client = lab
+    before = len(lab_.index.audit_entries())
+    hostile = "\x1b]0;pwned\x07\x1b[2Jroot"
+    for name in [hostile] * 4 + [f"guess{i}" for i in range(3) for _ in range(4)]:
+        assert (await login(client, name, "wrong password!")).status == 401
+    # Locked, both: the invented names and the escape sequence, but not one audit entry for
+    # them (only an account's lockout is audited), and the raw name is in no login record.
+    assert len(lab_.index.audit_entries()) == before
+    rows, _ = lab_.users._q("SELECT name FROM logins")
+    assert all("\x1b" not in r[0] for r in rows)
+    # An account's lockout is audited, and however an entry's text got there, `audit show`
+    # prints its control characters as escapes.
+    for _ in range(4):
+        await login(client, "sam", "wrong password!")
+    assert [e.actor for e in lab_.index.audit_entries()[before:]] == ["dashboard:sam"]
+    lab_.index.append_audit(f"dashboard:{hostile}", "dashboard.locked", hostile)
+    from gateway.cli import audit as audit_cli
+
+    class Args:
+        json = False
+
+    monkeypatch.setattr(audit_cli, "open_gateway", lambda args: type("G", (), {"index": lab_.index})())
+    capsys.readouterr()
+    assert audit_cli.cmd_show(Args()) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out and "\\x1b]0;pwned\\x07" in out
 
 
 @pytest.mark.asyncio

@@ -116,7 +116,7 @@ def test_every_form_of_password_the_validator_accepts_is_redacted(tmp_path: Path
     assert "secret-pw" not in redact(url)
     assert redact(url).startswith(url.split("?")[0].replace(":secret-pw", ":***"))
     # The "index unreachable" line a worker logs when it starts during an outage.
-    unreachable = url.replace("@db/", f"@/").replace("host=/run/postgresql", f"host={tmp_path}")
+    unreachable = url.replace("@db/", "@/").replace("host=/run/postgresql", f"host={tmp_path}")
     if "host=" not in unreachable:
         unreachable += f"&host={tmp_path}" if "?" in unreachable else f"?host={tmp_path}"
     with caplog.at_level("ERROR"):

@@ -13,6 +13,7 @@ from ..errors import EXIT_FINDINGS, ConfigError, GatewayError, InputError, KeyEr
 from ..governance import signing
 from ..storage import audit, migrate
 from . import actor, open_gateway
+from .output import printable
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -214,7 +215,8 @@ def cmd_show(args: argparse.Namespace) -> int:
             print(json.dumps(e.__dict__, sort_keys=True))
         else:
             print(
-                f"#{e.seq:<5} {e.ts}  {e.actor:16} {e.action:24} {e.subject}  {json.dumps(e.details, sort_keys=True)}"
+                f"#{e.seq:<5} {printable(e.ts)}  {printable(e.actor):16} {printable(e.action):24} "
+                f"{printable(e.subject)}  {json.dumps(e.details, sort_keys=True)}"
             )
     return 0
 

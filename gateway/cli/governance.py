@@ -15,6 +15,7 @@ from ..storage import index as ix
 from ..storage import pii
 from ..storage.index import NotFound
 from . import actor, harden_process, load_identities, open_gateway
+from .output import printable
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -137,7 +138,10 @@ def cmd_hold_list(args: argparse.Namespace) -> int:
     gw = open_gateway(args)
     holds = gw.index.active_holds()
     for h in holds:
-        print(f"{h['recording_id']}  since {h['created_at']}  by {h['actor']}: {h['reason']}")
+        print(
+            f"{printable(h['recording_id'])}  since {printable(h['created_at'])}  "
+            f"by {printable(h['actor'])}: {printable(h['reason'])}"
+        )
     print(f"{len(holds)} active hold(s)")
     return 0
 

@@ -13,6 +13,7 @@ from aiohttp import web
 
 from .security import forbidden, require, same_origin, set_cookie
 from .state import DASH, Dashboard
+from .users import INVALID_NAME, NAME_RE
 
 log = logging.getLogger(__name__)
 
@@ -99,11 +100,15 @@ async def login(request: web.Request) -> web.StreamResponse:
     name = str(form.get("name", ""))[:64].strip().lower()
     password = str(form.get("password", ""))
     peer = request.remote or "?"
+    if not NAME_RE.fullmatch(name):
+        name = INVALID_NAME  # no account can have it: one lockout record for every such attempt
     result = await asyncio.to_thread(dash.users.authenticate, name, password)
     user = result.user
     if user is None:
         if result.locked_for_s > 0:
-            if result.just_locked:
+            # Only an account's lockout is audited: a name that is none (typed by anyone,
+            # unauthenticated) must not write one audit entry per invented name.
+            if result.just_locked and await asyncio.to_thread(dash.users.get, name) is not None:
                 dash.audit(f"dashboard:{name}", "dashboard.locked", name, {"from": peer})
             log.warning("dashboard login refused: account locked (from %s)", peer)
             message = (

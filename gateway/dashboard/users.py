@@ -33,6 +33,9 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "admin": frozenset({"live", "users"}),
 }
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,31}$")
+# What a login attempt with a name no account can have (NAME_RE refuses it) is counted as: such
+# names never reach the log or the login records as typed.
+INVALID_NAME = "-not-a-user-name-"
 MIN_PASSWORD = 10
 MAX_PASSWORD = 1024
 
