@@ -189,6 +189,56 @@ def test_a_recording_altered_in_the_spool_is_not_uploaded(tmp_path: Path, s3_ser
     gw.close()
 
 
+class _ZeroingStore:
+    """What the uploader must not trust: an S3 endpoint that keeps zeros instead of the bytes it
+    is sent and says no checksum (the real SeaweedFS client underneath, with the body swapped
+    and every checksum dropped on the way)."""
+
+    def __init__(self, client) -> None:
+        self._client = client
+
+    def put_object(self, **kw):
+        kw.pop("ChecksumSHA256", None)
+        kw["Body"] = bytes(kw["ContentLength"])
+        return self._client.put_object(**kw)
+
+    def head_object(self, **kw):
+        head = self._client.head_object(**kw)
+        head.pop("ChecksumSHA256", None)
+        return head
+
+    def __getattr__(self, name: str):
+        return getattr(self._client, name)
+
+
+def test_a_store_that_alters_bytes_and_sends_no_checksum_is_caught_before_the_spool_copy_goes(
+    tmp_path: Path, s3_server: s3.S3Server
+) -> None:
+    tgw = make_gateway(tmp_path)
+    bucket = s3_server.new_bucket()
+    use_store(tgw, s3_server, bucket)
+    rec_id = tgw.record(seconds=1.0)
+    gw = tgw.open()
+    assert isinstance(gw.store, TieredStore)
+    name = gw.index.get_recording(rec_id).object_name
+    honest = gw.store.remote._s3
+    gw.store.remote._s3 = _ZeroingStore(honest)
+    uploader = gw.uploader()
+    assert uploader is not None
+    assert uploader.round() == 0
+    assert "stored altered" in uploader.stats.last_error
+    assert gw.store.spool.exists(name), "the only good copy must stay in the spool"
+    # The same store without the fault: uploaded, read back, and only then the spool copy goes.
+    gw.store.remote._s3 = _ZeroingStore(honest)
+    gw.store.remote._s3.put_object = honest.put_object
+    assert uploader.round() == 1
+    assert not gw.store.spool.exists(name)
+    assert (
+        hashlib.sha256(gw.store.remote.open(name).read()).hexdigest() == gw.index.get_recording(rec_id).sha256
+    )
+    gw.close()
+
+
 def test_object_lock_protects_recordings_and_holds_set_the_legal_hold(
     tmp_path: Path, s3_server: s3.S3Server, capsys
 ) -> None:

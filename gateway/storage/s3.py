@@ -13,6 +13,7 @@ bucket for the rest, behind the one Store interface (reads stream; nothing is st
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import logging
 import time
@@ -217,8 +218,25 @@ class S3Store(Store):
         except self._errors as e:
             raise self._fail(e, name) from None
         head = self._head(name)
-        if int(head["ContentLength"]) != size or head.get("ChecksumSHA256", checksum) != checksum:
+        stored = head.get("ChecksumSHA256")
+        if int(head["ContentLength"]) != size or (stored is not None and stored != checksum):
             raise StoreError(f"object store {self.url}: {name} was stored altered (size or SHA-256 differs)")
+        if stored is None and self._read_back_sha256(name) != sha256_hex:
+            # A store that keeps no checksum (or does not say): the bytes themselves are read
+            # back, because the caller deletes its own copy once this returns.
+            raise StoreError(
+                f"object store {self.url}: {name} was stored altered (its bytes read back differ)"
+            )
+
+    def _read_back_sha256(self, name: str) -> str:
+        h = hashlib.sha256()
+        try:
+            with self.open(name) as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    h.update(block)
+        except self._errors as e:
+            raise self._fail(e, name) from None
+        return h.hexdigest()
 
     def set_legal_hold(self, name: str, on: bool) -> None:
         try:
