@@ -468,8 +468,8 @@ def run_shared(args: argparse.Namespace, tmp: Path) -> dict[str, object]:
     lab = CallLab(tmp, workers=args.workers)
     configure(lab, args.tap_ptime)
     bucket = s3_server.new_bucket()
+    lab.gw.share_index(pg_server.new_database())
     for section, key, value in [
-        ("index", "url", pg_server.new_database()),
         ("store", "url", f"s3://{bucket}/calls"),
         ("store", "endpoint", s3_server.endpoint),
         ("store", "region", "us-east-1"),

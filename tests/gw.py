@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +45,20 @@ class GatewayUnderTest:
                 self.config.write_text("\n".join(lines) + "\n")
                 return
         raise KeyError(f"[{section}] {key} is not in {self.config}")
+
+    def share_index(self, url: str, *others: GatewayUnderTest) -> None:
+        """This gateway and `others` on one PostgreSQL index, as one system: the same cluster
+        key in each one's secrets (what `gateway init --index-url ... --cluster-key` does)."""
+        from gateway.supervisor import channel
+
+        key = self.dir / "secrets" / "cluster.key"
+        if not key.exists():
+            channel.create_key(key)
+        for gw in (self, *others):
+            gw.set("index", "url", url)
+            if gw is not self:
+                (gw.dir / "secrets" / "cluster.key").unlink(missing_ok=True)
+                shutil.copy2(key, gw.dir / "secrets" / "cluster.key")
 
     def record(self, seconds: float = 3.0, call_id: str | None = None, number: str | None = None) -> str:
         """A complete recording of a 440 Hz caller and a 1000 Hz helpline, made without waiting.

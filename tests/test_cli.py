@@ -365,3 +365,24 @@ def test_root_does_not_write_into_the_service_users_data_directory(
         capture_output=True,
     )
     assert res.returncode == 0 and res.stdout[:4] == b"RIFF", res.stderr
+
+
+def test_init_makes_the_cluster_key_for_the_first_node_and_takes_it_for_the_next(
+    tmp_path: Path, pg_url: str, identity_file: tuple[Path, str], capsys
+) -> None:
+    _, recipient = identity_file
+    first, second = tmp_path / "a", tmp_path / "b"
+    common = ["--recipient", recipient, "--index-url", pg_url, "--workers", "1"]
+    assert main(["init", "--dir", str(first), *common]) == 0
+    key = first / "secrets" / "cluster.key"
+    assert key.stat().st_mode & 0o777 == 0o600 and "made the cluster key" in capsys.readouterr().out
+    assert main(["init", "--dir", str(second), *common, "--cluster-key", str(key)]) == 0
+    assert (second / "secrets" / "cluster.key").read_text() == key.read_text()
+    assert (second / "secrets" / "cluster.key").stat().st_mode & 0o777 == 0o600
+    (tmp_path / "bad.key").write_text("not a key\n")
+    capsys.readouterr()
+    assert main(
+        ["init", "--dir", str(tmp_path / "c"), *common, "--cluster-key", str(tmp_path / "bad.key")]
+    ) == (errors.EXIT_KEY)
+    assert "is not a cluster key" in capsys.readouterr().err
+    assert main(["init", "--dir", str(tmp_path / "d"), "--cluster-key", str(key)]) == errors.EXIT_CONFIG

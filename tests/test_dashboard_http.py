@@ -20,6 +20,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.config import DashboardConfig
 from gateway.dashboard.app import Dashboard, build_app
+from gateway.dashboard.sessions import Session
 from gateway.dashboard.users import UserStore
 from gateway.storage.index import SqliteIndex
 from tests.tlscerts import TestCA
@@ -37,8 +38,8 @@ class Lab:
         (tmp / "spool").mkdir()
         (tmp / "spool" / "0123456789abcdef").write_bytes(b"age-encryption.org/v1\n...")
 
-        async def command(op: str, call: str, actor: str) -> str | None:
-            self.commands.append((op, call, actor))
+        async def command(op: str, call: str, session: Session) -> str | None:
+            self.commands.append((op, call, session.actor))
             return None
 
         self.dash = Dashboard(

@@ -300,10 +300,9 @@ def test_a_call_on_one_node_is_exported_from_another(
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     lab = CallLab(tmp_path / "a")
-    lab.gw.set("index", "url", pg_url)
-    use_store(lab.gw, s3_server, bucket)
     node_b = make_gateway(tmp_path / "b")
-    node_b.set("index", "url", pg_url)
+    lab.gw.share_index(pg_url, node_b)
+    use_store(lab.gw, s3_server, bucket)
     use_store(node_b, s3_server, bucket)
     try:
         lab.start_gateway()
@@ -411,7 +410,7 @@ def test_a_node_killed_mid_call_has_its_recording_recovered_and_uploaded_when_it
 
     bucket = s3_server.new_bucket()
     lab = CallLab(tmp_path, workers=1, node="node-k")
-    lab.gw.set("index", "url", pg_url)
+    lab.gw.share_index(pg_url)
     use_store(lab.gw, s3_server, bucket)
     try:
         lab.start_gateway()

@@ -18,6 +18,7 @@ from gateway.telephony.net import free_port
 from tests.audio import dominant_frequency
 from tests.calls import CallLab
 from tests.conftest import require_tool
+from tests.tlscerts import TestCA
 
 pytestmark = pytest.mark.slow
 
@@ -180,10 +181,11 @@ Content-Length: 0
 ]]>"""
 
 
-def sipp_scenario(invite_file: Path, code: int) -> str:
-    """A sipp scenario that sends one of tests/siprec/'s INVITEs to the gateway, expects `code`,
-    and ends the session (BYE) or acknowledges the refusal."""
-    text = invite_file.read_bytes().decode().replace("\r\n", "\n")
+def sipp_scenario(invite_file: Path | str, code: int) -> str:
+    """A sipp scenario that sends one of tests/siprec/'s INVITEs (or that text) to the gateway,
+    expects `code`, and ends the session (BYE) or acknowledges the refusal."""
+    raw = invite_file.read_bytes().decode() if isinstance(invite_file, Path) else invite_file
+    text = raw.replace("\r\n", "\n")
     text = text.replace("sip:recorder@127.0.0.1", "sip:srs@[remote_ip]:[remote_port]")
     text = text.replace("198.51.100.1", "[local_ip]")  # RTCP stays on loopback
     text = text.replace("Via: SIP/2.0/UDP 127.0.0.1:", "Via: SIP/2.0/[transport] [local_ip]:")
@@ -200,7 +202,7 @@ def sipp_scenario(invite_file: Path, code: int) -> str:
   <send>{_request("ACK sip:srs@[remote_ip]:[remote_port]", 101, routed=False)}</send>"""
     return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
 <!DOCTYPE scenario SYSTEM "sipp.dtd">
-<scenario name="siprec {invite_file.name}">
+<scenario name="siprec">
   <send retrans="500"><![CDATA[
 {text}]]></send>
   <recv response="100" optional="true"/>{tail}
@@ -241,6 +243,94 @@ def test_rfc_and_vendor_invites_from_sipp_are_accepted_or_refused_as_the_rfcs_sa
         assert lab.gateway is not None
         refused = [line for line in lab.gateway.stderr_lines if "recording session refused" in line]
         assert len(refused) == 3, refused
+    finally:
+        lab.close()
+
+
+def sipp_answer(tmp: Path, invite: str, code: int, target: int, source: str = "127.0.0.1") -> None:
+    """Send `invite` (a tests/siprec/ text) from `source` to port `target` with sipp and check
+    that the answer is `code`."""
+    scenario = tmp / f"scenario-{free_port()}.xml"
+    scenario.write_text(sipp_scenario(invite, code))
+    done = subprocess.run(
+        ["sipp", "-sf", str(scenario), "-m", "1", "-i", source, "-p", str(free_port()), "-nostdin",
+         "-timeout", "20", "-timeout_error", f"127.0.0.1:{target}"],
+        cwd=tmp, capture_output=True, text=True, timeout=40,
+    )  # fmt: skip
+    assert done.returncode == 0, (code, done.stdout[-1500:], done.stderr[-500:])
+
+
+def offer_srtp(lab: CallLab, tmp: Path) -> None:
+    """Caller-side SRTP optional, which needs TLS for signalling: a TLS port beside UDP/TCP."""
+    ca = TestCA(tmp / "pki")
+    cert, key = ca.issue("frontdoor")
+    lab.gw.set("sip", "tls_listen", f"127.0.0.1:{free_port()}")
+    lab.gw.set("sip", "tls_cert", str(cert))
+    lab.gw.set("sip", "tls_key", str(key))
+    lab.gw.set("sip", "srtp", "optional")
+
+
+RFC7866 = (Path(__file__).parent / "siprec" / "rfc7866.txt").read_text()
+KEYED = RFC7866.replace(
+    "a=label:96\n", "a=label:96\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:" + "A" * 40 + "\n"
+).replace(
+    "RTP/AVP 0 8 101\na=rtpmap:101 telephone-event/8000\na=sendonly\na=label:96",
+    "RTP/SAVP 0 8 101\na=rtpmap:101 telephone-event/8000\na=sendonly\na=label:96",
+)
+
+
+def test_only_listed_clients_open_sessions_whatever_their_headers_and_keys_never_cross_a_clear_hop(
+    tmp_path: Path,
+) -> None:
+    """Issue 21.2 and 21.3 through a node: a trunk that splits `Require` over two headers, or
+    puts `+sip.src` in a second Contact, is not a recording client; nor is a local process that
+    sends straight to a worker (with or without a made-up front-door header); a listed client's
+    SDES keys over UDP are refused, multipart body or not."""
+    require_tool("sipp")
+    lab = CallLab(tmp_path, workers=1)
+    lab.gw.set("siprec", "enabled", True)
+    lab.gw.set("siprec", "clients", ["127.0.0.9"])  # the trunk on 127.0.0.1 is no client
+    lab.gw.set("siprec", "window_s", 1)
+    offer_srtp(lab, tmp_path)
+    try:
+        lab.start_gateway()
+        split_require = RFC7866.replace("Require: siprec\n", "Require: timer\nRequire: siprec\n")
+        sipp_answer(tmp_path, split_require, 403, lab.sip_port)
+        second_contact = RFC7866.replace("Require: siprec\n", "").replace(
+            "Contact: <sip:src@127.0.0.1:[local_port]>;+sip.src\n",
+            "Contact: <sip:src@127.0.0.1:[local_port]>\nContact: <sip:x@127.0.0.1:[local_port]>;+SIP.SRC\n",
+        )
+        sipp_answer(tmp_path, second_contact, 403, lab.sip_port)
+        # Straight to the worker, from a listed client's address, bypassing Kamailio: refused,
+        # even with a front-door header it made up.
+        worker_port = lab.node_status()["workers"][0]["port"]
+        sipp_answer(tmp_path, RFC7866, 403, worker_port, source="127.0.0.9")
+        forged = RFC7866.replace(
+            "Require: siprec\n", "Require: siprec\nX-Gateway-Door: " + "0" * 32 + ";src=127.0.0.9\n"
+        )
+        sipp_answer(tmp_path, forged, 403, worker_port, source="127.0.0.9")
+        # The listed client itself, through the front door: SDES keys over UDP in a multipart
+        # body are refused (caller SRTP is optional here: only a plain SDP's keys can be taken
+        # out), and without keys it is answered.
+        sipp_answer(tmp_path, KEYED, 488, lab.sip_port, source="127.0.0.9")
+        sipp_answer(tmp_path, RFC7866, 200, lab.sip_port, source="127.0.0.9")
+        lab.stop_gateway()
+        gw = lab.gw.open()
+        calls = [gw.index.get_call(c) for c in dict.fromkeys(c for c, _ in gw.index.encrypted_callers())]
+        assert [c.kind for c in calls] == ["siprec"], "only the listed client's session is in the index"
+        gw.close()
+    finally:
+        lab.close()
+
+
+def test_a_lone_worker_never_answers_a_recording_session_with_keys_over_udp(tmp_path: Path) -> None:
+    require_tool("sipp")
+    lab = lab_for(tmp_path)
+    offer_srtp(lab, tmp_path)
+    try:
+        lab.start_gateway()
+        sipp_answer(tmp_path, KEYED, 488, lab.sip_port)
+        assert any("SDES keys over a clear transport" in line for line in lab.gateway.stderr_lines)
     finally:
         lab.close()
 

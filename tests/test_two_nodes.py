@@ -33,8 +33,8 @@ def test_two_nodes_are_one_system(
     (tmp_path / "b").mkdir()
     a = CallLab(tmp_path / "a", workers=1, host="127.0.0.2", node="node-a")
     b = CallLab(tmp_path / "b", workers=1, host="127.0.0.3", node="node-b")
+    a.gw.share_index(pg_url, b.gw)
     for lab in (a, b):
-        lab.gw.set("index", "url", pg_url)
         use_store(lab.gw, s3_server, bucket)
         lab.gw.set("recording", "recipients", [a.gw.recipient])  # one helpline, one operator key
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from .. import age
@@ -12,6 +13,7 @@ from ..errors import ConfigError, KeyError_, StorageError
 from ..governance import signing
 from ..storage.index import IndexError_
 from ..storage.spool import ensure_private_dir
+from ..supervisor import channel
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -52,6 +54,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="postgresql://...",
         help="a PostgreSQL index shared by several nodes (default: the SQLite file in --dir)",
     )
+    p.add_argument(
+        "--cluster-key",
+        type=Path,
+        metavar="FILE",
+        help="with --index-url: the cluster key of the system's first node (its secrets/cluster.key), "
+        "for every further node; without it a new key is made",
+    )
     p.add_argument("--force", action="store_true", help="rewrite an existing config (keeps data and secrets)")
     p.set_defaults(func=run)
 
@@ -62,6 +71,14 @@ def run(args: argparse.Namespace) -> int:
             age.parse_recipient(text)
         except age.KeyFormatError as e:
             raise KeyError_(f"--recipient #{i + 1} refused: {e}") from None
+    cluster_key = getattr(args, "cluster_key", None)
+    if cluster_key is not None:
+        if not getattr(args, "index_url", ""):
+            raise ConfigError("--cluster-key goes with --index-url: only nodes sharing PostgreSQL have one")
+        try:
+            channel.load_key(cluster_key)
+        except ValueError as e:
+            raise KeyError_(f"--cluster-key refused: {e}") from None
     cfg.parse_hostport(args.sip_listen, "--sip-listen")
     cfg.check_sip_uri(args.pbx, "--pbx")
     dash_host, _ = cfg.parse_hostport(
@@ -99,6 +116,8 @@ def run(args: argparse.Namespace) -> int:
     ensure_private_dir(config.paths.secrets_dir)
     if not config.paths.signing_key.exists():
         signing.create_key(config.paths.signing_key, config.paths.signing_public)
+    if config.index.postgres:
+        _cluster_key(config.paths.cluster_key, cluster_key)
     try:
         index = open_index(config, create=True)
     except IndexError_ as e:
@@ -120,3 +139,22 @@ def run(args: argparse.Namespace) -> int:
         print(f"next: gateway --config {config_path} user add NAME --role admin   # a dashboard account")
     print(f"then: gateway --config {config_path} run")
     return 0
+
+
+def _cluster_key(path: Path, source: Path | None) -> None:
+    """The node's cluster key: the one given (every node of a system has the same), else the
+    one already there, else a new one for the system's first node."""
+    if source is not None:
+        key = channel.load_key(source)
+        if path.exists() and channel.load_key(path) != key:
+            raise KeyError_(f"{path} holds another cluster key: remove it first to join this system")
+        if not path.exists():
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(source.read_text(encoding="ascii").strip() + "\n")
+    elif not path.exists():
+        channel.create_key(path)
+        print(
+            f"made the cluster key {path}: every further node on this index needs a copy "
+            "(`gateway init ... --cluster-key` this file, over a safe channel)"
+        )

@@ -125,6 +125,11 @@ def status(args: argparse.Namespace) -> int:
             f"object store: {state}; {up['pending']} finished recording(s) waiting in the spool "
             f"({up['pending_bytes']} bytes), {up['uploaded']} uploaded since start"
         )
+    cluster = st.get("cluster") or {}
+    if cluster.get("problem"):
+        print(f"cluster: DISABLED: {cluster['problem']}")
+    elif cluster.get("refused"):
+        print(f"cluster: {cluster['refused']} notification(s) dropped that did not open with this node's key")
     if nodes is not None:
         _print_nodes(nodes, gw.config.node.name)
     return 0

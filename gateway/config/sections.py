@@ -187,6 +187,12 @@ class Paths(Section):
     def signing_public(self) -> Path:
         return self.secrets_dir / "signing.pub"
 
+    @property
+    def cluster_key(self) -> Path:
+        """The key every node of a PostgreSQL-shared system seals its messages with (the
+        same file on each: supervisor/channel.py)."""
+        return self.secrets_dir / "cluster.key"
+
 
 def _index_url(text: str, where: str) -> str:
     if text and not text.startswith(("postgresql://", "postgres://")):

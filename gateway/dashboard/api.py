@@ -23,7 +23,7 @@ async def call_action(request: web.Request) -> web.Response:
         raise web.HTTPNotFound()
     if call not in dash.live.calls:
         return web.json_response({"error": "no such live call"}, status=404)
-    error = await dash.command(op, call, f"dashboard:{s.user}")
+    error = await dash.command(op, call, s)
     if error is not None:
         return web.json_response({"error": error}, status=409)
     return web.json_response({"ok": True, "op": op, "call": call})
@@ -144,7 +144,7 @@ async def users_add(request: web.Request) -> web.Response:
         await asyncio.to_thread(dash.users.add, name, role, password)
     except UserError as e:
         return web.json_response({"error": str(e)}, status=400)
-    dash.audit(f"dashboard:{s.user}", "user.added", name, {"role": role})
+    dash.audit(s.actor, "user.added", name, {"role": role})
     return web.json_response({"ok": True, "name": name, "role": role})
 
 
@@ -170,5 +170,5 @@ async def users_action(request: web.Request) -> web.Response:
         return web.json_response({"error": str(e)}, status=400)
     details = {"role": body.get("role")} if action == "role" else {}
     verb = {"unlock": "user.unlocked", "remove": "user.removed", "role": "user.role_changed"}[action]
-    dash.audit(f"dashboard:{s.user}", verb, name, details)
+    dash.audit(s.actor, verb, name, details)
     return web.json_response({"ok": True})

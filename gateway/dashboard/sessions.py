@@ -8,6 +8,7 @@ idle timeout, but nothing more: acting needs a fresh login.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import time
 from abc import ABC, abstractmethod
@@ -15,9 +16,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..config import DashboardConfig
-from .users import User, UserStore
+from .users import PERMISSIONS, User, UserStore
 
 MAX_SESSIONS = 10_000
+
+
+def session_key(token: str) -> str:
+    """What a session is known by outside the browser (the shared session table, node-to-node
+    commands): the SHA-256 of its token, which nobody can present as a cookie."""
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 @dataclass
@@ -30,6 +37,11 @@ class Session:
     last_seen: float  # the last request made with it (a WebSocket does not count)
     generation: int = 0  # the user's generation at login: a new password or role ends the session
 
+    @property
+    def actor(self) -> str:
+        """Who acts with it, as the audit log names them."""
+        return f"dashboard:{self.user}"
+
 
 class SessionStore(ABC):
     """Where sessions are kept: this process's memory (one node), or the shared index
@@ -37,6 +49,13 @@ class SessionStore(ABC):
 
     @abstractmethod
     def get(self, token: str) -> Session | None: ...
+
+    def get_by_key(self, key: str) -> Session | None:
+        """The session whose token hashes to `key` (session_key)."""
+        return next((s for s in self.all() if session_key(s.token) == key), None)
+
+    def all(self) -> list[Session]:
+        return []
 
     @abstractmethod
     def put(self, s: Session) -> None: ...
@@ -67,6 +86,9 @@ class MemorySessions(SessionStore):
 
     def get(self, token: str) -> Session | None:
         return self.sessions.get(token)
+
+    def all(self) -> list[Session]:
+        return list(self.sessions.values())
 
     def put(self, s: Session) -> None:
         self.sessions[s.token] = s
@@ -167,3 +189,15 @@ class SessionBook:
 
     def expire(self, now: float) -> None:
         self.store.expire(now, self.config.session_max_s, self.config.idle_timeout_s, self.watching)
+
+    def vouch(
+        self, key: str, permission: str, now: float | None = None, slack_s: float = 0.0
+    ) -> Session | None:
+        """The live, active session known by `key` whose user may do `permission`, or None: what
+        a node asks before acting for a session opened on another node's dashboard. `slack_s`:
+        how stale the store's record of its last request may be."""
+        now = time.time() if now is None else now
+        s = self.store.get_by_key(key)
+        if s is None or not self.alive(s, now) or now - s.last_seen > self.config.idle_timeout_s + slack_s:
+            return None
+        return s if permission in PERMISSIONS.get(s.role, frozenset()) else None

@@ -9,11 +9,12 @@ wall display's session. Logout, expiry and a user's new password or role end it 
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
+from dataclasses import replace
 
 from ..storage.index_pg import PgIndex
 from .sessions import MAX_SESSIONS, Session, SessionStore
+from .sessions import session_key as _key
 
 TOUCH_EVERY_S = 5.0
 WATCH_GRACE_S = 5.0  # a watch mark lasts this long past the last dashboard tick that set it
@@ -21,22 +22,22 @@ WATCH_GRACE_S = 5.0  # a watch mark lasts this long past the last dashboard tick
 _COLUMNS = "name, role, csrf, created, last_seen, generation"
 
 
-def _key(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 class PgSessions(SessionStore):
     def __init__(self, index: PgIndex) -> None:
         self.index = index
 
     def get(self, token: str) -> Session | None:
-        rows, _ = self.index.query(
-            f"SELECT {_COLUMNS} FROM dashboard_sessions WHERE token_hash = ?", (_key(token),)
-        )
+        s = self.get_by_key(_key(token))
+        return None if s is None else replace(s, token=token)
+
+    def get_by_key(self, key: str) -> Session | None:
+        # The token itself is not in the database: a session found this way cannot be
+        # presented, touched or ended, only checked.
+        rows, _ = self.index.query(f"SELECT {_COLUMNS} FROM dashboard_sessions WHERE token_hash = ?", (key,))
         if not rows:
             return None
         name, role, csrf, created, last_seen, generation = rows[0]
-        return Session(token, name, role, csrf, float(created), float(last_seen), int(generation))
+        return Session("", name, role, csrf, float(created), float(last_seen), int(generation))
 
     def put(self, s: Session) -> None:
         self.index.query(

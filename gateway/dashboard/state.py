@@ -26,7 +26,9 @@ from .users import User, UserStore
 log = logging.getLogger(__name__)
 MAX_CLIENT_BACKLOG = 2_000  # messages queued for one WebSocket before it is dropped
 
-Command = Callable[[str, str, str], Awaitable["str | None"]]  # (op, call, actor) -> error or None
+# (op, call, the session asking) -> error or None. The session, not a name: a node that runs a
+# command for another node's dashboard checks the session itself (supervisor/cluster.py).
+Command = Callable[[str, str, Session], Awaitable["str | None"]]
 
 
 @dataclass(eq=False)

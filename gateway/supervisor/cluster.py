@@ -14,6 +14,13 @@ Notifications are transient: PostgreSQL keeps them in its notification queue unt
 listener has read them, never in a table. The `nodes` table holds each node's last status
 (no call data) for `gateway status`. Live-call rows carry what the local dashboard shows
 (masked number, display name): they travel to the other nodes' dashboards, and nowhere else.
+
+Database access alone commands nothing and reads nothing: PostgreSQL lets any role that can
+connect listen and notify on any channel, so every message is sealed with the cluster key the
+nodes hold outside the database (channel.py); what does not open with it is dropped. A command
+names the dashboard session it comes from (by the SHA-256 the shared session table keys it by);
+the node that runs it looks the session up itself and acts, and audits, only in the name of a
+live session whose user may control recordings (`vouch`), never in a name the message gives.
 """
 
 from __future__ import annotations
@@ -23,11 +30,14 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..callevents import CallState, EventType
 from ..dashboard import live as lv
+from ..dashboard.sessions import SessionBook
+from ..storage.index import IndexUnavailable
+from .channel import Channel, ChannelError
 from .links import COMMAND_TIMEOUT_S, WorkerLinks
 
 log = logging.getLogger(__name__)
@@ -35,10 +45,29 @@ CHANNEL = "gateway_cluster"
 HEARTBEAT_S = 2.0
 LOST_AFTER_S = 10.0
 MAX_PAYLOAD = 7900  # PostgreSQL refuses a notification payload of 8000 bytes or more
+REFUSED_LOG_EVERY_S = 60.0  # how often dropped notifications are reported, at most
 MAX_QUEUE = 5000  # events waiting while the database is away; the oldest go first
 
 Observer = Callable[[dict[str, Any], int], None]
 LinkLost = Callable[[int], None]
+# The actor a dashboard session (by the SHA-256 of its token) stands for, if it is live and
+# may control recordings; None otherwise.
+Vouch = Callable[[str], Awaitable["str | None"]]
+
+
+def vouch_by_sessions(book: SessionBook, slack_s: float) -> Vouch:
+    """A Vouch that looks the session up in `book` (the shared session table): its user's
+    actor name if it is live, active (within `slack_s` of the idle timeout: the table records a
+    request every few seconds, not each) and may control recordings."""
+
+    async def vouch(session: str) -> str | None:
+        try:
+            s = await asyncio.to_thread(book.vouch, session, "control", slack_s=slack_s)
+        except IndexUnavailable:
+            return None
+        return None if s is None else s.actor
+
+    return vouch
 
 
 class Cluster:
@@ -46,11 +75,23 @@ class Cluster:
     observer) sends local events; remote events reach `observers` under a link number of their
     own (negative: -1 for the first peer seen, -2 for the next...)."""
 
-    def __init__(self, url: str, name: str, links: WorkerLinks, status: Callable[[], dict[str, Any]]) -> None:
+    def __init__(
+        self,
+        url: str,
+        name: str,
+        links: WorkerLinks,
+        status: Callable[[], dict[str, Any]],
+        key: bytes,
+        vouch: Vouch,
+    ) -> None:
         self.url = url
         self.name = name
         self.links = links
         self.status = status
+        self.channel = Channel(key)
+        self.vouch = vouch
+        self.refused = 0  # notifications dropped: not sealed with our key, altered or replayed
+        self._refused_logged = 0.0
         self.observers: list[Observer] = []
         self.on_lost: list[LinkLost] = []
         self.peers: dict[str, dict[str, Any]] = {}  # name -> {"status", "seen", "link"}
@@ -73,7 +114,7 @@ class Cluster:
             self._send({"t": "event", "node": self.name, "event": event})
 
     def _send(self, message: dict[str, Any]) -> None:
-        payload = json.dumps(message, separators=(",", ":"))
+        payload = self.channel.seal(message)
         if len(payload.encode()) > MAX_PAYLOAD:
             log.warning("cluster message of %d bytes not sent (over PostgreSQL's limit)", len(payload))
             return
@@ -101,10 +142,18 @@ class Cluster:
 
     def _receive(self, payload: str) -> None:
         try:
-            m = json.loads(payload)
-        except ValueError:
-            return
-        if not isinstance(m, dict):
+            m = self.channel.open(payload)
+        except ChannelError as e:
+            self.refused += 1
+            now = time.monotonic()
+            if now - self._refused_logged >= REFUSED_LOG_EVERY_S:
+                self._refused_logged = now
+                log.warning(
+                    "cluster: notification dropped (%s); %d so far: a node with another cluster key, "
+                    "or someone else on the database",
+                    e,
+                    self.refused,
+                )
             return
         node, kind = m.get("node"), m.get("t")
         if not isinstance(node, str) or not node:
@@ -176,8 +225,9 @@ class Cluster:
             return self.name
         return self._remote_calls.get(call)
 
-    async def command(self, op: str, call: str, actor: str) -> str | None:
-        """A supervisor action on any node's live call; None on success, else why not."""
+    async def command(self, op: str, call: str, actor: str, session: str) -> str | None:
+        """A supervisor action on any node's live call, by `actor` in the dashboard session
+        whose token hashes to `session`; None on success, else why not."""
         node = self.owner(call)
         if node is None:
             return "no such live call"
@@ -187,7 +237,15 @@ class Cluster:
         fut: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
         self._pending[req] = fut
         self._send(
-            {"t": "command", "node": self.name, "to": node, "id": req, "op": op, "call": call, "actor": actor}
+            {
+                "t": "command",
+                "node": self.name,
+                "to": node,
+                "id": req,
+                "op": op,
+                "call": call,
+                "session": session,
+            }
         )
         try:
             return await asyncio.wait_for(fut, COMMAND_TIMEOUT_S + 2)
@@ -197,11 +255,17 @@ class Cluster:
             self._pending.pop(req, None)
 
     async def _run_command(self, m: dict[str, Any]) -> None:
-        op, call, actor = m.get("op"), m.get("call"), m.get("actor")
-        if not all(isinstance(v, str) for v in (op, call, actor)):
+        op, call, session = m.get("op"), m.get("call"), m.get("session")
+        if not isinstance(op, str) or not isinstance(call, str) or not isinstance(session, str):
             error: str | None = "malformed command"
+        elif (actor := await self.vouch(session)) is None:
+            # The name acted in is the session's, looked up here: a node with the key but
+            # without a live session of a user who may control recordings commands nothing.
+            log.warning(
+                "cluster: %s of call %s from node %s refused: no live session may do it", op, call, m["node"]
+            )
+            error = "not authorised: no live dashboard session that may control recordings"
         else:
-            assert isinstance(op, str) and isinstance(call, str) and isinstance(actor, str)
             error = await self.links.command(op, call, actor)
         self._send({"t": "result", "node": self.name, "to": m.get("node"), "id": m.get("id"), "error": error})
 
@@ -258,7 +322,7 @@ class Cluster:
                     t.cancel()
             if stop.is_set():
                 await send.execute(
-                    "SELECT pg_notify(%s, %s)", (CHANNEL, json.dumps({"t": "bye", "node": self.name}))
+                    "SELECT pg_notify(%s, %s)", (CHANNEL, self.channel.seal({"t": "bye", "node": self.name}))
                 )
 
     async def _listen(self, conn: Any) -> None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..storage.spool import ensure_private_dir
+from ..telephony.door import HEADER as DOOR_HEADER
 from ..telephony.secure import SrtpPolicy, is_tls_uri
 
 TRUSTED_GROUP = 1  # trunks and the PBX
@@ -63,6 +64,10 @@ class FrontDoor:
     caller_srtp: SrtpPolicy = SrtpPolicy.OFF
     siprec_clients: list[str] | None = None  # None: recording sessions are not accepted
     siprec_listen: tuple[str, int] | None = None  # recording sessions' own address (else ours)
+    # The key the workers' branches carry (telephony/door.py), and the workers' ports: the first
+    # and how many the pool may grow to. Without a key nothing is added (a config check).
+    door_key: str = ""
+    worker_ports: tuple[int, int] = (0, 0)
 
     @property
     def ctl(self) -> str:
@@ -91,6 +96,7 @@ class FrontDoor:
             ("the data directory", str(self.rundir)),
             ("[pbx] uri", self.pbx_uri),
             ("[sip] listen", self.host),
+            ("the front-door key", self.door_key),
             *(("an allowlist entry", t) for t in [*self.trusted, *(self.siprec_clients or [])]),
             *(
                 (f"[sip] or [pbx] TLS file {f}", str(f))
@@ -118,7 +124,12 @@ class FrontDoor:
         """Recording sessions (RFC 7866: Require: siprec or a +sip.src Contact) only from the
         recording clients, who may open nothing else; none at all when [siprec] is off. The
         session's transaction is marked ($avp) so that it never fails open to the PBX."""
-        is_siprec = '($hdr(Require) =~ "siprec" || $ct =~ "[+]sip[.]src")'
+        # Every Require and Contact header (not just the first), in any case: the workers look
+        # at all of them (siprec.is_recording_session), and so must the allowlist.
+        is_siprec = (
+            '($(hdr(Require)[*]) =~ "[sS][iI][pP][rR][eE][cC]" '
+            '|| $(hdr(Contact)[*]) =~ "[+][sS][iI][pP][.][sS][rR][cC]")'
+        )
         if self.siprec_clients is None:
             return (
                 f'    if (is_method("INVITE") && !has_totag() && {is_siprec}) {{\n'
@@ -248,6 +259,8 @@ request_route {{
         sl_send_reply("403", "Forbidden");
         exit;
     }}
+    # Only this front door vouches for what reaches the workers (telephony/door.py).
+    remove_hf("{DOOR_HEADER}");
 {self._siprec_rule()}
     if (!allow_source_address("{WORKER_GROUP}") && $si != "{self.host}") {{
         if ($sht(ipban=>$si) != $null) {{
@@ -331,10 +344,13 @@ request_route {{
     }} else if (!ds_select_dst("{DISPATCH_SET}", "10")) {{
         route(NOWORKER);
     }}
+    t_on_branch("TO_WORKER");
     t_on_failure("WORKER_FAIL");
     t_relay();
     exit;
 }}
+
+{self._door_branch()}
 
 # The caller's ACK of a 2xx: its INVITE is no longer pending.
 route[CONFIRMED] {{
@@ -362,6 +378,7 @@ failure_route[WORKER_FAIL] {{
     }}
     if (t_check_status("486|500|503") || t_branch_timeout()) {{
         if (ds_next_dst()) {{
+            t_on_branch("TO_WORKER");
             t_on_failure("WORKER_FAIL");
             t_relay();
             exit;
@@ -416,6 +433,22 @@ route[FAILOPEN] {{
 }}
 '''
 
+    def _door_branch(self) -> str:
+        """The front door's key and the request's source, on the branches to this node's
+        workers only: a branch to a peer node or to the PBX (failing open) never carries it."""
+        first, count = self.worker_ports
+        if not self.door_key:
+            return (
+                "branch_route[TO_WORKER] {\n    return;  # no front-door key: a configuration check only\n}"
+            )
+        return (
+            "branch_route[TO_WORKER] {\n"
+            f'    if ($du != $null && $(du{{uri.host}}) == "127.0.0.1" && $(du{{uri.port}}{{s.int}}) >= {first}\n'
+            f"            && $(du{{uri.port}}{{s.int}}) < {first + count}) {{\n"
+            f'        append_hf("{DOOR_HEADER}: {self.door_key};src=$si\\r\\n");\n'
+            "    }\n}"
+        )
+
     def _failopen_keys(self) -> str:
         """A call failing open goes from the caller straight to the PBX: over plain SIP, the
         caller's SDES keys would cross that hop in clear, so they are removed first."""
@@ -454,10 +487,17 @@ route[FAILOPEN] {{
                 '        xlog("L_WARN", "$rm $ci from $si carries SDES keys over $pr: keys removed\\n");\n'
                 '        sdp_remove_line_by_prefix("a=crypto:");\n'
             )
+        # A body other than a plain SDP (a recording client's multipart, SDP and metadata) is
+        # refused whatever the policy: its keys cannot be taken out of it here.
         return (
-            '    if ($pr != "tls" && $cl > 0 && has_body("application/sdp") && search_body("^a=crypto:")) {\n'
-            + action
-            + "    }"
+            '    if ($pr != "tls" && $cl > 0 && search_body("^a=crypto:")) {\n'
+            '        if (!has_body("application/sdp")) {\n'
+            '            xlog("L_WARN", "$rm $ci from $si carries SDES keys over $pr in a $cT body: 488\\n");\n'
+            '            if (!is_method("ACK")) {\n'
+            '                sl_send_reply("488", "SDES Keys Need TLS");\n'
+            "            }\n"
+            "            exit;\n"
+            "        }\n" + action + "    }"
         )
 
     @property

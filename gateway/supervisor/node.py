@@ -24,15 +24,17 @@ from aiohttp import web
 from ..callevents import RecordingState
 from ..config import Config, parse_ipv4_network
 from ..context import Gateway
+from ..dashboard.sessions import Session, session_key
 from ..errors import ConfigError
 from ..storage.index import IndexUnavailable
+from ..telephony import door
 from ..telephony.net import TCP, UDP, check_ports_free
 from ..telephony.prompts import PromptError, load_for_routes
 from ..telephony.secure import is_tls_uri
 from ..telephony.sip import parse_config_uri
 from ..telephony.tlsfiles import check_pair, internal_pair, make_internal_pair, pbx_authorities
-from . import health
-from .cluster import Cluster
+from . import channel, health
+from .cluster import Cluster, vouch_by_sessions
 from .forkserver import ForkedProcess, ForkServer, end_process
 from .health import HEARTBEAT_TIMEOUT_S
 from .kamailio import FrontDoor, FrontTls
@@ -119,6 +121,8 @@ class Node:
                 caller_srtp=cfg.sip.srtp,
                 siprec_clients=list(cfg.siprec.clients) if cfg.siprec.enabled else None,
                 siprec_listen=cfg.siprec.listen if cfg.siprec.enabled else None,
+                door_key=door.new_key(),
+                worker_ports=(cfg.node.worker_base_port, cfg.node.pool_max),
             )
         except ValueError as e:
             raise ConfigError(str(e)) from None
@@ -136,15 +140,46 @@ class Node:
             self.links.observers.append(self._wake_uploader)
         # With a shared PostgreSQL index, the nodes on it are one system (cluster.py).
         self.cluster: Cluster | None = None
+        self.cluster_problem = ""  # why this node runs alone although its index is shared
         if cfg.index.postgres:
-            self.cluster = Cluster(cfg.index.url, cfg.node.name, self.links, self.status)
-            self.links.observers.append(self.cluster.publish)
+            self.cluster = self._join_cluster()
         self.grown = 0  # workers started beyond the initial pool
         self.retired = 0
         self.stopping = False
         self.rolling_requested = False
         # [node] fork_workers: workers are forks of one parent that imported what they need.
         self.forks = ForkServer(cfg.path) if cfg.node.fork_workers else None
+
+    def _join_cluster(self) -> Cluster | None:
+        """This node's side of the system of nodes on its PostgreSQL index, or None (logged, and
+        in the status) when it has no usable cluster key: calls go on, on this node alone."""
+        cfg = self.gw.config
+        try:
+            key = channel.load_key(cfg.paths.cluster_key)
+        except ValueError as e:
+            self.cluster_problem = (
+                f"{e}: this node works alone; copy the first node's cluster.key into "
+                f"{cfg.paths.secrets_dir} (0600), or run `gateway init --cluster-key FILE`"
+            )
+            log.error("cluster disabled: %s", self.cluster_problem)
+            return None
+        shared = self.gw.shared_index()
+        if shared is None:  # a PostgreSQL index always is; but no sessions, no commands
+            raise ConfigError("a cluster needs the shared PostgreSQL index")
+        from ..dashboard.sessions import SessionBook
+        from ..dashboard.sessions_pg import TOUCH_EVERY_S, PgSessions
+
+        book = SessionBook(cfg.dashboard, self.gw.user_store(), lambda s: False, PgSessions(shared))
+        vouch = vouch_by_sessions(book, TOUCH_EVERY_S)
+        cluster = Cluster(cfg.index.url, cfg.node.name, self.links, self.status, key, vouch)
+        self.links.observers.append(cluster.publish)
+        return cluster
+
+    async def _command(self, op: str, call: str, session: Session) -> str | None:
+        """A dashboard's supervisor action: on this node's worker, or through the cluster."""
+        if self.cluster is None:
+            return await self.links.command(op, call, session.actor)
+        return await self.cluster.command(op, call, session.actor, session_key(session.token))
 
     async def _start_kamailio(self) -> None:
         # Its own process group: Kamailio forks workers, and if its main process is killed they
@@ -237,9 +272,17 @@ class Node:
             },
             "live_calls": len(self.metrics.call_state),
             "upload": self.upload_status(),
-            "cluster": None
-            if self.cluster is None
-            else {"connected": self.cluster.connected, "peers": sorted(self.cluster.peers)},
+            "cluster": (
+                {"connected": False, "peers": [], "problem": self.cluster_problem}
+                if self.cluster is None and self.cluster_problem
+                else None
+                if self.cluster is None
+                else {
+                    "connected": self.cluster.connected,
+                    "peers": sorted(self.cluster.peers),
+                    "refused": self.cluster.refused,
+                }
+            ),
             "ts": time.time(),
         }
 
@@ -352,6 +395,7 @@ class Node:
         if self.front.tls is not None or any(is_tls_uri(r.pbx) for r in self.gw.config.routes):
             make_internal_pair(self.gw.config)  # new at every start; the workers read it
         self.front.write([("127.0.0.1", w.port) for w in self.workers])
+        door.write_key(self.gw.config.calls.event_socket.parent, self.front.door_key)  # the workers read it
         await self._start_kamailio()
         if self.forks is not None:
             await self.forks.start()
@@ -437,7 +481,7 @@ class Node:
             self.gw.index,
             spool_dir=self.gw.config.paths.spool_dir,
             node_status=self.status,
-            command=self.links.command if self.cluster is None else self.cluster.command,
+            command=self._command,
             storage_errors=lambda: self.metrics.storage_errors,
             cluster_status=None if self.cluster is None else self.cluster.status_of_all,
             node_name=self.gw.config.node.name,

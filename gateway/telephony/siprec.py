@@ -125,7 +125,7 @@ def is_recording_session(message: str) -> bool:
     h = _all_headers(message)
     requires = {t.strip().lower() for v in h.get("require", []) for t in v.split(",")}
     contacts = " ".join(h.get("contact", []))
-    return "siprec" in requires or re.search(r";\s*\+sip\.src\b", contacts) is not None
+    return "siprec" in requires or re.search(r";\s*\+sip\.src\b", contacts, re.IGNORECASE) is not None
 
 
 def _all_headers(message: str) -> dict[str, list[str]]:

@@ -28,6 +28,7 @@ from ..governance import retention
 from ..recording.recorder import RecorderEngine
 from ..storage.index import IndexUnavailable
 from ..storage.journal import JournaledIndex
+from . import door
 from . import prompts as pr
 from .call import CallServices, CallSession
 from .events import EventBus
@@ -96,6 +97,11 @@ class Worker:
             self.rtp_range = max(8, calls.rtp_port_range // max(1, gateway.config.node.pool_max * 2))
             self.rtp_port = calls.rtp_port + index * self.rtp_range
             event_socket = event_socket.with_name(f"worker-{index}.sock")
+            # What this node's front door adds to the INVITEs it relays (door.py): the worker
+            # of a node takes nothing else. Missing, the worker cannot start; the node fails open.
+            self.door_key: str | None = door.read_key(calls.event_socket.parent)
+        else:
+            self.door_key = None
         self.id = f"{socket.gethostname()}:{os.getpid()}"
         # Prompts are loaded before anything listens: missing prompts refuse the start.
         self._prompts: dict[Path, pr.PromptSet] = pr.load_for_routes(self.config)
@@ -256,7 +262,25 @@ class Worker:
         call.hangup(prm)
         self._refused.append(call)  # dropped on the next pump pass, on this thread
 
+    def _keys_in_clear(self, message: str) -> bool:
+        """SDES keys that crossed a clear hop: our answer would carry ours back over it (pjsua
+        has built it already). In a node, Kamailio removes such keys or refuses the request
+        before it gets here; a lone worker refuses it."""
+        return (
+            self.config.sip.srtp is not SrtpPolicy.OFF
+            and carries_sdes_keys(message)
+            and not hop_is_tls(message)
+        )
+
     def incoming(self, call_id: int, message: str, source: str = "") -> None:
+        if self.door_key is not None:
+            try:
+                # The address the front door took the request from stands for the source.
+                source = door.check(message, self.door_key).source
+            except door.DoorError as e:
+                log.warning("INVITE from %s did not come through this node's front door (%s); 403", source, e)
+                self._refuse(call_id, 403, "not relayed by this node's front door")
+                return
         if is_recording_session(message) and not self.stopping:
             self._incoming_recording(call_id, message, source)
             return
@@ -271,14 +295,7 @@ class Worker:
         elif media_count(message) > limits.max_media_streams:
             log.warning("INVITE offering %d media streams refused; 488", media_count(message))
             self._refuse(call_id, 488)
-        elif (
-            self.config.sip.srtp is not SrtpPolicy.OFF
-            and carries_sdes_keys(message)
-            and not hop_is_tls(message)
-        ):
-            # The caller's keys crossed a clear hop, and our answer would carry ours back over
-            # it (pjsua has built it already). In a node, Kamailio removes such keys or refuses
-            # the call before it gets here; a lone worker refuses it.
+        elif self._keys_in_clear(message):
             log.warning("INVITE with SDES keys over a clear transport refused; 488")
             self._refuse(call_id, 488)
         elif route is None:
@@ -305,19 +322,23 @@ class Worker:
 
     def _incoming_recording(self, call_id: int, message: str, source: str) -> None:
         """A recording client's INVITE (SIPREC): refused with the status RFC 7866 and RFC 3261
-        give, or a RecordingSession. In a node Kamailio has checked the client's address; a lone
-        worker checks it here."""
+        give, or a RecordingSession. The client's address is checked here too (in a node, the
+        one the front door received it from), whatever Kamailio checked before."""
         settings = self.config.siprec
         if not settings.enabled:
             log.warning("recording session offered but [siprec] is not enabled; 403")
             self._refuse(call_id, 403, "recording sessions are not accepted here")
             return
-        if self.index_no is None and not _is_client(source, settings.clients):
+        if not _is_client(source, settings.clients):
             log.warning("recording session from %s, which is not in [siprec] clients; 403", source)
             self._refuse(call_id, 403, "not a recording client of this gateway")
             return
         if len(message.encode()) > self.config.sip.max_message_bytes:
             self._refuse(call_id, 513)
+            return
+        if self._keys_in_clear(message):
+            log.warning("recording session with SDES keys over a clear transport refused; 488")
+            self._refuse(call_id, 488, "SDES keys need TLS")
             return
         numbers = frozenset(r.number for r in self.config.routes if r.number != "*")
         offer = read_offer(
