@@ -20,6 +20,7 @@ from .storage.spool import LocalSpool
 
 if TYPE_CHECKING:
     from .dashboard.users import UserStore
+    from .governance.signers import Signers
     from .storage.index_pg import PgIndex
     from .storage.uploader import Uploader
 from .storage.store import Store, StoreError
@@ -161,6 +162,26 @@ class Gateway:
             return signing.load_private(path)
         except (OSError, ValueError) as e:
             raise ConfigError(f"signing key {path}: {e}") from None
+
+    def publish_signing_key(self) -> str | None:
+        """Put this node's signing key in the index for the other nodes (signers.py); its
+        fingerprint. Never raises: an index out of reach gets it from the journal later."""
+        from .governance import signers
+
+        key = self.signing_key()
+        if key is None:
+            return None
+        try:
+            return signers.publish(self.index, key, self.config.node.name)
+        except IndexError_ as e:
+            logging.getLogger(__name__).warning("signing key not published in the index yet: %s", e)
+            return None
+
+    def signers(self, given: list[Ed25519PublicKey] | tuple[Ed25519PublicKey, ...] = ()) -> Signers:
+        """The keys this system's signatures are checked with (signers.py)."""
+        from .governance.signers import Signers
+
+        return Signers.of(self.index, self.signing_public(), self.config.witness.signers, given)
 
     def signing_public(self) -> Ed25519PublicKey | None:
         path = self.config.paths.signing_public

@@ -76,6 +76,36 @@ def test_old_entries_keep_their_version_1_hashes_and_cannot_be_downgraded_to() -
     assert v.problem and v.problem.kind == "edited" and v.problem.seq == 5
 
 
+def only(key: Ed25519PrivateKey) -> audit.KeyLookup:
+    """One node's key, as signers.Signers.lookup gives it."""
+    fp = audit.key_fingerprint(key.public_key())
+    return lambda name: key.public_key() if name in (fp, None) else None
+
+
+def test_every_node_checkpoints_into_one_witness_and_each_is_checked_with_its_own_key() -> None:
+    a, b = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    entries = chain(6)
+    witness = [
+        audit.make_checkpoint(3, entries[2].hash, "t3", a),
+        audit.make_checkpoint(5, entries[4].hash, "t5", b),
+    ]
+    assert [cp.key for cp in witness] == [
+        audit.key_fingerprint(a.public_key()),
+        audit.key_fingerprint(b.public_key()),
+    ]
+    keys = {audit.key_fingerprint(k.public_key()): k.public_key() for k in (a, b)}
+    assert audit.check_checkpoints(entries, witness, keys.get) is None
+    problem = audit.check_checkpoints(entries, witness, only(a))  # node B's key unknown here
+    assert problem and problem.kind == "forged-checkpoint" and problem.seq == 5
+    # The key is in the signed message: naming another node's key breaks the signature.
+    swapped = [audit.Checkpoint(5, entries[4].hash, "t5", witness[1].signature, witness[0].key)]
+    assert audit.check_checkpoints(entries, swapped, keys.get) is not None
+    # Version-1 checkpoints (no key named) are this gateway's own.
+    v1 = audit.Checkpoint(3, entries[2].hash, "t3")
+    v1 = audit.Checkpoint(3, entries[2].hash, "t3", a.sign(v1.message()).hex())
+    assert audit.check_checkpoints(entries, [v1], only(a)) is None
+
+
 def test_a_relinked_chain_passes_alone_but_not_against_a_checkpoint() -> None:
     key = Ed25519PrivateKey.generate()
     entries = chain(6)
@@ -83,10 +113,10 @@ def test_a_relinked_chain_passes_alone_but_not_against_a_checkpoint() -> None:
         audit.make_checkpoint(4, entries[3].hash, "t4", key),
         audit.make_checkpoint(6, entries[5].hash, "t6", key),
     ]
-    assert audit.check_checkpoints(entries, witness, key.public_key()) is None
+    assert audit.check_checkpoints(entries, witness, only(key)) is None
     forged = relinked(entries[:2] + entries[3:])  # #3 deleted, the rest renumbered and rehashed
     assert audit.verify(forged).ok, "without a key the chain alone cannot show this"
-    problem = audit.check_checkpoints(forged, witness, key.public_key())
+    problem = audit.check_checkpoints(forged, witness, only(key))
     assert problem and problem.kind == "rewritten" and problem.seq == 4
 
 
@@ -94,12 +124,20 @@ def test_checkpoints_catch_a_cut_end_and_forged_checkpoints() -> None:
     key = Ed25519PrivateKey.generate()
     entries = chain(6)
     witness = [audit.make_checkpoint(6, entries[5].hash, "t6", key)]
-    problem = audit.check_checkpoints(entries[:4], witness, key.public_key())
+    problem = audit.check_checkpoints(entries[:4], witness, only(key))
     assert problem and problem.kind == "truncated" and "ends at #4" in problem.message
     other = Ed25519PrivateKey.generate()
     fake = [audit.make_checkpoint(2, "f" * 64, "t2", other)]
-    problem = audit.check_checkpoints(entries, fake, key.public_key())
-    assert problem and problem.kind == "forged-checkpoint"
+    problem = audit.check_checkpoints(entries, fake, only(key))
+    assert problem and problem.kind == "forged-checkpoint" and "does not trust" in problem.message
+    # A checkpoint that names a trusted key but was signed by another (or altered after).
+    lying = [
+        audit.Checkpoint(2, entries[1].hash, "t2", fake[0].signature, audit.key_fingerprint(key.public_key()))
+    ]
+    problem = audit.check_checkpoints(entries, lying, only(key))
+    assert (
+        problem and problem.kind == "forged-checkpoint" and "does not carry its signature" in problem.message
+    )
     assert audit.check_head(entries, entries[5].hash) is None
     head = audit.check_head(entries[:5], entries[5].hash)
     assert head and head.kind == "truncated"

@@ -164,3 +164,74 @@ def test_an_export_verifies_offline_and_shows_each_kind_of_damage(
         == errors.EXIT_FINDINGS
     )
     assert json.loads(capsys.readouterr().out)["problem"]["kind"] == kind
+
+
+def test_two_nodes_one_witness_verify_clean_and_forgeries_are_still_caught(
+    tmp_path: Path, pg_url: str, s3_server, identity_file: tuple[Path, str], capsys
+) -> None:
+    """Issue 21.4 / 28.2: each node signs with its own key; a checkpoint and a recording
+    signature name their key; every node publishes its key in the shared index and checks the
+    other's with it. One witness file keeps both nodes' checkpoints."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from gateway.cli import main
+    from gateway.governance import signers
+    from tests.test_object_store import use_store
+
+    key, recipient = identity_file
+    witness = tmp_path / "witness.log"
+    bucket = s3_server.new_bucket()
+    nodes = []
+    for name in ("node-a", "node-b"):
+        d = tmp_path / name
+        extra = ["--cluster-key", str(tmp_path / "node-a" / "secrets" / "cluster.key")] if nodes else []
+        init = ["init", "--dir", str(d), "--recipient", recipient, "--index-url", pg_url, "--node-name", name]
+        assert main([*init, *extra]) == 0
+        node = GatewayUnderTest(d, d / "gateway.toml", key, recipient)
+        node.set("audit", "witness_file", str(witness))
+        use_store(node, s3_server, bucket)
+        nodes.append(node)
+    a, b = nodes
+    printed = [
+        line.split()[3] for line in capsys.readouterr().out.splitlines() if line.startswith("signing key")
+    ]
+    fingerprints = dict(zip("ab", printed, strict=True))
+    recs = [a.record(1), b.record(1)]
+    for node in (a, b):  # into the bucket both share, where either finds the other's
+        gw = node.open()
+        assert gw.uploader().round() == 1
+        gw.close()
+    for node in (a, b):
+        assert node.run("audit", "checkpoint") == 0
+    assert {cp.key for cp in audit.parse_checkpoints(witness.read_text().splitlines())} == set(
+        fingerprints.values()
+    )
+    capsys.readouterr()
+    # Either node verifies the whole chain against the one witness, and both nodes' recordings.
+    for node in (a, b):
+        assert node.run("audit", "verify", "--checkpoint", str(witness)) == 0, capsys.readouterr().out
+        assert node.run("recordings", "verify") == 0, capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "0 problem(s)" in out and f"key {fingerprints['b']}" in out  # unpinned keys are named
+    # Pinned: both fingerprints in [audit] signers on node A, the notes go.
+    a.set("audit", "signers", [fingerprints["a"], fingerprints["b"]])
+    assert a.run("recordings", "verify") == 0 and "pin it" not in capsys.readouterr().out
+
+    # Whoever can write the index publishes a key of their own and forges with it: caught where
+    # the signers are pinned (node A), and the checkpoint is refused.
+    mallory = Ed25519PrivateKey.generate()
+    gw = a.open()
+    signers.publish(gw.index, mallory, "node-c")
+    head = gw.index.audit_head()
+    gw.close()
+    forged = tmp_path / "forged.log"
+    forged.write_text(audit.make_checkpoint(head[0], head[1], "now", mallory).line() + "\n")
+    assert a.run("audit", "verify", "--checkpoint", str(forged)) == errors.EXIT_FINDINGS
+    assert "forged-checkpoint" in capsys.readouterr().out
+    # A real alteration of node B's recording row is caught on node A.
+    gw = a.open()
+    gw.index.update_recording(recs[1], duration_s=999.0)
+    gw.close()
+    assert a.run("recordings", "verify") == errors.EXIT_FINDINGS
+    out = capsys.readouterr().out
+    assert f"{recs[1]}: signature does not match" in out and recs[0] not in out

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..errors import EXIT_FINDINGS, ConfigError, GatewayError, InputError, KeyError_
 from ..governance import signing
+from ..governance.signers import Signers
 from ..storage import audit, migrate
 from . import actor, open_gateway
 from .output import printable
@@ -61,11 +62,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     vp.add_argument(
         "--public-key",
+        action="append",
         type=Path,
+        default=[],
         metavar="PEM",
-        help="the gateway's signing.pub, for checkpoints (default: the configured gateway's)",
+        help="a node's signing.pub, for checkpoints (repeatable; default: this node's own and every "
+        "node's published in the index, or only those in [audit] signers)",
     )
     vp.set_defaults(func=cmd_verify)
+    kp = asub.add_parser("signers", help="the nodes' signing keys in the index, and whether each is trusted")
+    kp.add_argument("--json", action="store_true")
+    kp.set_defaults(func=cmd_signers)
     sp = asub.add_parser("show", help="print the audit log")
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(func=cmd_show)
@@ -100,19 +107,20 @@ def _entries_from_export(path: Path) -> list[audit.AuditEntry]:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    public = None
-    if args.public_key is not None:
+    given = []
+    for path in args.public_key:
         try:
-            public = signing.load_public(args.public_key)
+            given.append(signing.load_public(path))
         except (OSError, ValueError) as e:
-            raise KeyError_(f"public key {args.public_key}: {getattr(e, 'strerror', None) or e}") from None
+            raise KeyError_(f"public key {path}: {getattr(e, 'strerror', None) or e}") from None
     archived: list[str] = []  # problems with the chains of nodes migrated into this index
     if args.source is not None:
         entries = _entries_from_export(args.source)
+        signers = Signers(None, [], given=given)
     else:
         gw = open_gateway(args)
         entries = gw.index.audit_entries()
-        public = public or gw.signing_public()
+        signers = gw.signers(given)
         archived = migrate.check_archives(gw.index)
     checkpoints = []
     for f in args.checkpoint:
@@ -124,10 +132,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
             raise InputError(f"cannot read {f}: {e.strerror}") from None
     if args.checkpoint and not checkpoints:
         raise InputError(f"no audit checkpoint found in {', '.join(map(str, args.checkpoint))}")
-    if checkpoints and public is None and any(c.signature for c in checkpoints):
-        raise ConfigError("signed checkpoints need the gateway's public key: pass --public-key signing.pub")
+    if checkpoints and not signers.by_fingerprint and any(c.signature for c in checkpoints):
+        raise ConfigError("signed checkpoints need the nodes' public keys: pass --public-key signing.pub")
     v = audit.verify(entries)
-    problem = v.problem or audit.check_checkpoints(entries, checkpoints, public)
+    problem = v.problem or audit.check_checkpoints(entries, checkpoints, signers.lookup)
     for head in args.head:
         problem = problem or audit.check_head(entries, head)
     if args.json:
@@ -158,9 +166,41 @@ def cmd_verify(args: argparse.Namespace) -> int:
             )
     else:
         print(f"audit log BROKEN at entry #{problem.seq} ({problem.kind}): {problem.message}")
+    if checkpoints and not args.json:
+        for s in signers.unpinned:
+            print(
+                f"note: trusting node {s.node}'s key {s.fingerprint} from the index (pin it with [audit] signers)"
+            )
     for line in archived:
         print(line)
     return 0 if problem is None and not archived else EXIT_FINDINGS
+
+
+def cmd_signers(args: argparse.Namespace) -> int:
+    gw = open_gateway(args)
+    signers = gw.signers()
+    rows = sorted(signers.by_fingerprint.values(), key=lambda s: (s.node, s.fingerprint))
+    missing = sorted(signers.pinned - set(signers.by_fingerprint))
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "signers": [
+                        {"fingerprint": s.fingerprint, "node": s.node, "trusted": s.trusted, "why": s.why}
+                        for s in rows
+                    ],
+                    "pinned_not_published": missing,
+                }
+            )
+        )
+        return 0
+    for s in rows:
+        print(
+            f"{s.fingerprint}  {printable(s.node) or '-':16} {'trusted' if s.trusted else 'NOT TRUSTED'} ({s.why})"
+        )
+    for fp in missing:
+        print(f"{fp}  {'-':16} pinned in [audit] signers, but no node has published it")
+    return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:

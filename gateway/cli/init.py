@@ -10,7 +10,7 @@ from .. import age
 from .. import config as cfg
 from ..context import check_owner, open_index
 from ..errors import ConfigError, KeyError_, StorageError
-from ..governance import signing
+from ..governance import signers, signing
 from ..storage.index import IndexError_
 from ..storage.spool import ensure_private_dir
 from ..supervisor import channel
@@ -53,6 +53,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="",
         metavar="postgresql://...",
         help="a PostgreSQL index shared by several nodes (default: the SQLite file in --dir)",
+    )
+    p.add_argument(
+        "--node-name",
+        default="",
+        metavar="NAME",
+        help="this node's name among the nodes sharing an index (default: the host's name)",
     )
     p.add_argument(
         "--cluster-key",
@@ -106,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
         trunks=getattr(args, "trunk", []),
         dashboard_listen=getattr(args, "dashboard_listen", "127.0.0.1:8080"),
         index_url=getattr(args, "index_url", ""),
+        node_name=getattr(args, "node_name", ""),
     )
     tmp = config_path.with_suffix(".toml.new")
     tmp.write_text(text, encoding="utf-8")
@@ -122,14 +129,23 @@ def run(args: argparse.Namespace) -> int:
         index = open_index(config, create=True)
     except IndexError_ as e:
         raise StorageError(str(e)) from None
+    fingerprint = signers.publish(index, signing.load_private(config.paths.signing_key), config.node.name)
     index.append_audit(
         "cli:init",
         "gateway.initialized",
         str(config_path),
-        {"recipients": len(config.recording.recipients), "mode": config.consent_mode},
+        {
+            "recipients": len(config.recording.recipients),
+            "mode": config.consent_mode,
+            "signing_key": fingerprint,
+        },
     )
     index.close()
     print(f"wrote {config_path}")
+    print(
+        f"signing key fingerprint: {fingerprint} (what this node's signatures name; on a shared index, "
+        "list every node's in [audit] signers)"
+    )
     if not config.recording.recipients:
         print(
             "warning: no recipient configured: this gateway will record nothing. Add one to "

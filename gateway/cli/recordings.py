@@ -187,10 +187,14 @@ def cmd_verify(args: argparse.Namespace) -> int:
     gw = open_gateway(args)
     if args.id:
         _get(gw.index, args.id)
-    public = gw.signing_public()
-    checked, findings = verify_all(gw.store, gw.index, args.id, public)
-    if public is None:
-        print("note: no signing key in this gateway's secrets: signatures not checked")
+    signers = gw.signers()
+    checked, findings = verify_all(gw.store, gw.index, args.id, signers.lookup)
+    if not signers.by_fingerprint:
+        print("note: no signing key here or in the index: signatures not checked")
+    for s in signers.unpinned:
+        print(
+            f"note: trusting node {s.node}'s key {s.fingerprint} from the index (pin it with [audit] signers)"
+        )
     for f in findings:
         print(f"{f.recording}: {f.problem}")
     print(f"{checked} recording(s) checked, {len(findings)} problem(s)")

@@ -60,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
     harden_process()
     gw = open_gateway(args, service=True)
     _lock_data_dir(gw)  # before anything is written to run/
+    gw.publish_signing_key()  # so that the other nodes on a shared index can check what it signs
     if gw.config.node.kamailio:
         from ..supervisor.node import Node
 

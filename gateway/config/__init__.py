@@ -396,6 +396,7 @@ def render(
     trunks: list[str] | None = None,
     dashboard_listen: str = "127.0.0.1:8080",
     index_url: str = "",
+    node_name: str = "",
 ) -> str:
     """What `gateway init` writes."""
     return render_with(
@@ -406,7 +407,12 @@ def render(
             "sip": {"listen": sip_listen},
             "pbx": {"uri": pbx_uri},
             "consent": {"mode": mode},
-            "node": {"kamailio": bool(workers), "workers": workers or 2, "trunks": list(trunks or [])},
+            "node": {
+                "name": node_name,
+                "kamailio": bool(workers),
+                "workers": workers or 2,
+                "trunks": list(trunks or []),
+            },
             "dashboard": {"listen": dashboard_listen},
         }
     )

@@ -725,6 +725,13 @@ class DashboardConfig(Section):
             )
 
 
+def _fingerprints(values: list[Any], where: str) -> list[str]:
+    for i, v in enumerate(values):
+        if not isinstance(v, str) or not re.fullmatch(r"[0-9a-f]{32}", v):
+            raise ConfigError(f"{where}[{i}] must be a signing key's fingerprint (32 hex digits), got {v!r}")
+    return list(values)
+
+
 @dataclass
 class WitnessConfig(Section):
     NAME = "audit"
@@ -739,6 +746,13 @@ class WitnessConfig(Section):
     checkpoint_interval_s: float = setting(300, "", as_float, types=NUMBER)
     witness_syslog: str = setting("", "")
     witness_file: Path | None = setting("", "", path=True)
+    signers: list[str] = setting(
+        [],
+        "The signing keys whose recordings and checkpoints count, by the fingerprints `gateway init`\n"
+        "prints on each node (compare them out of band). Empty: this node's own key and every key the\n"
+        "nodes sharing the index published there (`gateway audit signers` lists them).",
+        lambda v, where: _fingerprints(v, where or "[audit] signers"),
+    )
 
     def check(self) -> None:
         if not 10 <= self.checkpoint_interval_s <= 86400:

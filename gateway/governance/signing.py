@@ -15,6 +15,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from ..storage.audit import KeyLookup, key_fingerprint
 from ..storage.index import RecordingRow
 
 # Receipt fields that change after the decision (the call ends, consent is withdrawn).
@@ -78,14 +79,26 @@ def load_public(path: Path) -> Ed25519PublicKey:
 
 
 def sign(key: Ed25519PrivateKey, row: RecordingRow, receipt: dict[str, Any] | None) -> str:
-    return key.sign(manifest(row, receipt)).hex()
+    """`FINGERPRINT:SIGNATURE`: the signer's key named, so that any node can check it."""
+    return f"{key_fingerprint(key.public_key())}:{key.sign(manifest(row, receipt)).hex()}"
 
 
-def verify(public: Ed25519PublicKey, row: RecordingRow, receipt: dict[str, Any] | None) -> bool:
+def check(keys: KeyLookup, row: RecordingRow, receipt: dict[str, Any] | None) -> str | None:
+    """Why the row's signature does not hold (None: it does). A signature made before they
+    named their key is checked with this gateway's own key (`keys(None)`)."""
     if not row.signature:
-        return False
+        return "unsigned"
+    fingerprint, sep, signature = row.signature.rpartition(":")
+    public = keys(fingerprint if sep else None)
+    if public is None:
+        return (
+            f"signed by key {fingerprint}, which this system does not trust (a node's key missing from "
+            "the index, or not in [audit] signers)"
+            if sep
+            else "signed before signatures named their key, and this gateway has no signing key to check it"
+        )
     try:
-        public.verify(bytes.fromhex(row.signature), manifest(row, receipt))
+        public.verify(bytes.fromhex(signature), manifest(row, receipt))
     except (InvalidSignature, ValueError):
-        return False
-    return True
+        return "signature does not match: the index row, the consent receipt or the signature was altered"
+    return None

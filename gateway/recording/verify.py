@@ -5,13 +5,13 @@ from __future__ import annotations
 import hashlib
 import io
 from dataclasses import dataclass
-from typing import Any
 
 from .. import age
 from ..age import format as fmt
 from ..age.stream import payload_shape
 from ..governance import signing
 from ..storage import index as ix
+from ..storage.audit import KeyLookup
 from ..storage.index import RecordingRow
 from ..storage.store import ObjectNotFound, Store
 
@@ -22,20 +22,18 @@ class Finding:
     problem: str
 
 
-def verify_signature(index: ix.Index, row: RecordingRow, public: Any) -> list[str]:
-    if public is None or row.status in (ix.DISCARDED, ix.DELETED, ix.RECORDING):
+def verify_signature(index: ix.Index, row: RecordingRow, keys: KeyLookup | None) -> list[str]:
+    """The row's signature, checked with the key it names (`keys`: None checks nothing)."""
+    if keys is None or row.status in (ix.DISCARDED, ix.DELETED, ix.RECORDING):
         return []
-    if not row.signature:
-        return ["unsigned"]
     receipt = None
     if row.call_id is not None:
         try:
             receipt = index.get_consent_receipt(row.call_id)
         except ix.NotFound:
             receipt = None
-    if not signing.verify(public, row, receipt):
-        return ["signature does not match: the index row, the consent receipt or the signature was altered"]
-    return []
+    problem = signing.check(keys, row, receipt)
+    return [] if problem is None else [problem]
 
 
 def verify_recording(store: Store, row: RecordingRow) -> list[str]:
@@ -79,13 +77,11 @@ def verify_recording(store: Store, row: RecordingRow) -> list[str]:
 
 
 def verify_all(
-    store: Store, index: ix.Index, rec_id: str | None = None, public: Any = None
+    store: Store, index: ix.Index, rec_id: str | None = None, keys: KeyLookup | None = None
 ) -> tuple[int, list[Finding]]:
     rows = [index.get_recording(rec_id)] if rec_id else index.list_recordings()
     findings = [
-        Finding(r.id, p)
-        for r in rows
-        for p in verify_recording(store, r) + verify_signature(index, r, public)
+        Finding(r.id, p) for r in rows for p in verify_recording(store, r) + verify_signature(index, r, keys)
     ]
     if rec_id is None:
         known = {r.object_name for r in rows}

@@ -13,20 +13,36 @@ and hash at a moment, signed with the gateway's Ed25519 key and sent to a witnes
 gateway's control (the log stream, a remote syslog, a write-once file). A rewritten or cut
 chain no longer contains a head the witness saw; `gateway audit verify --checkpoint FILE`
 says so, and names the checkpoint.
+
+Several nodes append to one chain and each signs with its own key, so a checkpoint names its
+signer by the key's fingerprint (`key`, in the signed message since checkpoint version 2) and is
+checked against that key: one witness may keep every node's checkpoints.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 GENESIS = "0" * 64
+
+
+def key_fingerprint(public: Ed25519PublicKey) -> str:
+    """A signing key's name: the first 128 bits of the SHA-256 of its raw public key, in hex.
+    What checkpoints and recording signatures carry, and what an operator pins."""
+    return hashlib.sha256(public.public_bytes(Encoding.Raw, PublicFormat.Raw)).hexdigest()[:32]
+
+
+# A signer's public key by fingerprint; None asks for the key of a signature made before
+# signatures named their key (this gateway's own). None back: no such key is trusted.
+KeyLookup = Callable[[str | None], Ed25519PublicKey | None]
 HASH_VERSION = 2  # what new entries are written with
 
 
@@ -178,23 +194,25 @@ class Checkpoint:
     hash: str
     ts: str
     signature: str | None = None  # Ed25519 over message(), hex; None for a head noted by hand
+    key: str | None = None  # the signer's key_fingerprint; None in version-1 checkpoints
 
-    def message(self) -> bytes:
-        return json.dumps(
-            {"type": "audit.checkpoint", "v": 1, "seq": self.seq, "hash": self.hash, "ts": self.ts},
-            sort_keys=True,
-            separators=(",", ":"),
-        ).encode()
-
-    def as_json(self) -> dict[str, Any]:
-        return {
+    def _fields(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
             "type": "audit.checkpoint",
             "v": 1,
             "seq": self.seq,
             "hash": self.hash,
             "ts": self.ts,
-            "sig": self.signature,
         }
+        if self.key is not None:
+            d.update(v=2, key=self.key)
+        return d
+
+    def message(self) -> bytes:
+        return json.dumps(self._fields(), sort_keys=True, separators=(",", ":")).encode()
+
+    def as_json(self) -> dict[str, Any]:
+        return {**self._fields(), "sig": self.signature}
 
     def line(self) -> str:
         return json.dumps(self.as_json(), sort_keys=True, separators=(",", ":"))
@@ -210,10 +228,10 @@ class Checkpoint:
 
 
 def make_checkpoint(head_seq: int, head_hash: str, ts: str, key: Ed25519PrivateKey | None) -> Checkpoint:
-    unsigned = Checkpoint(head_seq, head_hash, ts)
     if key is None:
-        return unsigned
-    return Checkpoint(head_seq, head_hash, ts, key.sign(unsigned.message()).hex())
+        return Checkpoint(head_seq, head_hash, ts)
+    unsigned = Checkpoint(head_seq, head_hash, ts, key=key_fingerprint(key.public_key()))
+    return Checkpoint(head_seq, head_hash, ts, key.sign(unsigned.message()).hex(), unsigned.key)
 
 
 def parse_checkpoints(lines: Iterable[str]) -> list[Checkpoint]:
@@ -242,25 +260,29 @@ def _checkpoint_in(text: str, depth: int) -> Checkpoint | None:
         inner = d.get("msg", d.get("MESSAGE"))
         return _checkpoint_in(inner, depth + 1) if isinstance(inner, str) else None
     try:
-        return Checkpoint(int(d["seq"]), str(d["hash"]), str(d["ts"]), d.get("sig"))
+        key = d.get("key")
+        return Checkpoint(
+            int(d["seq"]), str(d["hash"]), str(d["ts"]), d.get("sig"), str(key) if key else None
+        )
     except (KeyError, TypeError, ValueError):
         return None
 
 
 def check_checkpoints(
-    entries: list[AuditEntry], checkpoints: list[Checkpoint], public: Ed25519PublicKey | None
+    entries: list[AuditEntry], checkpoints: list[Checkpoint], keys: KeyLookup
 ) -> ChainProblem | None:
-    """Does the chain still contain every head the witness saw? A signed checkpoint whose
-    signature does not verify is itself a problem (not the gateway's); an unsigned one (a head
+    """Does the chain still contain every head the witness saw? A signed checkpoint must verify
+    with the key it names (one of `keys`), or it is itself a problem; an unsigned one (a head
     noted by hand) counts as the operator's word."""
     by_seq = {e.seq: e for e in entries}
     last = entries[-1].seq if entries else 0
     for cp in sorted(checkpoints, key=lambda c: c.seq):
+        public = keys(cp.key) if cp.signature is not None else None
         if cp.signature is not None and (public is None or not cp.verify(public)):
+            signer = f"key {cp.key}" if cp.key else "this gateway's key"
+            why = "which this system does not trust" if public is None else "but does not carry its signature"
             return ChainProblem(
-                cp.seq,
-                "forged-checkpoint",
-                f"the checkpoint for #{cp.seq} does not carry this gateway's signature",
+                cp.seq, "forged-checkpoint", f"the checkpoint for #{cp.seq} names the {signer}, {why}"
             )
         entry = by_seq.get(cp.seq)
         if entry is None and cp.seq > last:

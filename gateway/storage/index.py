@@ -184,6 +184,15 @@ class Index(ABC):
     def checkpoints(self) -> list[audit.Checkpoint]:
         """The checkpoints this gateway signed (its own copy; the witness holds the one that counts)."""
 
+    @abstractmethod
+    def add_signing_key(self, fingerprint: str, node: str, public_pem: str) -> None:
+        """Publish a node's signing key (kept once per fingerprint) so that every node can check
+        what it signed (governance/signers.py)."""
+
+    @abstractmethod
+    def signing_keys(self) -> list[tuple[str, str, str, str]]:
+        """(fingerprint, node, public key PEM, added at) of every published signing key."""
+
     def verify_audit(self) -> audit.ChainVerdict:
         return audit.verify(self.audit_entries())
 
@@ -199,7 +208,7 @@ class Index(ABC):
     def close(self) -> None: ...
 
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 # The current schema, for a new index. An older one is brought here by MIGRATIONS.
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -226,7 +235,9 @@ CREATE TABLE IF NOT EXISTS audit (
     subject TEXT NOT NULL, details TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL,
     v INTEGER NOT NULL DEFAULT 1);
 CREATE TABLE IF NOT EXISTS audit_checkpoints (
-    seq INTEGER PRIMARY KEY, ts TEXT NOT NULL, hash TEXT NOT NULL, signature TEXT);
+    seq INTEGER PRIMARY KEY, ts TEXT NOT NULL, hash TEXT NOT NULL, signature TEXT, key TEXT);
+CREATE TABLE IF NOT EXISTS signing_keys (
+    fingerprint TEXT PRIMARY KEY, node TEXT NOT NULL, public_pem TEXT NOT NULL, added_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS nodes (name TEXT PRIMARY KEY, status TEXT NOT NULL, heartbeat REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS audit_archive (source TEXT NOT NULL, n INTEGER NOT NULL, line TEXT NOT NULL,
     PRIMARY KEY (source, n));
@@ -238,6 +249,12 @@ SIPREC_MIGRATION = (
     "ALTER TABLE calls ADD COLUMN kind TEXT NOT NULL DEFAULT 'call';\n"
     "ALTER TABLE calls ADD COLUMN parties_enc {BLOB};\n"
     "ALTER TABLE calls ADD COLUMN siprec TEXT;",
+)
+SIGNERS_MIGRATION = (
+    "every node's signing key is published in the index and every checkpoint names its signer, so "
+    "that one node verifies what another signed (governance/signers.py)",
+    "CREATE TABLE signing_keys (fingerprint TEXT PRIMARY KEY, node TEXT NOT NULL, public_pem TEXT NOT NULL, "
+    "added_at TEXT NOT NULL);\nALTER TABLE audit_checkpoints ADD COLUMN key TEXT;",
 )
 # Version N's migration brings an index from N-1 to N. Each runs in one transaction.
 MIGRATIONS: dict[int, tuple[str, str]] = {
@@ -282,6 +299,7 @@ CREATE TABLE audit_checkpoints (
         "PRIMARY KEY (source, n));",
     ),
     6: (SIPREC_MIGRATION[0], SIPREC_MIGRATION[1].replace("{BLOB}", "BLOB")),
+    7: SIGNERS_MIGRATION,
 }
 _RECORDING_COLUMNS = [f.name for f in fields(RecordingRow)]
 
@@ -476,14 +494,28 @@ class SqlIndex(Index):
 
     def add_checkpoint(self, cp: audit.Checkpoint) -> None:
         self._q(
-            "INSERT INTO audit_checkpoints VALUES (?,?,?,?) ON CONFLICT (seq) DO UPDATE SET "
-            "ts = excluded.ts, hash = excluded.hash, signature = excluded.signature",
-            (cp.seq, cp.ts, cp.hash, cp.signature),
+            "INSERT INTO audit_checkpoints (seq, ts, hash, signature, key) VALUES (?,?,?,?,?) "
+            "ON CONFLICT (seq) DO UPDATE SET "
+            "ts = excluded.ts, hash = excluded.hash, signature = excluded.signature, key = excluded.key",
+            (cp.seq, cp.ts, cp.hash, cp.signature, cp.key),
         )
 
     def checkpoints(self) -> list[audit.Checkpoint]:
-        rows = self._q("SELECT seq, hash, ts, signature FROM audit_checkpoints ORDER BY seq").fetchall()
-        return [audit.Checkpoint(r[0], r[1], r[2], r[3]) for r in rows]
+        rows = self._q("SELECT seq, hash, ts, signature, key FROM audit_checkpoints ORDER BY seq").fetchall()
+        return [audit.Checkpoint(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+
+    def add_signing_key(self, fingerprint: str, node: str, public_pem: str) -> None:
+        self._q(
+            "INSERT INTO signing_keys (fingerprint, node, public_pem, added_at) VALUES (?,?,?,?) "
+            "ON CONFLICT (fingerprint) DO NOTHING",
+            (fingerprint, node, public_pem, utcnow()),
+        )
+
+    def signing_keys(self) -> list[tuple[str, str, str, str]]:
+        rows = self._q(
+            "SELECT fingerprint, node, public_pem, added_at FROM signing_keys ORDER BY added_at"
+        ).fetchall()
+        return [(r[0], r[1], r[2], r[3]) for r in rows]
 
 
 _CALL_BYTES = [i for i, f in enumerate(fields(CallRow)) if f.name in ("caller_enc", "parties_enc")]

@@ -17,7 +17,14 @@ from typing import Any
 
 from ..config.values import redact_url
 from . import index as ix
-from .index import SCHEMA_VERSION, SIPREC_MIGRATION, IndexError_, IndexUnavailable, SqlIndex
+from .index import (
+    SCHEMA_VERSION,
+    SIGNERS_MIGRATION,
+    SIPREC_MIGRATION,
+    IndexError_,
+    IndexUnavailable,
+    SqlIndex,
+)
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +59,9 @@ CREATE TABLE IF NOT EXISTS audit (
     subject TEXT NOT NULL, details TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL,
     v INTEGER NOT NULL DEFAULT 1);
 CREATE TABLE IF NOT EXISTS audit_checkpoints (
-    seq BIGINT PRIMARY KEY, ts TEXT NOT NULL, hash TEXT NOT NULL, signature TEXT);
+    seq BIGINT PRIMARY KEY, ts TEXT NOT NULL, hash TEXT NOT NULL, signature TEXT, key TEXT);
+CREATE TABLE IF NOT EXISTS signing_keys (
+    fingerprint TEXT PRIMARY KEY, node TEXT NOT NULL, public_pem TEXT NOT NULL, added_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS nodes (
     name TEXT PRIMARY KEY, status TEXT NOT NULL, heartbeat DOUBLE PRECISION NOT NULL);
 CREATE TABLE IF NOT EXISTS audit_archive (source TEXT NOT NULL, n INTEGER NOT NULL, line TEXT NOT NULL,
@@ -94,6 +103,7 @@ MIGRATIONS_PG: dict[int, tuple[str, str]] = {
         "PRIMARY KEY (source, n));",
     ),
     6: (SIPREC_MIGRATION[0], SIPREC_MIGRATION[1].replace("{BLOB}", "BYTEA")),
+    7: SIGNERS_MIGRATION,
 }
 
 

@@ -43,6 +43,7 @@ WRITES = (
     "put_consent_receipt",
     "append_audit",
     "add_checkpoint",
+    "add_signing_key",
 )
 
 
@@ -136,6 +137,7 @@ _PLAIN_ARGS: dict[str, frozenset[str]] = {
     "scrub_caller": frozenset({"call_id"}),
     "release_holds": frozenset({"rec_id", "reason", "actor"}),
     "put_consent_receipt": frozenset({"call_id", "receipt"}),
+    "add_signing_key": frozenset({"fingerprint", "node", "public_pem"}),
 }
 
 
@@ -288,6 +290,16 @@ class JournaledIndex(Index):
 
     def add_checkpoint(self, cp: audit.Checkpoint) -> None:
         self._write("add_checkpoint", {"cp": asdict(cp)}, lambda: self.backend.add_checkpoint(cp))
+
+    def add_signing_key(self, fingerprint: str, node: str, public_pem: str) -> None:
+        self._write(
+            "add_signing_key",
+            {"fingerprint": fingerprint, "node": node, "public_pem": public_pem},
+            lambda: self.backend.add_signing_key(fingerprint, node, public_pem),
+        )
+
+    def signing_keys(self) -> list[tuple[str, str, str, str]]:
+        return self._read(self.backend.signing_keys)
 
     def add_hold(self, rec_id: str, reason: str, actor: str) -> int:
         return self._read(lambda: self.backend.add_hold(rec_id, reason, actor))  # needs its id: no journal
