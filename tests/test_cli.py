@@ -386,3 +386,28 @@ def test_init_makes_the_cluster_key_for_the_first_node_and_takes_it_for_the_next
     ) == (errors.EXIT_KEY)
     assert "is not a cluster key" in capsys.readouterr().err
     assert main(["init", "--dir", str(tmp_path / "d"), "--cluster-key", str(key)]) == errors.EXIT_CONFIG
+
+
+def test_the_command_line_reads_as_documented(tgw: GatewayUnderTest, capsys) -> None:
+    """Issue 28.15: --version; --config also after the command; internal commands not listed;
+    every --json says what it does; `run --help` describes it."""
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out.startswith("gateway ")
+    assert main(["recordings", "list", "--config", str(tgw.config)]) == 0
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    listing = capsys.readouterr().out
+    assert "recordings" in listing and " worker " not in listing and "forkserver" not in listing
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    assert "foreground" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["status", "--help"])
+    assert "--json      one JSON object" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["audit", "show", "--help"])
+    assert "machine-readable" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["subject", "find", "--help"])
+    assert "- for stdin" in capsys.readouterr().out.replace("\n", " ").replace("  ", " ")

@@ -195,11 +195,16 @@ def test_sigterm_drains_calls_in_progress(tmp_path: Path) -> None:
         lab.close()
 
 
-def test_supervisor_killed_kamailio_and_workers_go_on(tmp_path: Path) -> None:
+def test_supervisor_killed_kamailio_and_workers_go_on_until_the_node_starts_again(tmp_path: Path) -> None:
+    """Killed with SIGKILL, the supervisor leaves Kamailio, the fork server and the workers
+    serving (a call still goes through); the node's next start ends them (they hold its
+    ports) and serves again (issue 28.18)."""
     lab = CallLab(tmp_path, workers=1)
+    old: list[int] = []
     try:
         lab.start_gateway()
         st = lab.node_status()
+        old = [st["kamailio"]["pid"], st["forkserver"]["pid"], *(w["pid"] for w in st["workers"])]
         assert lab.gateway is not None
         os.kill(lab.gateway.target_pid(), signal.SIGKILL)
         lab.gateway.wait_exit(10)
@@ -208,13 +213,44 @@ def test_supervisor_killed_kamailio_and_workers_go_on(tmp_path: Path) -> None:
         caller.wait_exit()
         pbx.wait_exit()
         assert pbx.event("incoming")["headers"]["x-recording-consent"] == "granted"
+        assert alive(old[0]) and alive(old[-1]), "Kamailio and the worker served the call"
+        lab.start_gateway()
+        assert not any(alive(pid) for pid in old), "the new run ended the old one's processes"
+        assert any("last run was killed" in line for line in lab.gateway.stderr_lines)
+        pbx = lab.peer("pbx", "--tone", "1000")
+        caller = lab.peer("caller", "--hangup-after", "3")
+        caller.wait_exit()
+        pbx.wait_exit()
+        assert pbx.event("incoming")["headers"]["x-recording-consent"] == "granted"
+        lab.stop_gateway()
     finally:
-        # The supervisor is gone: stop what it started, by pid.
-        for pid in [st["kamailio"]["pid"], *(w["pid"] for w in st["workers"])]:
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
+        for pid in old:  # if the test failed before the node ended them: stop them, by pid
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        lab.close()
+
+
+def alive(pid: int) -> bool:
+    from gateway.storage.liveness import start_time
+
+    return start_time(pid) is not None
+
+
+def test_ctrl_c_in_the_terminal_stops_the_whole_node_cleanly(tmp_path: Path) -> None:
+    """Ctrl-C reaches every process of the node's process group: the supervisor drains and
+    stops the others, nothing says "interrupted", and it exits 0 (issue 28.14)."""
+    lab = CallLab(tmp_path, workers=1)
+    try:
+        lab.start_gateway(prefix=["setsid", "--wait", "--fork"])  # its own process group, as in a terminal
+        assert lab.gateway is not None
+        st = lab.node_status()
+        pids = [st["supervisor_pid"], st["kamailio"]["pid"], st["forkserver"]["pid"], st["workers"][0]["pid"]]
+        os.killpg(lab.gateway.target_pid(), signal.SIGINT)
+        assert lab.gateway.wait_exit(30) == 0
+        time.sleep(1)
+        assert not any(alive(pid) for pid in pids)
+        assert not any("interrupted" in line for line in lab.gateway.stderr_lines + lab.gateway.lines)
+    finally:
         lab.close()
 
 

@@ -96,3 +96,50 @@ def test_the_index_going_away_mid_call_loses_nothing(tmp_path: Path, capsys) -> 
     finally:
         lab.close()
         server.stop()
+
+
+@pytest.mark.parametrize("trouble", ["database down", "login refused"])
+def test_a_node_starts_and_records_while_the_database_is_away_or_refuses_it(
+    tmp_path: Path, pg_server: pg.PgServer, trouble: str
+) -> None:
+    """Issue 28.1: the node starts (Kamailio, workers, the dashboard answering 503), takes a call,
+    records it into the spool and keeps its index writes in the journal."""
+    import http.cookiejar
+    import re
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    from gateway.storage import journal
+
+    lab = CallLab(tmp_path, workers=1)
+    if trouble == "database down":
+        url = f"postgresql://postgres@/gateway?host={tmp_path}&connect_timeout=1"  # no server there
+    else:
+        url = pg_server.new_database().replace("postgresql://postgres@", "postgresql://nobody@")
+    lab.gw.share_index(url)
+    try:
+        lab.start_gateway()
+        pbx = lab.peer("pbx", "--tone", "1000")
+        caller = lab.peer("caller", "--tone", "440", "--hangup-after", "4")
+        caller.wait_exit()
+        pbx.wait_exit()
+        assert pbx.event("incoming")["headers"]["x-recording-consent"] == "granted"
+        # The dashboard is up; a login cannot be checked and says so (503), it does not crash.
+        base = f"http://127.0.0.1:{lab.dash_port}"
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+        form = opener.open(f"{base}/login", timeout=10).read().decode()
+        token = re.search(r'name="csrf" value="([^"]+)"', form).group(1)
+        data = urllib.parse.urlencode({"csrf": token, "name": "sam", "password": "x" * 12}).encode()
+        request = urllib.request.Request(f"{base}/login", data=data, headers={"Origin": base})
+        with pytest.raises(urllib.error.HTTPError) as e:
+            opener.open(request, timeout=10)
+        assert e.value.code == 503
+        lab.stop_gateway()
+        assert list((lab.gw.dir / "spool").glob("*.age")), "the recording is in the spool"
+        assert journal.backlog(lab.gw.dir / "journal") > 0, "its index rows wait in the journal"
+        assert not any("Traceback" in line for line in lab.gateway.stderr_lines), "\n".join(
+            lab.gateway.stderr_lines
+        )
+    finally:
+        lab.close()

@@ -109,10 +109,34 @@ def build_parser() -> argparse.ArgumentParser:
         help="configuration file (default: $GATEWAY_CONFIG)",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    parser.add_argument("--version", action="version", version=f"gateway {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in (init, run, recordings, audit, governance, legacy, migrate, demo, users):
         module.register(sub)
+    _common_options(parser)
     return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("consent-gateway")
+    except PackageNotFoundError:
+        return "(not installed)"
+
+
+def _common_options(parser: argparse.ArgumentParser) -> None:
+    """Every command also takes --config after its name (`gateway status --config FILE`), and
+    every --json says what it does."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                if "--config" not in child._option_string_actions:
+                    child.add_argument("--config", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+                _common_options(child)
+        elif "--json" in action.option_strings and not action.help:
+            action.help = "machine-readable output: JSON instead of text"
 
 
 class JsonLogFormatter(logging.Formatter):

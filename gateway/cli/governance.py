@@ -32,7 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         target = p.add_mutually_exclusive_group(required=True)
         target.add_argument("id", nargs="?", help="recording id")
         target.add_argument("--number", help="every recording of this caller number (needs --identity)")
-        p.add_argument("--identity", "-i", help="age identity file: numbers are stored only encrypted")
+        p.add_argument(
+            "--identity", "-i", help="age identity file, or - for stdin: numbers are stored only encrypted"
+        )
         p.add_argument("--reason", required=True)
         p.set_defaults(func=cmd_hold, hold_action=name)
     lp = hsub.add_parser("list", help="active holds")
@@ -53,7 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             "--identity",
             "-i",
             required=True,
-            help="age identity file: the stored numbers are decrypted to find the subject's",
+            help="age identity file, or - for stdin: the stored numbers are decrypted to find the subject's",
         )
     f.add_argument("--json", action="store_true")
     f.set_defaults(func=cmd_find)

@@ -17,12 +17,19 @@ log = logging.getLogger(__name__)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("run", help="run the gateway: a node (Kamailio + workers) or one worker, per [node]")
+    p = sub.add_parser(
+        "run",
+        help="run the gateway: a node (Kamailio + workers) or one worker, per [node]",
+        description="Run the gateway in the foreground until SIGTERM or SIGINT (then drain and exit 0). "
+        "With [node] kamailio = true: Kamailio on [sip] listen in front of a pool of workers, the "
+        "dashboard and the metrics; otherwise one worker on [sip] listen. Logs JSON lines on stderr.",
+    )
     p.set_defaults(func=run)
-    w = sub.add_parser("worker", help="one worker of a node's pool (started by `gateway run`)")
+    # Internal: started by `gateway run`, not listed in the help (no help= for them).
+    w = sub.add_parser("worker", description="one worker of a node's pool (started by `gateway run`)")
     w.add_argument("--index", type=int, required=True)
     w.set_defaults(func=run_worker)
-    fs = sub.add_parser("forkserver", help="the parent of a node's workers (started by `gateway run`)")
+    fs = sub.add_parser("forkserver", description="the parent of a node's workers (started by `gateway run`)")
     fs.add_argument("--fd", type=int, required=True)
     fs.set_defaults(func=run_forkserver)
     wp = sub.add_parser("workers", help="manage the node's workers")
@@ -30,15 +37,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     rr = wsub.add_parser("restart", help="rolling restart: replace each worker in turn, dropping no call")
     rr.set_defaults(func=workers_restart)
     s = sub.add_parser("status", help="the node's workers and capacity")
-    s.add_argument("--json", action="store_true")
+    s.add_argument("--json", action="store_true", help="one JSON object instead of text")
     s.set_defaults(func=status)
 
 
-def _serve(coro_factory) -> None:
+def _serve(coro_factory, *, sigint: bool = True) -> None:
+    """Run until SIGTERM (or SIGINT, unless `sigint` is off: a node's worker leaves Ctrl-C in a
+    terminal to its supervisor, which drains it)."""
+
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in (signal.SIGTERM, signal.SIGINT) if sigint else (signal.SIGTERM,):
             loop.add_signal_handler(sig, stop.set)
         await coro_factory(stop)
 
@@ -78,6 +88,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_worker(args: argparse.Namespace) -> int:
+    # Ctrl-C in the terminal reaches the node's whole process group: the supervisor drains its
+    # workers itself, in order, so a worker does not act on it (nor print "interrupted").
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     harden_process()
     return _run_worker(open_gateway(args, service=True), args.index)
 
@@ -85,6 +98,9 @@ def run_worker(args: argparse.Namespace) -> int:
 def run_forkserver(args: argparse.Namespace) -> int:
     from ..supervisor.forkserver import serve
 
+    # Ctrl-C in a terminal reaches the node's whole process group: the supervisor ends the fork
+    # server (and drains its workers, which ignore it too), so it does not act on it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     harden_process()
     return serve(args.fd, str(args.config))
 
@@ -248,5 +264,5 @@ def _run_worker(gw, index: int | None) -> int:
         )
         await task
 
-    _serve(main)
+    _serve(main, sigint=index is None)
     return 0

@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from ..config import DashboardConfig
-from ..storage.index import Index
+from ..storage.index import Index, IndexUnavailable
 from . import live as lv
 from .hosts import allowed_host_names
 from .sessions import Session, SessionBook, SessionStore
@@ -72,6 +72,7 @@ class Dashboard:
         self.clients: set[Client] = set()
         self._last_summary = ""
         self.backoff_s = 0.25  # first wait after a failed login; doubles per failure, up to 4 s
+        self._index_away = False  # the shared index was out of reach at the last tick
 
     # -- sessions (the book keeps them; the dashboard knows who is watching) -----------------
 
@@ -205,6 +206,16 @@ class Dashboard:
                         self.end_session(c.session.token)
                         self.clients.discard(c)
                         await c.ws.close(code=4001, message=b"session ended")
+                if self._index_away:
+                    log.warning("dashboard: the shared index is back; sessions are checked again")
+                    self._index_away = False
+            except IndexUnavailable as e:
+                # Sessions cannot be checked or expired meanwhile; open live views go on.
+                if not self._index_away:
+                    log.error(
+                        "dashboard: the shared index is unreachable (%s); logins get 503 until it is back", e
+                    )
+                    self._index_away = True
             except Exception:
                 log.exception("dashboard tick failed")
 

@@ -13,7 +13,9 @@ import os
 import socket
 
 
-def _start_time(pid: int) -> str | None:
+def start_time(pid: int) -> str | None:
+    """The start time /proc gives a live process (in clock ticks since boot), or None for
+    a pid that runs no process (or a dead, unreaped one)."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             stat = f.read()
@@ -32,7 +34,7 @@ def _place(node: str) -> str:
 
 def process_token(pid: int | None = None, node: str = "") -> str:
     pid = os.getpid() if pid is None else pid
-    return f"{_place(node)}:{pid}:{_start_time(pid)}"
+    return f"{_place(node)}:{pid}:{start_time(pid)}"
 
 
 def writer_is_gone(token: str | None, node: str = "") -> bool:
@@ -48,4 +50,4 @@ def writer_is_gone(token: str | None, node: str = "") -> bool:
         pid = int(rest[1])
     except ValueError:
         return True
-    return _start_time(pid) != rest[2]
+    return start_time(pid) != rest[2]

@@ -33,7 +33,7 @@ from ..telephony.prompts import PromptError, load_for_routes
 from ..telephony.secure import is_tls_uri
 from ..telephony.sip import parse_config_uri
 from ..telephony.tlsfiles import check_pair, internal_pair, make_internal_pair, pbx_authorities
-from . import channel, health
+from . import channel, health, leftovers
 from .cluster import Cluster, vouch_by_sessions
 from .forkserver import ForkedProcess, ForkServer, end_process
 from .health import HEARTBEAT_TIMEOUT_S
@@ -190,6 +190,7 @@ class Node:
             stderr=asyncio.subprocess.DEVNULL,
             start_new_session=True,
         )
+        self._record_children()
         for _ in range(100):
             if (self.front.rundir / "kamailio_ctl").exists():
                 try:
@@ -221,9 +222,23 @@ class Node:
                 stderr=None,
             )
         proc = w.proc
+        self._record_children()
         asyncio.create_task(self._watch_output(w, proc))
         sock = self.gw.config.calls.event_socket.with_name(f"worker-{w.index}.sock")
         asyncio.create_task(self.links.follow(w.index, sock, lambda: proc.returncode is None))
+
+    def _record_children(self) -> None:
+        """The processes this run started, for the next run to end if this one is killed
+        (leftovers.py)."""
+        children: dict[str, int | None] = {"kamailio": self.kamailio.pid if self.kamailio else None}
+        if self.forks is not None and self.forks.proc is not None:
+            children["forkserver"] = self.forks.proc.pid
+        for w in self.workers:
+            children[f"worker-{w.index}"] = w.proc.pid if w.proc else None
+        try:
+            leftovers.record(self.gw.config.calls.event_socket.parent, children)
+        except OSError as e:
+            log.warning("cannot keep the list of the node's processes: %s", e)
 
     async def _watch_output(self, w: WorkerProc, proc: asyncio.subprocess.Process | ForkedProcess) -> None:
         assert proc.stdout is not None
@@ -386,6 +401,10 @@ class Node:
         check_ports_free(wanted)
 
     async def run(self, stop: asyncio.Event) -> None:
+        # A run of this node that was killed outright left its children running, on our ports.
+        ended = leftovers.reap(self.gw.config.calls.event_socket.parent)
+        if ended:
+            log.warning("the node's last run was killed; ended what it left running: %s", ", ".join(ended))
         self.preflight()
         try:
             self.gw.recording_service(None).recover()
@@ -499,7 +518,14 @@ class Node:
                 f"[dashboard] cannot serve on {cfg.listen[0]}:{cfg.listen[1]}: "
                 f"{getattr(e, 'strerror', None) or e}"
             ) from None
-        if not users.list():
+        try:
+            no_users = not users.list()
+        except IndexUnavailable as e:  # the shared index is away: the dashboard answers 503 until it is back
+            log.error(
+                "dashboard accounts out of reach for now (%s): logins get 503 until the index is back", e
+            )
+            no_users = False
+        if no_users:
             log.warning("the dashboard has no users yet: add one with `gateway user add NAME --role admin`")
         return runner, url
 

@@ -512,6 +512,8 @@ class Worker:
                 )
                 if report.deleted or report.held:
                     log.info("retention: deleted %d, kept %d on hold", len(report.deleted), len(report.held))
+            except IndexUnavailable as e:
+                log.warning("retention waits for the index (%s); retrying at the next interval", e)
             except Exception:
                 log.exception("retention run failed; retrying at the next interval")
             await asyncio.sleep(every_s)
