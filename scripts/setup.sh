@@ -29,8 +29,10 @@ if [ ${#missing[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# The system's interpreter first: a service user must be able to run .venv/bin/python, and an
+# interpreter under root's home (pyenv) is out of its reach (deploy/install.sh checks it).
 pick_python() {
-    for cand in python3.12 python3.11 python3; do
+    for cand in /usr/bin/python3.12 /usr/bin/python3.11 /usr/bin/python3 python3.12 python3.11 python3; do
         if command -v "$cand" >/dev/null 2>&1 &&
             "$cand" -c 'import sys, venv; sys.exit(not ((3, 11) <= sys.version_info[:2] <= (3, 12)))' 2>/dev/null; then
             echo "$cand"

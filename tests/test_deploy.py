@@ -206,3 +206,73 @@ def test_the_unit_lets_the_drain_happen() -> None:
     assert settings["KillMode"] == "mixed" and settings["KillSignal"] == "SIGTERM"
     assert float(settings["TimeoutStopSec"]) > drain
     assert settings["LimitCORE"] == "0" and settings["MemorySwapMax"] == "0"
+
+
+def test_install_says_what_to_do_without_systemd_or_when_the_user_cannot_run_the_gateway(
+    tmp_path: Path,
+) -> None:
+    """Issue 28.3, 28.4, 28.16: on a host not booted with systemd the install goes on without a
+    unit and says how to start the gateway; where the service user cannot run the checkout's
+    .venv (an interpreter under root's home), it stops and says how to fix it; the data
+    directory gets no shell dotfiles."""
+    for tool in ("useradd", "userdel", "runuser"):
+        require_tool(tool)
+    if os.geteuid() != 0:
+        pytest.fail("the install test needs root, as the install does (CI runs as root)")
+    user = f"cgins{os.getpid() % 100000}"
+    base = Path(f"/tmp/cg-install-{os.getpid()}")
+    base.mkdir(mode=0o755)
+    # A checkout whose .venv runs an interpreter in a directory only root may enter.
+    private = base / "root-home"
+    private.mkdir(mode=0o700)
+    (private / "venv").symlink_to(ROOT / ".venv")
+    fake = base / "repo"
+    (fake / "deploy").mkdir(parents=True)
+    (fake / ".venv/bin").mkdir(parents=True)
+    shutil.copy(ROOT / "deploy/install.sh", fake / "deploy/install.sh")
+    gateway = fake / ".venv/bin/gateway"
+    gateway.write_text(f'#!/bin/sh\nexec {private}/venv/bin/python -m gateway "$@"\n')
+    gateway.chmod(0o755)
+    for d in (fake, fake / "deploy", fake / ".venv", fake / ".venv/bin"):
+        d.chmod(0o755)
+    restore = _reachable_by_others(ROOT) + _reachable_by_others(
+        Path(os.path.realpath(ROOT / ".venv/bin/python"))
+    )
+    env = {**os.environ, "SYSTEMD_RUN_DIR": str(base / "no-systemd-here"), "PYTHONPATH": str(ROOT)}
+    common = ["--user", user, "--data-dir", str(base / "data"), "--recipient", "age1" + "q" * 58]
+    try:
+        res = subprocess.run(
+            ["bash", str(fake / "deploy/install.sh"), *common],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
+        assert res.returncode == 1, res.stdout + res.stderr
+        assert f"the user {user} cannot run {gateway}" in res.stderr and "rm -rf" in res.stderr
+        assert "not booted with systemd" in res.stderr
+        assert not (base / "data" / "gateway.toml").exists()
+        assert [p.name for p in (base / "data").iterdir()] == [], "no dotfiles from /etc/skel"
+        # The interpreter made reachable (what setup.sh's system Python gives): the install runs.
+        private.chmod(0o755)
+        recipient = subprocess.run(["age-keygen"], capture_output=True, text=True).stdout.split(
+            "# public key: "
+        )[1]
+        common[-1] = recipient.split()[0]
+        res = subprocess.run(
+            ["bash", str(fake / "deploy/install.sh"), *common],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
+        assert res.returncode == 0, res.stdout + res.stderr
+        assert "not booted with systemd" in res.stderr
+        assert f"runuser -u {user} -- {gateway} --config {base / 'data'}/gateway.toml run" in res.stdout
+        assert not any(p.name.startswith(".") for p in (base / "data").iterdir())
+    finally:
+        subprocess.run(["userdel", user], capture_output=True)
+        subprocess.run(["groupdel", user], capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
+        for d, mode in reversed(restore):
+            os.chmod(d, mode)
