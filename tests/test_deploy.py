@@ -177,6 +177,25 @@ def test_the_documented_install_runs_a_node_as_its_own_user(tmp_path: Path) -> N
         index.close()
         left, right = split_channels(plain[44:])
         assert abs(dominant_frequency(left) - 440) < 5 and abs(dominant_frequency(right) - 1000) < 5
+        # The exposure audit as the service user, over a temp directory others write to: another
+        # user's symbolic link (which fs.protected_symlinks refuses to follow) and a directory it
+        # may not enter are skipped with a note, not a failure (issue 28.5).
+        shared_tmp = base / "tmp"
+        shared_tmp.mkdir()
+        shared_tmp.chmod(0o1777)
+        (shared_tmp / "private").mkdir(mode=0o700)
+        link = shared_tmp / "their-link"
+        link.symlink_to("/etc/hostname")
+        os.lchown(link, 65534, 65534)  # nobody's
+        scan = subprocess.run(
+            [*as_user, "env", f"TMPDIR={shared_tmp}", *gateway, "audit", "--json"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        report = json.loads(scan.stdout)
+        assert scan.returncode == 0 and report["ok"], scan.stdout + scan.stderr
+        assert str(shared_tmp / "private") in [f["where"] for f in report["skipped"]]
     finally:
         for p in procs:
             if p.proc.poll() is None:

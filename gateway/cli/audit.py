@@ -267,11 +267,25 @@ def cmd_scan(args: argparse.Namespace) -> int:
     # As the running gateway opens its index: a shared index out of reach is a finding, not a
     # failure of the scan.
     gw = open_gateway(args, service=True)
-    findings = exposure.scan(gw, args.temp_dir)
+    found = exposure.scan(gw, args.temp_dir)
+    findings = [f for f in found if f.kind != exposure.SKIPPED]
+    skipped = [f for f in found if f.kind == exposure.SKIPPED]
     if args.json:
-        print(json.dumps({"ok": not findings, "findings": [f.as_dict() for f in findings]}))
+        print(
+            json.dumps(
+                {
+                    "ok": not findings,
+                    "findings": [f.as_dict() for f in findings],
+                    "skipped": [f.as_dict() for f in skipped],
+                }
+            )
+        )
     else:
         for f in findings:
-            print(f"[{f.kind}] {f.where}: {f.problem}\n    fix: {f.fix}")
+            print(f"[{f.kind}] {printable(f.where)}: {f.problem}\n    fix: {f.fix}")
+        if skipped:
+            print(
+                f"note: {len(skipped)} path(s) in the temporary directories could not be read by this user and were skipped"
+            )
         print(f"{len(findings)} finding(s)" if findings else "no exposure found")
     return EXIT_FINDINGS if findings else 0

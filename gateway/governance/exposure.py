@@ -46,10 +46,20 @@ def audio_kind(head: bytes, name: str) -> str | None:
     return None
 
 
-def _walk(root: Path, findings: list[Finding]) -> list[Path]:
+SKIPPED = "skipped"  # a finding's kind that is a note: what this user may not read, outside the gateway's own
+
+
+def _walk(root: Path, findings: list[Finding], shared: bool = False) -> list[Path]:
+    """Files under `root`. `shared`: a directory others write too (the system temp directory),
+    where what this user cannot read is not the gateway's and is skipped with a note."""
     files: list[Path] = []
 
     def onerror(e: OSError) -> None:
+        if shared:
+            findings.append(
+                Finding(SKIPPED, str(e.filename), f"not scanned: {e.strerror}", "nothing: not the gateway's")
+            )
+            return
         findings.append(
             Finding(
                 "unreadable",
@@ -94,15 +104,17 @@ def scan_plaintext(
     """Plaintext audio under `roots`: only files of `owner` (a uid) when given; never under
     `skip` (the configured prompt sets: their audio is the notice, played to every caller)."""
     for root in roots:
-        for path in _walk(root, findings):
-            if not path.is_file() or path.is_symlink() or any(path.is_relative_to(s) for s in skip):
+        for path in _walk(root, findings, shared=owner is not None):
+            try:
+                # lstat: a symbolic link is never followed (in a sticky directory, following
+                # another user's link is refused: fs.protected_symlinks).
+                st = path.lstat()
+            except OSError:
                 continue
-            if owner is not None:
-                try:
-                    if path.stat().st_uid != owner:
-                        continue
-                except OSError:
-                    continue
+            if not stat.S_ISREG(st.st_mode) or any(path.is_relative_to(s) for s in skip):
+                continue
+            if owner is not None and st.st_uid != owner:
+                continue
             head = _head(path, findings)
             kind = audio_kind(head, path.name) if head else None
             if kind:
