@@ -411,3 +411,49 @@ def test_the_command_line_reads_as_documented(tgw: GatewayUnderTest, capsys) -> 
     with pytest.raises(SystemExit):
         main(["subject", "find", "--help"])
     assert "- for stdin" in capsys.readouterr().out.replace("\n", " ").replace("  ", " ")
+
+
+def test_a_failed_init_leaves_nothing_and_the_retry_needs_no_force(
+    tmp_path: Path, pg_url: str, identity_file: tuple[Path, str], capsys
+) -> None:
+    """Issue 28.8: the index refuses the login: exit 9, and neither the configuration nor the
+    directories, keys or cluster key it made are left behind."""
+    _, recipient = identity_file
+    d = tmp_path / "node"
+    refused = pg_url.replace("postgresql://postgres@", "postgresql://nobody@")
+    assert (
+        main(["init", "--dir", str(d), "--recipient", recipient, "--index-url", refused])
+        == errors.EXIT_STORAGE
+    )
+    assert "nobody" in capsys.readouterr().err
+    assert not d.exists()
+    # Into a directory that was there (install.sh makes it): only what init made goes.
+    d.mkdir(mode=0o700)
+    (d / "notes.txt").write_text("the administrator's\n")
+    assert (
+        main(["init", "--dir", str(d), "--recipient", recipient, "--index-url", refused])
+        == errors.EXIT_STORAGE
+    )
+    assert sorted(p.name for p in d.iterdir()) == ["notes.txt"]
+    assert main(["init", "--dir", str(d), "--recipient", recipient, "--index-url", pg_url]) == 0
+
+
+def test_init_takes_what_a_further_node_needs(tmp_path: Path, identity_file: tuple[Path, str]) -> None:
+    """Issue 28.9: store, peers and the ports two nodes on one host must not share, from flags."""
+    from gateway.config import load
+
+    _, recipient = identity_file
+    d = tmp_path / "b"
+    args = ["init", "--dir", str(d), "--recipient", recipient, "--workers", "2", "--node-name", "node-b",
+            "--peer", "127.0.0.2:5060", "--worker-base-port", "5200", "--metrics-listen", "127.0.0.1:9465",
+            "--rtp-port", "42000", "--store-url", "s3://calls/node-b", "--store-endpoint", "http://127.0.0.1:8333",
+            "--store-region", "us-east-1", "--object-lock", "compliance"]  # fmt: skip
+    assert main(args) == 0
+    c = load(d / "gateway.toml")
+    assert (
+        c.node.name == "node-b" and c.node.peers == [("127.0.0.2", 5060)] and c.node.worker_base_port == 5200
+    )
+    assert c.node.metrics_listen == ("127.0.0.1", 9465) and c.calls.rtp_port == 42000
+    assert (c.store.url, c.store.endpoint, c.store.region, c.store.object_lock) == (
+        "s3://calls/node-b", "http://127.0.0.1:8333", "us-east-1", "compliance",
+    )  # fmt: skip

@@ -448,3 +448,26 @@ def test_a_node_killed_mid_call_has_its_recording_recovered_and_uploaded_when_it
         gw.close()
     finally:
         lab.close()
+
+
+def test_a_store_out_of_reach_shows_before_any_recording_waits_for_it(
+    tmp_path: Path, s3_server: s3.S3Server
+) -> None:
+    """Issue 28.11: with nothing to upload, the uploader checks the bucket, so `gateway status`
+    and gateway_object_store_up say the store is down from the first round."""
+    from gateway.telephony.net import free_port
+
+    tgw = make_gateway(tmp_path)
+    use_store(tgw, s3_server, s3_server.new_bucket())
+    tgw.set("store", "endpoint", f"http://127.0.0.1:{free_port()}")  # nothing listens there
+    gw = tgw.open()
+    uploader = gw.uploader()
+    assert uploader is not None
+    assert uploader.round() == 0
+    assert uploader.stats.failures == 1 and "object store" in uploader.stats.last_error
+    gw.close()
+    tgw.set("store", "endpoint", s3_server.endpoint)
+    gw = tgw.open()
+    uploader = gw.uploader()
+    assert uploader.round() == 0 and uploader.stats.failures == 0
+    gw.close()

@@ -64,3 +64,14 @@ def test_a_single_worker_with_its_port_taken_exits_3_naming_the_setting(tmp_path
     assert len(lines) == 1 and "[sip] listen (UDP)" in lines[0] and f"127.0.0.1:{lab.sip_port}" in lines[0]
     assert "Traceback" not in res.stderr
     lab.close()
+
+
+def test_a_gateway_without_recipients_says_at_start_that_it_records_nothing(tmp_path: Path) -> None:
+    """Issue 28.12 (the start is then refused by a taken port, to keep the test short)."""
+    lab = CallLab(tmp_path)
+    lab.gw.set("recording", "recipients", [])
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as squatter:
+        squatter.bind(("127.0.0.1", lab.sip_port))
+        res = gateway_cmd(lab, "run")
+    assert "recipients is empty" in res.stderr and "nothing is recorded" in res.stderr
+    lab.close()

@@ -174,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"   The gateway gets only the public recipient {recipient}.")
     sip_port, pbx_port = free_port(), free_port()
     gw_dir = base / "gateway"
-    init.run(
+    init.create(  # the demo does the next steps itself: init's "next:" lines are not printed
         argparse.Namespace(
             dir=gw_dir,
             recipient=[recipient],

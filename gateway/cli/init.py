@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import pwd
+import shutil
+import sys
 from pathlib import Path
 
 from .. import age
@@ -67,11 +70,73 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="with --index-url: the cluster key of the system's first node (its secrets/cluster.key), "
         "for every further node; without it a new key is made",
     )
+    p.add_argument(
+        "--peer",
+        action="append",
+        default=[],
+        metavar="HOST:PORT",
+        help="another node's front door, for overflow calls ([node] peers; repeatable)",
+    )
+    p.add_argument(
+        "--worker-base-port",
+        type=int,
+        metavar="PORT",
+        help="the first worker's port ([node] worker_base_port; two nodes on one host need distinct ones)",
+    )
+    p.add_argument("--metrics-listen", metavar="HOST:PORT", help="the node's metrics ([node] metrics_listen)")
+    p.add_argument("--rtp-port", type=int, metavar="PORT", help="the first RTP port ([calls] rtp_port)")
+    p.add_argument(
+        "--store-url",
+        metavar="s3://BUCKET/PREFIX",
+        help="finished recordings go to this bucket ([store] url)",
+    )
+    p.add_argument(
+        "--store-endpoint", metavar="URL", help="an S3-compatible endpoint (MinIO, Ceph, SeaweedFS)"
+    )
+    p.add_argument("--store-region", metavar="REGION", help="the bucket's region")
+    p.add_argument(
+        "--object-lock",
+        choices=("off", "governance", "compliance"),
+        help="[store] object_lock (the bucket must have Object Lock enabled)",
+    )
     p.add_argument("--force", action="store_true", help="rewrite an existing config (keeps data and secrets)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    config_path, config, fingerprint = create(args)
+    print(f"wrote {config_path}")
+    print(
+        f"signing key fingerprint: {fingerprint} (what this node's signatures name; on a shared index, "
+        "list every node's in [audit] signers)"
+    )
+    if not config.recording.recipients:
+        print(
+            "warning: no recipient configured: this gateway will record nothing. Add one to "
+            "[recording] recipients (age-keygen -y KEYFILE prints it)."
+        )
+    gateway = _as_owner(config_path)
+    if config.node.kamailio:
+        print(f"next: {gateway} user add NAME --role admin   # a dashboard account")
+    print(f"then: {gateway} run")
+    return 0
+
+
+def _as_owner(config_path: Path) -> str:
+    """How to run `gateway` on this configuration: as a service user (no login shell, as
+    deploy/install.sh makes it), through runuser as root, which is how an administrator runs
+    it; otherwise as oneself."""
+    me = pwd.getpwuid(os.getuid())
+    command = f"{sys.argv[0] if sys.argv[0].endswith('gateway') else 'gateway'} --config {config_path}"
+    if os.getuid() != 0 and me.pw_shell.endswith(("nologin", "false")):
+        return f"runuser -u {me.pw_name} -- {command}"
+    return command
+
+
+def create(args: argparse.Namespace) -> tuple[Path, cfg.Config, str | None]:
+    """Everything `gateway init` makes: (configuration path, configuration, the signing key's
+    fingerprint). All or nothing: if any step fails, what this run created is removed again, so
+    that the retry needs no --force (an existing configuration is only replaced at the end)."""
     for i, text in enumerate(args.recipient):
         try:
             age.parse_recipient(text)
@@ -101,7 +166,6 @@ def run(args: argparse.Namespace) -> int:
     config_path = data_dir / "gateway.toml"
     if config_path.exists() and not args.force:
         raise ConfigError(f"{config_path} exists (use --force to rewrite it; data and secrets are kept)")
-    ensure_private_dir(data_dir)
     text = cfg.render(
         data_dir=data_dir,
         recipients=[r.strip() for r in args.recipient],
@@ -113,48 +177,113 @@ def run(args: argparse.Namespace) -> int:
         dashboard_listen=getattr(args, "dashboard_listen", "127.0.0.1:8080"),
         index_url=getattr(args, "index_url", ""),
         node_name=getattr(args, "node_name", ""),
+        extra=_node_settings(args),
     )
-    tmp = config_path.with_suffix(".toml.new")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.chmod(0o640)
-    tmp.replace(config_path)
-    config = cfg.load(config_path)
-    ensure_private_dir(config.paths.spool_dir)
-    ensure_private_dir(config.paths.secrets_dir)
-    if not config.paths.signing_key.exists():
-        signing.create_key(config.paths.signing_key, config.paths.signing_public)
-    if config.index.postgres:
-        _cluster_key(config.paths.cluster_key, cluster_key)
+    created = _Created()
     try:
-        index = open_index(config, create=True)
-    except IndexError_ as e:
-        raise StorageError(str(e)) from None
-    fingerprint = signers.publish(index, signing.load_private(config.paths.signing_key), config.node.name)
-    index.append_audit(
-        "cli:init",
-        "gateway.initialized",
-        str(config_path),
-        {
-            "recipients": len(config.recording.recipients),
-            "mode": config.consent_mode,
-            "signing_key": fingerprint,
-        },
-    )
-    index.close()
-    print(f"wrote {config_path}")
-    print(
-        f"signing key fingerprint: {fingerprint} (what this node's signatures name; on a shared index, "
-        "list every node's in [audit] signers)"
-    )
-    if not config.recording.recipients:
-        print(
-            "warning: no recipient configured: this gateway will record nothing. Add one to "
-            "[recording] recipients (age-keygen -y KEYFILE prints it)."
-        )
-    if config.node.kamailio:
-        print(f"next: gateway --config {config_path} user add NAME --role admin   # a dashboard account")
-    print(f"then: gateway --config {config_path} run")
-    return 0
+        created.dir(data_dir)
+        tmp = config_path.with_suffix(".toml.new")
+        tmp.unlink(missing_ok=True)
+        created.file(tmp)
+        tmp.write_text(text, encoding="utf-8")
+        tmp.chmod(0o640)
+        config = cfg.load(tmp)
+        created.dir(config.paths.spool_dir)
+        created.dir(config.paths.secrets_dir)
+        if not config.paths.signing_key.exists():
+            created.file(config.paths.signing_key)
+            created.file(config.paths.signing_public)
+            signing.create_key(config.paths.signing_key, config.paths.signing_public)
+        if config.index.postgres:
+            if not config.paths.cluster_key.exists():
+                created.file(config.paths.cluster_key)
+            _cluster_key(config.paths.cluster_key, cluster_key)
+        if not config.index.postgres and not config.paths.index.exists():
+            for suffix in ("", "-wal", "-shm"):
+                created.file(config.paths.index.with_name(config.paths.index.name + suffix))
+        try:
+            index = open_index(config, create=True)
+        except IndexError_ as e:
+            raise StorageError(str(e)) from None
+        try:
+            fingerprint = signers.publish(
+                index, signing.load_private(config.paths.signing_key), config.node.name
+            )
+            index.append_audit(
+                "cli:init",
+                "gateway.initialized",
+                str(config_path),
+                {
+                    "recipients": len(config.recording.recipients),
+                    "mode": config.consent_mode,
+                    "signing_key": fingerprint,
+                },
+            )
+        finally:
+            index.close()
+        tmp.replace(config_path)
+    except BaseException:
+        created.remove()
+        raise
+    return config_path, cfg.load(config_path), fingerprint
+
+
+def _node_settings(args: argparse.Namespace) -> dict[str, dict[str, object]]:
+    """The settings a further node (README, "The first two nodes") needs besides the defaults,
+    from init's flags; checked when the written configuration is loaded."""
+    node: dict[str, object] = {}
+    store: dict[str, object] = {}
+    for flag, section, key in (
+        ("peer", node, "peers"),
+        ("worker_base_port", node, "worker_base_port"),
+        ("metrics_listen", node, "metrics_listen"),
+        ("store_url", store, "url"),
+        ("store_endpoint", store, "endpoint"),
+        ("store_region", store, "region"),
+        ("object_lock", store, "object_lock"),
+    ):
+        value = getattr(args, flag, None)
+        if value not in (None, [], ""):
+            section[key] = value
+    out: dict[str, dict[str, object]] = {}
+    if node:
+        out["node"] = node
+    if store:
+        out["store"] = store
+    if getattr(args, "rtp_port", None) is not None:
+        out["calls"] = {"rtp_port": args.rtp_port}
+    if store.get("object_lock") == "compliance":
+        # Nobody can delete a locked object before its date: erasure destroys its key instead.
+        out["recording"] = {"key_per_recording": True}
+    return out
+
+
+class _Created:
+    """What an init run made, to take back if it fails."""
+
+    def __init__(self) -> None:
+        self.paths: list[Path] = []
+
+    def dir(self, path: Path) -> None:
+        if not path.exists():
+            ensure_private_dir(path)
+            self.paths.append(path)
+        else:
+            ensure_private_dir(path)
+
+    def file(self, path: Path) -> None:
+        if not path.exists():
+            self.paths.append(path)
+
+    def remove(self) -> None:
+        for path in reversed(self.paths):
+            try:
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink(missing_ok=True)
+            except OSError:
+                pass
 
 
 def _cluster_key(path: Path, source: Path | None) -> None:

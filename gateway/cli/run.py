@@ -71,6 +71,11 @@ def run(args: argparse.Namespace) -> int:
     gw = open_gateway(args, service=True)
     _lock_data_dir(gw)  # before anything is written to run/
     gw.publish_signing_key()  # so that the other nodes on a shared index can check what it signs
+    if not gw.config.recording.recipients:
+        log.warning(
+            "[recording] recipients is empty: calls are answered and put through, but nothing is "
+            "recorded; add an operator's age recipient (age-keygen -y KEYFILE prints it)"
+        )
     if gw.config.node.kamailio:
         from ..supervisor.node import Node
 

@@ -397,25 +397,27 @@ def render(
     dashboard_listen: str = "127.0.0.1:8080",
     index_url: str = "",
     node_name: str = "",
+    extra: dict[str, dict[str, Any]] | None = None,
 ) -> str:
-    """What `gateway init` writes."""
-    return render_with(
-        {
-            "paths": {"data_dir": str(data_dir)},
-            "index": {"url": index_url},
-            "recording": {"recipients": list(recipients)},
-            "sip": {"listen": sip_listen},
-            "pbx": {"uri": pbx_uri},
-            "consent": {"mode": mode},
-            "node": {
-                "name": node_name,
-                "kamailio": bool(workers),
-                "workers": workers or 2,
-                "trunks": list(trunks or []),
-            },
-            "dashboard": {"listen": dashboard_listen},
-        }
-    )
+    """What `gateway init` writes; `extra`: further settings ({section: {key: TOML value}})."""
+    overrides: dict[str, dict[str, Any]] = {
+        "paths": {"data_dir": str(data_dir)},
+        "index": {"url": index_url},
+        "recording": {"recipients": list(recipients)},
+        "sip": {"listen": sip_listen},
+        "pbx": {"uri": pbx_uri},
+        "consent": {"mode": mode},
+        "node": {
+            "name": node_name,
+            "kamailio": bool(workers),
+            "workers": workers or 2,
+            "trunks": list(trunks or []),
+        },
+        "dashboard": {"listen": dashboard_listen},
+    }
+    for section, values in (extra or {}).items():
+        overrides.setdefault(section, {}).update(values)
+    return render_with(overrides)
 
 
 # deploy/gateway.toml.example: a production node of two (the other at 10.0.0.21), generated from

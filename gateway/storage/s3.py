@@ -275,10 +275,17 @@ class S3Store(Store):
 
     def reachable(self) -> bool:
         try:
-            self._s3.head_bucket(Bucket=self.bucket)
-        except self._errors:
+            self.check()
+        except StoreError:
             return False
         return True
+
+    def check(self) -> None:
+        """StoreError saying why the bucket cannot be used now (unreachable, refused, missing)."""
+        try:
+            self._s3.head_bucket(Bucket=self.bucket)
+        except self._errors as e:
+            raise self._fail(e) from None
 
 
 class TieredStore(Store):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -26,6 +27,7 @@ from .store import ObjectNotFound, StoreError
 
 log = logging.getLogger(__name__)
 FINISHED = (ix.COMPLETE, ix.INCOMPLETE, ix.TRUNCATED)
+CHECK_EVERY_S = 60.0
 
 
 @dataclass
@@ -69,6 +71,7 @@ class Uploader:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        self._checked_at: float | None = None  # when the bucket was last checked with nothing to upload
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="uploader", daemon=True)
@@ -97,12 +100,23 @@ class Uploader:
 
     def round(self) -> int:
         """Upload what is finished; returns how many were uploaded. Stops at the first store
-        error (the store is probably down: the next round, after a back-off, tries again)."""
+        error (the store is probably down: the next round, after a back-off, tries again). With
+        nothing to upload, the bucket is checked instead (at the first round, then at most every
+        CHECK_EVERY_S), so that a store out of reach shows before a recording waits for it."""
         try:
             queue = self._finished()
         except IndexUnavailable:
             return 0  # the journal has the truth for now
         done = 0
+        if not queue:
+            now = time.monotonic()
+            if self._checked_at is None or self.stats.failures or now - self._checked_at >= CHECK_EVERY_S:
+                self._checked_at = now
+                try:
+                    self.remote.check()
+                except StoreError as e:
+                    self._failed(e, "the object store cannot be used")
+                    return 0
         for row, name, size in queue:
             if self._stop.is_set():
                 break
@@ -112,10 +126,7 @@ class Uploader:
             except IndexUnavailable:
                 break
             except StoreError as e:
-                self.stats.failures += 1
-                if self.stats.failures == 1 or str(e) != self.stats.last_error:
-                    log.error("upload of %s waits: %s", row.id, e)
-                self.stats.last_error = str(e)
+                self._failed(e, f"upload of {row.id} waits")
                 break
         else:
             if self.stats.failures:
@@ -125,6 +136,12 @@ class Uploader:
         waiting = [size for _, name, size in queue if self.spool.exists(name)]
         self.stats.pending, self.stats.pending_bytes = len(waiting), sum(waiting)
         return done
+
+    def _failed(self, e: StoreError, what: str) -> None:
+        self.stats.failures += 1
+        if self.stats.failures == 1 or str(e) != self.stats.last_error:
+            log.error("%s: %s", what, e)
+        self.stats.last_error = str(e)
 
     def _finished(self) -> list[tuple[ix.RecordingRow, str, int]]:
         """The spool's finished recordings, oldest name first; what the index has deleted or
