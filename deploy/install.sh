@@ -7,7 +7,10 @@
 #       [--data-dir /var/lib/consent-gateway] [--sip-listen 0.0.0.0:5060] \
 #       [--pbx sip:helpline@10.0.0.5:5060] [--workers 4] [--trunk 192.0.2.10] \
 #       [--mode opt-out|opt-in] [--dashboard-listen 127.0.0.1:8080] \
-#       [--index-url postgresql://...] [--cluster-key FILE] [--node-name NAME] [--no-systemd]
+#       [--index-url postgresql://...] [--cluster-key FILE] [--node-name NAME] [--peer HOST:PORT] \
+#       [--worker-base-port PORT] [--metrics-listen HOST:PORT] [--rtp-port PORT] \
+#       [--store-url s3://BUCKET/PREFIX] [--store-endpoint URL] [--store-region R] \
+#       [--object-lock off|governance|compliance] [--no-systemd]
 #
 # Every flag is described in deploy/README.md. The repository stays where it is (e.g.
 # /opt/consent-gateway, with ./scripts/setup.sh run there); the service user must be able to
@@ -29,11 +32,12 @@ while [ $# -gt 0 ]; do
         --sip-listen) sip_listen=$2; shift 2 ;;
         --pbx) pbx=$2; shift 2 ;;
         --workers) workers=$2; shift 2 ;;
-        --recipient|--trunk|--dashboard-listen|--mode|--index-url|--node-name)
+        --recipient|--trunk|--dashboard-listen|--mode|--index-url|--node-name|--peer|--worker-base-port|\
+        --metrics-listen|--rtp-port|--store-url|--store-endpoint|--store-region|--object-lock)
             init_args+=("$1" "$2"); shift 2 ;;
         --cluster-key) cluster_key=$2; shift 2 ;;
         --no-systemd) systemd=no; shift ;;
-        -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
         *) echo "install: unknown argument $1 (see deploy/README.md for the flags)" >&2; exit 2 ;;
     esac
 done

@@ -4,7 +4,6 @@ that needs it and cannot have it fails; it never skips."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -156,8 +155,17 @@ def _weed() -> str:
 
 
 def _launch(base: Path, args: list[str], endpoint: str) -> subprocess.Popen[bytes]:
+    """deploy/seaweedfs.sh, the documented command, with the test's own ports and limits."""
+    _weed()
     log = open(base / "weed.log", "ab")
-    proc = subprocess.Popen([_weed(), *args], stdout=log, stderr=subprocess.STDOUT, cwd=base)
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY}
+    proc = subprocess.Popen(
+        ["bash", str(ROOT / "deploy" / "seaweedfs.sh"), str(base), *args],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=base,
+        env=env,
+    )
     log.close()
     import boto3
     from botocore.config import Config
@@ -186,38 +194,14 @@ def _launch(base: Path, args: list[str], endpoint: str) -> subprocess.Popen[byte
 
 def start() -> S3Server:
     base = Path(tempfile.mkdtemp(prefix="gw-s3-"))
-    (base / "data").mkdir()
-    (base / "s3.json").write_text(
-        json.dumps(
-            {
-                "identities": [
-                    {
-                        "name": "gateway",
-                        "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
-                        "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-                    }
-                ]
-            }
-        )
-    )
-    os.chmod(base / "s3.json", 0o600)
     # Eight distinct ports below the kernel's ephemeral range (free_port_run): SeaweedFS's
     # components dial each other while they start, and an outgoing connection once took the S3
     # port picked from inside that range before the S3 listener bound it (CI, stop 19).
     names = ("master", "master.grpc", "volume", "volume.grpc", "filer", "filer.grpc", "s3", "s3.grpc")
     ports = dict(zip(names, range(free_port_run(len(names)), 1 << 16), strict=False))
     args = [
-        "server",
-        "-ip=127.0.0.1",
-        "-ip.bind=127.0.0.1",
-        f"-dir={base / 'data'}",
         "-volume.max=400",
         "-master.volumeSizeLimitMB=16",  # many small buckets (collections), each grows its own volumes
-        f"-s3.config={base / 's3.json'}",
-        "-s3",
-        "-s3.port.iceberg=0",  # no fixed-port side servers (a second instance would collide)
-        "-s3.port.lance=0",
-        "-master.telemetry=false",  # tests never reach out of loopback
         *(
             f"-{k}.port={v}" if not k.endswith(".grpc") else f"-{k[:-5]}.port.grpc={v}"
             for k, v in ports.items()

@@ -471,3 +471,26 @@ def test_a_store_out_of_reach_shows_before_any_recording_waits_for_it(
     uploader = gw.uploader()
     assert uploader.round() == 0 and uploader.stats.failures == 0
     gw.close()
+
+
+def test_store_create_bucket_makes_it_with_object_lock_and_check_says_so(
+    tmp_path: Path, s3_server: s3.S3Server, capsys
+) -> None:
+    """Issue 28.9: a command makes the bucket, locked when [store] object_lock says so (a bucket
+    gets Object Lock only when it is made); `store check` refuses an unlocked one."""
+    import uuid
+
+    from gateway import errors
+
+    tgw = make_gateway(tmp_path)
+    use_store(tgw, s3_server, "new-" + uuid.uuid4().hex[:12], lock="governance")
+    assert tgw.run("store", "check") == errors.EXIT_STORAGE  # not made yet
+    capsys.readouterr()
+    assert tgw.run("store", "create-bucket") == 0
+    assert "made bucket" in capsys.readouterr().out
+    assert tgw.run("store", "create-bucket") == 0
+    out = capsys.readouterr().out
+    assert "already there" in out and "Object Lock enabled" in out
+    use_store(tgw, s3_server, s3_server.new_bucket(lock=False), lock="governance")
+    assert tgw.run("store", "check") == errors.EXIT_STORAGE
+    assert "has no Object Lock" in capsys.readouterr().err

@@ -280,6 +280,39 @@ class S3Store(Store):
             return False
         return True
 
+    def create_bucket(self, region: str = "") -> bool:
+        """Make the bucket, with Object Lock (and so versioning) when this store locks objects:
+        a bucket gets Object Lock only when it is made. False: it was there already."""
+        extra: dict[str, Any] = {}
+        if self.lock_mode:
+            extra["ObjectLockEnabledForBucket"] = True
+        if region and region != "us-east-1":  # AWS refuses the constraint for its default region
+            extra["CreateBucketConfiguration"] = {"LocationConstraint": region}
+        try:
+            self._s3.create_bucket(Bucket=self.bucket, **extra)
+        except self._client_error as e:
+            if e.response.get("Error", {}).get("Code") in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                return False
+            raise self._fail(e) from None
+        except self._errors as e:
+            raise self._fail(e) from None
+        return True
+
+    def bucket_lock(self) -> bool:
+        """Whether the bucket has Object Lock enabled."""
+        try:
+            conf = self._s3.get_object_lock_configuration(Bucket=self.bucket)
+        except self._client_error as e:
+            if e.response.get("Error", {}).get("Code") in (
+                "ObjectLockConfigurationNotFoundError",
+                "NoSuchObjectLockConfiguration",
+            ):
+                return False
+            raise self._fail(e) from None
+        except self._errors as e:
+            raise self._fail(e) from None
+        return conf.get("ObjectLockConfiguration", {}).get("ObjectLockEnabled") == "Enabled"
+
     def check(self) -> None:
         """StoreError saying why the bucket cannot be used now (unreachable, refused, missing)."""
         try:
