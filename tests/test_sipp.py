@@ -38,6 +38,7 @@ def sipp_caller(
     hold_ms: int = 6000,
     scenario: str = "caller.xml",
     digit_pcap: Path | None = None,
+    media_ip: str = "127.0.0.1",
 ) -> subprocess.CompletedProcess[str]:
     """Runs one sipp call; its SIP messages are traced to tmp/caller-messages.log. The caller
     plays `digit_pcap` (default: sip-tester's RFC 2833 pcap of `digit`) 300 ms after the ACK."""
@@ -62,6 +63,8 @@ def sipp_caller(
             "1",
             "-i",
             "127.0.0.1",
+            "-mi",
+            media_ip,
             "-p",
             str(free_port()),
             "-mp",
@@ -277,5 +280,26 @@ def test_callers_that_never_ack_free_their_slots_quickly(tmp_path: Path) -> None
         assert [r.status for r in gw.index.list_recordings()] == [ix.COMPLETE]
         unconfirmed = [json.loads(line) for line in lab.gateway.stderr_lines if "never confirmed" in line]
         assert len(unconfirmed) == 2
+    finally:
+        lab.close()
+
+
+def test_a_caller_offering_ipv6_media_is_put_through_unrecorded(tmp_path: Path) -> None:
+    """Issue 28.19: a dual-stack softphone calls over IPv4 with its media on IPv6. The workers'
+    SIP stack has no IPv6 (the pjsua2 wheel is built without it), so the front door puts the
+    call straight through to the PBX, flagged unrecorded, instead of the 488 that dropped it."""
+    lab = CallLab(tmp_path, workers=1)
+    try:
+        lab.start_gateway()
+        pbx, log = sipp_pbx(lab, tmp_path)
+        res = sipp_caller(lab, tmp_path, 8, "5", hold_ms=3000, media_ip="::1")
+        assert res.returncode == 0, res.stdout[-1500:] + res.stderr[-1500:]
+        assert pbx.wait_exit() == 0
+        assert "consent=unavailable" in log.read_text()
+        messages = (tmp_path / "caller-messages.log").read_text()
+        assert "SIP/2.0 200" in messages and "SIP/2.0 488" not in messages
+        assert lab.node_status()["failopen"] == 1
+        lab.stop_gateway()
+        assert lab.gw.open().index.list_recordings() == []
     finally:
         lab.close()

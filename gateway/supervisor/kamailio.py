@@ -316,6 +316,11 @@ request_route {{
         sl_send_reply("488", "Not Acceptable Here");
         exit;
     }}
+    if ($avp(siprec) != $null && $cl > 0 && search_body("^c=IN IP6")) {{
+        xlog("L_WARN", "recording session $ci from $si offers IPv6 media, which no worker can take: 488\n");
+        sl_send_reply("488", "IPv6 Media Not Supported");
+        exit;
+    }}
     # A source may have only so many INVITEs unanswered or un-ACKed at once: a trunk that
     # sends INVITEs and never ACKs the answers would otherwise hold every worker's call slots
     # (for Timer H, 32 s each) and push real calls into fail-open.
@@ -334,6 +339,13 @@ request_route {{
         t_on_reply("INVITE_REPLY");
     }}
     record_route();
+    # The workers' SIP stack (the pjsua2 wheel, built without IPv6) cannot take IPv6 media: such
+    # a call is put through unrecorded and flagged, as when no worker is free (a dual-stack
+    # softphone offers it over IPv4 signalling); a recording session is refused.
+    if ($cl > 0 && search_body("^c=IN IP6")) {{
+        xlog("L_WARN", "INVITE $ci from $si offers IPv6 media, which no worker can take: unrecorded\n");
+        route(FAILOPEN);
+    }}
     # Calls go by load (two per worker, the dispatcher's maxload). Recording sessions hold one
     # call leg, not two, so a worker takes up to four: they go round the workers regardless of
     # the call load, and a worker without a free leg answers 486, which moves them on.
