@@ -267,6 +267,12 @@ class Account(pj.Account):
                     "x-caller-language",
                 )
             },
+            # Where the INVITE came from, and where its offer says to send the audio.
+            source=prm.rdata.srcAddress,
+            media=next(
+                (line.split()[-1] for line in prm.rdata.wholeMsg.splitlines() if line.startswith("c=IN IP")),
+                "",
+            ),
         )
         call = PeerCall(self.peer, prm.callId)
         self.peer.calls.append(call)

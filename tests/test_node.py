@@ -599,3 +599,25 @@ def test_workers_are_forks_of_the_fork_server_and_outlive_it(tmp_path: Path) -> 
         assert rec.status == ix.COMPLETE
     finally:
         lab.close()
+
+
+def test_a_nodes_worker_dials_the_pbx_and_takes_media_on_the_nodes_address(tmp_path: Path) -> None:
+    """A node's workers take SIP from their front door on loopback, but a socket bound to
+    loopback cannot reach another host: the PBX leg leaves from the node's own address
+    ([sip] listen), and both legs' media are offered there. Here the node is 127.0.0.2."""
+    lab = CallLab(tmp_path, workers=1, host="127.0.0.2")
+    try:
+        lab.start_gateway()
+        pbx = lab.peer("pbx", "--tone", "1000")
+        caller = lab.peer("caller", "--tone", "440", "--hangup-after", "5")
+        caller.wait_exit()
+        pbx.wait_exit()
+        incoming = pbx.event("incoming")
+        assert incoming["source"].startswith("127.0.0.2:") and incoming["media"] == "127.0.0.2", incoming
+        assert incoming["headers"]["x-recording-consent"] == "granted"
+        lab.stop_gateway()
+        [rec] = lab.gw.open().index.list_recordings()
+        left, right = lab.decrypt(rec)
+        assert abs(dominant_frequency(left) - 440) < 5 and abs(dominant_frequency(right) - 1000) < 5
+    finally:
+        lab.close()

@@ -595,7 +595,11 @@ class NodeConfig(Section):
     max_workers: int = setting(0, "")
     spare_calls: int = setting(2, "")
     idle_retire_s: float = setting(60, "", as_float, types=NUMBER)
-    worker_base_port: int = setting(5100, "Workers listen on 127.0.0.1:worker_base_port + index.")
+    worker_base_port: int = setting(
+        5100,
+        "Workers take calls from Kamailio on 127.0.0.1:worker_base_port + index (they dial the PBX\n"
+        "and offer media from [sip] listen's address).",
+    )
     fork_workers: bool = setting(
         True,
         "Workers are forks of one parent process that has imported pjsua2, numpy, cryptography and\n"

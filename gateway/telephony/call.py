@@ -595,7 +595,7 @@ class CallSession(Session):
             h = pj.SipHeader()
             h.hName, h.hValue = "P-Asserted-Identity", f"<sip:{caller.number}@{self.services.host}>"
             prm.txOption.headers.append(h)
-        self.pbx = Leg(self.services.pbx_account, self, "pbx")
+        self.pbx = Leg(self.services.pbx_account_for(self.route.pbx), self, "pbx")
         try:
             self.pbx.makeCall(self.route.pbx, prm)
         except pj.Error as e:

@@ -27,11 +27,18 @@ class SrtpPolicy(enum.StrEnum):
             raise ValueError(f"{where} must be one of {names}, got {text!r}") from None
 
 
-def is_tls_uri(uri: str) -> bool:
-    """Whether a configured SIP URI is reached over TLS: `sips:`, or `;transport=tls`."""
+def uri_transport(uri: str) -> str:
+    """How a configured SIP URI is reached: "tls" (`sips:` or `;transport=tls`), "tcp" or "udp"."""
     parsed = parse_config_uri(uri)
     params = {p.partition("=")[0].lower(): p.partition("=")[2].lower() for p in parsed.params.split(";") if p}
-    return parsed.scheme.lower() == "sips" or params.get("transport") == "tls"
+    if parsed.scheme.lower() == "sips" or params.get("transport") == "tls":
+        return "tls"
+    return "tcp" if params.get("transport") == "tcp" else "udp"
+
+
+def is_tls_uri(uri: str) -> bool:
+    """Whether a configured SIP URI is reached over TLS: `sips:`, or `;transport=tls`."""
+    return uri_transport(uri) == "tls"
 
 
 _CRYPTO = re.compile(r"^a=crypto:", re.IGNORECASE | re.MULTILINE)

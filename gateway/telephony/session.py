@@ -37,7 +37,8 @@ class CallServices:
     recordings: RecordingService
     recipients: list[age.Recipient]
     account: pj.Account  # the pjsua2 account of the caller's leg (its SRTP policy)
-    pbx_account: pj.Account  # the account the helpline leg is dialled from (its SRTP policy)
+    # The account a helpline leg to this PBX URI is dialled from (its SRTP policy, its transport).
+    pbx_account_for: Callable[[str], pj.Account]
     host: str  # the address the PBX sees calls come from
     clock_rate: int
     prompts_for: Callable[[Route], PromptSet]

@@ -34,7 +34,7 @@ from .call import CallServices, CallSession
 from .events import EventBus
 from .media import MediaSlot, audio_format, prefer_g711, release_slots
 from .recsession import RecordingSession, support_siprec
-from .secure import SrtpPolicy, carries_sdes_keys, hop_is_tls, is_tls_uri
+from .secure import SrtpPolicy, carries_sdes_keys, hop_is_tls, is_tls_uri, uri_transport
 from .sip import media_count, parse_config_uri, parse_invite
 from .siprec import Rejection, is_recording_session, read_offer
 from .tlsfiles import internal_pair, make_internal_pair, pbx_authorities
@@ -88,6 +88,10 @@ class Worker:
         self.recipients = gateway.config.recording.recipients
         self.clock_rate = gateway.config.recording.sample_rate
         self.host, self.port = gateway.config.sip_listen
+        # Where callers, trunks and the PBX reach this worker's media and, in a node, where it
+        # dials the PBX from: the node's own address. A node's worker takes SIP from its front
+        # door on loopback, but a socket bound to loopback cannot reach another host.
+        self.media_host = self.host
         calls = gateway.config.calls
         self.rtp_port, self.rtp_range = calls.rtp_port, calls.rtp_port_range
         event_socket = calls.event_socket
@@ -149,9 +153,14 @@ class Worker:
         half = self.rtp_range // 2 // 2 * 2  # even: RTP on even ports, RTCP on the next
         self.account.create(self._account_config("gateway", self.config.sip.srtp, self.rtp_port, half))
         self.account.setDefault()
-        self.pbx_account = Account(self)
-        self.pbx_account.create(
-            self._account_config(
+        # The helpline leg's account, one per transport the routes' PBXs are reached by: in a
+        # node each is bound to a transport of its own on the node's address (a lone worker's
+        # transports are there already).
+        helpline = self._helpline_transports(ep)
+        self.pbx_accounts: dict[str, Account] = {}
+        for kind in sorted({uri_transport(r.pbx) for r in self.config.routes}):
+            acc = Account(self)
+            acfg = self._account_config(
                 "gateway-helpline",
                 self.config.pbx.srtp,
                 self.rtp_port + half,
@@ -159,7 +168,10 @@ class Worker:
                 secure=any(parse_config_uri(r.pbx).scheme == "sips" for r in self.config.routes),
                 secure_signalling=self.config.pbx.srtp is not SrtpPolicy.OFF,
             )
-        )
+            if kind in helpline:
+                acfg.sipConfig.transportId = helpline[kind]
+            acc.create(acfg)
+            self.pbx_accounts[kind] = acc
         # pjsua's call legs are the limit: a call through the gateway holds two (caller and
         # helpline), a recording session one, so a worker takes two calls or up to four
         # sessions. A media slot per leg: one for each call or session it can hold.
@@ -177,8 +189,8 @@ class Worker:
             recordings=self.recordings,
             recipients=self.recipients,
             account=self.account,
-            pbx_account=self.pbx_account,
-            host=self.host,
+            pbx_account_for=lambda uri: self.pbx_accounts[uri_transport(uri)],
+            host=self.media_host,
             clock_rate=self.clock_rate,
             prompts_for=self.prompts_for,
             publish=self.events.publish,
@@ -213,17 +225,41 @@ class Worker:
                 # A node's worker listens on its own port; a lone worker that only dials a
                 # sips: PBX takes any free port. Both present the internal certificate.
                 host, port = self.host, (self.port if node_tls else 0)
-                cert, key = internal_pair(self.config)
-                if not cert.exists():
-                    cert, key = make_internal_pair(self.config)
+                cert, key = self._internal_pair()
             tc.port, tc.boundAddress = port, host
-            tc.tlsConfig.certFile = str(cert)
-            tc.tlsConfig.privKeyFile = str(key)
-            tc.tlsConfig.method = pj.PJSIP_TLSV1_2_METHOD
-            if pbx_tls:
-                tc.tlsConfig.CaListFile = str(pbx_authorities(self.config))
-                tc.tlsConfig.verifyServer = True
+            self._tls_config(tc, cert, key, pbx_tls=pbx_tls)
             ep.transportCreate(pj.PJSIP_TRANSPORT_TLS, tc)
+
+    def _helpline_transports(self, ep: pj.Endpoint) -> dict[str, int]:
+        """A node's worker: a transport of each kind its routes' PBXs need, bound to the node's
+        address on a port of the system's choosing (kind -> pjsua transport id). The PBX's
+        answers and in-dialog requests come straight back to it; an INVITE that arrives there
+        is refused like any that did not come through the front door. A lone worker: none."""
+        if self.index_no is None:
+            return {}
+        out: dict[str, int] = {}
+        kinds = {"udp": pj.PJSIP_TRANSPORT_UDP, "tcp": pj.PJSIP_TRANSPORT_TCP, "tls": pj.PJSIP_TRANSPORT_TLS}
+        for kind in sorted({uri_transport(r.pbx) for r in self.config.routes}):
+            tc = pj.TransportConfig()
+            tc.port, tc.boundAddress = 0, self.media_host
+            if kind == "tls":
+                self._tls_config(tc, *self._internal_pair(), pbx_tls=True)
+            out[kind] = ep.transportCreate(kinds[kind], tc)
+        return out
+
+    def _internal_pair(self) -> tuple[Path, Path]:
+        cert, key = internal_pair(self.config)
+        if not cert.exists():
+            cert, key = make_internal_pair(self.config)
+        return cert, key
+
+    def _tls_config(self, tc: pj.TransportConfig, cert: Path, key: Path, *, pbx_tls: bool) -> None:
+        tc.tlsConfig.certFile = str(cert)
+        tc.tlsConfig.privKeyFile = str(key)
+        tc.tlsConfig.method = pj.PJSIP_TLSV1_2_METHOD
+        if pbx_tls:  # it dials a sips: PBX: the PBX's certificate is checked
+            tc.tlsConfig.CaListFile = str(pbx_authorities(self.config))
+            tc.tlsConfig.verifyServer = True
 
     def _account_config(
         self,
@@ -242,7 +278,7 @@ class Worker:
         acfg.idUri = f"{scheme}:{user}@{self.host}:{self.port}"
         acfg.mediaConfig.transportConfig.port = rtp_port
         acfg.mediaConfig.transportConfig.portRange = rtp_range
-        acfg.mediaConfig.transportConfig.boundAddress = self.host
+        acfg.mediaConfig.transportConfig.boundAddress = self.media_host
         acfg.mediaConfig.srtpUse = SRTP_USE[policy]
         # SDES keys only over a secure hop. pjsua's own rule (level 1) refuses even a plain
         # offer over UDP with 406 when SRTP is optional, so the caller's leg applies the rule
@@ -552,6 +588,9 @@ class Worker:
         # after its clock has stopped.
         release_slots(self.ep, self.slots)
         self.account.shutdown()
+        for acc in self.pbx_accounts.values():
+            acc.shutdown()
         del self.account
+        self.pbx_accounts.clear()
         gc.collect()
         self.ep.libDestroy()
