@@ -228,7 +228,7 @@ def test_the_unit_lets_the_drain_happen() -> None:
 
 
 def test_install_says_what_to_do_without_systemd_or_when_the_user_cannot_run_the_gateway(
-    tmp_path: Path,
+    tmp_path: Path, identity_file: tuple[Path, str]
 ) -> None:
     """Issue 28.3, 28.4, 28.16: on a host not booted with systemd the install goes on without a
     unit and says how to start the gateway; where the service user cannot run the checkout's
@@ -258,15 +258,20 @@ def test_install_says_what_to_do_without_systemd_or_when_the_user_cannot_run_the
         Path(os.path.realpath(ROOT / ".venv/bin/python"))
     )
     env = {**os.environ, "SYSTEMD_RUN_DIR": str(base / "no-systemd-here"), "PYTHONPATH": str(ROOT)}
-    common = ["--user", user, "--data-dir", str(base / "data"), "--recipient", "age1" + "q" * 58]
-    try:
-        res = subprocess.run(
-            ["bash", str(fake / "deploy/install.sh"), *common],
+    _, recipient = identity_file
+
+    def install() -> subprocess.CompletedProcess[str]:
+        args = ["--user", user, "--data-dir", str(base / "data"), "--recipient", recipient]
+        return subprocess.run(
+            ["bash", str(fake / "deploy/install.sh"), *args],
             capture_output=True,
             text=True,
             env=env,
             timeout=120,
         )
+
+    try:
+        res = install()
         assert res.returncode == 1, res.stdout + res.stderr
         assert f"the user {user} cannot run {gateway}" in res.stderr and "rm -rf" in res.stderr
         assert "not booted with systemd" in res.stderr
@@ -274,17 +279,7 @@ def test_install_says_what_to_do_without_systemd_or_when_the_user_cannot_run_the
         assert [p.name for p in (base / "data").iterdir()] == [], "no dotfiles from /etc/skel"
         # The interpreter made reachable (what setup.sh's system Python gives): the install runs.
         private.chmod(0o755)
-        recipient = subprocess.run(["age-keygen"], capture_output=True, text=True).stdout.split(
-            "# public key: "
-        )[1]
-        common[-1] = recipient.split()[0]
-        res = subprocess.run(
-            ["bash", str(fake / "deploy/install.sh"), *common],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=120,
-        )
+        res = install()
         assert res.returncode == 0, res.stdout + res.stderr
         assert "not booted with systemd" in res.stderr
         assert f"runuser -u {user} -- {gateway} --config {base / 'data'}/gateway.toml run" in res.stdout

@@ -37,7 +37,9 @@ def status(data: Path) -> dict:
     return json.loads((data / "run" / "node.json").read_text())
 
 
-def test_the_first_two_nodes_recipe_runs_as_written(tmp_path: Path, pg_server: pg.PgServer) -> None:
+def test_the_first_two_nodes_recipe_runs_as_written(
+    tmp_path: Path, pg_server: pg.PgServer, identity_file: tuple[Path, str]
+) -> None:
     for tool in ("useradd", "userdel", "runuser", "kamailio", "psql"):
         require_tool(tool)
     if os.geteuid() != 0:
@@ -49,16 +51,12 @@ def test_the_first_two_nodes_recipe_runs_as_written(tmp_path: Path, pg_server: p
     restore = _reachable_by_others(ROOT) + _reachable_by_others(
         Path(os.path.realpath(ROOT / ".venv/bin/python"))
     )
-    key = tmp_path / "operator-key.txt"
-    subprocess.run(["age-keygen", "-o", str(key)], check=True, capture_output=True)
-    recipient = subprocess.run(
-        ["age-keygen", "-y", str(key)], check=True, capture_output=True, text=True
-    ).stdout
+    _, recipient = identity_file
     pbx_port, sip_a, sip_b = free_port(), free_port(), free_port()
     weed = dict(zip(("master", "volume", "filer", "s3"), range(free_port_run(8), 1 << 16, 2), strict=False))
     env = {
         **os.environ,
-        "RECIPIENT": recipient.strip(),
+        "RECIPIENT": recipient,
         "PBX": f"sip:helpline@127.0.0.1:{pbx_port}",
         "PGHOST": str(pg_server.socket_dir),
         "DB": f"gw_recipe_{tag}",
