@@ -24,7 +24,7 @@ from aiohttp import web
 from ..callevents import RecordingState
 from ..config import Config, parse_ipv4_network
 from ..context import Gateway
-from ..dashboard.sessions import Session, session_key
+from ..dashboard.sessions import Session, SessionBook, session_key
 from ..errors import ConfigError
 from ..storage.index import IndexUnavailable
 from ..telephony import door
@@ -166,7 +166,6 @@ class Node:
         shared = self.gw.shared_index()
         if shared is None:  # a PostgreSQL index always is; but no sessions, no commands
             raise ConfigError("a cluster needs the shared PostgreSQL index")
-        from ..dashboard.sessions import SessionBook
         from ..dashboard.sessions_pg import TOUCH_EVERY_S, PgSessions
 
         book = SessionBook(cfg.dashboard, self.gw.user_store(), lambda s: False, PgSessions(shared))
@@ -174,6 +173,15 @@ class Node:
         cluster = Cluster(cfg.index.url, cfg.node.name, self.links, self.status, key, vouch)
         self.links.observers.append(cluster.publish)
         return cluster
+
+    def _cluster_status(self) -> dict[str, object] | None:
+        """None on SQLite; with a shared index, whether this node takes part and how."""
+        if self.cluster is not None:
+            c = self.cluster
+            return {"connected": c.connected, "peers": sorted(c.peers), "refused": c.refused}
+        if self.cluster_problem:
+            return {"connected": False, "peers": [], "problem": self.cluster_problem}
+        return None
 
     async def _command(self, op: str, call: str, session: Session) -> str | None:
         """A dashboard's supervisor action: on this node's worker, or through the cluster."""
@@ -287,17 +295,7 @@ class Node:
             },
             "live_calls": len(self.metrics.call_state),
             "upload": self.upload_status(),
-            "cluster": (
-                {"connected": False, "peers": [], "problem": self.cluster_problem}
-                if self.cluster is None and self.cluster_problem
-                else None
-                if self.cluster is None
-                else {
-                    "connected": self.cluster.connected,
-                    "peers": sorted(self.cluster.peers),
-                    "refused": self.cluster.refused,
-                }
-            ),
+            "cluster": self._cluster_status(),
             "ts": time.time(),
         }
 
