@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import socket
-from collections import deque
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -65,9 +65,12 @@ def free_port(host: str = "127.0.0.1") -> int:
     return free_port_run(1, host)
 
 
-# Ports this process handed out lately: a port picked for one server is free until that server
-# binds it, so a second pick before then (two test nodes set up, then started) must not take it.
-_handed_out: deque[int] = deque(maxlen=2000)
+# Ports this process handed out lately (port -> when): a port picked for one server is free
+# until that server binds it, so a second pick before then (two test nodes set up, then started)
+# must not take it. Remembered for REMEMBER_S: by then it is bound, or it was never used; a
+# longer memory (a whole test run's) leaves no room for a long run of ports.
+REMEMBER_S = 120.0
+_handed_out: dict[int, float] = {}
 
 
 def free_port_run(n: int, host: str = "127.0.0.1") -> int:
@@ -76,6 +79,9 @@ def free_port_run(n: int, host: str = "127.0.0.1") -> int:
     two processes rarely pick the same one."""
     import random
 
+    now = time.monotonic()
+    for port in [p for p, t in _handed_out.items() if now - t > REMEMBER_S]:
+        del _handed_out[port]
     low, high = _outside_ephemeral()
     for _ in range(200):
         base = random.randrange(low, high - n)
@@ -89,7 +95,7 @@ def free_port_run(n: int, host: str = "127.0.0.1") -> int:
                     break
                 held += socks
             else:
-                _handed_out.extend(range(base, base + n))
+                _handed_out.update(dict.fromkeys(range(base, base + n), now))
                 return base
         finally:
             for s in held:
