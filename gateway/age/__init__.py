@@ -1,4 +1,5 @@
-"""age v1 (age-encryption.org/v1) with X25519 recipients, on pyca/cryptography.
+"""age v1 (age-encryption.org/v1) with X25519 and hybrid post-quantum (MLKEM768-X25519)
+recipients, on pyca/cryptography.
 
 Pure code: no files, sockets or threads. Readers take a binary stream, writers a sink.
 """
@@ -14,10 +15,22 @@ from .errors import (
     TrailingDataError,
     TruncatedError,
 )
-from .keys import Identity, Recipient, load_identity_file, parse_identities, parse_identity, parse_recipient
+from .keys import (
+    AnyIdentity,
+    AnyRecipient,
+    HybridIdentity,
+    HybridRecipient,
+    Identity,
+    Recipient,
+    is_post_quantum,
+    load_identity_file,
+    parse_identities,
+    parse_identity,
+    parse_recipient,
+)
 from .reader import AgeReader, decrypt
 from .stream import CHUNK_SIZE, ENCRYPTED_CHUNK_SIZE
-from .writer import AgeWriter, encrypt
+from .writer import AgeWriter, check_kinds, encrypt
 
 __all__ = [
     "AgeError",
@@ -29,8 +42,14 @@ __all__ = [
     "PayloadError",
     "TrailingDataError",
     "TruncatedError",
+    "AnyIdentity",
+    "AnyRecipient",
+    "HybridIdentity",
+    "HybridRecipient",
     "Identity",
     "Recipient",
+    "is_post_quantum",
+    "check_kinds",
     "load_identity_file",
     "parse_identities",
     "parse_identity",

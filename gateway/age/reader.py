@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 from typing import BinaryIO
 
 from . import format as fmt
-from . import x25519
+from . import hybrid, x25519
 from .errors import (
     ChunkAuthError,
     HeaderError,
@@ -24,7 +24,7 @@ from .errors import (
     TrailingDataError,
     TruncatedError,
 )
-from .keys import Identity
+from .keys import AnyIdentity, HybridIdentity
 from .primitives import header_mac, payload_key
 from .stream import ENCRYPTED_CHUNK_SIZE, NONCE_SIZE, StreamOpener
 
@@ -40,12 +40,16 @@ def _read_upto(src: BinaryIO, n: int) -> bytes:
     return b"".join(parts)
 
 
-def unwrap_file_key(header: fmt.Header, identities: Iterable[Identity]) -> bytes:
+def unwrap_file_key(header: fmt.Header, identities: Iterable[AnyIdentity]) -> bytes:
     if any(s.type == "scrypt" for s in header.stanzas) and len(header.stanzas) != 1:
         raise HeaderError("an scrypt stanza must be the only stanza")
     for identity in identities:
         for stanza in header.stanzas:
-            file_key = x25519.unwrap(stanza, identity)
+            file_key = (
+                hybrid.unwrap(stanza, identity)
+                if isinstance(identity, HybridIdentity)
+                else x25519.unwrap(stanza, identity)
+            )
             if file_key is not None:
                 if len(file_key) != 16:
                     raise HeaderError("file key must be 16 bytes")
@@ -59,7 +63,7 @@ class AgeReader:
     After iteration in recovery mode, `truncated` tells whether the final chunk was missing.
     """
 
-    def __init__(self, src: BinaryIO, identities: Iterable[Identity], *, recover: bool = False) -> None:
+    def __init__(self, src: BinaryIO, identities: Iterable[AnyIdentity], *, recover: bool = False) -> None:
         self._src = src
         self.recover = recover
         self.truncated = False
@@ -128,6 +132,6 @@ class AgeReader:
         return b"".join(self.chunks())
 
 
-def decrypt(data: bytes, identities: Iterable[Identity], *, recover: bool = False) -> bytes:
+def decrypt(data: bytes, identities: Iterable[AnyIdentity], *, recover: bool = False) -> bytes:
     """Decrypt a message held in memory."""
     return AgeReader(io.BytesIO(data), identities, recover=recover).read_all()

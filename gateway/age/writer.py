@@ -11,25 +11,45 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable
 
-from . import x25519
-from .format import Header
-from .keys import Recipient
+from . import hybrid, x25519
+from .format import Header, Stanza
+from .keys import AnyRecipient, HybridRecipient, is_post_quantum
 from .primitives import header_mac, payload_key
 from .stream import CHUNK_SIZE, NONCE_SIZE, StreamSealer
 
 Sink = Callable[[bytes], None]
 
 
-class AgeWriter:
-    """Encrypt to one or more X25519 recipients, emitting ciphertext through `sink`."""
+def check_kinds(recipients: Iterable[AnyRecipient]) -> None:
+    """ValueError for a mix of post-quantum and classical recipients: the classical stanza would
+    open the file to whoever breaks X25519, undoing the post-quantum one (c2sp.org/age: SHOULD
+    NOT)."""
+    kinds = {is_post_quantum(r) for r in recipients}
+    if len(kinds) > 1:
+        raise ValueError(
+            "post-quantum (age1pq1...) and X25519 (age1...) recipients mixed: a file encrypted to both "
+            "is only as safe as X25519, so give recipients of one kind"
+        )
 
-    def __init__(self, recipients: Iterable[Recipient], sink: Sink) -> None:
+
+def stanza(file_key: bytes, recipient: AnyRecipient) -> Stanza:
+    """The file key wrapped to one recipient, by its kind."""
+    if isinstance(recipient, HybridRecipient):
+        return hybrid.wrap(file_key, recipient)
+    return x25519.wrap(file_key, recipient)
+
+
+class AgeWriter:
+    """Encrypt to one or more recipients of one kind, emitting ciphertext through `sink`."""
+
+    def __init__(self, recipients: Iterable[AnyRecipient], sink: Sink) -> None:
         recipients = list(recipients)
         if not recipients:
             raise ValueError("at least one recipient is required")
+        check_kinds(recipients)
         self._sink = sink
         file_key = os.urandom(16)
-        header = Header([x25519.wrap(file_key, r) for r in recipients])
+        header = Header([stanza(file_key, r) for r in recipients])
         header.mac = header_mac(file_key, header.marshal_without_mac())
         nonce = os.urandom(NONCE_SIZE)
         self._sealer = StreamSealer(payload_key(file_key, nonce))
@@ -76,7 +96,7 @@ class AgeWriter:
         self._buf.clear()
 
 
-def encrypt(data: bytes, recipients: Iterable[Recipient]) -> bytes:
+def encrypt(data: bytes, recipients: Iterable[AnyRecipient]) -> bytes:
     """Encrypt a small message in memory."""
     out: list[bytes] = []
     w = AgeWriter(recipients, out.append)

@@ -48,7 +48,7 @@ def actor() -> str:
     return f"cli:{name}(uid={uid})"
 
 
-def load_identities(path: str) -> list[age.Identity]:
+def load_identities(path: str) -> list[age.AnyIdentity]:
     """The operator's identity file, with a warning (as ssh gives) when others may read it.
     "-" reads it from stdin (so that a service user can be handed a key it cannot read)."""
     if path == "-":
@@ -100,7 +100,7 @@ def _close_opened() -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import audit, demo, governance, init, legacy, migrate, recordings, run, store, users
+    from . import audit, demo, governance, init, keygen, legacy, migrate, recordings, run, store, users
 
     parser = argparse.ArgumentParser(prog="gateway", description="Consent-aware call recording gateway.")
     parser.add_argument(
@@ -111,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
     parser.add_argument("--version", action="version", version=f"gateway {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (init, run, recordings, audit, governance, legacy, migrate, store, demo, users):
+    for module in (init, keygen, run, recordings, audit, governance, legacy, migrate, store, demo, users):
         module.register(sub)
     _common_options(parser)
     return parser

@@ -27,7 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="append",
         default=[],
         metavar="AGE1...",
-        help="age X25519 recipient (public key); repeat for several",
+        help="an operator's age recipient (public key): X25519 (age1...) or post-quantum (age1pq1..., from "
+        "`gateway keygen --pq`); repeat for several, all of one kind",
     )
     p.add_argument("--sip-listen", default="127.0.0.1:5060", metavar="HOST:PORT")
     p.add_argument("--pbx", default="sip:helpline@127.0.0.1:5070", metavar="SIP_URI")
@@ -137,11 +138,16 @@ def create(args: argparse.Namespace) -> tuple[Path, cfg.Config, str | None]:
     """Everything `gateway init` makes: (configuration path, configuration, the signing key's
     fingerprint). All or nothing: if any step fails, what this run created is removed again, so
     that the retry needs no --force (an existing configuration is only replaced at the end)."""
+    recipients = []
     for i, text in enumerate(args.recipient):
         try:
-            age.parse_recipient(text)
+            recipients.append(age.parse_recipient(text))
         except age.KeyFormatError as e:
             raise KeyError_(f"--recipient #{i + 1} refused: {e}") from None
+    try:
+        age.check_kinds(recipients)
+    except ValueError as e:
+        raise KeyError_(f"--recipient refused: {e}") from None
     cluster_key = getattr(args, "cluster_key", None)
     if cluster_key is not None:
         if not getattr(args, "index_url", ""):

@@ -29,7 +29,7 @@ from .values import (
 MODES = ("opt-out", "opt-in")
 
 
-def _recipients(values: list[Any], where: str) -> list[age.Recipient]:
+def _recipients(values: list[Any], where: str) -> list[age.AnyRecipient]:
     recipients = []
     for i, text in enumerate(values):
         if not isinstance(text, str):
@@ -38,6 +38,10 @@ def _recipients(values: list[Any], where: str) -> list[age.Recipient]:
             recipients.append(age.parse_recipient(text))
         except age.KeyFormatError as e:
             raise ConfigError(f"{where}[{i}]: {e}") from None
+    try:
+        age.check_kinds(recipients)
+    except ValueError as e:
+        raise ConfigError(f"{where}: {e}") from None
     return recipients
 
 
@@ -286,9 +290,10 @@ class StoreConfig(Section):
 @dataclass
 class RecordingConfig(Section):
     NAME = "recording"
-    recipients: list[age.Recipient] = setting(
+    recipients: list[age.AnyRecipient] = setting(
         [],
-        "age X25519 recipients: public keys, as `age-keygen -y key.txt` prints them. Every recording\n"
+        "age recipients: public keys, as `age-keygen -y key.txt` prints them (X25519, age1...) or\n"
+        "`gateway keygen --pq` (hybrid post-quantum, age1pq1...), all of one kind. Every recording\n"
         "(and every stored caller number) is encrypted to all of them. The gateway never holds a\n"
         "private key: decrypt with `gateway recordings export` or `age -d -i key.txt`.\n"
         "With no recipient the gateway records nothing (calls still go through).",

@@ -40,10 +40,10 @@ class SubjectRecords:
 
 # -- matching, in worker processes ------------------------------------------------------------
 
-_job: tuple[list[age.Identity], str, pii.Numbering] | None = None
+_job: tuple[list[age.AnyIdentity], str, pii.Numbering] | None = None
 
 
-def _init(identities: list[age.Identity], target: str, numbering: pii.Numbering) -> None:
+def _init(identities: list[age.AnyIdentity], target: str, numbering: pii.Numbering) -> None:
     global _job
     _job = (identities, target, numbering)
 
@@ -77,7 +77,7 @@ def _batches(index: Index) -> Iterator[list[tuple[str, bytes]]]:
 
 def matching_calls(
     index: Index,
-    identities: Sequence[age.Identity],
+    identities: Sequence[age.AnyIdentity],
     target: str,
     numbering: pii.Numbering,
     processes: int | None = None,
@@ -135,7 +135,7 @@ def matching_calls(
 
 def find(
     index: Index,
-    identities: Sequence[age.Identity],
+    identities: Sequence[age.AnyIdentity],
     number: str,
     numbering: pii.Numbering,
     processes: int | None = None,
@@ -184,7 +184,7 @@ def _create(path: Path) -> int:
 
 
 def export(
-    store: Store, index: Index, found: SubjectRecords, identities: list[age.Identity], out: Path
+    store: Store, index: Index, found: SubjectRecords, identities: list[age.AnyIdentity], out: Path
 ) -> list[Path]:
     """Decrypt the subject's recordings and write their receipts into `out` (see
     prepare_output; files 0600, created exclusively). On any failure every file written so far

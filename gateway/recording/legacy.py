@@ -219,7 +219,7 @@ class LegacyImporter:
         self,
         store: Store,
         index: Index,
-        recipients: list[age.Recipient],
+        recipients: list[age.AnyRecipient],
         actor: str,
         signer: Any = None,
         default_retention_days: int | None = None,

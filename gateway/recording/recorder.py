@@ -64,7 +64,7 @@ class Recorder:
     def __init__(
         self,
         writer: ObjectWriter,
-        recipients: Sequence[age.Recipient],
+        recipients: Sequence[age.AnyRecipient],
         *,
         sample_rate: int = 8000,
         pause_mode: str = "silence",

@@ -53,7 +53,7 @@ class RecordingService:
         self,
         store: Store,
         index: Index,
-        recipients: Sequence[age.Recipient],
+        recipients: Sequence[age.AnyRecipient],
         engine: RecorderEngine | None,
         *,
         sample_rate: int = 8000,

@@ -8,12 +8,15 @@ from dataclasses import dataclass
 
 from .. import age
 from ..age import format as fmt
+from ..age import hybrid, x25519
 from ..age.stream import payload_shape
 from ..governance import signing
 from ..storage import index as ix
 from ..storage.audit import KeyLookup
 from ..storage.index import RecordingRow
 from ..storage.store import ObjectNotFound, Store
+
+RECIPIENT_STANZAS = (x25519.STANZA_TYPE, hybrid.STANZA_TYPE)
 
 
 @dataclass
@@ -63,8 +66,8 @@ def verify_recording(store: Store, row: RecordingRow) -> list[str]:
         while left > 0 and (block := f.read(min(1 << 20, left))):
             h.update(block)
             left -= len(block)
-    if not any(s.type == "X25519" for s in header.stanzas):
-        problems.append("no X25519 recipient stanza")
+    if not any(s.type in RECIPIENT_STANZAS for s in header.stanzas):
+        problems.append("no recipient stanza of a kind the gateway writes (X25519, mlkem768x25519)")
     if row.status != ix.RECORDING:
         if row.bytes != covered:
             problems.append(f"size {size} differs from the index ({row.bytes})")

@@ -88,14 +88,14 @@ def same_number(stored: str, target_e164: str, numbering: Numbering) -> bool:
     return strip_number(stored).lstrip("+") == target_e164.lstrip("+")
 
 
-def seal_value(value: str, recipients: Sequence[age.Recipient]) -> bytes | None:
+def seal_value(value: str, recipients: Sequence[age.AnyRecipient]) -> bytes | None:
     """The value encrypted to `recipients`; None when there is no recipient (nothing is kept)."""
     if not recipients:
         return None
     return age.encrypt(value.encode("utf-8"), recipients)
 
 
-def open_value(sealed: bytes, identities: Sequence[age.Identity]) -> str | None:
+def open_value(sealed: bytes, identities: Sequence[age.AnyIdentity]) -> str | None:
     """A sealed value, decrypted; None if these identities do not open it."""
     try:
         return age.decrypt(sealed, identities).decode("utf-8", errors="replace")
@@ -103,7 +103,7 @@ def open_value(sealed: bytes, identities: Sequence[age.Identity]) -> str | None:
         return None
 
 
-def seal_parties(parties: list[dict[str, object]], recipients: Sequence[age.Recipient]) -> bytes | None:
+def seal_parties(parties: list[dict[str, object]], recipients: Sequence[age.AnyRecipient]) -> bytes | None:
     """A recording session's participants (each with its "number", "aor", "name", "role" and
     "labels"), sealed as one JSON list."""
     return seal_value(json.dumps(parties, sort_keys=True), recipients)

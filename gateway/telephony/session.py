@@ -35,7 +35,7 @@ class CallServices:
     config: Config
     index: Index
     recordings: RecordingService
-    recipients: list[age.Recipient]
+    recipients: list[age.AnyRecipient]
     account: pj.Account  # the pjsua2 account of the caller's leg (its SRTP policy)
     # The account a helpline leg to this PBX URI is dialled from (its SRTP policy, its transport).
     pbx_account_for: Callable[[str], pj.Account]
