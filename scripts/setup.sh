@@ -13,7 +13,9 @@ cd "$(dirname "$0")/.."
 # postgresql: the index several nodes share (the tests run a throwaway cluster of it).
 # kamailio-tls-modules: TLS at the front door. tshark: the tests check the wire for SIP and
 # audio in clear.
-APT_PACKAGES=(age ffmpeg strace python3-venv sip-tester kamailio kamailio-tls-modules tshark chromium fonts-liberation postgresql)
+# nodejs (with npm): the npm age-encryption package, an independent implementation of age (with its
+# post-quantum recipients) that the tests check our files against.
+APT_PACKAGES=(age ffmpeg strace python3-venv sip-tester kamailio kamailio-tls-modules tshark chromium fonts-liberation postgresql nodejs)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
@@ -56,4 +58,13 @@ if [ ! -f "$stamp" ]; then
     .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
     rm -f .venv/.installed-*
     touch "$stamp"
+fi
+
+# The JavaScript packages, exactly as package-lock.json pins them (never committed: node_modules/).
+js_stamp=node_modules/.installed-$(sha256sum package-lock.json | cut -c1-16)
+if [ ! -f "$js_stamp" ]; then
+    command -v npm >/dev/null 2>&1 || { echo "setup: npm is missing (Debian's nodejs package brings it)" >&2; exit 1; }
+    echo "setup: installing JavaScript packages (npm ci)" >&2
+    npm ci --no-audit --no-fund --loglevel=error >/dev/null
+    touch "$js_stamp"
 fi

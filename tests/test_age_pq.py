@@ -6,16 +6,21 @@ The C2SP CCTV hybrid vectors run in test_age_vectors.py."""
 from __future__ import annotations
 
 import io
+import json
+import subprocess
 import wave
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gateway import age, errors
 from gateway.age import format as fmt
 from gateway.cli import main
 from tests.audio import dominant_frequency
+from tests.conftest import require_tool
 from tests.gw import GatewayUnderTest
 
 # The example identity of the specification and the recipient it gives (c2sp.org/age).
@@ -85,7 +90,7 @@ def test_a_gateway_of_post_quantum_operators_records_and_exports(
     tgw = GatewayUnderTest(d, d / "gateway.toml", key, recipient)
     if own_key:
         tgw.set("recording", "key_per_recording", True)
-    rec_id = tgw.record(seconds=2)
+    rec_id = tgw.record(seconds=2, number="+46701234567")
     gw = tgw.open()
     row = gw.index.get_recording(rec_id)
     with gw.store.open(row.object_name) as f:
@@ -102,3 +107,74 @@ def test_a_gateway_of_post_quantum_operators_records_and_exports(
         s = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
     assert abs(dominant_frequency(s[0::2]) - 440) < 5 and abs(dominant_frequency(s[1::2]) - 1000) < 5
     assert tgw.run("recordings", "verify") == 0
+    capsys.readouterr()  # the caller's number, sealed to the post-quantum operators, is found
+    assert tgw.run("subject", "find", "--number", "+46701234567", "-i", str(key), "--json") == 0
+    assert [r["id"] for r in json.loads(capsys.readouterr().out)["recordings"]] == [rec_id]
+
+
+NODE_AGE = Path(__file__).parent / "js" / "age.mjs"
+
+
+def node_age(*args: str, data: bytes = b"") -> bytes:
+    """The npm age-encryption package (tests/js/age.mjs), under Debian's nodejs."""
+    require_tool("node")
+    if not (Path(__file__).parent.parent / "node_modules" / "age-encryption").exists():
+        pytest.fail("the npm package age-encryption is not installed: scripts/setup.sh runs npm ci")
+    done = subprocess.run(["node", str(NODE_AGE), *args], input=data, capture_output=True, timeout=60)
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+    return done.stdout
+
+
+@settings(max_examples=8, deadline=None)
+@given(data=st.binary(max_size=200_000))
+def test_the_npm_package_reads_what_we_write_and_we_read_what_it_writes(data: bytes) -> None:
+    import tempfile
+
+    theirs_identity, theirs_recipient = node_age("keygen").decode().split()
+    ours = age.HybridIdentity.generate()
+    with tempfile.TemporaryDirectory() as tmp:
+        key = Path(tmp) / "key.txt"
+        key.write_text(ours.encode() + "\n")
+        # Ours to a key the package made, and to our own key: it opens both.
+        theirs_key = Path(tmp) / "theirs.txt"
+        theirs_key.write_text(theirs_identity + "\n")
+        assert (
+            node_age(
+                "decrypt", str(theirs_key), data=age.encrypt(data, [age.parse_recipient(theirs_recipient)])
+            )
+            == data
+        )
+        assert node_age("decrypt", str(key), data=age.encrypt(data, [ours.recipient()])) == data
+    # Its files to our recipient: we open them, and its identity parses here too.
+    assert age.decrypt(node_age("encrypt", str(ours.recipient()), data=data), [ours]) == data
+    assert str(age.parse_identity(theirs_identity).recipient()) == theirs_recipient
+
+
+@pytest.mark.slow
+def test_a_call_through_a_node_to_post_quantum_operators_decrypts_here_and_in_the_npm_package(
+    tmp_path: Path, capsys
+) -> None:
+    from tests.calls import CallLab
+
+    lab = CallLab(tmp_path, workers=1)
+    key = tmp_path / "operator-pq.txt"
+    capsys.readouterr()
+    assert main(["keygen", "--pq", "-o", str(key)]) == 0
+    lab.gw.set("recording", "recipients", [capsys.readouterr().out.strip()])
+    try:
+        lab.one_call("--tone", "440", "--hangup-after", "5")
+        gw = lab.gw.open()
+        [rec] = gw.index.list_recordings()
+        with gw.store.open(rec.object_name) as f:
+            sealed = f.read()
+        gw.close()
+        for plain in (
+            age.decrypt(sealed, age.load_identity_file(key)),
+            node_age("decrypt", str(key), data=sealed),
+        ):
+            pcm = np.frombuffer(plain[44:], dtype="<i2")
+            assert (
+                abs(dominant_frequency(pcm[0::2]) - 440) < 5 and abs(dominant_frequency(pcm[1::2]) - 1000) < 5
+            )
+    finally:
+        lab.close()
