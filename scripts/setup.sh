@@ -63,7 +63,10 @@ fi
 # The JavaScript packages, exactly as package-lock.json pins them (never committed: node_modules/).
 js_stamp=node_modules/.installed-$(sha256sum package-lock.json | cut -c1-16)
 if [ ! -f "$js_stamp" ]; then
-    command -v npm >/dev/null 2>&1 || { echo "setup: npm is missing (Debian's nodejs package brings it)" >&2; exit 1; }
+    if ! command -v npm >/dev/null 2>&1; then  # Debian packages npm apart from nodejs
+        [ "$(id -u)" -eq 0 ] || { echo "setup: npm is missing: apt-get install npm" >&2; exit 1; }
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm >/dev/null
+    fi
     echo "setup: installing JavaScript packages (npm ci)" >&2
     npm ci --no-audit --no-fund --loglevel=error >/dev/null
     touch "$js_stamp"
