@@ -8,13 +8,16 @@ the writer cannot know whether the chunk is the last one.
 
 from __future__ import annotations
 
+import hmac
 import os
 from collections.abc import Callable, Iterable
 
 from . import hybrid, x25519
+from .errors import HeaderMACError
 from .format import Header, Stanza
-from .keys import AnyRecipient, HybridRecipient, is_post_quantum
+from .keys import AnyIdentity, AnyRecipient, HybridRecipient, is_post_quantum
 from .primitives import header_mac, payload_key
+from .reader import unwrap_file_key
 from .stream import CHUNK_SIZE, NONCE_SIZE, StreamSealer
 
 Sink = Callable[[bytes], None]
@@ -94,6 +97,24 @@ class AgeWriter:
         """Forget buffered plaintext without sealing it (the recording is being discarded)."""
         self._buf[:] = bytes(len(self._buf))
         self._buf.clear()
+
+
+def rewrap_header(
+    header: Header, identities: Iterable[AnyIdentity], recipients: Iterable[AnyRecipient]
+) -> bytes:
+    """A new header for the same file key, and so for the same payload, which is never touched:
+    the key unwrapped with `identities` (NoIdentityMatchError if none opens it, HeaderMACError if
+    the old header was altered) and wrapped to `recipients`."""
+    recipients = list(recipients)
+    if not recipients:
+        raise ValueError("at least one recipient is required")
+    check_kinds(recipients)
+    file_key = unwrap_file_key(header, identities)
+    if not hmac.compare_digest(header_mac(file_key, header.mac_input), header.mac):
+        raise HeaderMACError("header MAC does not verify")
+    new = Header([stanza(file_key, r) for r in recipients])
+    new.mac = header_mac(file_key, new.marshal_without_mac())
+    return new.marshal()
 
 
 def encrypt(data: bytes, recipients: Iterable[AnyRecipient]) -> bytes:

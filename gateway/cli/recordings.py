@@ -9,12 +9,14 @@ import sys
 from dataclasses import asdict
 
 from .. import age
-from ..errors import EXIT_FINDINGS, GatewayError, NotFoundError
+from ..errors import EXIT_FINDINGS, GatewayError, NotFoundError, StorageError
 from ..recording import export as ex
 from ..recording import keys
 from ..recording.verify import verify_all
 from ..storage import index as ix
+from ..storage import pii
 from ..storage.index import NotFound
+from ..storage.store import StoreError
 from . import actor, harden_process, load_identities, open_gateway
 
 PUBLIC_FIELDS = (
@@ -63,6 +65,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     vp.set_defaults(func=cmd_verify)
     cp = rsub.add_parser("recover", help="mark recordings of crashed writers truncated (safe while running)")
     cp.set_defaults(func=cmd_recover)
+    wp = rsub.add_parser(
+        "rewrap",
+        help="re-encrypt stored recordings to [recording] recipients (e.g. new post-quantum keys)",
+        description="Give every finished recording the identity opens a new header, wrapped to the "
+        "recipients now in [recording] recipients: the audio is never decrypted (only each file key "
+        "is, in memory), the sealed payload is copied into a new object, the old one deleted, the "
+        "index signed again and each recording audited. Resumable: run it again after an interruption; "
+        "what is done already no longer opens with the old identity and is passed over.",
+    )
+    wp.add_argument("id", nargs="?", help="one recording (default: all)")
+    wp.add_argument(
+        "--identity",
+        "-i",
+        required=True,
+        help="the identity the recordings are encrypted to now, or - for stdin",
+    )
+    wp.set_defaults(func=cmd_rewrap)
 
 
 def _get(index: ix.Index, rec_id: str) -> ix.RecordingRow:
@@ -209,4 +228,37 @@ def cmd_recover(args: argparse.Namespace) -> int:
         row = gw.index.get_recording(rec_id)
         print(f"{rec_id}: {row.status} ({row.bytes} bytes sealed): {row.error}")
     print(f"{len(recovered)} recording(s) recovered")
+    return 0
+
+
+def cmd_rewrap(args: argparse.Namespace) -> int:
+    harden_process()  # file keys pass through memory
+    identities = load_identities(args.identity)
+    gw = open_gateway(args)
+    if not gw.config.recording.recipients:
+        raise GatewayError("[recording] recipients is empty: nothing to rewrap to")
+    service = gw.recording_service(None, actor=actor())
+    rows = [_get(gw.index, args.id)] if args.id else gw.index.list_recordings()
+    done = passed = 0
+    for row in rows:
+        if row.status not in (ix.COMPLETE, ix.TRUNCATED, ix.INCOMPLETE):
+            continue
+        try:
+            if service.rewrap(row.id, identities):
+                done += 1
+                print(f"{row.id}: rewrapped")
+            else:
+                passed += 1
+        except StoreError as e:
+            raise StorageError(f"{row.id}: {e}; {done} rewrapped so far: run rewrap again to go on") from None
+    # The callers' numbers and participants, sealed to the same keys, move with the recordings:
+    # a subject request after the old identity is retired must still find them.
+    resealed, same = pii.reseal_all(gw.index, identities, gw.config.recording.recipients)
+    if resealed:
+        gw.index.append_audit(actor(), "numbers.rewrapped", "calls", {"calls": resealed})
+    uploader = gw.uploader()
+    if uploader is not None and done:
+        uploader.round()  # the new objects leave the spool now (a running node would, within a minute)
+    print(f"{done} recording(s) rewrapped, {passed} passed over (already rewrapped, or not this identity's)")
+    print(f"{resealed} call(s) with sealed numbers re-encrypted, {same} passed over")
     return 0

@@ -14,6 +14,7 @@ from concurrent.futures import Future
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from .. import age
+from ..age import format as fmt
 from ..governance import signing
 from ..storage import index as ix
 from ..storage.index import Index, IndexUnavailable, RecordingRow, utcnow
@@ -251,6 +252,71 @@ class RecordingService:
             except ix.NotFound:
                 receipt = None
         self.index.update_recording(rec_id, signature=signing.sign(self.signer, row, receipt))
+
+    def rewrap(self, rec_id: str, identities: Sequence[age.AnyIdentity]) -> bool:
+        """Re-encrypt one finished recording to the configured recipients without decrypting its
+        audio: only its header changes (its file key, or with a key of its own a new such key,
+        wrapped anew); the sealed payload is copied as it is, into a new object. The index then
+        names the new object and is signed again, the old object is deleted, and it is audited.
+        False: `identities` do not open it (rewrapped already, or someone else's key); nothing
+        changes then. StoreError, IndexUnavailable: stopped; run again to go on."""
+        row = self.index.get_recording(rec_id)
+        if row.status not in (ix.COMPLETE, ix.TRUNCATED, ix.INCOMPLETE) or not self.recipients:
+            return False
+        writer = None
+        try:
+            with self.store.open(row.object_name) as f:
+                header = fmt.parse(f)
+                old_len = len(header.marshal())
+                key_enc = row.key_enc
+                try:
+                    if row.key_enc is not None:  # its own key: a new one, of the recipients' kind
+                        own = keys.unwrap(row.key_enc, identities)
+                        recipient, key_enc = keys.new_recording_key(self.recipients)
+                        new_header = age.rewrap_header(header, own, [recipient])
+                    else:
+                        new_header = age.rewrap_header(header, identities, self.recipients)
+                except age.NoIdentityMatchError:
+                    return False
+                writer = self.store.create()
+                writer.append(new_header)
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    writer.append(block)
+                writer.close()
+        except BaseException:
+            if writer is not None:
+                writer.close()
+                self._delete_object(writer.name)
+            raise
+        # A truncated recording's row covers the prefix its writer committed (recover()).
+        covered = row.bytes - old_len + len(new_header) if row.status == ix.TRUNCATED else None
+        size = self.store.size(writer.name) if covered is None else covered
+        self.index.update_recording(
+            rec_id,
+            object_name=writer.name,
+            bytes=size,
+            sha256=prefix_sha256(self.store, writer.name, covered),
+            key_enc=key_enc,
+        )
+        self.sign(rec_id)
+        old_removed = True
+        try:
+            self._delete_object(row.object_name)
+        except StoreError as e:  # Object Lock: the old version stays until its date
+            log.warning("recording %s rewrapped; its old object stays in the store: %s", rec_id, e)
+            old_removed = False
+        self.index.append_audit(
+            self.actor,
+            "recording.rewrapped",
+            rec_id,
+            {
+                "recipients": len(self.recipients),
+                "post_quantum": any(map(age.is_post_quantum, self.recipients)),
+                "own_key": key_enc is not None,
+                "old_object_removed": old_removed,
+            },
+        )
+        return True
 
     def _recover_truncated(self, row: RecordingRow) -> None:
         size = self.store.size(row.object_name)

@@ -156,6 +156,10 @@ class Index(ABC):
         """Forget the caller's (encrypted) number for an erased subject."""
 
     @abstractmethod
+    def reseal_call(self, call_id: str, caller_enc: bytes | None, parties_enc: bytes | None) -> None:
+        """Replace a call's sealed number and participants (encrypted to new recipients)."""
+
+    @abstractmethod
     def add_hold(self, rec_id: str, reason: str, actor: str) -> int: ...
 
     @abstractmethod
@@ -407,6 +411,9 @@ class SqlIndex(Index):
 
     def scrub_caller(self, call_id: str) -> None:
         self._q("UPDATE calls SET caller_enc=NULL, parties_enc=NULL WHERE id=?", (call_id,))
+
+    def reseal_call(self, call_id: str, caller_enc: bytes | None, parties_enc: bytes | None) -> None:
+        self._q("UPDATE calls SET caller_enc=?, parties_enc=? WHERE id=?", (caller_enc, parties_enc, call_id))
 
     def nodes(self) -> list[tuple[str, dict[str, Any], float]]:
         rows = self._q("SELECT name, status, heartbeat FROM nodes ORDER BY name").fetchall()

@@ -39,6 +39,7 @@ WRITES = (
     "update_recording",
     "checkpoint_recording",
     "scrub_caller",
+    "reseal_call",
     "release_holds",
     "put_consent_receipt",
     "append_audit",
@@ -135,6 +136,7 @@ _PLAIN_ARGS: dict[str, frozenset[str]] = {
     "update_session": frozenset({"call_id", "parties_enc", "siprec"}),
     "checkpoint_recording": frozenset({"rec_id", "sealed_bytes", "sha256"}),
     "scrub_caller": frozenset({"call_id"}),
+    "reseal_call": frozenset({"call_id", "caller_enc", "parties_enc"}),
     "release_holds": frozenset({"rec_id", "reason", "actor"}),
     "put_consent_receipt": frozenset({"call_id", "receipt"}),
     "add_signing_key": frozenset({"fingerprint", "node", "public_pem"}),
@@ -261,6 +263,13 @@ class JournaledIndex(Index):
 
     def scrub_caller(self, call_id: str) -> None:
         self._write("scrub_caller", {"call_id": call_id}, lambda: self.backend.scrub_caller(call_id))
+
+    def reseal_call(self, call_id: str, caller_enc: bytes | None, parties_enc: bytes | None) -> None:
+        self._write(
+            "reseal_call",
+            {"call_id": call_id, "caller_enc": caller_enc, "parties_enc": parties_enc},
+            lambda: self.backend.reseal_call(call_id, caller_enc, parties_enc),
+        )
 
     def release_holds(self, rec_id: str, reason: str, actor: str) -> int:
         out = self._write(

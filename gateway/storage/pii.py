@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from .. import age
+from .index import Index
 
 _NUMBER_NOISE = re.compile(r"[\s\-().\u00a0/]")
 _DIGITS = re.compile(r"\+?[0-9]{2,20}")
@@ -119,3 +120,30 @@ def opened_numbers(opened: str) -> list[str]:
     except ValueError:
         return []
     return [str(p["number"]) for p in parties if isinstance(p, dict) and p.get("number")]
+
+
+def reseal_all(
+    index: Index, identities: Sequence[age.AnyIdentity], recipients: Sequence[age.AnyRecipient]
+) -> tuple[int, int]:
+    """Every sealed caller number and participant list that `identities` open, encrypted anew to
+    `recipients` (what `gateway recordings rewrap` does for the numbers). (resealed calls,
+    calls passed over: another key's, or resealed already)."""
+    resealed = passed = 0
+    after = ""
+    while page := index.encrypted_callers(after, 1000):  # a thousand at a time, whatever the total
+        after = page[-1][0]
+        for call in index.calls_by_ids(list(dict.fromkeys(c for c, _ in page))):
+            values = []
+            for sealed in (call.caller_enc, call.parties_enc):
+                try:
+                    values.append(
+                        None if sealed is None else age.encrypt(age.decrypt(sealed, identities), recipients)
+                    )
+                except age.NoIdentityMatchError:
+                    values.append(sealed)
+            if values == [call.caller_enc, call.parties_enc]:
+                passed += 1
+                continue
+            index.reseal_call(call.id, values[0], values[1])
+            resealed += 1
+    return resealed, passed
