@@ -30,10 +30,10 @@ import wave
 import numpy as np
 import pjsua2 as pj
 
-from gateway.telephony.dtmf import COLS, KEYS, ROWS
+from gateway.sip.dtmf import COLS, KEYS, ROWS
+from gateway.sip.message import headers
 from gateway.telephony.media import PcmSource, audio_format, prefer_g711, tone
 from gateway.telephony.net import free_port_run
-from gateway.telephony.sip import headers
 
 RATE = 8000
 T0 = time.monotonic()

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.telephony.dtmf import COLS, KEYS, ROWS, DtmfMethod, OnceOnly
-from gateway.telephony.tones import ToneDetector
+from gateway.sip.dtmf import COLS, KEYS, ROWS, DtmfMethod, OnceOnly
+from gateway.sip.tones import ToneDetector
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)

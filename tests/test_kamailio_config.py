@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from gateway.errors import ConfigError
+from gateway.sip.secure import SrtpPolicy
 from gateway.supervisor.kamailio import FrontDoor, FrontTls
 from gateway.supervisor.node import pbx_addresses
-from gateway.telephony.secure import SrtpPolicy
 from tests.conftest import require_tool
 from tests.tlscerts import TestCA
 

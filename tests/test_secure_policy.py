@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from gateway import config as cfg
 from gateway.errors import ConfigError
-from gateway.telephony.secure import (
+from gateway.sip.secure import (
     SrtpPolicy,
     carries_sdes_keys,
     hop_is_tls,

@@ -1,4 +1,4 @@
-from gateway.telephony import sip
+from gateway.sip import message as sip
 
 INVITE = (
     "INVITE sip:1177@127.0.0.1:5060 SIP/2.0\r\n"
@@ -33,7 +33,7 @@ def test_garbage_does_not_raise() -> None:
 
 
 def test_media_count_counts_m_lines_of_the_body_only() -> None:
-    from gateway.telephony.sip import media_count
+    from gateway.sip.message import media_count
 
     head = (
         "INVITE sip:1177@gw SIP/2.0\r\nX-Note: m=audio in a header\r\nContent-Type: application/sdp\r\n\r\n"

@@ -1,4 +1,4 @@
-"""Reading recording clients' INVITEs (gateway/telephony/siprec.py): the RFC-style examples in
+"""Reading recording clients' INVITEs (gateway/sip/siprec.py): the RFC-style examples in
 tests/siprec/, a vendor-style one, and what must be refused."""
 
 from pathlib import Path
@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.telephony import siprec as sr
+from gateway.sip import siprec as sr
 
 VECTORS = Path(__file__).parent / "siprec"
 

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from ..telephony.dtmf import DtmfMethod
-from ..telephony.secure import SrtpPolicy, is_tls_uri
+from ..sip.dtmf import DtmfMethod
+from ..sip.secure import SrtpPolicy, is_tls_uri
 from .fields import Section, render_section, suggest
 from .sections import (
     DEFAULT_PROMPTS,

@@ -11,8 +11,8 @@ from typing import Any
 
 from .. import age
 from ..errors import ConfigError
-from ..telephony.dtmf import DtmfMethod
-from ..telephony.secure import SrtpPolicy
+from ..sip.dtmf import DtmfMethod
+from ..sip.secure import SrtpPolicy
 from .fields import NUMBER, Section, as_float, setting
 from .values import (
     HOSTNAME,
@@ -22,6 +22,7 @@ from .values import (
     is_loopback,
     parse_hostport,
     parse_ipv4_network,
+    parse_s3_url,
     parse_syslog_target,
     redact_url,
 )
@@ -225,10 +226,8 @@ class IndexConfig(Section):
 
 def _store_url(text: str, where: str) -> str:
     if text:
-        from ..storage.s3 import parse_url
-
         try:
-            parse_url(text)
+            parse_s3_url(text)
         except ValueError as e:
             raise ConfigError(f"{where} {e}") from None
     return text

@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from ..errors import ConfigError
-from ..telephony.sip import UriError, parse_config_uri
+from ..sip.message import UriError, parse_config_uri
 
 HOSTNAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
 
@@ -124,3 +124,16 @@ def redact_url(url: str) -> str:
             parts.append(f"{key}=***" if eq and unquote(key).strip().lower() in _SECRET_PARAMS else part)
         query = "&".join(parts)
     return f"{scheme}://{authority}{slash}{path}{q}{query}{hash_}{fragment}"
+
+
+def parse_s3_url(url: str) -> tuple[str, str]:
+    """s3://bucket/prefix -> (bucket, "prefix/"); ValueError when it is not one."""
+    if not url.startswith("s3://"):
+        raise ValueError(f"must be s3://BUCKET[/PREFIX], got {url!r}")
+    bucket, _, prefix = url[len("s3://") :].partition("/")
+    if not bucket or not all(c.isalnum() or c in ".-" for c in bucket) or not 3 <= len(bucket) <= 63:
+        raise ValueError(f"{bucket!r} is not an S3 bucket name")
+    prefix = prefix.strip("/")
+    if any(c in prefix for c in "\\\n\r\t") or ".." in prefix.split("/"):
+        raise ValueError(f"{prefix!r} is not a usable key prefix")
+    return bucket, (prefix + "/" if prefix else "")

@@ -249,7 +249,7 @@ CREATE TABLE IF NOT EXISTS audit_archive (source TEXT NOT NULL, n INTEGER NOT NU
 
 SIPREC_MIGRATION = (
     "recording sessions forked by a SIPREC client are calls of their own kind, with their "
-    "participants sealed and the client's identifiers (telephony/siprec.py)",
+    "participants sealed and the client's identifiers (sip/siprec.py)",
     "ALTER TABLE calls ADD COLUMN kind TEXT NOT NULL DEFAULT 'call';\n"
     "ALTER TABLE calls ADD COLUMN parties_enc {BLOB};\n"
     "ALTER TABLE calls ADD COLUMN siprec TEXT;",

@@ -21,23 +21,11 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
+from ..config.values import parse_s3_url
 from .spool import LocalSpool
 from .store import OBJECT_NAME, ObjectNotFound, ObjectWriter, Store, StoreError, check_name
 
 log = logging.getLogger(__name__)
-
-
-def parse_url(url: str) -> tuple[str, str]:
-    """s3://bucket/prefix -> (bucket, "prefix/"); ValueError when it is not one."""
-    if not url.startswith("s3://"):
-        raise ValueError(f"must be s3://BUCKET[/PREFIX], got {url!r}")
-    bucket, _, prefix = url[len("s3://") :].partition("/")
-    if not bucket or not all(c.isalnum() or c in ".-" for c in bucket) or not 3 <= len(bucket) <= 63:
-        raise ValueError(f"{bucket!r} is not an S3 bucket name")
-    prefix = prefix.strip("/")
-    if any(c in prefix for c in "\\\n\r\t") or ".." in prefix.split("/"):
-        raise ValueError(f"{prefix!r} is not a usable key prefix")
-    return bucket, (prefix + "/" if prefix else "")
 
 
 class _BodyReader(io.RawIOBase):
@@ -80,7 +68,7 @@ class S3Store(Store):
         from botocore.config import Config as BotoConfig
 
         self.url = url
-        self.bucket, self.prefix = parse_url(url)
+        self.bucket, self.prefix = parse_s3_url(url)
         self.lock_mode = lock_mode.upper()  # "", "GOVERNANCE" or "COMPLIANCE"
         kwargs: dict[str, Any] = {
             "config": BotoConfig(

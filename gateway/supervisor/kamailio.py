@@ -14,9 +14,9 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..sip.secure import SrtpPolicy, is_tls_uri
 from ..storage.spool import ensure_private_dir
 from ..telephony.door import HEADER as DOOR_HEADER
-from ..telephony.secure import SrtpPolicy, is_tls_uri
 
 TRUSTED_GROUP = 1  # trunks and the PBX
 WORKER_GROUP = 2

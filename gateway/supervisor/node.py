@@ -26,12 +26,12 @@ from ..config import Config, parse_ipv4_network
 from ..context import Gateway
 from ..dashboard.sessions import Session, SessionBook, session_key
 from ..errors import ConfigError
+from ..sip.message import parse_config_uri
+from ..sip.secure import is_tls_uri
 from ..storage.index import IndexUnavailable
 from ..telephony import door
 from ..telephony.net import TCP, UDP, check_ports_free
 from ..telephony.prompts import PromptError, load_for_routes
-from ..telephony.secure import is_tls_uri
-from ..telephony.sip import parse_config_uri
 from ..telephony.tlsfiles import check_pair, internal_pair, make_internal_pair, pbx_authorities
 from . import channel, health, leftovers
 from .cluster import Cluster, vouch_by_sessions

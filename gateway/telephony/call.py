@@ -26,14 +26,14 @@ from ..config import Route
 from ..consent import receipt as rc
 from ..consent.language import LanguageChoice, language_from_header
 from ..consent.machine import Confirm, ConsentMachine, Decide, Decision, Mode, StopNotice, Withdraw
+from ..sip.dtmf import DtmfMethod, OnceOnly
+from ..sip.message import Invite, quoted_display
+from ..sip.tones import ToneDetector
 from ..storage import pii
 from ..storage.index import CallRow
-from .dtmf import DtmfMethod, OnceOnly
 from .media import PcmSource, Tap, ringback, tone
 from .prompts import MENU, Prompt
 from .session import CallServices, InbandListener, Session, masked
-from .sip import Invite, quoted_display
-from .tones import ToneDetector
 
 log = logging.getLogger(__name__)
 

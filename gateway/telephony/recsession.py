@@ -26,13 +26,13 @@ from ..callevents import CallState, EventType, RecordingState
 from ..config import Route, SiprecConfig
 from ..consent import receipt as rc
 from ..consent.machine import ConsentMachine, Decide, Decision, Mode, Withdraw
+from ..sip.dtmf import DtmfMethod, OnceOnly
+from ..sip.siprec import Metadata, RecordingOffer, metadata_of
+from ..sip.tones import ToneDetector
 from ..storage import pii
 from ..storage.index import CallRow
-from .dtmf import DtmfMethod, OnceOnly
 from .media import MediaSlot
 from .session import CallServices, InbandListener, Session, masked
-from .siprec import Metadata, RecordingOffer, metadata_of
-from .tones import ToneDetector
 
 log = logging.getLogger(__name__)
 

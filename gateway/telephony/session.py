@@ -20,10 +20,10 @@ from ..config import Config, Route
 from ..consent import receipt as rc
 from ..consent.machine import ConsentMachine, Decide
 from ..recording.service import RecordingService
+from ..sip.tones import ToneDetector
 from ..storage.index import Index, utcnow
 from .media import MediaSlot
 from .prompts import PromptSet
-from .tones import ToneDetector
 
 log = logging.getLogger(__name__)
 

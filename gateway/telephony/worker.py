@@ -26,6 +26,9 @@ from ..context import Gateway
 from ..errors import ConfigError
 from ..governance import retention
 from ..recording.recorder import RecorderEngine
+from ..sip.message import media_count, parse_config_uri, parse_invite
+from ..sip.secure import SrtpPolicy, carries_sdes_keys, hop_is_tls, is_tls_uri, uri_transport
+from ..sip.siprec import Rejection, is_recording_session, read_offer
 from ..storage.index import IndexUnavailable
 from ..storage.journal import JournaledIndex
 from . import door
@@ -34,9 +37,6 @@ from .call import CallServices, CallSession
 from .events import EventBus
 from .media import MediaSlot, audio_format, prefer_g711, release_slots
 from .recsession import RecordingSession, support_siprec
-from .secure import SrtpPolicy, carries_sdes_keys, hop_is_tls, is_tls_uri, uri_transport
-from .sip import media_count, parse_config_uri, parse_invite
-from .siprec import Rejection, is_recording_session, read_offer
 from .tlsfiles import internal_pair, make_internal_pair, pbx_authorities
 
 log = logging.getLogger(__name__)

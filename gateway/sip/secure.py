@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import re
 
-from .sip import parse_config_uri
+from .message import parse_config_uri
 
 
 class SrtpPolicy(enum.StrEnum):

@@ -18,7 +18,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from .sip import headers
+from .message import headers
 
 RECORDING_NS = "urn:ietf:params:xml:ns:recording:1"
 # The metadata extension this gateway reads a client's consent decision from (RFC 7865 allows
