@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 
 from gateway import age
+from gateway.app.gateway import Gateway
 from gateway.cli import main as cli
-from gateway.context import Gateway
 from gateway.storage import index as ix
 from gateway.storage.index import RecordingRow, utcnow
 

@@ -1,45 +1,32 @@
-"""Errors the CLI reports in one line, each with its own exit code (listed in the README)."""
+"""The gateway's typed errors. Each carries a one-line message for the person who must act on it;
+the command line alone decides what exit code each kind gets (cli/exitcodes.py)."""
 
 from __future__ import annotations
 
-EXIT_OK = 0
-EXIT_FINDINGS = 1  # a verification found problems (audit chain, recordings verify)
-EXIT_USAGE = 2  # argparse's own code for bad arguments
-EXIT_CONFIG = 3
-EXIT_KEY = 4  # malformed or unreadable recipient / identity
-EXIT_NO_MATCH = 5  # the identity does not open this recording
-EXIT_CORRUPT = 6  # ciphertext damaged or tampered
-EXIT_TRUNCATED = 7  # recording ends without its final chunk (use --recover)
-EXIT_NOT_FOUND = 8
-EXIT_STORAGE = 9  # store or index failed (disk full, permissions)
-EXIT_INPUT = 10  # input files rejected (import-legacy)
-EXIT_NOT_RUNNING = 11  # `gateway status`: no gateway runs on this data directory
-EXIT_INTERRUPTED = 130
-
 
 class GatewayError(Exception):
-    exit_code = EXIT_FINDINGS
+    """A failure the user can act on (a finding, a refusal, a bad argument)."""
 
 
 class ConfigError(GatewayError):
-    exit_code = EXIT_CONFIG
+    pass
 
 
-class KeyError_(GatewayError):
-    exit_code = EXIT_KEY
+class KeyMaterialError(GatewayError):
+    """A recipient or identity that is malformed or cannot be read."""
 
 
 class NotFoundError(GatewayError):
-    exit_code = EXIT_NOT_FOUND
+    pass
 
 
 class StorageError(GatewayError):
-    exit_code = EXIT_STORAGE
+    """The store or the index failed (disk full, permissions, out of reach)."""
 
 
 class InputError(GatewayError):
-    exit_code = EXIT_INPUT
+    """Input files rejected (legacy import)."""
 
 
 class NotRunningError(GatewayError):
-    exit_code = EXIT_NOT_RUNNING
+    """No gateway runs on this data directory."""

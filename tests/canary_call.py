@@ -6,7 +6,7 @@ Usage: python -m tests.canary_call CONFIG SECONDS. Prints the recording id.
 import sys
 import time
 
-from gateway.context import Gateway
+from gateway.app.gateway import Gateway
 from gateway.recording.recorder import RecorderEngine
 from tests.audio import frames
 from tests.gw import new_call

@@ -8,8 +8,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from gateway.app.gateway import Gateway
 from gateway.cli import main
-from gateway.context import Gateway
 from gateway.recording.recorder import RecorderEngine
 from gateway.storage import pii
 from gateway.storage.index import CallRow, utcnow

@@ -7,7 +7,7 @@ three chunks are durable, then keeps recording (at 10x real time) until killed.
 import sys
 import time
 
-from gateway.context import Gateway
+from gateway.app.gateway import Gateway
 from gateway.recording.recorder import RecorderEngine
 from tests.audio import frames, tone
 from tests.gw import new_call

@@ -16,9 +16,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway import age, errors
+from gateway import age
 from gateway.age import format as fmt
-from gateway.cli import main
+from gateway.cli import exitcodes, main
 from tests.audio import dominant_frequency
 from tests.conftest import require_tool
 from tests.gw import GatewayUnderTest
@@ -57,10 +57,10 @@ def test_post_quantum_and_classical_recipients_are_never_mixed(tmp_path: Path, c
     with pytest.raises(ValueError, match="only as safe as X25519"):
         age.encrypt(b"x", [pq, classic])
     code = main(["init", "--dir", str(tmp_path / "gw"), "--recipient", str(pq), "--recipient", str(classic)])
-    assert code == errors.EXIT_KEY and "only as safe as X25519" in capsys.readouterr().err
+    assert code == exitcodes.EXIT_KEY and "only as safe as X25519" in capsys.readouterr().err
     cfg = tmp_path / "mixed.toml"
     cfg.write_text(f"[paths]\ndata_dir='.'\n[recording]\nrecipients=['{pq}', '{classic}']\n")
-    assert main(["--config", str(cfg), "recordings", "list"]) == errors.EXIT_CONFIG
+    assert main(["--config", str(cfg), "recordings", "list"]) == exitcodes.EXIT_CONFIG
     assert "[recording] recipients: post-quantum" in capsys.readouterr().err
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway import errors
+from gateway.cli import exitcodes
 from gateway.storage import audit
 from tests.gw import GatewayUnderTest, make_gateway
 
@@ -96,7 +96,7 @@ def test_a_relinked_log_passes_alone_but_not_against_the_witness(
     capsys.readouterr()
     assert (
         tgw.run("audit", "verify", "--json", "--checkpoint", str(tmp_path / "witness.log"))
-        == errors.EXIT_FINDINGS
+        == exitcodes.EXIT_FINDINGS
     )
     problem = json.loads(capsys.readouterr().out)["problem"]
     assert problem["kind"] in ("rewritten", "truncated")
@@ -113,9 +113,11 @@ def test_entries_cut_from_the_end_are_caught_by_a_checkpoint_or_a_recorded_head(
     db.commit()
     db.close()
     assert tgw.run("audit", "verify") == 0
-    assert tgw.run("audit", "verify", "--head", head) == errors.EXIT_FINDINGS
+    assert tgw.run("audit", "verify", "--head", head) == exitcodes.EXIT_FINDINGS
     assert "removed from the end" in capsys.readouterr().out
-    assert tgw.run("audit", "verify", "--checkpoint", str(tmp_path / "witness.log")) == errors.EXIT_FINDINGS
+    assert (
+        tgw.run("audit", "verify", "--checkpoint", str(tmp_path / "witness.log")) == exitcodes.EXIT_FINDINGS
+    )
     assert "truncated" in capsys.readouterr().out
 
 
@@ -130,7 +132,7 @@ def test_a_checkpoint_signed_by_someone_else_is_refused(
     fake.write_text(
         audit.make_checkpoint(head[0], head[1], "now", Ed25519PrivateKey.generate()).line() + "\n"
     )
-    assert tgw.run("audit", "verify", "--checkpoint", str(fake)) == errors.EXIT_FINDINGS
+    assert tgw.run("audit", "verify", "--checkpoint", str(fake)) == exitcodes.EXIT_FINDINGS
     assert "forged-checkpoint" in capsys.readouterr().out
 
 
@@ -142,7 +144,7 @@ def test_an_export_verifies_offline_and_shows_each_kind_of_damage(
     tgw.record(1)
     out = tmp_path / "audit.jsonl"
     assert tgw.run("audit", "export", "-o", str(out)) == 0
-    assert tgw.run("audit", "export", "-o", str(out)) == errors.EXIT_FINDINGS  # never overwritten
+    assert tgw.run("audit", "export", "-o", str(out)) == exitcodes.EXIT_FINDINGS  # never overwritten
     pub = str(tgw.dir / "secrets" / "signing.pub")
     witness = str(tmp_path / "witness.log")
     from gateway.cli import main
@@ -161,7 +163,7 @@ def test_an_export_verifies_offline_and_shows_each_kind_of_damage(
     capsys.readouterr()
     assert (
         main(["audit", "verify", "--json", "--from", str(out), "--public-key", pub, "--checkpoint", witness])
-        == errors.EXIT_FINDINGS
+        == exitcodes.EXIT_FINDINGS
     )
     assert json.loads(capsys.readouterr().out)["problem"]["kind"] == kind
 
@@ -226,12 +228,12 @@ def test_two_nodes_one_witness_verify_clean_and_forgeries_are_still_caught(
     gw.close()
     forged = tmp_path / "forged.log"
     forged.write_text(audit.make_checkpoint(head[0], head[1], "now", mallory).line() + "\n")
-    assert a.run("audit", "verify", "--checkpoint", str(forged)) == errors.EXIT_FINDINGS
+    assert a.run("audit", "verify", "--checkpoint", str(forged)) == exitcodes.EXIT_FINDINGS
     assert "forged-checkpoint" in capsys.readouterr().out
     # A real alteration of node B's recording row is caught on node A.
     gw = a.open()
     gw.index.update_recording(recs[1], duration_s=999.0)
     gw.close()
-    assert a.run("recordings", "verify") == errors.EXIT_FINDINGS
+    assert a.run("recordings", "verify") == exitcodes.EXIT_FINDINGS
     out = capsys.readouterr().out
     assert f"{recs[1]}: signature does not match" in out and recs[0] not in out

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway import errors
-from gateway.cli import main
+from gateway.cli import exitcodes, main
 from gateway.storage import index as ix
 from gateway.telephony.events import follow
 from tests.calls import CallLab
@@ -32,7 +31,7 @@ def test_unknown_number_is_refused_with_404(tmp_path: Path) -> None:
 def test_missing_prompts_refuse_to_start(lab: CallLab, capsys: pytest.CaptureFixture[str]) -> None:
     text = lab.gw.config.read_text()
     lab.gw.config.write_text(text.replace(str(lab.gw.dir.parent / "prompts"), str(lab.gw.dir / "nowhere")))
-    assert main(["--config", str(lab.gw.config), "run"]) == errors.EXIT_CONFIG
+    assert main(["--config", str(lab.gw.config), "run"]) == exitcodes.EXIT_CONFIG
     err = capsys.readouterr().err
     assert "prompts:" in err and "manifest" in err and err.count("\n") == 1
 

@@ -14,8 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gateway import errors
-from gateway.cli import main
+from gateway.cli import exitcodes, main
 from tests.audio import dominant_frequency
 from tests.gw import GatewayUnderTest, make_gateway
 
@@ -36,7 +35,7 @@ def test_init_writes_private_dirs_and_a_loadable_commented_config(tgw: GatewayUn
 
 def test_init_refuses_a_bad_recipient(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["init", "--dir", str(tmp_path / "x"), "--recipient", "age1notakey"])
-    assert code == errors.EXIT_KEY
+    assert code == exitcodes.EXIT_KEY
     assert "--recipient #1 refused" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
 
@@ -45,7 +44,7 @@ def test_init_recognises_a_private_key_and_never_echoes_it(tmp_path: Path, capsy
     from gateway import age
 
     identity = age.Identity.generate().encode()
-    assert main(["init", "--dir", str(tmp_path / "gw"), "--recipient", identity]) == errors.EXIT_KEY
+    assert main(["init", "--dir", str(tmp_path / "gw"), "--recipient", identity]) == exitcodes.EXIT_KEY
     err = capsys.readouterr().err
     assert "private key" in err and "age-keygen -y" in err
     assert identity[15:] not in err and identity[15:].lower() not in err
@@ -55,7 +54,7 @@ def test_init_recognises_a_private_key_and_never_echoes_it(tmp_path: Path, capsy
 def test_init_without_recipient_warns_that_nothing_is_recorded(tmp_path: Path, capsys) -> None:
     assert main(["init", "--dir", str(tmp_path / "x")]) == 0
     assert "will record nothing" in capsys.readouterr().out
-    from gateway.context import Gateway
+    from gateway.app.gateway import Gateway
     from gateway.recording.recorder import RecorderEngine
 
     gw = Gateway.open(tmp_path / "x" / "gateway.toml")
@@ -64,7 +63,7 @@ def test_init_without_recipient_warns_that_nothing_is_recorded(tmp_path: Path, c
 
 
 def test_init_refuses_to_overwrite(tgw: GatewayUnderTest) -> None:
-    assert main(["init", "--dir", str(tgw.dir), "--recipient", tgw.recipient]) == errors.EXIT_CONFIG
+    assert main(["init", "--dir", str(tgw.dir), "--recipient", tgw.recipient]) == exitcodes.EXIT_CONFIG
 
 
 @pytest.mark.parametrize(
@@ -109,14 +108,14 @@ def test_init_refuses_to_overwrite(tgw: GatewayUnderTest) -> None:
 def test_bad_config_is_one_line_and_exit_3(tmp_path: Path, capsys, content: str, message: str) -> None:
     cfg = tmp_path / "bad.toml"
     cfg.write_text(content)
-    assert main(["--config", str(cfg), "recordings", "list"]) == errors.EXIT_CONFIG
+    assert main(["--config", str(cfg), "recordings", "list"]) == exitcodes.EXIT_CONFIG
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
 
 
 def test_missing_and_unreadable_config(tmp_path: Path, capsys) -> None:
-    assert main(["--config", str(tmp_path / "none.toml"), "recordings", "list"]) == errors.EXIT_CONFIG
-    assert main(["recordings", "list"]) in (errors.EXIT_CONFIG,)
+    assert main(["--config", str(tmp_path / "none.toml"), "recordings", "list"]) == exitcodes.EXIT_CONFIG
+    assert main(["recordings", "list"]) in (exitcodes.EXIT_CONFIG,)
     assert "GATEWAY_CONFIG" in capsys.readouterr().err
 
 
@@ -155,7 +154,7 @@ def test_export_audits_what_happened_and_force_makes_a_private_file(
     existing.chmod(0o644)
     assert (
         tgw.run("recordings", "export", rec_id, "-i", str(tgw.key), "-o", str(existing))
-        == errors.EXIT_FINDINGS
+        == exitcodes.EXIT_FINDINGS
     )
     assert existing.read_bytes() == b"the operator's other file"
     actions = [e.action for e in tgw.open().index.audit_entries() if e.subject == rec_id]
@@ -254,13 +253,15 @@ def test_export_errors_have_distinct_exit_codes(tgw: GatewayUnderTest, tmp_path:
     out = str(tmp_path / "o.wav")
     other = tmp_path / "other.txt"
     subprocess.run(["age-keygen", "-o", str(other)], check=True, capture_output=True)
-    assert tgw.run("recordings", "export", rec_id, "-i", str(other), "-o", out) == errors.EXIT_NO_MATCH
+    assert tgw.run("recordings", "export", rec_id, "-i", str(other), "-o", out) == exitcodes.EXIT_NO_MATCH
     (tmp_path / "garbage.txt").write_text("AGE-SECRET-KEY-1XYZ\n")
     assert (
         tgw.run("recordings", "export", rec_id, "-i", str(tmp_path / "garbage.txt"), "-o", out)
-        == errors.EXIT_KEY
+        == exitcodes.EXIT_KEY
     )
-    assert tgw.run("recordings", "export", "nosuchid", "-i", str(tgw.key), "-o", out) == errors.EXIT_NOT_FOUND
+    assert (
+        tgw.run("recordings", "export", "nosuchid", "-i", str(tgw.key), "-o", out) == exitcodes.EXIT_NOT_FOUND
+    )
     assert tgw.run("recordings", "export", rec_id, "-i", str(tgw.key), "-o", str(tmp_path / "o.flac")) == 1
     assert not Path(out).exists()
     # Tamper with one byte of the ciphertext: refused, and no half-written plaintext is left.
@@ -269,7 +270,7 @@ def test_export_errors_have_distinct_exit_codes(tgw: GatewayUnderTest, tmp_path:
     data = bytearray(obj.read_bytes())
     data[-5] ^= 0x40
     obj.write_bytes(bytes(data))
-    assert tgw.run("recordings", "export", rec_id, "-i", str(tgw.key), "-o", out) == errors.EXIT_CORRUPT
+    assert tgw.run("recordings", "export", rec_id, "-i", str(tgw.key), "-o", out) == exitcodes.EXIT_CORRUPT
     assert not Path(out).exists()
     err = capsys.readouterr().err
     assert all(line.startswith("gateway: ") for line in err.strip().splitlines())
@@ -285,7 +286,7 @@ def test_verify_finds_altered_missing_and_orphan_objects(tgw: GatewayUnderTest, 
     (spool / gw.index.get_recording(b).object_name).unlink()
     (spool / ("ab" * 16 + ".age")).write_bytes(b"hello")
     capsys.readouterr()
-    assert tgw.run("recordings", "verify") == errors.EXIT_FINDINGS
+    assert tgw.run("recordings", "verify") == exitcodes.EXIT_FINDINGS
     out = capsys.readouterr().out
     assert f"{a}: size" in out and "hash differs" in out
     assert f"{b}: object missing" in out
@@ -324,7 +325,7 @@ def test_audit_verify_names_the_first_broken_entry(
     assert tgw.run("audit", "verify") == 0
     tamper(tgw, sql)
     capsys.readouterr()
-    assert tgw.run("audit", "verify", "--json") == errors.EXIT_FINDINGS
+    assert tgw.run("audit", "verify", "--json") == exitcodes.EXIT_FINDINGS
     problem = json.loads(capsys.readouterr().out)["problem"]
     assert problem["kind"] == kind and problem["seq"] == seq
 
@@ -341,7 +342,7 @@ def test_root_does_not_write_into_the_service_users_data_directory(
     rec = tgw.record(1)
     os_.chown(tgw.dir, 65534, 65534)
     try:
-        assert tgw.run("recordings", "list") == errors.EXIT_CONFIG
+        assert tgw.run("recordings", "list") == exitcodes.EXIT_CONFIG
         err = capsys.readouterr().err
         assert "belongs to nobody, not root" in err and "runuser -u nobody --" in err and "-i - -o -" in err
         assert not (tgw.dir / "secrets" / "users.sqlite3").exists()
@@ -383,9 +384,9 @@ def test_init_makes_the_cluster_key_for_the_first_node_and_takes_it_for_the_next
     capsys.readouterr()
     assert main(
         ["init", "--dir", str(tmp_path / "c"), *common, "--cluster-key", str(tmp_path / "bad.key")]
-    ) == (errors.EXIT_KEY)
+    ) == (exitcodes.EXIT_KEY)
     assert "is not a cluster key" in capsys.readouterr().err
-    assert main(["init", "--dir", str(tmp_path / "d"), "--cluster-key", str(key)]) == errors.EXIT_CONFIG
+    assert main(["init", "--dir", str(tmp_path / "d"), "--cluster-key", str(key)]) == exitcodes.EXIT_CONFIG
 
 
 def test_the_command_line_reads_as_documented(tgw: GatewayUnderTest, capsys) -> None:
@@ -423,7 +424,7 @@ def test_a_failed_init_leaves_nothing_and_the_retry_needs_no_force(
     refused = pg_url.replace("postgresql://postgres@", "postgresql://nobody@")
     assert (
         main(["init", "--dir", str(d), "--recipient", recipient, "--index-url", refused])
-        == errors.EXIT_STORAGE
+        == exitcodes.EXIT_STORAGE
     )
     assert "nobody" in capsys.readouterr().err
     assert not d.exists()
@@ -432,7 +433,7 @@ def test_a_failed_init_leaves_nothing_and_the_retry_needs_no_force(
     (d / "notes.txt").write_text("the administrator's\n")
     assert (
         main(["init", "--dir", str(d), "--recipient", recipient, "--index-url", refused])
-        == errors.EXIT_STORAGE
+        == exitcodes.EXIT_STORAGE
     )
     assert sorted(p.name for p in d.iterdir()) == ["notes.txt"]
     assert main(["init", "--dir", str(d), "--recipient", recipient, "--index-url", pg_url]) == 0

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from gateway import age
 from gateway.age import format as fmt
-from gateway.governance import retention
+from gateway.app import retention
 from gateway.recording.recorder import RecorderEngine
 from gateway.storage import index as ix
 from gateway.storage.s3 import TieredStore

@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gateway import age, errors
+from gateway import age
+from gateway.cli import exitcodes
 from gateway.storage import index as ix
 from gateway.storage import pii
 from tests.audio import dominant_frequency
@@ -63,15 +64,15 @@ def test_hold_errors(tgw: GatewayUnderTest, capsys) -> None:
     age_days(tgw, rec, 100)
     tgw.run("retention", "run")
     capsys.readouterr()
-    assert tgw.run("hold", "add", rec, "--reason", "too late") == errors.EXIT_NOT_FOUND
+    assert tgw.run("hold", "add", rec, "--reason", "too late") == exitcodes.EXIT_NOT_FOUND
     assert "was deleted" in capsys.readouterr().err
-    assert tgw.run("hold", "add", "nosuchid", "--reason", "x") == errors.EXIT_NOT_FOUND
+    assert tgw.run("hold", "add", "nosuchid", "--reason", "x") == exitcodes.EXIT_NOT_FOUND
     assert (
         tgw.run("hold", "add", "--number", "+1555", "-i", str(tgw.key), "--reason", "x")
-        == errors.EXIT_NOT_FOUND
+        == exitcodes.EXIT_NOT_FOUND
     )
     capsys.readouterr()
-    assert tgw.run("hold", "add", "--number", "+1555", "--reason", "x") == errors.EXIT_FINDINGS
+    assert tgw.run("hold", "add", "--number", "+1555", "--reason", "x") == exitcodes.EXIT_FINDINGS
     assert "needs --identity" in capsys.readouterr().err
 
 
@@ -117,7 +118,7 @@ def test_subject_find_export_and_erase_with_a_hold(tgw: GatewayUnderTest, tmp_pa
     assert "4670123" not in log and "subject.erased" in log and "subject.exported" in log
     subjects = {e.subject for e in entries if e.action.startswith("subject.")}
     assert subjects and all(re.fullmatch(r"request:[0-9a-f]{16}", x) for x in subjects)
-    assert tgw.run("subject", "find", "--number", "+1 555 0000", "-i", key) == errors.EXIT_NOT_FOUND
+    assert tgw.run("subject", "find", "--number", "+1 555 0000", "-i", key) == exitcodes.EXIT_NOT_FOUND
 
 
 def test_the_index_holds_no_number_and_no_key_that_could_find_one(tgw: GatewayUnderTest) -> None:
@@ -150,7 +151,7 @@ def test_national_numbers_need_a_country_code_and_match_international_ones(
     key = str(tgw.key)
     capsys.readouterr()
     # Without a country code a national number is ambiguous: refused, never a wrong "no data".
-    assert tgw.run("subject", "find", "--number", "070-123 45 67", "-i", key) == errors.EXIT_FINDINGS
+    assert tgw.run("subject", "find", "--number", "070-123 45 67", "-i", key) == exitcodes.EXIT_FINDINGS
     assert "not in international form" in capsys.readouterr().err
     cfg = tgw.config.read_text().replace('country_code = ""', 'country_code = "46"')
     tgw.config.write_text(cfg)
@@ -159,7 +160,7 @@ def test_national_numbers_need_a_country_code_and_match_international_ones(
         io = capsys.readouterr()
         assert sorted(r["id"] for r in json.loads(io.out)["recordings"]) == sorted([intl, national]), given
         assert "searched for +46701234567" in io.err
-    assert tgw.run("subject", "find", "--number", "anonymous", "-i", key) == errors.EXIT_FINDINGS
+    assert tgw.run("subject", "find", "--number", "anonymous", "-i", key) == exitcodes.EXIT_FINDINGS
 
 
 def test_subject_requests_warn_when_the_identity_opens_only_some_numbers(
@@ -169,7 +170,7 @@ def test_subject_requests_warn_when_the_identity_opens_only_some_numbers(
     other = tmp_path / "other.txt"
     subprocess.run(["age-keygen", "-o", str(other)], check=True, capture_output=True)
     capsys.readouterr()
-    assert tgw.run("subject", "find", "--number", ANNA, "-i", str(other)) == errors.EXIT_NOT_FOUND
+    assert tgw.run("subject", "find", "--number", ANNA, "-i", str(other)) == exitcodes.EXIT_NOT_FOUND
     assert "1 stored number(s) are not encrypted to this identity" in capsys.readouterr().err
 
 
@@ -202,13 +203,16 @@ def test_subject_export_never_overwrites_and_leaves_no_partial_plaintext(
     busy = tmp_path / "busy"
     busy.mkdir(mode=0o700)
     (busy / "notes.txt").write_text("mine")
-    assert tgw.run("subject", "export", "--number", ANNA, "-i", key, "-o", str(busy)) == errors.EXIT_FINDINGS
+    assert (
+        tgw.run("subject", "export", "--number", ANNA, "-i", key, "-o", str(busy)) == exitcodes.EXIT_FINDINGS
+    )
     assert "not empty" in capsys.readouterr().err and (busy / "notes.txt").read_text() == "mine"
     shared = tmp_path / "shared"
     shared.mkdir()
     shared.chmod(0o755)
     assert (
-        tgw.run("subject", "export", "--number", ANNA, "-i", key, "-o", str(shared)) == errors.EXIT_FINDINGS
+        tgw.run("subject", "export", "--number", ANNA, "-i", key, "-o", str(shared))
+        == exitcodes.EXIT_FINDINGS
     )
     assert "not a private directory" in capsys.readouterr().err
     # A tampered chunk in the second recording: the export fails, and nothing is left behind.
@@ -219,7 +223,7 @@ def test_subject_export_never_overwrites_and_leaves_no_partial_plaintext(
     data[len(data) // 2] ^= 1
     obj.write_bytes(bytes(data))
     out = tmp_path / "request"
-    assert tgw.run("subject", "export", "--number", ANNA, "-i", key, "-o", str(out)) == errors.EXIT_CORRUPT
+    assert tgw.run("subject", "export", "--number", ANNA, "-i", key, "-o", str(out)) == exitcodes.EXIT_CORRUPT
     assert list(out.iterdir()) == []
     actions = [e.action for e in gw.index.audit_entries()]
     assert "subject.export_failed" in actions and "subject.exported" not in actions
@@ -238,7 +242,7 @@ def test_signatures_verify_without_a_key_and_catch_tampering(tgw: GatewayUnderTe
     db.execute("UPDATE recordings SET signature=NULL WHERE id=?", (c,))
     db.commit()
     capsys.readouterr()
-    assert tgw.run("recordings", "verify") == errors.EXIT_FINDINGS
+    assert tgw.run("recordings", "verify") == exitcodes.EXIT_FINDINGS
     out = capsys.readouterr().out
     assert f"{a}: signature does not match" in out and f"{b}: signature does not match" in out
     assert f"{c}: unsigned" in out
@@ -266,7 +270,7 @@ def test_exposure_scan_is_clean_then_finds_what_was_planted(
     db.execute("UPDATE audit SET actor='nobody' WHERE seq=2")
     db.commit()
     capsys.readouterr()
-    assert tgw.run("audit", "scan", "--json", "--temp-dir", str(temp)) == errors.EXIT_FINDINGS
+    assert tgw.run("audit", "scan", "--json", "--temp-dir", str(temp)) == exitcodes.EXIT_FINDINGS
     found = json.loads(capsys.readouterr().out)["findings"]
     kinds = {(f["kind"], Path(f["where"]).name if "/" in f["where"] else f["where"]) for f in found}
     for expected in [
@@ -336,7 +340,7 @@ def test_exposure_scan_keeps_to_what_the_gateway_owns(
     assert tgw.run("audit", "--json") == 0, capsys.readouterr().out
     capsys.readouterr()
     (systmp / "tmp-gateway.wav").write_bytes(silent)  # the gateway user's: a leak
-    assert tgw.run("audit", "--json") == errors.EXIT_FINDINGS
+    assert tgw.run("audit", "--json") == exitcodes.EXIT_FINDINGS
     found = json.loads(capsys.readouterr().out)["findings"]
     assert [Path(f["where"]).name for f in found] == ["tmp-gateway.wav"]
 
@@ -386,4 +390,4 @@ def test_every_participant_of_a_siprec_session_is_found_exported_and_erased(
     capsys.readouterr()
     call = tgw.open().index.get_call("sess-1")
     assert call.caller_enc is None and call.parties_enc is None
-    assert tgw.run("subject", "find", "--number", "+46701234567", "-i", key) == errors.EXIT_NOT_FOUND
+    assert tgw.run("subject", "find", "--number", "+46701234567", "-i", key) == exitcodes.EXIT_NOT_FOUND

@@ -12,7 +12,7 @@ import pytest
 
 from gateway.storage import audit
 from gateway.storage import index as ix
-from gateway.storage.index import CallRow, IndexError_, RecordingRow, SqliteIndex
+from gateway.storage.index import CallRow, IndexAccessError, RecordingRow, SqliteIndex
 from gateway.storage.index_pg import PgIndex, redact
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -90,13 +90,13 @@ def test_a_newer_schema_is_refused(pg_url: str) -> None:
     conn = PgIndex(pg_url)
     conn._q("UPDATE meta SET value='99' WHERE key='schema'")
     conn.close()
-    with pytest.raises(IndexError_, match="has schema 99, newer than this gateway's"):
+    with pytest.raises(IndexAccessError, match="has schema 99, newer than this gateway's"):
         PgIndex(pg_url)
 
 
 def test_an_unreachable_database_is_one_clear_error_without_the_password(tmp_path: Path) -> None:
     url = f"postgresql://gw:secret-pw@/nowhere?host={tmp_path}&connect_timeout=1"
-    with pytest.raises(IndexError_) as e:
+    with pytest.raises(IndexAccessError) as e:
         PgIndex(url)
     assert "cannot use the index at" in str(e.value) and "secret-pw" not in str(e.value)
     assert redact("postgresql://gw:pw@db.example:5432/gw") == "postgresql://gw:***@db.example:5432/gw"

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway import age, errors
+from gateway import age
+from gateway.cli import exitcodes
 from gateway.storage import index as ix
 from gateway.storage import pii
 from tests.gw import GatewayUnderTest, make_gateway
@@ -87,5 +88,5 @@ def test_an_index_from_a_newer_gateway_is_refused(old_gateway: GatewayUnderTest,
     db.execute("UPDATE meta SET value='99' WHERE key='schema'")
     db.commit()
     db.close()
-    assert old_gateway.run("recordings", "list") == errors.EXIT_STORAGE
+    assert old_gateway.run("recordings", "list") == exitcodes.EXIT_STORAGE
     assert "has schema 99, newer than this gateway's" in capsys.readouterr().err

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from gateway import age, errors
+from gateway import age
+from gateway.app.legacy import LegacyImporter
+from gateway.cli import exitcodes
 from gateway.recording import wav
-from gateway.recording.legacy import LegacyImporter
 from gateway.storage import index as ix
 from gateway.storage.store import StoreError
 from tests.gw import GatewayUnderTest, make_gateway
@@ -71,7 +72,7 @@ def legacy_rows(tgw: GatewayUnderTest) -> dict[str, ix.RecordingRow]:
 
 
 def test_import_export_resume(tgw: GatewayUnderTest, archive: Path, tmp_path: Path, capsys) -> None:
-    assert tgw.run("import-legacy", str(archive)) == errors.EXIT_INPUT  # some files were rejected
+    assert tgw.run("import-legacy", str(archive)) == exitcodes.EXIT_INPUT  # some files were rejected
     out = capsys.readouterr().out
     assert "imported 2 file(s)" in out and "rejected 2" in out and "ignored 1 non-audio" in out
     assert "broken.wav: corrupt WAV" in out and "fake.mp3: not a WAV or MP3" in out
@@ -96,7 +97,7 @@ def test_import_export_resume(tgw: GatewayUnderTest, archive: Path, tmp_path: Pa
     assert wav.parse_header((tmp_path / "conv.wav").read_bytes()).sample_rate == 8000
     # Running again imports nothing twice.
     capsys.readouterr()
-    assert tgw.run("import-legacy", str(archive)) == errors.EXIT_INPUT
+    assert tgw.run("import-legacy", str(archive)) == exitcodes.EXIT_INPUT
     again = capsys.readouterr().out
     assert "imported 0 file(s)" in again and "skipped 2 already imported" in again
     assert len(legacy_rows(tgw)) == 2
@@ -177,7 +178,7 @@ def test_no_recipient_refuses_import(tmp_path: Path, archive: Path, capsys) -> N
     assert main(["init", "--dir", str(tmp_path / "norec")]) == 0
     assert (
         main(["--config", str(tmp_path / "norec/gateway.toml"), "import-legacy", str(archive)])
-        == errors.EXIT_CONFIG
+        == exitcodes.EXIT_CONFIG
     )
     assert "no recipient" in capsys.readouterr().err
 
@@ -214,7 +215,7 @@ def test_a_reused_name_is_imported_before_it_is_shredded(
 def test_shredding_refuses_anything_but_the_exact_file_encrypted(
     tgw: GatewayUnderTest, tmp_path: Path
 ) -> None:
-    from gateway.recording.legacy import ShredRefused, SourceFile, shred_exact
+    from gateway.app.legacy import ShredRefused, SourceFile, shred_exact
 
     def fingerprint(p: Path) -> SourceFile:
         import hashlib
@@ -265,7 +266,7 @@ def test_symlinks_in_an_archive_are_refused_and_their_targets_kept(
     (day / "broken.wav").unlink()
     (day / "fake.mp3").unlink()
     (day / "link.wav").symlink_to(outside)
-    assert tgw.run("import-legacy", "--shred-originals", str(archive)) == errors.EXIT_INPUT
+    assert tgw.run("import-legacy", "--shred-originals", str(archive)) == exitcodes.EXIT_INPUT
     out = capsys.readouterr().out
     assert "link.wav: a symbolic link: not followed" in out and "shredded 2 original(s)" in out
     assert outside.read_bytes() == other_audio()
@@ -274,7 +275,7 @@ def test_symlinks_in_an_archive_are_refused_and_their_targets_kept(
 def test_a_file_still_being_written_is_not_imported(
     tgw: GatewayUnderTest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from gateway.recording import legacy
+    from gateway.app import legacy
 
     f = tmp_path / "growing.wav"
     f.write_bytes(other_audio())

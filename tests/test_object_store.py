@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.governance import retention
+from gateway.app import retention
 from gateway.recording.recorder import RecorderEngine
 from gateway.storage import index as ix
 from gateway.storage.s3 import S3Store, TieredStore
@@ -480,11 +480,11 @@ def test_store_create_bucket_makes_it_with_object_lock_and_check_says_so(
     gets Object Lock only when it is made); `store check` refuses an unlocked one."""
     import uuid
 
-    from gateway import errors
+    from gateway.cli import exitcodes
 
     tgw = make_gateway(tmp_path)
     use_store(tgw, s3_server, "new-" + uuid.uuid4().hex[:12], lock="governance")
-    assert tgw.run("store", "check") == errors.EXIT_STORAGE  # not made yet
+    assert tgw.run("store", "check") == exitcodes.EXIT_STORAGE  # not made yet
     capsys.readouterr()
     assert tgw.run("store", "create-bucket") == 0
     assert "made bucket" in capsys.readouterr().out
@@ -492,5 +492,5 @@ def test_store_create_bucket_makes_it_with_object_lock_and_check_says_so(
     out = capsys.readouterr().out
     assert "already there" in out and "Object Lock enabled" in out
     use_store(tgw, s3_server, s3_server.new_bucket(lock=False), lock="governance")
-    assert tgw.run("store", "check") == errors.EXIT_STORAGE
+    assert tgw.run("store", "check") == exitcodes.EXIT_STORAGE
     assert "has no Object Lock" in capsys.readouterr().err

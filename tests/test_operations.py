@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway import errors
+from gateway.cli import exitcodes
 from tests.calls import ROOT, CallLab
 from tests.conftest import require_tool
 
@@ -34,7 +34,7 @@ def test_one_gateway_per_data_directory_and_an_honest_status(tmp_path: Path) -> 
         rundir = lab.gw.dir / "run" / "kamailio"
         before = {p.name: p.read_bytes() for p in rundir.iterdir() if p.is_file()}
         second = gateway_cmd(lab, "run")
-        assert second.returncode == errors.EXIT_CONFIG, second.stderr
+        assert second.returncode == exitcodes.EXIT_CONFIG, second.stderr
         assert "another `gateway run`" in second.stderr and "Traceback" not in second.stderr
         after = {p.name: p.read_bytes() for p in rundir.iterdir() if p.is_file() and p.name in before}
         assert after == before, "the running node's Kamailio config and lists are untouched"
@@ -48,7 +48,7 @@ def test_one_gateway_per_data_directory_and_an_honest_status(tmp_path: Path) -> 
         assert scan.returncode == 0, scan.stdout
         assert lab.gateway is not None and lab.gateway.stop() == 0
         stopped = gateway_cmd(lab, "status")
-        assert stopped.returncode == errors.EXIT_NOT_RUNNING
+        assert stopped.returncode == exitcodes.EXIT_NOT_RUNNING
         assert "no gateway is running" in stopped.stderr and "pid" not in stopped.stdout
     finally:
         lab.close()
@@ -59,7 +59,7 @@ def test_a_single_worker_with_its_port_taken_exits_3_naming_the_setting(tmp_path
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as squatter:
         squatter.bind(("127.0.0.1", lab.sip_port))
         res = gateway_cmd(lab, "run")  # it used to hang here for ever, deaf to SIGINT and SIGTERM
-    assert res.returncode == errors.EXIT_CONFIG
+    assert res.returncode == exitcodes.EXIT_CONFIG
     lines = [line for line in res.stderr.splitlines() if line.startswith("gateway:")]
     assert len(lines) == 1 and "[sip] listen (UDP)" in lines[0] and f"127.0.0.1:{lab.sip_port}" in lines[0]
     assert "Traceback" not in res.stderr

@@ -12,8 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gateway import age, errors
+from gateway import age
 from gateway.age.stream import CHUNK_SIZE
+from gateway.cli import exitcodes
 from gateway.recording import wav
 from gateway.recording.recorder import RecorderEngine
 from gateway.storage import index as ix
@@ -113,7 +114,7 @@ def test_recovery_cannot_launder_replaced_ciphertext(tgw: GatewayUnderTest, tmp_
     assert row.status == ix.TRUNCATED and not row.signature and "does not match" in (row.error or "")
     assert "recording.checkpoint_mismatch" in [e.action for e in gw.index.audit_entries()]
     capsys.readouterr()
-    assert tgw.run("recordings", "verify", rec_id) == errors.EXIT_FINDINGS
+    assert tgw.run("recordings", "verify", rec_id) == exitcodes.EXIT_FINDINGS
     assert f"{rec_id}: unsigned" in capsys.readouterr().out
 
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gateway import age, errors
+from gateway import age
 from gateway.age import format as fmt
-from gateway.cli import main
+from gateway.cli import exitcodes, main
 from gateway.recording import keys
 from gateway.storage import index as ix
 from tests import s3
@@ -53,7 +53,7 @@ def test_rewrap_moves_recordings_to_new_keys_and_resumes_after_an_outage(
     # in the bucket; then it comes back and the run finishes.
     assert tgw.run("recordings", "rewrap", recs[2], "-i", str(old_key)) == 0
     relay.halt()
-    assert tgw.run("recordings", "rewrap", "-i", str(old_key)) == errors.EXIT_STORAGE
+    assert tgw.run("recordings", "rewrap", "-i", str(old_key)) == exitcodes.EXIT_STORAGE
     assert "run rewrap again" in capsys.readouterr().err
     relay.resume()
     assert tgw.run("recordings", "rewrap", "-i", str(old_key)) == 0

@@ -14,24 +14,9 @@ import sys
 from collections.abc import Sequence
 
 from .. import age
-from ..context import Gateway
-from ..errors import (
-    EXIT_CORRUPT,
-    EXIT_INTERRUPTED,
-    EXIT_KEY,
-    EXIT_NO_MATCH,
-    EXIT_STORAGE,
-    EXIT_TRUNCATED,
-    ConfigError,
-    GatewayError,
-)
-
-AGE_EXIT_CODES: list[tuple[type[age.AgeError], int, str]] = [
-    (age.KeyFormatError, EXIT_KEY, ""),
-    (age.NoIdentityMatchError, EXIT_NO_MATCH, "the identity does not open this recording: "),
-    (age.TruncatedError, EXIT_TRUNCATED, "recording is truncated (add --recover for the intact part): "),
-    (age.AgeError, EXIT_CORRUPT, "recording is damaged or was tampered with: "),
-]
+from ..app.gateway import Gateway
+from ..errors import ConfigError, GatewayError
+from .exitcodes import AGE_EXIT_CODES, EXIT_INTERRUPTED, EXIT_STORAGE, exit_code
 
 
 def actor() -> str:
@@ -177,7 +162,7 @@ def main(argv: Sequence[str] | None = None, parser: argparse.ArgumentParser | No
             _close_opened()
     except GatewayError as e:
         print(f"gateway: {e}", file=sys.stderr)
-        return e.exit_code
+        return exit_code(e)
     except age.AgeError as e:
         for cls, code, prefix in AGE_EXIT_CODES:
             if isinstance(e, cls):

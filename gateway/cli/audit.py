@@ -9,11 +9,12 @@ import os
 import sys
 from pathlib import Path
 
-from ..errors import EXIT_FINDINGS, ConfigError, GatewayError, InputError, KeyError_
-from ..governance import signing
+from ..errors import ConfigError, GatewayError, InputError, KeyMaterialError
 from ..governance.signers import Signers
+from ..recording import signing
 from ..storage import audit, migrate
 from . import actor, open_gateway
+from .exitcodes import EXIT_FINDINGS
 from .output import printable
 
 
@@ -112,7 +113,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         try:
             given.append(signing.load_public(path))
         except (OSError, ValueError) as e:
-            raise KeyError_(f"public key {path}: {getattr(e, 'strerror', None) or e}") from None
+            raise KeyMaterialError(f"public key {path}: {getattr(e, 'strerror', None) or e}") from None
     archived: list[str] = []  # problems with the chains of nodes migrated into this index
     if args.source is not None:
         entries = _entries_from_export(args.source)
@@ -262,7 +263,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
-    from ..governance import exposure
+    from ..app import exposure
 
     # As the running gateway opens its index: a shared index out of reach is a finding, not a
     # failure of the scan.

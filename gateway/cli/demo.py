@@ -24,8 +24,8 @@ from array import array
 from pathlib import Path
 
 from .. import age
+from ..app.gateway import Gateway
 from ..callevents import CallState, EventType, RecordingState
-from ..context import Gateway
 from ..recording import wav
 from ..telephony.events import follow
 from ..telephony.net import free_port, free_port_run

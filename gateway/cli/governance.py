@@ -8,13 +8,15 @@ import sys
 from pathlib import Path
 
 from .. import age
-from ..context import Gateway
-from ..errors import EXIT_STORAGE, GatewayError, NotFoundError
-from ..governance import retention, subject
+from ..app import retention
+from ..app.gateway import Gateway
+from ..errors import GatewayError, NotFoundError
+from ..governance import subject
 from ..storage import index as ix
 from ..storage import pii
 from ..storage.index import NotFound
 from . import actor, harden_process, load_identities, open_gateway
+from .exitcodes import EXIT_STORAGE
 from .output import printable
 
 

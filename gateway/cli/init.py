@@ -11,10 +11,11 @@ from pathlib import Path
 
 from .. import age
 from .. import config as cfg
-from ..context import check_owner, open_index
-from ..errors import ConfigError, KeyError_, StorageError
-from ..governance import signers, signing
-from ..storage.index import IndexError_
+from ..app.gateway import check_owner, open_index
+from ..errors import ConfigError, KeyMaterialError, StorageError
+from ..governance import signers
+from ..recording import signing
+from ..storage.index import IndexAccessError
 from ..storage.spool import ensure_private_dir
 from ..supervisor import channel
 
@@ -143,11 +144,11 @@ def create(args: argparse.Namespace) -> tuple[Path, cfg.Config, str | None]:
         try:
             recipients.append(age.parse_recipient(text))
         except age.KeyFormatError as e:
-            raise KeyError_(f"--recipient #{i + 1} refused: {e}") from None
+            raise KeyMaterialError(f"--recipient #{i + 1} refused: {e}") from None
     try:
         age.check_kinds(recipients)
     except ValueError as e:
-        raise KeyError_(f"--recipient refused: {e}") from None
+        raise KeyMaterialError(f"--recipient refused: {e}") from None
     cluster_key = getattr(args, "cluster_key", None)
     if cluster_key is not None:
         if not getattr(args, "index_url", ""):
@@ -155,7 +156,7 @@ def create(args: argparse.Namespace) -> tuple[Path, cfg.Config, str | None]:
         try:
             channel.load_key(cluster_key)
         except ValueError as e:
-            raise KeyError_(f"--cluster-key refused: {e}") from None
+            raise KeyMaterialError(f"--cluster-key refused: {e}") from None
     cfg.parse_hostport(args.sip_listen, "--sip-listen")
     cfg.check_sip_uri(args.pbx, "--pbx")
     dash_host, _ = cfg.parse_hostport(
@@ -209,7 +210,7 @@ def create(args: argparse.Namespace) -> tuple[Path, cfg.Config, str | None]:
                 created.file(config.paths.index.with_name(config.paths.index.name + suffix))
         try:
             index = open_index(config, create=True)
-        except IndexError_ as e:
+        except IndexAccessError as e:
             raise StorageError(str(e)) from None
         try:
             fingerprint = signers.publish(
@@ -298,7 +299,7 @@ def _cluster_key(path: Path, source: Path | None) -> None:
     if source is not None:
         key = channel.load_key(source)
         if path.exists() and channel.load_key(path) != key:
-            raise KeyError_(f"{path} holds another cluster key: remove it first to join this system")
+            raise KeyMaterialError(f"{path} holds another cluster key: remove it first to join this system")
         if not path.exists():
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
             with os.fdopen(fd, "w") as f:

@@ -7,12 +7,13 @@ import sys
 import time
 from pathlib import Path
 
-from ..context import Gateway
-from ..errors import EXIT_INPUT, ConfigError, StorageError
-from ..governance import retention
-from ..recording.legacy import ImportSummary, LegacyImporter, NotAudio, candidates
+from ..app import retention
+from ..app.gateway import Gateway
+from ..app.legacy import ImportSummary, LegacyImporter, NotAudio, candidates
+from ..errors import ConfigError, StorageError
 from ..storage.store import StoreError
 from . import actor, harden_process, open_gateway
+from .exitcodes import EXIT_INPUT
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -7,11 +7,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..errors import EXIT_STORAGE, ConfigError, GatewayError, NotFoundError
+from ..errors import ConfigError, GatewayError, NotFoundError
 from ..storage import datalock
 from ..storage import migrate as mg
-from ..storage.index import IndexError_, SqliteIndex
+from ..storage.index import IndexAccessError, SqliteIndex
 from . import actor, open_gateway
+from .exitcodes import EXIT_STORAGE
 
 MAX_UPLOAD_ROUNDS = 1000  # each uploads every finished recording it can; stops at a store error
 
@@ -49,7 +50,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     assert dest is not None
     try:
         source = SqliteIndex(source_path)
-    except IndexError_ as e:
+    except IndexAccessError as e:
         raise GatewayError(str(e)) from None
     label = f"{cfg.node.name}:{source_path.resolve()}"
     try:

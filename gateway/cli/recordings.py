@@ -9,7 +9,7 @@ import sys
 from dataclasses import asdict
 
 from .. import age
-from ..errors import EXIT_FINDINGS, GatewayError, NotFoundError, StorageError
+from ..errors import GatewayError, NotFoundError, StorageError
 from ..recording import export as ex
 from ..recording import keys
 from ..recording.verify import verify_all
@@ -18,6 +18,7 @@ from ..storage import pii
 from ..storage.index import NotFound
 from ..storage.store import StoreError
 from . import actor, harden_process, load_identities, open_gateway
+from .exitcodes import EXIT_FINDINGS
 
 PUBLIC_FIELDS = (
     "id",

@@ -7,7 +7,7 @@ import asyncio
 import logging
 import signal
 
-from ..context import Gateway
+from ..app.gateway import Gateway
 from ..errors import ConfigError, NotRunningError
 from ..storage import datalock
 from ..telephony.prompts import PromptError

@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import age
+from ..app.retention import delete_recording
 from ..recording import export as ex
 from ..recording import keys
 from ..storage import index as ix
 from ..storage import pii
 from ..storage.index import CallRow, Index, NotFound, RecordingRow
 from ..storage.store import Store, StoreError
-from .retention import delete_recording
 
 BATCH = 2000  # encrypted numbers a worker process takes at a time
 PARALLEL_FROM = 4 * BATCH  # fewer numbers than this are decrypted in this process

@@ -10,11 +10,11 @@ from .. import age
 from ..age import format as fmt
 from ..age import hybrid, x25519
 from ..age.stream import payload_shape
-from ..governance import signing
 from ..storage import index as ix
 from ..storage.audit import KeyLookup
 from ..storage.index import RecordingRow
 from ..storage.store import ObjectNotFound, Store
+from . import signing
 
 RECIPIENT_STANZAS = (x25519.STANZA_TYPE, hybrid.STANZA_TYPE)
 

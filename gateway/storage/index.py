@@ -34,11 +34,11 @@ DELETED = "deleted"  # deleted by retention or erasure
 STATUSES = (RECORDING, COMPLETE, TRUNCATED, INCOMPLETE, DISCARDED, DELETED)
 
 
-class IndexError_(Exception):
+class IndexAccessError(Exception):
     """The index cannot be used (missing, corrupt, locked, wrong schema)."""
 
 
-class IndexUnavailable(IndexError_):
+class IndexUnavailable(IndexAccessError):
     """The index is out of reach for now (a database server down or cut off): try again later."""
 
 
@@ -90,7 +90,7 @@ class RecordingRow:
     # size, mtime and content hash (legacy.py). Shredding and resuming compare against it.
     source_fingerprint: str | None = None
     writer: str | None = None  # host:pid:start-time of the process writing it (liveness.py)
-    signature: str | None = None  # Ed25519 over the recording's manifest (governance/signing.py)
+    signature: str | None = None  # Ed25519 over the recording's manifest (recording/signing.py)
     # With a key of its own (recording/keys.py): its identity, age-encrypted to the operators.
     # Erasing the recording deletes it: whatever ciphertext survives can no longer be opened.
     key_enc: builtins.bytes | None = None
@@ -562,7 +562,7 @@ class SqliteIndex(SqlIndex):
     def __init__(self, path: str | Path, *, create: bool = False) -> None:
         self.path = Path(path)
         if not create and not self.path.exists():
-            raise IndexError_(f"index {self.path} does not exist (run `gateway init` first)")
+            raise IndexAccessError(f"index {self.path} does not exist (run `gateway init` first)")
         self._lock = threading.Lock()
         try:
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
@@ -574,7 +574,7 @@ class SqliteIndex(SqlIndex):
             self._migrate()
             self._db.execute("PRAGMA foreign_keys=ON")
         except sqlite3.DatabaseError as e:
-            raise IndexError_(f"cannot open index {self.path}: {e}") from e
+            raise IndexAccessError(f"cannot open index {self.path}: {e}") from e
         if create:
             self.path.chmod(0o600)
 
@@ -609,7 +609,7 @@ class SqliteIndex(SqlIndex):
         an index written by a newer gateway."""
         version = self.schema_version()
         if version > SCHEMA_VERSION:
-            raise IndexError_(
+            raise IndexAccessError(
                 f"index {self.path} has schema {version}, newer than this gateway's "
                 f"{SCHEMA_VERSION}: run the newer gateway, or upgrade this one"
             )
@@ -635,7 +635,7 @@ class SqliteIndex(SqlIndex):
                 raise
             problems = self._db.execute("PRAGMA foreign_key_check").fetchall()
             if problems:
-                raise IndexError_(f"migration to schema {target} left {len(problems)} broken references")
+                raise IndexAccessError(f"migration to schema {target} left {len(problems)} broken references")
             log.warning("index %s migrated to schema %d: %s", self.path, target, why)
             self.append_audit("gateway", "index.migrated", str(target), {"from": target - 1, "why": why})
         # What the old schema held (keyed hashes) must not survive in free pages or the WAL.

@@ -21,7 +21,7 @@ from .index import (
     SCHEMA_VERSION,
     SIGNERS_MIGRATION,
     SIPREC_MIGRATION,
-    IndexError_,
+    IndexAccessError,
     IndexUnavailable,
     SqlIndex,
 )
@@ -132,7 +132,7 @@ class PgIndex(SqlIndex):
     by the threads of one process; every process has its own connection).
 
     A lost connection is reopened on the next use. Connection trouble raises IndexUnavailable
-    (try again later); anything else IndexError_. `lazy`: a database out of reach at start is
+    (try again later); anything else IndexAccessError. `lazy`: a database out of reach at start is
     not an error yet (a worker starts, and journals, during an outage); the CLI is strict.
     """
 
@@ -150,7 +150,7 @@ class PgIndex(SqlIndex):
                 self._connect()
         except IndexUnavailable as e:
             if not lazy:
-                raise IndexError_(f"cannot use the index at {self.where}: {e}") from None
+                raise IndexAccessError(f"cannot use the index at {self.where}: {e}") from None
             log.error("index %s unreachable at start: %s", self.where, e)
 
     def _connect(self) -> Any:
@@ -164,7 +164,7 @@ class PgIndex(SqlIndex):
             raise IndexUnavailable(_first_line(e)) from None
         except psycopg.Error as e:
             self._db = None
-            raise IndexError_(f"cannot use the index at {self.where}: {_first_line(e)}") from None
+            raise IndexAccessError(f"cannot use the index at {self.where}: {_first_line(e)}") from None
         try:
             self._migrate()
         except psycopg.OperationalError as e:
@@ -172,7 +172,7 @@ class PgIndex(SqlIndex):
             raise IndexUnavailable(_first_line(e)) from None
         except psycopg.Error as e:
             self._drop()
-            raise IndexError_(f"cannot use the index at {self.where}: {_first_line(e)}") from None
+            raise IndexAccessError(f"cannot use the index at {self.where}: {_first_line(e)}") from None
         return self._db
 
     def _drop(self) -> None:
@@ -188,11 +188,11 @@ class PgIndex(SqlIndex):
             return self._connect()
         return self._db
 
-    def _failed(self, e: Exception) -> IndexError_:
+    def _failed(self, e: Exception) -> IndexAccessError:
         if isinstance(e, self._psycopg.OperationalError | self._psycopg.InterfaceError):
             self._drop()
             return IndexUnavailable(f"index {self.where}: {_first_line(e)}")
-        return IndexError_(f"index {self.where}: {_first_line(e)}")
+        return IndexAccessError(f"index {self.where}: {_first_line(e)}")
 
     # -- SqlIndex plumbing -----------------------------------------------------------------
 
@@ -254,7 +254,7 @@ class PgIndex(SqlIndex):
             self._db.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
             version = self.schema_version()
             if version > SCHEMA_VERSION:
-                raise IndexError_(
+                raise IndexAccessError(
                     f"index {self.where} has schema {version}, newer than this gateway's "
                     f"{SCHEMA_VERSION}: run the newer gateway, or upgrade this one"
                 )

@@ -25,7 +25,7 @@ from typing import Any
 
 from . import audit
 from .audit import AuditEntry
-from .index import CallRow, Index, IndexError_, IndexUnavailable, RecordingRow, utcnow
+from .index import CallRow, Index, IndexAccessError, IndexUnavailable, RecordingRow, utcnow
 from .liveness import process_token, writer_is_gone
 from .spool import ensure_private_dir
 
@@ -161,13 +161,13 @@ def _apply(index: Index, op: str, args: dict[str, Any], entry: dict[str, Any]) -
     if op == "add_call":
         try:
             index.add_call(CallRow(**args["call"]))
-        except IndexError_ as e:
+        except IndexAccessError as e:
             if "duplicate" not in str(e).lower() and "unique" not in str(e).lower():
                 raise  # replayed twice: it is there already
     elif op == "add_recording":
         try:
             index.add_recording(RecordingRow(**args["rec"]))
-        except IndexError_ as e:
+        except IndexAccessError as e:
             if "duplicate" not in str(e).lower() and "unique" not in str(e).lower():
                 raise
     elif op == "update_recording":

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from ..app.gateway import Gateway
 from ..callevents import RecordingState
 from ..config import Config, parse_ipv4_network
-from ..context import Gateway
 from ..dashboard.sessions import Session, SessionBook, session_key
 from ..errors import ConfigError
 from ..sip.message import parse_config_uri

@@ -15,11 +15,11 @@ from typing import Any
 import pjsua2 as pj
 
 from .. import age
+from ..app.recordings import RecordingService
 from ..callevents import CallState, ConsentState, EventType, RecordingState
 from ..config import Config, Route
 from ..consent import receipt as rc
 from ..consent.machine import ConsentMachine, Decide
-from ..recording.service import RecordingService
 from ..sip.tones import ToneDetector
 from ..storage.index import Index, utcnow
 from .media import MediaSlot

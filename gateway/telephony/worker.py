@@ -20,11 +20,11 @@ from pathlib import Path
 
 import pjsua2 as pj
 
+from ..app import retention
+from ..app.gateway import Gateway
 from ..callevents import EventType
 from ..config import Config, Route
-from ..context import Gateway
 from ..errors import ConfigError
-from ..governance import retention
 from ..recording.recorder import RecorderEngine
 from ..sip.message import media_count, parse_config_uri, parse_invite
 from ..sip.secure import SrtpPolicy, carries_sdes_keys, hop_is_tls, is_tls_uri, uri_transport

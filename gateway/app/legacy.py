@@ -21,15 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from .. import age
-from ..governance import signing
+from ..recording import keys, signing, wav
 from ..storage import index as ix
 from ..storage import pii
 from ..storage.index import Index, RecordingRow
 from ..storage.liveness import process_token, writer_is_gone
 from ..storage.spool import fsync_dir
 from ..storage.store import ObjectNotFound, Store
-from . import keys, wav
-from .service import new_id
+from .recordings import new_id
 
 AUDIO_EXTENSIONS = {".wav", ".wave", ".mp3"}
 _MPEG_BITRATES_L3 = [0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320]

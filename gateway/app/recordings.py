@@ -15,13 +15,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from .. import age
 from ..age import format as fmt
-from ..governance import signing
+from ..recording import keys, signing
+from ..recording.recorder import Recorder, RecorderEngine, RecordingResult
 from ..storage import index as ix
 from ..storage.index import Index, IndexUnavailable, RecordingRow, utcnow
 from ..storage.liveness import process_token, writer_is_gone
 from ..storage.store import ObjectNotFound, Store, StoreError
-from . import keys
-from .recorder import Recorder, RecorderEngine, RecordingResult
 
 log = logging.getLogger(__name__)
 
@@ -161,7 +160,7 @@ class RecordingService:
         self._delete_withdrawn(rec_id, result)
 
     def _delete_withdrawn(self, rec_id: str, result: RecordingResult) -> None:
-        from ..governance.retention import delete_object
+        from .retention import delete_object
 
         if result.status in ("complete", "incomplete"):
             delete_object(

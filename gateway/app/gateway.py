@@ -10,20 +10,20 @@ from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from . import config as cfg
-from .errors import ConfigError, StorageError
-from .governance import signing
-from .recording.recorder import RecorderEngine
-from .recording.service import RecordingService
-from .storage.index import Index, IndexError_, IndexUnavailable, SqliteIndex
-from .storage.spool import LocalSpool
+from .. import config as cfg
+from ..errors import ConfigError, StorageError
+from ..recording import signing
+from ..recording.recorder import RecorderEngine
+from ..storage.index import Index, IndexAccessError, IndexUnavailable, SqliteIndex
+from ..storage.spool import LocalSpool
+from .recordings import RecordingService
 
 if TYPE_CHECKING:
-    from .dashboard.users import UserStore
-    from .governance.signers import Signers
-    from .storage.index_pg import PgIndex
-    from .storage.uploader import Uploader
-from .storage.store import Store, StoreError
+    from ..dashboard.users import UserStore
+    from ..governance.signers import Signers
+    from ..storage.index_pg import PgIndex
+    from ..storage.uploader import Uploader
+from ..storage.store import Store, StoreError
 
 
 def open_store(config: cfg.Config) -> Store:
@@ -31,7 +31,7 @@ def open_store(config: cfg.Config) -> Store:
     spool = LocalSpool(config.paths.spool_dir)
     if not config.store.remote:
         return spool
-    from .storage.s3 import S3Store, TieredStore
+    from ..storage.s3 import S3Store, TieredStore
 
     s = config.store
     remote = S3Store(
@@ -53,10 +53,10 @@ def open_index(config: cfg.Config, *, create: bool = False, service: bool = Fals
     The CLI gets the index itself, and a clear error when it is away.
     """
     if config.index.postgres:
-        from .storage.index_pg import PgIndex
+        from ..storage.index_pg import PgIndex
 
         if service:
-            from .storage.journal import JournaledIndex
+            from ..storage.journal import JournaledIndex
 
             return JournaledIndex(PgIndex(config.index.url, lazy=True), config.paths.data_dir / "journal")
         return PgIndex(config.index.url)
@@ -104,7 +104,7 @@ class Gateway:
         try:
             store = open_store(config)
             index = open_index(config, service=service)
-        except (StoreError, IndexError_) as e:
+        except (StoreError, IndexAccessError) as e:
             raise StorageError(str(e)) from None
         try:
             head = index.audit_head()
@@ -117,7 +117,7 @@ class Gateway:
     def anchor_audit(self, *, log_stream: bool = False) -> None:
         """If the audit log grew since this gateway was opened (or last anchored), sign its head
         and send the checkpoint to the witnesses. Never raises: the next checkpoint covers it."""
-        from .governance import witness
+        from ..governance import witness
 
         try:
             w = witness.Witness(self.config.witness, log_stream=log_stream)
@@ -166,20 +166,20 @@ class Gateway:
     def publish_signing_key(self) -> str | None:
         """Put this node's signing key in the index for the other nodes (signers.py); its
         fingerprint. Never raises: an index out of reach gets it from the journal later."""
-        from .governance import signers
+        from ..governance import signers
 
         key = self.signing_key()
         if key is None:
             return None
         try:
             return signers.publish(self.index, key, self.config.node.name)
-        except IndexError_ as e:
+        except IndexAccessError as e:
             logging.getLogger(__name__).warning("signing key not published in the index yet: %s", e)
             return None
 
     def signers(self, given: list[Ed25519PublicKey] | tuple[Ed25519PublicKey, ...] = ()) -> Signers:
         """The keys this system's signatures are checked with (signers.py)."""
-        from .governance.signers import Signers
+        from ..governance.signers import Signers
 
         return Signers.of(self.index, self.signing_public(), self.config.witness.signers, given)
 
@@ -194,8 +194,8 @@ class Gateway:
 
     def uploader(self) -> Uploader | None:
         """What moves finished recordings from the spool to the object store (None: no store)."""
-        from .storage.s3 import TieredStore
-        from .storage.uploader import Uploader
+        from ..storage.s3 import TieredStore
+        from ..storage.uploader import Uploader
 
         if not isinstance(self.store, TieredStore):
             return None
@@ -210,7 +210,7 @@ class Gateway:
 
     def set_legal_hold(self, rec_id: str, object_name: str, on: bool) -> None:
         """Mirror a hold onto the object when the store keeps it (and has Object Lock)."""
-        from .storage.s3 import TieredStore
+        from ..storage.s3 import TieredStore
 
         if isinstance(self.store, TieredStore) and self.config.store.object_lock != "off":
             try:
@@ -220,8 +220,8 @@ class Gateway:
 
     def shared_index(self) -> PgIndex | None:
         """The PostgreSQL index under the journal, when the index is shared; else None."""
-        from .storage.index_pg import PgIndex
-        from .storage.journal import JournaledIndex
+        from ..storage.index_pg import PgIndex
+        from ..storage.journal import JournaledIndex
 
         index = self.index.backend if isinstance(self.index, JournaledIndex) else self.index
         return index if isinstance(index, PgIndex) else None
@@ -229,8 +229,8 @@ class Gateway:
     def user_store(self) -> UserStore:
         """Dashboard accounts: in the shared index when there is one (every node's dashboard
         knows them), else in secrets/users.sqlite3."""
-        from .dashboard.users import UserStore
-        from .dashboard.users_pg import PgUserStore
+        from ..dashboard.users import UserStore
+        from ..dashboard.users_pg import PgUserStore
 
         d = self.config.dashboard
         shared = self.shared_index()

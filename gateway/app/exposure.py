@@ -11,11 +11,11 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..context import Gateway
 from ..storage import journal
 from ..storage.index import IndexUnavailable
 from ..storage.index_pg import redact
 from . import retention
+from .gateway import Gateway
 
 AGE_MAGIC = b"age-encryption.org/v1\n"
 MAX_FILES = 200_000
