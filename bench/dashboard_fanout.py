@@ -49,9 +49,9 @@ def cpu_s(pid: int) -> float:
 async def serve(args: argparse.Namespace) -> None:
     from aiohttp import web
 
+    from gateway.accounts.users import UserStore
     from gateway.config import DashboardConfig
     from gateway.dashboard.app import Dashboard, build_app
-    from gateway.dashboard.users import UserStore
     from gateway.storage.index import SqliteIndex
     from gateway.supervisor.links import WorkerLinks
 
@@ -202,7 +202,7 @@ async def publish(buses, calls_per_bus: int, cycle_s: float, stop: asyncio.Event
 
 
 async def main(args: argparse.Namespace) -> None:
-    from gateway.dashboard.users import UserStore
+    from gateway.accounts.users import UserStore
     from gateway.storage.index import SqliteIndex
     from gateway.telephony.events import EventBus
     from gateway.telephony.net import free_port

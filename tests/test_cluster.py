@@ -17,10 +17,10 @@ from typing import Any
 import psycopg
 import pytest
 
+from gateway.accounts.sessions import SessionBook, session_key
+from gateway.accounts.sessions_pg import TOUCH_EVERY_S, PgSessions
+from gateway.accounts.users_pg import PgUserStore
 from gateway.config import DashboardConfig
-from gateway.dashboard.sessions import SessionBook, session_key
-from gateway.dashboard.sessions_pg import TOUCH_EVERY_S, PgSessions
-from gateway.dashboard.users_pg import PgUserStore
 from gateway.storage.index import CallRow, RecordingRow, utcnow
 from gateway.storage.index_pg import PgIndex
 from gateway.supervisor import channel

@@ -18,10 +18,10 @@ import pytest_asyncio
 from aiohttp import ClientSession, CookieJar, WSServerHandshakeError
 from aiohttp.test_utils import TestClient, TestServer
 
+from gateway.accounts.sessions import Session
+from gateway.accounts.users import UserStore
 from gateway.config import DashboardConfig
 from gateway.dashboard.app import Dashboard, build_app
-from gateway.dashboard.sessions import Session
-from gateway.dashboard.users import UserStore
 from gateway.storage.index import SqliteIndex
 from tests.tlscerts import TestCA
 

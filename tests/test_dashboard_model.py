@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gateway.accounts.users import UserError, UserStore
 from gateway.dashboard import live as lv
-from gateway.dashboard.users import UserError, UserStore
 
 NOON = 1_795_000_000.0
 
@@ -180,7 +180,7 @@ class CountingHasher:
 
 
 def test_parallel_guesses_get_no_more_checks_than_the_lockout_allows(tmp_path: Path, monkeypatch) -> None:
-    from gateway.dashboard import users as users_mod
+    from gateway.accounts import users as users_mod
 
     store = UserStore(tmp_path / "users.sqlite3", lockout_after=5, lockout_s=600)
     store.add("sam", "supervisor", "the right password")
@@ -237,7 +237,7 @@ def test_an_old_user_database_is_migrated(tmp_path: Path) -> None:
     db.executescript("""CREATE TABLE users (name TEXT PRIMARY KEY, role TEXT NOT NULL, hash TEXT NOT NULL,
         created_at REAL NOT NULL, failures INTEGER NOT NULL DEFAULT 0, locked_until REAL NOT NULL DEFAULT 0,
         last_login REAL);""")
-    from gateway.dashboard.users import _hasher
+    from gateway.accounts.users import _hasher
 
     db.execute(
         "INSERT INTO users VALUES ('sam', 'admin', ?, 1.0, 7, ?, NULL)",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from gateway.dashboard.users import UserStore
+from gateway.accounts.users import UserStore
 from gateway.storage import index as ix
 from gateway.telephony.net import free_port
 from tests import s3

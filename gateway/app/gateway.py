@@ -19,7 +19,7 @@ from ..storage.spool import LocalSpool
 from .recordings import RecordingService
 
 if TYPE_CHECKING:
-    from ..dashboard.users import UserStore
+    from ..accounts.users import UserStore
     from ..governance.signers import Signers
     from ..storage.index_pg import PgIndex
     from ..storage.uploader import Uploader
@@ -61,6 +61,25 @@ def open_index(config: cfg.Config, *, create: bool = False, service: bool = Fals
             return JournaledIndex(PgIndex(config.index.url, lazy=True), config.paths.data_dir / "journal")
         return PgIndex(config.index.url)
     return SqliteIndex(config.paths.index, create=create)
+
+
+def initialised(index: Index, config: cfg.Config, config_path: Path) -> str:
+    """A node made by `gateway init`: its signing key published in the index (signers.py) and
+    the audit log's first word about it. The key's fingerprint."""
+    from ..governance import signers
+
+    fingerprint = signers.publish(index, signing.load_private(config.paths.signing_key), config.node.name)
+    index.append_audit(
+        "cli:init",
+        "gateway.initialized",
+        str(config_path),
+        {
+            "recipients": len(config.recording.recipients),
+            "mode": config.consent_mode,
+            "signing_key": fingerprint,
+        },
+    )
+    return fingerprint
 
 
 def check_owner(data_dir: Path) -> None:
@@ -229,8 +248,8 @@ class Gateway:
     def user_store(self) -> UserStore:
         """Dashboard accounts: in the shared index when there is one (every node's dashboard
         knows them), else in secrets/users.sqlite3."""
-        from ..dashboard.users import UserStore
-        from ..dashboard.users_pg import PgUserStore
+        from ..accounts.users import UserStore
+        from ..accounts.users_pg import PgUserStore
 
         d = self.config.dashboard
         shared = self.shared_index()

@@ -28,6 +28,8 @@ from ..storage.index import Index, RecordingRow
 from ..storage.liveness import process_token, writer_is_gone
 from ..storage.spool import fsync_dir
 from ..storage.store import ObjectNotFound, Store
+from . import holds
+from .gateway import Gateway
 from .recordings import new_id
 
 AUDIO_EXTENSIONS = {".wav", ".wave", ".mp3"}
@@ -393,3 +395,24 @@ class LegacyImporter:
             pass
         self.index.update_recording(row.id, status=ix.DELETED, source_fingerprint=None, bytes=0, error=reason)
         self.index.append_audit(self.actor, "recording.deleted", row.id, {"reason": reason})
+
+
+def keep(
+    gw: Gateway, rec_ids: list[str], actor: str, *, retention_days: int | None, hold: str | None
+) -> list[str]:
+    """Apply an import's --retention-days and --hold to what it imported or found imported;
+    the recordings newly held."""
+    if not rec_ids:
+        return []
+    if retention_days is not None:
+        for rec_id in rec_ids:
+            gw.index.update_recording(rec_id, retention_days=retention_days)
+        gw.index.append_audit(
+            actor,
+            "legacy.retention_set",
+            "-",
+            {"recordings": len(rec_ids), "retention_days": retention_days},
+        )
+    if hold:
+        return holds.place_new(gw, "legacy-import", rec_ids, hold, actor)
+    return []

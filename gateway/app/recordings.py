@@ -10,11 +10,13 @@ import secrets
 import threading
 from collections.abc import Sequence
 from concurrent.futures import Future
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from .. import age
 from ..age import format as fmt
+from ..consent import receipt as rc
 from ..recording import keys, signing
 from ..recording.recorder import Recorder, RecorderEngine, RecordingResult
 from ..storage import index as ix
@@ -144,6 +146,29 @@ class RecordingService:
         recorder.done.add_done_callback(lambda fut: self._finished(rec_id, fut))
         self.engine.add(recorder)
         return rec_id, recorder
+
+    # -- what happens to a recording during its call, audited -----------------------------------
+
+    def consent_decided(self, call_id: str, receipt: dict[str, Any], decision: str, reason: str) -> None:
+        """The decision, provable: the receipt stored and its digest in the audit log."""
+        self.index.put_consent_receipt(call_id, receipt)
+        self.index.append_audit(
+            "gateway",
+            "consent.decided",
+            call_id,
+            {"decision": decision, "reason": reason, "receipt": rc.digest(receipt)},
+        )
+
+    def consent_withdrawn(self, call_id: str, receipt: dict[str, Any], rec_id: str | None) -> None:
+        """`*9` after a grant: the receipt says so, and the audit log names the recording deleted."""
+        self.index.put_consent_receipt(call_id, receipt)
+        self.index.append_audit("caller", "consent.withdrawn", call_id, {"recording": rec_id})
+
+    def controlled(self, rec_id: str | None, call_id: str, op: str, actor: str) -> None:
+        """A recording paused, resumed or stopped during its call, by a helpline key or a
+        supervisor (`actor`)."""
+        verb = {"pause": "paused", "resume": "resumed", "stop": "stopped"}[op]
+        self.index.append_audit(actor, f"recording.{verb}", rec_id or "-", {"call": call_id})
 
     def withdraw(self, rec_id: str, recorder: Recorder) -> None:
         """Consent withdrawn: a running recording is discarded (the engine drops it and

@@ -9,6 +9,7 @@ import os
 import sys
 from pathlib import Path
 
+from ..app import auditlog
 from ..errors import ConfigError, GatewayError, InputError, KeyMaterialError
 from ..governance.signers import Signers
 from ..recording import signing
@@ -216,9 +217,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             raise GatewayError(f"{args.output} exists: give a new file") from None
         except OSError as e:
             raise GatewayError(f"cannot write {args.output}: {e.strerror}") from None
-    # The export is itself an access: its entry is the last one exported.
-    gw.index.append_audit(actor(), "audit.exported", "-", {"destination": "stdout" if fd is None else "file"})
-    entries = gw.index.audit_entries()
+    entries = auditlog.export(gw, actor(), "stdout" if fd is None else "file")
     text = "".join(json.dumps(e.as_json(), sort_keys=True, separators=(",", ":")) + "\n" for e in entries)
     if fd is None:
         sys.stdout.write(text)

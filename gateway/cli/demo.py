@@ -24,6 +24,7 @@ from array import array
 from pathlib import Path
 
 from .. import age
+from ..app.accounts import Accounts
 from ..app.gateway import Gateway
 from ..callevents import CallState, EventType, RecordingState
 from ..recording import wav
@@ -140,11 +141,11 @@ def _demo_users(gw: Gateway) -> dict[str, tuple[str, str]]:
     import secrets
 
     users = gw.user_store()
+    accounts = Accounts(users, gw.index)
     logins = {}
     for name, role in (("demo-supervisor", "supervisor"), ("demo-auditor", "auditor")):
         password = secrets.token_urlsafe(12)
-        users.add(name, role, password)
-        gw.index.append_audit("cli:demo", "user.added", name, {"role": role})
+        accounts.add("cli:demo", name, role, password)
         logins[name] = (role, password)
     users.close()
     gw.close()

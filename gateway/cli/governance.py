@@ -8,13 +8,13 @@ import sys
 from pathlib import Path
 
 from .. import age
-from ..app import retention
+from ..app import holds, retention
+from ..app import subject as requests
 from ..app.gateway import Gateway
 from ..errors import GatewayError, NotFoundError
-from ..governance import subject
+from ..governance.subject import SubjectRecords
 from ..storage import index as ix
 from ..storage import pii
-from ..storage.index import NotFound
 from . import actor, harden_process, load_identities, open_gateway
 from .exitcodes import EXIT_STORAGE
 from .output import printable
@@ -91,12 +91,6 @@ def cmd_retention(args: argparse.Namespace) -> int:
 
 
 def _targets(gw: Gateway, args: argparse.Namespace) -> tuple[str, list[ix.RecordingRow]]:
-    if args.id:
-        try:
-            row = gw.index.get_recording(args.id)
-        except NotFound:
-            raise NotFoundError(f"no recording {args.id}") from None
-        return row.id, [row]
     if not args.identity:
         raise GatewayError("--number needs --identity: caller numbers are stored only encrypted")
     found = _search(gw, args)
@@ -107,55 +101,39 @@ def _targets(gw: Gateway, args: argparse.Namespace) -> tuple[str, list[ix.Record
 
 def cmd_hold(args: argparse.Namespace) -> int:
     gw = open_gateway(args)
-    label, rows = _targets(gw, args)
-    who = actor()
     if args.hold_action == "add":
-        gone = [r for r in rows if r.status in (ix.DELETED, ix.DISCARDED)]
-        if args.id and gone:
-            raise NotFoundError(f"recording {args.id} was {gone[0].status}: nothing left to hold")
-        live = [r for r in rows if r not in gone]
-        for r in live:
-            gw.index.add_hold(r.id, args.reason, who)
-            gw.set_legal_hold(r.id, r.object_name, True)
-        gw.index.append_audit(
-            who, "hold.added", label, {"recordings": [r.id for r in live], "reason": args.reason}
-        )
+        if args.id:
+            live = holds.place_on(gw, args.id, args.reason, actor())
+        else:
+            label, rows = _targets(gw, args)
+            live = holds.place(gw, label, rows, args.reason, actor())
         print(f"held {len(live)} recording(s)")
     else:
-        released = 0
-        for r in rows:
-            n = gw.index.release_holds(r.id, args.reason, who)
-            released += n
-            if n and not gw.index.active_holds(r.id):
-                gw.set_legal_hold(r.id, r.object_name, False)
-        gw.index.append_audit(
-            who,
-            "hold.removed",
-            label,
-            {"recordings": [r.id for r in rows], "reason": args.reason, "released": released},
-        )
+        if args.id:
+            label, rows = args.id, [holds.one_recording(gw, args.id)]
+        else:
+            label, rows = _targets(gw, args)
+        released = holds.release(gw, label, rows, args.reason, actor())
         print(f"released {released} hold(s)")
     return 0
 
 
 def cmd_hold_list(args: argparse.Namespace) -> int:
     gw = open_gateway(args)
-    holds = gw.index.active_holds()
-    for h in holds:
+    active = gw.index.active_holds()
+    for h in active:
         print(
             f"{printable(h['recording_id'])}  since {printable(h['created_at'])}  "
             f"by {printable(h['actor'])}: {printable(h['reason'])}"
         )
-    print(f"{len(holds)} active hold(s)")
+    print(f"{len(active)} active hold(s)")
     return 0
 
 
-def _search(gw: Gateway, args: argparse.Namespace) -> subject.SubjectRecords:
-    identities = load_identities(args.identity)
-    try:
-        found = subject.find(gw.index, identities, args.number, gw.config.numbering)
-    except pii.NumberError as e:
-        raise GatewayError(str(e)) from None
+def _search(
+    gw: Gateway, args: argparse.Namespace, identities: list[age.AnyIdentity] | None = None
+) -> SubjectRecords:
+    found = requests.search(gw, identities or load_identities(args.identity), args.number)
     stripped = pii.strip_number(args.number)
     how = f"searched for {found.searched}" + (f" (given as {stripped})" if stripped != found.searched else "")
     print(f"{how}: {found.numbers_checked} stored number(s) checked", file=sys.stderr)
@@ -169,24 +147,11 @@ def _search(gw: Gateway, args: argparse.Namespace) -> subject.SubjectRecords:
     return found
 
 
-def _find(args: argparse.Namespace) -> tuple[Gateway, subject.SubjectRecords]:
+def cmd_find(args: argparse.Namespace) -> int:
     harden_process()
     gw = open_gateway(args)
     found = _search(gw, args)
-    if not found.calls:
-        gw.index.append_audit(actor(), "subject.found", found.label, {"calls": 0, "recordings": 0})
-        raise NotFoundError(f"no calls from {found.searched}")
-    return gw, found
-
-
-def cmd_find(args: argparse.Namespace) -> int:
-    gw, found = _find(args)
-    gw.index.append_audit(
-        actor(),
-        "subject.found",
-        found.label,
-        {"calls": len(found.calls), "recordings": len(found.recordings)},
-    )
+    requests.found(gw, found, actor())
     print(f"audit log: {found.label} (requests are never logged by number)", file=sys.stderr)
     if args.json:
         print(
@@ -221,37 +186,20 @@ def cmd_find(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    gw, found = _find(args)
-    identities = load_identities(args.identity)
-    who = actor()
-    try:
-        written = subject.export(gw.store, gw.index, found, identities, args.output)
-    except (subject.ExportDirError, OSError, age.AgeError) as e:
-        gw.index.append_audit(
-            who,
-            "subject.export_failed",
-            found.label,
-            {"recordings": [r.id for r in found.recordings], "error": e.__class__.__name__},
-        )
-        if isinstance(e, subject.ExportDirError):
-            raise GatewayError(str(e)) from None
-        if isinstance(e, OSError):
-            raise GatewayError(f"cannot write {args.output}: {e.strerror}; nothing was left there") from None
-        raise
-    gw.index.append_audit(
-        who,
-        "subject.exported",
-        found.label,
-        {"recordings": [r.id for r in found.recordings], "calls": len(found.calls), "files": len(written)},
-    )
-    for p in written:
+    harden_process()
+    gw = open_gateway(args)
+    identities = load_identities(args.identity)  # read once: it may come from stdin
+    found = _search(gw, args, identities)
+    for p in requests.export(gw, found, identities, args.output, actor()):
         print(p)
     return 0
 
 
 def cmd_erase(args: argparse.Namespace) -> int:
-    gw, found = _find(args)
-    report = subject.erase(gw.store, gw.index, found, actor())
+    harden_process()
+    gw = open_gateway(args)
+    found = _search(gw, args)
+    report = requests.erase(gw, found, actor())
     print(f"deleted {len(report.deleted)} recording(s); forgot the number on {report.calls_scrubbed} call(s)")
     for rec_id in report.held:
         print(f"kept {rec_id}: on legal hold (release it with `gateway hold remove {rec_id}` first)")

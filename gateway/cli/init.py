@@ -11,9 +11,8 @@ from pathlib import Path
 
 from .. import age
 from .. import config as cfg
-from ..app.gateway import check_owner, open_index
+from ..app.gateway import check_owner, initialised, open_index
 from ..errors import ConfigError, KeyMaterialError, StorageError
-from ..governance import signers
 from ..recording import signing
 from ..storage.index import IndexAccessError
 from ..storage.spool import ensure_private_dir
@@ -213,19 +212,7 @@ def create(args: argparse.Namespace) -> tuple[Path, cfg.Config, str | None]:
         except IndexAccessError as e:
             raise StorageError(str(e)) from None
         try:
-            fingerprint = signers.publish(
-                index, signing.load_private(config.paths.signing_key), config.node.name
-            )
-            index.append_audit(
-                "cli:init",
-                "gateway.initialized",
-                str(config_path),
-                {
-                    "recipients": len(config.recording.recipients),
-                    "mode": config.consent_mode,
-                    "signing_key": fingerprint,
-                },
-            )
+            fingerprint = initialised(index, config, config_path)
         finally:
             index.close()
         tmp.replace(config_path)

@@ -7,8 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..app import retention
-from ..app.gateway import Gateway
+from ..app import legacy, retention
 from ..app.legacy import ImportSummary, LegacyImporter, NotAudio, candidates
 from ..errors import ConfigError, StorageError
 from ..storage.store import StoreError
@@ -71,28 +70,6 @@ def _past_retention(files: list[Path], days: int) -> int:
     return n
 
 
-def _keep(gw: Gateway, rec_ids: list[str], args: argparse.Namespace, who: str) -> None:
-    """Apply --retention-days and --hold to what this run imported or found imported."""
-    if not rec_ids:
-        return
-    if args.retention_days is not None:
-        for rec_id in rec_ids:
-            gw.index.update_recording(rec_id, retention_days=args.retention_days)
-        gw.index.append_audit(
-            who,
-            "legacy.retention_set",
-            "-",
-            {"recordings": len(rec_ids), "retention_days": args.retention_days},
-        )
-    if args.hold:
-        held = {h["recording_id"] for h in gw.index.active_holds()}
-        new = [r for r in rec_ids if r not in held]
-        for rec_id in new:
-            gw.index.add_hold(rec_id, args.hold, who)
-        gw.index.append_audit(who, "hold.added", "legacy-import", {"recordings": new, "reason": args.hold})
-        print(f"held {len(new)} imported recording(s): {args.hold}", file=sys.stderr)
-
-
 def run(args: argparse.Namespace) -> int:
     harden_process()
     gw = open_gateway(args)
@@ -150,7 +127,9 @@ def run(args: argparse.Namespace) -> int:
     finally:
         progress.end()
     summary.shredded = importer.shredded
-    _keep(gw, touched, args, who=importer.actor)
+    held = legacy.keep(gw, touched, importer.actor, retention_days=args.retention_days, hold=args.hold)
+    if args.hold and touched:
+        print(f"held {len(held)} imported recording(s): {args.hold}", file=sys.stderr)
     mine = set(touched)
     expiring = [
         r.id

@@ -4,19 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from dataclasses import asdict
 
-from .. import age
-from ..errors import GatewayError, NotFoundError, StorageError
-from ..recording import export as ex
-from ..recording import keys
+from ..app import exports, rewrap
+from ..errors import NotFoundError
 from ..recording.verify import verify_all
 from ..storage import index as ix
-from ..storage import pii
 from ..storage.index import NotFound
-from ..storage.store import StoreError
 from . import actor, harden_process, load_identities, open_gateway
 from .exitcodes import EXIT_FINDINGS
 
@@ -114,33 +109,8 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     a key of its own that key, wrapped to the operators, beside it (OUTPUT.key): what the age
     CLI needs to open it without the gateway."""
     gw = open_gateway(args)
-    row = _get(gw.index, args.id)
-    if row.status in (ix.DISCARDED, ix.DELETED):
-        raise NotFoundError(f"recording {row.id} was {row.status} ({row.finished_at}); nothing to fetch")
-    if args.output == "-":
-        raise GatewayError("fetch writes files (-o FILE): the ciphertext, and its wrapped key beside it")
-    outputs = [args.output] + ([args.output + ".key"] if row.key_enc is not None else [])
-    written: list[str] = []
-    try:
-        for path in outputs:
-            with ex.open_destination(path, False) as dest:
-                written.append(path)
-                if path == args.output:
-                    with gw.store.open(row.object_name) as src:
-                        for block in iter(lambda: src.read(1 << 20), b""):
-                            dest.write(block)
-                else:
-                    assert row.key_enc is not None
-                    dest.write(row.key_enc)
-        gw.index.append_audit(
-            actor(), "recording.fetched", row.id, {"ciphertext": True, "wrapped_key": len(outputs) == 2}
-        )
-    except BaseException as e:
-        for path in written:
-            os.unlink(path)
-        if isinstance(e, ex.ExportError):
-            raise GatewayError(str(e)) from None
-        raise
+    row = exports.recording(gw, args.id, "fetch")
+    outputs = exports.fetch(gw, row, args.output, actor())
     print(f"wrote {args.output} (age ciphertext, {row.bytes} bytes)", file=sys.stderr)
     if len(outputs) == 2:
         print(
@@ -154,50 +124,12 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     harden_process()
     gw = open_gateway(args)
-    row = _get(gw.index, args.id)
-    if row.status in (ix.DISCARDED, ix.DELETED):
-        raise NotFoundError(f"recording {row.id} was {row.status} ({row.finished_at}); nothing to export")
+    row = exports.recording(gw, args.id, "export")
     identities = load_identities(args.identity)
-    try:
-        fmt = ex.output_format(args.output, row.media_type)
-    except ex.ExportError as e:
-        raise GatewayError(str(e)) from None
-    recover = args.recover or row.status in (ix.TRUNCATED, ix.INCOMPLETE)
-    who = actor()
-    to_stdout = args.output == "-"
-    # The audit log says what happened: a refused destination is refused before anything is
-    # decrypted; a file export is logged once it is complete (a failure is logged as one); on
-    # stdout the audio leaves as it is decrypted, so the export is logged before the first byte.
-    try:
-        dest = ex.open_destination(args.output, args.force)
-    except ex.ExportError as e:
-        gw.index.append_audit(
-            who, "recording.export_refused", row.id, {"reason": str(e).split(" (")[0][:200]}
-        )
-        raise GatewayError(str(e)) from None
-    details = {"format": fmt, "destination": "stdout" if to_stdout else "file", "recover": recover}
-    try:
-        with gw.store.open(row.object_name) as src, dest:
-            reader = age.AgeReader(src, keys.identities_for(row.key_enc, identities), recover=recover)
-            if to_stdout:
-                gw.index.append_audit(who, "recording.exported", row.id, details)
-            result = ex.write_export(reader.chunks(), row.media_type, fmt, dest)
-    except BaseException as e:
-        if not to_stdout:
-            os.unlink(args.output)  # never leave a half-written plaintext file behind
-        gw.index.append_audit(who, "recording.export_failed", row.id, {"error": e.__class__.__name__})
-        if isinstance(e, ex.ExportError):
-            raise GatewayError(str(e)) from None
-        raise
-    if not to_stdout:
-        try:
-            gw.index.append_audit(who, "recording.exported", row.id, {**details, "bytes": result.bytes_out})
-        except Exception:
-            os.unlink(args.output)  # an access that cannot be logged does not happen
-            raise
-    note = " (truncated: the end of the recording was never written)" if reader.truncated else ""
+    done = exports.export(gw, row, identities, args.output, actor(), force=args.force, recover=args.recover)
+    note = " (truncated: the end of the recording was never written)" if done.truncated else ""
     if args.output != "-":
-        print(f"wrote {args.output}: {result.bytes_out} bytes{note}", file=sys.stderr)
+        print(f"wrote {args.output}: {done.bytes_out} bytes{note}", file=sys.stderr)
     elif note:
         print(f"gateway: warning: recording {row.id}{note}", file=sys.stderr)
     return 0
@@ -236,30 +168,13 @@ def cmd_rewrap(args: argparse.Namespace) -> int:
     harden_process()  # file keys pass through memory
     identities = load_identities(args.identity)
     gw = open_gateway(args)
-    if not gw.config.recording.recipients:
-        raise GatewayError("[recording] recipients is empty: nothing to rewrap to")
-    service = gw.recording_service(None, actor=actor())
     rows = [_get(gw.index, args.id)] if args.id else gw.index.list_recordings()
-    done = passed = 0
-    for row in rows:
-        if row.status not in (ix.COMPLETE, ix.TRUNCATED, ix.INCOMPLETE):
-            continue
-        try:
-            if service.rewrap(row.id, identities):
-                done += 1
-                print(f"{row.id}: rewrapped")
-            else:
-                passed += 1
-        except StoreError as e:
-            raise StorageError(f"{row.id}: {e}; {done} rewrapped so far: run rewrap again to go on") from None
-    # The callers' numbers and participants, sealed to the same keys, move with the recordings:
-    # a subject request after the old identity is retired must still find them.
-    resealed, same = pii.reseal_all(gw.index, identities, gw.config.recording.recipients)
-    if resealed:
-        gw.index.append_audit(actor(), "numbers.rewrapped", "calls", {"calls": resealed})
-    uploader = gw.uploader()
-    if uploader is not None and done:
-        uploader.round()  # the new objects leave the spool now (a running node would, within a minute)
-    print(f"{done} recording(s) rewrapped, {passed} passed over (already rewrapped, or not this identity's)")
-    print(f"{resealed} call(s) with sealed numbers re-encrypted, {same} passed over")
+    report = rewrap.rewrap(gw, rows, identities, actor(), lambda rec_id: print(f"{rec_id}: rewrapped"))
+    print(
+        f"{report.rewrapped} recording(s) rewrapped, {report.passed} passed over "
+        "(already rewrapped, or not this identity's)"
+    )
+    print(
+        f"{report.calls_resealed} call(s) with sealed numbers re-encrypted, {report.calls_passed} passed over"
+    )
     return 0

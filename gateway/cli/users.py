@@ -10,8 +10,10 @@ import argparse
 import getpass
 import sys
 import time
+from collections.abc import Callable
 
-from ..dashboard.users import ROLES, UserError, UserStore
+from ..accounts.users import ROLES, UserError
+from ..app.accounts import Accounts
 from ..errors import GatewayError
 from . import actor, open_gateway
 
@@ -40,11 +42,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     rm.set_defaults(func=remove)
 
 
-def _store(args: argparse.Namespace) -> tuple[UserStore, object]:
-    gw = open_gateway(args)
-    return gw.user_store(), gw
-
-
 def _read_password() -> str:
     if sys.stdin.isatty():
         first = getpass.getpass("Password: ")
@@ -57,53 +54,52 @@ def _read_password() -> str:
     return line.rstrip("\r\n")
 
 
-def _run(args: argparse.Namespace, fn, action: str, details: dict | None = None) -> int:
-    store, gw = _store(args)
+def _change(args: argparse.Namespace, fn: Callable[[Accounts, str], object]) -> None:
+    """Apply one audited change to the accounts (app/accounts.py) as the user running this."""
+    gw = open_gateway(args)
+    store = gw.user_store()
     try:
-        fn(store)
+        fn(Accounts(store, gw.index), actor())
     except UserError as e:
         raise GatewayError(str(e)) from None
     finally:
         store.close()
-    gw.index.append_audit(actor(), action, args.name, details or {})  # type: ignore[attr-defined]
-    gw.close()  # type: ignore[attr-defined]
-    return 0
 
 
 def add(args: argparse.Namespace) -> int:
     password = _read_password()
-    _run(args, lambda s: s.add(args.name, args.role, password), "user.added", {"role": args.role})
+    _change(args, lambda a, who: a.add(who, args.name, args.role, password))
     print(f"added {args.name} ({args.role})")
     return 0
 
 
 def passwd(args: argparse.Namespace) -> int:
     password = _read_password()
-    _run(args, lambda s: s.set_password(args.name, password), "user.password_set")
+    _change(args, lambda a, who: a.set_password(who, args.name, password))
     print(f"password set for {args.name}")
     return 0
 
 
 def role(args: argparse.Namespace) -> int:
-    _run(args, lambda s: s.set_role(args.name, args.role), "user.role_changed", {"role": args.role})
+    _change(args, lambda a, who: a.set_role(who, args.name, args.role))
     print(f"{args.name} is now {args.role}")
     return 0
 
 
 def unlock(args: argparse.Namespace) -> int:
-    _run(args, lambda s: s.unlock(args.name), "user.unlocked")
+    _change(args, lambda a, who: a.unlock(who, args.name))
     print(f"unlocked {args.name}")
     return 0
 
 
 def remove(args: argparse.Namespace) -> int:
-    _run(args, lambda s: s.remove(args.name), "user.removed")
+    _change(args, lambda a, who: a.remove(who, args.name))
     print(f"removed {args.name}")
     return 0
 
 
 def list_(args: argparse.Namespace) -> int:
-    store, gw = _store(args)
+    store = open_gateway(args).user_store()
     now = time.time()
     users = store.list()
     store.close()

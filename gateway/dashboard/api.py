@@ -10,9 +10,9 @@ from typing import Any
 
 from aiohttp import web
 
+from ..accounts.users import ROLES, UserError
 from .security import require
 from .state import DASH
-from .users import ROLES, UserError
 
 
 async def call_action(request: web.Request) -> web.Response:
@@ -141,10 +141,9 @@ async def users_add(request: web.Request) -> web.Response:
     body = await _json_body(request)
     name, role, password = (str(body.get(k, "")) for k in ("name", "role", "password"))
     try:
-        await asyncio.to_thread(dash.users.add, name, role, password)
+        await asyncio.to_thread(dash.accounts.add, s.actor, name, role, password)
     except UserError as e:
         return web.json_response({"error": str(e)}, status=400)
-    dash.audit(s.actor, "user.added", name, {"role": role})
     return web.json_response({"ok": True, "name": name, "role": role})
 
 
@@ -155,20 +154,17 @@ async def users_action(request: web.Request) -> web.Response:
     body = await _json_body(request) if request.can_read_body else {}
     try:
         if action == "unlock":
-            dash.users.unlock(name)
+            dash.accounts.unlock(s.actor, name)
         elif action == "remove":
             if name == s.user:
                 return web.json_response({"error": "you cannot remove yourself"}, status=400)
-            dash.users.remove(name)
+            dash.accounts.remove(s.actor, name)
         elif action == "role":
             if name == s.user:
                 return web.json_response({"error": "you cannot change your own role"}, status=400)
-            dash.users.set_role(name, str(body.get("role", "")))
+            dash.accounts.set_role(s.actor, name, str(body.get("role", "")))
         else:
             raise web.HTTPNotFound()
     except UserError as e:
         return web.json_response({"error": str(e)}, status=400)
-    details = {"role": body.get("role")} if action == "role" else {}
-    verb = {"unlock": "user.unlocked", "remove": "user.removed", "role": "user.role_changed"}[action]
-    dash.audit(s.actor, verb, name, details)
     return web.json_response({"ok": True})

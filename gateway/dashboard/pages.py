@@ -11,9 +11,9 @@ import secrets
 
 from aiohttp import web
 
+from ..accounts.users import INVALID_NAME, NAME_RE
 from .security import forbidden, require, same_origin, set_cookie
 from .state import DASH, Dashboard
-from .users import INVALID_NAME, NAME_RE
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ async def login(request: web.Request) -> web.StreamResponse:
             # Only an account's lockout is audited: a name that is none (typed by anyone,
             # unauthenticated) must not write one audit entry per invented name.
             if result.just_locked and await asyncio.to_thread(dash.users.get, name) is not None:
-                dash.audit(f"dashboard:{name}", "dashboard.locked", name, {"from": peer})
+                dash.accounts.locked_out(name, peer)
             log.warning("dashboard login refused: account locked (from %s)", peer)
             message = (
                 f"Too many failed logins: this account is locked for "
@@ -122,7 +122,7 @@ async def login(request: web.Request) -> web.StreamResponse:
         await asyncio.sleep(min(4.0, dash.backoff_s * 2 ** max(0, result.failures - 1)))
         return _login_form(dash, secrets.token_urlsafe(24), message, 401)
     s = dash.new_session(user)
-    dash.audit(f"dashboard:{user.name}", "dashboard.login", user.name, {"role": user.role, "from": peer})
+    dash.accounts.logged_in(user, peer)
     r = web.HTTPSeeOther("/")
     set_cookie(r, dash, dash.cookie, s.token)
     r.del_cookie("gw_login", path="/login")

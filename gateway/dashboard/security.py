@@ -11,9 +11,9 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from ..accounts.sessions import Session
 from ..storage.index import IndexUnavailable
 from .hosts import host_name
-from .sessions import Session
 from .state import DASH, Dashboard
 
 log = logging.getLogger(__name__)

@@ -16,12 +16,13 @@ from typing import Any
 
 from aiohttp import web
 
+from ..accounts.sessions import Session, SessionBook, SessionStore
+from ..accounts.users import User, UserStore
+from ..app.accounts import Accounts
 from ..config import DashboardConfig
 from ..storage.index import Index, IndexUnavailable
 from . import live as lv
 from .hosts import allowed_host_names
-from .sessions import Session, SessionBook, SessionStore
-from .users import User, UserStore
 
 log = logging.getLogger(__name__)
 MAX_CLIENT_BACKLOG = 2_000  # messages queued for one WebSocket before it is dropped
@@ -59,6 +60,7 @@ class Dashboard:
         self.config = config
         self.users = users
         self.index = index
+        self.accounts = Accounts(users, index, strict=False)  # audited account changes and logins
         self.spool_dir = spool_dir
         self.node_status = node_status
         self.command = command
@@ -108,12 +110,6 @@ class Dashboard:
 
     def _watching(self, s: Session) -> bool:
         return any(c.session.token == s.token for c in self.clients)
-
-    def audit(self, actor: str, action: str, subject: str, details: dict[str, Any] | None = None) -> None:
-        try:
-            self.index.append_audit(actor, action, subject, details)
-        except Exception:
-            log.exception("cannot write the audit entry %s", action)
 
     # -- live view -------------------------------------------------------------------------
 

@@ -16,13 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import age
-from ..app.retention import delete_recording
 from ..recording import export as ex
 from ..recording import keys
 from ..storage import index as ix
 from ..storage import pii
 from ..storage.index import CallRow, Index, NotFound, RecordingRow
-from ..storage.store import Store, StoreError
+from ..storage.store import Store
 
 BATCH = 2000  # encrypted numbers a worker process takes at a time
 PARALLEL_FROM = 4 * BATCH  # fewer numbers than this are decrypted in this process
@@ -235,49 +234,3 @@ def export(
                 pass
         raise
     return written
-
-
-@dataclass
-class ErasureReport:
-    deleted: list[str] = field(default_factory=list)
-    held: list[str] = field(default_factory=list)
-    failed: dict[str, str] = field(default_factory=dict)  # the store refused or did not answer
-    calls_scrubbed: int = 0
-
-
-def erase(store: Store, index: Index, found: SubjectRecords, actor: str) -> ErasureReport:
-    """Delete the subject's recordings (except those on legal hold) and forget their number on
-    every call that no longer has a held recording."""
-    report = ErasureReport()
-    held_calls = set()
-    for rec in found.recordings:
-        if index.active_holds(rec.id):
-            report.held.append(rec.id)
-            held_calls.add(rec.call_id)
-            continue
-        try:
-            delete_recording(store, index, rec, actor, "data-subject erasure")
-        except StoreError as e:  # kept, and its call keeps the number so erasure can be retried
-            report.failed[rec.id] = str(e)
-            held_calls.add(rec.call_id)
-            index.append_audit(
-                actor, "recording.delete_failed", rec.id, {"reason": "data-subject erasure", "error": str(e)}
-            )
-            continue
-        report.deleted.append(rec.id)
-    for call in found.calls:
-        if call.id not in held_calls:
-            index.scrub_caller(call.id)
-            report.calls_scrubbed += 1
-    index.append_audit(
-        actor,
-        "subject.erased",
-        found.label,
-        {
-            "deleted": len(report.deleted),
-            "held": report.held,
-            "failed": sorted(report.failed),
-            "calls_scrubbed": report.calls_scrubbed,
-        },
-    )
-    return report

@@ -33,9 +33,9 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from ..accounts.sessions import SessionBook
 from ..callevents import CallState, EventType
 from ..dashboard import live as lv
-from ..dashboard.sessions import SessionBook
 from ..storage.index import IndexUnavailable
 from .channel import Channel, ChannelError
 from .links import COMMAND_TIMEOUT_S, WorkerLinks

@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from ..accounts.sessions import Session, SessionBook, session_key
 from ..app.gateway import Gateway
 from ..callevents import RecordingState
 from ..config import Config, parse_ipv4_network
-from ..dashboard.sessions import Session, SessionBook, session_key
 from ..errors import ConfigError
 from ..sip.message import parse_config_uri
 from ..sip.secure import is_tls_uri
@@ -166,7 +166,7 @@ class Node:
         shared = self.gw.shared_index()
         if shared is None:  # a PostgreSQL index always is; but no sessions, no commands
             raise ConfigError("a cluster needs the shared PostgreSQL index")
-        from ..dashboard.sessions_pg import TOUCH_EVERY_S, PgSessions
+        from ..accounts.sessions_pg import TOUCH_EVERY_S, PgSessions
 
         book = SessionBook(cfg.dashboard, self.gw.user_store(), lambda s: False, PgSessions(shared))
         vouch = vouch_by_sessions(book, TOUCH_EVERY_S)
@@ -489,7 +489,7 @@ class Node:
         shared = self.gw.shared_index()  # accounts and sessions shared by every node's dashboard
         sessions = None
         if shared is not None:
-            from ..dashboard.sessions_pg import PgSessions
+            from ..accounts.sessions_pg import PgSessions
 
             sessions = PgSessions(shared)
         dash = Dashboard(

@@ -496,9 +496,7 @@ class CallSession(Session):
             action = self.helpline_keys.feed(digit, t)
             if action and self.recorder is not None and self.recording_state.live:
                 getattr(self.recorder, action)()
-                self.services.index.append_audit(
-                    "helpline", f"recording.{action}d", self.recording_id or "-", {"call": self.id}
-                )
+                self.services.recordings.controlled(self.recording_id, self.id, action, "helpline")
                 self.set_recording(RecordingState.PAUSED if action == "pause" else RecordingState.RECORDING)
 
     def control(self, op: str, actor: str) -> str | None:
@@ -520,12 +518,7 @@ class CallSession(Session):
         else:
             getattr(self.recorder, op)()
             new = RecordingState.PAUSED if op == "pause" else RecordingState.RECORDING
-        self.services.index.append_audit(
-            actor,
-            f"recording.{'stopped' if op == 'stop' else op + 'd'}",
-            self.recording_id or "-",
-            {"call": self.id},
-        )
+        self.services.recordings.controlled(self.recording_id, self.id, op, actor)
         log.info(
             "call %s: recording %s by a supervisor",
             self.id,

@@ -18,7 +18,6 @@ from .. import age
 from ..app.recordings import RecordingService
 from ..callevents import CallState, ConsentState, EventType, RecordingState
 from ..config import Config, Route
-from ..consent import receipt as rc
 from ..consent.machine import ConsentMachine, Decide
 from ..sip.tones import ToneDetector
 from ..storage.index import Index, utcnow
@@ -149,13 +148,7 @@ class Session:
         event on the stream."""
         self.decided_at = utcnow()
         receipt = self._receipt()
-        self.services.index.put_consent_receipt(self.id, receipt)
-        self.services.index.append_audit(
-            "gateway",
-            "consent.decided",
-            self.id,
-            {"decision": d.decision.value, "reason": d.reason, "receipt": rc.digest(receipt)},
-        )
+        self.services.recordings.consent_decided(self.id, receipt, d.decision.value, d.reason)
         self.emit(EventType.CALL_CONSENT, consent=d.decision.value, reason=d.reason)
 
     def _recording_began(self, started: tuple[str, Any], taps: list[Any]) -> None:
@@ -209,10 +202,7 @@ class Session:
         if self.recorder is not None and self.recording_id:
             # Deleted whether it still runs or had already ended (a supervisor's stop).
             self.services.recordings.withdraw(self.recording_id, self.recorder)
-        self.services.index.put_consent_receipt(self.id, self._receipt())
-        self.services.index.append_audit(
-            "caller", "consent.withdrawn", self.id, {"recording": self.recording_id}
-        )
+        self.services.recordings.consent_withdrawn(self.id, self._receipt(), self.recording_id)
         self.emit(EventType.CALL_CONSENT, consent=ConsentState.WITHDRAWN)
         self.set_recording(RecordingState.DISCARDED if self.recorder is not None else RecordingState.NONE)
 

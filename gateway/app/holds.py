@@ -1,0 +1,60 @@
+"""Legal holds: a held recording is exempt from retention and erasure until released. Each
+placement and release is audited with who did it and why, and mirrored onto the object when
+the store keeps Object Lock."""
+
+from __future__ import annotations
+
+from ..errors import NotFoundError
+from ..storage import index as ix
+from ..storage.index import NotFound, RecordingRow
+from .gateway import Gateway
+
+
+def one_recording(gw: Gateway, rec_id: str) -> RecordingRow:
+    try:
+        return gw.index.get_recording(rec_id)
+    except NotFound:
+        raise NotFoundError(f"no recording {rec_id}") from None
+
+
+def place(gw: Gateway, label: str, rows: list[RecordingRow], reason: str, actor: str) -> list[RecordingRow]:
+    """Hold every recording of `rows` that still exists; the audit entry names them under
+    `label` (a recording id, a subject request's label, "legacy-import"). Returns those held."""
+    live = [r for r in rows if r.status not in (ix.DELETED, ix.DISCARDED)]
+    for r in live:
+        gw.index.add_hold(r.id, reason, actor)
+        gw.set_legal_hold(r.id, r.object_name, True)
+    gw.index.append_audit(actor, "hold.added", label, {"recordings": [r.id for r in live], "reason": reason})
+    return live
+
+
+def place_on(gw: Gateway, rec_id: str, reason: str, actor: str) -> list[RecordingRow]:
+    """Hold one recording, which must still exist."""
+    row = one_recording(gw, rec_id)
+    if row.status in (ix.DELETED, ix.DISCARDED):
+        raise NotFoundError(f"recording {rec_id} was {row.status}: nothing left to hold")
+    return place(gw, row.id, [row], reason, actor)
+
+
+def place_new(gw: Gateway, label: str, rec_ids: list[str], reason: str, actor: str) -> list[str]:
+    """Hold those of `rec_ids` not already held (a repeated import holds nothing twice)."""
+    held = {h["recording_id"] for h in gw.index.active_holds()}
+    rows = [gw.index.get_recording(r) for r in rec_ids if r not in held]
+    return [r.id for r in place(gw, label, rows, reason, actor)]
+
+
+def release(gw: Gateway, label: str, rows: list[RecordingRow], reason: str, actor: str) -> int:
+    """Release every active hold on `rows`; how many were released."""
+    released = 0
+    for r in rows:
+        n = gw.index.release_holds(r.id, reason, actor)
+        released += n
+        if n and not gw.index.active_holds(r.id):
+            gw.set_legal_hold(r.id, r.object_name, False)
+    gw.index.append_audit(
+        actor,
+        "hold.removed",
+        label,
+        {"recordings": [r.id for r in rows], "reason": reason, "released": released},
+    )
+    return released

@@ -1,0 +1,120 @@
+"""Data-subject requests (GDPR Art. 15 and 17) as audited operations: the search itself is in
+governance/subject.py; here each request is logged under its random label (never the number),
+whether it found anything or not, and an access or erasure happens only with its entry."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .. import age
+from ..errors import GatewayError, NotFoundError
+from ..governance import subject
+from ..governance.subject import SubjectRecords
+from ..storage import pii
+from ..storage.store import StoreError
+from .gateway import Gateway
+from .retention import delete_recording
+
+
+def search(gw: Gateway, identities: Sequence[age.AnyIdentity], number: str) -> SubjectRecords:
+    """The subject's calls and recordings (nothing is audited yet: see found/export/erase)."""
+    try:
+        return subject.find(gw.index, list(identities), number, gw.config.numbering)
+    except pii.NumberError as e:
+        raise GatewayError(str(e)) from None
+
+
+def _require_calls(gw: Gateway, found: SubjectRecords, actor: str) -> None:
+    """A request that finds nothing is logged as such, and ends there."""
+    if not found.calls:
+        gw.index.append_audit(actor, "subject.found", found.label, {"calls": 0, "recordings": 0})
+        raise NotFoundError(f"no calls from {found.searched}")
+
+
+def found(gw: Gateway, result: SubjectRecords, actor: str) -> None:
+    """An access request answered with the list of calls and recordings."""
+    _require_calls(gw, result, actor)
+    gw.index.append_audit(
+        actor,
+        "subject.found",
+        result.label,
+        {"calls": len(result.calls), "recordings": len(result.recordings)},
+    )
+
+
+def export(
+    gw: Gateway, result: SubjectRecords, identities: Sequence[age.AnyIdentity], out: Path, actor: str
+) -> list[Path]:
+    """Decrypt the subject's recordings and receipts into the new directory `out`."""
+    _require_calls(gw, result, actor)
+    try:
+        written = subject.export(gw.store, gw.index, result, list(identities), out)
+    except (subject.ExportDirError, OSError, age.AgeError) as e:
+        gw.index.append_audit(
+            actor,
+            "subject.export_failed",
+            result.label,
+            {"recordings": [r.id for r in result.recordings], "error": e.__class__.__name__},
+        )
+        if isinstance(e, subject.ExportDirError):
+            raise GatewayError(str(e)) from None
+        if isinstance(e, OSError):
+            raise GatewayError(f"cannot write {out}: {e.strerror}; nothing was left there") from None
+        raise
+    gw.index.append_audit(
+        actor,
+        "subject.exported",
+        result.label,
+        {"recordings": [r.id for r in result.recordings], "calls": len(result.calls), "files": len(written)},
+    )
+    return written
+
+
+@dataclass
+class ErasureReport:
+    deleted: list[str] = field(default_factory=list)
+    held: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)  # the store refused or did not answer
+    calls_scrubbed: int = 0
+
+
+def erase(gw: Gateway, result: SubjectRecords, actor: str) -> ErasureReport:
+    """Delete the subject's recordings (except those on legal hold) and forget their number on
+    every call that no longer has a held recording."""
+    _require_calls(gw, result, actor)
+    index = gw.index
+    report = ErasureReport()
+    held_calls = set()
+    for rec in result.recordings:
+        if index.active_holds(rec.id):
+            report.held.append(rec.id)
+            held_calls.add(rec.call_id)
+            continue
+        try:
+            delete_recording(gw.store, index, rec, actor, "data-subject erasure")
+        except StoreError as e:  # kept, and its call keeps the number so erasure can be retried
+            report.failed[rec.id] = str(e)
+            held_calls.add(rec.call_id)
+            index.append_audit(
+                actor, "recording.delete_failed", rec.id, {"reason": "data-subject erasure", "error": str(e)}
+            )
+            continue
+        report.deleted.append(rec.id)
+    for call in result.calls:
+        if call.id not in held_calls:
+            index.scrub_caller(call.id)
+            report.calls_scrubbed += 1
+    index.append_audit(
+        actor,
+        "subject.erased",
+        result.label,
+        {
+            "deleted": len(report.deleted),
+            "held": report.held,
+            "failed": sorted(report.failed),
+            "calls_scrubbed": report.calls_scrubbed,
+        },
+    )
+    return report
