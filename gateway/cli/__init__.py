@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import ctypes
-import json
-import logging
 import os
 import pwd
-import resource
 import stat
 import sys
 from collections.abc import Sequence
 
 from .. import age
 from ..app.gateway import Gateway
+from ..app.runtime import configure_logging
 from ..errors import ConfigError, GatewayError
 from .exitcodes import AGE_EXIT_CODES, EXIT_INTERRUPTED, EXIT_STORAGE, exit_code
 
@@ -50,20 +47,6 @@ def load_identities(path: str) -> list[age.AnyIdentity]:
             file=sys.stderr,
         )
     return age.load_identity_file(path)
-
-
-def harden_process() -> None:
-    """No core dumps, not dumpable: a crash must not write call audio held in memory to disk,
-    and processes of the same user cannot attach to read it (prctl PR_SET_DUMPABLE). For every
-    command that holds plaintext audio or an identity in memory: run, worker, demo, recordings
-    export, subject requests, import-legacy. Forked children inherit both; exec'd ones (ffmpeg)
-    inherit the core limit."""
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE = 4
-    except (OSError, AttributeError):
-        pass
 
 
 # Gateways this command opened: when it ends, each is closed, and what the command wrote to the
@@ -124,37 +107,9 @@ def _common_options(parser: argparse.ArgumentParser) -> None:
             action.help = "machine-readable output: JSON instead of text"
 
 
-class JsonLogFormatter(logging.Formatter):
-    """One JSON object a line, for journald and log shippers. Messages never carry caller
-    numbers or audio: the code logs call ids, never numbers."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        entry = {
-            "ts": round(record.created, 3),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-            "pid": record.process,
-        }
-        if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry)
-
-
 def main(argv: Sequence[str] | None = None, parser: argparse.ArgumentParser | None = None) -> int:
-    """`parser`: one build_parser() made earlier (a node's fork server builds it once for all its
-    workers)."""
     args = (parser or build_parser()).parse_args(argv)
-    handler = logging.StreamHandler()
-    service = args.command in ("run", "worker", "forkserver")  # the forked workers log as workers
-    if service:
-        handler.setFormatter(JsonLogFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(
-        level=logging.INFO if args.verbose or service else logging.WARNING,
-        handlers=[handler],
-    )
+    configure_logging(service=args.command in ("run", "worker", "forkserver"), verbose=args.verbose)
     try:
         try:
             return int(args.func(args) or 0)

@@ -26,11 +26,12 @@ from pathlib import Path
 from .. import age
 from ..app.accounts import Accounts
 from ..app.gateway import Gateway
+from ..app.runtime import harden_process
 from ..callevents import CallState, EventType, RecordingState
 from ..recording import wav
 from ..telephony.events import follow
 from ..telephony.net import free_port, free_port_run
-from . import harden_process, init
+from . import init
 
 MARKER = ".gateway-demo"
 RATE = 8000

@@ -11,11 +11,12 @@ from .. import age
 from ..app import holds, retention
 from ..app import subject as requests
 from ..app.gateway import Gateway
+from ..app.runtime import harden_process
 from ..errors import GatewayError, NotFoundError
 from ..governance.subject import SubjectRecords
 from ..storage import index as ix
 from ..storage import pii
-from . import actor, harden_process, load_identities, open_gateway
+from . import actor, load_identities, open_gateway
 from .exitcodes import EXIT_STORAGE
 from .output import printable
 

@@ -9,9 +9,10 @@ from pathlib import Path
 
 from ..app import legacy, retention
 from ..app.legacy import ImportSummary, LegacyImporter, NotAudio, candidates
+from ..app.runtime import harden_process
 from ..errors import ConfigError, StorageError
 from ..storage.store import StoreError
-from . import actor, harden_process, open_gateway
+from . import actor, open_gateway
 from .exitcodes import EXIT_INPUT
 
 

@@ -8,11 +8,12 @@ import sys
 from dataclasses import asdict
 
 from ..app import exports, rewrap
+from ..app.runtime import harden_process
 from ..errors import NotFoundError
 from ..recording.verify import verify_all
 from ..storage import index as ix
 from ..storage.index import NotFound
-from . import actor, harden_process, load_identities, open_gateway
+from . import actor, load_identities, open_gateway
 from .exitcodes import EXIT_FINDINGS
 
 PUBLIC_FIELDS = (

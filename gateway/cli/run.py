@@ -8,10 +8,10 @@ import logging
 import signal
 
 from ..app.gateway import Gateway
+from ..app.runtime import harden_process, serve_until_signalled
 from ..errors import ConfigError, NotRunningError
 from ..storage import datalock
-from ..telephony.prompts import PromptError
-from . import harden_process, open_gateway
+from . import open_gateway
 
 log = logging.getLogger(__name__)
 
@@ -39,20 +39,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("status", help="the node's workers and capacity")
     s.add_argument("--json", action="store_true", help="one JSON object instead of text")
     s.set_defaults(func=status)
-
-
-def _serve(coro_factory, *, sigint: bool = True) -> None:
-    """Run until SIGTERM (or SIGINT, unless `sigint` is off: a node's worker leaves Ctrl-C in a
-    terminal to its supervisor, which drains it)."""
-
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT) if sigint else (signal.SIGTERM,):
-            loop.add_signal_handler(sig, stop.set)
-        await coro_factory(stop)
-
-    asyncio.run(main())
 
 
 _data_lock: int | None = None  # held for the life of `gateway run`
@@ -87,17 +73,15 @@ def run(args: argparse.Namespace) -> int:
             loop.add_signal_handler(signal.SIGHUP, lambda: loop.run_in_executor(None, node.reload_tls))
             await node.run(stop)
 
-        _serve(main)
+        serve_until_signalled(main)
         return 0
-    return _run_worker(gw, None)
+    return _run_alone(gw)
 
 
 def run_worker(args: argparse.Namespace) -> int:
-    # Ctrl-C in the terminal reaches the node's whole process group: the supervisor drains its
-    # workers itself, in order, so a worker does not act on it (nor print "interrupted").
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    harden_process()
-    return _run_worker(open_gateway(args, service=True), args.index)
+    from ..telephony import process  # pjsua2: only the commands that run SIP import it
+
+    return process.pool_worker(str(args.config), args.index)
 
 
 def run_forkserver(args: argparse.Namespace) -> int:
@@ -228,46 +212,17 @@ def workers_restart(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_worker(gw, index: int | None) -> int:
-    from ..telephony.net import TCP, UDP, check_ports_free
+def _run_alone(gw: Gateway) -> int:
+    """One worker on [sip] listen, no node."""
+    from ..telephony import process
     from ..telephony.worker import Worker
 
-    if index is None:  # alone on [sip] listen (a node's supervisor checks its workers' ports)
-        host, port = gw.config.sip_listen
-        wanted = [(host, port, UDP, "[sip] listen"), (host, port, TCP, "[sip] listen")]
-        if gw.config.tls is not None:
-            wanted.append((gw.config.tls[0], gw.config.tls[1], TCP, "[sip] tls_listen"))
-        check_ports_free(wanted)
-    try:
-        worker = Worker(gw, index)
-    except PromptError as e:
-        raise ConfigError(f"prompts: {e}") from None
-
-    async def main(stop: asyncio.Event) -> None:
-        if index is None:  # `systemctl reload` must never end a lone worker and its calls
-            asyncio.get_running_loop().add_signal_handler(
-                signal.SIGHUP,
-                lambda: log.warning(
-                    "SIGHUP: a single worker reads its TLS certificate only at start; restart it "
-                    "when no call is up (a node reloads its front door's certificate on SIGHUP)"
-                ),
-            )
-        ready = asyncio.Event()
-        task = asyncio.create_task(worker.run(stop, ready))
-        waiting = asyncio.create_task(ready.wait())
-        # A worker that fails to start ends the command with its error; it must not leave it
-        # waiting for a readiness that never comes.
-        await asyncio.wait({task, waiting}, return_when=asyncio.FIRST_COMPLETED)
-        if task.done():
-            waiting.cancel()
-            task.result()
-            return
+    def announce(worker: Worker) -> None:
         print(
             f"gateway: listening for SIP on {worker.host}:{worker.port} (UDP, TCP); events on "
             f"{worker.events.path}",
             flush=True,
         )
-        await task
 
-    _serve(main, sigint=index is None)
+    process.run(gw, None, announce)
     return 0

@@ -3,7 +3,7 @@
 A worker's memory is mostly its imports (pjsua2's bindings, numpy, cryptography, the gateway;
 about 25 MB of private pages each, BENCHMARKS.md), because the stock pjsua2 wheel holds two
 calls per process and a node runs tens of workers. The fork server imports all of that once,
-builds the command-line parser, loads the configuration and decodes the prompts; each worker
+loads the configuration and decodes the prompts; each worker
 is a fork of it and shares those pages copy-on-write (a worker whose configuration file
 changed since reads it again). pjsua's library is created in the worker, after the fork: the
 fork server never starts it (nor any thread).
@@ -12,7 +12,8 @@ fork server never starts it (nor any thread).
                                                                                        └─ workers
 
 The supervisor asks for a worker by index; the fork server forks, the child runs exactly what
-`gateway worker --index N` runs, with its stdout on the pipe the supervisor reads. The fork
+`gateway worker --index N` runs (telephony/process.py, no command line parsed), with its stdout
+on a pipe the supervisor drains; it says it is ready on its event link. The fork
 server reaps its children and reports their exit codes; the supervisor also watches each
 worker through a pidfd, so a worker is seen to end even if the fork server is gone. Signals go
 from the supervisor to the worker directly. The fork server ends when the supervisor does;
@@ -21,7 +22,6 @@ its workers go on (as they do when a supervisor is killed).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import json
@@ -246,15 +246,15 @@ def _send(sock: socket.socket, msg: dict[str, Any]) -> None:
     sock.sendall(json.dumps(msg).encode() + b"\n")
 
 
-def _worker(index: int, config_path: str, out: int | None, parser: argparse.ArgumentParser) -> int:
-    """In the forked child: become `gateway worker --index N`, stdout on the supervisor's pipe."""
+def _worker(index: int, config_path: str, out: int | None) -> int:
+    """In the forked child: become worker `index` of the pool, stdout on the supervisor's pipe."""
     if out is not None:
         os.dup2(out, 1)
         os.close(out)
-    from ..cli import main
+    from ..telephony.process import pool_worker
 
     try:
-        return main(["--config", config_path, "worker", "--index", str(index)], parser)
+        return pool_worker(config_path, index)
     except SystemExit as e:
         return e.code if isinstance(e.code, int) else 1
     except BaseException:
@@ -273,17 +273,12 @@ def serve(fd: int, config_path: str) -> int:
     closes its end. Single-threaded, and pjsua's library is never created here."""
     import gc
 
-    from .. import cli
     from ..config import preload
     from ..telephony import (
+        process,  # noqa: F401  (pjsua2, numpy, cryptography, the gateway: what a worker runs)
         prompts,
-        worker,  # noqa: F401  (pjsua2, numpy, cryptography, the gateway)
     )
 
-    # The child runs cli.main with this parser. Building it imports every command's module and
-    # makes a few thousand objects; done here, they are shared instead of costing about 2 MB in
-    # each worker (BENCHMARKS.md).
-    parser = cli.build_parser()
     try:  # decoded once here, shared by every worker (prompts.load finds them decoded)
         prompts.load_for_routes(preload(config_path))
     except Exception as e:  # the worker reports a bad configuration or prompt set itself
@@ -320,7 +315,7 @@ def serve(fd: int, config_path: str) -> int:
                     sock.close()
                     for other in fds:  # the pipes of workers asked for in the same message
                         os.close(other)
-                    os._exit(_worker(index, config_path, out, parser))
+                    os._exit(_worker(index, config_path, out))
                 if out is not None:
                     os.close(out)
                 _send(sock, {"forked": index, "pid": pid})

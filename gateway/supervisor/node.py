@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from ..accounts.sessions import Session, SessionBook, session_key
+from ..app.duties import Duties
 from ..app.gateway import Gateway
-from ..callevents import RecordingState
+from ..callevents import EventType, RecordingState
 from ..config import Config, parse_ipv4_network
 from ..errors import ConfigError
 from ..sip.message import parse_config_uri
@@ -132,10 +133,12 @@ class Node:
         self.status_path = cfg.calls.event_socket.parent / "node.json"
         self.metrics = Metrics()
         self.links = WorkerLinks()
+        self.links.observers.append(self._on_worker_event)
         self.links.observers.append(self.metrics.observe)
         self.links.on_lost.append(self.metrics.link_lost)
         self.failopen = 0
-        self.uploader = gateway.uploader()  # None without an object store
+        self.duties = Duties(gateway)  # retention, audit checkpoints, upload: once per node
+        self.uploader = self.duties.uploader  # None without an object store
         if self.uploader is not None:
             self.links.observers.append(self._wake_uploader)
         # With a shared PostgreSQL index, the nodes on it are one system (cluster.py).
@@ -231,7 +234,7 @@ class Node:
             )
         proc = w.proc
         self._record_children()
-        asyncio.create_task(self._watch_output(w, proc))
+        asyncio.create_task(self._watch_output(proc))
         sock = self.gw.config.calls.event_socket.with_name(f"worker-{w.index}.sock")
         asyncio.create_task(self.links.follow(w.index, sock, lambda: proc.returncode is None))
 
@@ -248,13 +251,27 @@ class Node:
         except OSError as e:
             log.warning("cannot keep the list of the node's processes: %s", e)
 
-    async def _watch_output(self, w: WorkerProc, proc: asyncio.subprocess.Process | ForkedProcess) -> None:
+    async def _watch_output(self, proc: asyncio.subprocess.Process | ForkedProcess) -> None:
+        """A worker's stdout, read so that it never blocks on a full pipe (it says nothing the
+        node needs: readiness comes on its event link)."""
         assert proc.stdout is not None
-        async for raw in proc.stdout:
-            line = raw.decode(errors="replace").strip()
-            if "listening for SIP" in line and proc is w.proc and await self._add_to_dispatcher(w):
-                w.ready = True
-                log.info("worker %d ready on port %d", w.index, w.port)
+        async for _ in proc.stdout:
+            pass
+
+    def _on_worker_event(self, event: dict[str, object], link: int) -> None:
+        """A worker is ready when it says so on its event link (worker.started, also in the
+        snapshot a reconnecting link gets), from the process the node started last for it."""
+        if event.get("type") != EventType.WORKER_STARTED:
+            return
+        w = next((w for w in self.workers if w.index == link), None)
+        if w is None or w.ready or w.proc is None or w.proc.pid != event.get("pid"):
+            return
+        asyncio.get_running_loop().create_task(self._worker_ready(w, w.proc))
+
+    async def _worker_ready(self, w: WorkerProc, proc: asyncio.subprocess.Process | ForkedProcess) -> None:
+        if proc is w.proc and not w.ready and await self._add_to_dispatcher(w):
+            w.ready = True
+            log.info("worker %d ready on port %d", w.index, w.port)
 
     def status(self) -> dict[str, object]:
         return {
@@ -431,9 +448,7 @@ class Node:
             print(f"gateway: dashboard on {dashboard[1]}", flush=True)
         ticks = 0
         heartbeat: asyncio.Task[None] | None = None
-        anchors = asyncio.create_task(self._anchor_schedule())
-        if self.uploader is not None:
-            self.uploader.start()
+        self.duties.start()
         cluster_stop = asyncio.Event()
         cluster = None if self.cluster is None else asyncio.create_task(self.cluster.run(cluster_stop))
         try:
@@ -455,7 +470,6 @@ class Node:
                 except TimeoutError:
                     pass
         finally:
-            anchors.cancel()
             await self._drain()
             if cluster is not None:  # after the drain: the other nodes see these calls end
                 cluster_stop.set()
@@ -466,17 +480,7 @@ class Node:
             await runner.cleanup()
             if dashboard is not None:
                 await dashboard[0].cleanup()
-            if self.uploader is not None:  # what the drain finished goes to the store now
-                self.uploader.stop()
-                await asyncio.to_thread(self.uploader.round)
-            await asyncio.to_thread(self.gw.anchor_audit, log_stream=True)  # what the drain wrote
-
-    async def _anchor_schedule(self) -> None:
-        """Every [audit] checkpoint_interval_s, anchor what the workers, the dashboard and the
-        CLI wrote to the audit log: a signed checkpoint to the log stream and the witnesses."""
-        while True:
-            await asyncio.sleep(self.gw.config.witness.checkpoint_interval_s)
-            await asyncio.to_thread(self.gw.anchor_audit, log_stream=True)
+            await self.duties.stop()  # uploads and anchors what the drain finished
 
     async def _start_dashboard(self) -> tuple[web.AppRunner, str] | None:
         """The operators' dashboard ([dashboard]), fed by the same worker links as the metrics."""

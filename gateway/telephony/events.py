@@ -1,7 +1,7 @@
 """Worker events as JSON lines on a Unix socket (format: docs/events.md).
 
-A subscriber connects and first receives a snapshot (the last event of every live call),
-then every event as it happens. A subscriber that falls behind by more than a bound is
+A subscriber connects and first receives a snapshot (the worker's own last event, started or
+draining, then the last event of every live call), then every event as it happens. A subscriber that falls behind by more than a bound is
 disconnected rather than allowed to slow the worker.
 
 The same socket is the worker's control channel: a subscriber may send one JSON object a line,
@@ -42,6 +42,9 @@ class EventBus:
         self.worker_id = worker_id
         self._clients: set[asyncio.StreamWriter] = set()
         self._live: dict[str, dict[str, Any]] = {}
+        # The worker's own last word (started, draining): a subscriber that connects later, such
+        # as the supervisor's link after a restart, learns from it whether the worker is ready.
+        self._worker: dict[str, Any] | None = None
         self._server: asyncio.AbstractServer | None = None
         self.seq = 0
         self.control: ControlHandler | None = None
@@ -59,6 +62,8 @@ class EventBus:
             os.umask(old)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._worker is not None:
+            writer.write(self._line({**self._worker, "snapshot": True}))
         for event in list(self._live.values()):
             writer.write(self._line({**event, "snapshot": True}))
         self._clients.add(writer)
@@ -121,6 +126,8 @@ class EventBus:
         self.seq += 1
         event = {"ts": round(time.time(), 3), "seq": self.seq, "worker": self.worker_id, **event}
         call = event.get("call")
+        if event.get("type") in (EventType.WORKER_STARTED, EventType.WORKER_DRAINING):
+            self._worker = event
         if call:
             if event.get("state") == CallState.ENDED:
                 self._live.pop(call, None)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pjsua2 as pj
 
-from ..app import retention
+from ..app.duties import Duties
 from ..app.gateway import Gateway
 from ..callevents import EventType
 from ..config import Config, Route
@@ -467,14 +467,12 @@ class Worker:
             raise ConfigError(f"cannot start SIP on {self.host}:{self.port}: {e.reason}") from None
         if ready is not None:
             ready.set()
-        self.events.publish({"type": EventType.WORKER_STARTED, "capacity": self.capacity})
-        retention_task = asyncio.create_task(self._retention_schedule())
-        # Alone (no node), the worker moves finished recordings to the object store itself.
-        uploader = self.gateway.uploader() if self.index_no is None else None
-        if uploader is not None:
-            uploader.start()
-        # Alone (no node), the worker anchors the audit log itself; in a node the supervisor does.
-        anchor_task = asyncio.create_task(self._anchor_schedule()) if self.index_no is None else None
+        self.events.publish({"type": EventType.WORKER_STARTED, "capacity": self.capacity, "pid": os.getpid()})
+        # Alone (no node), the worker does the gateway's background duties (retention, audit
+        # checkpoints, upload); in a node the supervisor does them, once for all its workers.
+        duties = Duties(self.gateway) if self.index_no is None else None
+        if duties is not None:
+            duties.start()
         try:
             while not stop.is_set():
                 self._pump()
@@ -492,15 +490,9 @@ class Worker:
                 self._reap()
                 await asyncio.sleep(0)
         finally:
-            retention_task.cancel()
-            if anchor_task is not None:
-                anchor_task.cancel()
             await self._shutdown()
-            if uploader is not None:
-                uploader.stop()
-                await asyncio.to_thread(uploader.round)
-            if anchor_task is not None:
-                await asyncio.to_thread(self.gateway.anchor_audit, log_stream=True)
+            if duties is not None:
+                await duties.stop()
 
     PUMP_MAX_WAIT_MS = 100
     INBAND_POLL_S = 0.1
@@ -534,30 +526,6 @@ class Worker:
         if any(s.listening_inband for s in self.sessions.values()):
             wait = min(wait, self._inband_polled + self.INBAND_POLL_S - now)
         return max(0, math.ceil(wait * 1000))
-
-    async def _retention_schedule(self, every_s: float = 3600.0) -> None:
-        """Delete expired recordings (not on hold) every hour, off the SIP loop's thread."""
-        while True:
-            try:
-                report = await asyncio.to_thread(
-                    retention.run,
-                    self.gateway.store,
-                    self.index,
-                    self.config.recording.retention_days,
-                    "retention",
-                )
-                if report.deleted or report.held:
-                    log.info("retention: deleted %d, kept %d on hold", len(report.deleted), len(report.held))
-            except IndexUnavailable as e:
-                log.warning("retention waits for the index (%s); retrying at the next interval", e)
-            except Exception:
-                log.exception("retention run failed; retrying at the next interval")
-            await asyncio.sleep(every_s)
-
-    async def _anchor_schedule(self) -> None:
-        while True:
-            await asyncio.sleep(self.config.witness.checkpoint_interval_s)
-            await asyncio.to_thread(self.gateway.anchor_audit, log_stream=True)
 
     def _reap(self) -> None:
         self._refused.clear()

@@ -1,0 +1,64 @@
+"""The running gateway's background duties: retention every hour, a signed audit checkpoint
+every [audit] checkpoint_interval_s, and the upload of finished recordings to the object store.
+Each runs once per node: in a node's supervisor, or in a worker that runs alone ([node]
+kamailio = false). A node's workers run none of them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from ..storage.index import IndexUnavailable
+from . import retention
+from .gateway import Gateway
+
+log = logging.getLogger(__name__)
+RETENTION_EVERY_S = 3600.0
+
+
+class Duties:
+    def __init__(self, gw: Gateway) -> None:
+        self.gw = gw
+        self.uploader = gw.uploader()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._retention()), asyncio.create_task(self._anchoring())]
+        if self.uploader is not None:
+            self.uploader.start()
+
+    async def stop(self) -> None:
+        """Cancel the schedules; what the last calls finished goes to the store, and what they
+        wrote to the audit log is anchored, now."""
+        for task in self._tasks:
+            task.cancel()
+        if self.uploader is not None:
+            self.uploader.stop()
+            await asyncio.to_thread(self.uploader.round)
+        await asyncio.to_thread(self.gw.anchor_audit, log_stream=True)
+
+    async def _retention(self) -> None:
+        """Delete expired recordings (not on hold) at start and every hour, off the loop's thread."""
+        while True:
+            try:
+                report = await asyncio.to_thread(
+                    retention.run,
+                    self.gw.store,
+                    self.gw.index,
+                    self.gw.config.recording.retention_days,
+                    "retention",
+                )
+                if report.deleted or report.held:
+                    log.info("retention: deleted %d, kept %d on hold", len(report.deleted), len(report.held))
+            except IndexUnavailable as e:
+                log.warning("retention waits for the index (%s); retrying at the next interval", e)
+            except Exception:
+                log.exception("retention run failed; retrying at the next interval")
+            await asyncio.sleep(RETENTION_EVERY_S)
+
+    async def _anchoring(self) -> None:
+        """Anchor what the workers, the dashboard and the CLI wrote to the audit log: a signed
+        checkpoint to the log stream and the witnesses."""
+        while True:
+            await asyncio.sleep(self.gw.config.witness.checkpoint_interval_s)
+            await asyncio.to_thread(self.gw.anchor_audit, log_stream=True)
