@@ -22,8 +22,7 @@ from pathlib import Path
 from gateway import age
 from gateway.app.gateway import Gateway
 from gateway.cli import main as cli
-from gateway.storage import index as ix
-from gateway.storage.index import RecordingRow, utcnow
+from gateway.storage.index import RecordingRow, RecordingStatus, utcnow
 
 
 def cpu() -> float:
@@ -41,7 +40,7 @@ def populate(gw: Gateway, n: int, size: int, old: age.Identity) -> list[str]:
         w.close()
         rec_id = f"bench{i:07d}"
         gw.index.add_recording(
-            RecordingRow(rec_id, w.name, utcnow(), status=ix.COMPLETE, bytes=len(sealed),
+            RecordingRow(rec_id, w.name, utcnow(), status=RecordingStatus.COMPLETE, bytes=len(sealed),
                          sha256=hashlib.sha256(sealed).hexdigest())
         )  # fmt: skip
         ids.append(rec_id)

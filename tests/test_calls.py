@@ -9,6 +9,7 @@ import pytest
 
 from gateway import age
 from gateway.storage import index as ix
+from gateway.storage.index import RecordingStatus
 from tests.audio import dominant_frequency, split_channels
 from tests.calls import CallLab
 from tests.tlscerts import TestCA
@@ -55,7 +56,7 @@ def test_consenting_call_is_recorded_with_both_parties_on_their_channels(lab: Ca
     bridged_s = pbx.event("disconnected")["connected_s"]
     gw = lab.gw.open()
     [rec] = gw.index.list_recordings()
-    assert rec.status == ix.COMPLETE
+    assert rec.status == RecordingStatus.COMPLETE
     left, right = decrypt(lab, rec)
     assert abs(dominant_frequency(left) - 440) < 5 and abs(dominant_frequency(right) - 1000) < 5
     assert abs(len(left) / 8000 - bridged_s) <= 0.05 * bridged_s
@@ -129,7 +130,7 @@ def test_withdrawal_mid_call_discards_the_recording_and_the_call_goes_on(lab: Ca
     assert pbx.event("disconnected")["connected_s"] > 4.0, "the call went on after withdrawal"
     gw = lab.gw.open()
     [rec] = gw.index.list_recordings()
-    assert rec.status == ix.DISCARDED and rec.bytes == 0
+    assert rec.status == RecordingStatus.DISCARDED and rec.bytes == 0
     assert list((lab.gw.dir / "spool").iterdir()) == []
     receipt = gw.index.get_consent_receipt(rec.call_id)
     assert receipt["state"] == "withdrawn" and receipt["withdrawn_after_s"] > 5
@@ -172,7 +173,7 @@ def test_two_calls_at_once_and_a_third_is_refused(lab: CallLab) -> None:
     finish(lab)
     gw = lab.gw.open()
     recs = gw.index.list_recordings()
-    assert len(recs) == 2 and {r.status for r in recs} == {ix.COMPLETE}
+    assert len(recs) == 2 and {r.status for r in recs} == {RecordingStatus.COMPLETE}
     for rec in recs:
         left, right = decrypt(lab, rec)
         assert abs(dominant_frequency(left) - 440) < 5 and abs(dominant_frequency(right) - 1000) < 5

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from gateway.cli import exitcodes, main
-from gateway.storage import index as ix
+from gateway.storage.index import RecordingStatus
 from gateway.telephony.events import follow
 from tests.calls import CallLab
 
@@ -57,7 +57,7 @@ def test_storage_failure_mid_call_keeps_the_call_and_says_so(tmp_path: Path) -> 
         assert failed and "storage full" in failed[0]["error"]
         gw = lab.gw.open()
         [rec] = gw.index.list_recordings()
-        assert rec.status == ix.INCOMPLETE and rec.bytes > 0
+        assert rec.status == RecordingStatus.INCOMPLETE and rec.bytes > 0
     finally:
         lab.close()
         subprocess.run(["umount", "-l", str(tiny)], check=False)

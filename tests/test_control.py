@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from gateway.storage import index as ix
+from gateway.storage.index import RecordingStatus
 from tests.calls import CallLab
 
 pytestmark = pytest.mark.slow
@@ -108,7 +108,7 @@ def test_control_channel_refuses_bad_commands_and_obeys_good_ones(lab: CallLab) 
     ]
     # The caller's *9 came after the stop: the saved recording is deleted all the same.
     [rec] = gw.index.list_recordings()
-    assert rec.status == ix.DELETED
+    assert rec.status == RecordingStatus.DELETED
     assert list((lab.gw.dir / "spool").iterdir()) == []
     deleted = [e for e in entries if e.action == "recording.deleted"]
     assert deleted and deleted[0].actor == "caller" and deleted[0].details["reason"] == "consent withdrawn"

@@ -13,7 +13,7 @@ from gateway import age
 from gateway.age import format as fmt
 from gateway.app import retention
 from gateway.recording.recorder import RecorderEngine
-from gateway.storage import index as ix
+from gateway.storage.index import RecordingStatus
 from gateway.storage.s3 import TieredStore
 from tests import s3
 from tests.gw import make_gateway, new_call
@@ -69,7 +69,7 @@ def test_erasure_destroys_the_key_everywhere_in_the_index_file(tmp_path: Path) -
     assert tgw.run("subject", "erase", "--number", "+46701234567", "-i", str(tgw.key)) == 0
     gw = tgw.open()
     row = gw.index.get_recording(rec_id)
-    assert row.status == ix.DELETED and row.key_enc is None
+    assert row.status == RecordingStatus.DELETED and row.key_enc is None
     [entry] = [e for e in gw.index.audit_entries() if e.action == "recording.deleted"]
     assert entry.details["key_destroyed"] is True
     gw.close()
@@ -93,7 +93,7 @@ def test_a_withdrawn_recording_loses_its_key(tmp_path: Path) -> None:
     engine.tick()
     recorder.done.result(timeout=5)
     row = gw.index.get_recording(rec_id)
-    assert row.status == ix.DISCARDED and row.key_enc is None
+    assert row.status == RecordingStatus.DISCARDED and row.key_enc is None
     gw.close()
 
 
@@ -119,7 +119,7 @@ def test_under_compliance_lock_erasure_makes_the_kept_copy_unreadable(
     capsys.readouterr()
     assert tgw.run("subject", "erase", "--number", "+46701234567", "-i", str(tgw.key)) == 0
     row = gw.index.get_recording(rec_id)
-    assert row.status == ix.DELETED and row.key_enc is None
+    assert row.status == RecordingStatus.DELETED and row.key_enc is None
     assert retention.KEPT_BY_STORE in (row.error or "")
     assert gw.store.remote.exists(row.object_name), "the store keeps the locked ciphertext"
     [entry] = [e for e in gw.index.audit_entries() if e.action == "recording.deleted"]

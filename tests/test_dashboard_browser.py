@@ -19,7 +19,7 @@ import pytest
 
 from gateway import age
 from gateway.recording import wav
-from gateway.storage import index as ix
+from gateway.storage.index import RecordingStatus
 from tests.calls import ROOT, CallLab
 from tests.conftest import require_tool
 
@@ -171,7 +171,7 @@ def test_supervisor_watches_a_call_and_stops_its_recording(tmp_path: Path, brows
         assert len(stops) == 1 and stops[0].actor == "dashboard:sam"
         assert stops[0].details["call"] == call
         rec = gw.index.get_recording(stops[0].subject)
-        assert rec.status == ix.COMPLETE and rec.call_id == call
+        assert rec.status == RecordingStatus.COMPLETE and rec.call_id == call
         with gw.store.open(rec.object_name) as f:
             plain = age.AgeReader(f, age.load_identity_file(lab.gw.key)).read_all()
         seconds = (len(plain) - wav.parse_header(plain).data_offset) / (2 * 2 * 8000)

@@ -18,6 +18,7 @@ import pytest
 from gateway import age
 from gateway.config import load
 from gateway.storage import index as ix
+from gateway.storage.index import RecordingStatus
 from gateway.telephony.net import free_port, free_port_run
 from tests.audio import dominant_frequency, split_channels
 from tests.calls import ROOT, Proc
@@ -171,7 +172,7 @@ def test_the_documented_install_runs_a_node_as_its_own_user(tmp_path: Path) -> N
         cfg = load(config)
         index = ix.SqliteIndex(cfg.paths.index)
         [rec] = index.list_recordings()
-        assert rec.status == ix.COMPLETE
+        assert rec.status == RecordingStatus.COMPLETE
         with open(cfg.paths.spool_dir / rec.object_name, "rb") as f:
             plain = age.AgeReader(f, age.load_identity_file(key)).read_all()
         index.close()

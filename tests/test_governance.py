@@ -18,6 +18,7 @@ from gateway import age
 from gateway.cli import exitcodes
 from gateway.storage import index as ix
 from gateway.storage import pii
+from gateway.storage.index import RecordingStatus
 from tests.audio import dominant_frequency
 from tests.gw import GatewayUnderTest, make_gateway
 
@@ -43,20 +44,20 @@ def test_retention_deletes_expired_but_not_held(tgw: GatewayUnderTest, capsys) -
     assert tgw.run("retention", "run", "--dry-run") == 0
     assert f"would delete {old}" in capsys.readouterr().out
     gw = tgw.open()
-    assert gw.index.get_recording(old).status == ix.COMPLETE  # a dry run deletes nothing
+    assert gw.index.get_recording(old).status == RecordingStatus.COMPLETE  # a dry run deletes nothing
     assert tgw.run("retention", "run") == 0
     out = capsys.readouterr().out
     assert f"deleted {old}" in out and f"kept {old_held}: on legal hold" in out
-    assert gw.index.get_recording(old).status == ix.DELETED
+    assert gw.index.get_recording(old).status == RecordingStatus.DELETED
     assert not gw.store.exists(gw.index.get_recording(old).object_name)
     for kept in (old_held, fresh):
-        assert gw.index.get_recording(kept).status == ix.COMPLETE
+        assert gw.index.get_recording(kept).status == RecordingStatus.COMPLETE
     actions = [(e.action, e.subject) for e in gw.index.audit_entries()]
     assert ("recording.deleted", old) in actions and ("hold.added", old_held) in actions
     # Released, the held one goes on the next run.
     assert tgw.run("hold", "remove", old_held, "--reason", "complaint closed") == 0
     assert tgw.run("retention", "run") == 0
-    assert gw.index.get_recording(old_held).status == ix.DELETED
+    assert gw.index.get_recording(old_held).status == RecordingStatus.DELETED
 
 
 def test_hold_errors(tgw: GatewayUnderTest, capsys) -> None:
@@ -105,9 +106,10 @@ def test_subject_find_export_and_erase_with_a_hold(tgw: GatewayUnderTest, tmp_pa
     out_text = capsys.readouterr().out
     assert "deleted 1 recording(s)" in out_text and f"kept {a2}: on legal hold" in out_text
     gw = tgw.open()
-    assert gw.index.get_recording(a1).status == ix.DELETED
+    assert gw.index.get_recording(a1).status == RecordingStatus.DELETED
     assert (
-        gw.index.get_recording(a2).status == ix.COMPLETE and gw.index.get_recording(b1).status == ix.COMPLETE
+        gw.index.get_recording(a2).status == RecordingStatus.COMPLETE
+        and gw.index.get_recording(b1).status == RecordingStatus.COMPLETE
     )
     # Her number is forgotten where nothing is held; the held call can still be found.
     assert tgw.run("subject", "find", "--number", ANNA, "-i", key, "--json") == 0
@@ -305,11 +307,11 @@ def test_running_gateway_applies_retention_on_its_own(tmp_path: Path) -> None:
             ]
 
         while (
-            not (gw.index.get_recording(old).status == ix.DELETED and audited())
+            not (gw.index.get_recording(old).status == RecordingStatus.DELETED and audited())
             and time.monotonic() < deadline
         ):
             time.sleep(0.2)
-        assert gw.index.get_recording(old).status == ix.DELETED
+        assert gw.index.get_recording(old).status == RecordingStatus.DELETED
         assert ("recording.deleted", "retention") in [(e.action, e.actor) for e in gw.index.audit_entries()]
     finally:
         lab.close()

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gateway.storage import index as ix
+from gateway.storage.index import RecordingStatus
 from simphone.phone import dtmf_tones
 from tests.calls import CallLab
 from tests.pcapgen import write_rtp_pcap
@@ -46,7 +46,7 @@ def test_withdrawal_with_tones_mid_call_discards_the_recording(lab: CallLab) -> 
         "tones are not relayed as events"
     )
     [rec] = lab.gw.open().index.list_recordings()
-    assert rec.status == ix.DISCARDED
+    assert rec.status == RecordingStatus.DISCARDED
     receipt = only_receipt(lab)
     assert receipt["state"] == "withdrawn" and receipt["digits"][-1]["via"] == "inband"
 
@@ -97,7 +97,7 @@ def test_speech_and_music_never_press_a_key(lab: CallLab, tmp_path: Path, sound:
     receipt = only_receipt(lab)
     assert receipt["digits"] == [] and receipt["decision"] == "granted"
     [rec] = lab.gw.open().index.list_recordings()
-    assert rec.status == ix.COMPLETE
+    assert rec.status == RecordingStatus.COMPLETE
 
 
 def test_a_route_that_takes_events_only_ignores_tones(lab: CallLab) -> None:

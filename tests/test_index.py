@@ -12,7 +12,7 @@ import pytest
 
 from gateway.storage import audit
 from gateway.storage import index as ix
-from gateway.storage.index import CallRow, IndexAccessError, RecordingRow, SqliteIndex
+from gateway.storage.index import CallRow, IndexAccessError, RecordingRow, RecordingStatus, SqliteIndex
 from gateway.storage.index_pg import PgIndex, redact
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,14 +42,19 @@ def test_calls_recordings_receipts_and_holds(index: ix.Index) -> None:
     index.add_recording(rec)
     index.checkpoint_recording("r1", 65552, "f" * 64)
     assert (index.get_recording("r1").bytes, index.get_recording("r1").sha256) == (65552, "f" * 64)
-    index.update_recording("r1", status=ix.COMPLETE, bytes=70000, duration_s=2.5)
+    index.update_recording("r1", status=RecordingStatus.COMPLETE, bytes=70000, duration_s=2.5)
     index.checkpoint_recording("r1", 1, "0" * 64)  # a finished recording takes no more checkpoints
     got = index.get_recording("r1")
-    assert (got.status, got.bytes, got.duration_s, got.source_enc) == (ix.COMPLETE, 70000, 2.5, b"\x01path")
+    assert (got.status, got.bytes, got.duration_s, got.source_enc) == (
+        RecordingStatus.COMPLETE,
+        70000,
+        2.5,
+        b"\x01path",
+    )
     assert [r.id for r in index.recordings_of_call("c1")] == ["r1"]
-    assert [r.id for r in index.list_recordings(ix.COMPLETE)] == ["r1"]
+    assert [r.id for r in index.list_recordings(RecordingStatus.COMPLETE)] == ["r1"]
     with pytest.raises(ix.NotFound):
-        index.update_recording("nope", status=ix.DELETED)
+        index.update_recording("nope", status=RecordingStatus.DELETED)
     with pytest.raises(ValueError):
         index.update_recording("r1", status="lost")
     index.put_consent_receipt("c1", {"decision": "granted"})

@@ -12,6 +12,7 @@ from gateway import age
 from gateway.cli import exitcodes
 from gateway.storage import index as ix
 from gateway.storage import pii
+from gateway.storage.index import RecordingStatus
 from tests.gw import GatewayUnderTest, make_gateway
 
 # The schema of gateways before version 2, as they wrote it.
@@ -65,7 +66,7 @@ def old_gateway(tmp_path: Path) -> GatewayUnderTest:
 def test_an_old_index_is_migrated_and_loses_its_lookup_hashes(old_gateway: GatewayUnderTest) -> None:
     gw = old_gateway.open()
     assert gw.index.schema_version() == ix.SCHEMA_VERSION
-    assert gw.index.get_recording("r1").status == ix.COMPLETE
+    assert gw.index.get_recording("r1").status == RecordingStatus.COMPLETE
     assert gw.index.active_holds("r1")[0]["reason"] == "x"
     assert [c for c, _ in gw.index.encrypted_callers()] == ["c1"]
     # Neither the hashes nor the key that made them brute-forceable survive anywhere on disk.

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from gateway.consent.language import LanguageChoice, language_from_header
-from gateway.storage import index as ix
+from gateway.storage.index import RecordingStatus
 from gateway.telephony import prompts as pr
 from tests.calls import CallLab
 from tests.prompts_fixture import LANGUAGE_FREQ, write_prompts
@@ -216,7 +216,7 @@ def test_the_helpline_hears_the_whisper_and_both_legs_hear_beeps(tmp_path: Path)
         # Bridged from about 3.9 s to 17 s with a beep every 5 s: two beeps, heard by both.
         assert caller.event("heard")["bursts"] == 2 and pbx.event("heard")["bursts"] == 2
         [rec] = lab.gw.open().index.list_recordings()
-        assert rec.status == ix.COMPLETE
+        assert rec.status == RecordingStatus.COMPLETE
         events = [e for e in lab.gw.open().index.audit_entries() if e.action == "consent.decided"]
         assert events
     finally:

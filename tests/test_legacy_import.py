@@ -14,6 +14,7 @@ from gateway.app.legacy import LegacyImporter
 from gateway.cli import exitcodes
 from gateway.recording import wav
 from gateway.storage import index as ix
+from gateway.storage.index import RecordingStatus
 from gateway.storage.store import StoreError
 from tests.gw import GatewayUnderTest, make_gateway
 from tests.harness.plaintext import canary_pcm, find_plaintext, non_age_files, traced_run
@@ -66,7 +67,7 @@ def legacy_rows(tgw: GatewayUnderTest) -> dict[str, ix.RecordingRow]:
     key = age.load_identity_file(tgw.key)
     return {
         Path(age.decrypt(r.source_enc, key).decode()).name: r
-        for r in gw.index.list_recordings(ix.COMPLETE)
+        for r in gw.index.list_recordings(RecordingStatus.COMPLETE)
         if r.origin == "legacy"
     }
 
@@ -204,7 +205,11 @@ def test_a_reused_name_is_imported_before_it_is_shredded(
     assert not call1.exists()
     gw = tgw.open()
     key = age.load_identity_file(tgw.key)
-    [second] = [r for r in gw.index.list_recordings(ix.COMPLETE) if r.origin == "legacy" and r.id != first.id]
+    [second] = [
+        r
+        for r in gw.index.list_recordings(RecordingStatus.COMPLETE)
+        if r.origin == "legacy" and r.id != first.id
+    ]
     with gw.store.open(second.object_name) as f:
         assert age.AgeReader(f, key).read_all() == newer
     shredded = [e for e in gw.index.audit_entries() if e.action == "legacy.original_shredded"]
@@ -293,7 +298,7 @@ def test_a_file_still_being_written_is_not_imported(
     with pytest.raises(legacy.ChangedWhileReading):
         importer.import_file(f, shred_original=True)
     assert f.exists() and f.stat().st_size == len(other_audio()) + 1600
-    assert [r for r in gw.index.list_recordings() if r.status == ix.COMPLETE] == []
+    assert [r for r in gw.index.list_recordings() if r.status == RecordingStatus.COMPLETE] == []
 
 
 def test_imports_past_retention_are_announced_and_can_be_kept(
@@ -313,7 +318,7 @@ def test_imports_past_retention_are_announced_and_can_be_kept(
     io = capsys.readouterr()
     assert "skipped 2 already imported" in io.out and "past their retention" not in io.out
     assert tgw.run("retention", "run") == 0
-    assert {r.status for r in legacy_rows(tgw).values()} == {ix.COMPLETE}
+    assert {r.status for r in legacy_rows(tgw).values()} == {RecordingStatus.COMPLETE}
     # Or on hold.
     other = archive.parent / "more"
     other.mkdir()
@@ -324,4 +329,4 @@ def test_imports_past_retention_are_announced_and_can_be_kept(
     io = capsys.readouterr()
     assert "older than their retention" not in io.err and "held 1 imported recording(s)" in io.err
     assert tgw.run("retention", "run") == 0
-    assert len([r for r in legacy_rows(tgw).values() if r.status == ix.COMPLETE]) == 3
+    assert len([r for r in legacy_rows(tgw).values() if r.status == RecordingStatus.COMPLETE]) == 3

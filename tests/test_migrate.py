@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from gateway.accounts.users import UserStore
-from gateway.storage import index as ix
+from gateway.storage.index import RecordingStatus
 from gateway.telephony.net import free_port
 from tests import s3
 from tests.gw import make_gateway
@@ -74,7 +74,7 @@ def test_an_embedded_node_moves_into_postgresql_and_s3_and_can_resume(
     out_wav = tmp_path / "first.wav"
     assert tgw.run("recordings", "export", first, "-i", str(tgw.key), "-o", str(out_wav)) == 0
     assert abs(tones(out_wav.read_bytes())[0] - 440) < 5
-    assert gw.index.get_recording(first).status == ix.COMPLETE
+    assert gw.index.get_recording(first).status == RecordingStatus.COMPLETE
 
     # An archived chain edited in the database is caught.
     shared = gw.shared_index()

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from gateway import age
-from gateway.storage import index as ix
+from gateway.storage.index import RecordingStatus
 from tests.audio import dominant_frequency, split_channels
 from tests.calls import CallLab
 from tests.conftest import require_tool
@@ -56,11 +56,11 @@ def test_calls_through_kamailio_survive_a_worker_killed_mid_call(tmp_path: Path)
         # The dead worker's call is not counted live for ever (status, metrics, dashboard).
         lab.wait_status(lambda st: st["live_calls"] == 0, 5)
         survivor = gw.index.get_recording(recs[1].id)
-        assert survivor.status == ix.COMPLETE
+        assert survivor.status == RecordingStatus.COMPLETE
         # The killed worker's recording: truncated, decryptable up to its last sealed chunk.
         assert lab.gw.run("recordings", "recover") == 0
         row = gw.index.get_recording(victim.id)
-        assert row.status == ix.TRUNCATED
+        assert row.status == RecordingStatus.TRUNCATED
         with gw.store.open(row.object_name) as f:
             reader = age.AgeReader(f, age.load_identity_file(lab.gw.key), recover=True)
             plain = reader.read_all()
@@ -190,7 +190,7 @@ def test_sigterm_drains_calls_in_progress(tmp_path: Path) -> None:
         assert consents == ["granted", "unavailable"], consents
         assert lab.gateway.wait_exit(30) == 0
         [rec] = lab.gw.open().index.list_recordings()
-        assert rec.status == ix.COMPLETE and rec.duration_s > 5
+        assert rec.status == RecordingStatus.COMPLETE and rec.duration_s > 5
     finally:
         lab.close()
 
@@ -283,7 +283,7 @@ def test_rolling_restart_drops_no_call(tmp_path: Path) -> None:
             "granted",
             "granted",
         ]
-        assert {r.status for r in lab.gw.open().index.list_recordings()} == {ix.COMPLETE}
+        assert {r.status for r in lab.gw.open().index.list_recordings()} == {RecordingStatus.COMPLETE}
     finally:
         lab.close()
 
@@ -381,7 +381,7 @@ def test_a_hung_worker_is_killed_and_replaced_while_calls_go_to_the_other(tmp_pa
         assert any("hung (its loop no longer runs)" in line for line in lab.gateway.stderr_lines)
         pbx.wait_exit()
         assert lab.gateway.stop() == 0
-        assert [r.status for r in lab.gw.open().index.list_recordings()] == [ix.COMPLETE]
+        assert [r.status for r in lab.gw.open().index.list_recordings()] == [RecordingStatus.COMPLETE]
     finally:
         lab.close()
 
@@ -412,7 +412,7 @@ def test_the_pool_grows_to_keep_spare_capacity_and_shrinks_when_idle(tmp_path: P
         st = lab.wait_status(lambda s: len(s["workers"]) == 1 and s["pool"]["retired"] >= 1, 20)
         assert st["workers"][0]["index"] == 0 and st["workers"][0]["ready"]
         assert lab.gateway.stop() == 0
-        assert {r.status for r in lab.gw.open().index.list_recordings()} == {ix.COMPLETE}
+        assert {r.status for r in lab.gw.open().index.list_recordings()} == {RecordingStatus.COMPLETE}
     finally:
         lab.close()
 
@@ -494,8 +494,8 @@ def test_calls_overflow_to_a_peer_node_before_failing_open(tmp_path: Path) -> No
         assert consents == ["granted"] * 2, consents
         assert a.node_status()["failopen"] == 1 and b.node_status()["failopen"] == 0
         assert a.gateway.stop() == 0 and b.gateway.stop() == 0
-        assert [r.status for r in a.gw.open().index.list_recordings()] == [ix.COMPLETE] * 2
-        assert [r.status for r in b.gw.open().index.list_recordings()] == [ix.COMPLETE] * 2
+        assert [r.status for r in a.gw.open().index.list_recordings()] == [RecordingStatus.COMPLETE] * 2
+        assert [r.status for r in b.gw.open().index.list_recordings()] == [RecordingStatus.COMPLETE] * 2
     finally:
         a.close()
         b.close()
@@ -563,7 +563,7 @@ def test_the_front_door_limits_hostile_requests(tmp_path: Path) -> None:
         assert caller.event("confirmed") is not None
         assert lab.gateway is not None and lab.gateway.stop() == 0
         gw = lab.gw.open()
-        assert ix.COMPLETE in [r.status for r in gw.index.list_recordings()]
+        assert RecordingStatus.COMPLETE in [r.status for r in gw.index.list_recordings()]
     finally:
         s.close()
         lab.close()
@@ -598,7 +598,7 @@ def test_workers_are_forks_of_the_fork_server_and_outlive_it(tmp_path: Path) -> 
         assert _ppid(st["workers"][0]["pid"]) == st["forkserver"]["pid"]
         lab.stop_gateway()
         [rec] = lab.gw.open().index.list_recordings()
-        assert rec.status == ix.COMPLETE
+        assert rec.status == RecordingStatus.COMPLETE
     finally:
         lab.close()
 

@@ -15,7 +15,7 @@ import pytest
 
 from gateway.app import retention
 from gateway.recording.recorder import RecorderEngine
-from gateway.storage import index as ix
+from gateway.storage.index import RecordingStatus
 from gateway.storage.s3 import S3Store, TieredStore
 from gateway.storage.store import OBJECT_NAME, ObjectNotFound, StoreError, new_object_name
 from tests import s3
@@ -265,7 +265,7 @@ def test_object_lock_protects_recordings_and_holds_set_the_legal_hold(
     capsys.readouterr()
     assert tgw.run("subject", "erase", "--number", "+46701234567", "-i", str(tgw.key)) == 9
     assert "NOT deleted" in capsys.readouterr().out
-    assert gw.index.get_recording(rec_id).status == ix.COMPLETE
+    assert gw.index.get_recording(rec_id).status == RecordingStatus.COMPLETE
     assert gw.store.remote.exists(row.object_name)
     assert gw.index.get_call(row.call_id).caller_enc
     assert [e for e in gw.index.audit_entries() if e.action == "recording.delete_failed"]
@@ -286,7 +286,7 @@ def test_retention_deletes_the_bucket_copy_and_every_version(tmp_path: Path, s3_
     report = retention.run(gw.store, gw.index, 90, "test", now=datetime.now(UTC) + timedelta(days=91))
     assert report.deleted == [rec_id] and not report.failed
     assert all_versions(s3_server, bucket) == []
-    assert gw.index.get_recording(rec_id).status == ix.DELETED
+    assert gw.index.get_recording(rec_id).status == RecordingStatus.DELETED
     gw.close()
 
 
@@ -321,7 +321,7 @@ def test_a_call_on_one_node_is_exported_from_another(
         assert node_b.run("recordings", "list", "--json") == 0
         gw_b = node_b.open()
         [rec] = gw_b.index.list_recordings()
-        assert rec.status == ix.COMPLETE and rec.signature
+        assert rec.status == RecordingStatus.COMPLETE and rec.signature
         out = tmp_path / "from-b.wav"
         assert node_b.run("recordings", "export", rec.id, "-i", str(lab.gw.key), "-o", str(out)) == 0
         left, right = tones(out.read_bytes())
@@ -389,7 +389,7 @@ def test_a_node_records_while_the_store_is_down_and_uploads_when_it_is_back(
         assert lab.gateway is not None and lab.gateway.stop() == 0
         gw = lab.gw.open()
         [rec] = gw.index.list_recordings()
-        assert rec.status == ix.COMPLETE and gw.store.exists(rec.object_name)
+        assert rec.status == RecordingStatus.COMPLETE and gw.store.exists(rec.object_name)
         out = tmp_path / "a.wav"
         assert lab.gw.run("recordings", "export", rec.id, "-i", str(lab.gw.key), "-o", str(out)) == 0
         assert abs(tones(out.read_bytes())[0] - 440) < 5
@@ -429,7 +429,11 @@ def test_a_node_killed_mid_call_has_its_recording_recovered_and_uploaded_when_it
         pbx.proc.terminate()
         gw = lab.gw.open()
         [rec] = gw.index.list_recordings()
-        assert rec.status == ix.RECORDING and rec.writer and rec.writer.split(":")[0].endswith("/node-k")
+        assert (
+            rec.status == RecordingStatus.RECORDING
+            and rec.writer
+            and rec.writer.split(":")[0].endswith("/node-k")
+        )
         gw.close()
         lab.start_gateway()  # the replacement
         deadline = time.monotonic() + 30
@@ -437,7 +441,7 @@ def test_a_node_killed_mid_call_has_its_recording_recovered_and_uploaded_when_it
             time.sleep(0.3)
         gw = lab.gw.open()
         row = gw.index.get_recording(rec.id)
-        assert row.status == ix.TRUNCATED and row.signature
+        assert row.status == RecordingStatus.TRUNCATED and row.signature
         assert (
             gw.store.remote.exists(row.object_name) and not (lab.gw.dir / "spool" / row.object_name).exists()
         )  # type: ignore[attr-defined]

@@ -17,7 +17,7 @@ from gateway.age.stream import CHUNK_SIZE
 from gateway.cli import exitcodes
 from gateway.recording import wav
 from gateway.recording.recorder import RecorderEngine
-from gateway.storage import index as ix
+from gateway.storage.index import RecordingStatus
 from tests.audio import dominant_frequency, frames, tone
 from tests.gw import GatewayUnderTest, make_gateway, new_call
 
@@ -46,10 +46,10 @@ def test_kill_9_mid_call_leaves_a_truncated_decryptable_recording(
         os.kill(child.pid, signal.SIGKILL)
         child.wait(timeout=10)
     gw = tgw.open()
-    assert gw.index.get_recording(rec_id).status == ix.RECORDING
+    assert gw.index.get_recording(rec_id).status == RecordingStatus.RECORDING
     assert tgw.run("recordings", "recover") == 0
     row = gw.index.get_recording(rec_id)
-    assert row.status == ix.TRUNCATED and row.bytes >= 3 * age.ENCRYPTED_CHUNK_SIZE
+    assert row.status == RecordingStatus.TRUNCATED and row.bytes >= 3 * age.ENCRYPTED_CHUNK_SIZE
     assert "recording.truncated" in [e.action for e in gw.index.audit_entries()]
     # Strictly, the file is truncated; the export recovers every sealed chunk.
     with gw.store.open(row.object_name) as f, pytest.raises(age.TruncatedError):
@@ -95,7 +95,7 @@ def test_recovery_signs_only_what_the_writer_committed(tgw: GatewayUnderTest, ca
     )
     assert tgw.run("recordings", "recover") == 0
     row = gw.index.get_recording(rec_id)
-    assert row.status == ix.TRUNCATED and row.signature
+    assert row.status == RecordingStatus.TRUNCATED and row.signature
     assert (row.bytes, row.sha256) == (committed.bytes, committed.sha256)
     capsys.readouterr()
     assert tgw.run("recordings", "verify", rec_id) == 0, capsys.readouterr().out
@@ -111,7 +111,11 @@ def test_recovery_cannot_launder_replaced_ciphertext(tgw: GatewayUnderTest, tmp_
     obj.write_bytes(forged[: -(len(forged) % age.ENCRYPTED_CHUNK_SIZE) or None])
     assert tgw.run("recordings", "recover") == 0
     row = gw.index.get_recording(rec_id)
-    assert row.status == ix.TRUNCATED and not row.signature and "does not match" in (row.error or "")
+    assert (
+        row.status == RecordingStatus.TRUNCATED
+        and not row.signature
+        and "does not match" in (row.error or "")
+    )
     assert "recording.checkpoint_mismatch" in [e.action for e in gw.index.audit_entries()]
     capsys.readouterr()
     assert tgw.run("recordings", "verify", rec_id) == exitcodes.EXIT_FINDINGS
@@ -124,7 +128,7 @@ def test_recover_leaves_live_recordings_alone(tgw: GatewayUnderTest) -> None:
     started = service.start(new_call(gw.index, "live-call"))
     assert started is not None
     assert service.recover() == []
-    assert gw.index.get_recording(started[0]).status == ix.RECORDING
+    assert gw.index.get_recording(started[0]).status == RecordingStatus.RECORDING
 
 
 @pytest.fixture
@@ -167,7 +171,7 @@ def test_full_disk_marks_incomplete_keeps_sealed_chunks_and_the_call_goes_on(
     result = rec.done.result(timeout=0)  # the recording ended itself; the pushes never raised
     assert result.status == "incomplete" and "storage full" in (result.error or "")
     row = gw.index.get_recording(rec_id)
-    assert row.status == ix.INCOMPLETE and "storage full" in row.error
+    assert row.status == RecordingStatus.INCOMPLETE and "storage full" in row.error
     size = gw.store.size(row.object_name)
     assert size == row.bytes and size > 0
     with gw.store.open(row.object_name) as f:
@@ -195,5 +199,5 @@ def test_discard_deletes_the_object_and_audits_it(tgw: GatewayUnderTest) -> None
     rec.done.result(timeout=1)
     assert list(gw.store.names()) == []
     row = gw.index.get_recording(rec_id)
-    assert row.status == ix.DISCARDED and row.bytes == 0 and row.sha256 is None
+    assert row.status == RecordingStatus.DISCARDED and row.bytes == 0 and row.sha256 is None
     assert [e.action for e in gw.index.audit_entries()][-1] == "recording.discarded"

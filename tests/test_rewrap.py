@@ -18,7 +18,7 @@ from gateway import age
 from gateway.age import format as fmt
 from gateway.cli import exitcodes, main
 from gateway.recording import keys
-from gateway.storage import index as ix
+from gateway.storage.index import RecordingStatus
 from tests import s3
 from tests.audio import dominant_frequency
 from tests.gw import make_gateway
@@ -64,7 +64,7 @@ def test_rewrap_moves_recordings_to_new_keys_and_resumes_after_an_outage(
     old, new = age.load_identity_file(old_key), age.load_identity_file(new_key)
     for rec_id in recs:
         row = gw.index.get_recording(rec_id)
-        assert row.status == ix.COMPLETE
+        assert row.status == RecordingStatus.COMPLETE
         with gw.store.open(row.object_name) as f:
             sealed = f.read()
         assert [s.type for s in fmt.parse(io.BytesIO(sealed)).stanzas] == ["mlkem768x25519"]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from gateway import age
-from gateway.storage import index as ix
+from gateway.storage.index import RecordingStatus
 from tests import pg
 from tests.audio import dominant_frequency, split_channels
 from tests.calls import CallLab
@@ -31,7 +31,7 @@ def test_a_gateway_on_postgresql_records_and_governs_its_calls(tmp_path: Path, p
         gw = lab.gw.open()
         assert type(gw.index).__name__ == "PgIndex"
         [rec] = gw.index.list_recordings()
-        assert rec.status == ix.COMPLETE and rec.signature
+        assert rec.status == RecordingStatus.COMPLETE and rec.signature
         with gw.store.open(rec.object_name) as f:
             plain = age.AgeReader(f, age.load_identity_file(lab.gw.key)).read_all()
         left, right = split_channels(plain[44:])
@@ -83,7 +83,7 @@ def test_the_index_going_away_mid_call_loses_nothing(tmp_path: Path, capsys) -> 
         assert lab.gateway is not None and lab.gateway.stop() == 0
         gw = lab.gw.open()
         [rec] = gw.index.list_recordings()
-        assert rec.status == ix.COMPLETE and rec.signature, rec
+        assert rec.status == RecordingStatus.COMPLETE and rec.signature, rec
         with gw.store.open(rec.object_name) as f:
             plain = age.AgeReader(f, age.load_identity_file(lab.gw.key)).read_all()
         left, _ = split_channels(plain[44:])

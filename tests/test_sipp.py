@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from gateway import age
-from gateway.storage import index as ix
+from gateway.storage.index import RecordingStatus
 from tests.audio import split_channels
 from tests.calls import CallLab, Proc, free_port
 from tests.conftest import require_tool
@@ -139,7 +139,7 @@ def test_sipp_call_with_consent_records_both_pcap_streams(lab: CallLab, tmp_path
     stop_gateway(lab)
     gw = lab.gw.open()
     [rec] = gw.index.list_recordings()
-    assert rec.status == ix.COMPLETE
+    assert rec.status == RecordingStatus.COMPLETE
     with gw.store.open(rec.object_name) as f:
         plain = age.AgeReader(f, age.load_identity_file(lab.gw.key)).read_all()
     left, right = split_channels(plain[44:])
@@ -231,7 +231,7 @@ def test_invite_without_sdp_is_a_late_offer_and_works(lab: CallLab, tmp_path: Pa
     assert pbx.event("incoming")["headers"]["x-recording-consent"] == "granted"
     stop_gateway(lab)
     [rec] = lab.gw.open().index.list_recordings()
-    assert rec.status == ix.COMPLETE
+    assert rec.status == RecordingStatus.COMPLETE
 
 
 def test_callers_that_never_ack_free_their_slots_quickly(tmp_path: Path) -> None:
@@ -277,7 +277,7 @@ def test_callers_that_never_ack_free_their_slots_quickly(tmp_path: Path) -> None
         assert caller.event("confirmed") is not None, caller.lines[-5:]
         stop_gateway(lab)
         gw = lab.gw.open()
-        assert [r.status for r in gw.index.list_recordings()] == [ix.COMPLETE]
+        assert [r.status for r in gw.index.list_recordings()] == [RecordingStatus.COMPLETE]
         unconfirmed = [json.loads(line) for line in lab.gateway.stderr_lines if "never confirmed" in line]
         assert len(unconfirmed) == 2
     finally:

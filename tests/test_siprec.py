@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from gateway import age
-from gateway.storage import index as ix
 from gateway.storage import pii
+from gateway.storage.index import RecordingStatus
 from gateway.telephony.net import free_port
 from tests.audio import dominant_frequency
 from tests.calls import CallLab
@@ -62,7 +62,7 @@ def test_forked_call_is_recorded_from_its_start_with_each_party_on_its_channel(t
         lab.stop_gateway()
         gw = lab.gw.open()
         [rec] = gw.index.list_recordings()
-        assert rec.status == ix.COMPLETE
+        assert rec.status == RecordingStatus.COMPLETE
         left, right = lab.decrypt(rec)
         assert abs(dominant_frequency(left) - 440) < 5 and abs(dominant_frequency(right) - 1000) < 5
         # Held in memory during the 3 s window, then written from the session's start.
@@ -385,7 +385,7 @@ def test_withdrawal_in_the_fork_deletes_the_recording_and_a_client_without_bye_i
         lab.stop_gateway()
         gw = lab.gw.open()
         [rec] = gw.index.list_recordings()
-        assert rec.status == ix.DISCARDED
+        assert rec.status == RecordingStatus.DISCARDED
         receipt = gw.index.get_consent_receipt(rec.call_id)
         assert receipt["state"] == "withdrawn" and receipt["ended_at"] is not None
         assert "consent.withdrawn" in [e.action for e in gw.index.audit_entries()]

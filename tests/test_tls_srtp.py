@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from gateway.storage import index as ix
+from gateway.storage.index import RecordingStatus
 from gateway.telephony.net import free_port
 from tests.audio import dominant_frequency
 from tests.calls import CallLab, Proc
@@ -117,7 +117,7 @@ def test_tls_and_mandatory_srtp_leave_neither_sip_nor_the_tones_on_the_wire(tmp_
         finish(lab)
         gw = lab.gw.open()
         [rec] = gw.index.list_recordings()
-        assert rec.status == ix.COMPLETE
+        assert rec.status == RecordingStatus.COMPLETE
         left, right = decrypt(lab, rec)
         assert abs(dominant_frequency(left) - 440) < 5 and abs(dominant_frequency(right) - 1000) < 5
     finally:
@@ -154,7 +154,7 @@ def test_optional_srtp_takes_both_and_never_answers_keys_in_clear(tmp_path: Path
         assert answers and not any(b"a=crypto" in p for p in answers)
         finish(lab)
         recs = lab.gw.open().index.list_recordings()
-        assert len(recs) == 3 and all(r.status == ix.COMPLETE for r in recs)
+        assert len(recs) == 3 and all(r.status == RecordingStatus.COMPLETE for r in recs)
     finally:
         lab.close()
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.storage import index as ix
+from gateway.storage.index import RecordingStatus
 from tests import s3
 from tests.calls import CallLab
 from tests.conftest import require_tool
@@ -109,7 +109,7 @@ def test_two_nodes_are_one_system(
 
         gw = b.gw.open()
         recs = gw.index.list_recordings()
-        assert len(recs) == 2 and all(r.status == ix.COMPLETE and r.signature for r in recs)
+        assert len(recs) == 2 and all(r.status == RecordingStatus.COMPLETE and r.signature for r in recs)
         pauses = [e for e in gw.index.audit_entries() if e.action == "recording.paused"]
         assert len(pauses) == 1 and pauses[0].actor == "dashboard:sam", "audited once, by its node"
         assert len(all_versions(s3_server, bucket)) == 2
@@ -121,7 +121,10 @@ def test_two_nodes_are_one_system(
         assert len(found["recordings"]) == 2
         assert b.gw.run("subject", "erase", "--number", NUMBER, "-i", str(a.gw.key)) == 0
         gw = a.gw.open()
-        assert [r.status for r in gw.index.list_recordings()] == [ix.DELETED, ix.DELETED]
+        assert [r.status for r in gw.index.list_recordings()] == [
+            RecordingStatus.DELETED,
+            RecordingStatus.DELETED,
+        ]
         assert all_versions(s3_server, bucket) == []
         gw.close()
         assert a.gw.run("audit", "verify") == 0

@@ -14,8 +14,7 @@ from .. import age
 from ..errors import GatewayError, NotFoundError
 from ..recording import export as ex
 from ..recording import keys
-from ..storage import index as ix
-from ..storage.index import NotFound, RecordingRow
+from ..storage.index import NotFound, RecordingRow, RecordingStatus
 from .gateway import Gateway
 
 
@@ -25,7 +24,7 @@ def recording(gw: Gateway, rec_id: str, what: str) -> RecordingRow:
         row = gw.index.get_recording(rec_id)
     except NotFound:
         raise NotFoundError(f"no recording {rec_id}") from None
-    if row.status in (ix.DISCARDED, ix.DELETED):
+    if row.status in (RecordingStatus.DISCARDED, RecordingStatus.DELETED):
         raise NotFoundError(f"recording {row.id} was {row.status} ({row.finished_at}); nothing to {what}")
     return row
 
@@ -81,7 +80,7 @@ def export(
         fmt = ex.output_format(output, row.media_type)
     except ex.ExportError as e:
         raise GatewayError(str(e)) from None
-    recover = recover or row.status in (ix.TRUNCATED, ix.INCOMPLETE)
+    recover = recover or row.status in (RecordingStatus.TRUNCATED, RecordingStatus.INCOMPLETE)
     to_stdout = output == "-"
     try:
         dest = ex.open_destination(output, force)

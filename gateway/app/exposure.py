@@ -130,7 +130,7 @@ def scan_plaintext(
 
 def scan_permissions(gw: Gateway, findings: list[Finding]) -> None:
     p = gw.config.paths
-    for d in (p.data_dir, p.spool_dir, p.secrets_dir, gw.config.calls.event_socket.parent):
+    for d in (p.data_dir, p.spool_dir, p.secrets_dir, gw.layout.root):
         if d.exists() and stat.S_IMODE(d.stat().st_mode) & 0o077:
             findings.append(
                 Finding(
@@ -259,7 +259,7 @@ def owned_dirs(gw: Gateway) -> list[Path]:
     """Every directory the gateway writes, once each (they usually all sit under data_dir)."""
     p = gw.config.paths
     dirs: list[Path] = []
-    for d in (p.data_dir, p.spool_dir, p.index.parent, p.secrets_dir, gw.config.calls.event_socket.parent):
+    for d in (p.data_dir, p.spool_dir, p.index.parent, p.secrets_dir, gw.layout.root):
         if not any(d.is_relative_to(x) for x in dirs):
             dirs.append(d)
     return dirs

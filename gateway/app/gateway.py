@@ -16,6 +16,7 @@ from ..recording import signing
 from ..recording.recorder import RecorderEngine
 from ..storage.index import Index, IndexAccessError, IndexUnavailable, SqliteIndex
 from ..storage.spool import LocalSpool
+from .layout import RunLayout
 from .recordings import RecordingService
 
 if TYPE_CHECKING:
@@ -132,6 +133,11 @@ class Gateway:
         gw = cls(config, store, index, head)
         gw.remove_legacy_lookup_secret()
         return gw
+
+    @property
+    def layout(self) -> RunLayout:
+        """The running gateway's files (layout.py)."""
+        return RunLayout.of(self.config)
 
     def anchor_audit(self, *, log_stream: bool = False) -> None:
         """If the audit log grew since this gateway was opened (or last anchored), sign its head

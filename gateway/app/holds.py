@@ -5,8 +5,7 @@ the store keeps Object Lock."""
 from __future__ import annotations
 
 from ..errors import NotFoundError
-from ..storage import index as ix
-from ..storage.index import NotFound, RecordingRow
+from ..storage.index import NotFound, RecordingRow, RecordingStatus
 from .gateway import Gateway
 
 
@@ -20,7 +19,7 @@ def one_recording(gw: Gateway, rec_id: str) -> RecordingRow:
 def place(gw: Gateway, label: str, rows: list[RecordingRow], reason: str, actor: str) -> list[RecordingRow]:
     """Hold every recording of `rows` that still exists; the audit entry names them under
     `label` (a recording id, a subject request's label, "legacy-import"). Returns those held."""
-    live = [r for r in rows if r.status not in (ix.DELETED, ix.DISCARDED)]
+    live = [r for r in rows if r.status not in (RecordingStatus.DELETED, RecordingStatus.DISCARDED)]
     for r in live:
         gw.index.add_hold(r.id, reason, actor)
         gw.set_legal_hold(r.id, r.object_name, True)
@@ -31,7 +30,7 @@ def place(gw: Gateway, label: str, rows: list[RecordingRow], reason: str, actor:
 def place_on(gw: Gateway, rec_id: str, reason: str, actor: str) -> list[RecordingRow]:
     """Hold one recording, which must still exist."""
     row = one_recording(gw, rec_id)
-    if row.status in (ix.DELETED, ix.DISCARDED):
+    if row.status in (RecordingStatus.DELETED, RecordingStatus.DISCARDED):
         raise NotFoundError(f"recording {rec_id} was {row.status}: nothing left to hold")
     return place(gw, row.id, [row], reason, actor)
 

@@ -24,7 +24,7 @@ from .. import age
 from ..recording import keys, signing, wav
 from ..storage import index as ix
 from ..storage import pii
-from ..storage.index import Index, RecordingRow
+from ..storage.index import Index, RecordingRow, RecordingStatus
 from ..storage.liveness import process_token, writer_is_gone
 from ..storage.spool import fsync_dir
 from ..storage.store import ObjectNotFound, Store
@@ -242,7 +242,7 @@ class LegacyImporter:
         (their originals were never shredded: that happens only after a complete import)."""
         rows = [
             r
-            for r in self.index.list_recordings(ix.RECORDING)
+            for r in self.index.list_recordings(RecordingStatus.RECORDING)
             if r.origin == "legacy" and writer_is_gone(r.writer, self.node)
         ]
         for row in rows:
@@ -270,13 +270,13 @@ class LegacyImporter:
         fd, src, head = self._read_source(path)
         try:
             earlier = self.index.find_recording_by_fingerprint(src.fingerprint)
-            if earlier is not None and earlier.status == ix.COMPLETE:
+            if earlier is not None and earlier.status == RecordingStatus.COMPLETE:
                 if shred_original:
                     self._shred(path, src, earlier.id)
                 return "skipped", earlier.id
             if (
                 earlier is not None
-                and earlier.status == ix.RECORDING
+                and earlier.status == RecordingStatus.RECORDING
                 and earlier.writer != process_token(node=self.node)
                 and not writer_is_gone(earlier.writer, self.node)
             ):
@@ -340,7 +340,7 @@ class LegacyImporter:
         writer.close()
         self.index.update_recording(
             rec_id,
-            status=ix.COMPLETE,
+            status=RecordingStatus.COMPLETE,
             finished_at=ix.utcnow(),
             bytes=w.ciphertext_bytes,
             sha256=sha.hexdigest(),
@@ -393,7 +393,9 @@ class LegacyImporter:
             self.store.delete(row.object_name)
         except ObjectNotFound:
             pass
-        self.index.update_recording(row.id, status=ix.DELETED, source_fingerprint=None, bytes=0, error=reason)
+        self.index.update_recording(
+            row.id, status=RecordingStatus.DELETED, source_fingerprint=None, bytes=0, error=reason
+        )
         self.index.append_audit(self.actor, "recording.deleted", row.id, {"reason": reason})
 
 

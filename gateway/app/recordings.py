@@ -20,7 +20,7 @@ from ..consent import receipt as rc
 from ..recording import keys, signing
 from ..recording.recorder import Recorder, RecorderEngine, RecordingResult
 from ..storage import index as ix
-from ..storage.index import Index, IndexUnavailable, RecordingRow, utcnow
+from ..storage.index import Index, IndexUnavailable, RecordingRow, RecordingStatus, utcnow
 from ..storage.liveness import process_token, writer_is_gone
 from ..storage.store import ObjectNotFound, Store, StoreError
 
@@ -187,7 +187,7 @@ class RecordingService:
     def _delete_withdrawn(self, rec_id: str, result: RecordingResult) -> None:
         from .retention import delete_object
 
-        if result.status in ("complete", "incomplete"):
+        if result.status in (RecordingStatus.COMPLETE, RecordingStatus.INCOMPLETE):
             delete_object(
                 self.store,
                 self.index,
@@ -214,12 +214,17 @@ class RecordingService:
 
     def _finalise(self, rec_id: str, result: RecordingResult) -> None:
         try:
-            if result.status == "discarded":
+            if result.status == RecordingStatus.DISCARDED:
                 if self.key_per_recording:
                     self.index.update_recording(rec_id, key_enc=None)
                 self._delete_object(result.object_name)
                 self.index.update_recording(
-                    rec_id, status=ix.DISCARDED, finished_at=utcnow(), bytes=0, sha256=None, duration_s=0.0
+                    rec_id,
+                    status=RecordingStatus.DISCARDED,
+                    finished_at=utcnow(),
+                    bytes=0,
+                    sha256=None,
+                    duration_s=0.0,
                 )
                 self.index.append_audit(
                     self.actor,
@@ -228,7 +233,7 @@ class RecordingService:
                     {"reason": "consent withdrawn", "bytes_deleted": result.bytes},
                 )
                 return
-            status = ix.COMPLETE if result.status == "complete" else ix.INCOMPLETE
+            status = result.status
             self.index.update_recording(
                 rec_id,
                 status=status,
@@ -285,7 +290,11 @@ class RecordingService:
         False: `identities` do not open it (rewrapped already, or someone else's key); nothing
         changes then. StoreError, IndexUnavailable: stopped; run again to go on."""
         row = self.index.get_recording(rec_id)
-        if row.status not in (ix.COMPLETE, ix.TRUNCATED, ix.INCOMPLETE) or not self.recipients:
+        if (
+            row.status
+            not in (RecordingStatus.COMPLETE, RecordingStatus.TRUNCATED, RecordingStatus.INCOMPLETE)
+            or not self.recipients
+        ):
             return False
         writer = None
         try:
@@ -313,7 +322,7 @@ class RecordingService:
                 self._delete_object(writer.name)
             raise
         # A truncated recording's row covers the prefix its writer committed (recover()).
-        covered = row.bytes - old_len + len(new_header) if row.status == ix.TRUNCATED else None
+        covered = row.bytes - old_len + len(new_header) if row.status == RecordingStatus.TRUNCATED else None
         size = self.store.size(writer.name) if covered is None else covered
         self.index.update_recording(
             rec_id,
@@ -348,7 +357,7 @@ class RecordingService:
         if not committed or digest is None:
             self.index.update_recording(
                 row.id,
-                status=ix.TRUNCATED,
+                status=RecordingStatus.TRUNCATED,
                 bytes=size,
                 sha256=None,
                 error="writer stopped before its first checkpoint: nothing is signed",
@@ -360,7 +369,7 @@ class RecordingService:
         if size < committed or prefix_sha256(self.store, row.object_name, committed) != digest:
             self.index.update_recording(
                 row.id,
-                status=ix.TRUNCATED,
+                status=RecordingStatus.TRUNCATED,
                 sha256=None,
                 error=(
                     "ciphertext does not match the writer's last checkpoint: altered, replaced or cut "
@@ -378,7 +387,7 @@ class RecordingService:
         error = "writer stopped before the final chunk"
         if tail:
             error += f"; {tail} bytes after the writer's last checkpoint are kept but not signed"
-        self.index.update_recording(row.id, status=ix.TRUNCATED, error=error)
+        self.index.update_recording(row.id, status=RecordingStatus.TRUNCATED, error=error)
         self.index.append_audit(
             self.actor, "recording.truncated", row.id, {"bytes": size, "signed_bytes": committed}
         )
@@ -412,14 +421,18 @@ class RecordingService:
         alone, so this is safe to run at any time.
         """
         recovered = []
-        for row in self.index.list_recordings(ix.RECORDING):
+        for row in self.index.list_recordings(RecordingStatus.RECORDING):
             if row.origin == "legacy" or not writer_is_gone(row.writer, self.node):
                 continue
             if self.store.exists(row.object_name):
                 self._recover_truncated(row)
             else:
                 self.index.update_recording(
-                    row.id, status=ix.INCOMPLETE, bytes=0, sha256=None, error="object missing after restart"
+                    row.id,
+                    status=RecordingStatus.INCOMPLETE,
+                    bytes=0,
+                    sha256=None,
+                    error="object missing after restart",
                 )
                 self.index.append_audit(self.actor, "recording.lost", row.id, {})
             recovered.append(row.id)
@@ -433,7 +446,7 @@ class RecordingService:
                         id=rec_id,
                         object_name=name,
                         started_at=utcnow(),
-                        status=ix.TRUNCATED,
+                        status=RecordingStatus.TRUNCATED,
                         bytes=self.store.size(name),
                         sha256=object_sha256(self.store, name),
                         error="found in the store without an index row",

@@ -6,11 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from ..storage import index as ix
-from ..storage.index import Index, RecordingRow, utcnow
+from ..storage.index import Index, RecordingRow, RecordingStatus, utcnow
 from ..storage.store import ObjectNotFound, Store, StoreError
 
-KEPT_STATUSES = (ix.COMPLETE, ix.TRUNCATED, ix.INCOMPLETE)
+KEPT_STATUSES = (RecordingStatus.COMPLETE, RecordingStatus.TRUNCATED, RecordingStatus.INCOMPLETE)
 
 
 @dataclass
@@ -89,7 +88,7 @@ def delete_object(
         if not has_key:
             raise
         kept = str(e)
-    changes: dict[str, str] = {"status": ix.DELETED, "error": f"deleted: {reason}"}
+    changes: dict[str, str] = {"status": RecordingStatus.DELETED, "error": f"deleted: {reason}"}
     details: dict[str, object] = {"reason": reason, "bytes": size, "object_present": present}
     if has_key:
         details["key_destroyed"] = True
@@ -149,7 +148,7 @@ def _remove_kept_objects(store: Store, index: Index, actor: str) -> list[str]:
     """Ciphertext of erased recordings that the store kept (its key is destroyed): delete it
     once the store allows (its Object Lock date has passed)."""
     removed = []
-    for row in index.list_recordings(ix.DELETED):
+    for row in index.list_recordings(RecordingStatus.DELETED):
         if KEPT_BY_STORE not in (row.error or ""):
             continue
         try:

@@ -11,13 +11,12 @@ from dataclasses import dataclass
 
 from .. import age
 from ..errors import GatewayError, StorageError
-from ..storage import index as ix
 from ..storage import pii
-from ..storage.index import RecordingRow
+from ..storage.index import RecordingRow, RecordingStatus
 from ..storage.store import StoreError
 from .gateway import Gateway
 
-REWRAPPABLE = (ix.COMPLETE, ix.TRUNCATED, ix.INCOMPLETE)
+REWRAPPABLE = (RecordingStatus.COMPLETE, RecordingStatus.TRUNCATED, RecordingStatus.INCOMPLETE)
 
 
 @dataclass

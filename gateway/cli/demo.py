@@ -29,6 +29,7 @@ from ..app.gateway import Gateway
 from ..app.runtime import harden_process
 from ..callevents import CallState, EventType, RecordingState
 from ..recording import wav
+from ..storage.index import RecordingStatus
 from ..telephony.events import follow
 from ..telephony.net import free_port, free_port_run
 from . import init
@@ -217,7 +218,7 @@ def run(args: argparse.Namespace) -> int:
         )
     print(f"2. {line.strip()}")
     gw = Gateway.open(config)
-    _wait_for_workers(gw.config.calls.event_socket.parent / "node.json")
+    _wait_for_workers(gw.layout.node_status)
     print(
         f"   Dashboard: http://127.0.0.1:{dash_port}/  (loopback only; from another machine: "
         f"ssh -L {dash_port}:127.0.0.1:{dash_port} this-host)"
@@ -234,7 +235,7 @@ def run(args: argparse.Namespace) -> int:
     followers = [
         threading.Thread(
             target=_follow_events,
-            args=(gw.config.calls.event_socket.with_name(f"worker-{i}.sock"), names, stop),
+            args=(gw.layout.worker_events(i), names, stop),
             daemon=True,
         )
         for i in range(2)
@@ -316,7 +317,7 @@ def run(args: argparse.Namespace) -> int:
     recordings = gw.index.list_recordings()
     for r in recordings:
         print(f"   {r.id}  {r.status:10} {r.duration_s or 0:5.1f} s  {r.bytes:7d} bytes")
-    complete = [r for r in recordings if r.status == "complete"]
+    complete = [r for r in recordings if r.status == RecordingStatus.COMPLETE]
     if not complete:
         print("   (no complete recording: something went wrong; see the gateway's log)")
         return 1

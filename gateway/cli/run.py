@@ -193,7 +193,7 @@ def _node_status(gw: Gateway) -> dict:
         raise NotRunningError(f"no gateway is running on {data_dir}")
     if not gw.config.node.kamailio:
         raise ConfigError("[node] kamailio = false: one worker, no node (no pool to restart)")
-    path = gw.config.calls.event_socket.parent / "node.json"
+    path = gw.layout.node_status
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError):

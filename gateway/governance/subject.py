@@ -18,9 +18,8 @@ from pathlib import Path
 from .. import age
 from ..recording import export as ex
 from ..recording import keys
-from ..storage import index as ix
 from ..storage import pii
-from ..storage.index import CallRow, Index, NotFound, RecordingRow
+from ..storage.index import CallRow, Index, NotFound, RecordingRow, RecordingStatus
 from ..storage.store import Store
 
 BATCH = 2000  # encrypted numbers a worker process takes at a time
@@ -152,7 +151,9 @@ def find(
     )
     for call in found.calls:
         found.recordings += [
-            r for r in index.recordings_of_call(call.id) if r.status not in (ix.DELETED, ix.DISCARDED)
+            r
+            for r in index.recordings_of_call(call.id)
+            if r.status not in (RecordingStatus.DELETED, RecordingStatus.DISCARDED)
         ]
     return found
 
@@ -221,7 +222,9 @@ def export(
             path = out / f"recording-{rec.id}{fmt}"
             with store.open(rec.object_name) as src:
                 reader = age.AgeReader(
-                    src, keys.identities_for(rec.key_enc, identities), recover=rec.status != ix.COMPLETE
+                    src,
+                    keys.identities_for(rec.key_enc, identities),
+                    recover=rec.status != RecordingStatus.COMPLETE,
                 )
                 written.append(path)
                 with os.fdopen(_create(path), "wb") as dest:

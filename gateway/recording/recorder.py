@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .. import age
+from ..storage.index import RecordingStatus
 from ..storage.store import ObjectWriter, StoreError
 from . import wav
 from .aligner import ChannelAligner
@@ -49,7 +50,7 @@ class RecorderStats:
 
 @dataclass
 class RecordingResult:
-    status: str  # "complete", "incomplete" or "discarded"
+    status: RecordingStatus  # COMPLETE, INCOMPLETE or DISCARDED
     object_name: str
     bytes: int
     sha256: str
@@ -234,14 +235,14 @@ class Recorder:
             self._write(self._aligner.drain(self._aligner.end))
             assert self._age is not None
             self._age.close()
-            self._complete("complete")
+            self._complete(RecordingStatus.COMPLETE)
             return True
         elif op == "discard":
             self._aligner.clear()
             if self._age is not None:
                 self._age.wipe()
             self._drop_queued()
-            self._complete("discarded")
+            self._complete(RecordingStatus.DISCARDED)
             return True
         return False
 
@@ -305,9 +306,9 @@ class Recorder:
         if self._age is not None:
             self._age.wipe()
         self._drop_queued()
-        self._complete("incomplete")
+        self._complete(RecordingStatus.INCOMPLETE)
 
-    def _complete(self, status: str) -> None:
+    def _complete(self, status: RecordingStatus) -> None:
         self.state = status
         self._copy_aligner_stats()
         try:

@@ -12,7 +12,7 @@ from ..age import hybrid, x25519
 from ..age.stream import payload_shape
 from ..storage import index as ix
 from ..storage.audit import KeyLookup
-from ..storage.index import RecordingRow
+from ..storage.index import RecordingRow, RecordingStatus
 from ..storage.store import ObjectNotFound, Store
 from . import signing
 
@@ -27,7 +27,11 @@ class Finding:
 
 def verify_signature(index: ix.Index, row: RecordingRow, keys: KeyLookup | None) -> list[str]:
     """The row's signature, checked with the key it names (`keys`: None checks nothing)."""
-    if keys is None or row.status in (ix.DISCARDED, ix.DELETED, ix.RECORDING):
+    if keys is None or row.status in (
+        RecordingStatus.DISCARDED,
+        RecordingStatus.DELETED,
+        RecordingStatus.RECORDING,
+    ):
         return []
     receipt = None
     if row.call_id is not None:
@@ -41,7 +45,7 @@ def verify_signature(index: ix.Index, row: RecordingRow, keys: KeyLookup | None)
 
 def verify_recording(store: Store, row: RecordingRow) -> list[str]:
     """Problems with one recording's object, its index row and its structure."""
-    if row.status in (ix.DISCARDED, ix.DELETED):
+    if row.status in (RecordingStatus.DISCARDED, RecordingStatus.DELETED):
         return [f"object still present although {row.status}"] if store.exists(row.object_name) else []
     try:
         size = store.size(row.object_name)
@@ -60,7 +64,7 @@ def verify_recording(store: Store, row: RecordingRow) -> list[str]:
         header_len = first.tell()
         # A truncated recording's row covers the prefix its writer committed (service.recover);
         # anything after it is the unsigned tail the row's error mentions.
-        covered = row.bytes if row.status == ix.TRUNCATED and 0 < row.bytes <= size else size
+        covered = row.bytes if row.status == RecordingStatus.TRUNCATED and 0 < row.bytes <= size else size
         h = hashlib.sha256(head[:covered])
         left = covered - min(covered, len(head))
         while left > 0 and (block := f.read(min(1 << 20, left))):
@@ -68,13 +72,13 @@ def verify_recording(store: Store, row: RecordingRow) -> list[str]:
             left -= len(block)
     if not any(s.type in RECIPIENT_STANZAS for s in header.stanzas):
         problems.append("no recipient stanza of a kind the gateway writes (X25519, mlkem768x25519)")
-    if row.status != ix.RECORDING:
+    if row.status != RecordingStatus.RECORDING:
         if row.bytes != covered:
             problems.append(f"size {size} differs from the index ({row.bytes})")
         if row.sha256 and h.hexdigest() != row.sha256:
             problems.append("ciphertext hash differs from the index: the file was altered or replaced")
     shape = payload_shape(size - header_len)
-    if shape is None and row.status == ix.COMPLETE:
+    if shape is None and row.status == RecordingStatus.COMPLETE:
         problems.append("payload length is impossible for a complete age file (torn or cut)")
     return problems
 

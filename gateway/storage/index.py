@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -24,14 +25,25 @@ from .audit import AuditEntry
 
 log = logging.getLogger(__name__)
 
-# Recording statuses.
-RECORDING = "recording"  # being written now
-COMPLETE = "complete"  # final chunk written
-TRUNCATED = "truncated"  # the writer died; sealed chunks decrypt, the end is missing
-INCOMPLETE = "incomplete"  # storage failed mid-call; sealed chunks decrypt
-DISCARDED = "discarded"  # deleted at the caller's request (consent withdrawn)
-DELETED = "deleted"  # deleted by retention or erasure
-STATUSES = (RECORDING, COMPLETE, TRUNCATED, INCOMPLETE, DISCARDED, DELETED)
+
+class RecordingStatus(StrEnum):
+    """A stored recording's status: the one vocabulary of the index, the recorder's result and
+    the command line (the live view's states during a call are callevents.RecordingState)."""
+
+    RECORDING = "recording"  # being written now
+    COMPLETE = "complete"  # final chunk written
+    TRUNCATED = "truncated"  # the writer died; sealed chunks decrypt, the end is missing
+    INCOMPLETE = "incomplete"  # storage failed mid-call; sealed chunks decrypt
+    DISCARDED = "discarded"  # deleted at the caller's request (consent withdrawn)
+    DELETED = "deleted"  # deleted by retention or erasure
+
+    @property
+    def gone(self) -> bool:
+        """No audio is left to export, hold or rewrap."""
+        return self in (RecordingStatus.DISCARDED, RecordingStatus.DELETED)
+
+
+STATUSES = tuple(s.value for s in RecordingStatus)
 
 
 class IndexAccessError(Exception):
@@ -72,7 +84,7 @@ class RecordingRow:
     id: str
     object_name: str
     started_at: str
-    status: str = RECORDING
+    status: str = RecordingStatus.RECORDING
     call_id: str | None = None
     origin: str = "call"  # "call" or "legacy"
     media_type: str = "audio/wav"
@@ -357,7 +369,7 @@ class SqlIndex(Index):
     def checkpoint_recording(self, rec_id: str, sealed_bytes: int, sha256: str) -> None:
         self._q(
             "UPDATE recordings SET bytes=?, sha256=? WHERE id=? AND status=?",
-            (sealed_bytes, sha256, rec_id, RECORDING),
+            (sealed_bytes, sha256, rec_id, RecordingStatus.RECORDING),
         )
 
     def _recordings(self, where: str, params: tuple[Any, ...]) -> list[RecordingRow]:

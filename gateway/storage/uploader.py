@@ -20,13 +20,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from . import index as ix
-from .index import Index, IndexUnavailable
+from .index import Index, IndexUnavailable, RecordingStatus
 from .s3 import S3Store, retain_until
 from .spool import LocalSpool
 from .store import ObjectNotFound, StoreError
 
 log = logging.getLogger(__name__)
-FINISHED = (ix.COMPLETE, ix.INCOMPLETE, ix.TRUNCATED)
+FINISHED = (RecordingStatus.COMPLETE, RecordingStatus.INCOMPLETE, RecordingStatus.TRUNCATED)
 CHECK_EVERY_S = 60.0
 
 
@@ -149,9 +149,9 @@ class Uploader:
         out = []
         for name in sorted(self.spool.names()):
             row = self.index.recording_by_object(name)
-            if row is None or row.status == ix.RECORDING:
+            if row is None or row.status == RecordingStatus.RECORDING:
                 continue  # being written, or an orphan for crash recovery to name first
-            if row.status in (ix.DELETED, ix.DISCARDED):
+            if row.status in (RecordingStatus.DELETED, RecordingStatus.DISCARDED):
                 self._forget_local(name)
             elif row.status in FINISHED:
                 try:
@@ -166,7 +166,7 @@ class Uploader:
             for block in iter(lambda: f.read(1 << 20), b""):
                 h.update(block)
         digest = h.hexdigest()
-        if row.status == ix.COMPLETE and row.sha256 and digest != row.sha256:
+        if row.status == RecordingStatus.COMPLETE and row.sha256 and digest != row.sha256:
             if row.id not in self.stats.refused:
                 log.error("recording %s was altered in the spool since it was finished: not uploaded", row.id)
                 self.stats.refused.append(row.id)
@@ -180,7 +180,7 @@ class Uploader:
             self.remote.put(name, f, size, digest, retain_until=until, legal_hold=held)
         # Deleted (retention, erasure) while it was being uploaded: the bucket must not keep it.
         after = self.index.recording_by_object(name)
-        if after is not None and after.status in (ix.DELETED, ix.DISCARDED):
+        if after is not None and after.status in (RecordingStatus.DELETED, RecordingStatus.DISCARDED):
             try:
                 self.remote.delete(name)
             except StoreError as e:  # locked: its key is destroyed, and retention deletes it later

@@ -109,7 +109,7 @@ class Node:
             self.front = FrontDoor(
                 host,
                 port,
-                cfg.calls.event_socket.parent / "kamailio",
+                gateway.layout.kamailio,
                 cfg.pbx_uri,
                 cfg.node.fail_closed,
                 [*cfg.node.trunks, *pbx_addresses(cfg.pbx_uri), "127.0.0.1"],
@@ -130,7 +130,7 @@ class Node:
         self.workers = [WorkerProc(i, cfg.node.worker_base_port + i) for i in range(cfg.node.workers)]
         self.kamailio: asyncio.subprocess.Process | None = None
         self.kamailio_restarts = 0
-        self.status_path = cfg.calls.event_socket.parent / "node.json"
+        self.status_path = gateway.layout.node_status
         self.metrics = Metrics()
         self.links = WorkerLinks()
         self.links.observers.append(self._on_worker_event)
@@ -235,7 +235,7 @@ class Node:
         proc = w.proc
         self._record_children()
         asyncio.create_task(self._watch_output(proc))
-        sock = self.gw.config.calls.event_socket.with_name(f"worker-{w.index}.sock")
+        sock = self.gw.layout.worker_events(w.index)
         asyncio.create_task(self.links.follow(w.index, sock, lambda: proc.returncode is None))
 
     def _record_children(self) -> None:
@@ -247,7 +247,7 @@ class Node:
         for w in self.workers:
             children[f"worker-{w.index}"] = w.proc.pid if w.proc else None
         try:
-            leftovers.record(self.gw.config.calls.event_socket.parent, children)
+            leftovers.record(self.gw.layout.root, children)
         except OSError as e:
             log.warning("cannot keep the list of the node's processes: %s", e)
 
@@ -417,7 +417,7 @@ class Node:
 
     async def run(self, stop: asyncio.Event) -> None:
         # A run of this node that was killed outright left its children running, on our ports.
-        ended = leftovers.reap(self.gw.config.calls.event_socket.parent)
+        ended = leftovers.reap(self.gw.layout.root)
         if ended:
             log.warning("the node's last run was killed; ended what it left running: %s", ", ".join(ended))
         self.preflight()
@@ -429,7 +429,7 @@ class Node:
         if self.front.tls is not None or any(is_tls_uri(r.pbx) for r in self.gw.config.routes):
             make_internal_pair(self.gw.config)  # new at every start; the workers read it
         self.front.write([("127.0.0.1", w.port) for w in self.workers])
-        door.write_key(self.gw.config.calls.event_socket.parent, self.front.door_key)  # the workers read it
+        door.write_key(self.gw.layout.root, self.front.door_key)  # the workers read it
         await self._start_kamailio()
         if self.forks is not None:
             await self.forks.start()

@@ -26,6 +26,7 @@ from ..config import Route
 from ..consent import receipt as rc
 from ..consent.language import LanguageChoice, language_from_header
 from ..consent.machine import Confirm, ConsentMachine, Decide, Decision, Mode, StopNotice, Withdraw
+from ..consent.machine import State as ConsentStep
 from ..sip.dtmf import DtmfMethod, OnceOnly
 from ..sip.message import Invite, quoted_display
 from ..sip.tones import ToneDetector
@@ -315,7 +316,7 @@ class CallSession(Session):
         if (
             leg is self.caller
             and self.state in (CallState.NOTICE, CallState.DECIDING)
-            and self.machine.state.value == "notice"
+            and self.machine.state is ConsentStep.NOTICE
         ):
             if not self._notice_started:
                 self._begin_notice()
@@ -388,8 +389,8 @@ class CallSession(Session):
         when granted, for the withdrawal sequence until withdrawn), the helpline's while a
         recording runs (its pause and resume keys)."""
         m = self.machine
-        caller_matters = m.state.value == "notice" or (
-            m.decision is Decision.GRANTED and m.state.value == "decided"
+        caller_matters = m.state is ConsentStep.NOTICE or (
+            m.decision is Decision.GRANTED and m.state is ConsentStep.DECIDED
         )
         if not caller_matters:
             self._stop_listening(0)

@@ -26,6 +26,7 @@ from ..callevents import CallState, EventType, RecordingState
 from ..config import Route, SiprecConfig
 from ..consent import receipt as rc
 from ..consent.machine import ConsentMachine, Decide, Decision, Mode, Withdraw
+from ..consent.machine import State as ConsentStep
 from ..sip.dtmf import DtmfMethod, OnceOnly
 from ..sip.siprec import Metadata, RecordingOffer, metadata_of
 from ..sip.tones import ToneDetector
@@ -347,7 +348,8 @@ class RecordingSession(Session):
         """Tones matter until the decision, and after a grant for the withdrawal sequence."""
         m = self.machine
         if self._listener is not None and not (
-            m.state.value == "notice" or (m.decision is Decision.GRANTED and m.state.value == "decided")
+            m.state is ConsentStep.NOTICE
+            or (m.decision is Decision.GRANTED and m.state is ConsentStep.DECIDED)
         ):
             self._listener = None
             self.slot.taps[0].inband = None

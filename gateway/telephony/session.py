@@ -19,8 +19,9 @@ from ..app.recordings import RecordingService
 from ..callevents import CallState, ConsentState, EventType, RecordingState
 from ..config import Config, Route
 from ..consent.machine import ConsentMachine, Decide
+from ..consent.machine import State as ConsentStep
 from ..sip.tones import ToneDetector
-from ..storage.index import Index, utcnow
+from ..storage.index import Index, RecordingStatus, utcnow
 from .media import MediaSlot
 from .prompts import PromptSet
 
@@ -164,10 +165,10 @@ class Session:
 
     def _recording_over(self, result: Any) -> None:
         """The recorder has finished, been discarded, or failed (storage) while the call goes on."""
-        if result.status == "incomplete":
+        if result.status == RecordingStatus.INCOMPLETE:
             self._stop_taps()
             self.set_recording(RecordingState.INCOMPLETE, error=result.error, bytes_sealed=result.bytes)
-        elif result.status == "complete":
+        elif result.status == RecordingStatus.COMPLETE:
             self.set_recording(
                 RecordingState.SAVED, bytes_sealed=result.bytes, duration_s=round(result.duration_s, 2)
             )
@@ -235,7 +236,7 @@ class Session:
 
     @property
     def consent_state(self) -> ConsentState:
-        if self.machine.state.value == "withdrawn":
+        if self.machine.state is ConsentStep.WITHDRAWN:
             return ConsentState.WITHDRAWN
         return ConsentState(self.machine.decision.value) if self.machine.decision else ConsentState.PENDING
 

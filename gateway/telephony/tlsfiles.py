@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from ..app.layout import RunLayout
 from ..config import Config
 from ..errors import ConfigError
 from ..storage.spool import ensure_private_dir
@@ -28,7 +29,7 @@ INTERNAL_NAME = "consent-gateway internal hop"
 
 
 def internal_dir(config: Config) -> Path:
-    return config.calls.event_socket.parent / "tls"
+    return RunLayout.of(config).tls
 
 
 def internal_pair(config: Config) -> tuple[Path, Path]:

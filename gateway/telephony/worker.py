@@ -94,22 +94,20 @@ class Worker:
         self.media_host = self.host
         calls = gateway.config.calls
         self.rtp_port, self.rtp_range = calls.rtp_port, calls.rtp_port_range
-        event_socket = calls.event_socket
         if index is not None:
             self.host, self.port = "127.0.0.1", gateway.config.node.worker_base_port + index
             # Slices for the largest pool the node may grow to, so a grown worker never shares ports.
             self.rtp_range = max(8, calls.rtp_port_range // max(1, gateway.config.node.pool_max * 2))
             self.rtp_port = calls.rtp_port + index * self.rtp_range
-            event_socket = event_socket.with_name(f"worker-{index}.sock")
             # What this node's front door adds to the INVITEs it relays (door.py): the worker
             # of a node takes nothing else. Missing, the worker cannot start; the node fails open.
-            self.door_key: str | None = door.read_key(calls.event_socket.parent)
+            self.door_key: str | None = door.read_key(gateway.layout.root)
         else:
             self.door_key = None
         self.id = f"{socket.gethostname()}:{os.getpid()}"
         # Prompts are loaded before anything listens: missing prompts refuse the start.
         self._prompts: dict[Path, pr.PromptSet] = pr.load_for_routes(self.config)
-        self.events = EventBus(event_socket, self.id)
+        self.events = EventBus(gateway.layout.worker_events(index), self.id)
         self.events.control = self.control
         self.engine = RecorderEngine()
         self.recordings = gateway.recording_service(self.engine)
