@@ -24,7 +24,7 @@ def test_every_setting_is_in_the_readme_table_of_its_section() -> None:
     rows: dict[str, str] = {}
     current = None
     for line in readme.splitlines():
-        m = re.match(r"\| `\[(\w+)\]` \|", line)
+        m = re.match(r"\| `\[\[?(\w+)\]\]?` \|", line)
         if m:
             current = m.group(1)
         if current and line.startswith("|"):
@@ -37,6 +37,7 @@ def test_every_setting_is_in_the_readme_table_of_its_section() -> None:
         for f in s.settings()
         if f"`{f.name}`" not in rows.get(s.NAME, "")
     ]
+    missing += [f"[[routes]] {key}" for key in cfg.ROUTE_KEYS if f"`{key}`" not in rows.get("routes", "")]
     assert missing == [], "document these in README.md's configuration table"
 
 

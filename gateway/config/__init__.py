@@ -5,16 +5,15 @@ setting, and the commented file `gateway init` writes (derived from the same dec
 
 from __future__ import annotations
 
-import dataclasses
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from ..sip.dtmf import DtmfMethod
 from ..sip.secure import SrtpPolicy, is_tls_uri
 from .fields import Section, render_section, suggest
+from .routes import ROUTE_KEYS, Route, default_route, load_routes, routes_example
 from .sections import (
     DEFAULT_PROMPTS,
     MODES,
@@ -33,11 +32,6 @@ from .sections import (
     SiprecConfig,
     StoreConfig,
     WitnessConfig,
-    _beep,
-    _dtmf,
-    _header_name,
-    _language,
-    _languages,
 )
 from .values import check_sip_uri, is_loopback, parse_hostport, parse_ipv4_network, parse_syslog_target
 
@@ -68,40 +62,6 @@ __all__ = [
     "parse_syslog_target",
     "render",
 ]
-
-
-@dataclass
-class Route:
-    """What happens to a call by the number dialled; number "*" is the default route."""
-
-    number: str
-    mode: str
-    language: str
-    pbx: str
-    retention_days: int
-    prompts_dir: Path
-    dtmf: DtmfMethod = DtmfMethod.AUTO
-    languages: tuple[str, ...] = ()  # a language menu offering these, in this order (empty: none)
-    language_header: str = ""  # a SIP header naming the caller's language ("": not asked)
-    whisper: bool = False  # tell the helpline, before bridging, whether the call is recorded
-    helpline_language: str = "en"  # the whisper's language
-    beep_interval_s: float = 0.0  # a short beep into both legs this often while recording (0: never)
-
-
-ROUTE_KEYS: dict[str, tuple[type, ...]] = {
-    "number": (str,),
-    "mode": (str,),
-    "language": (str,),
-    "pbx": (str,),
-    "retention_days": (int,),
-    "prompts": (str,),
-    "dtmf": (str,),
-    "languages": (list,),
-    "language_header": (str,),
-    "whisper": (bool,),
-    "helpline_language": (str,),
-    "beep_interval_s": (int, float),
-}
 
 
 @dataclass
@@ -234,21 +194,7 @@ def _load(path: Path, data: bytes) -> Config:
             "delete a locked object before its date, so erasure must destroy the recording's key instead"
         )
     consent: ConsentConfig = loaded["consent"]
-    default_route = Route(
-        "*",
-        consent.mode,
-        consent.language,
-        loaded["pbx"].uri,
-        recording.retention_days,
-        loaded["prompts"].default_dir,
-        calls.dtmf,
-        tuple(consent.languages),
-        consent.language_header,
-        loaded["pbx"].whisper,
-        loaded["pbx"].language,
-        calls.beep_interval_s,
-    )
-    routes = _routes(raw.get("routes"), default_route, paths.data_dir)
+    routes = load_routes(raw.get("routes"), default_route(loaded), paths.data_dir)
     if loaded["sip"].srtp is not SrtpPolicy.OFF and node.peers:
         raise ConfigError(
             "[node] peers relays overflow calls to other nodes over plain SIP, which would carry "
@@ -292,85 +238,9 @@ def _load(path: Path, data: bytes) -> Config:
     )
 
 
-def _routes(raw_routes: Any, default: Route, base: Path) -> list[Route]:
-    """The [[routes]] tables, each key defaulting to `default` (made of the sections' settings);
-    without any, `default` alone (number "*")."""
-    if raw_routes is None:
-        return [default]
-    if not isinstance(raw_routes, list) or not all(isinstance(x, dict) for x in raw_routes):
-        raise ConfigError("[[routes]] must be an array of tables")
-    routes = []
-    for i, entry in enumerate(raw_routes):
-        where = f"[[routes]] #{i + 1}"
-        for key, value in entry.items():
-            if key not in ROUTE_KEYS:
-                raise ConfigError(f"unknown setting {key!r} in {where}{suggest(key, list(ROUTE_KEYS))}")
-            if not isinstance(value, ROUTE_KEYS[key]) or (
-                isinstance(value, bool) and bool not in ROUTE_KEYS[key]
-            ):
-                raise ConfigError(f"{where} {key} has the wrong type: {value!r}")
-        number = entry.get("number")
-        if not number:
-            raise ConfigError(f'{where} needs a number (the dialled number, or "*" for the default route)')
-        route_mode = entry.get("mode", default.mode)
-        if route_mode not in MODES:
-            raise ConfigError(f"{where} mode must be one of {', '.join(MODES)}, got {route_mode!r}")
-        route_prompts = Path(entry["prompts"]) if entry.get("prompts") else default.prompts_dir
-        language = _language(entry.get("language", default.language), f"{where} language")
-        languages = _languages(entry.get("languages", default.languages), f"{where} languages")
-        if languages and language not in languages:
-            raise ConfigError(
-                f"{where} language {language!r} is the menu's default, so it must be one of languages {languages}"
-            )
-        routes.append(
-            dataclasses.replace(
-                default,
-                number=number,
-                mode=route_mode,
-                language=language,
-                pbx=check_sip_uri(entry.get("pbx", default.pbx), f"{where} pbx"),
-                retention_days=entry.get("retention_days", default.retention_days),
-                prompts_dir=route_prompts if route_prompts.is_absolute() else base / route_prompts,
-                dtmf=_dtmf(entry.get("dtmf", default.dtmf.value), f"{where} dtmf"),
-                languages=languages,
-                language_header=_header_name(
-                    entry.get("language_header", default.language_header), f"{where} language_header"
-                ),
-                whisper=entry.get("whisper", default.whisper),
-                helpline_language=_language(
-                    entry.get("helpline_language", default.helpline_language), f"{where} helpline_language"
-                ),
-                beep_interval_s=_beep(
-                    entry.get("beep_interval_s", default.beep_interval_s), f"{where} beep_interval_s"
-                ),
-            )
-        )
-    numbers = [r.number for r in routes]
-    if len(set(numbers)) != len(numbers):
-        raise ConfigError("[[routes]] lists a number twice")
-    return routes
-
-
 HEADER = """\
 # Consent gateway configuration, written by `gateway init`.
 # Every setting is shown; the values are the defaults unless init was told otherwise.
-"""
-ROUTES_FOOTER = """\
-# Routes by dialled number. Without any [[routes]], every number uses [consent] mode and
-# [pbx] uri. A call to a number with no route and no "*" route is refused with 404.
-# [[routes]]
-# number = "1177"
-# mode = "opt-out"
-# language = "en"
-# pbx = "sip:nurses@10.0.0.5:5060"
-# retention_days = 90
-# prompts = ""
-# dtmf = "auto"          # or "rfc4733", "info", "inband" ([calls] dtmf)
-# languages = []         # a language menu, e.g. ["sv", "en", "fi"] ([consent] languages)
-# language_header = ""   # e.g. "Accept-Language" ([consent] language_header)
-# whisper = false        # tell the helpline whether the call is recorded ([pbx] whisper)
-# helpline_language = "en"
-# beep_interval_s = 0    # ([calls] beep_interval_s)
 """
 
 
@@ -381,7 +251,7 @@ def render_with(overrides: dict[str, dict[str, Any]]) -> str:
         cls = next((s for s in SECTIONS if s.NAME == section), None)
         if cls is None or any(k not in {f.name for f in cls.settings()} for k in values):
             raise ValueError(f"no such setting in [{section}]: {sorted(values)}")
-    parts = [HEADER] + [render_section(s, overrides.get(s.NAME, {})) for s in SECTIONS] + [ROUTES_FOOTER]
+    parts = [HEADER] + [render_section(s, overrides.get(s.NAME, {})) for s in SECTIONS] + [routes_example()]
     return "\n".join(parts)
 
 

@@ -15,138 +15,32 @@ from ..sip.dtmf import DtmfMethod
 from ..sip.secure import SrtpPolicy
 from .fields import NUMBER, Section, as_float, setting
 from .values import (
-    HOSTNAME,
-    check_sip_uri,
+    MODES,
     dtmf_keys,
     is_ip,
     is_loopback,
-    parse_hostport,
-    parse_ipv4_network,
-    parse_s3_url,
+    parse_beep,
+    parse_dtmf,
+    parse_fingerprints,
+    parse_header_name,
+    parse_index_url,
+    parse_ip_hostport,
+    parse_label,
+    parse_language,
+    parse_languages,
+    parse_listen_hostport,
+    parse_node_name,
+    parse_optional_ip_hostport,
+    parse_peers,
+    parse_recipients,
+    parse_server_names,
+    parse_sip_uri,
+    parse_siprec_refusal,
+    parse_srtp,
+    parse_store_url,
     parse_syslog_target,
-    redact_url,
+    parse_trunks,
 )
-
-MODES = ("opt-out", "opt-in")
-
-
-def _recipients(values: list[Any], where: str) -> list[age.AnyRecipient]:
-    recipients = []
-    for i, text in enumerate(values):
-        if not isinstance(text, str):
-            raise ConfigError(f"{where}[{i}] must be a string")
-        try:
-            recipients.append(age.parse_recipient(text))
-        except age.KeyFormatError as e:
-            raise ConfigError(f"{where}[{i}]: {e}") from None
-    try:
-        age.check_kinds(recipients)
-    except ValueError as e:
-        raise ConfigError(f"{where}: {e}") from None
-    return recipients
-
-
-def _hostport(text: str, where: str) -> tuple[str, int]:
-    return parse_hostport(text, where)
-
-
-def _ip_hostport(text: str, where: str) -> tuple[str, int]:
-    return parse_hostport(text, where, ip_only=True)
-
-
-def _optional_ip_hostport(text: str, where: str) -> tuple[str, int] | None:
-    return parse_hostport(text, where, ip_only=True) if text else None
-
-
-def _sip_uri(text: str, where: str) -> str:
-    return check_sip_uri(text, where)
-
-
-def _dtmf(text: str, where: str) -> DtmfMethod:
-    try:
-        return DtmfMethod(text)
-    except ValueError:
-        names = ", ".join(f'"{m.value}"' for m in DtmfMethod)
-        raise ConfigError(f"{where} must be one of {names}, got {text!r}") from None
-
-
-_LANGUAGE = re.compile(r"^[a-z]{2,3}$")
-_HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$")
-
-
-def _language(text: Any, where: str) -> str:
-    if not isinstance(text, str) or not _LANGUAGE.fullmatch(text):
-        raise ConfigError(f'{where} must be a language code such as "sv" (ISO 639-1), got {text!r}')
-    return text
-
-
-def _languages(values: Any, where: str) -> tuple[str, ...]:
-    if not isinstance(values, (list, tuple)):
-        raise ConfigError(f"{where} must be a list of language codes")
-    langs = tuple(_language(v, f"{where} entry") for v in values)
-    if len(set(langs)) != len(langs):
-        raise ConfigError(f"{where} lists a language twice")
-    if len(langs) == 1:
-        raise ConfigError(f"{where}: a menu needs two languages or more (one language: set language)")
-    return langs
-
-
-def _header_name(text: Any, where: str) -> str:
-    if not isinstance(text, str) or (text and not _HEADER_NAME.fullmatch(text)):
-        raise ConfigError(f"{where} must be a SIP header name such as Accept-Language, got {text!r}")
-    return text
-
-
-def _beep(value: Any, where: str) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not (value == 0 or 5 <= value <= 600)
-    ):
-        raise ConfigError(f"{where} must be 0 (no beep) or 5 to 600 seconds, got {value!r}")
-    return float(value)
-
-
-def _srtp(text: str, where: str) -> SrtpPolicy:
-    try:
-        return SrtpPolicy.parse(text, where)
-    except ValueError as e:
-        raise ConfigError(str(e)) from None
-
-
-def _node_name(text: str, where: str) -> str:
-    import re
-    import socket
-
-    if not text:  # the host's name, made fit
-        host = re.sub(r"[^A-Za-z0-9._-]", "-", socket.gethostname().split(".")[0])[:63].lstrip("._-")
-        return host or "node"
-    name = text
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}", name):
-        raise ConfigError(f"{where} must be letters, digits, '.', '_' or '-' (at most 63), got {name!r}")
-    return name
-
-
-def _trunks(values: list[Any], where: str) -> list[str]:
-    return [parse_ipv4_network(t, f"{where} entry") for t in values]
-
-
-def _peers(values: list[Any], where: str) -> list[tuple[str, int]]:
-    peers = []
-    for text in values:
-        if not isinstance(text, str):
-            raise ConfigError(f"{where} must be HOST:PORT strings, got {text!r}")
-        peer = parse_hostport(text, f"{where} entry", ip_only=True)
-        parse_ipv4_network(peer[0], f"{where} entry")
-        peers.append(peer)
-    return peers
-
-
-def _server_names(values: list[Any], where: str) -> tuple[str, ...]:
-    for n in values:
-        if not isinstance(n, str) or not (HOSTNAME.fullmatch(n) or is_ip(n)):
-            raise ConfigError(f"{where} must be host names or IP addresses, got {n!r}")
-    return tuple(n.lower() for n in values)
 
 
 @dataclass
@@ -199,14 +93,6 @@ class Paths(Section):
         return self.secrets_dir / "cluster.key"
 
 
-def _index_url(text: str, where: str) -> str:
-    if text and not text.startswith(("postgresql://", "postgres://")):
-        raise ConfigError(
-            f"{where} must be empty (the SQLite index) or a postgresql:// URL, got {redact_url(text)[:40]!r}"
-        )
-    return text
-
-
 @dataclass
 class IndexConfig(Section):
     NAME = "index"
@@ -216,21 +102,12 @@ class IndexConfig(Section):
         "[paths] index (one node). postgresql://USER@HOST/DB, or postgresql://USER@/DB?host=/run/postgresql\n"
         "for a local socket: one index shared by several nodes. The password can come from PGPASSWORD\n"
         "or ~/.pgpass rather than this file (libpq's own conventions).",
-        _index_url,
+        parse_index_url,
     )
 
     @property
     def postgres(self) -> bool:
         return bool(self.url)
-
-
-def _store_url(text: str, where: str) -> str:
-    if text:
-        try:
-            parse_s3_url(text)
-        except ValueError as e:
-            raise ConfigError(f"{where} {e}") from None
-    return text
 
 
 @dataclass
@@ -243,7 +120,7 @@ class StoreConfig(Section):
         "removed locally. Credentials: here, or the standard AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY\n"
         "environment and ~/.aws files (better: keep secrets out of this file)."
     )
-    url: str = setting("", "", _store_url)
+    url: str = setting("", "", parse_store_url)
     endpoint: str = setting(
         "", "The store's address for anything but AWS (https://minio.example:9000); empty: AWS."
     )
@@ -296,7 +173,7 @@ class RecordingConfig(Section):
         "(and every stored caller number) is encrypted to all of them. The gateway never holds a\n"
         "private key: decrypt with `gateway recordings export` or `age -d -i key.txt`.\n"
         "With no recipient the gateway records nothing (calls still go through).",
-        _recipients,
+        parse_recipients,
     )
     sample_rate: int = setting(8000, "Bridge clock and WAV sample rate: 8000 (default, cheapest) or 16000.")
     pause_mode: str = setting(
@@ -340,12 +217,12 @@ class RecordingConfig(Section):
 class SipConfig(Section):
     NAME = "sip"
     listen: tuple[str, int] = setting(
-        "127.0.0.1:5060", "Where SIP from the trunk arrives (HOST:PORT), over UDP and TCP.", _ip_hostport
+        "127.0.0.1:5060", "Where SIP from the trunk arrives (HOST:PORT), over UDP and TCP.", parse_ip_hostport
     )
     tls_listen: tuple[str, int] | None = setting(
         "",
         "SIP over TLS as well: HOST:PORT, with a PEM certificate and private key. Empty: no TLS.",
-        _optional_ip_hostport,
+        parse_optional_ip_hostport,
     )
     tls_cert: Path | None = setting("", "", path=True)
     tls_key: Path | None = setting("", "", path=True)
@@ -364,7 +241,7 @@ class SipConfig(Section):
         'SRTP on the caller leg: "off", "optional" (when the caller offers it) or "mandatory"\n'
         "(a plain offer is refused with 488). SDES keys travel in the SDP, so anything but\n"
         '"off" needs tls_listen; an offer with keys over plain UDP/TCP is refused (488).',
-        lambda v, where: _srtp(v, where or "[sip] srtp"),
+        lambda v, where: parse_srtp(v, where or "[sip] srtp"),
     )
     max_message_bytes: int = setting(
         8192,
@@ -417,14 +294,14 @@ class PbxConfig(Section):
     uri: str = setting(
         "sip:helpline@127.0.0.1:5070",
         "The helpline PBX that calls are bridged to (sips: or ;transport=tls to reach it over TLS).",
-        _sip_uri,
+        parse_sip_uri,
     )
     srtp: SrtpPolicy = setting(
         "off",
         'SRTP on the helpline leg: "off", "optional" or "mandatory" (the PBX must answer with\n'
         "SRTP or the call is not bridged: it goes on as for an unreachable PBX). Anything but\n"
         '"off" needs every route\'s PBX URI to be sips: or ;transport=tls.',
-        lambda v, where: _srtp(v, where or "[pbx] srtp"),
+        lambda v, where: parse_srtp(v, where or "[pbx] srtp"),
     )
     tls_ca: Path | None = setting(
         "",
@@ -436,7 +313,7 @@ class PbxConfig(Section):
         'Before a call is put through, tell the helpline in its language: "recorded call", "not\n'
         'recorded" or "recording unavailable" (besides the X-Recording-Consent header).',
     )
-    language: str = setting("en", "", lambda v, where: _language(v, where or "[pbx] language"))
+    language: str = setting("en", "", lambda v, where: parse_language(v, where or "[pbx] language"))
 
     def check(self) -> None:
         if self.tls_ca is not None:
@@ -459,14 +336,14 @@ class ConsentConfig(Section):
     language: str = setting(
         "en",
         "The notice's language (a route may say otherwise). With languages, the menu's default.",
-        lambda v, where: _language(v, where or "[consent] language"),
+        lambda v, where: parse_language(v, where or "[consent] language"),
     )
     languages: tuple[str, ...] = setting(
         [],
         'A language menu before the notice ("For English, press 3", each option in its own\n'
         'language, in this order), e.g. ["sv", "en", "fi"]; language is taken on timeout.\n'
         "Empty: no menu.",
-        lambda v, where: _languages(v, where or "[consent] languages"),
+        lambda v, where: parse_languages(v, where or "[consent] languages"),
         types=(list,),
     )
     menu_timeout_s: float = setting(
@@ -476,7 +353,7 @@ class ConsentConfig(Section):
         "",
         "A SIP header from the trunk naming the caller's language (e.g. Accept-Language); a\n"
         "language it names that the prompts have is used without a menu. Empty: not read.",
-        lambda v, where: _header_name(v, where or "[consent] language_header"),
+        lambda v, where: parse_header_name(v, where or "[consent] language_header"),
     )
 
     def check(self) -> None:
@@ -547,7 +424,7 @@ class CallsConfig(Section):
         0,
         "While a call is recorded, a short beep into both legs this often (seconds, 5 to 600;\n"
         "some jurisdictions require it). 0: never.",
-        lambda v, where: _beep(v, where or "[calls] beep_interval_s"),
+        lambda v, where: parse_beep(v, where or "[calls] beep_interval_s"),
         types=NUMBER,
     )
     dtmf: DtmfMethod = setting(
@@ -555,7 +432,7 @@ class CallsConfig(Section):
         'How keys arrive (a route may say otherwise): "rfc4733" (telephone-event packets), "info"\n'
         '(SIP INFO), "inband" (audio tones, for trunks that carry no events) or "auto" (all of\n'
         "them, each key counted once; tones are listened for until the leg sends an event).",
-        lambda v, where: _dtmf(v, where or "[calls] dtmf"),
+        lambda v, where: parse_dtmf(v, where or "[calls] dtmf"),
     )
     event_socket: Path = setting(
         "run/events.sock",
@@ -581,7 +458,7 @@ class NodeConfig(Section):
         "",
         "This node's name among the nodes that share one [index] url: on every dashboard and in\n"
         "`gateway status`. Empty: the host's name.",
-        _node_name,
+        parse_node_name,
     )
     kamailio: bool = setting(
         False,
@@ -617,7 +494,9 @@ class NodeConfig(Section):
         "answer 503 (true).",
     )
     trunks: list[str] = setting(
-        [], "Who may send SIP to the node besides the PBX: the trunks' addresses (IP or IP/mask).", _trunks
+        [],
+        "Who may send SIP to the node besides the PBX: the trunks' addresses (IP or IP/mask).",
+        parse_trunks,
     )
     max_unconfirmed_invites: int = setting(
         8,
@@ -629,7 +508,7 @@ class NodeConfig(Section):
         "Other nodes' front doors (IP:PORT), for several machines: a call no worker here can take goes\n"
         "to a peer before it fails open; a call from a peer is never sent on. List every node on every\n"
         "node (peers are also allowed to send SIP here).",
-        _peers,
+        parse_peers,
     )
     drain_s: float = setting(
         300,
@@ -640,7 +519,7 @@ class NodeConfig(Section):
     metrics_listen: tuple[str, int] = setting(
         "127.0.0.1:9464",
         "Prometheus metrics (text format) at http://HOST:PORT/metrics. Keep it on loopback.",
-        _hostport,
+        parse_listen_hostport,
     )
 
     @property
@@ -674,7 +553,7 @@ class DashboardConfig(Section):
     listen: tuple[str, int] = setting(
         "127.0.0.1:8080",
         "A non-loopback address is refused unless tls_cert and tls_key are set (PEM files).",
-        _hostport,
+        parse_listen_hostport,
     )
     tls_cert: Path | None = setting("", "", path=True)
     tls_key: Path | None = setting("", "", path=True)
@@ -690,7 +569,7 @@ class DashboardConfig(Section):
         [],
         "Host names the browser uses for the dashboard; requests for any other name are refused\n"
         "(DNS rebinding). Empty: the listen address, plus localhost when it is a loopback address.",
-        _server_names,
+        parse_server_names,
     )
     lockout_after: int = setting(
         5, "After lockout_after failed logins in a row an account is locked for lockout_s seconds."
@@ -733,13 +612,6 @@ class DashboardConfig(Section):
             )
 
 
-def _fingerprints(values: list[Any], where: str) -> list[str]:
-    for i, v in enumerate(values):
-        if not isinstance(v, str) or not re.fullmatch(r"[0-9a-f]{32}", v):
-            raise ConfigError(f"{where}[{i}] must be a signing key's fingerprint (32 hex digits), got {v!r}")
-    return list(values)
-
-
 @dataclass
 class WitnessConfig(Section):
     NAME = "audit"
@@ -759,7 +631,7 @@ class WitnessConfig(Section):
         "The signing keys whose recordings and checkpoints count, by the fingerprints `gateway init`\n"
         "prints on each node (compare them out of band). Empty: this node's own key and every key the\n"
         "nodes sharing the index published there (`gateway audit signers` lists them).",
-        lambda v, where: _fingerprints(v, where or "[audit] signers"),
+        lambda v, where: parse_fingerprints(v, where or "[audit] signers"),
     )
 
     def check(self) -> None:
@@ -798,21 +670,6 @@ class NumbersConfig(Section):
                 raise ConfigError(f"[numbers] {key} must be up to 4 digits, got {getattr(self, key)!r}")
 
 
-SIPREC_REFUSAL = ("idle", "end")
-
-
-def _siprec_refusal(value: Any, where: str) -> str:
-    if value not in SIPREC_REFUSAL:
-        raise ConfigError(f"{where} must be one of {', '.join(SIPREC_REFUSAL)}, got {value!r}")
-    return str(value)
-
-
-def _label(value: Any, where: str) -> str:
-    if not re.fullmatch(r"[A-Za-z0-9_.:+-]{0,64}", str(value)):
-        raise ConfigError(f"{where} must be an SDP label (letters, digits and _.:+-), got {value!r}")
-    return str(value)
-
-
 @dataclass
 class SiprecConfig(Section):
     NAME = "siprec"
@@ -825,25 +682,25 @@ class SiprecConfig(Section):
         "",
         "A front-door address (IP:PORT) for recording sessions alone, in node mode: sessions are\n"
         "refused anywhere else and calls are refused there. Empty: [sip] listen takes both.",
-        _optional_ip_hostport,
+        parse_optional_ip_hostport,
     )
     clients: list[str] = setting(
         [],
         "The recording clients' addresses (IP or IP/mask): only they may open recording sessions.",
-        _trunks,
+        parse_trunks,
     )
     caller_label: str = setting(
         "",
         "The SDP labels of the caller's and the helpline's streams. Empty: the participant whose number\n"
         "is a route's is the helpline (from the metadata), else the first stream is the caller's.",
-        _label,
+        parse_label,
     )
-    helpline_label: str = setting("", "", _label)
+    helpline_label: str = setting("", "", parse_label)
     consent_header: str = setting(
         "X-Recording-Consent",
         "A header the client sets to granted or declined (the decision it collected); a metadata\n"
         '<consent xmlns="urn:x-consent-gateway:siprec:1"> element says the same.',
-        _header_name,
+        parse_header_name,
     )
     window_s: float = setting(
         12,
@@ -856,7 +713,7 @@ class SiprecConfig(Section):
     on_refusal: str = setting(
         "idle",
         'A declined session: "idle" keeps it open and records nothing, "end" sends BYE.',
-        _siprec_refusal,
+        parse_siprec_refusal,
     )
 
     def check(self) -> None:

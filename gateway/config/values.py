@@ -9,8 +9,11 @@ import socket
 from typing import Any
 from urllib.parse import unquote
 
+from .. import age
 from ..errors import ConfigError
+from ..sip.dtmf import DtmfMethod
 from ..sip.message import UriError, parse_config_uri
+from ..sip.secure import SrtpPolicy
 
 HOSTNAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
 
@@ -137,3 +140,167 @@ def parse_s3_url(url: str) -> tuple[str, str]:
     if any(c in prefix for c in "\\\n\r\t") or ".." in prefix.split("/"):
         raise ValueError(f"{prefix!r} is not a usable key prefix")
     return bucket, (prefix + "/" if prefix else "")
+
+
+# -- the sections' and routes' value parsers: (TOML value, "[section] key") -> Python value --
+
+MODES = ("opt-out", "opt-in")
+
+
+def parse_recipients(values: list[Any], where: str) -> list[age.AnyRecipient]:
+    recipients = []
+    for i, text in enumerate(values):
+        if not isinstance(text, str):
+            raise ConfigError(f"{where}[{i}] must be a string")
+        try:
+            recipients.append(age.parse_recipient(text))
+        except age.KeyFormatError as e:
+            raise ConfigError(f"{where}[{i}]: {e}") from None
+    try:
+        age.check_kinds(recipients)
+    except ValueError as e:
+        raise ConfigError(f"{where}: {e}") from None
+    return recipients
+
+
+def parse_listen_hostport(text: str, where: str) -> tuple[str, int]:
+    return parse_hostport(text, where)
+
+
+def parse_ip_hostport(text: str, where: str) -> tuple[str, int]:
+    return parse_hostport(text, where, ip_only=True)
+
+
+def parse_optional_ip_hostport(text: str, where: str) -> tuple[str, int] | None:
+    return parse_hostport(text, where, ip_only=True) if text else None
+
+
+def parse_sip_uri(text: str, where: str) -> str:
+    return check_sip_uri(text, where)
+
+
+def parse_dtmf(text: str, where: str) -> DtmfMethod:
+    try:
+        return DtmfMethod(text)
+    except ValueError:
+        names = ", ".join(f'"{m.value}"' for m in DtmfMethod)
+        raise ConfigError(f"{where} must be one of {names}, got {text!r}") from None
+
+
+LANGUAGE = re.compile(r"^[a-z]{2,3}$")
+
+HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$")
+
+
+def parse_language(text: Any, where: str) -> str:
+    if not isinstance(text, str) or not LANGUAGE.fullmatch(text):
+        raise ConfigError(f'{where} must be a language code such as "sv" (ISO 639-1), got {text!r}')
+    return text
+
+
+def parse_languages(values: Any, where: str) -> tuple[str, ...]:
+    if not isinstance(values, (list, tuple)):
+        raise ConfigError(f"{where} must be a list of language codes")
+    langs = tuple(parse_language(v, f"{where} entry") for v in values)
+    if len(set(langs)) != len(langs):
+        raise ConfigError(f"{where} lists a language twice")
+    if len(langs) == 1:
+        raise ConfigError(f"{where}: a menu needs two languages or more (one language: set language)")
+    return langs
+
+
+def parse_header_name(text: Any, where: str) -> str:
+    if not isinstance(text, str) or (text and not HEADER_NAME.fullmatch(text)):
+        raise ConfigError(f"{where} must be a SIP header name such as Accept-Language, got {text!r}")
+    return text
+
+
+def parse_beep(value: Any, where: str) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not (value == 0 or 5 <= value <= 600)
+    ):
+        raise ConfigError(f"{where} must be 0 (no beep) or 5 to 600 seconds, got {value!r}")
+    return float(value)
+
+
+def parse_srtp(text: str, where: str) -> SrtpPolicy:
+    try:
+        return SrtpPolicy.parse(text, where)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+
+
+def parse_node_name(text: str, where: str) -> str:
+    import re
+    import socket
+
+    if not text:  # the host's name, made fit
+        host = re.sub(r"[^A-Za-z0-9._-]", "-", socket.gethostname().split(".")[0])[:63].lstrip("._-")
+        return host or "node"
+    name = text
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}", name):
+        raise ConfigError(f"{where} must be letters, digits, '.', '_' or '-' (at most 63), got {name!r}")
+    return name
+
+
+def parse_trunks(values: list[Any], where: str) -> list[str]:
+    return [parse_ipv4_network(t, f"{where} entry") for t in values]
+
+
+def parse_peers(values: list[Any], where: str) -> list[tuple[str, int]]:
+    peers = []
+    for text in values:
+        if not isinstance(text, str):
+            raise ConfigError(f"{where} must be HOST:PORT strings, got {text!r}")
+        peer = parse_hostport(text, f"{where} entry", ip_only=True)
+        parse_ipv4_network(peer[0], f"{where} entry")
+        peers.append(peer)
+    return peers
+
+
+def parse_server_names(values: list[Any], where: str) -> tuple[str, ...]:
+    for n in values:
+        if not isinstance(n, str) or not (HOSTNAME.fullmatch(n) or is_ip(n)):
+            raise ConfigError(f"{where} must be host names or IP addresses, got {n!r}")
+    return tuple(n.lower() for n in values)
+
+
+def parse_index_url(text: str, where: str) -> str:
+    if text and not text.startswith(("postgresql://", "postgres://")):
+        raise ConfigError(
+            f"{where} must be empty (the SQLite index) or a postgresql:// URL, got {redact_url(text)[:40]!r}"
+        )
+    return text
+
+
+def parse_store_url(text: str, where: str) -> str:
+    if text:
+        try:
+            parse_s3_url(text)
+        except ValueError as e:
+            raise ConfigError(f"{where} {e}") from None
+    return text
+
+
+def parse_fingerprints(values: list[Any], where: str) -> list[str]:
+    for i, v in enumerate(values):
+        if not isinstance(v, str) or not re.fullmatch(r"[0-9a-f]{32}", v):
+            raise ConfigError(f"{where}[{i}] must be a signing key's fingerprint (32 hex digits), got {v!r}")
+    return list(values)
+
+
+SIPREC_REFUSAL = ("idle", "end")
+
+
+def parse_siprec_refusal(value: Any, where: str) -> str:
+    if value not in SIPREC_REFUSAL:
+        raise ConfigError(f"{where} must be one of {', '.join(SIPREC_REFUSAL)}, got {value!r}")
+    return str(value)
+
+
+def parse_label(value: Any, where: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9_.:+-]{0,64}", str(value)):
+        raise ConfigError(f"{where} must be an SDP label (letters, digits and _.:+-), got {value!r}")
+    return str(value)
