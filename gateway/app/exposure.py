@@ -233,7 +233,7 @@ def _listening(proto: str) -> list[tuple[str, int]]:
 
 
 def scan_sockets(gw: Gateway, findings: list[Finding]) -> None:
-    expected = [gw.config.sip_listen] + ([gw.config.tls[:2]] if gw.config.tls else [])
+    expected = [gw.config.sip.listen] + ([gw.config.sip.tls[:2]] if gw.config.sip.tls else [])
     for want_host, port in expected:
         for proto in ("udp", "tcp"):
             for host, p in _listening(proto):

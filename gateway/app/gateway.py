@@ -76,7 +76,7 @@ def initialised(index: Index, config: cfg.Config, config_path: Path) -> str:
         str(config_path),
         {
             "recipients": len(config.recording.recipients),
-            "mode": config.consent_mode,
+            "mode": config.consent.mode,
             "signing_key": fingerprint,
         },
     )

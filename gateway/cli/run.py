@@ -102,7 +102,7 @@ def status(args: argparse.Namespace) -> int:
         pid = datalock.holder(gw.config.paths.data_dir)
         if pid is None:
             raise NotRunningError(f"no gateway is running on {gw.config.paths.data_dir}")
-        host, port = gw.config.sip_listen
+        host, port = gw.config.sip.listen
         if args.json:
             print(json.dumps({"mode": "worker", "pid": pid, "listen": f"{host}:{port}"}))
         else:

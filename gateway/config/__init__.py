@@ -84,35 +84,6 @@ class Config:
     routes: list[Route] = field(default_factory=list)
     raw: dict[str, Any] = field(default_factory=dict)
 
-    # Short names for what the call flow reads most.
-    @property
-    def sip_listen(self) -> tuple[str, int]:
-        return self.sip.listen
-
-    @property
-    def tls(self) -> tuple[str, int, Path, Path] | None:
-        return self.sip.tls
-
-    @property
-    def pbx_uri(self) -> str:
-        return self.pbx.uri
-
-    @property
-    def consent_mode(self) -> str:
-        return self.consent.mode
-
-    @property
-    def decline_key(self) -> str:
-        return self.consent.decline_key
-
-    @property
-    def accept_key(self) -> str:
-        return self.consent.accept_key
-
-    @property
-    def grace_s(self) -> float:
-        return self.consent.grace_s
-
     def route_for(self, number: str) -> Route | None:
         """The route for a dialled number: an exact match, else the "*" route, else None."""
         by_number = {r.number: r for r in self.routes}

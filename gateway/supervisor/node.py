@@ -85,9 +85,9 @@ def pbx_addresses(uri: str) -> list[str]:
 
 def front_tls(cfg: Config) -> FrontTls | None:
     """The front door's TLS, or None when [sip] tls_listen is empty."""
-    if cfg.tls is None:
+    if cfg.sip.tls is None:
         return None
-    host, port, cert, key = cfg.tls
+    host, port, cert, key = cfg.sip.tls
     pbx_tls = any(is_tls_uri(r.pbx) for r in cfg.routes)
     return FrontTls(
         host,
@@ -104,15 +104,15 @@ class Node:
     def __init__(self, gateway: Gateway) -> None:
         self.gw = gateway
         cfg = gateway.config
-        host, port = cfg.sip_listen
+        host, port = cfg.sip.listen
         try:
             self.front = FrontDoor(
                 host,
                 port,
                 gateway.layout.kamailio,
-                cfg.pbx_uri,
+                cfg.pbx.uri,
                 cfg.node.fail_closed,
-                [*cfg.node.trunks, *pbx_addresses(cfg.pbx_uri), "127.0.0.1"],
+                [*cfg.node.trunks, *pbx_addresses(cfg.pbx.uri), "127.0.0.1"],
                 tuple(cfg.node.peers),
                 max_message_bytes=cfg.sip.max_message_bytes,
                 max_sdp_bytes=cfg.sip.max_sdp_bytes,
@@ -400,14 +400,14 @@ class Node:
         except PromptError as e:
             raise ConfigError(f"prompts: {e}") from None
         node = self.gw.config.node
-        host, port = self.gw.config.sip_listen
+        host, port = self.gw.config.sip.listen
         wanted = [
             (host, port, UDP, "[sip] listen"),
             (host, port, TCP, "[sip] listen"),
             (*node.metrics_listen, TCP, "[node] metrics_listen"),
         ]
-        if self.gw.config.tls is not None:
-            wanted.append((*self.gw.config.tls[:2], TCP, "[sip] tls_listen"))
+        if self.gw.config.sip.tls is not None:
+            wanted.append((*self.gw.config.sip.tls[:2], TCP, "[sip] tls_listen"))
         for i in range(node.pool_max):
             wanted += [
                 ("127.0.0.1", node.worker_base_port + i, kind, f"[node] worker_base_port (worker {i})")

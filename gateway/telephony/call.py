@@ -189,9 +189,9 @@ class CallSession(Session):
         self.machine = ConsentMachine(
             self.mode,
             self.notice.duration_s,
-            cfg.grace_s,
-            cfg.decline_key,
-            cfg.accept_key,
+            cfg.consent.grace_s,
+            cfg.consent.decline_key,
+            cfg.consent.accept_key,
             cfg.calls.withdraw_sequence,
             notice_at=round(at, 3),
         )

@@ -23,10 +23,10 @@ def run(gw: Gateway, index: int | None, on_ready: Callable[[Worker], None] = lam
     """Run the worker until SIGTERM; `index` None: alone on [sip] listen. `on_ready` once it
     listens (a node's supervisor learns it from the worker's event link instead)."""
     if index is None:  # alone on [sip] listen (a node's supervisor checks its workers' ports)
-        host, port = gw.config.sip_listen
+        host, port = gw.config.sip.listen
         wanted = [(host, port, UDP, "[sip] listen"), (host, port, TCP, "[sip] listen")]
-        if gw.config.tls is not None:
-            wanted.append((gw.config.tls[0], gw.config.tls[1], TCP, "[sip] tls_listen"))
+        if gw.config.sip.tls is not None:
+            wanted.append((gw.config.sip.tls[0], gw.config.sip.tls[1], TCP, "[sip] tls_listen"))
         check_ports_free(wanted)
     try:
         worker = Worker(gw, index)

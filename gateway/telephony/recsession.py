@@ -162,8 +162,8 @@ class RecordingSession(Session):
             Mode(route.mode),
             0.0,
             settings.window_s,
-            cfg.decline_key,
-            cfg.accept_key,
+            cfg.consent.decline_key,
+            cfg.consent.accept_key,
             cfg.calls.withdraw_sequence,
         )
         self.once = OnceOnly()

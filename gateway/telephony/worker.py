@@ -87,7 +87,7 @@ class Worker:
         self.index = gateway.index
         self.recipients = gateway.config.recording.recipients
         self.clock_rate = gateway.config.recording.sample_rate
-        self.host, self.port = gateway.config.sip_listen
+        self.host, self.port = gateway.config.sip.listen
         # Where callers, trunks and the PBX reach this worker's media and, in a node, where it
         # dials the PBX from: the node's own address. A node's worker takes SIP from its front
         # door on loopback, but a socket bound to loopback cannot reach another host.
@@ -206,7 +206,7 @@ class Worker:
         TLS (with the node's internal certificate), so the worker listens for TLS on its port
         instead of TCP. A lone worker listens for TLS on [sip] tls_listen with the operator's
         certificate. Either TLS transport also dials a sips: PBX, checking its certificate."""
-        node_tls = self.index_no is not None and self.config.tls is not None
+        node_tls = self.index_no is not None and self.config.sip.tls is not None
         pbx_tls = any(is_tls_uri(r.pbx) for r in self.config.routes)
         tc = pj.TransportConfig()
         tc.port, tc.boundAddress = self.port, self.host
@@ -215,10 +215,10 @@ class Worker:
             tc = pj.TransportConfig()
             tc.port, tc.boundAddress = self.port, self.host
             ep.transportCreate(pj.PJSIP_TRANSPORT_TCP, tc)
-        if node_tls or self.config.tls is not None or pbx_tls:
+        if node_tls or self.config.sip.tls is not None or pbx_tls:
             tc = pj.TransportConfig()
-            if self.index_no is None and self.config.tls is not None:
-                host, port, cert, key = self.config.tls
+            if self.index_no is None and self.config.sip.tls is not None:
+                host, port, cert, key = self.config.sip.tls
             else:
                 # A node's worker listens on its own port; a lone worker that only dials a
                 # sips: PBX takes any free port. Both present the internal certificate.
