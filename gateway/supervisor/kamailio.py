@@ -10,6 +10,7 @@ with failover. When no worker can take a call it fails open to the PBX, unrecord
 from __future__ import annotations
 
 import glob
+import string
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,17 @@ SIPREC_GROUP = 3  # recording clients ([siprec] clients): they may open recordin
 DISPATCH_SET = 1
 PEER_SET = 2  # other nodes' front doors: where calls overflow before failing open
 OVERFLOW_HEADER = "X-Gateway-Overflow"  # marks a call a peer node sent us: never sent on again
+
+
+class _KamailioTemplate(string.Template):
+    """Placeholders are %%{name}: Kamailio's own configuration language uses $ everywhere."""
+
+    delimiter = "%%"
+
+
+# The front door's configuration (kamailio.cfg.tmpl), filled by FrontDoor.render with values the
+# config loader validated and FrontDoor refuses to let out of their quotes.
+_TEMPLATE = _KamailioTemplate((Path(__file__).parent / "kamailio.cfg.tmpl").read_text(encoding="utf-8"))
 
 
 def module_path() -> str:
@@ -180,270 +192,32 @@ class FrontDoor:
             '    t_on_failure("PBX_FAIL");\n'
             '    if (!t_relay()) { send_reply("503", "Service Unavailable"); }\n    exit;'
         )
-        return f'''#!KAMAILIO
-# Rendered by the consent gateway's supervisor; edit the gateway's configuration instead.
-debug=2
-log_stderror=yes
-log_prefix="{{$mt $hdr(CSeq) $ci}} "
-children=2
-tcp_children=2
-listen=udp:{self.host}:{self.port}
-listen=tcp:{self.host}:{self.port}
-{self._tls_listen()}{self._siprec_listen()}server_signature=no
-user_agent_header="User-Agent: consent-gateway front door"
-mpath="{module_path()}"
-
-loadmodule "kex.so"
-loadmodule "corex.so"
-loadmodule "tm.so"
-loadmodule "tmx.so"
-loadmodule "sl.so"
-loadmodule "rr.so"
-loadmodule "pv.so"
-loadmodule "maxfwd.so"
-loadmodule "sanity.so"
-loadmodule "siputils.so"
-loadmodule "textops.so"
-loadmodule "xlog.so"
-loadmodule "ctl.so"
-loadmodule "htable.so"
-loadmodule "pike.so"
-loadmodule "permissions.so"
-loadmodule "dispatcher.so"
-loadmodule "sdpops.so"
-{self._tls_module()}
-modparam("ctl", "binrpc", "{self.ctl}")
-modparam("tm", "fr_timer", 3000)
-modparam("tm", "fr_inv_timer", 60000)
-modparam("rr", "enable_full_lr", 1)
-modparam("permissions", "address_file", "{self.rundir}/address.list")
-modparam("htable", "htable", "ipban=>size=8;autoexpire=300;")
-modparam("htable", "htable", "stats=>size=4;")
-# INVITEs each source has in flight (forwarded, not yet ACKed or refused), and the source of
-# each such call by Call-ID. Entries expire after Timer H (32 s) plus a margin, so a count
-# never sticks.
-modparam("htable", "htable", "pending=>size=8;autoexpire=40;")
-modparam("htable", "htable", "invsrc=>size=10;autoexpire=40;")
-modparam("pike", "sampling_time_unit", 2)
-modparam("pike", "reqs_density_per_unit", 40)
-modparam("pike", "remove_latency", 4)
-modparam("dispatcher", "list_file", "{self.rundir}/dispatcher.list")
-modparam("dispatcher", "ds_hash_size", 8)
-modparam("dispatcher", "flags", 2)
-modparam("dispatcher", "ds_ping_interval", 5)
-modparam("dispatcher", "ds_probing_mode", 1)
-modparam("dispatcher", "ds_ping_from", "sip:frontdoor@{self.host}")
-modparam("dispatcher", "ds_probing_threshold", 1)
-# Workers come and go (replacement, rolling restart): no throttling between list changes.
-modparam("dispatcher", "reload_delta", 0)
-
-request_route {{
-    if (!mf_process_maxfwd_header("10")) {{
-        sl_send_reply("483", "Too Many Hops");
-        exit;
-    }}
-    if (!sanity_check("17895", "7")) {{
-        xlog("L_WARN", "malformed request from $si dropped\\n");
-        exit;
-    }}
-    if ($ml > {self.max_message_bytes}) {{
-        xlog("L_WARN", "request of $ml bytes from $si refused: 513\\n");
-        if (!is_method("ACK")) {{
-            sl_send_reply("513", "Message Too Large");
-        }}
-        exit;
-    }}
-    if (!allow_source_address("{TRUSTED_GROUP}") && !allow_source_address("{WORKER_GROUP}")
-            && !allow_source_address("{SIPREC_GROUP}")) {{
-        xlog("L_WARN", "request from $si, which is not on the allowlist: 403\\n");
-        sl_send_reply("403", "Forbidden");
-        exit;
-    }}
-    # Only this front door vouches for what reaches the workers (telephony/door.py).
-    remove_hf("{DOOR_HEADER}");
-{self._siprec_rule()}
-    if (!allow_source_address("{WORKER_GROUP}") && $si != "{self.host}") {{
-        if ($sht(ipban=>$si) != $null) {{
-            exit;
-        }}
-        if (!pike_check_req()) {{
-            xlog("L_ALERT", "flood from $si: banned for 5 minutes\\n");
-            $sht(ipban=>$si) = 1;
-            exit;
-        }}
-    }}
-{self._sdes_rule()}
-    if (is_method("OPTIONS") && uri == myself) {{
-        sl_send_reply("200", "OK");
-        exit;
-    }}
-    if (has_totag()) {{
-        if (is_method("ACK")) {{
-            route(CONFIRMED);
-        }}
-        if (loose_route()) {{
-            if (is_method("BYE")) {{
-                ds_load_update();
-            }}
-            t_relay();
-            exit;
-        }}
-        if (is_method("ACK") && t_check_trans()) {{
-            t_relay();
-        }}
-        exit;
-    }}
-    if (is_method("CANCEL")) {{
-        if (t_check_trans()) {{
-            t_relay();
-        }}
-        exit;
-    }}
-    t_check_trans();
-    if (!is_method("INVITE")) {{
-        sl_send_reply("405", "Method Not Allowed");
-        exit;
-    }}
-    if ($cl > {self.max_sdp_bytes} && $avp(siprec) == $null) {{
-        xlog("L_WARN", "INVITE $ci from $si with a $cl-byte body refused: 488\\n");
-        sl_send_reply("488", "Not Acceptable Here");
-        exit;
-    }}
-    # More media descriptions ("m=" lines) than a call has: a worker's SIP stack would choke
-    # on dozens, and the call would then fail open to the PBX with that offer.
-    if ($cl > 0 && search_body("(^m=[^\\r\\n]*[\\r\\n]+([^\\r\\n]*[\\r\\n]+)*){{{self.max_media + 1}}}")) {{
-        xlog("L_WARN", "INVITE $ci from $si offers more than {self.max_media} media streams: 488\\n");
-        sl_send_reply("488", "Not Acceptable Here");
-        exit;
-    }}
-    if ($avp(siprec) != $null && $cl > 0 && search_body("^c=IN IP6")) {{
-        xlog("L_WARN", "recording session $ci from $si offers IPv6 media, which no worker can take: 488\n");
-        sl_send_reply("488", "IPv6 Media Not Supported");
-        exit;
-    }}
-    # A source may have only so many INVITEs unanswered or un-ACKed at once: a trunk that
-    # sends INVITEs and never ACKs the answers would otherwise hold every worker's call slots
-    # (for Timer H, 32 s each) and push real calls into fail-open.
-    if (!allow_source_address("{WORKER_GROUP}")) {{
-        if ($sht(pending=>$si) == $null) {{
-            $sht(pending=>$si) = 0;  # $shtinc adds to an existing item only
-        }}
-        if ($shtinc(pending=>$si) > {self.max_unconfirmed}) {{
-            $var(n) = $shtdec(pending=>$si);
-            xlog("L_WARN", "INVITE $ci from $si refused: too many unconfirmed calls from it: 503\\n");
-            append_to_reply("Retry-After: 5\\r\\n");
-            sl_send_reply("503", "Too Many Unconfirmed Calls");
-            exit;
-        }}
-        $sht(invsrc=>$ci) = $si;
-        t_on_reply("INVITE_REPLY");
-    }}
-    record_route();
-    # The workers' SIP stack (the pjsua2 wheel, built without IPv6) cannot take IPv6 media: such
-    # a call is put through unrecorded and flagged, as when no worker is free (a dual-stack
-    # softphone offers it over IPv4 signalling); a recording session is refused.
-    if ($cl > 0 && search_body("^c=IN IP6")) {{
-        xlog("L_WARN", "INVITE $ci from $si offers IPv6 media, which no worker can take: unrecorded\n");
-        route(FAILOPEN);
-    }}
-    # Calls go by load (two per worker, the dispatcher's maxload). Recording sessions hold one
-    # call leg, not two, so a worker takes up to four: they go round the workers regardless of
-    # the call load, and a worker without a free leg answers 486, which moves them on.
-    if ($avp(siprec) != $null) {{
-        if (!ds_select_dst("{DISPATCH_SET}", "4")) {{
-            route(NOWORKER);
-        }}
-    }} else if (!ds_select_dst("{DISPATCH_SET}", "10")) {{
-        route(NOWORKER);
-    }}
-    t_on_branch("TO_WORKER");
-    t_on_failure("WORKER_FAIL");
-    t_relay();
-    exit;
-}}
-
-{self._door_branch()}
-
-# The caller's ACK of a 2xx: its INVITE is no longer pending.
-route[CONFIRMED] {{
-    if ($sht(invsrc=>$ci) != $null) {{
-        $var(src) = $sht(invsrc=>$ci);
-        $sht(invsrc=>$ci) = $null;
-        $var(n) = $shtdec(pending=>$var(src));
-    }}
-}}
-
-# A final refusal (after any failover) ends the INVITE too: its ACK stays hop by hop.
-onreply_route[INVITE_REPLY] {{
-    if ($rs >= 300) {{
-        route(CONFIRMED);
-    }}
-    # RFC 7866: the recording server's Contact carries +sip.srs (pjsua cannot add it per call).
-    if ($avp(siprec) != $null && $rs >= 200 && $rs < 300 && !($ct =~ "[+]sip[.]srs")) {{
-        subst_hf("Contact", "/>/>;+sip.srs/", "f");
-    }}
-}}
-
-failure_route[WORKER_FAIL] {{
-    if (t_is_canceled()) {{
-        exit;
-    }}
-    if (t_check_status("486|500|503") || t_branch_timeout()) {{
-        if (ds_next_dst()) {{
-            t_on_branch("TO_WORKER");
-            t_on_failure("WORKER_FAIL");
-            t_relay();
-            exit;
-        }}
-        if ($avp(siprec) == $null) {{
-            ds_load_unset();
-        }}
-        route(NOWORKER);
-    }}
-}}
-
-# No worker of this node can take the call: a peer node's, else fail open (or closed). A call
-# a peer sent us is answered 503 instead, so that the peer tries its next peer or fails open
-# itself: a call crosses at most one node boundary.
-route[NOWORKER] {{
-    # A recording session never fails open: the call it records is not in this path.
-    if ($avp(siprec) != $null) {{
-        xlog("L_WARN", "recording session $ci: no worker free: 503\\n");
-        send_reply("503", "No Worker Free");
-        exit;
-    }}
-    if (is_present_hf("{OVERFLOW_HEADER}")) {{
-        xlog("L_WARN", "overflow call $ci from a peer: no worker free here either: 503\n");
-        send_reply("503", "No Worker Free");
-        exit;
-    }}
-{self._peer_route()}
-    route(FAILOPEN);
-}}
-
-failure_route[PEER_FAIL] {{
-    if (t_is_canceled()) {{
-        exit;
-    }}
-    if (t_check_status("403|486|500|503") || t_branch_timeout()) {{
-        if (ds_next_dst()) {{
-            t_on_failure("PEER_FAIL");
-            t_relay();
-            exit;
-        }}
-        route(FAILOPEN);
-    }}
-}}
-
-failure_route[PBX_FAIL] {{
-    xlog("L_WARN", "fail-open call $ci: the PBX answered $T_reply_code\\n");
-}}
-
-route[FAILOPEN] {{
-    $sht(stats=>failopen) = $sht(stats=>failopen) + 1;
-{fail_open}
-}}
-'''
+        return _TEMPLATE.substitute(
+            host=self.host,
+            port=self.port,
+            tls_listen=self._tls_listen(),
+            siprec_listen=self._siprec_listen(),
+            module_path=module_path(),
+            tls_module=self._tls_module(),
+            ctl=self.ctl,
+            rundir=self.rundir,
+            max_message_bytes=self.max_message_bytes,
+            trusted_group=TRUSTED_GROUP,
+            worker_group=WORKER_GROUP,
+            siprec_group=SIPREC_GROUP,
+            door_header=DOOR_HEADER,
+            siprec_rule=self._siprec_rule(),
+            sdes_rule=self._sdes_rule(),
+            max_sdp_bytes=self.max_sdp_bytes,
+            max_media_plus_one=self.max_media + 1,
+            max_media=self.max_media,
+            max_unconfirmed=self.max_unconfirmed,
+            dispatch_set=DISPATCH_SET,
+            door_branch=self._door_branch(),
+            overflow_header=OVERFLOW_HEADER,
+            peer_route=self._peer_route(),
+            fail_open=fail_open,
+        )
 
     def _door_branch(self) -> str:
         """The front door's key and the request's source, on the branches to this node's
