@@ -623,3 +623,33 @@ def test_a_nodes_worker_dials_the_pbx_and_takes_media_on_the_nodes_address(tmp_p
         assert abs(dominant_frequency(left) - 440) < 5 and abs(dominant_frequency(right) - 1000) < 5
     finally:
         lab.close()
+
+
+def test_retention_runs_once_per_node_in_the_supervisor(tmp_path: Path) -> None:
+    """Retention is the node's duty, not each worker's: one run at start, by the supervisor,
+    however many workers there are (app/duties.py)."""
+    import json
+    from datetime import UTC, datetime, timedelta
+
+    lab = CallLab(tmp_path, workers=2)
+    try:
+        then = (datetime.now(UTC) - timedelta(days=100)).isoformat(timespec="milliseconds")
+        old, held = lab.gw.record(1), lab.gw.record(1)
+        gw = lab.gw.open()
+        for rec in (old, held):
+            gw.index.update_recording(rec, started_at=then.replace("+00:00", "Z"))
+        assert lab.gw.run("hold", "add", held, "--reason", "complaint") == 0
+        lab.start_gateway()
+        supervisor = lab.node_status()["supervisor_pid"]
+        deadline = time.monotonic() + 15
+        while gw.index.get_recording(old).status != RecordingStatus.DELETED and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert gw.index.get_recording(old).status == RecordingStatus.DELETED
+        assert gw.index.get_recording(held).status == RecordingStatus.COMPLETE
+        time.sleep(3)  # long enough for every worker to have started and run what it runs
+        assert all(w["ready"] for w in lab.node_status()["workers"])
+        runs = [json.loads(line) for line in lab.gateway.stderr_lines if '"retention: ' in line]
+        assert [r["pid"] for r in runs] == [supervisor], runs
+        assert "deleted 1, kept 1 on hold" in runs[0]["msg"]
+    finally:
+        lab.close()
