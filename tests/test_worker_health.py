@@ -67,14 +67,14 @@ def test_the_pool_does_not_grow_while_a_worker_is_starved(tmp_path) -> None:
         async def start_worker(w) -> None:
             started.append(w.index)
 
-        node._start_worker = start_worker  # type: ignore[method-assign]
-        [w] = node.workers
+        node.pool.start_worker = start_worker  # type: ignore[method-assign]
+        [w] = node.pool.workers
         w.ready, w.slow = True, True
-        asyncio.run(node._size_pool())
-        assert started == [] and len(node.workers) == 1, "no growth while starved"
+        asyncio.run(node.pool.size())
+        assert started == [] and len(node.pool.workers) == 1, "no growth while starved"
         w.slow = False
         node.links.calls_on = lambda index: 2  # type: ignore[method-assign]  # both its calls taken
-        asyncio.run(node._size_pool())
+        asyncio.run(node.pool.size())
         assert started == [1], "it grows for capacity once the worker answers again"
     finally:
         gw.close()

@@ -70,7 +70,9 @@ def run(args: argparse.Namespace) -> int:
         async def main(stop: asyncio.Event) -> None:
             loop = asyncio.get_running_loop()
             loop.add_signal_handler(signal.SIGUSR1, node.request_rolling_restart)
-            loop.add_signal_handler(signal.SIGHUP, lambda: loop.run_in_executor(None, node.reload_tls))
+            loop.add_signal_handler(
+                signal.SIGHUP, lambda: loop.run_in_executor(None, node.kamailio.reload_tls)
+            )
             await node.run(stop)
 
         serve_until_signalled(main)
