@@ -7,6 +7,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -155,3 +156,41 @@ def test_two_nodes_appending_at_once_make_one_chain(pg_url: str) -> None:
     assert actors.count("node-a") == actors.count("node-b") == 150
     # They really interleaved: neither node's entries form one block.
     assert any(actors[i] != actors[i + 1] for i in range(10, 290))
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_both_backends_migrate_with_one_runner_and_audit_each_step(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """An index one schema behind (signing keys not yet published) is brought up to date at open,
+    on SQLite and on PostgreSQL alike, and the step is in the audit log on both (schema.py)."""
+    from gateway.storage import schema
+    from gateway.storage.index import SqliteIndex
+
+    def open_index() -> Any:
+        if backend == "sqlite":
+            return SqliteIndex(tmp_path / "index.sqlite3", create=True)
+        return PgIndex(request.getfixturevalue("pg_url"))
+
+    idx = open_index()
+    idx.add_signing_key("ab" * 16, "node-a", "PEM")
+    idx._q("DROP TABLE signing_keys")
+    idx._q("ALTER TABLE audit_checkpoints DROP COLUMN key")
+    idx._q("UPDATE meta SET value=? WHERE key='schema'", (str(schema.SCHEMA_VERSION - 1),))
+    idx.close()
+    idx = open_index()
+    try:
+        assert idx.schema_version() == schema.SCHEMA_VERSION
+        assert idx.signing_keys() == []
+        migrated = [(e.action, e.subject) for e in idx.audit_entries() if e.action == "index.migrated"]
+        assert migrated == [("index.migrated", str(schema.SCHEMA_VERSION))]
+        assert idx.verify_audit().ok
+    finally:
+        idx.close()
+    idx = open_index()  # up to date: nothing more happens
+    try:
+        assert [
+            (e.action, e.subject) for e in idx.audit_entries() if e.action == "index.migrated"
+        ] == migrated
+    finally:
+        idx.close()

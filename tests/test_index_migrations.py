@@ -10,8 +10,7 @@ import pytest
 
 from gateway import age
 from gateway.cli import exitcodes
-from gateway.storage import index as ix
-from gateway.storage import pii
+from gateway.storage import pii, schema
 from gateway.storage.index import RecordingStatus
 from tests.gw import GatewayUnderTest, make_gateway
 
@@ -65,7 +64,7 @@ def old_gateway(tmp_path: Path) -> GatewayUnderTest:
 
 def test_an_old_index_is_migrated_and_loses_its_lookup_hashes(old_gateway: GatewayUnderTest) -> None:
     gw = old_gateway.open()
-    assert gw.index.schema_version() == ix.SCHEMA_VERSION
+    assert gw.index.schema_version() == schema.SCHEMA_VERSION
     assert gw.index.get_recording("r1").status == RecordingStatus.COMPLETE
     assert gw.index.active_holds("r1")[0]["reason"] == "x"
     assert [c for c, _ in gw.index.encrypted_callers()] == ["c1"]
@@ -79,7 +78,7 @@ def test_an_old_index_is_migrated_and_loses_its_lookup_hashes(old_gateway: Gatew
     # Opening again migrates nothing more.
     old_gateway.open().close()
     migrations = [s for a, s in actions if a == "index.migrated"]
-    assert migrations == [str(v) for v in range(2, ix.SCHEMA_VERSION + 1)], "one entry per version"
+    assert migrations == [str(v) for v in range(2, schema.SCHEMA_VERSION + 1)], "one entry per version"
     after = [e.subject for e in old_gateway.open().index.audit_entries() if e.action == "index.migrated"]
     assert after == migrations
 

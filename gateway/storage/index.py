@@ -13,14 +13,14 @@ import sqlite3
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from . import audit
+from . import audit, schema
 from .audit import AuditEntry
 
 log = logging.getLogger(__name__)
@@ -224,99 +224,6 @@ class Index(ABC):
     def close(self) -> None: ...
 
 
-SCHEMA_VERSION = 7
-# The current schema, for a new index. An older one is brought here by MIGRATIONS.
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS calls (
-    id TEXT PRIMARY KEY, started_at TEXT NOT NULL, ended_at TEXT, route TEXT, caller_enc BLOB,
-    kind TEXT NOT NULL DEFAULT 'call', parties_enc BLOB, siprec TEXT);
-CREATE TABLE IF NOT EXISTS recordings (
-    id TEXT PRIMARY KEY, object_name TEXT NOT NULL UNIQUE, started_at TEXT NOT NULL,
-    status TEXT NOT NULL, call_id TEXT REFERENCES calls(id), origin TEXT NOT NULL,
-    media_type TEXT NOT NULL, sample_rate INTEGER, channels INTEGER, finished_at TEXT,
-    duration_s REAL, bytes INTEGER NOT NULL DEFAULT 0, sha256 TEXT, route TEXT,
-    retention_days INTEGER, error TEXT, source_enc BLOB, source_fingerprint TEXT, writer TEXT, signature TEXT,
-    key_enc BLOB);
-CREATE INDEX IF NOT EXISTS recordings_fingerprint ON recordings(source_fingerprint);
-CREATE INDEX IF NOT EXISTS recordings_call ON recordings(call_id);
-CREATE TABLE IF NOT EXISTS holds (
-    id INTEGER PRIMARY KEY, recording_id TEXT NOT NULL REFERENCES recordings(id), reason TEXT NOT NULL,
-    actor TEXT NOT NULL, created_at TEXT NOT NULL, released_at TEXT, released_by TEXT, release_reason TEXT);
-CREATE INDEX IF NOT EXISTS holds_recording ON holds(recording_id);
-CREATE TABLE IF NOT EXISTS consent_receipts (
-    call_id TEXT PRIMARY KEY REFERENCES calls(id), receipt TEXT NOT NULL, created_at TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS audit (
-    seq INTEGER PRIMARY KEY, ts TEXT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
-    subject TEXT NOT NULL, details TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL,
-    v INTEGER NOT NULL DEFAULT 1);
-CREATE TABLE IF NOT EXISTS audit_checkpoints (
-    seq INTEGER PRIMARY KEY, ts TEXT NOT NULL, hash TEXT NOT NULL, signature TEXT, key TEXT);
-CREATE TABLE IF NOT EXISTS signing_keys (
-    fingerprint TEXT PRIMARY KEY, node TEXT NOT NULL, public_pem TEXT NOT NULL, added_at TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS nodes (name TEXT PRIMARY KEY, status TEXT NOT NULL, heartbeat REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS audit_archive (source TEXT NOT NULL, n INTEGER NOT NULL, line TEXT NOT NULL,
-    PRIMARY KEY (source, n));
-"""
-
-SIPREC_MIGRATION = (
-    "recording sessions forked by a SIPREC client are calls of their own kind, with their "
-    "participants sealed and the client's identifiers (sip/siprec.py)",
-    "ALTER TABLE calls ADD COLUMN kind TEXT NOT NULL DEFAULT 'call';\n"
-    "ALTER TABLE calls ADD COLUMN parties_enc {BLOB};\n"
-    "ALTER TABLE calls ADD COLUMN siprec TEXT;",
-)
-SIGNERS_MIGRATION = (
-    "every node's signing key is published in the index and every checkpoint names its signer, so "
-    "that one node verifies what another signed (governance/signers.py)",
-    "CREATE TABLE signing_keys (fingerprint TEXT PRIMARY KEY, node TEXT NOT NULL, public_pem TEXT NOT NULL, "
-    "added_at TEXT NOT NULL);\nALTER TABLE audit_checkpoints ADD COLUMN key TEXT;",
-)
-# Version N's migration brings an index from N-1 to N. Each runs in one transaction.
-MIGRATIONS: dict[int, tuple[str, str]] = {
-    2: (
-        "caller numbers and legacy paths lose their keyed lookup hashes (a stolen index could be "
-        "brute-forced with the key beside it); legacy imports are matched by file fingerprint",
-        """
-CREATE TABLE calls_v2 (
-    id TEXT PRIMARY KEY, started_at TEXT NOT NULL, ended_at TEXT, route TEXT, caller_enc BLOB);
-INSERT INTO calls_v2 SELECT id, started_at, ended_at, route, caller_enc FROM calls;
-DROP TABLE calls;
-ALTER TABLE calls_v2 RENAME TO calls;
-CREATE TABLE recordings_v2 (
-    id TEXT PRIMARY KEY, object_name TEXT NOT NULL UNIQUE, started_at TEXT NOT NULL,
-    status TEXT NOT NULL, call_id TEXT REFERENCES calls(id), origin TEXT NOT NULL,
-    media_type TEXT NOT NULL, sample_rate INTEGER, channels INTEGER, finished_at TEXT,
-    duration_s REAL, bytes INTEGER NOT NULL DEFAULT 0, sha256 TEXT, route TEXT,
-    retention_days INTEGER, error TEXT, source_enc BLOB, source_fingerprint TEXT, writer TEXT, signature TEXT);
-INSERT INTO recordings_v2 SELECT id, object_name, started_at, status, call_id, origin, media_type, sample_rate,
-    channels, finished_at, duration_s, bytes, sha256, route, retention_days, error, source_enc, NULL, writer,
-    signature FROM recordings;
-DROP TABLE recordings;
-ALTER TABLE recordings_v2 RENAME TO recordings;
-CREATE INDEX recordings_fingerprint ON recordings(source_fingerprint);
-CREATE INDEX recordings_call ON recordings(call_id);
-ALTER TABLE audit ADD COLUMN v INTEGER NOT NULL DEFAULT 1;
-CREATE TABLE audit_checkpoints (
-    seq INTEGER PRIMARY KEY, ts TEXT NOT NULL, hash TEXT NOT NULL, signature TEXT);
-""",
-    ),
-    3: (
-        "a recording may have a key of its own, kept wrapped to the operators (crypto-shredding)",
-        "ALTER TABLE recordings ADD COLUMN key_enc BLOB;",
-    ),
-    4: (
-        "nodes sharing a PostgreSQL index publish their status (supervisor/cluster.py)",
-        "CREATE TABLE nodes (name TEXT PRIMARY KEY, status TEXT NOT NULL, heartbeat REAL NOT NULL);",
-    ),
-    5: (
-        "the audit chains of nodes migrated into this index are kept whole (storage/migrate.py)",
-        "CREATE TABLE audit_archive (source TEXT NOT NULL, n INTEGER NOT NULL, line TEXT NOT NULL, "
-        "PRIMARY KEY (source, n));",
-    ),
-    6: (SIPREC_MIGRATION[0], SIPREC_MIGRATION[1].replace("{BLOB}", "BLOB")),
-    7: SIGNERS_MIGRATION,
-}
 _RECORDING_COLUMNS = [f.name for f in fields(RecordingRow)]
 
 
@@ -331,6 +238,53 @@ class SqlIndex(Index):
 
     def _audit_transaction(self) -> Any:
         raise NotImplementedError
+
+    # -- the schema: one runner for both backends (schema.py) ---------------------------------
+
+    DIALECT: schema.Dialect
+    where: str  # how messages name this index
+
+    def schema_version(self) -> int:
+        raise NotImplementedError
+
+    def _migration_scope(self) -> AbstractContextManager[Any]:
+        """What the whole check-and-migrate runs under (PostgreSQL: one transaction holding the
+        migration lock, so that nodes starting together migrate once)."""
+        return nullcontext()
+
+    def _create(self, script: str) -> None:
+        raise NotImplementedError
+
+    def _apply(self, script: str, target: int) -> None:
+        """Run one migration's script and set the schema version to `target`, atomically."""
+        raise NotImplementedError
+
+    def _migrated(self) -> None:
+        """After migrations: what the backend does to leave nothing of the old schema behind."""
+
+    def migrate(self) -> None:
+        """Create the schema, or bring an older one up to date one version at a time, each step
+        logged and audited; refuse an index written by a newer gateway."""
+        done: list[tuple[int, str]] = []
+        with self._migration_scope():
+            version = self.schema_version()
+            if version > schema.SCHEMA_VERSION:
+                raise IndexAccessError(
+                    f"index {self.where} has schema {version}, newer than this gateway's "
+                    f"{schema.SCHEMA_VERSION}: run the newer gateway, or upgrade this one"
+                )
+            if version == 0:
+                self._create(schema.schema(self.DIALECT))
+                return
+            for target in range(max(version, self.DIALECT.first_version) + 1, schema.SCHEMA_VERSION + 1):
+                why, script = schema.migration(target, self.DIALECT)
+                self._apply(script, target)
+                log.warning("index %s migrated to schema %d: %s", self.where, target, why)
+                done.append((target, why))
+        for target, why in done:
+            self.append_audit("gateway", "index.migrated", str(target), {"from": target - 1, "why": why})
+        if done:
+            self._migrated()
 
     def add_call(self, call: CallRow) -> None:
         d = asdict(call)
@@ -571,8 +525,11 @@ class _SqliteResult:
 class SqliteIndex(SqlIndex):
     """SQLite in WAL mode with full synchronous writes; safe to share between threads."""
 
+    DIALECT = schema.SQLITE
+
     def __init__(self, path: str | Path, *, create: bool = False) -> None:
         self.path = Path(path)
+        self.where = str(self.path)
         if not create and not self.path.exists():
             raise IndexAccessError(f"index {self.path} does not exist (run `gateway init` first)")
         self._lock = threading.Lock()
@@ -583,7 +540,7 @@ class SqliteIndex(SqlIndex):
             # Deleted rows (a scrubbed number, an erased subject's receipt) are overwritten with
             # zeros, not left in free pages for a copy of the file to reveal.
             self._db.execute("PRAGMA secure_delete=ON")
-            self._migrate()
+            self.migrate()
             self._db.execute("PRAGMA foreign_keys=ON")
         except sqlite3.DatabaseError as e:
             raise IndexAccessError(f"cannot open index {self.path}: {e}") from e
@@ -616,40 +573,29 @@ class SqliteIndex(SqlIndex):
         row = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
         return int(row[0]) if row else 0
 
-    def _migrate(self) -> None:
-        """Create the schema, or bring an older one up to date, one version at a time; refuse
-        an index written by a newer gateway."""
-        version = self.schema_version()
-        if version > SCHEMA_VERSION:
-            raise IndexAccessError(
-                f"index {self.path} has schema {version}, newer than this gateway's "
-                f"{SCHEMA_VERSION}: run the newer gateway, or upgrade this one"
-            )
-        if version == 0:
-            self._db.executescript(SCHEMA)
-            self._db.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-            return
-        if version == 1:
+    def _create(self, script: str) -> None:
+        self._db.executescript(script)
+        self._db.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(schema.SCHEMA_VERSION),))
+
+    def _apply(self, script: str, target: int) -> None:
+        if target == 2:
             columns = {r[1] for r in self._db.execute("PRAGMA table_info(recordings)")}
-            if "signature" not in columns:  # indexes made before signing existed
+            if "signature" not in columns:  # schema 1 indexes made before signing existed
                 self._db.execute("ALTER TABLE recordings ADD COLUMN signature TEXT")
-        for target in range(version + 1, SCHEMA_VERSION + 1):
-            why, script = MIGRATIONS[target]
-            self._db.execute("PRAGMA foreign_keys=OFF")
-            try:
-                self._db.executescript(
-                    f"BEGIN IMMEDIATE;\n{script}\n"
-                    f"UPDATE meta SET value='{target}' WHERE key='schema';\nCOMMIT;"
-                )
-            except sqlite3.DatabaseError:
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
-                raise
-            problems = self._db.execute("PRAGMA foreign_key_check").fetchall()
-            if problems:
-                raise IndexAccessError(f"migration to schema {target} left {len(problems)} broken references")
-            log.warning("index %s migrated to schema %d: %s", self.path, target, why)
-            self.append_audit("gateway", "index.migrated", str(target), {"from": target - 1, "why": why})
+        self._db.execute("PRAGMA foreign_keys=OFF")
+        try:
+            self._db.executescript(
+                f"BEGIN IMMEDIATE;\n{script}\nUPDATE meta SET value='{target}' WHERE key='schema';\nCOMMIT;"
+            )
+        except sqlite3.DatabaseError:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise
+        problems = self._db.execute("PRAGMA foreign_key_check").fetchall()
+        if problems:
+            raise IndexAccessError(f"migration to schema {target} left {len(problems)} broken references")
+
+    def _migrated(self) -> None:
         # What the old schema held (keyed hashes) must not survive in free pages or the WAL.
         self._db.execute("VACUUM")
         self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")

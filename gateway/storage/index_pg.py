@@ -17,14 +17,8 @@ from typing import Any
 
 from ..config.values import redact_url
 from . import index as ix
-from .index import (
-    SCHEMA_VERSION,
-    SIGNERS_MIGRATION,
-    SIPREC_MIGRATION,
-    IndexAccessError,
-    IndexUnavailable,
-    SqlIndex,
-)
+from . import schema
+from .index import IndexAccessError, IndexUnavailable, SqlIndex
 
 log = logging.getLogger(__name__)
 
@@ -32,79 +26,6 @@ log = logging.getLogger(__name__)
 AUDIT_LOCK = 0x636F6E73656E7401
 MIGRATION_LOCK = 0x636F6E73656E7402
 USERS_LOCK = 0x636F6E73656E7403  # login attempts are counted one at a time
-
-SCHEMA_PG = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS calls (
-    id TEXT PRIMARY KEY, started_at TEXT NOT NULL, ended_at TEXT, route TEXT, caller_enc BYTEA,
-    kind TEXT NOT NULL DEFAULT 'call', parties_enc BYTEA, siprec TEXT);
-CREATE TABLE IF NOT EXISTS recordings (
-    id TEXT PRIMARY KEY, object_name TEXT NOT NULL UNIQUE, started_at TEXT NOT NULL,
-    status TEXT NOT NULL, call_id TEXT REFERENCES calls(id), origin TEXT NOT NULL,
-    media_type TEXT NOT NULL, sample_rate INTEGER, channels INTEGER, finished_at TEXT,
-    duration_s DOUBLE PRECISION, bytes BIGINT NOT NULL DEFAULT 0, sha256 TEXT, route TEXT,
-    retention_days INTEGER, error TEXT, source_enc BYTEA, source_fingerprint TEXT, writer TEXT,
-    signature TEXT, key_enc BYTEA);
-CREATE INDEX IF NOT EXISTS recordings_fingerprint ON recordings(source_fingerprint);
-CREATE INDEX IF NOT EXISTS recordings_call ON recordings(call_id);
-CREATE INDEX IF NOT EXISTS recordings_status ON recordings(status);
-CREATE TABLE IF NOT EXISTS holds (
-    id BIGSERIAL PRIMARY KEY, recording_id TEXT NOT NULL REFERENCES recordings(id), reason TEXT NOT NULL,
-    actor TEXT NOT NULL, created_at TEXT NOT NULL, released_at TEXT, released_by TEXT, release_reason TEXT);
-CREATE INDEX IF NOT EXISTS holds_recording ON holds(recording_id);
-CREATE TABLE IF NOT EXISTS consent_receipts (
-    call_id TEXT PRIMARY KEY REFERENCES calls(id), receipt TEXT NOT NULL, created_at TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS audit (
-    seq BIGINT PRIMARY KEY, ts TEXT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
-    subject TEXT NOT NULL, details TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL,
-    v INTEGER NOT NULL DEFAULT 1);
-CREATE TABLE IF NOT EXISTS audit_checkpoints (
-    seq BIGINT PRIMARY KEY, ts TEXT NOT NULL, hash TEXT NOT NULL, signature TEXT, key TEXT);
-CREATE TABLE IF NOT EXISTS signing_keys (
-    fingerprint TEXT PRIMARY KEY, node TEXT NOT NULL, public_pem TEXT NOT NULL, added_at TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS nodes (
-    name TEXT PRIMARY KEY, status TEXT NOT NULL, heartbeat DOUBLE PRECISION NOT NULL);
-CREATE TABLE IF NOT EXISTS audit_archive (source TEXT NOT NULL, n INTEGER NOT NULL, line TEXT NOT NULL,
-    PRIMARY KEY (source, n));
-{DASHBOARD}"""
-# The dashboard's accounts, login attempts and sessions, shared by every node's dashboard
-# (dashboard/users.py and sessions.py; on SQLite they live in secrets/users.sqlite3 instead).
-# A session is found by the SHA-256 of its token: the database never holds a usable cookie.
-DASHBOARD_PG = """
-CREATE TABLE IF NOT EXISTS users (
-    name TEXT PRIMARY KEY, role TEXT NOT NULL, hash TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL,
-    last_login DOUBLE PRECISION, generation INTEGER NOT NULL DEFAULT 0);
-CREATE TABLE IF NOT EXISTS logins (
-    name TEXT PRIMARY KEY, failures INTEGER NOT NULL DEFAULT 0,
-    locked_until DOUBLE PRECISION NOT NULL DEFAULT 0, last_attempt DOUBLE PRECISION NOT NULL DEFAULT 0);
-CREATE TABLE IF NOT EXISTS dashboard_sessions (
-    token_hash TEXT PRIMARY KEY, name TEXT NOT NULL, role TEXT NOT NULL, csrf TEXT NOT NULL,
-    created DOUBLE PRECISION NOT NULL, last_seen DOUBLE PRECISION NOT NULL, generation INTEGER NOT NULL,
-    watched_until DOUBLE PRECISION NOT NULL DEFAULT 0);
-"""
-SCHEMA_PG = SCHEMA_PG.replace("{DASHBOARD}", DASHBOARD_PG.lstrip("\n"))
-
-# Version N's migration brings a PostgreSQL index from N-1 to N (PostgreSQL support starts at
-# schema 2).
-MIGRATIONS_PG: dict[int, tuple[str, str]] = {
-    3: (
-        "a recording may have a key of its own, kept wrapped to the operators (crypto-shredding)",
-        "ALTER TABLE recordings ADD COLUMN key_enc BYTEA;",
-    ),
-    4: (
-        "nodes sharing the index publish their status (supervisor/cluster.py), and their dashboards "
-        "share accounts and sessions",
-        "CREATE TABLE nodes (name TEXT PRIMARY KEY, status TEXT NOT NULL, heartbeat DOUBLE PRECISION NOT NULL);"
-        + DASHBOARD_PG,
-    ),
-    5: (
-        "the audit chains of nodes migrated into this index are kept whole (storage/migrate.py)",
-        "CREATE TABLE audit_archive (source TEXT NOT NULL, n INTEGER NOT NULL, line TEXT NOT NULL, "
-        "PRIMARY KEY (source, n));",
-    ),
-    6: (SIPREC_MIGRATION[0], SIPREC_MIGRATION[1].replace("{BLOB}", "BYTEA")),
-    7: SIGNERS_MIGRATION,
-}
 
 
 def redact(url: str) -> str:
@@ -136,6 +57,8 @@ class PgIndex(SqlIndex):
     not an error yet (a worker starts, and journals, during an outage); the CLI is strict.
     """
 
+    DIALECT = schema.POSTGRESQL
+
     def __init__(self, url: str, *, connect_timeout_s: float = 5.0, lazy: bool = False) -> None:
         import psycopg
 
@@ -166,7 +89,7 @@ class PgIndex(SqlIndex):
             self._db = None
             raise IndexAccessError(f"cannot use the index at {self.where}: {_first_line(e)}") from None
         try:
-            self._migrate()
+            self.migrate()
         except psycopg.OperationalError as e:
             self._drop()
             raise IndexUnavailable(_first_line(e)) from None
@@ -249,24 +172,20 @@ class PgIndex(SqlIndex):
         row = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
         return int(row[0]) if row else 0
 
-    def _migrate(self) -> None:
+    @contextmanager
+    def _migration_scope(self) -> Iterator[None]:
         with self._db.transaction():
             self._db.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
-            version = self.schema_version()
-            if version > SCHEMA_VERSION:
-                raise IndexAccessError(
-                    f"index {self.where} has schema {version}, newer than this gateway's "
-                    f"{SCHEMA_VERSION}: run the newer gateway, or upgrade this one"
-                )
-            if version == 0:
-                self._db.execute(SCHEMA_PG)
-                self._db.execute("INSERT INTO meta VALUES ('schema', %s)", (str(SCHEMA_VERSION),))
-                return
-            for target in range(version + 1, SCHEMA_VERSION + 1):
-                why, script = MIGRATIONS_PG[target]
-                self._db.execute(script)
-                self._db.execute("UPDATE meta SET value=%s WHERE key='schema'", (str(target),))
-                log.warning("index %s migrated to schema %d: %s", self.where, target, why)
+            yield
+
+    def _create(self, script: str) -> None:
+        self._db.execute(script)
+        self._db.execute("INSERT INTO meta VALUES ('schema', %s)", (str(schema.SCHEMA_VERSION),))
+
+    def _apply(self, script: str, target: int) -> None:
+        # Inside the migration scope's transaction: every step commits together, or none does.
+        self._db.execute(script)
+        self._db.execute("UPDATE meta SET value=%s WHERE key='schema'", (str(target),))
 
     def close(self) -> None:
         with self._lock:
