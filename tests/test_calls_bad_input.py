@@ -111,6 +111,8 @@ def test_event_stream_follows_a_call_and_snapshots_live_calls(lab: CallLab) -> N
     assert started["caller_masked"].endswith("567") and "46701234" not in json.dumps(seen)
     snap = late()
     assert snap[0]["snapshot"] is True and snap[0]["call"] == started["call"]
+    # Then the worker's own last word: it is ready (what a node's supervisor waits for).
+    assert snap[1]["snapshot"] is True and snap[1]["type"] == "worker.started" and snap[1]["pid"] > 0
     assert [e["seq"] for e in seen] == sorted(e["seq"] for e in seen)
 
 

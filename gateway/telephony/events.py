@@ -1,7 +1,7 @@
 """Worker events as JSON lines on a Unix socket (format: docs/events.md).
 
-A subscriber connects and first receives a snapshot (the worker's own last event, started or
-draining, then the last event of every live call), then every event as it happens. A subscriber that falls behind by more than a bound is
+A subscriber connects and first receives a snapshot (the last event of every live call, then
+the worker's own last event, started or draining), then every event as it happens. A subscriber that falls behind by more than a bound is
 disconnected rather than allowed to slow the worker.
 
 The same socket is the worker's control channel: a subscriber may send one JSON object a line,
@@ -62,10 +62,10 @@ class EventBus:
             os.umask(old)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self._worker is not None:
-            writer.write(self._line({**self._worker, "snapshot": True}))
         for event in list(self._live.values()):
             writer.write(self._line({**event, "snapshot": True}))
+        if self._worker is not None:
+            writer.write(self._line({**self._worker, "snapshot": True}))
         self._clients.add(writer)
         try:
             while True:
