@@ -108,7 +108,7 @@ class Recorder:
         self._discard_requested = False
         self._wake: Callable[[], None] = lambda: None  # set by the engine
         # Called on the engine thread after each durable append with (bytes sealed so far,
-        # SHA-256 of those bytes): the writer's own record of what it committed (service.py).
+        # SHA-256 of those bytes): the writer's own record of what it committed (app/recordings.py).
         self.on_sealed: Callable[[int, str], None] | None = None
         self.error: str | None = None
         self.state = "recording"

@@ -159,7 +159,7 @@ class PgIndex(SqlIndex):
 
     def query(self, sql: str, params: tuple[Any, ...] = ()) -> tuple[list[tuple[Any, ...]], int]:
         """One statement (`?` placeholders): its rows and rowcount. For the dashboard's
-        accounts and sessions, which share this database (dashboard/users_pg.py)."""
+        accounts and sessions, which share this database (accounts/users_pg.py)."""
         result = self._q(sql, params)
         return result.rows, result.rowcount
 
