@@ -13,9 +13,7 @@ is over through `on_ended`. Its state and its recording's state change through o
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -29,12 +27,13 @@ from ..consent.machine import Confirm, ConsentMachine, Decide, Decision, Mode, S
 from ..consent.machine import State as ConsentStep
 from ..sip.dtmf import DtmfMethod, OnceOnly
 from ..sip.message import Invite, quoted_display
-from ..sip.tones import ToneDetector
 from ..storage import pii
 from ..storage.index import CallRow
+from .keys import InbandKeys
 from .media import PcmSource, Tap, ringback, tone
-from .prompts import MENU, Prompt
-from .session import CallServices, InbandListener, Session, masked
+from .player import PromptPlayer, played
+from .prompts import MENU
+from .session import CallServices, Session, masked
 
 log = logging.getLogger(__name__)
 
@@ -87,19 +86,6 @@ class Leg(pj.Call):
         if self.session is not None:
             via = DtmfMethod.INFO if prm.method == pj.PJSUA_DTMF_METHOD_SIP_INFO else DtmfMethod.RFC4733
             self.session.on_digit(self, prm.digit, via)
-
-
-def played(prompt: Prompt, heard_bytes: int) -> rc.PromptPlayed:
-    """What a receipt says of a prompt the caller heard `heard_bytes` of."""
-    pcm = prompt.pcm[: max(0, min(heard_bytes, len(prompt.pcm)))]
-    return rc.PromptPlayed(
-        prompt.id,
-        prompt.version,
-        prompt.language,
-        prompt.sha256,
-        int(len(pcm) / 2 / prompt.rate * 1000),
-        hashlib.sha256(pcm).hexdigest(),
-    )
 
 
 class SequenceMatcher:
@@ -155,13 +141,10 @@ class CallSession(Session):
         if self.menu_keys:
             self.state, self.chosen_by = CallState.MENU, LanguageChoice.PENDING
         self.menu_key: str | None = None
-        self.heard: list[rc.PromptPlayed] = []  # every prompt the caller heard, in order
-        self._clip: Prompt | None = None  # the prompt playing now, if any
         self._menu_next = 0
         self._menu_started = False
         self._machine_for(self.language, 0.0)
         self.once = OnceOnly()  # a key that arrives as an event and as tones counts once
-        self._listeners: dict[int, InbandListener] = {}  # by tap channel: 0 caller, 1 helpline
         self.helpline_keys = SequenceMatcher(
             {cfg.calls.pause_sequence: "pause", cfg.calls.resume_sequence: "resume"}
         )
@@ -170,13 +153,14 @@ class CallSession(Session):
         self.slot = services.take_slot()
         self.source: PcmSource = self.slot.source
         self.taps: list[Tap] = []  # the slot's taps, once recording starts
+        # What the caller hears (prompt player) and the keys heard as tones (key listener).
+        self.player = PromptPlayer(self.source, self.prompts, lambda: self.caller.audio)
+        self.keys = InbandKeys(self.slot.taps, services.clock_rate, self._leg_audio)
         if route.dtmf.listens_inband:
             for channel in (0, 1):
                 self._listen(channel)
         self.notice_played_bytes = 0
         self._poll: asyncio.Task[None] | None = None
-        self._after_clip: Callable[[], None] | None = None
-        self._clip_waiting = asyncio.Event()
         self._dial_when_confirmed = False
         self._notice_started = False
 
@@ -207,34 +191,10 @@ class CallSession(Session):
     ) -> None:
         """Play a prompt (or raw PCM) to the caller; call `then` when it has finished. A prompt
         is in the call's language unless `language` says otherwise."""
-        self._close_clip()
-        if prompt_id is not None:
-            self._clip = self.prompts.get(prompt_id, language or self.language)
-            pcm = self._clip.pcm
-        self.source.play(pcm or b"", prompt_id or "tone", loop)
-        self._after_clip = then
-        if then is not None:
-            self._clip_waiting.set()  # the poll watches for this clip's end
-        if self.caller.audio is not None:
-            self.source.startTransmit(self.caller.audio)
-
-    def _close_clip(self) -> None:
-        """Note how much of the prompt playing now the caller heard, before anything replaces it."""
-        clip, self._clip = self._clip, None
-        if clip is None or self.source is None:
-            return
-        heard = self.source.played_bytes if self.source.clip_id == clip.id else len(clip.pcm)
-        self.heard.append(played(clip, heard))
+        self.player.play(prompt_id, then, language=language or self.language, pcm=pcm, loop=loop)
 
     def stop_playing(self) -> None:
-        self._after_clip = None
-        self._close_clip()
-        self.source.stop()
-        if self.caller.audio is not None:
-            try:
-                self.source.stopTransmit(self.caller.audio)
-            except pj.Error:
-                pass
+        self.player.stop()
 
     async def _poll_clips(self) -> None:
         """Notice the end of a clip (set on the clock thread) from the loop: every 20 ms while a
@@ -243,14 +203,7 @@ class CallSession(Session):
         loop = self.loop
         next_progress = loop.time() + 1.0
         while not self.ended:
-            if self._after_clip is None:
-                self._clip_waiting.clear()
-                try:
-                    await asyncio.wait_for(self._clip_waiting.wait(), max(0.0, next_progress - loop.time()))
-                except TimeoutError:
-                    pass
-            else:
-                await asyncio.sleep(0.02)
+            await self.player.wait(next_progress - loop.time())
             if self.ended:
                 break
             progress_due = loop.time() >= next_progress
@@ -263,8 +216,8 @@ class CallSession(Session):
                     duration_s=round(self.recorder.duration_s, 1),
                     frames_overflowed=self.recorder.stats.frames_overflowed,
                 )
-            if self.source.finished and self._after_clip is not None:
-                then, self._after_clip = self._after_clip, None
+            then = self.player.finished()
+            if then is not None:
                 self._guard(then)()
 
     # -- start -------------------------------------------------------------------------------
@@ -305,14 +258,14 @@ class CallSession(Session):
     # -- pjsua events --------------------------------------------------------------------------
 
     def on_leg_media(self, leg: Leg, hold_changed: bool = False) -> None:
-        if leg is self.caller and 0 in self._listeners and leg.audio is not None:
+        if leg is self.caller and self.keys.listening(0) and leg.audio is not None:
             leg.audio.startTransmit(self.slot.taps[0])  # the caller's keys, from the notice on
         if leg is self.caller and self.state == CallState.MENU:
             if not self._menu_started:
                 self._menu_started = True
                 self._menu_option()
-            elif self.caller.audio is not None:
-                self.source.startTransmit(self.caller.audio)
+            else:
+                self.player.connect()
         if (
             leg is self.caller
             and self.state in (CallState.NOTICE, CallState.DECIDING)
@@ -320,8 +273,8 @@ class CallSession(Session):
         ):
             if not self._notice_started:
                 self._begin_notice()
-            elif self.caller.audio is not None:
-                self.source.startTransmit(self.caller.audio)
+            else:
+                self.player.connect()
         if self.state == CallState.BRIDGED:
             self._connect_media()  # a re-INVITE rebuilt the stream: reconnect bridge and taps
             if hold_changed:
@@ -362,27 +315,15 @@ class CallSession(Session):
 
     # -- in-band keys ------------------------------------------------------------------------
 
-    def _listen(self, channel: int) -> None:
-        tap = self.slot.taps[channel]
-        rate = self.services.clock_rate
-        listener = InbandListener(deque(maxlen=100), ToneDetector(rate), rate=rate)
-        self._listeners[channel] = listener
-        tap.inband = listener.queue
+    def _leg_audio(self, channel: int) -> pj.AudioMedia | None:
         leg = self.caller if channel == 0 else self.pbx
-        if leg is not None and leg.audio is not None and (channel == 0 or self.state == CallState.BRIDGED):
-            leg.audio.startTransmit(tap)
+        return leg.audio if leg is not None else None
+
+    def _listen(self, channel: int) -> None:
+        self.keys.listen(channel, connect=channel == 0 or self.state == CallState.BRIDGED)
 
     def _stop_listening(self, channel: int) -> None:
-        if self._listeners.pop(channel, None) is None:
-            return
-        tap = self.slot.taps[channel]
-        tap.inband = None
-        leg = self.caller if channel == 0 else self.pbx
-        if tap.recorder is None and leg is not None and leg.audio is not None:
-            try:
-                leg.audio.stopTransmit(tap)
-            except pj.Error:
-                pass
+        self.keys.stop(channel)
 
     def _update_listening(self) -> None:
         """Listen only while a key can still matter: the caller's until the decision (and,
@@ -401,24 +342,21 @@ class CallSession(Session):
 
     @property
     def listening_inband(self) -> bool:
-        return bool(self._listeners) and not self.ended
+        return self.keys.listening() and not self.ended
 
     def poll_inband(self) -> None:
         """Run the tone detector over the audio the taps queued since the last turn (called
         by the worker's loop every INBAND_POLL_S, on its thread)."""
-        if not self._listeners or self.ended:
+        if not self.keys.listening() or self.ended:
             return
-        for channel, listener in list(self._listeners.items()):
-            if not listener.queue:
-                continue
+        for channel, digit, t in self.keys.drain(self.t()):
             leg = self.caller if channel == 0 else self.pbx
-            for digit, t in listener.drain(self.t()):
-                if leg is not None and not self.ended:
-                    try:
-                        self._digit_from(leg, digit, DtmfMethod.INBAND, t)
-                    except Exception:
-                        log.exception("call %s: in-band key handling failed", self.id)
-                        self.hangup_all(500)
+            if leg is not None and not self.ended:
+                try:
+                    self._digit_from(leg, digit, DtmfMethod.INBAND, t)
+                except Exception:
+                    log.exception("call %s: in-band key handling failed", self.id)
+                    self.hangup_all(500)
 
     def _digit_from(self, leg: Leg, digit: str, via: DtmfMethod, t: float) -> None:
         if not self.route.dtmf.accepts(via):
@@ -470,8 +408,9 @@ class CallSession(Session):
 
     def _note_notice_progress(self) -> None:
         """Remember how much of the notice went out, while the notice is still the clip playing."""
-        if self.source.clip_id == self.notice.id:
-            self.notice_played_bytes = self.source.played_bytes
+        progress = self.player.progress_of(self.notice.id)
+        if progress is not None:
+            self.notice_played_bytes = progress
 
     def _deadline(self) -> None:
         self._apply(self.machine.on_tick(self.t()))
@@ -757,15 +696,8 @@ class CallSession(Session):
                 list(self.route.languages),
                 self.menu_key,
             ),
-            heard=[*self.heard, *([self._clip_so_far()] if self._clip is not None else [])],
+            heard=self.player.heard_so_far(),
         )
-
-    def _clip_so_far(self) -> rc.PromptPlayed:
-        """The prompt still playing, as heard so far (for a receipt written mid-prompt)."""
-        clip = self._clip
-        assert clip is not None
-        heard = self.source.played_bytes if self.source is not None and self.source.clip_id == clip.id else 0
-        return played(clip, heard)
 
     def destroy(self) -> None:
         """Drop the call's pjsua2 objects and give its media slot back; called on the pjsua
@@ -781,5 +713,6 @@ class CallSession(Session):
                 leg.session = None  # type: ignore[assignment]
         self.slot = None  # type: ignore[assignment]
         self.source = None  # type: ignore[assignment]
+        self.player.release()
         self.caller = None  # type: ignore[assignment]
         self.pbx = None
