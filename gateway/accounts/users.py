@@ -23,6 +23,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from ..storage.spool import ensure_private_dir
+from ..storage.sqlitetx import immediate
 
 ROLES = ("viewer", "supervisor", "auditor", "admin")
 # What each role may do. Everyone who can log in sees the live view.
@@ -149,14 +150,8 @@ class UserStore:
     def _transaction(self) -> Iterator[Any]:
         """One transaction that no other process's attempt interleaves with; yields something
         with `execute(sql, params)` (`?` placeholders)."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with immediate(self._db, self._lock) as db:
+            yield db
 
     def close(self) -> None:
         self._db.close()

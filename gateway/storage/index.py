@@ -22,6 +22,7 @@ from typing import Any
 
 from . import audit, schema
 from .audit import AuditEntry
+from .sqlitetx import immediate
 
 log = logging.getLogger(__name__)
 
@@ -554,15 +555,8 @@ class SqliteIndex(SqlIndex):
 
     @contextmanager
     def _audit_transaction(self) -> Iterator[Any]:
-        with self._lock:
-            # IMMEDIATE takes the database's write lock before anything is read.
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with immediate(self._db, self._lock) as db:
+            yield db
 
     def schema_version(self) -> int:
         has_meta = self._db.execute(
