@@ -22,7 +22,7 @@ from pathlib import Path
 from gateway import age
 from gateway.app.gateway import Gateway
 from gateway.cli import main as cli
-from gateway.storage.index import RecordingRow, RecordingStatus, utcnow
+from gateway.storage.rows import RecordingRow, RecordingStatus, utcnow
 
 
 def cpu() -> float:

@@ -26,7 +26,8 @@ from gateway import age  # noqa: E402
 from gateway.config import NumbersConfig  # noqa: E402
 from gateway.governance import subject  # noqa: E402
 from gateway.storage import pii  # noqa: E402
-from gateway.storage.index import CallRow, SqliteIndex  # noqa: E402
+from gateway.storage.index import SqliteIndex
+from gateway.storage.rows import CallRow
 
 SUBJECT = "+46701234567"
 _recipients: list[age.Recipient] = []

@@ -12,7 +12,7 @@ from gateway.app.gateway import Gateway
 from gateway.cli import main
 from gateway.recording.recorder import RecorderEngine
 from gateway.storage import pii
-from gateway.storage.index import CallRow, utcnow
+from gateway.storage.rows import CallRow, utcnow
 from tests.audio import frames, tone
 
 

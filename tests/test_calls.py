@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 
 from gateway import age
-from gateway.storage import index as ix
-from gateway.storage.index import RecordingStatus
+from gateway.storage.rows import RecordingRow, RecordingStatus
 from tests.audio import dominant_frequency, split_channels
 from tests.calls import CallLab
 from tests.tlscerts import TestCA
@@ -17,7 +16,7 @@ from tests.tlscerts import TestCA
 pytestmark = pytest.mark.slow
 
 
-def decrypt(lab: CallLab, rec: ix.RecordingRow) -> tuple[np.ndarray, np.ndarray]:
+def decrypt(lab: CallLab, rec: RecordingRow) -> tuple[np.ndarray, np.ndarray]:
     gw = lab.gw.open()
     with gw.store.open(rec.object_name) as f:
         plain = age.AgeReader(f, age.load_identity_file(lab.gw.key)).read_all()

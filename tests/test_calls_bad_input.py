@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from gateway.cli import exitcodes, main
-from gateway.storage.index import RecordingStatus
+from gateway.storage.rows import RecordingStatus
 from gateway.telephony.events import follow
 from tests.calls import CallLab
 

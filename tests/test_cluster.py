@@ -21,8 +21,8 @@ from gateway.accounts.sessions import SessionBook, session_key
 from gateway.accounts.sessions_pg import TOUCH_EVERY_S, PgSessions
 from gateway.accounts.users_pg import PgUserStore
 from gateway.config import DashboardConfig
-from gateway.storage.index import CallRow, RecordingRow, utcnow
 from gateway.storage.index_pg import PgIndex
+from gateway.storage.rows import CallRow, RecordingRow, utcnow
 from gateway.supervisor import channel
 from gateway.supervisor.channel import Channel, ChannelError
 from gateway.supervisor.cluster import CHANNEL, Cluster, vouch_by_sessions

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from gateway.storage.index import RecordingStatus
+from gateway.storage.rows import RecordingStatus
 from tests.calls import CallLab
 
 pytestmark = pytest.mark.slow

@@ -13,7 +13,7 @@ from gateway import age
 from gateway.age import format as fmt
 from gateway.app import retention
 from gateway.recording.recorder import RecorderEngine
-from gateway.storage.index import RecordingStatus
+from gateway.storage.rows import RecordingStatus
 from gateway.storage.s3 import TieredStore
 from tests import s3
 from tests.gw import make_gateway, new_call

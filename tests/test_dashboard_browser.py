@@ -19,7 +19,7 @@ import pytest
 
 from gateway import age
 from gateway.recording import wav
-from gateway.storage.index import RecordingStatus
+from gateway.storage.rows import RecordingStatus
 from tests.calls import ROOT, CallLab
 from tests.conftest import require_tool
 

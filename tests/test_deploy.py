@@ -18,7 +18,7 @@ import pytest
 from gateway import age
 from gateway.config import load
 from gateway.storage import index as ix
-from gateway.storage.index import RecordingStatus
+from gateway.storage.rows import RecordingStatus
 from gateway.telephony.net import free_port, free_port_run
 from tests.audio import dominant_frequency, split_channels
 from tests.calls import ROOT, Proc

@@ -16,9 +16,8 @@ import pytest
 
 from gateway import age
 from gateway.cli import exitcodes
-from gateway.storage import index as ix
 from gateway.storage import pii
-from gateway.storage.index import RecordingStatus
+from gateway.storage.rows import CallRow, RecordingStatus, utcnow
 from tests.audio import dominant_frequency
 from tests.gw import GatewayUnderTest, make_gateway
 
@@ -186,7 +185,7 @@ def test_parallel_search_finds_the_same_calls(tgw: GatewayUnderTest) -> None:
     sealed = {n: pii.seal_value(n, recipients) for n in ("+46701234567", "+46702222222", "0701234567")}
     for i in range(3 * subject.PARALLEL_FROM // 2):
         number = list(sealed)[i % 3]
-        gw.index.add_call(ix.CallRow(f"c{i:06d}", ix.utcnow(), caller_enc=sealed[number]))
+        gw.index.add_call(CallRow(f"c{i:06d}", utcnow(), caller_enc=sealed[number]))
     identities = age.load_identity_file(tgw.key)
     numbering = NumbersConfig(country_code="46")
     one = subject.matching_calls(gw.index, identities, "+46701234567", numbering, processes=1)
@@ -352,7 +351,7 @@ def test_every_participant_of_a_siprec_session_is_found_exported_and_erased(
 ) -> None:
     """A recording session's participants are looked up like callers: by the operator's
     identity, in E.164 form, and forgotten by erasure."""
-    from gateway.storage.index import CallRow, utcnow
+    from gateway.storage.rows import CallRow, utcnow
 
     gw = tgw.open()
     recipients = gw.config.recording.recipients

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gateway.storage.index import RecordingStatus
+from gateway.storage.rows import RecordingStatus
 from simphone.phone import dtmf_tones
 from tests.calls import CallLab
 from tests.pcapgen import write_rtp_pcap

@@ -13,8 +13,9 @@ import pytest
 
 from gateway.storage import audit
 from gateway.storage import index as ix
-from gateway.storage.index import CallRow, IndexAccessError, RecordingRow, RecordingStatus, SqliteIndex
+from gateway.storage.index import IndexAccessError, SqliteIndex
 from gateway.storage.index_pg import PgIndex, redact
+from gateway.storage.rows import CallRow, RecordingRow, RecordingStatus
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -11,7 +11,7 @@ import pytest
 from gateway import age
 from gateway.cli import exitcodes
 from gateway.storage import pii, schema
-from gateway.storage.index import RecordingStatus
+from gateway.storage.rows import RecordingStatus
 from tests.gw import GatewayUnderTest, make_gateway
 
 # The schema of gateways before version 2, as they wrote it.

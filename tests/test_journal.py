@@ -7,8 +7,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from gateway.storage.index import CallRow, SqliteIndex, utcnow
+from gateway.storage.index import SqliteIndex
 from gateway.storage.journal import Journal, JournaledIndex
+from gateway.storage.rows import CallRow, utcnow
 
 
 def test_replay_runs_only_journalled_writes(tmp_path: Path) -> None:

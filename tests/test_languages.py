@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from gateway.consent.language import LanguageChoice, language_from_header
-from gateway.storage.index import RecordingStatus
+from gateway.storage.rows import RecordingStatus
 from gateway.telephony import prompts as pr
 from tests.calls import CallLab
 from tests.prompts_fixture import LANGUAGE_FREQ, write_prompts

@@ -13,8 +13,7 @@ from gateway import age
 from gateway.app.legacy import LegacyImporter
 from gateway.cli import exitcodes
 from gateway.recording import wav
-from gateway.storage import index as ix
-from gateway.storage.index import RecordingStatus
+from gateway.storage.rows import RecordingRow, RecordingStatus
 from gateway.storage.store import StoreError
 from tests.gw import GatewayUnderTest, make_gateway
 from tests.harness.plaintext import canary_pcm, find_plaintext, non_age_files, traced_run
@@ -62,7 +61,7 @@ def tgw(tmp_path: Path) -> GatewayUnderTest:
     return make_gateway(tmp_path)
 
 
-def legacy_rows(tgw: GatewayUnderTest) -> dict[str, ix.RecordingRow]:
+def legacy_rows(tgw: GatewayUnderTest) -> dict[str, RecordingRow]:
     gw = tgw.open()
     key = age.load_identity_file(tgw.key)
     return {

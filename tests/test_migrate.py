@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from gateway.accounts.users import UserStore
-from gateway.storage.index import RecordingStatus
+from gateway.storage.rows import RecordingStatus
 from gateway.telephony.net import free_port
 from tests import s3
 from tests.gw import make_gateway

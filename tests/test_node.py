@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from gateway import age
-from gateway.storage.index import RecordingStatus
+from gateway.storage.rows import RecordingStatus
 from tests.audio import dominant_frequency, split_channels
 from tests.calls import CallLab
 from tests.conftest import require_tool

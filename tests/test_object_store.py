@@ -15,7 +15,7 @@ import pytest
 
 from gateway.app import retention
 from gateway.recording.recorder import RecorderEngine
-from gateway.storage.index import RecordingStatus
+from gateway.storage.rows import RecordingStatus
 from gateway.storage.s3 import S3Store, TieredStore
 from gateway.storage.store import OBJECT_NAME, ObjectNotFound, StoreError, new_object_name
 from tests import s3

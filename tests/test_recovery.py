@@ -17,7 +17,7 @@ from gateway.age.stream import CHUNK_SIZE
 from gateway.cli import exitcodes
 from gateway.recording import wav
 from gateway.recording.recorder import RecorderEngine
-from gateway.storage.index import RecordingStatus
+from gateway.storage.rows import RecordingStatus
 from tests.audio import dominant_frequency, frames, tone
 from tests.gw import GatewayUnderTest, make_gateway, new_call
 

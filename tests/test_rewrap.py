@@ -18,7 +18,7 @@ from gateway import age
 from gateway.age import format as fmt
 from gateway.cli import exitcodes, main
 from gateway.recording import keys
-from gateway.storage.index import RecordingStatus
+from gateway.storage.rows import RecordingStatus
 from tests import s3
 from tests.audio import dominant_frequency
 from tests.gw import make_gateway

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from gateway import age
-from gateway.storage.index import RecordingStatus
+from gateway.storage.rows import RecordingStatus
 from tests.audio import split_channels
 from tests.calls import CallLab, Proc, free_port
 from tests.conftest import require_tool

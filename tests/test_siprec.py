@@ -13,7 +13,7 @@ import pytest
 
 from gateway import age
 from gateway.storage import pii
-from gateway.storage.index import RecordingStatus
+from gateway.storage.rows import RecordingStatus
 from gateway.telephony.net import free_port
 from tests.audio import dominant_frequency
 from tests.calls import CallLab

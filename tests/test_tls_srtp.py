@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from gateway.storage.index import RecordingStatus
+from gateway.storage.rows import RecordingStatus
 from gateway.telephony.net import free_port
 from tests.audio import dominant_frequency
 from tests.calls import CallLab, Proc

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.storage.index import RecordingStatus
+from gateway.storage.rows import RecordingStatus
 from tests import s3
 from tests.calls import CallLab
 from tests.conftest import require_tool

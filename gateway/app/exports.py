@@ -14,7 +14,8 @@ from .. import age
 from ..errors import GatewayError, NotFoundError
 from ..recording import export as ex
 from ..recording import keys
-from ..storage.index import NotFound, RecordingRow, RecordingStatus
+from ..storage.index import NotFound
+from ..storage.rows import RecordingRow, RecordingStatus
 from .gateway import Gateway
 
 

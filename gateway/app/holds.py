@@ -5,7 +5,8 @@ the store keeps Object Lock."""
 from __future__ import annotations
 
 from ..errors import NotFoundError
-from ..storage.index import NotFound, RecordingRow, RecordingStatus
+from ..storage.index import NotFound
+from ..storage.rows import RecordingRow, RecordingStatus
 from .gateway import Gateway
 
 

@@ -22,10 +22,10 @@ from typing import Any
 
 from .. import age
 from ..recording import keys, signing, wav
-from ..storage import index as ix
 from ..storage import pii
-from ..storage.index import Index, RecordingRow, RecordingStatus
+from ..storage.index import Index
 from ..storage.liveness import process_token, writer_is_gone
+from ..storage.rows import RecordingRow, RecordingStatus, utcnow
 from ..storage.spool import fsync_dir
 from ..storage.store import ObjectNotFound, Store
 from . import holds
@@ -341,7 +341,7 @@ class LegacyImporter:
         self.index.update_recording(
             rec_id,
             status=RecordingStatus.COMPLETE,
-            finished_at=ix.utcnow(),
+            finished_at=utcnow(),
             bytes=w.ciphertext_bytes,
             sha256=sha.hexdigest(),
             duration_s=duration,

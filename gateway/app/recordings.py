@@ -20,8 +20,9 @@ from ..consent import receipt as rc
 from ..recording import keys, signing
 from ..recording.recorder import Recorder, RecorderEngine, RecordingResult
 from ..storage import index as ix
-from ..storage.index import Index, IndexUnavailable, RecordingRow, RecordingStatus, utcnow
+from ..storage.index import Index, IndexUnavailable
 from ..storage.liveness import process_token, writer_is_gone
+from ..storage.rows import RecordingRow, RecordingStatus, utcnow
 from ..storage.store import ObjectNotFound, Store, StoreError
 
 log = logging.getLogger(__name__)

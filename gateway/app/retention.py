@@ -6,7 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from ..storage.index import Index, RecordingRow, RecordingStatus, utcnow
+from ..storage.index import Index
+from ..storage.rows import RecordingRow, RecordingStatus, utcnow
 from ..storage.store import ObjectNotFound, Store, StoreError
 
 KEPT_STATUSES = (RecordingStatus.COMPLETE, RecordingStatus.TRUNCATED, RecordingStatus.INCOMPLETE)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from .. import age
 from ..errors import GatewayError, StorageError
 from ..storage import pii
-from ..storage.index import RecordingRow, RecordingStatus
+from ..storage.rows import RecordingRow, RecordingStatus
 from ..storage.store import StoreError
 from .gateway import Gateway
 

@@ -29,7 +29,7 @@ from ..app.gateway import Gateway
 from ..app.runtime import harden_process
 from ..callevents import CallState, EventType, RecordingState
 from ..recording import wav
-from ..storage.index import RecordingStatus
+from ..storage.rows import RecordingStatus
 from ..telephony.events import follow
 from ..telephony.net import free_port, free_port_run
 from . import init

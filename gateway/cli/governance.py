@@ -14,8 +14,8 @@ from ..app.gateway import Gateway
 from ..app.runtime import harden_process
 from ..errors import GatewayError, NotFoundError
 from ..governance.subject import SubjectRecords
-from ..storage import index as ix
 from ..storage import pii
+from ..storage.rows import RecordingRow
 from . import actor, load_identities, open_gateway
 from .exitcodes import EXIT_STORAGE
 from .output import printable
@@ -91,7 +91,7 @@ def cmd_retention(args: argparse.Namespace) -> int:
     return EXIT_STORAGE if report.failed else 0
 
 
-def _targets(gw: Gateway, args: argparse.Namespace) -> tuple[str, list[ix.RecordingRow]]:
+def _targets(gw: Gateway, args: argparse.Namespace) -> tuple[str, list[RecordingRow]]:
     if not args.identity:
         raise GatewayError("--number needs --identity: caller numbers are stored only encrypted")
     found = _search(gw, args)

@@ -13,6 +13,7 @@ from ..errors import NotFoundError
 from ..recording.verify import verify_all
 from ..storage import index as ix
 from ..storage.index import NotFound
+from ..storage.rows import STATUSES, RecordingRow
 from . import actor, load_identities, open_gateway
 from .exitcodes import EXIT_FINDINGS
 
@@ -37,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     rsub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     lp = rsub.add_parser("list", help="recordings' metadata (never audio)")
     lp.add_argument("--json", action="store_true")
-    lp.add_argument("--status", choices=ix.STATUSES)
+    lp.add_argument("--status", choices=STATUSES)
     lp.set_defaults(func=cmd_list)
     ep = rsub.add_parser("export", help="decrypt one recording with your identity file")
     ep.add_argument("id")
@@ -81,7 +82,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     wp.set_defaults(func=cmd_rewrap)
 
 
-def _get(index: ix.Index, rec_id: str) -> ix.RecordingRow:
+def _get(index: ix.Index, rec_id: str) -> RecordingRow:
     try:
         return index.get_recording(rec_id)
     except NotFound:

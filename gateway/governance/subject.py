@@ -19,7 +19,8 @@ from .. import age
 from ..recording import export as ex
 from ..recording import keys
 from ..storage import pii
-from ..storage.index import CallRow, Index, NotFound, RecordingRow, RecordingStatus
+from ..storage.index import Index, NotFound
+from ..storage.rows import CallRow, RecordingRow, RecordingStatus
 from ..storage.store import Store
 
 BATCH = 2000  # encrypted numbers a worker process takes at a time

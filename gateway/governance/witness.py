@@ -20,7 +20,8 @@ import socket
 
 from ..config import WitnessConfig, parse_syslog_target
 from ..storage import audit
-from ..storage.index import Index, utcnow
+from ..storage.index import Index
+from ..storage.rows import utcnow
 
 log = logging.getLogger("gateway.audit.witness")
 

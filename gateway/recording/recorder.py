@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .. import age
-from ..storage.index import RecordingStatus
+from ..storage.rows import RecordingStatus
 from ..storage.store import ObjectWriter, StoreError
 from . import wav
 from .aligner import ChannelAligner

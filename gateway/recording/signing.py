@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from ..storage.audit import KeyLookup, key_fingerprint
-from ..storage.index import RecordingRow
+from ..storage.rows import RecordingRow
 
 # Receipt fields that change after the decision (the call ends, consent is withdrawn).
 VOLATILE_RECEIPT_FIELDS = ("ended_at", "state", "withdrawn_after_s")

@@ -12,7 +12,7 @@ from ..age import hybrid, x25519
 from ..age.stream import payload_shape
 from ..storage import index as ix
 from ..storage.audit import KeyLookup
-from ..storage.index import RecordingRow, RecordingStatus
+from ..storage.rows import RecordingRow, RecordingStatus
 from ..storage.store import ObjectNotFound, Store
 from . import signing
 

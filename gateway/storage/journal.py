@@ -25,8 +25,9 @@ from typing import Any
 
 from . import audit
 from .audit import AuditEntry
-from .index import CallRow, Index, IndexAccessError, IndexUnavailable, RecordingRow, utcnow
+from .index import Index, IndexAccessError, IndexUnavailable
 from .liveness import process_token, writer_is_gone
+from .rows import CallRow, RecordingRow, utcnow
 from .spool import ensure_private_dir
 
 log = logging.getLogger(__name__)

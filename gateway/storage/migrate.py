@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from . import audit
-from .index import CallRow, RecordingRow, SqliteIndex
+from .index import SqliteIndex
 from .index_pg import PgIndex
+from .rows import CallRow, RecordingRow
 
 BATCH = 1000
 BOUND = "index.migrated_from"

@@ -19,8 +19,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from . import index as ix
-from .index import Index, IndexUnavailable, RecordingStatus
+from .index import Index, IndexUnavailable
+from .rows import RecordingRow, RecordingStatus
 from .s3 import S3Store, retain_until
 from .spool import LocalSpool
 from .store import ObjectNotFound, StoreError
@@ -143,7 +143,7 @@ class Uploader:
             log.error("%s: %s", what, e)
         self.stats.last_error = str(e)
 
-    def _finished(self) -> list[tuple[ix.RecordingRow, str, int]]:
+    def _finished(self) -> list[tuple[RecordingRow, str, int]]:
         """The spool's finished recordings, oldest name first; what the index has deleted or
         discarded is removed from the spool on the way."""
         out = []
@@ -160,7 +160,7 @@ class Uploader:
                     pass
         return out
 
-    def _upload(self, row: ix.RecordingRow, name: str, size: int) -> bool:
+    def _upload(self, row: RecordingRow, name: str, size: int) -> bool:
         h = hashlib.sha256()
         with self.spool.open(name) as f:
             for block in iter(lambda: f.read(1 << 20), b""):

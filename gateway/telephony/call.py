@@ -28,7 +28,7 @@ from ..consent.machine import State as ConsentStep
 from ..sip.dtmf import DtmfMethod, OnceOnly
 from ..sip.message import Invite, quoted_display
 from ..storage import pii
-from ..storage.index import CallRow
+from ..storage.rows import CallRow
 from .keys import InbandKeys
 from .media import PcmSource, Tap, ringback, tone
 from .player import PromptPlayer, played

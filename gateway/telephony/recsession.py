@@ -31,7 +31,7 @@ from ..sip.dtmf import DtmfMethod, OnceOnly
 from ..sip.siprec import Metadata, RecordingOffer, metadata_of
 from ..sip.tones import ToneDetector
 from ..storage import pii
-from ..storage.index import CallRow
+from ..storage.rows import CallRow
 from .media import MediaSlot
 from .session import CallServices, InbandListener, Session, masked
 

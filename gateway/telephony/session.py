@@ -21,7 +21,8 @@ from ..config import Config, Route
 from ..consent.machine import ConsentMachine, Decide
 from ..consent.machine import State as ConsentStep
 from ..sip.tones import ToneDetector
-from ..storage.index import Index, RecordingStatus, utcnow
+from ..storage.index import Index
+from ..storage.rows import RecordingStatus, utcnow
 from .media import MediaSlot
 from .prompts import PromptSet
 

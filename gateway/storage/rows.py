@@ -1,0 +1,74 @@
+"""What the index holds, as Python values: a call, a recording, and a recording's status
+(the one vocabulary of the index, the recorder's result and the command line)."""
+
+from __future__ import annotations
+
+import builtins
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+
+
+class RecordingStatus(StrEnum):
+    """A stored recording's status: the one vocabulary of the index, the recorder's result and
+    the command line (the live view's states during a call are callevents.RecordingState)."""
+
+    RECORDING = "recording"  # being written now
+    COMPLETE = "complete"  # final chunk written
+    TRUNCATED = "truncated"  # the writer died; sealed chunks decrypt, the end is missing
+    INCOMPLETE = "incomplete"  # storage failed mid-call; sealed chunks decrypt
+    DISCARDED = "discarded"  # deleted at the caller's request (consent withdrawn)
+    DELETED = "deleted"  # deleted by retention or erasure
+
+
+STATUSES = tuple(s.value for s in RecordingStatus)
+
+
+def utcnow() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass
+class CallRow:
+    id: str
+    started_at: str
+    route: str | None = None
+    ended_at: str | None = None
+    caller_enc: builtins.bytes | None = (
+        None  # the caller's number, age-encrypted; nothing else about it is kept
+    )
+    kind: str = "call"  # "call" (through the gateway) or "siprec" (forked by a recording client)
+    # A recording session's participants (numbers, names, stream labels) as JSON, age-encrypted.
+    parties_enc: builtins.bytes | None = None
+    # A recording session's identifiers the client made up (session, group and stream ids, which
+    # participant sends which label), as JSON: nothing personal.
+    siprec: str | None = None
+
+
+@dataclass
+class RecordingRow:
+    id: str
+    object_name: str
+    started_at: str
+    status: str = RecordingStatus.RECORDING
+    call_id: str | None = None
+    origin: str = "call"  # "call" or "legacy"
+    media_type: str = "audio/wav"
+    sample_rate: int | None = None
+    channels: int | None = None
+    finished_at: str | None = None
+    duration_s: float | None = None
+    bytes: int = 0
+    sha256: str | None = None
+    route: str | None = None
+    retention_days: int | None = None
+    error: str | None = None
+    source_enc: builtins.bytes | None = None  # a legacy import's original path, age-encrypted
+    # A legacy import's original file as it was encrypted: SHA-256 over its device, inode,
+    # size, mtime and content hash (legacy.py). Shredding and resuming compare against it.
+    source_fingerprint: str | None = None
+    writer: str | None = None  # host:pid:start-time of the process writing it (liveness.py)
+    signature: str | None = None  # Ed25519 over the recording's manifest (recording/signing.py)
+    # With a key of its own (recording/keys.py): its identity, age-encrypted to the operators.
+    # Erasing the recording deletes it: whatever ciphertext survives can no longer be opened.
+    key_enc: builtins.bytes | None = None
