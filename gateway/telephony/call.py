@@ -26,11 +26,12 @@ from ..consent.language import LanguageChoice, language_from_header
 from ..consent.machine import Confirm, ConsentMachine, Decide, Decision, Mode, StopNotice, Withdraw
 from ..consent.machine import State as ConsentStep
 from ..sip.dtmf import DtmfMethod, OnceOnly
-from ..sip.message import Invite, quoted_display
+from ..sip.message import Invite
 from ..storage import pii
 from ..storage.rows import CallRow
 from .keys import InbandKeys
 from .media import PcmSource, Tap, ringback, tone
+from .pbxleg import announce, bridge, invite_options, relay_digit, silence, whisper_prompt
 from .player import PromptPlayer, played
 from .prompts import MENU
 from .session import CallServices, Session, masked
@@ -468,14 +469,8 @@ class CallSession(Session):
         return None
 
     def _relay(self, digit: str) -> None:
-        prm = pj.CallSendDtmfParam()
-        prm.method = pj.PJSUA_DTMF_METHOD_RFC2833
-        prm.digits = digit
-        try:
-            assert self.pbx is not None
-            self.pbx.sendDtmf(prm)
-        except pj.Error as e:
-            log.warning("call %s: DTMF relay failed: %s", self.id, e.info())
+        assert self.pbx is not None
+        relay_digit(self.pbx, digit, self.id)
 
     def _apply(self, actions: list[Any]) -> None:
         for a in actions:
@@ -510,24 +505,7 @@ class CallSession(Session):
         # Ringback while the PBX rings; a confirmation prompt, if any, replaces it and hands back.
         self.play(None, pcm=ringback(self.services.clock_rate), loop=True)
         consent = "granted" if self.machine.decision is Decision.GRANTED else "declined"
-        prm = pj.CallOpParam(True)
-        caller = self.invite.caller
-        if caller.number:
-            prm.txOption.localUri = (
-                f'"{quoted_display(caller.display)}" <sip:{caller.number}@{self.services.host}>'
-            )
-        for name, value in (
-            ("X-Recording-Consent", consent),
-            ("X-Gateway-Call", self.id),
-            ("X-Caller-Language", self.language),
-        ):
-            h = pj.SipHeader()
-            h.hName, h.hValue = name, value
-            prm.txOption.headers.append(h)
-        if caller.number:
-            h = pj.SipHeader()
-            h.hName, h.hValue = "P-Asserted-Identity", f"<sip:{caller.number}@{self.services.host}>"
-            prm.txOption.headers.append(h)
+        prm = invite_options(self.invite, self.id, consent, self.language, self.services.host)
         self.pbx = Leg(self.services.pbx_account_for(self.route.pbx), self, "pbx")
         try:
             self.pbx.makeCall(self.route.pbx, prm)
@@ -555,16 +533,9 @@ class CallSession(Session):
         """Tell the helpline, in its language, whether this call is recorded; then bridge.
         The caller hears ringback meanwhile."""
         assert self.pbx is not None and self.pbx.audio is not None
-        if not self.machine.recording_allowed:
-            pid = "whisper-not-recorded"
-        elif self.services.recordings.enabled:
-            pid = "whisper-recorded"
-        else:
-            pid = "whisper-unavailable"
+        pid = whisper_prompt(self.machine.recording_allowed, self.services.recordings.enabled)
         prompt = self.prompts.get(pid, self.route.helpline_language)
-        aux, audio = self.slot.aux, self.pbx.audio
-        aux.play(prompt.pcm, prompt.id)
-        aux.startTransmit(audio)
+        announce(self.slot.aux, prompt.pcm, prompt.id, self.pbx.audio)
         log.info("call %s: %s to the helpline (%s)", self.id, pid, prompt.language)
         self.emit(EventType.CALL_WHISPER, prompt=pid, helpline_language=prompt.language)
 
@@ -576,14 +547,7 @@ class CallSession(Session):
         self.later(prompt.duration_s + 0.1, done)
 
     def _stop_aux(self) -> None:
-        aux = self.slot.aux
-        aux.stop()
-        for leg in (self.caller, self.pbx):
-            if leg is not None and leg.audio is not None:
-                try:
-                    aux.stopTransmit(leg.audio)
-                except pj.Error:
-                    pass
+        silence(self.slot.aux, *(leg.audio for leg in (self.caller, self.pbx) if leg is not None))
 
     def _bridge(self) -> None:
         self.stop_playing()
@@ -607,21 +571,15 @@ class CallSession(Session):
             and self.pbx
             and self.pbx.audio
         ):
-            aux = self.slot.aux
-            aux.play(tone(self.BEEP_HZ, self.BEEP_S, self.services.clock_rate, 0.25), "beep")
-            aux.startTransmit(self.caller.audio)
-            aux.startTransmit(self.pbx.audio)
+            beep = tone(self.BEEP_HZ, self.BEEP_S, self.services.clock_rate, 0.25)
+            announce(self.slot.aux, beep, "beep", self.caller.audio, self.pbx.audio)
             self.later(self.BEEP_S + 0.05, self._stop_aux)
         self.later(self.route.beep_interval_s, self._beep)
 
     def _connect_media(self) -> None:
         if self.caller.audio is None or self.pbx is None or self.pbx.audio is None:
             return
-        self.caller.audio.startTransmit(self.pbx.audio)
-        self.pbx.audio.startTransmit(self.caller.audio)
-        for audio, tap in ((self.caller.audio, self.slot.taps[0]), (self.pbx.audio, self.slot.taps[1])):
-            if self.taps or tap.inband is not None:
-                audio.startTransmit(tap)
+        bridge(self.caller.audio, self.pbx.audio, (self.slot.taps[0], self.slot.taps[1]), bool(self.taps))
 
     def _start_recording(self) -> None:
         started = self.services.recordings.start(
