@@ -672,5 +672,6 @@ class CallSession(Session):
         self.slot = None  # type: ignore[assignment]
         self.source = None  # type: ignore[assignment]
         self.player.release()
+        self.keys.release()
         self.caller = None  # type: ignore[assignment]
         self.pbx = None

@@ -55,3 +55,14 @@ class InbandKeys:
             if listener.queue:
                 found += [(channel, digit, t) for digit, t in listener.drain(now)]
         return found
+
+    def release(self) -> None:
+        """The call is gone: no path from here to the slot's ports or to the call remains
+        (ports that outlive pjsua's conference bridge abort the process at exit)."""
+        self._listeners.clear()
+        self.taps = []
+        self._leg_audio = _no_audio
+
+
+def _no_audio(channel: int) -> None:
+    return None

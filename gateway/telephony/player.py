@@ -123,5 +123,14 @@ class PromptPlayer:
         return None
 
     def release(self) -> None:
-        """The call is gone: its media slot goes back to the worker."""
+        """The call is gone: its media slot goes back to the worker, and no path from here to
+        the slot's ports or to the call remains (ports that outlive pjsua's conference bridge
+        abort the process at exit)."""
         self.source = None
+        self.clip = None
+        self._then = None
+        self._caller_audio = _no_audio
+
+
+def _no_audio() -> None:
+    return None
