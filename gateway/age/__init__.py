@@ -30,7 +30,7 @@ from .keys import (
 )
 from .reader import AgeReader, decrypt
 from .stream import CHUNK_SIZE, ENCRYPTED_CHUNK_SIZE
-from .writer import AgeWriter, check_kinds, encrypt, rewrap_header
+from .writer import AgeWriter, RecipientListError, check_kinds, encrypt, parse_recipients, rewrap_header
 
 __all__ = [
     "AgeError",
@@ -50,6 +50,8 @@ __all__ = [
     "Recipient",
     "is_post_quantum",
     "check_kinds",
+    "parse_recipients",
+    "RecipientListError",
     "rewrap_header",
     "load_identity_file",
     "parse_identities",

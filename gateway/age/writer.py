@@ -13,9 +13,9 @@ import os
 from collections.abc import Callable, Iterable
 
 from . import hybrid, x25519
-from .errors import HeaderMACError
+from .errors import HeaderMACError, KeyFormatError
 from .format import Header, Stanza
-from .keys import AnyIdentity, AnyRecipient, HybridRecipient, is_post_quantum
+from .keys import AnyIdentity, AnyRecipient, HybridRecipient, is_post_quantum, parse_recipient
 from .primitives import header_mac, payload_key
 from .reader import unwrap_file_key
 from .stream import CHUNK_SIZE, NONCE_SIZE, StreamSealer
@@ -33,6 +33,30 @@ def check_kinds(recipients: Iterable[AnyRecipient]) -> None:
             "post-quantum (age1pq1...) and X25519 (age1...) recipients mixed: a file encrypted to both "
             "is only as safe as X25519, so give recipients of one kind"
         )
+
+
+class RecipientListError(ValueError):
+    """A list of recipients that cannot be used: entry `index` is not a recipient, or (index
+    None) the list mixes kinds."""
+
+    def __init__(self, index: int | None, message: str) -> None:
+        super().__init__(message)
+        self.index = index
+
+
+def parse_recipients(texts: Iterable[str]) -> list[AnyRecipient]:
+    """The recipients a file is encrypted to, each parsed, as one kind (check_kinds)."""
+    recipients = []
+    for i, text in enumerate(texts):
+        try:
+            recipients.append(parse_recipient(text))
+        except KeyFormatError as e:
+            raise RecipientListError(i, str(e)) from None
+    try:
+        check_kinds(recipients)
+    except ValueError as e:
+        raise RecipientListError(None, str(e)) from None
+    return recipients
 
 
 def stanza(file_key: bytes, recipient: AnyRecipient) -> Stanza:

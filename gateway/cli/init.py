@@ -138,16 +138,11 @@ def create(args: argparse.Namespace) -> tuple[Path, cfg.Config, str | None]:
     """Everything `gateway init` makes: (configuration path, configuration, the signing key's
     fingerprint). All or nothing: if any step fails, what this run created is removed again, so
     that the retry needs no --force (an existing configuration is only replaced at the end)."""
-    recipients = []
-    for i, text in enumerate(args.recipient):
-        try:
-            recipients.append(age.parse_recipient(text))
-        except age.KeyFormatError as e:
-            raise KeyMaterialError(f"--recipient #{i + 1} refused: {e}") from None
     try:
-        age.check_kinds(recipients)
-    except ValueError as e:
-        raise KeyMaterialError(f"--recipient refused: {e}") from None
+        age.parse_recipients(args.recipient)  # refused here, with init's own words, before anything is made
+    except age.RecipientListError as e:
+        where = f"--recipient #{e.index + 1}" if e.index is not None else "--recipient"
+        raise KeyMaterialError(f"{where} refused: {e}") from None
     cluster_key = getattr(args, "cluster_key", None)
     if cluster_key is not None:
         if not getattr(args, "index_url", ""):

@@ -148,19 +148,13 @@ MODES = ("opt-out", "opt-in")
 
 
 def parse_recipients(values: list[Any], where: str) -> list[age.AnyRecipient]:
-    recipients = []
     for i, text in enumerate(values):
         if not isinstance(text, str):
             raise ConfigError(f"{where}[{i}] must be a string")
-        try:
-            recipients.append(age.parse_recipient(text))
-        except age.KeyFormatError as e:
-            raise ConfigError(f"{where}[{i}]: {e}") from None
     try:
-        age.check_kinds(recipients)
-    except ValueError as e:
-        raise ConfigError(f"{where}: {e}") from None
-    return recipients
+        return age.parse_recipients(values)
+    except age.RecipientListError as e:
+        raise ConfigError(f"{where}[{e.index}]: {e}" if e.index is not None else f"{where}: {e}") from None
 
 
 def parse_listen_hostport(text: str, where: str) -> tuple[str, int]:
