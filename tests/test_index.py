@@ -163,8 +163,8 @@ def test_two_nodes_appending_at_once_make_one_chain(pg_url: str) -> None:
 def test_both_backends_migrate_with_one_runner_and_audit_each_step(
     backend: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    """An index one schema behind (signing keys not yet published) is brought up to date at open,
-    on SQLite and on PostgreSQL alike, and the step is in the audit log on both (schema.py)."""
+    """An index one schema behind (no review grants yet) is brought up to date at open, on SQLite
+    and on PostgreSQL alike, and the step is in the audit log on both (schema.py)."""
     from gateway.storage import schema
     from gateway.storage.index import SqliteIndex
 
@@ -174,15 +174,14 @@ def test_both_backends_migrate_with_one_runner_and_audit_each_step(
         return PgIndex(request.getfixturevalue("pg_url"))
 
     idx = open_index()
-    idx.add_signing_key("ab" * 16, "node-a", "PEM")
-    idx._q("DROP TABLE signing_keys")
-    idx._q("ALTER TABLE audit_checkpoints DROP COLUMN key")
+    idx._q("DROP TABLE review_grants")
+    idx._q("DROP INDEX recordings_started")
     idx._q("UPDATE meta SET value=? WHERE key='schema'", (str(schema.SCHEMA_VERSION - 1),))
     idx.close()
     idx = open_index()
     try:
         assert idx.schema_version() == schema.SCHEMA_VERSION
-        assert idx.signing_keys() == []
+        assert idx.grants() == []
         migrated = [(e.action, e.subject) for e in idx.audit_entries() if e.action == "index.migrated"]
         assert migrated == [("index.migrated", str(schema.SCHEMA_VERSION))]
         assert idx.verify_audit().ok
@@ -193,5 +192,66 @@ def test_both_backends_migrate_with_one_runner_and_audit_each_step(
         assert [
             (e.action, e.subject) for e in idx.audit_entries() if e.action == "index.migrated"
         ] == migrated
+    finally:
+        idx.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_grants_move_once_and_recordings_page_by_keyset_on_both_backends(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Review grants round-trip with their enums and flags; a move stored over a state that has
+    changed meanwhile (two approvers at once, a fetch and the sweep) does not happen; the
+    recordings list pages newest first without gaps or repeats, filtered by hold."""
+    import dataclasses
+
+    from gateway.storage.rows import GrantCategory, GrantRow, GrantState, RecordingQuery
+
+    idx: Any = (
+        SqliteIndex(tmp_path / "index.sqlite3", create=True)
+        if backend == "sqlite"
+        else PgIndex(request.getfixturevalue("pg_url"))
+    )
+    try:
+        for i in range(9):
+            idx.add_recording(
+                RecordingRow(
+                    id=f"r{i}", object_name=f"{i:032x}.age", started_at=f"2026-01-0{1 + i // 3}T00:00:00Z"
+                )
+            )
+        idx.add_hold("r4", "legal", "dpo")
+        pages, after = [], None
+        for _ in range(5):
+            page = idx.page_recordings(RecordingQuery(limit=4, after=after))
+            pages.append([r.id for r in page])
+            if len(page) < 4:
+                break
+            after = (page[-1].started_at, page[-1].id)
+        assert sum(pages, []) == ["r8", "r7", "r6", "r5", "r4", "r3", "r2", "r1", "r0"]
+        assert [r.id for r in idx.page_recordings(RecordingQuery(held=True))] == ["r4"]
+        assert len(idx.page_recordings(RecordingQuery(held=False, since="2026-01-02"))) == 5
+
+        g = GrantRow("g1", "r4", "rita", GrantCategory.LEGAL, "court order", GrantState.REQUESTED, 10.0)
+        idx.add_grant(g)
+        assert idx.get_grant("g1") == g
+        approved = dataclasses.replace(
+            g,
+            state=GrantState.APPROVED,
+            decided_by="alma",
+            decided_at=11.0,
+            expires_at=20.0,
+            self_granted=True,
+        )
+        denied = dataclasses.replace(g, state=GrantState.DENIED, decided_by="ann", decided_at=11.0)
+        assert idx.replace_grant(approved, GrantState.REQUESTED)
+        assert not idx.replace_grant(denied, GrantState.REQUESTED)  # the other approver came second
+        assert idx.get_grant("g1") == approved
+        assert [x.id for x in idx.grants(due_by=19.9)] == [] and [x.id for x in idx.grants(due_by=20.0)] == [
+            "g1"
+        ]
+        assert [x.id for x in idx.grants(requester="rita", states=(GrantState.APPROVED,))] == ["g1"]
+        assert idx.grants(requester="rob") == [] and idx.grants(recording_id="r0") == []
+        with pytest.raises(ix.NotFound):
+            idx.get_grant("nope")
     finally:
         idx.close()

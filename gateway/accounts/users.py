@@ -25,13 +25,19 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from ..storage.spool import ensure_private_dir
 from ..storage.sqlitetx import immediate
 
-ROLES = ("viewer", "supervisor", "auditor", "admin")
-# What each role may do. Everyone who can log in sees the live view.
+ROLES = ("viewer", "supervisor", "auditor", "admin", "reviewer", "approver")
+# What each role may do: "live" the live calls, "control" pause/resume/stop a call's recording,
+# "audit" the audit log, "recordings" the recordings' metadata and consent receipts, "users" the
+# accounts, "review" ask for access to a recording and use one's own grants, "approve" decide
+# others' requests and revoke grants (governance/grants.py). Reviewers and approvers handle
+# recordings, not calls: they do not see the live view.
 PERMISSIONS: dict[str, frozenset[str]] = {
     "viewer": frozenset({"live"}),
     "supervisor": frozenset({"live", "control"}),
-    "auditor": frozenset({"live", "audit"}),
+    "auditor": frozenset({"live", "audit", "recordings"}),
     "admin": frozenset({"live", "users"}),
+    "reviewer": frozenset({"recordings", "review"}),
+    "approver": frozenset({"recordings", "approve"}),
 }
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,31}$")
 # What a login attempt with a name no account can have (NAME_RE refuses it) is counted as: such

@@ -1,5 +1,6 @@
 """The running gateway's background duties: retention every hour, a signed audit checkpoint
-every [audit] checkpoint_interval_s, and the upload of finished recordings to the object store.
+every [audit] checkpoint_interval_s, the upload of finished recordings to the object store, and
+the expiry of review grants every minute.
 Each runs once per node: in a node's supervisor, or in a worker that runs alone ([node]
 kamailio = false). A node's workers run none of them."""
 
@@ -14,6 +15,7 @@ from .gateway import Gateway
 
 log = logging.getLogger(__name__)
 RETENTION_EVERY_S = 3600.0
+GRANT_SWEEP_EVERY_S = 60.0  # expired review grants are marked and audited within a minute
 
 
 class Duties:
@@ -23,7 +25,11 @@ class Duties:
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
-        self._tasks = [asyncio.create_task(self._retention()), asyncio.create_task(self._anchoring())]
+        self._tasks = [
+            asyncio.create_task(self._retention()),
+            asyncio.create_task(self._anchoring()),
+            asyncio.create_task(self._grant_expiry()),
+        ]
         if self.uploader is not None:
             self.uploader.start()
 
@@ -55,6 +61,21 @@ class Duties:
             except Exception:
                 log.exception("retention run failed; retrying at the next interval")
             await asyncio.sleep(RETENTION_EVERY_S)
+
+    async def _grant_expiry(self) -> None:
+        """Mark review grants whose time ran out as expired, each audited once (a fetch under
+        one is refused from its expiry on whether or not this has run yet)."""
+        review = self.gw.review()
+        while True:
+            try:
+                n = await asyncio.to_thread(review.expire_due)
+                if n:
+                    log.info("review: %d access grant(s) expired", n)
+            except IndexUnavailable as e:
+                log.warning("review grant expiry waits for the index (%s)", e)
+            except Exception:
+                log.exception("review grant expiry failed; retrying at the next interval")
+            await asyncio.sleep(GRANT_SWEEP_EVERY_S)
 
     async def _anchoring(self) -> None:
         """Anchor what the workers, the dashboard and the CLI wrote to the audit log: a signed

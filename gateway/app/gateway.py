@@ -18,6 +18,7 @@ from ..storage.index import Index, IndexAccessError, IndexUnavailable, SqliteInd
 from ..storage.spool import LocalSpool
 from .layout import RunLayout
 from .recordings import RecordingService
+from .review import Review
 
 if TYPE_CHECKING:
     from ..accounts.users import UserStore
@@ -277,6 +278,13 @@ class Gateway:
             key_per_recording=r.key_per_recording,
             node=self.config.node.name,
         )
+
+    def review(self) -> Review:
+        """Access requests and grants for review, under [review]'s policy."""
+        from ..governance.grants import Policy
+
+        r = self.config.review
+        return Review(self.index, self.store, Policy(r.four_eyes, r.grant_s, r.allow_download))
 
     def close(self) -> None:
         if self.closed:

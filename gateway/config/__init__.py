@@ -28,6 +28,7 @@ from .sections import (
     PbxConfig,
     PromptsConfig,
     RecordingConfig,
+    ReviewConfig,
     SipConfig,
     SiprecConfig,
     StoreConfig,
@@ -42,6 +43,7 @@ __all__ = [
     "Config",
     "ConsentConfig",
     "DashboardConfig",
+    "ReviewConfig",
     "IndexConfig",
     "NodeConfig",
     "NumbersConfig",
@@ -78,6 +80,7 @@ class Config:
     calls: CallsConfig = field(default_factory=CallsConfig)
     node: NodeConfig = field(default_factory=NodeConfig)
     dashboard: DashboardConfig = field(default_factory=DashboardConfig)
+    review: ReviewConfig = field(default_factory=ReviewConfig)
     witness: WitnessConfig = field(default_factory=WitnessConfig)  # the [audit] section
     numbering: NumbersConfig = field(default_factory=NumbersConfig)  # the [numbers] section
     siprec: SiprecConfig = field(default_factory=SiprecConfig)
@@ -201,6 +204,7 @@ def _load(path: Path, data: bytes) -> Config:
         calls=calls,
         node=node,
         dashboard=loaded["dashboard"],
+        review=loaded["review"],
         witness=loaded["audit"],
         numbering=loaded["numbers"],
         siprec=siprec,

@@ -613,6 +613,36 @@ class DashboardConfig(Section):
 
 
 @dataclass
+class ReviewConfig(Section):
+    NAME = "review"
+    DOC = (
+        "Review in the dashboard: a reviewer asks for access to one recording with a reason, an\n"
+        "approver (never the same person) grants it for grant_s seconds; the reviewer then fetches\n"
+        "the ciphertext only, and decrypts it on their side with their own identity."
+    )
+    grant_s: float = setting(86400, "How long an approved grant lasts.", as_float, types=NUMBER)
+    four_eyes: bool = setting(
+        True,
+        "false: a reviewer may approve their own requests (a small site without a second person);\n"
+        "every such grant is logged as a warning, shown on the page and audited as self-granted.",
+    )
+    allow_download: bool = setting(
+        False, "Grants allow saving the decrypted recording as a WAV file (else listening only)."
+    )
+    fetches_per_minute: int = setting(
+        30, "Ciphertext fetches one reviewer may make per minute (seeking makes one each)."
+    )
+
+    def check(self) -> None:
+        if not 60 <= self.grant_s <= 30 * 86400:
+            raise ConfigError(f"[review] grant_s must be 60 to 2592000 (30 days), got {self.grant_s:g}")
+        if not 1 <= self.fetches_per_minute <= 10000:
+            raise ConfigError(
+                f"[review] fetches_per_minute must be 1 to 10000, got {self.fetches_per_minute}"
+            )
+
+
+@dataclass
 class WitnessConfig(Section):
     NAME = "audit"
     DOC = (
@@ -739,6 +769,7 @@ SECTIONS: tuple[type[Section], ...] = (
     CallsConfig,
     NodeConfig,
     DashboardConfig,
+    ReviewConfig,
     WitnessConfig,
     NumbersConfig,
     SiprecConfig,

@@ -71,34 +71,6 @@ async def audit_log(request: web.Request) -> web.Response:
     )
 
 
-async def recordings(request: web.Request) -> web.Response:
-    require(request, "audit")
-    dash = request.app[DASH]
-    rows = await asyncio.to_thread(dash.index.list_recordings)
-    held = {h["recording_id"] for h in await asyncio.to_thread(dash.index.active_holds)}
-    rows = sorted(rows, key=lambda r: r.started_at, reverse=True)[:500]
-    return web.json_response(
-        {
-            "recordings": [
-                {
-                    "id": r.id,
-                    "started_at": r.started_at,
-                    "finished_at": r.finished_at,
-                    "status": r.status,
-                    "duration_s": r.duration_s,
-                    "bytes": r.bytes,
-                    "route": r.route,
-                    "origin": r.origin,
-                    "retention_days": r.retention_days,
-                    "signed": bool(r.signature),
-                    "held": r.id in held,
-                }
-                for r in rows
-            ]
-        }
-    )
-
-
 async def users_list(request: web.Request) -> web.Response:
     require(request, "users")
     now = time.time()
@@ -119,7 +91,7 @@ async def users_list(request: web.Request) -> web.Response:
     )
 
 
-async def _json_body(request: web.Request) -> dict[str, Any]:
+async def json_body(request: web.Request) -> dict[str, Any]:
     if request.content_length is not None and request.content_length > 16384:
         raise web.HTTPRequestEntityTooLarge(max_size=16384, actual_size=request.content_length)
     try:
@@ -138,7 +110,7 @@ async def _json_body(request: web.Request) -> dict[str, Any]:
 async def users_add(request: web.Request) -> web.Response:
     s = require(request, "users", csrf=True)
     dash = request.app[DASH]
-    body = await _json_body(request)
+    body = await json_body(request)
     name, role, password = (str(body.get(k, "")) for k in ("name", "role", "password"))
     try:
         await asyncio.to_thread(dash.accounts.add, s.actor, name, role, password)
@@ -151,7 +123,7 @@ async def users_action(request: web.Request) -> web.Response:
     s = require(request, "users", csrf=True)
     dash = request.app[DASH]
     name, action = request.match_info["name"], request.match_info["action"]
-    body = await _json_body(request) if request.can_read_body else {}
+    body = await json_body(request) if request.can_read_body else {}
     try:
         if action == "unlock":
             dash.accounts.unlock(s.actor, name)

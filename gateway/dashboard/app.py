@@ -9,7 +9,8 @@ directory listing exists):
     GET  /ws                      live view over WebSocket (same-origin)  livesocket.py
     POST /api/calls/{call}/{op}   pause | resume | stop a call's recording (supervisor)   api.py
     GET  /api/audit               audit log tail and chain verdict (auditor)
-    GET  /api/recordings          recordings' metadata, never audio (auditor)
+    GET  /api/recordings[/{id}]   recordings' metadata and receipts, never audio     review.py
+    /api/review/grants...         access requests, decisions, ciphertext under a grant
     GET  /api/users, POST /api/users, POST /api/users/{name}/{action}   (admin)
     GET  /static/app.js, /static/app.css, /static/favicon.svg
 
@@ -26,7 +27,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from . import api, pages
+from . import api, pages, review
 from .livesocket import websocket
 from .security import check_host, index_unavailable, security_headers
 from .state import DASH, Dashboard
@@ -77,7 +78,7 @@ def build_app(dash: Dashboard) -> web.Application:
     r.add_get("/ws", websocket)
     r.add_post("/api/calls/{call}/{op}", api.call_action)
     r.add_get("/api/audit", api.audit_log)
-    r.add_get("/api/recordings", api.recordings)
+    review.add_routes(app)
     r.add_get("/api/users", api.users_list)
     r.add_post("/api/users", api.users_add)
     r.add_post("/api/users/{name}/{action}", api.users_action)

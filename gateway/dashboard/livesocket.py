@@ -20,6 +20,9 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         raise web.HTTPUnauthorized(text="log in first")
     if request.headers.get("Origin") is None or not same_origin(request):
         raise forbidden("cross-origin WebSocket refused")
+    user = dash.users.get(s.user)
+    if user is None or not user.can("live"):  # reviewers and approvers handle recordings, not calls
+        raise forbidden(f"the {s.role} role does not see live calls")
     ws = web.WebSocketResponse(heartbeat=20, max_msg_size=4096)
     await ws.prepare(request)
     client = Client(ws, s)

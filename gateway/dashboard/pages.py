@@ -36,7 +36,11 @@ def _page(title: str, body: str, *, head: str = "") -> web.Response:
 async def index_page(request: web.Request) -> web.Response:
     s = require(request)
     user = request.app[DASH].users.get(s.user)
-    perms = sorted(p for p in ("control", "audit", "users") if user is not None and user.can(p))
+    perms = sorted(
+        p
+        for p in ("live", "control", "audit", "users", "recordings", "review", "approve")
+        if user is not None and user.can(p)
+    )
     meta = (
         f'<meta name="csrf" content="{html.escape(s.csrf)}">'
         f'<meta name="user" content="{html.escape(s.user)}">'

@@ -19,6 +19,7 @@ from aiohttp import web
 from ..accounts.sessions import Session, SessionBook, SessionStore
 from ..accounts.users import User, UserStore
 from ..app.accounts import Accounts
+from ..app.review import Review
 from ..config import DashboardConfig
 from ..storage.index import Index, IndexUnavailable
 from . import live as lv
@@ -56,6 +57,8 @@ class Dashboard:
         cluster_status: Callable[[], list[dict[str, Any]]] | None = None,
         node_name: str = "",
         sessions: SessionStore | None = None,
+        review: Review | None = None,
+        fetches_per_minute: int = 30,
     ) -> None:
         self.config = config
         self.users = users
@@ -75,6 +78,9 @@ class Dashboard:
         self._last_summary = ""
         self.backoff_s = 0.25  # first wait after a failed login; doubles per failure, up to 4 s
         self._index_away = False  # the shared index was out of reach at the last tick
+        self.review = review  # access requests and grants (dashboard/review.py); None: no review
+        self.fetches_per_minute = fetches_per_minute  # [review]: ciphertext fetches per reviewer
+        self.fetch_times: dict[str, deque[float]] = {}
 
     # -- sessions (the book keeps them; the dashboard knows who is watching) -----------------
 

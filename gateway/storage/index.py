@@ -19,7 +19,17 @@ from typing import Any
 
 from . import audit, schema
 from .audit import AuditEntry
-from .rows import STATUSES, CallRow, RecordingRow, RecordingStatus, utcnow
+from .rows import (
+    STATUSES,
+    CallRow,
+    GrantCategory,
+    GrantRow,
+    GrantState,
+    RecordingQuery,
+    RecordingRow,
+    RecordingStatus,
+    utcnow,
+)
 from .sqlitetx import immediate
 
 log = logging.getLogger(__name__)
@@ -109,6 +119,33 @@ class Index(ABC):
 
     @abstractmethod
     def active_holds(self, rec_id: str | None = None) -> list[dict[str, Any]]: ...
+
+    @abstractmethod
+    def page_recordings(self, q: RecordingQuery) -> list[RecordingRow]:
+        """One page of recordings, newest first, by an index-backed keyset query."""
+
+    @abstractmethod
+    def add_grant(self, g: GrantRow) -> None: ...
+
+    @abstractmethod
+    def get_grant(self, grant_id: str) -> GrantRow: ...
+
+    @abstractmethod
+    def replace_grant(self, g: GrantRow, expect: GrantState) -> bool:
+        """Store `g` over the grant of its id if that is still in state `expect` (so that two
+        approvers, or a fetch and the sweep, move it once); False if it was not."""
+
+    @abstractmethod
+    def grants(
+        self,
+        *,
+        requester: str | None = None,
+        states: tuple[GrantState, ...] = (),
+        recording_id: str | None = None,
+        due_by: float | None = None,
+        limit: int = 200,
+    ) -> list[GrantRow]:
+        """Grants, newest request first; `due_by`: approved ones expiring by then."""
 
     @abstractmethod
     def append_audit(
@@ -344,6 +381,81 @@ class SqlIndex(Index):
         keys = ("id", "recording_id", "reason", "actor", "created_at")
         return [dict(zip(keys, r, strict=True)) for r in self._q(sql + " ORDER BY id", params).fetchall()]
 
+    def page_recordings(self, q: RecordingQuery) -> list[RecordingRow]:
+        where: list[str] = []
+        params: list[Any] = []
+        for column, value in (("route", q.route), ("status", q.status), ("origin", q.origin)):
+            if value is not None:
+                where.append(f"{column}=?")
+                params.append(value)
+        if q.since is not None:
+            where.append("started_at>=?")
+            params.append(q.since)
+        if q.until is not None:
+            where.append("started_at<?")
+            params.append(q.until)
+        if q.held is not None:
+            where.append(
+                ("" if q.held else "NOT ")
+                + "EXISTS (SELECT 1 FROM holds h WHERE h.recording_id = recordings.id AND h.released_at IS NULL)"
+            )
+        if q.after is not None:  # the last row of the previous page
+            where.append("(started_at < ? OR (started_at = ? AND id < ?))")
+            params += [q.after[0], q.after[0], q.after[1]]
+        sql = ("WHERE " + " AND ".join(where) if where else "") + " ORDER BY started_at DESC, id DESC LIMIT ?"
+        return self._recordings(sql, (*params, q.limit))
+
+    def add_grant(self, g: GrantRow) -> None:
+        d = _grant_values(g)
+        self._q(
+            f"INSERT INTO review_grants ({','.join(d)}) VALUES ({','.join('?' * len(d))})", tuple(d.values())
+        )
+
+    def get_grant(self, grant_id: str) -> GrantRow:
+        rows = self._grants("WHERE id=?", (grant_id,))
+        if not rows:
+            raise NotFound(grant_id)
+        return rows[0]
+
+    def replace_grant(self, g: GrantRow, expect: GrantState) -> bool:
+        d = _grant_values(g)
+        del d["id"]
+        cur = self._q(
+            f"UPDATE review_grants SET {','.join(f'{k}=?' for k in d)} WHERE id=? AND state=?",
+            (*d.values(), g.id, str(expect)),
+        )
+        return bool(cur.rowcount)
+
+    def grants(
+        self,
+        *,
+        requester: str | None = None,
+        states: tuple[GrantState, ...] = (),
+        recording_id: str | None = None,
+        due_by: float | None = None,
+        limit: int = 200,
+    ) -> list[GrantRow]:
+        where: list[str] = []
+        params: list[Any] = []
+        if requester is not None:
+            where.append("requester=?")
+            params.append(requester)
+        if recording_id is not None:
+            where.append("recording_id=?")
+            params.append(recording_id)
+        if states:
+            where.append(f"state IN ({','.join('?' * len(states))})")
+            params += [str(s) for s in states]
+        if due_by is not None:
+            where.append("state=? AND expires_at<=?")
+            params += [str(GrantState.APPROVED), due_by]
+        sql = ("WHERE " + " AND ".join(where) if where else "") + " ORDER BY requested_at DESC, id LIMIT ?"
+        return self._grants(sql, (*params, limit))
+
+    def _grants(self, where: str, params: tuple[Any, ...]) -> list[GrantRow]:
+        sql = f"SELECT {','.join(_GRANT_COLUMNS)} FROM review_grants {where}"
+        return [_grant(row) for row in self._q(sql, params).fetchall()]
+
     def put_consent_receipt(self, call_id: str, receipt: dict[str, Any]) -> None:
         self._q(
             "INSERT INTO consent_receipts VALUES (?,?,?) ON CONFLICT (call_id) DO UPDATE SET "
@@ -431,6 +543,23 @@ def _call(row: Any) -> CallRow:
 
 
 _BYTES_COLUMNS = [i for i, name in enumerate(_RECORDING_COLUMNS) if name in ("source_enc", "key_enc")]
+
+
+_GRANT_COLUMNS = tuple(f.name for f in fields(GrantRow))
+
+
+def _grant_values(g: GrantRow) -> dict[str, Any]:
+    d = asdict(g)
+    d["category"], d["state"] = str(g.category), str(g.state)
+    d["allow_download"], d["self_granted"] = int(g.allow_download), int(g.self_granted)
+    return d
+
+
+def _grant(row: Any) -> GrantRow:
+    d = dict(zip(_GRANT_COLUMNS, row, strict=True))
+    d["category"], d["state"] = GrantCategory(d["category"]), GrantState(d["state"])
+    d["allow_download"], d["self_granted"] = bool(d["allow_download"]), bool(d["self_granted"])
+    return GrantRow(**d)
 
 
 def _recording(row: Any) -> RecordingRow:

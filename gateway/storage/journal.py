@@ -27,7 +27,7 @@ from . import audit
 from .audit import AuditEntry
 from .index import Index, IndexAccessError, IndexUnavailable
 from .liveness import process_token, writer_is_gone
-from .rows import CallRow, RecordingRow, utcnow
+from .rows import CallRow, GrantRow, GrantState, RecordingQuery, RecordingRow, utcnow
 from .spool import ensure_private_dir
 
 log = logging.getLogger(__name__)
@@ -314,6 +314,14 @@ class JournaledIndex(Index):
     def add_hold(self, rec_id: str, reason: str, actor: str) -> int:
         return self._read(lambda: self.backend.add_hold(rec_id, reason, actor))  # needs its id: no journal
 
+    # Review grants are decided by people at a dashboard, who are told when the index is away
+    # (nothing of a call depends on them): no journal.
+    def add_grant(self, g: GrantRow) -> None:
+        self._read(lambda: self.backend.add_grant(g))
+
+    def replace_grant(self, g: GrantRow, expect: GrantState) -> bool:
+        return bool(self._read(lambda: self.backend.replace_grant(g, expect)))
+
     # -- reads: the index itself, once the journal has been replayed -------------------------
 
     def _read(self, call: Callable[[], Any]) -> Any:
@@ -357,6 +365,27 @@ class JournaledIndex(Index):
 
     def active_holds(self, rec_id: str | None = None) -> list[dict[str, Any]]:
         return self._read(lambda: self.backend.active_holds(rec_id))
+
+    def page_recordings(self, q: RecordingQuery) -> list[RecordingRow]:
+        return self._read(lambda: self.backend.page_recordings(q))
+
+    def get_grant(self, grant_id: str) -> GrantRow:
+        return self._read(lambda: self.backend.get_grant(grant_id))
+
+    def grants(
+        self,
+        *,
+        requester: str | None = None,
+        states: tuple[GrantState, ...] = (),
+        recording_id: str | None = None,
+        due_by: float | None = None,
+        limit: int = 200,
+    ) -> list[GrantRow]:
+        return self._read(
+            lambda: self.backend.grants(
+                requester=requester, states=states, recording_id=recording_id, due_by=due_by, limit=limit
+            )
+        )
 
     def audit_entries(self) -> list[AuditEntry]:
         return self._read(self.backend.audit_entries)

@@ -72,3 +72,60 @@ class RecordingRow:
     # With a key of its own (recording/keys.py): its identity, age-encrypted to the operators.
     # Erasing the recording deletes it: whatever ciphertext survives can no longer be opened.
     key_enc: builtins.bytes | None = None
+
+
+class GrantState(StrEnum):
+    """Where a reviewer's request for access to one recording stands (governance/grants.py has
+    the rules that move it)."""
+
+    REQUESTED = "requested"  # waiting for an approver
+    APPROVED = "approved"  # the reviewer may fetch the ciphertext until expires_at
+    DENIED = "denied"  # an approver said no
+    REVOKED = "revoked"  # ended before its time, by an approver or the reviewer
+    EXPIRED = "expired"  # its time ran out (set by the first to notice: a fetch or the sweep)
+
+
+class GrantCategory(StrEnum):
+    """Why a reviewer asks for a recording."""
+
+    COMPLAINT = "complaint"
+    QUALITY = "quality"
+    SUBJECT_REQUEST = "subject_request"
+    LEGAL = "legal"
+    OTHER = "other"
+
+
+@dataclass(frozen=True)
+class GrantRow:
+    """One reviewer's request for one recording, and what became of it. Times are seconds since
+    the epoch (compared, never shown raw)."""
+
+    id: str
+    recording_id: str
+    requester: str
+    category: GrantCategory
+    reason: str
+    state: GrantState
+    requested_at: float
+    decided_by: str | None = None
+    decided_at: float | None = None
+    expires_at: float | None = None
+    closed_by: str | None = None  # who revoked it (or "gateway" for an expiry)
+    closed_at: float | None = None
+    allow_download: bool = False  # fixed when approved, from [review] allow_download
+    self_granted: bool = False  # approved by its own requester ([review] four_eyes = false)
+
+
+@dataclass(frozen=True)
+class RecordingQuery:
+    """A page of the recordings list: filters on indexed columns, newest first, and the key of
+    the previous page's last row (started_at, id) to continue after."""
+
+    since: str | None = None  # started_at >= (ISO time, as stored)
+    until: str | None = None  # started_at <
+    route: str | None = None
+    status: str | None = None
+    origin: str | None = None
+    held: bool | None = None
+    after: tuple[str, str] | None = None
+    limit: int = 50

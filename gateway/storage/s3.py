@@ -115,6 +115,17 @@ class S3Store(Store):
             raise self._fail(e, name) from None
         return io.BufferedReader(_BodyReader(body), buffer_size=1 << 16)
 
+    def open_from(self, name: str, start: int) -> BinaryIO:
+        if start == 0:
+            return self.open(name)
+        try:
+            body = self._s3.get_object(Bucket=self.bucket, Key=self.key(name), Range=f"bytes={start}-")[
+                "Body"
+            ]
+        except self._errors as e:
+            raise self._fail(e, name) from None
+        return io.BufferedReader(_BodyReader(body), buffer_size=1 << 16)
+
     def versions(self, name: str) -> list[str]:
         """Every stored version of the object (and delete marker): a bucket with Object Lock is
         versioned, and a plain DELETE there only hides the bytes behind a marker."""
@@ -325,6 +336,12 @@ class TieredStore(Store):
             return self.spool.open(name)
         except ObjectNotFound:
             return self.remote.open(name)
+
+    def open_from(self, name: str, start: int) -> BinaryIO:
+        try:
+            return self.spool.open_from(name, start)
+        except ObjectNotFound:
+            return self.remote.open_from(name, start)
 
     def delete(self, name: str) -> None:
         try:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,16 @@ class Dialect:
             text = text.replace("{" + placeholder + "}", sql_type)
         return text
 
+
+# Reviewers' requests for access to a recording, and the grants that answer them.
+GRANTS_TABLE = """CREATE TABLE review_grants (
+    id TEXT PRIMARY KEY, recording_id TEXT NOT NULL REFERENCES recordings(id), requester TEXT NOT NULL,
+    category TEXT NOT NULL, reason TEXT NOT NULL, state TEXT NOT NULL, requested_at {FLOAT} NOT NULL,
+    decided_by TEXT, decided_at {FLOAT}, expires_at {FLOAT}, closed_by TEXT, closed_at {FLOAT},
+    allow_download INTEGER NOT NULL DEFAULT 0, self_granted INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX review_grants_state ON review_grants(state, expires_at);
+CREATE INDEX review_grants_requester ON review_grants(requester, requested_at);
+"""
 
 # The current tables, for a new index. An older one is brought here by MIGRATIONS.
 TABLES = """
@@ -38,6 +48,7 @@ CREATE TABLE IF NOT EXISTS recordings (
     signature TEXT, key_enc {BLOB});
 CREATE INDEX IF NOT EXISTS recordings_fingerprint ON recordings(source_fingerprint);
 CREATE INDEX IF NOT EXISTS recordings_call ON recordings(call_id);
+CREATE INDEX IF NOT EXISTS recordings_started ON recordings(started_at, id);
 CREATE TABLE IF NOT EXISTS holds (
     id {SERIAL_KEY}, recording_id TEXT NOT NULL REFERENCES recordings(id), reason TEXT NOT NULL,
     actor TEXT NOT NULL, created_at TEXT NOT NULL, released_at TEXT, released_by TEXT, release_reason TEXT);
@@ -55,7 +66,9 @@ CREATE TABLE IF NOT EXISTS signing_keys (
 CREATE TABLE IF NOT EXISTS nodes (name TEXT PRIMARY KEY, status TEXT NOT NULL, heartbeat {FLOAT} NOT NULL);
 CREATE TABLE IF NOT EXISTS audit_archive (source TEXT NOT NULL, n INTEGER NOT NULL, line TEXT NOT NULL,
     PRIMARY KEY (source, n));
-"""
+""" + GRANTS_TABLE.replace("CREATE TABLE ", "CREATE TABLE IF NOT EXISTS ").replace(
+    "CREATE INDEX ", "CREATE INDEX IF NOT EXISTS "
+)
 
 # The dashboard's accounts, login attempts and sessions, shared by every node's dashboard when
 # the index is PostgreSQL (accounts/users_pg.py and sessions_pg.py; on SQLite they live in
@@ -156,6 +169,11 @@ CREATE TABLE audit_checkpoints (
             "public_pem TEXT NOT NULL, added_at TEXT NOT NULL);\n"
             "ALTER TABLE audit_checkpoints ADD COLUMN key TEXT;"
         },
+    ),
+    8: (
+        "reviewers ask for access to one recording at a time and approvers grant it for a while "
+        "(governance/grants.py, app/review.py); the recordings list pages by start time",
+        {"": GRANTS_TABLE + "CREATE INDEX recordings_started ON recordings(started_at, id);\n"},
     ),
 }
 

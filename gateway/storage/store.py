@@ -54,6 +54,24 @@ class Store(ABC):
     @abstractmethod
     def open(self, name: str) -> BinaryIO: ...
 
+    def open_from(self, name: str, start: int) -> BinaryIO:
+        """The object from byte `start` on (a ranged read; the base version skips what is before)."""
+        f = self.open(name)
+        try:
+            if f.seekable():
+                f.seek(start)
+            else:
+                left = start
+                while left > 0:
+                    skipped = len(f.read(min(left, 1 << 20)))
+                    if not skipped:
+                        break
+                    left -= skipped
+        except BaseException:
+            f.close()
+            raise
+        return f
+
     @abstractmethod
     def delete(self, name: str) -> None:
         """Remove an object; ObjectNotFound if it does not exist."""

@@ -360,6 +360,8 @@ class Node:
             cluster_status=None if self.cluster is None else self.cluster.status_of_all,
             node_name=self.gw.config.node.name,
             sessions=sessions,
+            review=self.gw.review(),
+            fetches_per_minute=self.gw.config.review.fetches_per_minute,
         )
         self.links.observers.append(dash.on_event)
         self.links.on_lost.append(dash.on_link_lost)

@@ -249,10 +249,11 @@ async function showUsers() {
 
 function tabs() {
   const nav = document.getElementById("tabs");
-  const list = [["live", "Live calls", "live-section", null]];
+  const list = PERMS.has("live") ? [["live", "Live calls", "live-section", null]] : [];
   if (PERMS.has("audit")) list.push(["audit", "Audit", "audit-section", showAudit]);
   if (PERMS.has("users")) list.push(["users", "Users", "users-section", showUsers]);
-  if (list.length === 1) return;
+  if (!PERMS.has("live")) document.getElementById("live-section").hidden = true;
+  if (list.length <= 1) return;
   const select = (id) => {
     for (const [key, , sec] of list) {
       document.getElementById(sec).hidden = key !== id;
@@ -262,10 +263,11 @@ function tabs() {
     if (load) load().catch((e) => setStatus(e.message, true));
   };
   for (const [key, label] of list) nav.append(el("button", { "data-tab": key, text: label, onclick: () => select(key) }));
-  select("live");
+  select(list[0][0]);
 }
 
 document.getElementById("who").textContent = `${meta("user")} (${ROLE})`;
 document.getElementById("logout-csrf").value = CSRF;
 tabs();
-connect();
+if (PERMS.has("live")) connect();
+else setStatus("This role works on recordings. Their review page is not in this version yet; README, Review, describes the HTTP API.");
