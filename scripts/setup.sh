@@ -71,3 +71,17 @@ if [ ! -f "$js_stamp" ]; then
     npm ci --no-audit --no-fund --loglevel=error >/dev/null
     touch "$js_stamp"
 fi
+
+# The reviewer's page decrypts in a Web Worker with the age-encryption package installed above:
+# esbuild (pinned in the same lock file) bundles it into one file the dashboard serves. Built
+# here, on the machine that runs it, from the locked sources; never committed, never from a CDN.
+bundle=gateway/dashboard/static/bundle/review-worker.js
+bundle_stamp=gateway/dashboard/static/bundle/.built-$(cat package-lock.json gateway/dashboard/js/*.js | sha256sum | cut -c1-16)
+if [ ! -f "$bundle_stamp" ] || [ ! -f "$bundle" ]; then
+    rm -rf gateway/dashboard/static/bundle
+    node_modules/.bin/esbuild gateway/dashboard/js/review-worker.js --bundle --format=iife \
+        --target=chrome110,firefox115,safari16 --legal-comments=eof --log-level=warning \
+        --banner:js="// Built by scripts/setup.sh from gateway/dashboard/js/review-worker.js and the npm packages package-lock.json pins: age-encryption (BSD-3-Clause), @noble/* and @scure/base (MIT)." \
+        --outfile="$bundle"
+    touch "$bundle_stamp"
+fi

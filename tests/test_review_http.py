@@ -39,14 +39,15 @@ PASSWORD = "correct horse battery"
 RATE = 8000
 
 
-def stereo_wav(seconds: float = 2.0) -> bytes:
-    """Caller 440 Hz on channel 0, helpline 1000 Hz on channel 1."""
+def stereo_wav(seconds: float = 2.0, streaming: bool = False) -> bytes:
+    """Caller 440 Hz on channel 0, helpline 1000 Hz on channel 1; `streaming`: with the
+    recorder's header (sizes 0xFFFFFFFF: until the end)."""
     import numpy as np
 
     left = np.frombuffer(tone(440, seconds), dtype="<i2")
     right = np.frombuffer(tone(1000, seconds), dtype="<i2")
     pcm = np.column_stack([left, right]).astype("<i2").tobytes()
-    return wav.header(RATE, 2, 16, len(pcm)) + pcm
+    return wav.header(RATE, 2, 16, None if streaming else len(pcm)) + pcm
 
 
 class Lab:
@@ -82,13 +83,13 @@ class Lab:
         )
         self.dash.backoff_s = 0.01
 
-    def recording(self, own_key: bool = False, seconds: float = 2.0) -> RecordingRow:
+    def recording(self, own_key: bool = False, seconds: float = 2.0, streaming: bool = False) -> RecordingRow:
         """A finished recording in the store and the index, encrypted to the reviewer."""
         recipient: age.AnyRecipient = self.identity.recipient()
         key_enc = None
         if own_key:
             recipient, key_enc = keys.new_recording_key([self.identity.recipient()])
-        data = age.encrypt(stereo_wav(seconds), [recipient])
+        data = age.encrypt(stereo_wav(seconds, streaming), [recipient])
         if isinstance(self.store, LocalSpool):
             w = self.store.create()
             w.append(data)

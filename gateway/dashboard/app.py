@@ -12,7 +12,8 @@ directory listing exists):
     GET  /api/recordings[/{id}]   recordings' metadata and receipts, never audio     review.py
     /api/review/grants...         access requests, decisions, ciphertext under a grant
     GET  /api/users, POST /api/users, POST /api/users/{name}/{action}   (admin)
-    GET  /static/app.js, /static/app.css, /static/favicon.svg
+    GET  /static/app.js, /static/review.js, /static/app.css, /static/favicon.svg
+    GET  /static/bundle/review-worker.js   the review page's decryption worker (built by setup)
 
 Every request passes security.py (Host check, headers, CSRF, roles); sessions.py keeps the
 logins; state.py holds what the handlers share. This module is the face: `build_app`, `serve`.
@@ -33,7 +34,14 @@ from .security import check_host, index_unavailable, security_headers
 from .state import DASH, Dashboard
 
 STATIC = Path(__file__).resolve().parent / "static"
-STATIC_TYPES = {"app.js": "application/javascript", "app.css": "text/css", "favicon.svg": "image/svg+xml"}
+STATIC_TYPES = {
+    "app.js": "application/javascript",
+    "review.js": "application/javascript",
+    "app.css": "text/css",
+    "favicon.svg": "image/svg+xml",
+}
+# The reviewer's decryption worker: age-encryption bundled by scripts/setup.sh, never committed.
+WORKER = STATIC / "bundle" / "review-worker.js"
 STATIC_FILES = web.AppKey("static_files", dict)
 
 __all__ = ["DASH", "Dashboard", "build_app", "serve"]
@@ -46,6 +54,18 @@ async def static(request: web.Request) -> web.Response:
         raise web.HTTPNotFound()
     body = request.app[STATIC_FILES][name]
     return web.Response(body=body, content_type=ctype, headers={"Cache-Control": "no-store"})
+
+
+async def review_worker(request: web.Request) -> web.Response:
+    try:
+        body = await asyncio.to_thread(WORKER.read_bytes)
+    except FileNotFoundError:
+        return web.Response(
+            status=503,
+            text="// the review page's decryption worker is not built: run scripts/setup.sh\n",
+            content_type="application/javascript",
+        )
+    return web.Response(body=body, content_type="application/javascript")
 
 
 def build_app(dash: Dashboard) -> web.Application:
@@ -82,6 +102,7 @@ def build_app(dash: Dashboard) -> web.Application:
     r.add_get("/api/users", api.users_list)
     r.add_post("/api/users", api.users_add)
     r.add_post("/api/users/{name}/{action}", api.users_action)
+    r.add_get("/static/bundle/review-worker.js", review_worker)
     r.add_get("/static/{name}", static)
     return app
 

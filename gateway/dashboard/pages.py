@@ -46,7 +46,7 @@ async def index_page(request: web.Request) -> web.Response:
         f'<meta name="user" content="{html.escape(s.user)}">'
         f'<meta name="role" content="{html.escape(s.role)}">'
         f'<meta name="perms" content="{html.escape(",".join(perms))}">'
-        '<script src="/static/app.js" defer></script>'
+        '<script src="/static/review.js" defer></script><script src="/static/app.js" defer></script>'
     )
     return _page(
         "Consent gateway: live calls",
@@ -60,6 +60,8 @@ async def index_page(request: web.Request) -> web.Response:
 <th>Caller</th><th>Route</th><th>State</th><th>Consent</th><th>Recording</th><th>Duration</th><th>Sealed</th>
 <th>Node</th><th>Worker</th><th>Actions</th></tr></thead><tbody></tbody></table>
 <p id="no-calls">No calls right now.</p></section>
+<section id="recordings-section" hidden></section>
+<section id="requests-section" hidden></section>
 <section id="audit-section" hidden></section>
 <section id="users-section" hidden></section></main>""",
         head=meta,

@@ -250,10 +250,12 @@ async function showUsers() {
 function tabs() {
   const nav = document.getElementById("tabs");
   const list = PERMS.has("live") ? [["live", "Live calls", "live-section", null]] : [];
+  if (PERMS.has("recordings")) list.push(["recordings", "Recordings", "recordings-section", showRecordings]);
+  if (PERMS.has("review") || PERMS.has("approve")) list.push(["requests", "Access requests", "requests-section", showRequests]);
   if (PERMS.has("audit")) list.push(["audit", "Audit", "audit-section", showAudit]);
   if (PERMS.has("users")) list.push(["users", "Users", "users-section", showUsers]);
   if (!PERMS.has("live")) document.getElementById("live-section").hidden = true;
-  if (list.length <= 1) return;
+  if (list.length === 0 || (list.length === 1 && list[0][0] === "live")) return;
   const select = (id) => {
     for (const [key, , sec] of list) {
       document.getElementById(sec).hidden = key !== id;
@@ -270,4 +272,4 @@ document.getElementById("who").textContent = `${meta("user")} (${ROLE})`;
 document.getElementById("logout-csrf").value = CSRF;
 tabs();
 if (PERMS.has("live")) connect();
-else setStatus("This role works on recordings. Their review page is not in this version yet; README, Review, describes the HTTP API.");
+else setStatus("Recordings: metadata and access requests. Listening needs an approved request and your own age identity.");

@@ -1,0 +1,267 @@
+"""The review page in a real browser: Playwright driving Debian's chromium against the real
+dashboard application on a loopback port, over a real SQLite index and spool (and once a
+SeaweedFS S3 store with a key per recording).
+
+A reviewer requests access to a recording; an approver (another browser, another login) grants
+it; the reviewer loads their age identity file into the page and plays. What the page hands the
+audio graph is tapped (every AudioBuffer given to a source node) and must carry the caller's
+440 Hz on channel 0 and the helpline's 1000 Hz on channel 1. Every request any page sends,
+the decryption worker's included, is captured: none carries the identity, as text or as bytes.
+After the browser closes, its profile directory holds no RIFF/WAV bytes. The reviewer cannot
+approve their own request; a revoked grant stops the player and the refusal is audited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import pytest_asyncio
+from aiohttp import web
+
+from gateway import age
+from gateway.dashboard.app import WORKER, build_app
+from gateway.storage.store import Store
+from tests import s3
+from tests.audio import dominant_frequency
+from tests.conftest import require_tool
+from tests.test_dashboard_browser import CHROMIUM_ARGS
+from tests.test_object_store import store_for
+from tests.test_review_http import PASSWORD, RATE, Lab
+
+pytestmark = pytest.mark.slow
+SCREENSHOTS = Path("/tmp") / "consent-gateway-screenshots"
+
+# Every buffer of decoded audio the page gives Web Audio, copied out for the test: the tap.
+TAP = """
+window.__tap = [[], []];
+const start = AudioBufferSourceNode.prototype.start;
+AudioBufferSourceNode.prototype.start = function (...args) {
+  const b = this.buffer;
+  if (b) for (let c = 0; c < Math.min(2, b.numberOfChannels); c++) window.__tap[c].push(Array.from(b.getChannelData(c)));
+  return start.apply(this, args);
+};
+"""
+
+
+async def serve(lab: Lab) -> AsyncIterator[str]:
+    runner = web.AppRunner(build_app(lab.dash), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+@pytest_asyncio.fixture
+async def chromium(tmp_path: Path) -> AsyncIterator[Any]:
+    """A persistent browser context with its own profile directory (checked afterwards)."""
+    exe = require_tool("chromium")
+    assert WORKER.is_file(), f"{WORKER} is missing: scripts/setup.sh builds it"
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as p:
+        yield p, exe
+
+
+async def login(page: Any, url: str, name: str) -> None:
+    await page.goto(url + "/")
+    assert page.url.endswith("/login")
+    await page.fill("input[name=name]", name)
+    await page.fill("input[name=password]", PASSWORD)
+    await page.click("button[type=submit]")
+    await page.wait_for_selector("#tabs button[data-tab=recordings]", timeout=10_000)
+
+
+def secret_bytes(identity: age.Identity) -> list[bytes]:
+    """The identity as it could leak: its text (any case) and its raw key bytes."""
+    text = identity.encode()
+    out = [text.encode(), text.lower().encode(), b"AGE-SECRET-KEY-", b"age-secret-key-"]
+    from cryptography.hazmat.primitives import serialization
+
+    raw = identity.private_key.private_bytes(
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+    )
+    return [*out, raw]
+
+
+async def play_and_tap(page: Any, rec_id: str, seconds: float) -> tuple[np.ndarray, np.ndarray]:
+    await page.click(f'#rec-table tr[data-rec="{rec_id}"]')
+    await page.wait_for_selector("button[data-op=play]", timeout=10_000)
+    await page.click("button[data-op=play]")
+    await page.wait_for_selector(".player canvas[data-channel='0']", timeout=10_000)
+    await page.click(".player button[data-op=toggle]")
+    # Enough audio handed to the graph for the tones to be measured.
+    await page.wait_for_function(
+        "n => window.__tap[0].reduce((a, b) => a + b.length, 0) >= n", arg=int(RATE * seconds), timeout=15_000
+    )
+    tap = await page.evaluate("window.__tap")
+    ch0 = np.concatenate([np.array(b, dtype=np.float32) for b in tap[0]])
+    ch1 = np.concatenate([np.array(b, dtype=np.float32) for b in tap[1]])
+    return ch0, ch1
+
+
+def pcm16(x: np.ndarray) -> bytes:
+    return (np.clip(x, -1, 1) * 32767).astype("<i2").tobytes()
+
+
+async def reviewer_plays(tmp_path: Path, chromium: Any, lab: Lab, url: str, *, own_key: bool) -> None:
+    p, exe = chromium
+    rec = lab.recording(own_key=own_key, seconds=6.0, streaming=True)
+    profile = tmp_path / "profile"
+    ctx = await p.chromium.launch_persistent_context(
+        str(profile),
+        executable_path=exe,
+        headless=True,
+        args=[*CHROMIUM_ARGS, "--autoplay-policy=no-user-gesture-required"],
+        viewport={"width": 1280, "height": 900},
+    )
+    sent: list[tuple[str, str, bytes]] = []
+
+    def capture(req: Any) -> None:
+        body = req.post_data_buffer or b""
+        headers = "\n".join(f"{k}: {v}" for k, v in req.headers.items())
+        sent.append((req.url, headers, body))
+
+    ctx.on("request", capture)
+    try:
+        await ctx.add_init_script(TAP)
+        rita = ctx.pages[0] if ctx.pages else await ctx.new_page()
+        problems: list[str] = []
+        rita.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+        rita.on(
+            "console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None
+        )
+        rita.on("worker", lambda w: w.on("console", lambda m: problems.append(f"worker: {m.text}")))
+        await login(rita, url, "rita")
+        await rita.click("button[data-tab=recordings]")
+        await rita.click(f'#rec-table tr[data-rec="{rec.id}"]')
+        await rita.fill(
+            "#request-form textarea[name=reason]", "complaint #4411: the caller says they were not told"
+        )
+        await rita.select_option("#request-form select[name=category]", "complaint")
+        await rita.click("#request-form button[type=submit]")
+        await rita.wait_for_selector("tr[data-grant] .pill.requested", timeout=10_000)
+        # The reviewer is offered no way to decide their own request, and the server refuses it.
+        assert await rita.query_selector("tr[data-grant] button[data-op=approve]") is None
+        gid = await rita.get_attribute("tr[data-grant]", "data-grant")
+        refused = await rita.evaluate(
+            """async g => (await fetch(`/api/review/grants/${g}/approve`, {method: "POST",
+                 headers: {"X-CSRF-Token": document.querySelector('meta[name=csrf]').content,
+                           "Content-Type": "application/json"}, body: "{}"})).status""",
+            gid,
+        )
+        assert refused == 403
+
+        # The approver, in another browser session, sees the request with its reason and grants it.
+        browser2 = await p.chromium.launch(executable_path=exe, headless=True, args=CHROMIUM_ARGS)
+        alma = await browser2.new_page()
+        await login(alma, url, "alma")
+        await alma.click("button[data-tab=requests]")
+        row = f'tr[data-grant="{gid}"]'
+        await alma.wait_for_selector(row, timeout=10_000)
+        assert "not told" in await alma.inner_text(row)
+        if not own_key:
+            SCREENSHOTS.mkdir(exist_ok=True)
+            await alma.screenshot(path=str(SCREENSHOTS / "review-requests.png"), full_page=True)
+        await alma.click(f"{row} button[data-op=approve]")
+        await alma.wait_for_selector(f"{row} .pill.approved", timeout=10_000)
+        await browser2.close()
+
+        # The reviewer loads the identity file (the page hands the File to the worker) and plays.
+        key_file = tmp_path / "rita.agekey"
+        key_file.write_text(lab.identity.encode() + "\n")
+        await rita.set_input_files("#key-file", str(key_file))
+        await rita.wait_for_selector("#key-status:has-text('Key ready for')", timeout=10_000)
+        key_file.unlink()
+        await rita.click(f'#rec-table tr[data-rec="{rec.id}"]')
+        try:
+            ch0, ch1 = await play_and_tap(rita, rec.id, 3.0)
+        except Exception:
+            state = await rita.evaluate(
+                "[document.querySelector('#status').textContent, document.querySelector('#key-status').textContent,"
+                " document.querySelector('.player') && document.querySelector('.player').outerHTML.slice(0, 300)]"
+            )
+            raise AssertionError(f"{state} {problems}") from None
+        assert abs(dominant_frequency(pcm16(ch0), RATE) - 440) < 10
+        assert abs(dominant_frequency(pcm16(ch1), RATE) - 1000) < 10
+        await rita.wait_for_function(
+            "() => document.querySelector('.player canvas[data-channel=\"1\"]') !== null", timeout=5_000
+        )
+        if not own_key:
+            await asyncio.sleep(0.5)
+            await rita.screenshot(path=str(SCREENSHOTS / "review-player.png"), full_page=True)
+        # The worker's own fetches were captured (so the capture covers them), and no request
+        # of any page carried the identity.
+        assert any(u.endswith(f"/api/review/grants/{gid}/ciphertext") for u, _, _ in sent)
+        if own_key:
+            assert any(u.endswith(f"/api/review/grants/{gid}/key") for u, _, _ in sent)
+        for u, h, body in sent:
+            blob = u.encode() + h.encode() + body
+            for secret in secret_bytes(lab.identity):
+                assert secret not in blob, f"the identity went out with {u}"
+
+        # Revocation ends access at once: the next fetch is refused, and the page says so.
+        status, _ = await revoke(lab, gid)
+        assert status
+        await rita.keyboard.press("Home")  # a seek: a new fetch, which must be refused
+        await rita.wait_for_selector("#status:has-text('Access ended')", timeout=10_000)
+        assert await rita.query_selector(".player canvas") is None  # the player closed
+        assert ("dashboard:rita", "review.fetch_refused") in [(a, act) for a, act, _ in lab.actions(rec.id)]
+
+        await rita.click("#logout button")
+        await rita.wait_for_url(re.compile(r".*/login$"), timeout=10_000)
+    finally:
+        await ctx.close()
+    riff = [
+        f
+        for f in profile.rglob("*")
+        if f.is_file() and (b"RIFF" in f.read_bytes() or b"WAVEfmt" in f.read_bytes())
+    ]
+    assert riff == [], riff
+    trail = [(a, act) for a, act, _ in lab.actions(rec.id)]
+    for step in ("review.requested", "review.refused", "review.approved", "review.fetched"):
+        assert step in [act for _, act in trail], (step, trail)
+    assert ("dashboard:alma", "review.approved") in trail
+
+
+async def revoke(lab: Lab, gid: str) -> tuple[bool, Any]:
+    from gateway.app.review import person
+
+    g = await asyncio.to_thread(lab.review.revoke, person("alma", "approver", "dashboard:alma"), gid, "test")
+    return True, g
+
+
+@pytest.mark.asyncio
+async def test_reviewer_requests_approver_grants_reviewer_plays_in_the_page(
+    tmp_path: Path, chromium: Any
+) -> None:
+    lab = Lab(tmp_path)
+    try:
+        async for url in serve(lab):
+            await reviewer_plays(tmp_path, chromium, lab, url, own_key=False)
+    finally:
+        lab.index.close()
+        lab.users.close()
+
+
+@pytest.mark.asyncio
+async def test_a_key_per_recording_recording_from_the_s3_store_plays_in_the_page(
+    tmp_path: Path, chromium: Any, s3_server: s3.S3Server
+) -> None:
+    store: Store = store_for(s3_server, s3_server.new_bucket())
+    lab = Lab(tmp_path, store=store)
+    try:
+        async for url in serve(lab):
+            await reviewer_plays(tmp_path, chromium, lab, url, own_key=True)
+    finally:
+        lab.index.close()
+        lab.users.close()
