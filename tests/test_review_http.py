@@ -7,8 +7,10 @@ over a real SQLite index and spool, and once over a SeaweedFS S3 store with a ke
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
+import logging
 import re
 import time
 from collections.abc import AsyncIterator
@@ -22,6 +24,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from gateway import age
 from gateway.accounts.users import UserStore
+from gateway.app.holds import Holds
 from gateway.app.review import Review
 from gateway.config import DashboardConfig
 from gateway.dashboard.app import Dashboard, build_app
@@ -62,6 +65,7 @@ class Lab:
             ("alma", "approver"),
             ("aud", "auditor"),
             ("sam", "supervisor"),
+            ("olga", "officer"),
         ):
             self.users.add(name, role, PASSWORD)
         self.identity = age.Identity.generate()  # the reviewer's: only this test (the browser) has it
@@ -79,9 +83,13 @@ class Lab:
             node_status=lambda: {"workers": [], "capacity_calls": 0, "failopen": 0},
             command=command,
             review=self.review,
+            holds=Holds(self),
             fetches_per_minute=20,
         )
         self.dash.backoff_s = 0.01
+
+    def set_legal_hold(self, rec_id: str, object_name: str, on: bool) -> None:
+        """The spool and this S3 store keep no Object Lock: nothing to mirror."""
 
     def recording(self, own_key: bool = False, seconds: float = 2.0, streaming: bool = False) -> RecordingRow:
         """A finished recording in the store and the index, encrypted to the reviewer."""
@@ -310,6 +318,54 @@ async def test_denied_revoked_and_expired_grants_get_403_and_are_audited(lab: La
     finally:
         for b in (rita, rob, alma):
             await b.close()
+
+
+@pytest.mark.asyncio
+async def test_the_officer_places_and_releases_a_legal_hold_with_a_reason(lab: Lab) -> None:
+    rec = lab.recording()
+    olga, rita = await Browser.login(lab, "olga"), await Browser.login(lab, "rita")
+    try:
+        assert (await olga.post(f"/api/recordings/{rec.id}/hold", {"reason": " "}))[0] == 400
+        assert (await rita.post(f"/api/recordings/{rec.id}/hold", {"reason": "mine"}))[0] == 403
+        assert (await olga.post("/api/recordings/nope/hold", {"reason": "case 7"}))[0] == 404
+        status, body = await olga.post(f"/api/recordings/{rec.id}/hold", {"reason": "complaint 4411"})
+        assert status == 200 and body["added"] is True
+        assert (await olga.post(f"/api/recordings/{rec.id}/hold", {"reason": "again"}))[1]["added"] is False
+        detail = await (await olga.get(f"/api/recordings/{rec.id}")).json()
+        assert detail["recording"]["held"] and detail["holds"][0]["reason"] == "complaint 4411"
+        listed = await (await olga.get("/api/recordings?held=yes")).json()
+        assert [r["id"] for r in listed["recordings"]] == [rec.id]
+        status, body = await olga.post(f"/api/recordings/{rec.id}/release", {"reason": "case closed"})
+        assert status == 200 and body["released"] == 1
+        assert not lab.index.active_holds(rec.id)
+        trail = [(a, act, d.get("reason")) for a, act, d in lab.actions(rec.id)]
+        assert trail == [
+            ("dashboard:olga", "hold.added", "complaint 4411"),
+            ("dashboard:olga", "hold.removed", "case closed"),
+        ]
+    finally:
+        await olga.close()
+        await rita.close()
+
+
+@pytest.mark.asyncio
+async def test_a_reader_that_stops_early_is_no_server_error(lab: Lab, caplog: Any) -> None:
+    """The player stops reading at every seek, speed change and close."""
+    rec = lab.recording(seconds=600)  # 19 MB: more than loopback's socket buffers hold
+    rita, alma = await Browser.login(lab, "rita"), await Browser.login(lab, "alma")
+    try:
+        gid = await ask(rita, rec)
+        await alma.post(f"/api/review/grants/{gid}/approve")
+        for _ in range(3):
+            r = await rita.get(f"/api/review/grants/{gid}/ciphertext")
+            await r.content.readexactly(1 << 16)
+            assert r.connection is not None and r.connection.transport is not None
+            r.connection.transport.abort()  # as a browser does when a fetch is cancelled
+        await asyncio.sleep(1.0)
+        assert [x.getMessage() for x in caplog.records if x.levelno >= logging.ERROR] == []
+    finally:
+        await rita.close()
+        await alma.close()
 
 
 @pytest.mark.asyncio

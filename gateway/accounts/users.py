@@ -25,12 +25,12 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from ..storage.spool import ensure_private_dir
 from ..storage.sqlitetx import immediate
 
-ROLES = ("viewer", "supervisor", "auditor", "admin", "reviewer", "approver")
+ROLES = ("viewer", "supervisor", "auditor", "admin", "reviewer", "approver", "officer")
 # What each role may do: "live" the live calls, "control" pause/resume/stop a call's recording,
 # "audit" the audit log, "recordings" the recordings' metadata and consent receipts, "users" the
 # accounts, "review" ask for access to a recording and use one's own grants, "approve" decide
-# others' requests and revoke grants (governance/grants.py). Reviewers and approvers handle
-# recordings, not calls: they do not see the live view.
+# others' requests and revoke grants (governance/grants.py), "holds" place and release legal
+# holds. Reviewers, approvers and officers handle recordings, not calls: no live view.
 PERMISSIONS: dict[str, frozenset[str]] = {
     "viewer": frozenset({"live"}),
     "supervisor": frozenset({"live", "control"}),
@@ -38,6 +38,9 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "admin": frozenset({"live", "users"}),
     "reviewer": frozenset({"recordings", "review"}),
     "approver": frozenset({"recordings", "approve"}),
+    # The data protection officer: the audit trail, the recordings, legal holds; listens only
+    # under a grant like any reviewer.
+    "officer": frozenset({"recordings", "review", "holds", "audit"}),
 }
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,31}$")
 # What a login attempt with a name no account can have (NAME_RE refuses it) is counted as: such

@@ -4,10 +4,25 @@ the store keeps Object Lock."""
 
 from __future__ import annotations
 
-from ..errors import NotFoundError
-from ..storage.index import NotFound
+from typing import Protocol
+
+from ..errors import GatewayError, NotFoundError
+from ..storage.index import Index, NotFound
 from ..storage.rows import RecordingRow, RecordingStatus
-from .gateway import Gateway
+
+
+class Gateway(Protocol):
+    """What holds need of the gateway (app/gateway.py's Gateway): its index, and the mirroring
+    of a hold onto the stored object."""
+
+    @property
+    def index(self) -> Index: ...
+
+    def set_legal_hold(self, rec_id: str, object_name: str, on: bool) -> None: ...
+
+
+class ReasonRequired(GatewayError):
+    """A hold placed or released without saying why."""
 
 
 def one_recording(gw: Gateway, rec_id: str) -> RecordingRow:
@@ -58,3 +73,33 @@ def release(gw: Gateway, label: str, rows: list[RecordingRow], reason: str, acto
         {"recordings": [r.id for r in rows], "reason": reason, "released": released},
     )
     return released
+
+
+class Holds:
+    """Holds one recording at a time, as the dashboard places and releases them: always with a
+    reason (at most 500 characters), audited with the user's name."""
+
+    def __init__(self, gw: Gateway) -> None:
+        self.gw = gw
+
+    @staticmethod
+    def _reason(reason: str) -> str:
+        reason = reason.strip()
+        if not reason:
+            raise ReasonRequired("say why (a case or complaint reference): the audit log keeps it")
+        return reason[:500]
+
+    def place(self, rec_id: str, reason: str, actor: str) -> bool:
+        """Hold a recording; False if it was held already (nothing is added twice)."""
+        reason = self._reason(reason)
+        row = one_recording(self.gw, rec_id)
+        if self.gw.index.active_holds(row.id):
+            return False
+        place_on(self.gw, row.id, reason, actor)
+        return True
+
+    def release(self, rec_id: str, reason: str, actor: str) -> int:
+        """Release every active hold on a recording; how many."""
+        reason = self._reason(reason)
+        row = one_recording(self.gw, rec_id)
+        return release(self.gw, row.id, [row], reason, actor)

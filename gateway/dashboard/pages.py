@@ -38,7 +38,7 @@ async def index_page(request: web.Request) -> web.Response:
     user = request.app[DASH].users.get(s.user)
     perms = sorted(
         p
-        for p in ("live", "control", "audit", "users", "recordings", "review", "approve")
+        for p in ("live", "control", "audit", "users", "recordings", "review", "approve", "holds")
         if user is not None and user.can(p)
     )
     meta = (

@@ -11,19 +11,23 @@ identity, which no request carries.
     GET  /api/review/grants/{id}/ciphertext    the age file, Range: bytes=a-b       (the grant's reviewer)
     GET  /api/review/grants/{id}/key           a recording's own key, wrapped       (the grant's reviewer)
     POST /api/review/grants/{id}/download      the page asks before saving a decrypted WAV
+    POST /api/recordings/{id}/hold|release     {reason}: a legal hold, placed or released   (officer)
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import time
 from collections import deque
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from aiohttp import web
 
+from ..app.holds import ReasonRequired
 from ..app.review import Fetch, RangeError, Review, person
 from ..errors import NotFoundError
 from ..governance import grants
@@ -35,6 +39,8 @@ from .api import json_body
 from .security import require
 from .state import DASH, Dashboard
 
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 BLOCK = 1 << 16
 RECHECK_EVERY = 16  # blocks (1 MiB) between checks that the grant still holds mid-stream
 RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
@@ -43,6 +49,42 @@ TIME = re.compile(r"^\d{4}-\d{2}-\d{2}(T[0-9:.]+Z?)?$")
 
 def _error(status: int, message: str, **extra: Any) -> web.Response:
     return web.json_response({"error": message, **extra}, status=status)
+
+
+_STATUS: dict[int, type[web.HTTPException]] = {
+    400: web.HTTPBadRequest,
+    403: web.HTTPForbidden,
+    404: web.HTTPNotFound,
+    416: web.HTTPRequestRangeNotSatisfiable,
+    503: web.HTTPServiceUnavailable,
+}
+
+
+def _http(
+    status: int, message: str, headers: dict[str, str] | None = None, **extra: Any
+) -> web.HTTPException:
+    return _STATUS[status](
+        text=json.dumps({"error": message, **extra}), content_type="application/json", headers=headers
+    )
+
+
+async def _run(call: Callable[[], T]) -> T:
+    """An application-layer call, in a thread; its refusals become the HTTP answers they mean
+    (the application has audited them already)."""
+    try:
+        return await asyncio.to_thread(call)
+    except NotFoundError as e:
+        raise _http(404, str(e)) from None
+    except GrantRefused as e:
+        raise _http(403, str(e), refusal=str(e.refusal)) from None
+    except RangeError as e:
+        raise _http(416, str(e), headers={"Content-Range": f"bytes */{e.size}"}) from None
+    except ObjectNotFound:
+        raise _http(404, "the recording's object is missing from the store") from None
+    except StoreError as e:
+        raise _http(503, f"the store is unreachable: {e}") from None
+    except ReasonRequired as e:
+        raise _http(400, str(e)) from None
 
 
 def _review(request: web.Request) -> Review:
@@ -183,10 +225,7 @@ async def recording_detail(request: web.Request) -> web.Response:
             "grants": [grant_json(g, time.time()) for g in mine],
         }
 
-    try:
-        return web.json_response(await asyncio.to_thread(load))
-    except NotFoundError as e:
-        return _error(404, str(e))
+    return web.json_response(await _run(load))
 
 
 # -- requests and decisions ------------------------------------------------------------------
@@ -210,13 +249,8 @@ async def grants_list(request: web.Request) -> web.Response:
     )
 
 
-async def _act(request: web.Request, run: Any) -> web.Response:
-    try:
-        g = await asyncio.to_thread(run)
-    except NotFoundError as e:
-        return _error(404, str(e))
-    except GrantRefused as e:
-        return _error(403, str(e), refusal=str(e.refusal))
+async def _act(run: Callable[[], GrantRow]) -> web.Response:
+    g = await _run(run)
     return web.json_response({"ok": True, "grant": grant_json(g, time.time())})
 
 
@@ -225,9 +259,8 @@ async def grant_request(request: web.Request) -> web.Response:
     review = _review(request)
     body = await json_body(request)
     rec, category, reason = (str(body.get(k, "")) for k in ("recording", "category", "reason"))
-    response = await _act(request, lambda: review.request(who, rec, category, reason))
-    if response.status == 200:
-        response.set_status(201)
+    response = await _act(lambda: review.request(who, rec, category, reason))
+    response.set_status(201)
     return response
 
 
@@ -239,18 +272,13 @@ async def grant_decide(request: web.Request) -> web.Response:
     body = await json_body(request) if request.can_read_body else {}
     note = str(body.get("note", ""))
     if op == "approve":
-        return await _act(request, lambda: review.approve(who, grant_id))
+        return await _act(lambda: review.approve(who, grant_id))
     if op == "deny":
-        return await _act(request, lambda: review.deny(who, grant_id, note))
+        return await _act(lambda: review.deny(who, grant_id, note))
     if op == "revoke":
-        return await _act(request, lambda: review.revoke(who, grant_id, note))
+        return await _act(lambda: review.revoke(who, grant_id, note))
     if op == "download":
-        try:
-            await asyncio.to_thread(review.download, who, grant_id)
-        except NotFoundError as e:
-            return _error(404, str(e))
-        except GrantRefused as e:
-            return _error(403, str(e), refusal=str(e.refusal))
+        await _run(lambda: review.download(who, grant_id))
         return web.json_response({"ok": True})
     raise web.HTTPNotFound()
 
@@ -301,20 +329,7 @@ async def ciphertext(request: web.Request) -> web.StreamResponse:
             return review.fetch(who, grant_id, suffix=-wanted[0])
         return review.fetch(who, grant_id, *(wanted or (0, None)))
 
-    try:
-        f = await asyncio.to_thread(open_)
-    except NotFoundError as e:
-        return _error(404, str(e))
-    except GrantRefused as e:
-        return _error(403, str(e), refusal=str(e.refusal))
-    except RangeError as e:
-        return web.json_response(
-            {"error": str(e)}, status=416, headers={"Content-Range": f"bytes */{e.size}"}
-        )
-    except ObjectNotFound:
-        return _error(404, "the recording's object is missing from the store")
-    except StoreError as e:
-        return _error(503, f"the store is unreachable: {e}")
+    f = await _run(open_)
     response = web.StreamResponse(status=206 if wanted is not None else 200)
     response.content_type = "application/octet-stream"
     response.content_length = f.end - f.start + 1
@@ -336,6 +351,9 @@ async def ciphertext(request: web.Request) -> web.StreamResponse:
                 review.still_covers, who, grant_id
             ):
                 break  # revoked or expired: the response ends short, the browser sees an error
+    except ConnectionError:
+        # The page stopped reading (a seek, a new speed, the player closed): not an error.
+        log.debug("review: %s stopped reading grant %s's ciphertext", who.name, grant_id)
     finally:
         f.stream.close()
     return response
@@ -346,19 +364,35 @@ async def wrapped_key(request: web.Request) -> web.Response:
     review = _review(request)
     if _rate_limited(request.app[DASH], who.name):
         return _error(429, "too many fetches: wait a minute", retry_after=60)
-    try:
-        key = await asyncio.to_thread(review.wrapped_key, who, request.match_info["id"])
-    except NotFoundError as e:
-        return _error(404, str(e))
-    except GrantRefused as e:
-        return _error(403, str(e), refusal=str(e.refusal))
+    grant_id = request.match_info["id"]
+    key = await _run(lambda: review.wrapped_key(who, grant_id))
     return web.Response(body=key, content_type="application/octet-stream")
+
+
+# -- legal holds ------------------------------------------------------------------------------
+
+
+async def hold(request: web.Request) -> web.Response:
+    s = require(request, "holds", csrf=True)
+    holds = request.app[DASH].holds
+    if holds is None:
+        return _error(404, "holds are not available on this dashboard")
+    rec_id, op = request.match_info["id"], request.match_info["op"]
+    reason = str((await json_body(request)).get("reason", ""))
+    if op == "hold":
+        added = await _run(lambda: holds.place(rec_id, reason, s.actor))
+        return web.json_response({"ok": True, "added": added})
+    if op == "release":
+        released = await _run(lambda: holds.release(rec_id, reason, s.actor))
+        return web.json_response({"ok": True, "released": released})
+    raise web.HTTPNotFound()
 
 
 def add_routes(app: web.Application) -> None:
     r = app.router
     r.add_get("/api/recordings", recordings)
     r.add_get("/api/recordings/{id}", recording_detail)
+    r.add_post("/api/recordings/{id}/{op:hold|release}", hold)
     r.add_get("/api/review/grants", grants_list)
     r.add_post("/api/review/grants", grant_request)
     r.add_post("/api/review/grants/{id}/{op}", grant_decide)

@@ -19,6 +19,7 @@ from aiohttp import web
 from ..accounts.sessions import Session, SessionBook, SessionStore
 from ..accounts.users import User, UserStore
 from ..app.accounts import Accounts
+from ..app.holds import Holds
 from ..app.review import Review
 from ..config import DashboardConfig
 from ..storage.index import Index, IndexUnavailable
@@ -59,6 +60,7 @@ class Dashboard:
         sessions: SessionStore | None = None,
         review: Review | None = None,
         fetches_per_minute: int = 30,
+        holds: Holds | None = None,
     ) -> None:
         self.config = config
         self.users = users
@@ -81,6 +83,7 @@ class Dashboard:
         self.review = review  # access requests and grants (dashboard/review.py); None: no review
         self.fetches_per_minute = fetches_per_minute  # [review]: ciphertext fetches per reviewer
         self.fetch_times: dict[str, deque[float]] = {}
+        self.holds = holds  # legal holds placed and released from the page; None: not here
 
     # -- sessions (the book keeps them; the dashboard knows who is watching) -----------------
 

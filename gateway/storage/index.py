@@ -394,14 +394,17 @@ class SqlIndex(Index):
         if q.until is not None:
             where.append("started_at<?")
             params.append(q.until)
-        if q.held is not None:
+        if q.held:  # few: looked up from the holds, then sorted
+            where.append("id IN (SELECT recording_id FROM holds WHERE released_at IS NULL)")
+        elif q.held is not None:  # most: scanned in order, each checked against the holds
             where.append(
-                ("" if q.held else "NOT ")
-                + "EXISTS (SELECT 1 FROM holds h WHERE h.recording_id = recordings.id AND h.released_at IS NULL)"
+                "NOT EXISTS (SELECT 1 FROM holds h WHERE h.recording_id = recordings.id AND h.released_at IS NULL)"
             )
         if q.after is not None:  # the last row of the previous page
-            where.append("(started_at < ? OR (started_at = ? AND id < ?))")
-            params += [q.after[0], q.after[0], q.after[1]]
+            # A row-value comparison: both engines read it as one range of the (started_at, id)
+            # index; the equivalent OR of two conditions made them scan from the top.
+            where.append("(started_at, id) < (?, ?)")
+            params += [q.after[0], q.after[1]]
         sql = ("WHERE " + " AND ".join(where) if where else "") + " ORDER BY started_at DESC, id DESC LIMIT ?"
         return self._recordings(sql, (*params, q.limit))
 

@@ -21,6 +21,7 @@ from aiohttp import web
 from ..accounts.sessions import Session, SessionBook, session_key
 from ..app.duties import Duties
 from ..app.gateway import Gateway
+from ..app.holds import Holds
 from ..callevents import RecordingState
 from ..config import Config, parse_ipv4_network
 from ..errors import ConfigError
@@ -362,6 +363,7 @@ class Node:
             sessions=sessions,
             review=self.gw.review(),
             fetches_per_minute=self.gw.config.review.fetches_per_minute,
+            holds=Holds(self.gw),
         )
         self.links.observers.append(dash.on_event)
         self.links.on_lost.append(dash.on_link_lost)

@@ -233,9 +233,30 @@ async function showRecording(id) {
   if (d.holds.length) {
     parts.push(el("h3", { text: "Legal holds" }), el("ul", {}, ...d.holds.map((h) => el("li", { text: `${h.reason} (${h.actor}, ${h.created_at})` }))));
   }
+  if (PERMS.has("holds")) parts.push(holdForm(r.id, d.holds.length > 0));
   parts.push(el("h3", { text: "Access" }), d.grants.length ? grantsTable(d.grants, gl.policy) : el("p", { text: "No access requests for this recording." }));
   if (PERMS.has("review")) parts.push(requestForm(r.id, gl.policy));
   box.replaceChildren(...parts);
+}
+
+function holdForm(recId, held) {
+  const reason = el("input", { name: "reason", maxlength: "500", required: "", size: "40",
+    placeholder: held ? "why the hold ends" : "why it must be kept (case, complaint…)" });
+  const msg = el("p", { role: "status" });
+  const op = held ? "release" : "hold";
+  const form = el("form", { id: "hold-form", class: "request", onsubmit: async (e) => {
+    e.preventDefault();
+    try {
+      await post(`/api/recordings/${encodeURIComponent(recId)}/${op}`, { reason: reason.value });
+      await showRecording(recId);
+    } catch (err) {
+      msg.textContent = err.message;
+      msg.className = "error";
+    }
+  } }, reason, el("button", { type: "submit", "data-op": op, text: held ? "Release hold" : "Place legal hold" }), msg);
+  return el("div", {}, el("h3", { text: "Legal hold" }), el("p", { class: "hint", text: held
+    ? "On hold: retention and erasure keep it until the hold is released."
+    : "A held recording is kept through retention and erasure until released." }), form);
 }
 
 function requestForm(recId, policy) {
@@ -335,6 +356,11 @@ class Player {
     if (m.op === "peaks" && m.grant === this.grant.id) {
       this.peaks = m.peaks;
       if (m.frames) this.frames = m.frames;
+      const scan = this.box.querySelector("[data-field=scan]");
+      if (scan) {
+        scan.textContent = m.done >= 1 ? "" : `waveform ${Math.round(m.done * 100)} %`;
+        if (m.done >= 1) this.box.dataset.scanned = "1";
+      }
       this.draw();
     } else if (m.op === "pcm" && m.gen === this.gen) {
       const n = m.channels[0].length;
@@ -535,7 +561,7 @@ async function openPlayer(g) {
     onchange: () => p.seek((Number(range.value) / 1000) * p.frames) });
   const controls = el("div", { class: "controls" },
     el("button", { type: "button", "data-op": "toggle", text: "Play", onclick: () => p.toggle() }), range,
-    el("span", { "data-field": "time", class: "num" }), speed);
+    el("span", { "data-field": "time", class: "num" }), speed, el("span", { "data-field": "scan", class: "hint" }));
   if (g.allow_download) {
     controls.append(el("button", { type: "button", "data-op": "download", text: "Download WAV", onclick: () => downloadWav(g).catch((e) => setStatus(e.message, true)) }));
   }
@@ -545,7 +571,7 @@ async function openPlayer(g) {
     channel(0, "Caller (channel 0)"), channel(1, "Helpline (channel 1)"), controls,
     el("p", { class: "hint keys", text: "Keys: Space play/pause · ←/→ 5 s · Home start · [ ] speed · 1/2 mute caller/helpline · Shift+1/2 solo · Esc close" }));
   document.addEventListener("keydown", playerKeys);
-  p.start(0);
+  p.toggle(); // plays at once: the click on Play is the page's user gesture for audio
   p.render();
   box.scrollIntoView({ block: "nearest" });
 }
