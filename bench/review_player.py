@@ -114,8 +114,8 @@ async def one(minutes: float, play_s: float, tmp: Path, p: Any, exe: str) -> dic
                 await page.click("button[data-tab=recordings]")
                 key = tmp / "key.txt"
                 key.write_text(lab.identity.encode() + "\n")
-                await page.set_input_files("#key-file", str(key))
-                await page.wait_for_selector("#key-status:has-text('Key ready for')")
+                await page.set_input_files("section:not([hidden]) .key-file", str(key))
+                await page.wait_for_selector("section:not([hidden]) .key-status:has-text('Key ready for')")
                 await page.click(f'#rec-table tr[data-rec="{rec.id}"]')
                 await page.wait_for_selector("button[data-op=play]")
                 idle_kb = renderer_rss_kb(pid)

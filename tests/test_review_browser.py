@@ -179,15 +179,17 @@ async def reviewer_plays(tmp_path: Path, chromium: Any, lab: Lab, url: str, *, o
         # The reviewer loads the identity file (the page hands the File to the worker) and plays.
         key_file = tmp_path / "rita.agekey"
         key_file.write_text(lab.identity.encode() + "\n")
-        await rita.set_input_files("#key-file", str(key_file))
-        await rita.wait_for_selector("#key-status:has-text('Key ready for')", timeout=10_000)
+        await rita.set_input_files("section:not([hidden]) .key-file", str(key_file))
+        await rita.wait_for_selector(
+            "section:not([hidden]) .key-status:has-text('Key ready for')", timeout=10_000
+        )
         key_file.unlink()
         await rita.click(f'#rec-table tr[data-rec="{rec.id}"]')
         try:
             ch0, ch1 = await play_and_tap(rita, rec.id, 3.0)
         except Exception:
             state = await rita.evaluate(
-                "[document.querySelector('#status').textContent, document.querySelector('#key-status').textContent,"
+                "[document.querySelector('#status').textContent, document.querySelector('.key-status').textContent,"
                 " document.querySelector('.player') && document.querySelector('.player').outerHTML.slice(0, 300)]"
             )
             raise AssertionError(f"{state} {problems}") from None
@@ -264,6 +266,59 @@ async def test_a_key_per_recording_recording_from_the_s3_store_plays_in_the_page
     try:
         async for url in serve(lab):
             await reviewer_plays(tmp_path, chromium, lab, url, own_key=True)
+    finally:
+        lab.index.close()
+        lab.users.close()
+
+
+@pytest.mark.asyncio
+async def test_the_officer_finds_a_callers_recordings_in_the_page_and_holds_one(
+    tmp_path: Path, chromium: Any
+) -> None:
+    """The sealed numbers are decrypted in the officer's page; the number searched for never
+    leaves it; the match opens with its receipt and gets a legal hold, audited."""
+    p, exe = chromium
+    lab = Lab(tmp_path)
+    mine = lab.recording(caller="+46 70 123 45 67")
+    lab.recording(caller="0812345678")
+    sent: list[str] = []
+    try:
+        async for url in serve(lab):
+            browser = await p.chromium.launch(executable_path=exe, headless=True, args=CHROMIUM_ARGS)
+            try:
+                page = await browser.new_page(viewport={"width": 1280, "height": 900})
+                page.on("request", lambda r: sent.append(r.url + (r.post_data or "")))
+                await login(page, url, "olga")
+                await page.click("button[data-tab=subject]")
+                key = tmp_path / "officer.agekey"
+                key.write_text(lab.identity.encode() + "\n")
+                await page.set_input_files("section:not([hidden]) .key-file", str(key))
+                await page.wait_for_selector("section:not([hidden]) .key-status:has-text('Key ready for')")
+                await page.fill("#subject-number", "070-123 45 67")
+                await page.click("#subject-form button[type=submit]")
+                await page.wait_for_selector(
+                    "#subject-progress:has-text('+46701234567: 1 calls, 1 recordings')"
+                )
+                rows = await page.eval_on_selector_all(
+                    "#subject-table tr[data-rec]", "rs => rs.map(r => r.dataset.rec)"
+                )
+                assert rows == [mine.id]
+                await page.click(f'#subject-table tr[data-rec="{mine.id}"] button')
+                await page.wait_for_selector("#subject-detail dl.receipt")
+                assert "granted" in await page.inner_text("#subject-detail dl.receipt")
+                await page.fill("#hold-form input[name=reason]", "subject request 2026-118")
+                await page.click("#hold-form button[data-op=hold]")
+                await page.wait_for_selector("#hold-form button[data-op=release]")
+                SCREENSHOTS.mkdir(exist_ok=True)
+                await page.screenshot(path=str(SCREENSHOTS / "review-subject.png"), full_page=True)
+            finally:
+                await browser.close()
+        for digits in ("701234567", "70-123", "123 45 67", "123%2045"):
+            assert not [u for u in sent if digits in u], digits
+        assert lab.index.active_holds(mine.id)[0]["reason"] == "subject request 2026-118"
+        actions = [(e.actor, e.action) for e in lab.index.audit_entries()]
+        for step in ("subject.searched", "subject.found", "hold.added"):
+            assert ("dashboard:olga", step) in actions
     finally:
         lab.index.close()
         lab.users.close()

@@ -8,8 +8,10 @@ over a real SQLite index and spool, and once over a SeaweedFS S3 store with a ke
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import io
+import json
 import logging
 import re
 import time
@@ -26,12 +28,15 @@ from gateway import age
 from gateway.accounts.users import UserStore
 from gateway.app.holds import Holds
 from gateway.app.review import Review
+from gateway.app.subject import BrowserSearch
 from gateway.config import DashboardConfig
+from gateway.config.sections import NumbersConfig
 from gateway.dashboard.app import Dashboard, build_app
 from gateway.governance.grants import Policy
 from gateway.recording import keys, wav
+from gateway.storage import pii
 from gateway.storage.index import SqliteIndex
-from gateway.storage.rows import RecordingRow, RecordingStatus, utcnow
+from gateway.storage.rows import CallRow, RecordingRow, RecordingStatus, utcnow
 from gateway.storage.spool import LocalSpool
 from gateway.storage.store import Store
 from tests import s3
@@ -40,6 +45,34 @@ from tests.test_object_store import store_for
 
 PASSWORD = "correct horse battery"
 RATE = 8000
+# What consent/receipt.py writes for a caller who heard the notice and pressed nothing.
+RECEIPT: dict[str, Any] = {
+    "version": 1,
+    "route": "1177",
+    "mode": "opt-out",
+    "keys": {"decline": "9", "accept": None, "withdraw": "*9"},
+    "grace_s": 1.0,
+    "prompt": {
+        "id": "notice",
+        "version": "1",
+        "language": "sv",
+        "sha256": "ab" * 32,
+        "played_ms": 6200,
+        "played_sha256": "cd" * 32,
+    },
+    "language": {"code": "sv", "chosen_by": "route"},
+    "prompts_heard": [],
+    "answered_at": "2026-12-05T09:00:00Z",
+    "decided_at": "2026-12-05T09:00:07.2Z",
+    "ended_at": None,
+    "state": "granted",
+    "decision": "granted",
+    "reason": "no decline key within the notice and grace",
+    "decided_after_s": 7.2,
+    "withdrawn_after_s": None,
+    "digits": [{"digit": "5", "t": 3.1, "effect": "ignored", "via": "rfc4733"}],
+    "digits_dropped": 0,
+}
 
 
 def stereo_wav(seconds: float = 2.0, streaming: bool = False) -> bytes:
@@ -84,6 +117,7 @@ class Lab:
             command=command,
             review=self.review,
             holds=Holds(self),
+            subjects=BrowserSearch(self.index, NumbersConfig(country_code="46")),
             fetches_per_minute=20,
         )
         self.dash.backoff_s = 0.01
@@ -91,8 +125,11 @@ class Lab:
     def set_legal_hold(self, rec_id: str, object_name: str, on: bool) -> None:
         """The spool and this S3 store keep no Object Lock: nothing to mirror."""
 
-    def recording(self, own_key: bool = False, seconds: float = 2.0, streaming: bool = False) -> RecordingRow:
-        """A finished recording in the store and the index, encrypted to the reviewer."""
+    def recording(
+        self, own_key: bool = False, seconds: float = 2.0, streaming: bool = False, caller: str | None = None
+    ) -> RecordingRow:
+        """A finished recording in the store and the index, encrypted to the reviewer; with
+        `caller`, of a call from that number (sealed as the gateway seals it) with a receipt."""
         recipient: age.AnyRecipient = self.identity.recipient()
         key_enc = None
         if own_key:
@@ -108,8 +145,18 @@ class Lab:
 
             name = new_object_name()
             self.store.put(name, io.BytesIO(data), len(data), hashlib.sha256(data).hexdigest())  # type: ignore[attr-defined]
+        call_id = None
+        if caller is not None:
+            call_id = f"call-{name[:12]}"
+            self.index.add_call(
+                CallRow(
+                    call_id, utcnow(), "1177", caller_enc=pii.seal_value(caller, [self.identity.recipient()])
+                )
+            )
+            self.index.put_consent_receipt(call_id, RECEIPT | {"call_id": call_id})
         row = RecordingRow(
             id=name[:16],
+            call_id=call_id,
             object_name=name,
             started_at=utcnow(),
             status=RecordingStatus.COMPLETE,
@@ -366,6 +413,45 @@ async def test_a_reader_that_stops_early_is_no_server_error(lab: Lab, caplog: An
     finally:
         await rita.close()
         await alma.close()
+
+
+@pytest.mark.asyncio
+async def test_subject_search_pages_sealed_numbers_and_audits_only_what_matched(lab: Lab) -> None:
+    mine = lab.recording(caller="0701234567")
+    lab.recording(caller="+46 8 123 456")
+    lab.recording()  # no number
+    olga, rita = await Browser.login(lab, "olga"), await Browser.login(lab, "rita")
+    try:
+        assert (await rita.get("/api/subject/numbers")).status == 403
+        r = await (await olga.get("/api/subject/numbers?since=2000-01-01")).json()
+        assert r["numbering"] == {"country_code": "46", "national_prefix": "0", "international_prefix": "00"}
+        assert r["next"] is None and len(r["numbers"]) == 2
+        # The page decrypts (here: the test, with the officer's identity) and compares.
+        hits = [
+            call
+            for call, b64 in r["numbers"]
+            if any(
+                pii.same_number(n, "+46701234567", NumbersConfig(country_code="46"))
+                for n in pii.opened_numbers(age.decrypt(base64.b64decode(b64), [lab.identity]).decode())
+            )
+        ]
+        assert hits == [mine.call_id]
+        assert (await olga.get("/api/subject/numbers?until=2000-01-01")).status == 200
+        empty = await (await olga.get("/api/subject/numbers?until=2000-01-01")).json()
+        assert empty["numbers"] == []
+        status, found = await olga.post("/api/subject/found", {"label": r["label"], "calls": hits})
+        assert status == 200 and [x["id"] for x in found["recordings"]] == [mine.id]
+        assert (await olga.post("/api/subject/found", {"label": "nope", "calls": hits}))[0] == 400
+        entries = [e for e in lab.index.audit_entries() if e.subject == r["label"]]
+        assert [(e.actor, e.action) for e in entries] == [
+            ("dashboard:olga", "subject.searched"),
+            ("dashboard:olga", "subject.found"),
+        ]
+        assert entries[1].details == {"calls": 1, "recordings": 1, "via": "browser"}
+        assert "0701234567" not in json.dumps([e.details for e in lab.index.audit_entries()])
+    finally:
+        await olga.close()
+        await rita.close()
 
 
 @pytest.mark.asyncio

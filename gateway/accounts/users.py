@@ -30,7 +30,8 @@ ROLES = ("viewer", "supervisor", "auditor", "admin", "reviewer", "approver", "of
 # "audit" the audit log, "recordings" the recordings' metadata and consent receipts, "users" the
 # accounts, "review" ask for access to a recording and use one's own grants, "approve" decide
 # others' requests and revoke grants (governance/grants.py), "holds" place and release legal
-# holds. Reviewers, approvers and officers handle recordings, not calls: no live view.
+# holds, "subject" search for a data subject's calls (decrypted in the page). Reviewers,
+# approvers and officers handle recordings, not calls: no live view.
 PERMISSIONS: dict[str, frozenset[str]] = {
     "viewer": frozenset({"live"}),
     "supervisor": frozenset({"live", "control"}),
@@ -40,7 +41,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "approver": frozenset({"recordings", "approve"}),
     # The data protection officer: the audit trail, the recordings, legal holds; listens only
     # under a grant like any reviewer.
-    "officer": frozenset({"recordings", "review", "holds", "audit"}),
+    "officer": frozenset({"recordings", "review", "holds", "subject", "audit"}),
 }
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,31}$")
 # What a login attempt with a name no account can have (NAME_RE refuses it) is counted as: such

@@ -4,6 +4,7 @@ whether it found anything or not, and an access or erasure happens only with its
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +14,8 @@ from ..errors import GatewayError, NotFoundError
 from ..governance import subject
 from ..governance.subject import SubjectRecords
 from ..storage import pii
+from ..storage.index import Index
+from ..storage.rows import CallRow, RecordingRow, RecordingStatus
 from ..storage.store import StoreError
 from .gateway import Gateway
 from .retention import delete_recording
@@ -118,3 +121,50 @@ def erase(gw: Gateway, result: SubjectRecords, actor: str) -> ErasureReport:
         },
     )
     return report
+
+
+class BrowserSearch:
+    """A data-subject search made in the officer's browser (dashboard/subjects.py): the server
+    hands out the sealed numbers of a period page by page, the page decrypts and compares them
+    with the officer's identity, and reports only the calls that matched. The server never
+    learns the number searched for, nor any number it did not match. Both the search and what
+    it found are audited under the request's random label."""
+
+    PAGE = 500
+
+    def __init__(self, index: Index, numbering: pii.Numbering) -> None:
+        self.index = index
+        self.numbering = numbering
+
+    def start(self, actor: str, since: str | None, until: str | None) -> str:
+        label = f"request:{secrets.token_hex(8)}"
+        self.index.append_audit(
+            actor, "subject.searched", label, {"since": since, "until": until, "via": "browser"}
+        )
+        return label
+
+    def page(
+        self, after: str, since: str | None, until: str | None
+    ) -> tuple[list[tuple[str, bytes]], str | None]:
+        """Up to PAGE calls' sealed values after call id `after`; the next cursor or None."""
+        rows = self.index.encrypted_callers(after, self.PAGE, since, until)
+        return rows, (rows[-1][0] if rows else None)
+
+    def found(self, actor: str, label: str, call_ids: list[str]) -> tuple[list[CallRow], list[RecordingRow]]:
+        """The matched calls and their recordings (erased ones left out), audited."""
+        if not label.startswith("request:") or len(label) > 40:
+            raise GatewayError("not a subject request's label")
+        calls = self.index.calls_by_ids(list(dict.fromkeys(call_ids))[:10_000])
+        recordings = [
+            r
+            for c in calls
+            for r in self.index.recordings_of_call(c.id)
+            if r.status not in (RecordingStatus.DELETED, RecordingStatus.DISCARDED)
+        ]
+        self.index.append_audit(
+            actor,
+            "subject.found",
+            label,
+            {"calls": len(calls), "recordings": len(recordings), "via": "browser"},
+        )
+        return calls, recordings

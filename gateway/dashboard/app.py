@@ -11,6 +11,7 @@ directory listing exists):
     GET  /api/audit               audit log tail and chain verdict (auditor)
     GET  /api/recordings[/{id}]   recordings' metadata and receipts, never audio     review.py
     /api/review/grants...         access requests, decisions, ciphertext under a grant
+    /api/subject/...              a data-subject search decrypted in the officer's page   subjects.py
     GET  /api/users, POST /api/users, POST /api/users/{name}/{action}   (admin)
     GET  /static/app.js, /static/review.js, /static/app.css, /static/favicon.svg
     GET  /static/bundle/review-worker.js   the review page's decryption worker (built by setup)
@@ -28,7 +29,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from . import api, pages, review
+from . import api, pages, review, subjects
 from .livesocket import websocket
 from .security import check_host, index_unavailable, security_headers
 from .state import DASH, Dashboard
@@ -99,6 +100,7 @@ def build_app(dash: Dashboard) -> web.Application:
     r.add_post("/api/calls/{call}/{op}", api.call_action)
     r.add_get("/api/audit", api.audit_log)
     review.add_routes(app)
+    subjects.add_routes(app)
     r.add_get("/api/users", api.users_list)
     r.add_post("/api/users", api.users_add)
     r.add_post("/api/users/{name}/{action}", api.users_action)

@@ -38,7 +38,7 @@ async def index_page(request: web.Request) -> web.Response:
     user = request.app[DASH].users.get(s.user)
     perms = sorted(
         p
-        for p in ("live", "control", "audit", "users", "recordings", "review", "approve", "holds")
+        for p in ("live", "control", "audit", "users", "recordings", "review", "approve", "holds", "subject")
         if user is not None and user.can(p)
     )
     meta = (
@@ -62,6 +62,7 @@ async def index_page(request: web.Request) -> web.Response:
 <p id="no-calls">No calls right now.</p></section>
 <section id="recordings-section" hidden></section>
 <section id="requests-section" hidden></section>
+<section id="subject-section" hidden></section>
 <section id="audit-section" hidden></section>
 <section id="users-section" hidden></section></main>""",
         head=meta,

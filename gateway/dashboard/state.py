@@ -21,6 +21,7 @@ from ..accounts.users import User, UserStore
 from ..app.accounts import Accounts
 from ..app.holds import Holds
 from ..app.review import Review
+from ..app.subject import BrowserSearch
 from ..config import DashboardConfig
 from ..storage.index import Index, IndexUnavailable
 from . import live as lv
@@ -61,6 +62,7 @@ class Dashboard:
         review: Review | None = None,
         fetches_per_minute: int = 30,
         holds: Holds | None = None,
+        subjects: BrowserSearch | None = None,
     ) -> None:
         self.config = config
         self.users = users
@@ -84,6 +86,7 @@ class Dashboard:
         self.fetches_per_minute = fetches_per_minute  # [review]: ciphertext fetches per reviewer
         self.fetch_times: dict[str, deque[float]] = {}
         self.holds = holds  # legal holds placed and released from the page; None: not here
+        self.subjects = subjects  # data-subject searches decrypted in the officer's page
 
     # -- sessions (the book keeps them; the dashboard knows who is watching) -----------------
 

@@ -95,9 +95,12 @@ class Index(ABC):
     def get_consent_receipt(self, call_id: str) -> dict[str, Any]: ...
 
     @abstractmethod
-    def encrypted_callers(self, after: str = "", limit: int = 1000) -> list[tuple[str, bytes]]:
+    def encrypted_callers(
+        self, after: str = "", limit: int = 1000, since: str | None = None, until: str | None = None
+    ) -> list[tuple[str, bytes]]:
         """(call id, sealed value) of up to `limit` calls with a number, by call id, after `after`:
-        the caller's number, and a recording session's sealed participants (pii.opened_numbers)."""
+        the caller's number, and a recording session's sealed participants (pii.opened_numbers).
+        `since`/`until`: only calls that started in that period (until excluded)."""
 
     @abstractmethod
     def calls_by_ids(self, call_ids: list[str]) -> list[CallRow]: ...
@@ -318,11 +321,20 @@ class SqlIndex(Index):
         rows = self._recordings("WHERE object_name=?", (object_name,))
         return rows[0] if rows else None
 
-    def encrypted_callers(self, after: str = "", limit: int = 1000) -> list[tuple[str, bytes]]:
+    def encrypted_callers(
+        self, after: str = "", limit: int = 1000, since: str | None = None, until: str | None = None
+    ) -> list[tuple[str, bytes]]:
+        period, params = "", [after]
+        if since is not None:
+            period += " AND started_at >= ?"
+            params.append(since)
+        if until is not None:
+            period += " AND started_at < ?"
+            params.append(until)
         rows = self._q(
             "SELECT id, caller_enc, parties_enc FROM calls "
-            "WHERE (caller_enc IS NOT NULL OR parties_enc IS NOT NULL) AND id > ? ORDER BY id LIMIT ?",
-            (after, limit),
+            f"WHERE (caller_enc IS NOT NULL OR parties_enc IS NOT NULL) AND id > ?{period} ORDER BY id LIMIT ?",
+            (*params, limit),
         ).fetchall()
         # A recording session's participants come right after its caller, in the same batch.
         return [(r[0], bytes(v)) for r in rows for v in (r[1], r[2]) if v is not None]

@@ -357,8 +357,10 @@ class JournaledIndex(Index):
     def get_consent_receipt(self, call_id: str) -> dict[str, Any]:
         return self._read(lambda: self.backend.get_consent_receipt(call_id))
 
-    def encrypted_callers(self, after: str = "", limit: int = 1000) -> list[tuple[str, bytes]]:
-        return self._read(lambda: self.backend.encrypted_callers(after, limit))
+    def encrypted_callers(
+        self, after: str = "", limit: int = 1000, since: str | None = None, until: str | None = None
+    ) -> list[tuple[str, bytes]]:
+        return self._read(lambda: self.backend.encrypted_callers(after, limit, since, until))
 
     def calls_by_ids(self, call_ids: list[str]) -> list[CallRow]:
         return self._read(lambda: self.backend.calls_by_ids(call_ids))

@@ -22,6 +22,7 @@ from ..accounts.sessions import Session, SessionBook, session_key
 from ..app.duties import Duties
 from ..app.gateway import Gateway
 from ..app.holds import Holds
+from ..app.subject import BrowserSearch
 from ..callevents import RecordingState
 from ..config import Config, parse_ipv4_network
 from ..errors import ConfigError
@@ -364,6 +365,7 @@ class Node:
             review=self.gw.review(),
             fetches_per_minute=self.gw.config.review.fetches_per_minute,
             holds=Holds(self.gw),
+            subjects=BrowserSearch(self.gw.index, self.gw.config.numbering),
         )
         self.links.observers.append(dash.on_event)
         self.links.on_lost.append(dash.on_link_lost)

@@ -11,6 +11,7 @@
 // Bundled with esbuild by scripts/setup.sh into ../static/bundle/review-worker.js (never
 // committed). Messages: see `handlers` below; replies carry the request's `id`.
 import { Decrypter, identityToRecipient } from "age-encryption";
+import { openedNumbers, sameNumber, searchForm } from "./numbers.js";
 
 const BLOCK_FRAMES = 4096; // one PCM block posted to the page: 0.512 s at 8 kHz
 const PEAK_BINS = 1200; // waveform resolution, whatever the length
@@ -335,13 +336,36 @@ async function wav() {
   return { blob: new Blob([h.buffer, ...parts], { type: "audio/wav" }) };
 }
 
+// -- a data subject's calls ------------------------------------------------------------------
+
+// One page of sealed caller numbers ([call id, base64 age file]) compared with the number
+// searched for; only the matching call ids leave the worker.
+async function match({ number, numbering, numbers }) {
+  if (!identities) throw new Error("load your age identity first");
+  const target = searchForm(number, numbering);
+  const d = decrypterWith(identities);
+  const calls = [];
+  let unreadable = 0;
+  for (const [call, b64] of numbers) {
+    let opened;
+    try {
+      opened = await d.decrypt(Uint8Array.from(atob(b64), (c) => c.charCodeAt(0)), "text");
+    } catch {
+      unreadable += 1;
+      continue;
+    }
+    if (openedNumbers(opened).some((n) => sameNumber(n, target, numbering))) calls.push(call);
+  }
+  return { target, calls: [...new Set(calls)], unreadable, checked: numbers.length };
+}
+
 function close() {
   opened = null;
   stopPlayer();
   return {};
 }
 
-const handlers = { identity: loadIdentity, forget, open, play, more, wav, close };
+const handlers = { identity: loadIdentity, forget, open, play, more, wav, close, match };
 
 self.onmessage = async (event) => {
   const { id, op, ...args } = event.data;

@@ -252,6 +252,7 @@ function tabs() {
   const list = PERMS.has("live") ? [["live", "Live calls", "live-section", null]] : [];
   if (PERMS.has("recordings")) list.push(["recordings", "Recordings", "recordings-section", showRecordings]);
   if (PERMS.has("review") || PERMS.has("approve")) list.push(["requests", "Access requests", "requests-section", showRequests]);
+  if (PERMS.has("subject")) list.push(["subject", "Subject request", "subject-section", showSubject]);
   if (PERMS.has("audit")) list.push(["audit", "Audit", "audit-section", showAudit]);
   if (PERMS.has("users")) list.push(["users", "Users", "users-section", showUsers]);
   if (!PERMS.has("live")) document.getElementById("live-section").hidden = true;

@@ -62,13 +62,13 @@ function forgetKey(why) {
   keyStatus(why || NO_KEY);
 }
 
+// Every tab that plays or searches has its key box; they all show the one key's state.
 function keyStatus(text, bad) {
-  const s = document.getElementById("key-status");
-  if (!s) return;
-  s.textContent = text;
-  s.classList.toggle("error", !!bad);
-  const f = document.getElementById("key-forget");
-  if (f) f.hidden = !review.recipients;
+  for (const s of document.querySelectorAll(".key-status")) {
+    s.textContent = text;
+    s.classList.toggle("error", !!bad);
+  }
+  for (const f of document.querySelectorAll(".key-forget")) f.hidden = !review.recipients;
 }
 
 async function loadKey(args) {
@@ -83,22 +83,22 @@ async function loadKey(args) {
 }
 
 function keyBox() {
-  const file = el("input", { type: "file", id: "key-file", accept: ".txt,.key,text/plain", "aria-label": "age identity file" });
+  const file = el("input", { type: "file", class: "key-file", accept: ".txt,.key,text/plain", "aria-label": "age identity file" });
   file.addEventListener("change", async () => {
     const f = file.files[0];
     file.value = ""; // the page keeps no reference to the file
     if (f) await loadKey({ file: f });
   });
-  const paste = el("textarea", { id: "key-paste", rows: "2", placeholder: "…or paste AGE-SECRET-KEY-…", autocomplete: "off",
+  const paste = el("textarea", { class: "key-paste", rows: "2", placeholder: "…or paste AGE-SECRET-KEY-…", autocomplete: "off",
     spellcheck: "false", "aria-label": "pasted age identity" });
-  const use = el("button", { type: "button", id: "key-use", text: "Use pasted key", onclick: async () => {
+  const use = el("button", { type: "button", class: "key-use", text: "Use pasted key", onclick: async () => {
     const text = paste.value;
     paste.value = "";
     await loadKey({ text });
   } });
-  const forget = el("button", { type: "button", id: "key-forget", text: "Forget key", hidden: "", onclick: () => forgetKey() });
-  const box = el("div", { id: "key-box", class: "key-box" },
-    el("label", { text: "Your age identity: " }, file), paste, use, forget, el("p", { id: "key-status", role: "status" }));
+  const forget = el("button", { type: "button", class: "key-forget", text: "Forget key", hidden: "", onclick: () => forgetKey() });
+  const box = el("div", { class: "key-box" },
+    el("label", { text: "Your age identity: " }, file), paste, use, forget, el("p", { class: "key-status", role: "status" }));
   return box;
 }
 
@@ -143,8 +143,8 @@ async function listRecordings(after) {
   const body = document.querySelector("#rec-table tbody");
   if (!after) body.replaceChildren();
   for (const x of r.recordings) {
-    body.append(el("tr", { "data-rec": x.id, tabindex: "0", class: "clickable", onclick: () => showRecording(x.id),
-      onkeydown: (e) => { if (e.key === "Enter") showRecording(x.id); } },
+    body.append(el("tr", { "data-rec": x.id, tabindex: "0", class: "clickable", onclick: () => showRecording(x.id, "rec-detail"),
+      onkeydown: (e) => { if (e.key === "Enter") showRecording(x.id, "rec-detail"); } },
       el("td", { text: new Date(x.started_at).toLocaleString() }),
       el("td", { class: "num", text: x.duration_s == null ? "–" : fmtDuration(x.duration_s) }),
       el("td", {}, pill(x.status)), el("td", { text: x.route || "" }), el("td", { text: x.origin || "" }),
@@ -215,12 +215,13 @@ function grantsTable(list, policy) {
   el("tbody", {}, ...list.map((g) => grantRow(g, policy))));
 }
 
-async function showRecording(id) {
+async function showRecording(id, boxId) {
   review.current = id;
+  if (boxId) review.detailBox = boxId;
   const [d, gl] = await Promise.all([getJSON(`/api/recordings/${encodeURIComponent(id)}`),
     getJSON("/api/review/grants").catch(() => ({ grants: [], policy: null }))]);
   const r = d.recording;
-  const box = document.getElementById("rec-detail");
+  const box = document.getElementById(review.detailBox || "rec-detail");
   const meta_ = el("dl", { class: "meta" });
   for (const [k, v] of [["recording", r.id], ["started", r.started_at], ["ended", r.finished_at], ["status", r.status],
     ["duration", r.duration_s == null ? null : fmtDuration(r.duration_s)], ["size", fmtBytes(r.bytes)], ["route", r.route],
@@ -254,7 +255,7 @@ function holdForm(recId, held) {
       msg.className = "error";
     }
   } }, reason, el("button", { type: "submit", "data-op": op, text: held ? "Release hold" : "Place legal hold" }), msg);
-  return el("div", {}, el("h3", { text: "Legal hold" }), el("p", { class: "hint", text: held
+  return el("div", {}, el("h3", { text: held ? "Release the hold" : "Place a legal hold" }), el("p", { class: "hint", text: held
     ? "On hold: retention and erasure keep it until the hold is released."
     : "A held recording is kept through retention and erasure until released." }), form);
 }
@@ -299,8 +300,76 @@ async function showRequests() {
 async function refreshReview() {
   const rq = document.getElementById("requests-section");
   if (rq && !rq.hidden) await showRequests();
-  const rd = document.getElementById("recordings-section");
-  if (rd && !rd.hidden && review.current) await showRecording(review.current);
+  const box = review.detailBox && document.getElementById(review.detailBox);
+  if (box && !box.closest("section[hidden]") && review.current) await showRecording(review.current);
+}
+
+// -- a data subject's calls (the officer) ----------------------------------------------------------
+
+const MAX_PAGES = 4000; // 2 million calls at 500 a page: a bound, not a limit anyone should meet
+
+async function showSubject() {
+  const sec = document.getElementById("subject-section");
+  const number = el("input", { name: "number", id: "subject-number", required: "", autocomplete: "off", size: "22",
+    placeholder: "+46 70 123 45 67" });
+  const since = el("input", { name: "since", type: "date" });
+  const until = el("input", { name: "until", type: "date" });
+  const progress = el("p", { id: "subject-progress", role: "status" });
+  const results = el("div", { id: "subject-results" });
+  const form = el("form", { id: "subject-form", class: "filters", onsubmit: async (e) => {
+    e.preventDefault();
+    const typed = number.value;
+    number.value = ""; // the number stays in this page's memory only while it is searched
+    try {
+      await subjectSearch(typed, since.value, until.value, progress, results);
+    } catch (err) {
+      progress.textContent = err.message;
+      progress.className = "error";
+    }
+  } }, el("label", { text: "Caller number " }, number), el("label", { text: "From " }, since),
+  el("label", { text: "to " }, until), el("button", { type: "submit", text: "Search" }));
+  sec.replaceChildren(el("h2", { text: "Data-subject request" }),
+    el("p", { class: "hint", text: "The gateway stores caller numbers encrypted. This page fetches them for the period, decrypts them here with your identity and compares; the server learns only which calls matched, never the number you searched for." }),
+    keyBox(), form, progress, results, el("section", { id: "subject-detail" }), el("section", { class: "player", hidden: "" }));
+  keyStatus(review.recipients ? "Key ready." : NO_KEY);
+}
+
+async function subjectSearch(typed, since, until, progress, results) {
+  if (!review.recipients) throw new Error("Load your age identity first: it decrypts the numbers, here.");
+  progress.className = "";
+  results.replaceChildren();
+  const base = new URLSearchParams();
+  if (since) base.set("since", since);
+  if (until) base.set("until", until);
+  let label = "", after = "", checked = 0, unreadable = 0, target = "";
+  const calls = [];
+  for (let page = 0; page < MAX_PAGES; page++) {
+    const q = new URLSearchParams(base);
+    if (label) q.set("label", label);
+    if (after) q.set("after", after);
+    const r = await getJSON(`/api/subject/numbers?${q}`);
+    label = r.label;
+    const m = await ask("match", { number: typed, numbering: r.numbering, numbers: r.numbers });
+    target = m.target;
+    checked += m.checked;
+    unreadable += m.unreadable;
+    calls.push(...m.calls);
+    progress.textContent = `Checked ${checked} numbers; ${calls.length} calls match so far…`;
+    if (!r.next) break;
+    after = r.next;
+  }
+  typed = "";
+  const found = await post("/api/subject/found", { label, calls });
+  progress.textContent = `${target}: ${found.calls.length} calls, ${found.recordings.length} recordings `
+    + `(checked ${checked} numbers${unreadable ? `; ${unreadable} not readable with your key` : ""}). Request ${label}.`;
+  const tbl = el("table", { id: "subject-table" }, el("thead", {}, el("tr", {},
+    ...["started", "duration", "status", "route", "hold", ""].map((h) => el("th", { text: h })))),
+  el("tbody", {}, ...found.recordings.map((x) => el("tr", { "data-rec": x.id },
+    el("td", { text: new Date(x.started_at).toLocaleString() }),
+    el("td", { class: "num", text: x.duration_s == null ? "–" : fmtDuration(x.duration_s) }),
+    el("td", {}, pill(x.status)), el("td", { text: x.route || "" }), el("td", { text: x.held ? "held" : "" }),
+    el("td", {}, el("button", { type: "button", text: "Open", onclick: () => showRecording(x.id, "subject-detail").catch((e) => setStatus(e.message, true)) }))))));
+  results.replaceChildren(found.recordings.length ? tbl : el("p", { text: "No recordings of this number in the period." }));
 }
 
 // -- the player ------------------------------------------------------------------------------
@@ -535,7 +604,7 @@ function playerKeys(e) {
 async function openPlayer(g) {
   if (!review.recipients) {
     keyStatus("Load your age identity first (file or paste): it never leaves this tab.", true);
-    document.getElementById("key-file")?.focus();
+    document.querySelector("main > section:not([hidden]) .key-file")?.focus();
     return;
   }
   closePlayer();
