@@ -4,13 +4,15 @@ runs through a real node (Kamailio + workers, pjsua2 caller and PBX).
 A supervisor logs in, sees the call appear and move through its states, pauses, resumes and
 stops its recording; the worker obeys, the audit log names the supervisor, and the decrypted
 recording ends where it was stopped. The caller's display name is an HTML injection and must
-show as text. A screenshot of the live view is saved to test-artifacts/.
+show as text. A screenshot of the live view is saved under the system temp directory
+(consent-gateway-screenshots/), never into the repository.
 """
 
 from __future__ import annotations
 
 import os
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,7 +28,7 @@ from tests.conftest import require_tool
 pytestmark = pytest.mark.slow
 PASSWORD = "correct horse battery"
 EVIL = "<img src=x onerror=alert(1)>"
-ARTIFACTS = ROOT / "test-artifacts"
+SCREENSHOTS = Path(tempfile.gettempdir()) / "consent-gateway-screenshots"
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -137,8 +139,8 @@ def test_supervisor_watches_a_call_and_stops_its_recording(tmp_path: Path, brows
         page.click(f'tr[data-call="{call}"] button[data-op="resume"]')
         wait_field(page, call, "recording", "recording", 5_000)
         time.sleep(1.0)
-        ARTIFACTS.mkdir(exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / "dashboard-live.png"))
+        SCREENSHOTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / "dashboard-live.png"))
         page.click(f'tr[data-call="{call}"] button[data-op="stop"]')
         stopped_after = time.monotonic() - t_bridged
         page.wait_for_function(

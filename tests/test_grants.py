@@ -18,6 +18,7 @@ OTHER_REVIEWER = person("rob", "reviewer")
 APPROVER = person("alma", "approver")
 AUDITOR = person("aud", "auditor")
 SUPERVISOR = person("sam", "supervisor")
+OFFICER = person("olga", "officer")
 DAY = Policy(four_eyes=True, grant_s=86400.0)
 
 
@@ -117,10 +118,10 @@ def test_who_sees_a_request() -> None:
 
 # -- properties ------------------------------------------------------------------------------
 
-PEOPLE = [REVIEWER, OTHER_REVIEWER, APPROVER, person("al2", "approver"), AUDITOR, SUPERVISOR]
+PEOPLE = [REVIEWER, OTHER_REVIEWER, APPROVER, person("al2", "approver"), AUDITOR, SUPERVISOR, OFFICER]
 MOVES = st.lists(
     st.tuples(
-        st.sampled_from(["approve", "deny", "revoke", "expire", "fetch"]),
+        st.sampled_from(["approve", "deny", "revoke", "expire", "fetch", "erase"]),
         st.sampled_from(PEOPLE),
         st.floats(min_value=0, max_value=10_000),  # seconds after the previous move
     ),
@@ -133,13 +134,22 @@ ALLOWED = {
 
 
 @settings(max_examples=400, deadline=None)
-@given(moves=MOVES, four_eyes=st.booleans(), grant_s=st.floats(min_value=60, max_value=5000))
+@given(
+    moves=MOVES,
+    four_eyes=st.booleans(),
+    grant_s=st.floats(min_value=60, max_value=5000),
+    erasure=st.booleans(),
+)
 def test_any_sequence_of_moves_keeps_the_rules(
-    moves: list[tuple[str, Person, float]], four_eyes: bool, grant_s: float
+    moves: list[tuple[str, Person, float]], four_eyes: bool, grant_s: float, erasure: bool
 ) -> None:
     policy = Policy(four_eyes=four_eyes, grant_s=grant_s)
     now = 1000.0
-    g = asked(now)
+    g = (
+        grants.request("g1", "rec1", OFFICER, "erasure", "subject asked for erasure, ref 118", now)
+        if erasure
+        else asked(now)
+    )
     for move, who, dt in moves:
         now += dt
         before = g
@@ -152,9 +162,18 @@ def test_any_sequence_of_moves_keeps_the_rules(
                 g = grants.revoke(g, who, now)
             elif move == "expire":
                 g = grants.expire(g, now)
+            elif move == "erase":
+                grants.check_erase(g, who, now)
+                # An erasure passes only under an approved erasure grant, for the officer who
+                # asked, in time.
+                assert erasure and who is OFFICER and g.state is GrantState.APPROVED
+                assert g.decided_at is not None and g.expires_at is not None
+                assert g.decided_at <= now < g.expires_at
+                continue
             else:
                 grants.check_fetch(g, who, "rec1", now)
-                # A fetch passes only for the requester, approved, in time.
+                # A fetch passes only for the requester, approved, in time, to listen.
+                assert not erasure
                 assert who.name == g.requester and g.state is GrantState.APPROVED
                 assert g.expires_at is not None and g.decided_at is not None
                 assert g.decided_at <= now < g.expires_at
@@ -176,3 +195,24 @@ def test_any_sequence_of_moves_keeps_the_rules(
             before.requester,
             before.reason,
         )
+
+
+def test_an_erasure_is_the_officers_to_ask_needs_four_eyes_and_never_plays() -> None:
+    assert refusal(grants.request, "g2", "rec1", REVIEWER, "erasure", "subject asked, ref 118", 1000.0) is (
+        Refusal.ROLE
+    )
+    g = grants.request("g2", "rec1", OFFICER, "erasure", "subject asked, ref 118", 1000.0)
+    assert refusal(grants.approve, g, OFFICER, DAY, 1001.0) is Refusal.OWN_REQUEST
+    assert refusal(grants.check_erase, g, OFFICER, 1001.0) is Refusal.NOT_DECIDED
+    ok = grants.approve(g, APPROVER, DAY, 1001.0)
+    grants.check_erase(ok, OFFICER, 1002.0)
+    assert refusal(grants.check_fetch, ok, OFFICER, "rec1", 1002.0) is Refusal.PURPOSE
+    assert refusal(grants.check_erase, ok, APPROVER, 1002.0) is Refusal.NOT_YOURS
+    assert refusal(grants.check_erase, ok, OFFICER, 1001.0 + 86400.0) is Refusal.EXPIRED
+    done = grants.used(ok, 1003.0)
+    assert refusal(grants.check_erase, done, OFFICER, 1004.0) is Refusal.REVOKED
+    # A listening grant does not erase.
+    listen = grants.approve(
+        grants.request("g3", "rec1", OFFICER, "legal", "case 7, the tape", 1000.0), APPROVER, DAY, 1001.0
+    )
+    assert refusal(grants.check_erase, listen, OFFICER, 1002.0) is Refusal.PURPOSE

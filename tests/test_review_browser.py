@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,9 @@ import pytest_asyncio
 from aiohttp import web
 
 from gateway import age
+from gateway.app.review import person
 from gateway.dashboard.app import WORKER, build_app
+from gateway.storage.rows import RecordingStatus
 from gateway.storage.store import Store
 from tests import s3
 from tests.audio import dominant_frequency
@@ -36,7 +39,7 @@ from tests.test_object_store import store_for
 from tests.test_review_http import PASSWORD, RATE, Lab
 
 pytestmark = pytest.mark.slow
-SCREENSHOTS = Path("/tmp") / "consent-gateway-screenshots"
+SCREENSHOTS = Path(tempfile.gettempdir()) / "consent-gateway-screenshots"
 
 # Every buffer of decoded audio the page gives Web Audio, copied out for the test: the tap.
 TAP = """
@@ -236,8 +239,6 @@ async def reviewer_plays(tmp_path: Path, chromium: Any, lab: Lab, url: str, *, o
 
 
 async def revoke(lab: Lab, gid: str) -> tuple[bool, Any]:
-    from gateway.app.review import person
-
     g = await asyncio.to_thread(lab.review.revoke, person("alma", "approver", "dashboard:alma"), gid, "test")
     return True, g
 
@@ -311,13 +312,31 @@ async def test_the_officer_finds_a_callers_recordings_in_the_page_and_holds_one(
                 await page.wait_for_selector("#hold-form button[data-op=release]")
                 SCREENSHOTS.mkdir(exist_ok=True)
                 await page.screenshot(path=str(SCREENSHOTS / "review-subject.png"), full_page=True)
+                # Erasure: the hold released, an erasure requested, approved by another person,
+                # then carried out from the page.
+                await page.fill("#hold-form input[name=reason]", "subject request 2026-118 answered")
+                await page.click("#hold-form button[data-op=release]")
+                await page.wait_for_selector("#hold-form button[data-op=hold]")
+                await page.select_option("#request-form select[name=category]", "erasure")
+                await page.fill("#request-form textarea[name=reason]", "subject request 2026-118: erase")
+                await page.click("#request-form button[type=submit]")
+                await page.wait_for_selector("#subject-detail tr[data-grant] .pill.requested")
+                gid = await page.get_attribute("#subject-detail tr[data-grant]", "data-grant")
+                assert await page.query_selector("#subject-detail button[data-op=approve]") is None
+                await asyncio.to_thread(lab.review.approve, person("alma", "approver", "dashboard:alma"), gid)
+                await page.click(f'#subject-table tr[data-rec="{mine.id}"] button')
+                page.on("dialog", lambda d: asyncio.ensure_future(d.accept()))
+                await page.click("#subject-detail button[data-op=erase]", timeout=5_000)
+                await page.wait_for_selector("#subject-detail dd:has-text('deleted')", timeout=10_000)
             finally:
                 await browser.close()
         for digits in ("701234567", "70-123", "123 45 67", "123%2045"):
             assert not [u for u in sent if digits in u], digits
-        assert lab.index.active_holds(mine.id)[0]["reason"] == "subject request 2026-118"
+        added = [e for e in lab.index.audit_entries() if e.action == "hold.added"]
+        assert [e.details["reason"] for e in added] == ["subject request 2026-118"]
         actions = [(e.actor, e.action) for e in lab.index.audit_entries()]
-        for step in ("subject.searched", "subject.found", "hold.added"):
+        assert lab.index.get_recording(mine.id).status == RecordingStatus.DELETED
+        for step in ("subject.searched", "subject.found", "hold.added", "hold.removed", "subject.erased"):
             assert ("dashboard:olga", step) in actions
     finally:
         lab.index.close()

@@ -117,7 +117,7 @@ class Lab:
             command=command,
             review=self.review,
             holds=Holds(self),
-            subjects=BrowserSearch(self.index, NumbersConfig(country_code="46")),
+            subjects=BrowserSearch(self.index, self.store, NumbersConfig(country_code="46")),
             fetches_per_minute=20,
         )
         self.dash.backoff_s = 0.01
@@ -452,6 +452,42 @@ async def test_subject_search_pages_sealed_numbers_and_audits_only_what_matched(
     finally:
         await olga.close()
         await rita.close()
+
+
+@pytest.mark.asyncio
+async def test_an_erasure_from_the_page_needs_a_second_person_and_happens_once(lab: Lab) -> None:
+    rec = lab.recording(caller="0701234567")
+    olga, alma, rita = [await Browser.login(lab, n) for n in ("olga", "alma", "rita")]
+    try:
+        status, body = await rita.post(
+            "/api/review/grants", {"recording": rec.id, "category": "erasure", "reason": "I want it gone"}
+        )
+        assert status == 403 and body["refusal"] == "role"
+        status, body = await olga.post(
+            "/api/review/grants",
+            {"recording": rec.id, "category": "erasure", "reason": "subject request 118"},
+        )
+        gid = body["grant"]["id"]
+        assert (await olga.post(f"/api/review/grants/{gid}/approve"))[1]["refusal"] == "own_request"
+        assert (await olga.post(f"/api/review/grants/{gid}/erase"))[1]["refusal"] == "not_decided"
+        await alma.post(f"/api/review/grants/{gid}/approve")
+        # An erasure grant gives no access to the audio.
+        assert (await olga.get(f"/api/review/grants/{gid}/ciphertext")).status == 403
+        assert (await alma.post(f"/api/review/grants/{gid}/erase"))[0] == 403
+        status, body = await olga.post(f"/api/review/grants/{gid}/erase")
+        assert status == 200 and body["deleted"] == [rec.id], body
+        assert lab.index.get_recording(rec.id).status == RecordingStatus.DELETED
+        assert not lab.store.exists(rec.object_name)
+        assert lab.index.calls_by_ids([rec.call_id])[0].caller_enc is None  # the number forgotten
+        again = await olga.post(f"/api/review/grants/{gid}/erase")
+        assert again[0] == 403 and again[1]["refusal"] == "revoked"
+        actions = [(e.actor, e.action, e.subject) for e in lab.index.audit_entries()]
+        assert ("dashboard:olga", "subject.erased", f"request:{gid}") in actions
+        assert ("dashboard:olga", "review.erased", rec.id) in actions
+        assert ("dashboard:alma", "review.erase_refused", rec.id) in actions
+    finally:
+        for b in (olga, alma, rita):
+            await b.close()
 
 
 @pytest.mark.asyncio

@@ -5,18 +5,21 @@ whether it found anything or not, and an access or erasure happens only with its
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from .. import age
 from ..errors import GatewayError, NotFoundError
-from ..governance import subject
+from ..governance import grants, subject
+from ..governance.grants import GrantRefused, Person, Refusal
 from ..governance.subject import SubjectRecords
 from ..storage import pii
-from ..storage.index import Index
-from ..storage.rows import CallRow, RecordingRow, RecordingStatus
-from ..storage.store import StoreError
+from ..storage.index import Index, NotFound
+from ..storage.rows import CallRow, GrantState, RecordingRow, RecordingStatus
+from ..storage.store import Store, StoreError
 from .gateway import Gateway
 from .retention import delete_recording
 
@@ -29,7 +32,17 @@ def search(gw: Gateway, identities: Sequence[age.AnyIdentity], number: str) -> S
         raise GatewayError(str(e)) from None
 
 
-def _require_calls(gw: Gateway, found: SubjectRecords, actor: str) -> None:
+class Stores(Protocol):
+    """What an erasure needs of the gateway (a Gateway, or the dashboard's BrowserSearch)."""
+
+    @property
+    def index(self) -> Index: ...
+
+    @property
+    def store(self) -> Store: ...
+
+
+def _require_calls(gw: Stores, found: SubjectRecords, actor: str) -> None:
     """A request that finds nothing is logged as such, and ends there."""
     if not found.calls:
         gw.index.append_audit(actor, "subject.found", found.label, {"calls": 0, "recordings": 0})
@@ -83,7 +96,7 @@ class ErasureReport:
     calls_scrubbed: int = 0
 
 
-def erase(gw: Gateway, result: SubjectRecords, actor: str) -> ErasureReport:
+def erase(gw: Stores, result: SubjectRecords, actor: str) -> ErasureReport:
     """Delete the subject's recordings (except those on legal hold) and forget their number on
     every call that no longer has a held recording."""
     _require_calls(gw, result, actor)
@@ -132,8 +145,9 @@ class BrowserSearch:
 
     PAGE = 500
 
-    def __init__(self, index: Index, numbering: pii.Numbering) -> None:
+    def __init__(self, index: Index, store: Store, numbering: pii.Numbering) -> None:
         self.index = index
+        self.store = store
         self.numbering = numbering
 
     def start(self, actor: str, since: str | None, until: str | None) -> str:
@@ -168,3 +182,41 @@ class BrowserSearch:
             {"calls": len(calls), "recordings": len(recordings), "via": "browser"},
         )
         return calls, recordings
+
+    def erase(self, who: Person, grant_id: str) -> ErasureReport:
+        """Erase one recording of a data subject (and forget the number of its call) under an
+        approved erasure grant of `who`'s: `gateway subject erase`'s semantics (a held recording
+        is kept), with a second person's approval when four eyes are on. The grant is used once."""
+        try:
+            g = self.index.get_grant(grant_id)
+        except NotFound:
+            raise NotFoundError(f"no request {grant_id}") from None
+        if not grants.visible(g, who):
+            raise NotFoundError(f"no request {grant_id}")
+        now = time.time()
+        try:
+            grants.check_erase(g, who, now)
+        except GrantRefused as e:
+            self.index.append_audit(
+                who.audit_name,
+                "review.erase_refused",
+                g.recording_id,
+                {"grant": g.id, "requester": g.requester, "refusal": str(e.refusal)},
+            )
+            raise
+        row = self.index.get_recording(g.recording_id)
+        calls = self.index.calls_by_ids([row.call_id]) if row.call_id else []
+        if not calls:
+            raise GatewayError(f"recording {row.id} belongs to no call: erase it with `gateway retention`")
+        if not self.index.replace_grant(grants.used(g, now), GrantState.APPROVED):
+            raise GrantRefused(Refusal.DECIDED, "this erasure was carried out or ended already")
+        live = [r for r in [row] if r.status not in (RecordingStatus.DELETED, RecordingStatus.DISCARDED)]
+        result = SubjectRecords(label=f"request:{g.id}", searched="", calls=calls, recordings=live)
+        report = erase(self, result, who.audit_name)
+        self.index.append_audit(
+            who.audit_name,
+            "review.erased",
+            row.id,
+            {"grant": g.id, "requester": g.requester, "approver": g.decided_by, "label": result.label},
+        )
+        return report

@@ -11,6 +11,7 @@ identity, which no request carries.
     GET  /api/review/grants/{id}/ciphertext    the age file, Range: bytes=a-b       (the grant's reviewer)
     GET  /api/review/grants/{id}/key           a recording's own key, wrapped       (the grant's reviewer)
     POST /api/review/grants/{id}/download      the page asks before saving a decrypted WAV
+    POST /api/review/grants/{id}/erase         carry out an approved erasure grant          (officer)
     POST /api/recordings/{id}/hold|release     {reason}: a legal hold, placed or released   (officer)
 """
 
@@ -29,7 +30,7 @@ from aiohttp import web
 
 from ..app.holds import ReasonRequired
 from ..app.review import Fetch, RangeError, Review, person
-from ..errors import NotFoundError
+from ..errors import GatewayError, NotFoundError
 from ..governance import grants
 from ..governance.grants import GrantRefused, Person
 from ..storage.index import NotFound
@@ -60,7 +61,7 @@ _STATUS: dict[int, type[web.HTTPException]] = {
 }
 
 
-def _http(
+def http_error(
     status: int, message: str, headers: dict[str, str] | None = None, **extra: Any
 ) -> web.HTTPException:
     return _STATUS[status](
@@ -74,26 +75,23 @@ async def _run(call: Callable[[], T]) -> T:
     try:
         return await asyncio.to_thread(call)
     except NotFoundError as e:
-        raise _http(404, str(e)) from None
+        raise http_error(404, str(e)) from None
     except GrantRefused as e:
-        raise _http(403, str(e), refusal=str(e.refusal)) from None
+        raise http_error(403, str(e), refusal=str(e.refusal)) from None
     except RangeError as e:
-        raise _http(416, str(e), headers={"Content-Range": f"bytes */{e.size}"}) from None
+        raise http_error(416, str(e), headers={"Content-Range": f"bytes */{e.size}"}) from None
     except ObjectNotFound:
-        raise _http(404, "the recording's object is missing from the store") from None
+        raise http_error(404, "the recording's object is missing from the store") from None
     except StoreError as e:
-        raise _http(503, f"the store is unreachable: {e}") from None
-    except ReasonRequired as e:
-        raise _http(400, str(e)) from None
+        raise http_error(503, f"the store is unreachable: {e}") from None
+    except (ReasonRequired, GatewayError) as e:
+        raise http_error(400, str(e)) from None
 
 
 def _review(request: web.Request) -> Review:
     review = request.app[DASH].review
     if review is None:
-        raise web.HTTPNotFound(
-            text=json.dumps({"error": "review is not available on this dashboard"}),
-            content_type="application/json",
-        )
+        raise http_error(404, "review is not available on this dashboard")
     return review
 
 
@@ -280,6 +278,14 @@ async def grant_decide(request: web.Request) -> web.Response:
     if op == "download":
         await _run(lambda: review.download(who, grant_id))
         return web.json_response({"ok": True})
+    if op == "erase":  # under an approved erasure grant: app/subject.py BrowserSearch.erase
+        subjects = request.app[DASH].subjects
+        if subjects is None:
+            raise http_error(404, "erasure is not available on this dashboard")
+        report = await _run(lambda: subjects.erase(who, grant_id))
+        return web.json_response(
+            {"ok": True, "deleted": report.deleted, "held": report.held, "failed": sorted(report.failed)}
+        )
     raise web.HTTPNotFound()
 
 

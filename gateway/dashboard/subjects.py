@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import re
-from typing import Any
 
 from aiohttp import web
 
+from ..app.subject import BrowserSearch
 from ..errors import GatewayError
 from .api import json_body
-from .review import TIME, recording_json
+from .review import TIME, http_error, recording_json
 from .security import require
 from .state import DASH
 
@@ -27,17 +26,14 @@ LABEL = re.compile(r"^request:[0-9a-f]{16}$")
 CALL_ID = re.compile(r"^[A-Za-z0-9._:@-]{1,128}$")
 
 
-def _bad(message: str) -> web.HTTPBadRequest:
-    return web.HTTPBadRequest(text=json.dumps({"error": message}), content_type="application/json")
+def _bad(message: str) -> web.HTTPException:
+    return http_error(400, message)
 
 
-def _search(request: web.Request) -> Any:
+def _search(request: web.Request) -> BrowserSearch:
     search = request.app[DASH].subjects
     if search is None:
-        raise web.HTTPNotFound(
-            text=json.dumps({"error": "subject search is not available here"}),
-            content_type="application/json",
-        )
+        raise http_error(404, "subject search is not available on this dashboard")
     return search
 
 

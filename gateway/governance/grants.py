@@ -25,6 +25,7 @@ REASON_MAX = 500
 REVIEW = "review"  # ask for access, and use a grant of one's own
 APPROVE = "approve"  # decide others' requests, revoke any grant
 AUDIT = "audit"  # see every request and grant (never use one)
+SUBJECT = "subject"  # data-subject requests: ask for, and carry out, an erasure
 
 
 class Refusal(StrEnum):
@@ -41,6 +42,7 @@ class Refusal(StrEnum):
     DECIDED = "decided"  # already approved or denied: a decision is made once
     NO_DOWNLOAD = "no_download"  # the grant does not allow a decrypted download
     BAD_REQUEST = "bad_request"  # an unknown category, a reason too short or too long
+    PURPOSE = "purpose"  # an erasure grant used to listen, or a listening grant to erase
 
 
 class GrantRefused(Exception):
@@ -91,6 +93,8 @@ def request(
             Refusal.BAD_REQUEST,
             f"category must be one of {', '.join(c.value for c in GrantCategory)}",
         ) from None
+    if cat is GrantCategory.ERASURE and not person.may(SUBJECT):
+        raise GrantRefused(Refusal.ROLE, "only the data protection officer may ask to erase a recording")
     reason = reason.strip()
     if not REASON_MIN <= len(reason) <= REASON_MAX:
         raise GrantRefused(
@@ -170,10 +174,33 @@ def check_fetch(g: GrantRow, person: Person, recording_id: str, now: float) -> N
         raise GrantRefused(Refusal.ROLE, "your role may not fetch recordings")
     if recording_id != g.recording_id:
         raise GrantRefused(Refusal.WRONG_RECORDING, "this grant is for another recording")
+    if g.category is GrantCategory.ERASURE:
+        raise GrantRefused(Refusal.PURPOSE, "an erasure grant does not give access to the audio")
+    _in_force(g, now)
+
+
+def _in_force(g: GrantRow, now: float) -> None:
     state = effective_state(g, now)
     if state is not GrantState.APPROVED:
         refusal, message = _STATE_REFUSALS[state]
         raise GrantRefused(refusal, message)
+
+
+def check_erase(g: GrantRow, person: Person, now: float) -> None:
+    """Erasing the grant's recording (data-subject erasure) by `person`: allowed, or GrantRefused.
+    Only under an approved erasure grant of their own, in time."""
+    if person.name != g.requester:
+        raise GrantRefused(Refusal.NOT_YOURS, "this grant is someone else's")
+    if not person.may(SUBJECT):
+        raise GrantRefused(Refusal.ROLE, "your role may not erase recordings")
+    if g.category is not GrantCategory.ERASURE:
+        raise GrantRefused(Refusal.PURPOSE, "this grant is for listening, not erasing: request an erasure")
+    _in_force(g, now)
+
+
+def used(g: GrantRow, now: float) -> GrantRow:
+    """An erasure grant once carried out: closed (as revoked by its requester), never used twice."""
+    return dataclasses.replace(g, state=GrantState.REVOKED, closed_by=g.requester, closed_at=now)
 
 
 def check_download(g: GrantRow, person: Person, now: float) -> None:

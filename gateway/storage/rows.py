@@ -93,6 +93,8 @@ class GrantCategory(StrEnum):
     SUBJECT_REQUEST = "subject_request"
     LEGAL = "legal"
     OTHER = "other"
+    # Not to listen: to erase a data subject's recording (the officer; four eyes like any grant).
+    ERASURE = "erasure"
 
 
 @dataclass(frozen=True)

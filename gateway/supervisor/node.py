@@ -365,7 +365,7 @@ class Node:
             review=self.gw.review(),
             fetches_per_minute=self.gw.config.review.fetches_per_minute,
             holds=Holds(self.gw),
-            subjects=BrowserSearch(self.gw.index, self.gw.config.numbering),
+            subjects=BrowserSearch(self.gw.index, self.gw.store, self.gw.config.numbering),
         )
         self.links.observers.append(dash.on_event)
         self.links.on_lost.append(dash.on_link_lost)

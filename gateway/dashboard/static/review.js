@@ -195,7 +195,9 @@ function grantRow(g, policy) {
     actions.append(act("approve", mine ? "Grant myself" : "Approve", mine ? "Four eyes are off on this gateway: grant yourself access? It is audited." : null),
       act("deny", "Deny"));
   }
-  if (g.state === "approved" && mine && PERMS.has("review")) {
+  if (g.state === "approved" && mine && g.category === "erasure" && PERMS.has("subject")) {
+    actions.append(act("erase", "Erase now", "Erase this recording and forget its caller's number? This cannot be undone (a held recording is kept)."));
+  } else if (g.state === "approved" && mine && PERMS.has("review")) {
     actions.append(el("button", { type: "button", "data-op": "play", text: "Play", onclick: () => openPlayer(g).catch((err) => setStatus(err.message, true)) }));
   }
   if ((g.state === "approved" || g.state === "requested") && (PERMS.has("approve") || mine)) {
@@ -261,7 +263,8 @@ function holdForm(recId, held) {
 }
 
 function requestForm(recId, policy) {
-  const category = el("select", { name: "category" }, ...CATEGORIES.map((c) => el("option", { value: c, text: c.replace("_", " ") })));
+  const cats = PERMS.has("subject") ? [...CATEGORIES, "erasure"] : CATEGORIES;
+  const category = el("select", { name: "category" }, ...cats.map((c) => el("option", { value: c, text: c === "erasure" ? "erasure (data subject)" : c.replace("_", " ") })));
   const reason = el("textarea", { name: "reason", rows: "2", maxlength: "500", required: "", placeholder: "Why you need to hear this call (complaint reference, …)" });
   const msg = el("p", { role: "status" });
   const form = el("form", { id: "request-form", class: "request", onsubmit: async (e) => {
