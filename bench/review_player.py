@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 from gateway.app.review import person  # noqa: E402
 from tests.conftest import require_tool  # noqa: E402
 from tests.test_dashboard_browser import CHROMIUM_ARGS  # noqa: E402
-from tests.test_review_browser import TAP, login, serve  # noqa: E402
+from tests.test_review_browser import TAP, load_key, login, serve  # noqa: E402
 from tests.test_review_http import Lab  # noqa: E402
 
 TAP_TIMES = (
@@ -112,10 +112,7 @@ async def one(minutes: float, play_s: float, tmp: Path, p: Any, exe: str) -> dic
                 await page.add_init_script(TAP_TIMES)
                 await login(page, url, "rita")
                 await page.click("button[data-tab=recordings]")
-                key = tmp / "key.txt"
-                key.write_text(lab.identity.encode() + "\n")
-                await page.set_input_files("section:not([hidden]) .key-file", str(key))
-                await page.wait_for_selector("section:not([hidden]) .key-status:has-text('Key ready for')")
+                await load_key(page, lab.identity, tmp)
                 await page.click(f'#rec-table tr[data-rec="{rec.id}"]')
                 await page.wait_for_selector("button[data-op=play]")
                 idle_kb = renderer_rss_kb(pid)

@@ -85,6 +85,20 @@ async def login(page: Any, url: str, name: str) -> None:
     await page.wait_for_selector("#tabs button[data-tab=recordings]", timeout=10_000)
 
 
+async def load_key(page: Any, identity: age.Identity, where: Path) -> None:
+    """Pick the identity file in the visible tab's key box, as a person does, and wait until
+    the worker holds it; the file is removed at once."""
+    key = where / "identity.agekey"
+    key.write_text(identity.encode() + "\n")
+    try:
+        await page.set_input_files("section:not([hidden]) .key-file", str(key))
+        await page.wait_for_selector(
+            "section:not([hidden]) .key-status:has-text('Key ready for')", timeout=10_000
+        )
+    finally:
+        key.unlink()
+
+
 def secret_bytes(identity: age.Identity) -> list[bytes]:
     """The identity as it could leak: its text (any case) and its raw key bytes."""
     text = identity.encode()
@@ -180,13 +194,7 @@ async def reviewer_plays(tmp_path: Path, chromium: Any, lab: Lab, url: str, *, o
         await browser2.close()
 
         # The reviewer loads the identity file (the page hands the File to the worker) and plays.
-        key_file = tmp_path / "rita.agekey"
-        key_file.write_text(lab.identity.encode() + "\n")
-        await rita.set_input_files("section:not([hidden]) .key-file", str(key_file))
-        await rita.wait_for_selector(
-            "section:not([hidden]) .key-status:has-text('Key ready for')", timeout=10_000
-        )
-        key_file.unlink()
+        await load_key(rita, lab.identity, tmp_path)
         await rita.click(f'#rec-table tr[data-rec="{rec.id}"]')
         try:
             ch0, ch1 = await play_and_tap(rita, rec.id, 3.0)
@@ -291,10 +299,7 @@ async def test_the_officer_finds_a_callers_recordings_in_the_page_and_holds_one(
                 page.on("request", lambda r: sent.append(r.url + (r.post_data or "")))
                 await login(page, url, "olga")
                 await page.click("button[data-tab=subject]")
-                key = tmp_path / "officer.agekey"
-                key.write_text(lab.identity.encode() + "\n")
-                await page.set_input_files("section:not([hidden]) .key-file", str(key))
-                await page.wait_for_selector("section:not([hidden]) .key-status:has-text('Key ready for')")
+                await load_key(page, lab.identity, tmp_path)
                 await page.fill("#subject-number", "070-123 45 67")
                 await page.click("#subject-form button[type=submit]")
                 await page.wait_for_selector(
