@@ -17,6 +17,7 @@ import asyncio
 import logging
 import re
 import tempfile
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -301,6 +302,8 @@ async def test_the_officer_finds_a_callers_recordings_in_the_page_and_holds_one(
                 await page.click("button[data-tab=subject]")
                 await load_key(page, lab.identity, tmp_path)
                 await page.fill("#subject-number", "070-123 45 67")
+                # "to" today includes today (the API's until is the first instant left out).
+                await page.fill("#subject-form input[name=until]", time.strftime("%Y-%m-%d", time.gmtime()))
                 await page.click("#subject-form button[type=submit]")
                 await page.wait_for_selector(
                     "#subject-progress:has-text('+46701234567: 1 calls, 1 recordings')"

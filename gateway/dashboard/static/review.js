@@ -102,6 +102,13 @@ function keyBox() {
   return box;
 }
 
+// The page's "to" date includes that day; the API's `until` is the first instant left out.
+function dayAfter(date) {
+  const d = new Date(`${date}T00:00:00Z`);
+  d.setUTCDate(d.getUTCDate() + 1);
+  return d.toISOString().slice(0, 10);
+}
+
 // -- recordings -------------------------------------------------------------------------------
 
 function recordingsUrl(after) {
@@ -122,7 +129,7 @@ async function showRecordings() {
     e.preventDefault();
     const data = new FormData(form);
     review.query = {};
-    for (const [k, v] of data.entries()) if (v) review.query[k] = String(v);
+    for (const [k, v] of data.entries()) if (v) review.query[k] = k === "until" ? dayAfter(String(v)) : String(v);
     listRecordings(null).catch((err) => setStatus(err.message, true));
   } },
   el("label", { text: "From " }, f("since", { type: "date" })), el("label", { text: "to " }, f("until", { type: "date" })),
@@ -343,7 +350,7 @@ async function subjectSearch(typed, since, until, progress, results) {
   results.replaceChildren();
   const base = new URLSearchParams();
   if (since) base.set("since", since);
-  if (until) base.set("until", until);
+  if (until) base.set("until", dayAfter(until));
   let label = "", after = "", checked = 0, unreadable = 0, target = "";
   const calls = [];
   for (let page = 0; page < MAX_PAGES; page++) {
