@@ -28,7 +28,6 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from ..app.holds import ReasonRequired
 from ..app.review import Fetch, RangeError, Review, person
 from ..errors import GatewayError, NotFoundError
 from ..governance import grants
@@ -69,7 +68,7 @@ def http_error(
     )
 
 
-async def _run(call: Callable[[], T]) -> T:
+async def call_app(call: Callable[[], T]) -> T:
     """An application-layer call, in a thread; its refusals become the HTTP answers they mean
     (the application has audited them already)."""
     try:
@@ -84,7 +83,7 @@ async def _run(call: Callable[[], T]) -> T:
         raise http_error(404, "the recording's object is missing from the store") from None
     except StoreError as e:
         raise http_error(503, f"the store is unreachable: {e}") from None
-    except (ReasonRequired, GatewayError) as e:
+    except GatewayError as e:  # a bad reason for a hold, an erasure of no call...
         raise http_error(400, str(e)) from None
 
 
@@ -148,29 +147,23 @@ def _query(request: web.Request) -> RecordingQuery:
     def text(name: str, pattern: re.Pattern[str] | None = None) -> str | None:
         value = q.get(name) or None
         if value is not None and (len(value) > 64 or (pattern is not None and not pattern.fullmatch(value))):
-            raise web.HTTPBadRequest(
-                text=json.dumps({"error": f"bad {name}"}), content_type="application/json"
-            )
+            raise http_error(400, f"bad {name}")
         return value
 
     status = text("status")
     if status is not None and status not in {s.value for s in RecordingStatus}:
-        raise web.HTTPBadRequest(
-            text=json.dumps({"error": "unknown status"}), content_type="application/json"
-        )
+        raise http_error(400, "unknown status")
     held = {"": None, "yes": True, "no": False}.get(q.get("held", ""), None)
     after = None
     if q.get("after"):
         started, _, rec_id = q["after"].partition("|")
         if not TIME.fullmatch(started) or not rec_id or len(rec_id) > 64:
-            raise web.HTTPBadRequest(text=json.dumps({"error": "bad after"}), content_type="application/json")
+            raise http_error(400, "bad after")
         after = (started, rec_id)
     try:
         limit = max(1, min(200, int(q.get("limit", "50"))))
     except ValueError:
-        raise web.HTTPBadRequest(
-            text=json.dumps({"error": "limit must be a number"}), content_type="application/json"
-        ) from None
+        raise http_error(400, "limit must be a number") from None
     return RecordingQuery(
         since=text("since", TIME),
         until=text("until", TIME),
@@ -223,7 +216,7 @@ async def recording_detail(request: web.Request) -> web.Response:
             "grants": [grant_json(g, time.time()) for g in mine],
         }
 
-    return web.json_response(await _run(load))
+    return web.json_response(await call_app(load))
 
 
 # -- requests and decisions ------------------------------------------------------------------
@@ -248,7 +241,7 @@ async def grants_list(request: web.Request) -> web.Response:
 
 
 async def _act(run: Callable[[], GrantRow]) -> web.Response:
-    g = await _run(run)
+    g = await call_app(run)
     return web.json_response({"ok": True, "grant": grant_json(g, time.time())})
 
 
@@ -276,13 +269,13 @@ async def grant_decide(request: web.Request) -> web.Response:
     if op == "revoke":
         return await _act(lambda: review.revoke(who, grant_id, note))
     if op == "download":
-        await _run(lambda: review.download(who, grant_id))
+        await call_app(lambda: review.download(who, grant_id))
         return web.json_response({"ok": True})
     if op == "erase":  # under an approved erasure grant: app/subject.py BrowserSearch.erase
         subjects = request.app[DASH].subjects
         if subjects is None:
             raise http_error(404, "erasure is not available on this dashboard")
-        report = await _run(lambda: subjects.erase(who, grant_id))
+        report = await call_app(lambda: subjects.erase(who, grant_id))
         return web.json_response(
             {"ok": True, "deleted": report.deleted, "held": report.held, "failed": sorted(report.failed)}
         )
@@ -311,9 +304,7 @@ def _range(header: str | None) -> tuple[int, int | None] | None:
         return None
     m = RANGE.fullmatch(header.strip())
     if m is None or (not m.group(1) and not m.group(2)):
-        raise web.HTTPRequestRangeNotSatisfiable(
-            text=json.dumps({"error": "one range of bytes, bytes=START-END"}), content_type="application/json"
-        )
+        raise http_error(416, "one range of bytes, bytes=START-END")
     if not m.group(1):  # the last N bytes
         return -int(m.group(2)), None
     return int(m.group(1)), (int(m.group(2)) if m.group(2) else None)
@@ -335,7 +326,7 @@ async def ciphertext(request: web.Request) -> web.StreamResponse:
             return review.fetch(who, grant_id, suffix=-wanted[0])
         return review.fetch(who, grant_id, *(wanted or (0, None)))
 
-    f = await _run(open_)
+    f = await call_app(open_)
     response = web.StreamResponse(status=206 if wanted is not None else 200)
     response.content_type = "application/octet-stream"
     response.content_length = f.end - f.start + 1
@@ -371,7 +362,7 @@ async def wrapped_key(request: web.Request) -> web.Response:
     if _rate_limited(request.app[DASH], who.name):
         return _error(429, "too many fetches: wait a minute", retry_after=60)
     grant_id = request.match_info["id"]
-    key = await _run(lambda: review.wrapped_key(who, grant_id))
+    key = await call_app(lambda: review.wrapped_key(who, grant_id))
     return web.Response(body=key, content_type="application/octet-stream")
 
 
@@ -386,10 +377,10 @@ async def hold(request: web.Request) -> web.Response:
     rec_id, op = request.match_info["id"], request.match_info["op"]
     reason = str((await json_body(request)).get("reason", ""))
     if op == "hold":
-        added = await _run(lambda: holds.place(rec_id, reason, s.actor))
+        added = await call_app(lambda: holds.place(rec_id, reason, s.actor))
         return web.json_response({"ok": True, "added": added})
     if op == "release":
-        released = await _run(lambda: holds.release(rec_id, reason, s.actor))
+        released = await call_app(lambda: holds.release(rec_id, reason, s.actor))
         return web.json_response({"ok": True, "released": released})
     raise web.HTTPNotFound()
 

@@ -16,18 +16,13 @@ import re
 from aiohttp import web
 
 from ..app.subject import BrowserSearch
-from ..errors import GatewayError
 from .api import json_body
-from .review import TIME, http_error, recording_json
+from .review import TIME, call_app, http_error, recording_json
 from .security import require
 from .state import DASH
 
 LABEL = re.compile(r"^request:[0-9a-f]{16}$")
 CALL_ID = re.compile(r"^[A-Za-z0-9._:@-]{1,128}$")
-
-
-def _bad(message: str) -> web.HTTPException:
-    return http_error(400, message)
 
 
 def _search(request: web.Request) -> BrowserSearch:
@@ -44,12 +39,12 @@ async def numbers(request: web.Request) -> web.Response:
     since, until = q.get("since") or None, q.get("until") or None
     for v in (since, until):
         if v is not None and not TIME.fullmatch(v):
-            raise _bad("since and until are dates (YYYY-MM-DD)")
+            raise http_error(400, "since and until are dates (YYYY-MM-DD)")
     after, label = q.get("after", ""), q.get("label", "")
     if after and not CALL_ID.fullmatch(after):
-        raise _bad("bad after")
+        raise http_error(400, "bad after")
     if label and not LABEL.fullmatch(label):
-        raise _bad("bad label")
+        raise http_error(400, "bad label")
     if not label:  # a new search: audited before the first number leaves
         label = await asyncio.to_thread(search.start, s.actor, since, until)
     rows, last = await asyncio.to_thread(search.page, after, since, until)
@@ -74,12 +69,9 @@ async def found(request: web.Request) -> web.Response:
     body = await json_body(request)
     label, calls = str(body.get("label", "")), body.get("calls", [])
     if not LABEL.fullmatch(label) or not isinstance(calls, list):
-        raise _bad("send {label, calls: [call ids]}")
+        raise http_error(400, "send {label, calls: [call ids]}")
     ids = [str(c) for c in calls if isinstance(c, str) and CALL_ID.fullmatch(c)]
-    try:
-        rows, recs = await asyncio.to_thread(search.found, s.actor, label, ids)
-    except GatewayError as e:
-        raise _bad(str(e)) from None
+    rows, recs = await call_app(lambda: search.found(s.actor, label, ids))
     held = {h["recording_id"] for h in await asyncio.to_thread(request.app[DASH].index.active_holds)}
     return web.json_response(
         {
