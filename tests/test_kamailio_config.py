@@ -133,3 +133,25 @@ def test_failing_open_to_a_plain_pbx_removes_the_callers_keys(tmp_path: Path) ->
     assert front.check() is None, "allowed in the failure routes FAILOPEN is reached from"
     failopen = front.cfg_path.read_text().split("route[FAILOPEN]")[1]
     assert 'sdp_remove_line_by_prefix("a=crypto:")' in failopen
+
+
+def test_kamailios_log_lines_reach_the_nodes_log_at_their_level_without_caller_numbers() -> None:
+    """Kamailio logs to stderr; the node forwards each line (frontproc.py). Its parse errors
+    quote what they could not parse, which can hold a caller's number: masked. Addresses,
+    ports and the script's own words stay readable."""
+    import logging
+
+    from gateway.supervisor.frontproc import _level, redact
+
+    line = " 0(812) ERROR: <core> [core/parser/parse_uri.c:1300]: parse_uri(): bad uri <sip:+46701234567@10.0.0.5:5060>"
+    assert _level(line) == logging.ERROR
+    assert redact(line).endswith("bad uri <sip:[number]@10.0.0.5:5060>")
+    assert redact("tel:070-123-45-67 from 192.168.100.200:5060") == "tel:[number] from 192.168.100.200:5060"
+    flood = " 4(816) ALERT: <script>: flood from 127.0.0.9: banned for 5 minutes"
+    assert _level(flood) == logging.ERROR and redact(flood) == flood
+    assert (
+        _level(" 3(815) WARNING: <script>: request from 127.0.0.9, which is not on the allowlist: 403")
+        == logging.WARNING
+    )
+    assert _level(" 0(812) INFO: <core> [main.c:2896]: main(): processes (at least): 22") == logging.INFO
+    assert _level("a line of no level, with WARNING: further on" + " " * 80) == logging.DEBUG

@@ -457,6 +457,30 @@ def test_a_busy_port_refuses_the_start_naming_the_setting(tmp_path: Path) -> Non
         lab.close()
 
 
+def test_a_run_directory_too_deep_for_kamailio_refuses_the_start_naming_the_setting(tmp_path: Path) -> None:
+    """Kamailio's control socket sits in the run directory; a path past its limit used to end in
+    "Kamailio did not start" with the reason only in Kamailio's discarded stderr."""
+    import subprocess
+
+    from tests.calls import ROOT
+
+    lab = CallLab(tmp_path, workers=1)
+    deep = tmp_path / ("d" * 60) / ("e" * 40) / "run"
+    lab.gw.set("calls", "event_socket", str(deep / "gw.sock"))
+    try:
+        res = subprocess.run(
+            [str(ROOT / ".venv/bin/gateway"), "--config", str(lab.gw.config), "run"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert res.returncode == 3, res.stderr[-2000:]
+        assert "[calls] event_socket" in res.stderr and "too deep" in res.stderr, res.stderr[-2000:]
+        assert "Traceback" not in res.stderr
+    finally:
+        lab.close()
+
+
 def test_calls_overflow_to_a_peer_node_before_failing_open(tmp_path: Path) -> None:
     """Two nodes on loopback, each with one worker (two calls), each listing the other as a
     peer. Of five concurrent calls to node A, two are recorded by A, two overflow to B and are

@@ -7,7 +7,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import signal
+import time
+from collections import deque
 from collections.abc import Callable
 
 from ..errors import ConfigError
@@ -16,6 +19,38 @@ from .forkserver import end_process
 from .kamailio import FrontDoor
 
 log = logging.getLogger(__name__)
+kamailio_log = logging.getLogger("gateway.kamailio")
+
+START_S = 20.0  # a loaded machine (a node's workers starting beside it) can take seconds
+
+
+# Kamailio's own errors may quote a request's URI or header (a parse error prints what it could
+# not parse): a caller's number in it is masked before the line reaches the node's log, which
+# holds no caller numbers. Addresses and ports (runs of up to five digits) are kept.
+_NUMBER = re.compile(r"\+?\d(?:-?\d){5,}")
+
+
+def redact(line: str) -> str:
+    return _NUMBER.sub("[number]", line)
+
+
+_HEAD = re.compile(r"\s*\d+\(\d+\) ([A-Z]+):")  # " 0(1234) WARNING: <script>: ..."
+_LEVELS = {
+    "ALERT": logging.ERROR,
+    "BUG": logging.ERROR,
+    "CRITICAL": logging.ERROR,
+    "ERROR": logging.ERROR,
+    "WARNING": logging.WARNING,
+    "NOTICE": logging.INFO,
+    "INFO": logging.INFO,
+}
+
+
+def _level(line: str) -> int:
+    """The level of one of Kamailio's stderr lines: its warnings (the script's refusals, floods
+    banned) and errors reach the node's log as such; a line of no known level is debug."""
+    head = _HEAD.match(line)
+    return _LEVELS.get(head.group(1), logging.DEBUG) if head else logging.DEBUG
 
 
 class KamailioProcess:
@@ -25,6 +60,8 @@ class KamailioProcess:
         self.restarts = 0
         self.failopen = 0  # calls sent to the PBX unrecorded (or refused), as Kamailio counts them
         self._on_started = on_started  # the node records its children (leftovers.py)
+        self._last: deque[str] = deque(maxlen=8)  # its last error lines, for a failed start
+        self._reader: asyncio.Task[None] | None = None
 
     @property
     def pid(self) -> int | None:
@@ -39,11 +76,17 @@ class KamailioProcess:
         self.proc = await asyncio.create_subprocess_exec(
             *self.front.command(),
             stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
             start_new_session=True,
         )
         self._on_started()
-        for _ in range(100):
+        self._last.clear()
+        assert self.proc.stderr is not None
+        self._reader = asyncio.create_task(self._forward(self.proc.stderr))
+        deadline = time.monotonic() + START_S
+        while time.monotonic() < deadline:
+            if self.proc.returncode is not None:
+                break
             if (self.front.rundir / "kamailio_ctl").exists():
                 try:
                     await asyncio.to_thread(self.front.rpc, "core.version")
@@ -51,7 +94,26 @@ class KamailioProcess:
                 except RuntimeError:
                     pass
             await asyncio.sleep(0.05)
-        raise RuntimeError("Kamailio did not start (check the rendered kamailio.cfg)")
+        await asyncio.sleep(0.2)  # its last lines
+        said = "; ".join(self._last) or "nothing on stderr"
+        if self.proc.returncode is not None:
+            raise RuntimeError(f"Kamailio exited with {self.proc.returncode} at start: {said}")
+        raise RuntimeError(f"Kamailio did not answer its control socket within {START_S:.0f} s: {said}")
+
+    async def _forward(self, stream: asyncio.StreamReader) -> None:
+        """Kamailio logs to stderr (-E): its lines go to the node's log, by their level."""
+        while True:
+            try:
+                line = await stream.readline()
+            except ValueError:  # a line past the reader's limit: dropped, the next one read
+                continue
+            if not line:
+                return
+            text = redact(line.decode(errors="replace").rstrip())
+            level = _level(text)
+            if level >= logging.ERROR:
+                self._last.append(text)
+            kamailio_log.log(level, "%s", text)
 
     async def restart(self, worker_ports: list[int]) -> None:
         """After it died: what is left of its group killed, its lists rewritten, started anew.
@@ -67,6 +129,11 @@ class KamailioProcess:
         if self.proc is not None:
             await end_process(self.proc, 10)
         self.kill_group()
+        if self._reader is not None:  # ends when the group's last process closes stderr
+            try:
+                await asyncio.wait_for(self._reader, 5)
+            except TimeoutError:
+                self._reader.cancel()
 
     def kill_group(self) -> None:
         """Kill whatever is left of Kamailio's process group (its forked children)."""

@@ -15,6 +15,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import ConfigError
 from ..sip.secure import SrtpPolicy, is_tls_uri
 from ..storage.spool import ensure_private_dir
 from ..telephony.door import HEADER as DOOR_HEADER
@@ -57,6 +58,9 @@ class FrontTls:
     client_ca: Path | None  # trunks' client certificates must chain to these (None: not asked)
     internal_cert: Path  # the workers' certificate: the only one trusted on the worker hop
     pbx_ca: Path | None  # fail-open to a sips: PBX checks its certificate against these
+
+
+CTL_PATH_MAX = 103  # what Kamailio's ctl module accepts of a socket's path (104 with its NUL)
 
 
 @dataclass
@@ -345,6 +349,15 @@ class FrontDoor:
         )
 
     def write(self, workers: list[tuple[str, int]]) -> None:
+        # Kamailio's control socket lives in the run directory (RunLayout); past Kamailio's
+        # limit on a Unix socket's path it exits at start, saying so only in its own log.
+        sock = len(self.ctl.split(":", 1)[1].encode())
+        if sock > CTL_PATH_MAX:
+            raise ConfigError(
+                f"[calls] event_socket: its directory {self.rundir.parent} is too deep for "
+                f"Kamailio's control socket ({sock} bytes; Kamailio takes {CTL_PATH_MAX}): choose "
+                "a shorter path (by default it is under the data directory)"
+            )
         ensure_private_dir(self.rundir.parent)
         ensure_private_dir(self.rundir)
         # Left by a Kamailio that was killed with its node: the node holds the data directory's
