@@ -1,15 +1,56 @@
 from __future__ import annotations
 
+import fcntl
+import os
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from gateway import age
+from gateway.telephony import net
 from tests import pg, s3
 from tests.calls import CallLab
+
+# The suite runs in parallel (pytest-xdist, scripts/test.sh). Two things keep its runners apart:
+# - each runner picks free ports from its own slice of the range (gateway/telephony/net.py), so
+#   one runner's server never binds a port another picked and has not bound yet;
+# - a test marked `alone` (tshark captures the whole loopback interface and asserts what is not
+#   on it) runs while no other test does: it closes a gate to new tests, waits for the running
+#   ones to end, and opens the gate when it is done.
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if worker.startswith("gw"):
+        count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+        os.environ[net.PORTS_ENV] = net.port_slices(count)[int(worker[2:])]
+
+
+@pytest.fixture(autouse=True)
+def _alone_or_together(request: pytest.FixtureRequest) -> Iterator[None]:
+    workerinput = getattr(request.config, "workerinput", None)
+    if workerinput is None:  # one process: nothing runs beside this test
+        yield
+        return
+    locks = Path(tempfile.gettempdir()) / f"gw-tests-{workerinput['testrunuid']}"
+    locks.mkdir(exist_ok=True)
+    with open(locks / "gate", "a") as gate, open(locks / "running", "a") as running:
+        if request.node.get_closest_marker("alone"):
+            fcntl.flock(gate, fcntl.LOCK_EX)
+            fcntl.flock(running, fcntl.LOCK_EX)
+        else:
+            fcntl.flock(gate, fcntl.LOCK_SH)  # waits while an `alone` test holds the gate
+            fcntl.flock(gate, fcntl.LOCK_UN)
+            fcntl.flock(running, fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            fcntl.flock(running, fcntl.LOCK_UN)
+            fcntl.flock(gate, fcntl.LOCK_UN)
 
 
 @pytest.fixture

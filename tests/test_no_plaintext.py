@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -251,19 +253,26 @@ def test_demo_writes_no_plaintext(tmp_path: Path) -> None:
         warnings.simplefilter("ignore", DeprecationWarning)
         import audioop
     heard = audioop.alaw2lin(audioop.lin2alaw(tone(440, 1.0, 8000), 2), 2)
-    t = traced_run(
-        [str(ROOT / ".venv/bin/gateway"), "demo", "--dir", str(tmp_path / "demo")],
-        cwd=tmp_path,
-        trace_file=tmp_path / "t.strace",
-        timeout=300,
-    )
-    assert t.returncode == 0, t.stdout.decode()[-2000:] + t.stderr.decode()[-2000:]
-    assert b"channel 0 (caller) carries 440 Hz" in t.stdout
-    assert find_plaintext(t, heard) == []
-    assert non_age_files(tmp_path / "demo" / "gateway" / "spool") == []
-    # Positive control: the recording, decrypted with the demo's key, holds the tone as heard.
-    spool = tmp_path / "demo" / "gateway" / "spool"
-    [obj] = list(spool.iterdir())
-    with open(obj, "rb") as f:
-        plain = age.AgeReader(f, age.load_identity_file(tmp_path / "demo" / "operator-key.txt")).read_all()
-    assert contains_canary(plain[44:], heard)
+    # A short directory: Kamailio's control socket ends up in it, and a parallel run's tmp_path
+    # is deep enough to pass Kamailio's limit on a socket's path (which the demo would refuse).
+    short = Path(tempfile.mkdtemp(prefix="gw-"))
+    demo = short / "demo"  # the demo makes its own directory
+    try:
+        t = traced_run(
+            [str(ROOT / ".venv/bin/gateway"), "demo", "--dir", str(demo)],
+            cwd=tmp_path,
+            trace_file=tmp_path / "t.strace",
+            timeout=300,
+        )
+        assert t.returncode == 0, t.stdout.decode()[-2000:] + t.stderr.decode()[-2000:]
+        assert b"channel 0 (caller) carries 440 Hz" in t.stdout
+        assert find_plaintext(t, heard) == []
+        assert non_age_files(demo / "gateway" / "spool") == []
+        # Positive control: the recording, decrypted with the demo's key, holds the tone as heard.
+        spool = demo / "gateway" / "spool"
+        [obj] = list(spool.iterdir())
+        with open(obj, "rb") as f:
+            plain = age.AgeReader(f, age.load_identity_file(demo / "operator-key.txt")).read_all()
+        assert contains_canary(plain[44:], heard)
+    finally:
+        shutil.rmtree(short)

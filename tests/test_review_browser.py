@@ -18,7 +18,8 @@ import logging
 import re
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +35,9 @@ from gateway.storage.rows import RecordingStatus
 from gateway.storage.store import Store
 from tests import s3
 from tests.audio import dominant_frequency
+from tests.calls import CallLab
 from tests.conftest import require_tool
-from tests.test_dashboard_browser import CHROMIUM_ARGS
+from tests.test_dashboard_browser import CHROMIUM_ARGS, add_user
 from tests.test_object_store import store_for
 from tests.test_review_http import PASSWORD, RATE, Lab
 
@@ -131,9 +133,21 @@ def pcm16(x: np.ndarray) -> bytes:
     return (np.clip(x, -1, 1) * 32767).astype("<i2").tobytes()
 
 
-async def reviewer_plays(tmp_path: Path, chromium: Any, lab: Lab, url: str, *, own_key: bool) -> None:
+@dataclass
+class Site:
+    """Where the reviewer works: a dashboard's address, the recording to review, the identity it
+    was encrypted to (the reviewer's, held by this test only) and the audit trail's
+    (actor, action) pairs for a recording."""
+
+    url: str
+    rec_id: str
+    identity: age.Identity
+    trail: Callable[[str], list[tuple[str, str]]]
+
+
+async def reviewer_plays(tmp_path: Path, chromium: Any, site: Site, *, own_key: bool, shots: bool) -> None:
     p, exe = chromium
-    rec = lab.recording(own_key=own_key, seconds=6.0, streaming=True)
+    url, rec_id = site.url, site.rec_id
     profile = tmp_path / "profile"
     ctx = await p.chromium.launch_persistent_context(
         str(profile),
@@ -150,6 +164,7 @@ async def reviewer_plays(tmp_path: Path, chromium: Any, lab: Lab, url: str, *, o
         sent.append((req.url, headers, body))
 
     ctx.on("request", capture)
+    browser2 = await p.chromium.launch(executable_path=exe, headless=True, args=CHROMIUM_ARGS)
     try:
         await ctx.add_init_script(TAP)
         rita = ctx.pages[0] if ctx.pages else await ctx.new_page()
@@ -161,7 +176,7 @@ async def reviewer_plays(tmp_path: Path, chromium: Any, lab: Lab, url: str, *, o
         rita.on("worker", lambda w: w.on("console", lambda m: problems.append(f"worker: {m.text}")))
         await login(rita, url, "rita")
         await rita.click("button[data-tab=recordings]")
-        await rita.click(f'#rec-table tr[data-rec="{rec.id}"]')
+        await rita.click(f'#rec-table tr[data-rec="{rec_id}"]')
         await rita.fill(
             "#request-form textarea[name=reason]", "complaint #4411: the caller says they were not told"
         )
@@ -179,26 +194,25 @@ async def reviewer_plays(tmp_path: Path, chromium: Any, lab: Lab, url: str, *, o
         )
         assert refused == 403
 
-        # The approver, in another browser session, sees the request with its reason and grants it.
-        browser2 = await p.chromium.launch(executable_path=exe, headless=True, args=CHROMIUM_ARGS)
+        # The approver, in another browser, sees the request with its reason and grants it.
         alma = await browser2.new_page()
+        alma.on("dialog", lambda d: asyncio.ensure_future(d.accept()))
         await login(alma, url, "alma")
         await alma.click("button[data-tab=requests]")
         row = f'tr[data-grant="{gid}"]'
         await alma.wait_for_selector(row, timeout=10_000)
         assert "not told" in await alma.inner_text(row)
-        if not own_key:
+        if shots:
             SCREENSHOTS.mkdir(exist_ok=True)
             await alma.screenshot(path=str(SCREENSHOTS / "review-requests.png"), full_page=True)
         await alma.click(f"{row} button[data-op=approve]")
         await alma.wait_for_selector(f"{row} .pill.approved", timeout=10_000)
-        await browser2.close()
 
         # The reviewer loads the identity file (the page hands the File to the worker) and plays.
-        await load_key(rita, lab.identity, tmp_path)
-        await rita.click(f'#rec-table tr[data-rec="{rec.id}"]')
+        await load_key(rita, site.identity, tmp_path)
+        await rita.click(f'#rec-table tr[data-rec="{rec_id}"]')
         try:
-            ch0, ch1 = await play_and_tap(rita, rec.id, 3.0)
+            ch0, ch1 = await play_and_tap(rita, rec_id, 3.0)
         except Exception:
             state = await rita.evaluate(
                 "[document.querySelector('#status').textContent, document.querySelector('.key-status').textContent,"
@@ -210,7 +224,7 @@ async def reviewer_plays(tmp_path: Path, chromium: Any, lab: Lab, url: str, *, o
         await rita.wait_for_function(
             "() => document.querySelector('.player canvas[data-channel=\"1\"]') !== null", timeout=5_000
         )
-        if not own_key:
+        if shots:
             await asyncio.sleep(0.5)
             await rita.screenshot(path=str(SCREENSHOTS / "review-player.png"), full_page=True)
         # The worker's own fetches were captured (so the capture covers them), and no request
@@ -220,36 +234,47 @@ async def reviewer_plays(tmp_path: Path, chromium: Any, lab: Lab, url: str, *, o
             assert any(u.endswith(f"/api/review/grants/{gid}/key") for u, _, _ in sent)
         for u, h, body in sent:
             blob = u.encode() + h.encode() + body
-            for secret in secret_bytes(lab.identity):
+            for secret in secret_bytes(site.identity):
                 assert secret not in blob, f"the identity went out with {u}"
 
-        # Revocation ends access at once: the next fetch is refused, and the page says so.
-        status, _ = await revoke(lab, gid)
-        assert status
+        # The approver revokes in their page, and access ends at once: the reviewer's next
+        # fetch is refused, and the page says so.
+        await alma.click("button[data-tab=requests]")
+        await alma.click(f"{row} button[data-op=revoke]")
+        await alma.wait_for_selector(f"{row} .pill.revoked", timeout=10_000)
         await rita.keyboard.press("Home")  # a seek: a new fetch, which must be refused
         await rita.wait_for_selector("#status:has-text('Access ended')", timeout=10_000)
         assert await rita.query_selector(".player canvas") is None  # the player closed
-        assert ("dashboard:rita", "review.fetch_refused") in [(a, act) for a, act, _ in lab.actions(rec.id)]
+        assert ("dashboard:rita", "review.fetch_refused") in site.trail(rec_id)
 
         await rita.click("#logout button")
         await rita.wait_for_url(re.compile(r".*/login$"), timeout=10_000)
     finally:
         await ctx.close()
+        await browser2.close()
     riff = [
         f
         for f in profile.rglob("*")
         if f.is_file() and (b"RIFF" in f.read_bytes() or b"WAVEfmt" in f.read_bytes())
     ]
     assert riff == [], riff
-    trail = [(a, act) for a, act, _ in lab.actions(rec.id)]
-    for step in ("review.requested", "review.refused", "review.approved", "review.fetched"):
+    trail = site.trail(rec_id)
+    for step in (
+        "review.requested",
+        "review.refused",
+        "review.approved",
+        "review.fetched",
+        "review.revoked",
+        "review.fetch_refused",
+    ):
         assert step in [act for _, act in trail], (step, trail)
     assert ("dashboard:alma", "review.approved") in trail
+    assert ("dashboard:alma", "review.revoked") in trail
 
 
-async def revoke(lab: Lab, gid: str) -> tuple[bool, Any]:
-    g = await asyncio.to_thread(lab.review.revoke, person("alma", "approver", "dashboard:alma"), gid, "test")
-    return True, g
+def lab_site(lab: Lab, url: str, own_key: bool) -> Site:
+    rec = lab.recording(own_key=own_key, seconds=6.0, streaming=True)
+    return Site(url, rec.id, lab.identity, lambda r: [(a, act) for a, act, _ in lab.actions(r)])
 
 
 @pytest.mark.asyncio
@@ -259,7 +284,7 @@ async def test_reviewer_requests_approver_grants_reviewer_plays_in_the_page(
     lab = Lab(tmp_path)
     try:
         async for url in serve(lab):
-            await reviewer_plays(tmp_path, chromium, lab, url, own_key=False)
+            await reviewer_plays(tmp_path, chromium, lab_site(lab, url, False), own_key=False, shots=True)
         # Seeks and closing the player end reads early: the server takes that quietly.
         assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
     finally:
@@ -275,7 +300,7 @@ async def test_a_key_per_recording_recording_from_the_s3_store_plays_in_the_page
     lab = Lab(tmp_path, store=store)
     try:
         async for url in serve(lab):
-            await reviewer_plays(tmp_path, chromium, lab, url, own_key=True)
+            await reviewer_plays(tmp_path, chromium, lab_site(lab, url, True), own_key=True, shots=False)
     finally:
         lab.index.close()
         lab.users.close()
@@ -349,3 +374,70 @@ async def test_the_officer_finds_a_callers_recordings_in_the_page_and_holds_one(
     finally:
         lab.index.close()
         lab.users.close()
+
+
+def record_a_call(lab: CallLab) -> str:
+    """The node started; one call, caller 440 Hz and helpline 1000 Hz, consented by silence;
+    the node left running (its dashboard serves the review). The recording's id."""
+    lab.start_gateway()
+    pbx = lab.peer("pbx", "--tone", "1000", "--timeout", "60")
+    caller = lab.peer("caller", "--tone", "440", "--hangup-after", "10", "--timeout", "60")
+    caller.wait_exit()
+    pbx.wait_exit()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        gw = lab.gw.open()
+        try:
+            recs = gw.index.list_recordings()
+        finally:
+            gw.close()
+        if recs and recs[0].status == RecordingStatus.COMPLETE:
+            return recs[0].id
+        time.sleep(0.2)
+    raise AssertionError(f"no complete recording: {recs}")
+
+
+@pytest.mark.asyncio
+async def test_on_a_running_node_a_real_calls_recording_is_reviewed_in_the_page(
+    tmp_path: Path, chromium: Any
+) -> None:
+    """The whole path on a real node: Kamailio, pjsua2 workers, a call between real SIP peers,
+    the recording encrypted to the operator's key, the node's own dashboard; the reviewer holds
+    that key in the page only. The auditor then sees the trail on the audit page."""
+    require_tool("kamailio")
+    lab = CallLab(tmp_path, workers=2)
+    try:
+        for name, role in (("rita", "reviewer"), ("alma", "approver"), ("aud", "auditor")):
+            add_user(lab, name, role)
+        rec_id = await asyncio.to_thread(record_a_call, lab)
+        [identity] = age.load_identity_file(lab.gw.key)
+        assert isinstance(identity, age.Identity)
+
+        def trail(r: str) -> list[tuple[str, str]]:
+            gw = lab.gw.open()
+            try:
+                return [(e.actor, e.action) for e in gw.index.audit_entries() if e.subject == r]
+            finally:
+                gw.close()
+
+        url = f"http://127.0.0.1:{lab.dash_port}"
+        await reviewer_plays(
+            tmp_path, chromium, Site(url, rec_id, identity, trail), own_key=False, shots=False
+        )
+
+        # The auditor reads the same trail on the audit page, with both people's names.
+        p, exe = chromium
+        browser = await p.chromium.launch(executable_path=exe, headless=True, args=CHROMIUM_ARGS)
+        try:
+            aud = await browser.new_page()
+            await login(aud, url, "aud")
+            await aud.click("button[data-tab=audit]")
+            await aud.wait_for_selector("#audit-table td:has-text('review.revoked')", timeout=10_000)
+            shown = await aud.inner_text("#audit-table")
+            for step in ("review.requested", "review.approved", "review.fetched", "review.fetch_refused"):
+                assert step in shown, step
+            assert "dashboard:alma" in shown and "dashboard:rita" in shown
+        finally:
+            await browser.close()
+    finally:
+        lab.close()

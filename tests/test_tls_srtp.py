@@ -86,6 +86,7 @@ def refused(p: Proc) -> int | None:
     return None if gone is None or p.event("confirmed") is not None else gone["code"]
 
 
+@pytest.mark.alone  # tshark captures all of lo
 def test_tls_and_mandatory_srtp_leave_neither_sip_nor_the_tones_on_the_wire(tmp_path: Path) -> None:
     s = SecureLab(tmp_path, "mandatory")
     lab = s.lab
@@ -124,6 +125,7 @@ def test_tls_and_mandatory_srtp_leave_neither_sip_nor_the_tones_on_the_wire(tmp_
         lab.close()
 
 
+@pytest.mark.alone  # tshark captures all of lo
 def test_optional_srtp_takes_both_and_never_answers_keys_in_clear(tmp_path: Path) -> None:
     s = SecureLab(tmp_path, "optional")
     lab = s.lab
