@@ -19,7 +19,8 @@ from tests.calls import CallLab
 # - each runner picks free ports from its own slice of the range (gateway/telephony/net.py), so
 #   one runner's server never binds a port another picked and has not bound yet;
 # - a test marked `alone` (tshark captures the whole loopback interface and asserts what is not
-#   on it) runs while no other test does: it closes a gate to new tests, waits for the running
+#   on it; the demo runs a whole node and four phones under strace, where the others' load
+#   starves its media) runs while no other test does: it closes a gate to new tests, waits for the running
 #   ones to end, and opens the gate when it is done.
 
 
