@@ -63,6 +63,8 @@ def test_consenting_call_is_recorded_with_both_parties_on_their_channels(lab: Ca
     assert receipt["decision"] == "granted" and receipt["reason"] == "no decline key before the deadline"
     assert receipt["prompt"]["id"] == "notice-opt-out" and receipt["prompt"]["played_ms"] == 1500
     assert receipt["ended_at"] is not None
+    # What the recordings list shows and filters on, from the receipt and the config.
+    assert (rec.consent, rec.language) == ("silence", receipt["language"]["code"])
     actions = [e.action for e in gw.index.audit_entries()]
     assert "consent.decided" in actions and "recording.complete" in actions
 
@@ -133,6 +135,7 @@ def test_withdrawal_mid_call_discards_the_recording_and_the_call_goes_on(lab: Ca
     assert list((lab.gw.dir / "spool").iterdir()) == []
     receipt = gw.index.get_consent_receipt(rec.call_id)
     assert receipt["state"] == "withdrawn" and receipt["withdrawn_after_s"] > 5
+    assert rec.consent == "withdrawn"
     actions = [e.action for e in gw.index.audit_entries()]
     assert "consent.withdrawn" in actions and "recording.discarded" in actions
 
@@ -258,6 +261,7 @@ def test_opt_in_route(tmp_path: Path, key: str | None, recorded: bool) -> None:
         assert consent == ("granted" if recorded else "declined")
         recs = lab.gw.open().index.list_recordings()
         assert len(recs) == (1 if recorded else 0)
+        assert [r.consent for r in recs] == (["key"] if recorded else [])
     finally:
         lab.close()
 

@@ -255,3 +255,152 @@ def test_grants_move_once_and_recordings_page_by_keyset_on_both_backends(
             idx.get_grant("nope")
     finally:
         idx.close()
+
+
+# Receipts as the gateway writes them, cut to what the list's outcome and language depend on,
+# with the outcome consent/receipt.py gives each.
+RECEIPTS: list[tuple[dict[str, Any], str | None, str | None]] = [
+    (
+        {
+            "state": "decided",
+            "decision": "granted",
+            "reason": "no decline key before the deadline",
+            "language": {"code": "sv", "chosen_by": "route"},
+        },
+        "silence",
+        "sv",
+    ),
+    (
+        {
+            "state": "decided",
+            "decision": "granted",
+            "reason": "accept key",
+            "language": {"code": "en", "chosen_by": "menu"},
+        },
+        "key",
+        "en",
+    ),
+    (
+        {
+            "state": "withdrawn",
+            "decision": "granted",
+            "reason": "no decline key before the deadline",
+            "language": {"code": "sv", "chosen_by": "route"},
+        },
+        "withdrawn",
+        "sv",
+    ),
+    (
+        {"state": "decided", "decision": "declined", "reason": "decline key", "language": None},
+        "declined",
+        None,
+    ),
+    (
+        {
+            "state": "decided",
+            "decision": "granted",
+            "reason": "signalled by the recording client (header)",
+            "language": None,
+            "siprec": {"decided_by": "client-header"},
+        },
+        "client-header",
+        None,
+    ),
+    (
+        {
+            "state": "decided",
+            "decision": "granted",
+            "reason": "no decline key before the deadline",
+            "language": None,
+            "siprec": {"decided_by": "window"},
+        },
+        "window",
+        None,
+    ),
+    (
+        {
+            "state": "abandoned",
+            "decision": None,
+            "reason": "caller hung up before deciding",
+            "language": {"code": 5},
+        },
+        None,
+        None,
+    ),
+]
+
+
+def test_the_lists_consent_outcome_and_language_come_from_the_receipt() -> None:
+    from gateway.consent import receipt as rc
+
+    for receipt, outcome, language in RECEIPTS:
+        assert rc.outcome(receipt) == outcome, receipt
+        assert rc.language(receipt) == language, receipt
+    assert rc.outcome({"decision": "granted", "siprec": {"decided_by": "telepathy"}}) is None
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_schema_9_fills_the_list_columns_of_older_recordings_as_the_receipt_rules_say(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """An index of schema 8 (made here by dropping the columns 9 added) is migrated on opening:
+    each older recording gets the outcome and language consent/receipt.py would give its call's
+    receipt; one without a receipt (a legacy import) gets none. Then the list filters on them."""
+    from gateway.storage.rows import RecordingQuery
+
+    def open_index() -> Any:
+        if backend == "sqlite":
+            return SqliteIndex(tmp_path / "index.sqlite3", create=True)
+        return PgIndex(url)
+
+    url = request.getfixturevalue("pg_url") if backend == "postgresql" else ""
+    idx = open_index()
+    try:
+        for i, (receipt, _, _) in enumerate(RECEIPTS):
+            idx.add_call(CallRow(id=f"c{i}", started_at=f"2026-01-01T00:00:0{i}Z"))
+            idx.put_consent_receipt(f"c{i}", receipt)
+            idx.add_recording(
+                RecordingRow(
+                    id=f"r{i}",
+                    object_name=f"{i:032x}.age",
+                    started_at=f"2026-01-01T00:00:0{i}Z",
+                    call_id=f"c{i}",
+                )
+            )
+        idx.add_recording(
+            RecordingRow(
+                id="legacy", object_name="f" * 32 + ".age", started_at="2025-01-01T00:00:00Z", origin="legacy"
+            )
+        )
+        for column in ("node", "language", "consent"):
+            idx._q(f"ALTER TABLE recordings DROP COLUMN {column}")
+        idx._q("UPDATE meta SET value='8' WHERE key='schema'")
+    finally:
+        idx.close()
+    idx = open_index()
+    try:
+        assert idx.schema_version() == 9
+        for i, (_, outcome, language) in enumerate(RECEIPTS):
+            rec = idx.get_recording(f"r{i}")
+            assert (rec.consent, rec.language, rec.node) == (outcome, language, None), (i, rec)
+        legacy = idx.get_recording("legacy")
+        assert (legacy.consent, legacy.language) == (None, None)
+        assert [r.id for r in idx.page_recordings(RecordingQuery(consent="key"))] == ["r1"]
+        assert [r.id for r in idx.page_recordings(RecordingQuery(language="sv"))] == ["r2", "r0"]
+        idx.add_recording(
+            RecordingRow(
+                id="b",
+                object_name="b" * 32 + ".age",
+                started_at="2026-02-01T00:00:00Z",
+                node="b",
+                language="sv",
+                consent="silence",
+            )
+        )
+        assert [r.id for r in idx.page_recordings(RecordingQuery(node="b"))] == ["b"]
+        assert [r.id for r in idx.page_recordings(RecordingQuery(language="sv", consent="silence"))] == [
+            "b",
+            "r0",
+        ]
+    finally:
+        idx.close()

@@ -596,11 +596,33 @@ async def test_recordings_list_pages_by_start_time_with_filters(lab: Lab) -> Non
         assert [(r["id"], r["held"]) for r in held["recordings"]] == [(rows[1].id, True)]
         assert (await aud.get("/api/recordings?status=lost")).status == 400
         assert (await aud.get("/api/recordings?after=notatime|x")).status == 400
+        # The node, the notice's language and the consent outcome, each listed and filtered on.
+        lab.index.update_recording(rows[2].id, node="b", language="en", consent="key")
+        lab.index.update_recording(rows[3].id, node="a", language="sv", consent="withdrawn")
+        by_key = await (await aud.get("/api/recordings?consent=key&node=b&language=en")).json()
+        assert [(r["id"], r["node"], r["language"], r["consent"]) for r in by_key["recordings"]] == [
+            (rows[2].id, "b", "en", "key")
+        ]
+        assert [r["id"] for r in (await (await aud.get("/api/recordings?node=a")).json())["recordings"]] == [
+            rows[3].id
+        ]
+        assert (await aud.get("/api/recordings?consent=maybe")).status == 400
+        assert (await aud.get("/api/recordings?language=EN")).status == 400
         detail = await (await aud.get(f"/api/recordings/{rows[0].id}")).json()
         assert detail["recording"]["route"] == "999" and detail["receipt"] is None
         assert (await aud.get("/api/recordings/nope")).status == 404
     finally:
         await aud.close()
+
+
+def test_the_page_names_every_consent_outcome_the_index_lists() -> None:
+    """review.js's CONSENT labels, one per consent/receipt.py Outcome, no more."""
+    from gateway.consent.receipt import Outcome
+
+    js = (Path(__file__).parents[1] / "gateway/dashboard/static/review.js").read_text()
+    block = js[js.index("const CONSENT = {") : js.index("};", js.index("const CONSENT = {"))]
+    keys = re.findall(r'^\s+"?([a-z-]+)"?:', block, re.M)
+    assert sorted(keys) == sorted(o.value for o in Outcome)
 
 
 @pytest.mark.asyncio

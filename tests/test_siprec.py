@@ -82,6 +82,7 @@ def test_forked_call_is_recorded_from_its_start_with_each_party_on_its_channel(t
         assert receipt["decision"] == "granted" and receipt["prompt"] is None
         assert receipt["siprec"]["decided_by"] == "window"
         assert receipt["siprec"]["notice"] == "played by the recording client"
+        assert (rec.consent, rec.language) == ("window", None)
         assert lab.gateway is not None
         assert not any("46701234567" in line for line in lab.gateway.stderr_lines)
     finally:

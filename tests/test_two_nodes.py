@@ -110,6 +110,7 @@ def test_two_nodes_are_one_system(
         gw = b.gw.open()
         recs = gw.index.list_recordings()
         assert len(recs) == 2 and all(r.status == RecordingStatus.COMPLETE and r.signature for r in recs)
+        assert sorted(r.node or "" for r in recs) == ["node-a", "node-b"], "each listed under its node"
         pauses = [e for e in gw.index.audit_entries() if e.action == "recording.paused"]
         assert len(pauses) == 1 and pauses[0].actor == "dashboard:sam", "audited once, by its node"
         assert len(all_versions(s3_server, bucket)) == 2

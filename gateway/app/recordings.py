@@ -96,8 +96,10 @@ class RecordingService:
         retention_days: int | None = None,
         since: float | None = None,
         backlog: Sequence[tuple[int, float, bytes]] = (),
+        receipt: dict[str, Any] | None = None,
     ) -> tuple[str, Recorder] | None:
         """A new recorder for `call_id`, or None if recording is disabled or storage refuses.
+        `receipt`: the call's consent receipt as decided, for the list's language and outcome.
 
         `since` (monotonic time) starts the recording's timeline earlier than now, and `backlog`
         holds the frames (channel, captured at, PCM) held in memory since then: a recording
@@ -130,6 +132,9 @@ class RecordingService:
                 retention_days=retention_days,
                 writer=process_token(node=self.node),
                 key_enc=key_enc,
+                node=self.node or None,
+                language=rc.language(receipt) if receipt else None,
+                consent=rc.outcome(receipt) if receipt else None,
             )
         )
         self.index.append_audit(self.actor, "recording.started", rec_id, {"call": call_id})
@@ -163,6 +168,11 @@ class RecordingService:
     def consent_withdrawn(self, call_id: str, receipt: dict[str, Any], rec_id: str | None) -> None:
         """`*9` after a grant: the receipt says so, and the audit log names the recording deleted."""
         self.index.put_consent_receipt(call_id, receipt)
+        if rec_id is not None:
+            try:
+                self.index.update_recording(rec_id, consent=rc.Outcome.WITHDRAWN)
+            except ix.NotFound:  # never listed (its row was not written): nothing to mark
+                pass
         self.index.append_audit("caller", "consent.withdrawn", call_id, {"recording": rec_id})
 
     def controlled(self, rec_id: str | None, call_id: str, op: str, actor: str) -> None:

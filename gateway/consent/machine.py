@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 MAX_DIGITS_KEPT = 64  # a digit flood is counted, not stored without bound
+ACCEPT_KEY = "accept key"  # the reason of a grant by key (receipt.outcome tells it from silence)
 
 
 class Mode(StrEnum):
@@ -127,7 +128,7 @@ class ConsentMachine:
                 self._note(digit, t, "decline")
                 return [StopNotice(), *self._decide(t, Decision.DECLINED, "decline key"), Confirm("declined")]
             self._note(digit, t, "accept")
-            return [StopNotice(), *self._decide(t, Decision.GRANTED, "accept key"), Confirm("granted")]
+            return [StopNotice(), *self._decide(t, Decision.GRANTED, ACCEPT_KEY), Confirm("granted")]
         if self.state is State.DECIDED and self.decision is Decision.GRANTED:
             if self._seq and t - self._seq_t > self.sequence_timeout_s:
                 self._seq = ""

@@ -11,9 +11,10 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass
+from enum import StrEnum
 from typing import Any
 
-from .machine import ConsentMachine
+from .machine import ACCEPT_KEY, ConsentMachine
 
 RECEIPT_VERSION = 1
 
@@ -81,6 +82,45 @@ def build(
     if siprec is not None:
         receipt["siprec"] = siprec
     return receipt
+
+
+class Outcome(StrEnum):
+    """How a call's consent came out, in one word for the recordings list and its filter
+    (derived from the receipt, which stays the evidence)."""
+
+    SILENCE = "silence"  # granted: no decline key within the notice and grace (opt-out)
+    KEY = "key"  # granted by the accept key (opt-in), or a key in a forked stream
+    CLIENT_HEADER = "client-header"  # a recording session's client signalled it in a header
+    CLIENT_METADATA = "client-metadata"  # ... in the recording metadata
+    WINDOW = "window"  # a recording session's window ended under the route's mode
+    DECLINED = "declined"
+    WITHDRAWN = "withdrawn"  # granted, then withdrawn with the withdraw sequence
+
+
+def outcome(receipt: dict[str, Any]) -> Outcome | None:
+    """The receipt's outcome; None while nothing is decided (or the caller hung up first)."""
+    if receipt.get("state") == "withdrawn":
+        return Outcome.WITHDRAWN
+    decision = receipt.get("decision")
+    if decision == "declined":
+        return Outcome.DECLINED
+    if decision != "granted":
+        return None
+    siprec = receipt.get("siprec")
+    if isinstance(siprec, dict) and siprec.get("decided_by"):
+        try:
+            return Outcome(siprec["decided_by"])
+        except ValueError:
+            return None
+    return Outcome.KEY if receipt.get("reason") == ACCEPT_KEY else Outcome.SILENCE
+
+
+def language(receipt: dict[str, Any]) -> str | None:
+    """The language of the notice the caller heard (None: none was played, as in a recording
+    session, whose client plays its own)."""
+    lang = receipt.get("language")
+    code = lang.get("code") if isinstance(lang, dict) else None
+    return code if isinstance(code, str) else None
 
 
 def digest(receipt: dict[str, Any]) -> str:

@@ -29,6 +29,8 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from ..app.review import Fetch, RangeError, Review, person
+from ..config.values import LANGUAGE
+from ..consent.receipt import Outcome
 from ..errors import GatewayError, NotFoundError
 from ..governance import grants
 from ..governance.grants import GrantRefused, Person
@@ -135,6 +137,9 @@ def recording_json(r: RecordingRow, held: bool) -> dict[str, Any]:
         "signed": bool(r.signature),
         "own_key": r.key_enc is not None,
         "held": held,
+        "node": r.node,
+        "language": r.language,
+        "consent": r.consent,
     }
 
 
@@ -153,6 +158,9 @@ def _query(request: web.Request) -> RecordingQuery:
     status = text("status")
     if status is not None and status not in {s.value for s in RecordingStatus}:
         raise http_error(400, "unknown status")
+    consent = text("consent")
+    if consent is not None and consent not in {o.value for o in Outcome}:
+        raise http_error(400, "unknown consent outcome")
     held = {"": None, "yes": True, "no": False}.get(q.get("held", ""), None)
     after = None
     if q.get("after"):
@@ -171,6 +179,9 @@ def _query(request: web.Request) -> RecordingQuery:
         status=status,
         origin=text("origin"),
         held=held,
+        node=text("node"),
+        language=text("language", LANGUAGE),
+        consent=consent,
         after=after,
         limit=limit,
     )

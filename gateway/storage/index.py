@@ -396,7 +396,14 @@ class SqlIndex(Index):
     def page_recordings(self, q: RecordingQuery) -> list[RecordingRow]:
         where: list[str] = []
         params: list[Any] = []
-        for column, value in (("route", q.route), ("status", q.status), ("origin", q.origin)):
+        for column, value in (
+            ("route", q.route),
+            ("status", q.status),
+            ("origin", q.origin),
+            ("node", q.node),
+            ("language", q.language),
+            ("consent", q.consent),
+        ):
             if value is not None:
                 where.append(f"{column}=?")
                 params.append(value)

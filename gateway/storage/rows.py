@@ -72,6 +72,11 @@ class RecordingRow:
     # With a key of its own (recording/keys.py): its identity, age-encrypted to the operators.
     # Erasing the recording deletes it: whatever ciphertext survives can no longer be opened.
     key_enc: builtins.bytes | None = None
+    # For the recordings list and its filters (the receipt stays the evidence): the node that
+    # recorded it, the notice's language, and the consent outcome (consent/receipt.Outcome).
+    node: str | None = None
+    language: str | None = None
+    consent: str | None = None
 
 
 class GrantState(StrEnum):
@@ -129,5 +134,8 @@ class RecordingQuery:
     status: str | None = None
     origin: str | None = None
     held: bool | None = None
+    node: str | None = None
+    language: str | None = None
+    consent: str | None = None
     after: tuple[str, str] | None = None
     limit: int = 50

@@ -5,9 +5,10 @@ SqlIndex.migrate (index.py), the same for both."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ CREATE TABLE IF NOT EXISTS recordings (
     media_type TEXT NOT NULL, sample_rate INTEGER, channels INTEGER, finished_at TEXT,
     duration_s {FLOAT}, bytes {BIGINT} NOT NULL DEFAULT 0, sha256 TEXT, route TEXT,
     retention_days INTEGER, error TEXT, source_enc {BLOB}, source_fingerprint TEXT, writer TEXT,
-    signature TEXT, key_enc {BLOB});
+    signature TEXT, key_enc {BLOB}, node TEXT, language TEXT, consent TEXT);
 CREATE INDEX IF NOT EXISTS recordings_fingerprint ON recordings(source_fingerprint);
 CREATE INDEX IF NOT EXISTS recordings_call ON recordings(call_id);
 CREATE INDEX IF NOT EXISTS recordings_started ON recordings(started_at, id);
@@ -99,6 +100,33 @@ POSTGRESQL = Dialect(
     "CREATE INDEX IF NOT EXISTS recordings_status ON recordings(status);\n" + DASHBOARD_TABLES.lstrip("\n"),
     2,  # PostgreSQL support starts at schema 2
 )
+
+_ADD_LIST_COLUMNS = """
+ALTER TABLE recordings ADD COLUMN node TEXT;
+ALTER TABLE recordings ADD COLUMN language TEXT;
+ALTER TABLE recordings ADD COLUMN consent TEXT;
+"""
+
+
+def _fill_list_columns(get: Callable[[str], str], language_is_text: str) -> str:
+    """Fill the list columns of recordings made before schema 9 from their calls' receipts:
+    `get(path)` is a receipt's value at a dotted path as text, in this backend's SQL."""
+    by = get("siprec.decided_by")
+    return f"""
+UPDATE recordings SET
+    language = CASE WHEN {language_is_text} THEN {get("language.code")} END,
+    consent = CASE
+        WHEN {get("state")} = 'withdrawn' THEN 'withdrawn'
+        WHEN {get("decision")} = 'declined' THEN 'declined'
+        WHEN COALESCE({get("decision")}, '') <> 'granted' THEN NULL
+        WHEN {by} IN ('client-header', 'client-metadata', 'key', 'window') THEN {by}
+        WHEN COALESCE({by}, '') <> '' THEN NULL
+        WHEN {get("reason")} = 'accept key' THEN 'key'
+        ELSE 'silence'
+    END
+FROM consent_receipts c WHERE c.call_id = recordings.call_id;
+"""
+
 
 # Version N's migration brings an index from N-1 to N; each runs in one transaction. A script
 # is written for both backends (with the placeholders above) unless it names its backend.
@@ -174,6 +202,23 @@ CREATE TABLE audit_checkpoints (
         "reviewers ask for access to one recording at a time and approvers grant it for a while "
         "(governance/grants.py, app/review.py); the recordings list pages by start time",
         {"": GRANTS_TABLE + "CREATE INDEX recordings_started ON recordings(started_at, id);\n"},
+    ),
+    9: (
+        "the recordings list filters on the recording's node, the notice's language and the consent "
+        "outcome (consent/receipt.py outcome and language, whose rules the fill-in below repeats for "
+        "recordings made before; their node is not known)",
+        {
+            "sqlite": _ADD_LIST_COLUMNS
+            + _fill_list_columns(
+                lambda path: f"json_extract(c.receipt, '$.{path}')",
+                "json_type(c.receipt, '$.language.code') = 'text'",
+            ),
+            "postgresql": _ADD_LIST_COLUMNS
+            + _fill_list_columns(
+                lambda path: "(c.receipt::jsonb #>> '{" + path.replace(".", ",") + "}')",
+                "jsonb_typeof(c.receipt::jsonb #> '{language,code}') = 'string'",
+            ),
+        },
     ),
 }
 

@@ -583,7 +583,10 @@ class CallSession(Session):
 
     def _start_recording(self) -> None:
         started = self.services.recordings.start(
-            self.id, route=self.route.number, retention_days=self.route.retention_days
+            self.id,
+            route=self.route.number,
+            retention_days=self.route.retention_days,
+            receipt=self._receipt(),
         )
         if started is None:
             self.set_recording(RecordingState.INCOMPLETE, error="recording could not start")

@@ -375,6 +375,7 @@ class RecordingSession(Session):
             retention_days=self.route.retention_days,
             since=self.answered_mono,
             backlog=backlog,
+            receipt=self._receipt(),
         )
         if started is None:
             self._drop_audio()

@@ -111,6 +111,17 @@ function dayAfter(date) {
 
 // -- recordings -------------------------------------------------------------------------------
 
+// The consent outcomes the index lists (consent/receipt.py Outcome), as the page names them.
+const CONSENT = {
+  silence: "granted: no decline key",
+  key: "granted by key",
+  "client-header": "granted: client's header",
+  "client-metadata": "granted: client's metadata",
+  window: "granted: window ended",
+  declined: "declined",
+  withdrawn: "withdrawn",
+};
+
 function recordingsUrl(after) {
   const q = new URLSearchParams();
   for (const [k, v] of Object.entries(review.query)) if (v) q.set(k, v);
@@ -125,6 +136,8 @@ async function showRecordings() {
     ...["complete", "truncated", "incomplete", "discarded", "deleted"].map((s) => el("option", { value: s, text: s })));
   const held = el("select", { name: "held" }, el("option", { value: "", text: "held or not" }),
     el("option", { value: "yes", text: "on hold" }), el("option", { value: "no", text: "not held" }));
+  const consent = el("select", { name: "consent" }, el("option", { value: "", text: "any consent" }),
+    ...Object.entries(CONSENT).map(([v, t]) => el("option", { value: v, text: t })));
   const form = el("form", { id: "rec-filters", class: "filters", onsubmit: (e) => {
     e.preventDefault();
     const data = new FormData(form);
@@ -133,9 +146,11 @@ async function showRecordings() {
     listRecordings(null).catch((err) => setStatus(err.message, true));
   } },
   el("label", { text: "From " }, f("since", { type: "date" })), el("label", { text: "to " }, f("until", { type: "date" })),
-  f("route", { placeholder: "route", maxlength: "64" }), status, held, el("button", { type: "submit", text: "Search" }));
+  f("route", { placeholder: "route", maxlength: "64" }), f("node", { placeholder: "node", maxlength: "64" }),
+  f("language", { placeholder: "language (sv)", maxlength: "3", pattern: "[a-z]{2,3}", size: "6" }),
+  consent, status, held, el("button", { type: "submit", text: "Search" }));
   const tbl = el("table", { id: "rec-table" }, el("thead", {}, el("tr", {},
-    ...["started", "duration", "status", "route", "origin", "key", "hold", ""].map((h) => el("th", { text: h })))), el("tbody"));
+    ...["started", "duration", "status", "consent", "route", "node", "lang", "key", "hold", ""].map((h) => el("th", { text: h })))), el("tbody"));
   sec.replaceChildren(el("h2", { text: "Recordings" }),
     el("p", { class: "hint", text: "Metadata only. Listening needs an approved access request and your own age identity; the server holds no key that plays a recording." }),
     ...(PERMS.has("review") ? [keyBox()] : []), form, tbl,
@@ -154,11 +169,13 @@ async function listRecordings(after) {
       onkeydown: (e) => { if (e.key === "Enter") showRecording(x.id, "rec-detail"); } },
       el("td", { text: new Date(x.started_at).toLocaleString() }),
       el("td", { class: "num", text: x.duration_s == null ? "–" : fmtDuration(x.duration_s) }),
-      el("td", {}, pill(x.status)), el("td", { text: x.route || "" }), el("td", { text: x.origin || "" }),
+      el("td", {}, pill(x.status)),
+      el("td", { class: "consent", text: x.consent ? CONSENT[x.consent] || x.consent : (x.origin === "legacy" ? "imported" : "–") }),
+      el("td", { text: x.route || "" }), el("td", { text: x.node || "" }), el("td", { text: x.language || "" }),
       el("td", { text: x.own_key ? "own" : "" }), el("td", { text: x.held ? "held" : "" }),
       el("td", {}, el("button", { type: "button", text: "Open" }))));
   }
-  if (!body.children.length) body.append(el("tr", {}, el("td", { colspan: "8", text: "No recordings match." })));
+  if (!body.children.length) body.append(el("tr", {}, el("td", { colspan: "10", text: "No recordings match." })));
   review.next = r.next;
   document.getElementById("rec-more").hidden = !r.next;
 }
