@@ -163,10 +163,12 @@ def test_two_nodes_appending_at_once_make_one_chain(pg_url: str) -> None:
 def test_both_backends_migrate_with_one_runner_and_audit_each_step(
     backend: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    """An index one schema behind (no review grants yet) is brought up to date at open, on SQLite
-    and on PostgreSQL alike, and the step is in the audit log on both (schema.py)."""
+    """An index one schema behind (without the recordings list's node, language and consent
+    columns of schema 9) is brought up to date at open, on SQLite and on PostgreSQL alike, and
+    the step is in the audit log on both (schema.py)."""
     from gateway.storage import schema
     from gateway.storage.index import SqliteIndex
+    from gateway.storage.rows import RecordingQuery
 
     def open_index() -> Any:
         if backend == "sqlite":
@@ -174,14 +176,14 @@ def test_both_backends_migrate_with_one_runner_and_audit_each_step(
         return PgIndex(request.getfixturevalue("pg_url"))
 
     idx = open_index()
-    idx._q("DROP TABLE review_grants")
-    idx._q("DROP INDEX recordings_started")
+    for column in ("node", "language", "consent"):
+        idx._q(f"ALTER TABLE recordings DROP COLUMN {column}")
     idx._q("UPDATE meta SET value=? WHERE key='schema'", (str(schema.SCHEMA_VERSION - 1),))
     idx.close()
     idx = open_index()
     try:
         assert idx.schema_version() == schema.SCHEMA_VERSION
-        assert idx.grants() == []
+        assert idx.page_recordings(RecordingQuery(consent="key", node="a", language="sv")) == []
         migrated = [(e.action, e.subject) for e in idx.audit_entries() if e.action == "index.migrated"]
         assert migrated == [("index.migrated", str(schema.SCHEMA_VERSION))]
         assert idx.verify_audit().ok

@@ -49,3 +49,31 @@ def test_replay_runs_only_journalled_writes(tmp_path: Path) -> None:
         assert backend.verify_audit().ok
     finally:
         index.close()
+
+
+def test_a_damaged_entry_the_database_would_refuse_is_set_aside_and_replay_goes_on(tmp_path: Path) -> None:
+    """Before test_fuzz.py found them, these reached the database and its own error (no
+    ValueError) stopped the replay at the same entry at every retry: the writes behind it, a
+    call's end and its audit entry, never reached the index."""
+    backend = SqliteIndex(tmp_path / "index.sqlite3", create=True)
+    backend.add_call(CallRow("call-1", utcnow()))
+    journal = Journal(tmp_path / "journal")
+    # A recording whose call's line was lost, values of the wrong kind, an update of nothing.
+    journal.append(
+        "add_recording", {"rec": {"id": "r1", "object_name": "o", "started_at": "s", "call_id": "gone"}}
+    )
+    journal.append("update_recording", {"rec_id": "r1", "bytes": {"a": 1}})
+    journal.append("update_recording", {"rec_id": "r1"})
+    with journal.path.open("a") as f:
+        f.write(json.dumps({"id": "x", "at": "t", "op": "add_call", "args": {"call": {"$b64": 5}}}) + "\n")
+    journal.append("end_call", {"call_id": "call-1", "ended_at": "2026-01-01T00:00:00Z"})
+    journal.append("append_audit", {"actor": "worker:1", "action": "call.ended", "subject": "call-1"})
+    index = JournaledIndex(backend, tmp_path / "journal", retry_s=3600)
+    try:
+        assert index.replay()
+        assert backend.get_call("call-1").ended_at == "2026-01-01T00:00:00Z"
+        assert [e.action for e in backend.audit_entries()] == ["call.ended"]
+        rejected = journal.path.with_suffix(".rejected").read_text().splitlines()
+        assert len(rejected) == 4 and journal.entries() == []
+    finally:
+        index.close()

@@ -273,6 +273,8 @@ class SqlIndex(Index):
         return _call(row)
 
     def add_recording(self, rec: RecordingRow) -> None:
+        if rec.status not in STATUSES:
+            raise ValueError(f"unknown status {rec.status!r}")
         d = asdict(rec)
         self._q(
             f"INSERT INTO recordings ({','.join(d)}) VALUES ({','.join('?' * len(d))})", tuple(d.values())
@@ -284,6 +286,8 @@ class SqlIndex(Index):
             raise ValueError(f"unknown recording fields: {sorted(unknown)}")
         if "status" in changes and changes["status"] not in STATUSES:
             raise ValueError(f"unknown status {changes['status']!r}")
+        if not changes:
+            raise ValueError("no recording field to update")
         assignments = ",".join(f"{k}=?" for k in changes)
         cur = self._q(f"UPDATE recordings SET {assignments} WHERE id=?", (*changes.values(), rec_id))
         if cur.rowcount == 0:

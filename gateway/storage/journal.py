@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import secrets
+import sqlite3
 import threading
 from collections.abc import Callable
 from dataclasses import asdict
@@ -130,58 +131,126 @@ class JournalEntryError(ValueError):
     """A journal line that is not a write this module journals (a forged or damaged line)."""
 
 
-# Every write the journal records, with the arguments it takes: replay runs these and nothing
-# else, so that a line in the journal can never name another method of the index (`query`).
-_PLAIN_ARGS: dict[str, frozenset[str]] = {
-    "end_call": frozenset({"call_id", "ended_at"}),
-    "update_session": frozenset({"call_id", "parties_enc", "siprec"}),
-    "checkpoint_recording": frozenset({"rec_id", "sealed_bytes", "sha256"}),
-    "scrub_caller": frozenset({"call_id"}),
-    "reseal_call": frozenset({"call_id", "caller_enc", "parties_enc"}),
-    "release_holds": frozenset({"rec_id", "reason", "actor"}),
-    "put_consent_receipt": frozenset({"call_id", "receipt"}),
-    "add_signing_key": frozenset({"fingerprint", "node", "public_pem"}),
+_S, _B, _N = (str,), (bytes,), (type(None),)
+
+# Every write the journal records, with the arguments it takes and their types: replay runs
+# these and nothing else, so that a line in the journal can never name another method of the
+# index (`query`), nor hand the database a value of the wrong kind (which it would refuse with
+# an error of its own, every time the replay tried again).
+_PLAIN_ARGS: dict[str, dict[str, tuple[type, ...]]] = {
+    "end_call": {"call_id": _S, "ended_at": _S},
+    "update_session": {"call_id": _S, "parties_enc": _B + _N, "siprec": _S + _N},
+    "checkpoint_recording": {"rec_id": _S, "sealed_bytes": (int,), "sha256": _S},
+    "scrub_caller": {"call_id": _S},
+    "reseal_call": {"call_id": _S, "caller_enc": _B + _N, "parties_enc": _B + _N},
+    "release_holds": {"rec_id": _S, "reason": _S, "actor": _S},
+    "put_consent_receipt": {"call_id": _S, "receipt": (dict,)},
+    "add_signing_key": {"fingerprint": _S, "node": _S, "public_pem": _S},
 }
+
+
+def _check(op: str, name: str, value: Any, allowed: tuple[type, ...]) -> None:
+    if isinstance(value, bool) and bool not in allowed:
+        allowed = ()  # True is an int to Python, not to PostgreSQL
+    if not isinstance(value, allowed) and not (float in allowed and isinstance(value, int)):
+        raise JournalEntryError(f"{op}: {name} is {type(value).__name__}, not {allowed_names(allowed)}")
+    if isinstance(value, int) and not -(2**63) <= value < 2**63:
+        raise JournalEntryError(f"{op}: {name} is out of a column's range")
+
+
+def allowed_names(allowed: tuple[type, ...]) -> str:
+    return " or ".join(t.__name__ for t in allowed) or "that"
+
+
+def _row(op: str, cls: type, values: Any) -> Any:
+    """`cls` (a row dataclass) from a journalled dict, each value of its field's type."""
+    if not isinstance(values, dict):
+        raise JournalEntryError(f"{op}: not a row")
+    hints = _hints(cls)
+    for name, value in values.items():
+        if name not in hints:
+            raise JournalEntryError(f"{op}: no column {str(name)[:40]!r}")
+        _check(op, name, value, hints[name])
+    return cls(**values)
+
+
+_HINTS: dict[type, dict[str, tuple[type, ...]]] = {}
+
+
+def _hints(cls: type) -> dict[str, tuple[type, ...]]:
+    """A row dataclass's fields and the types each may hold (its annotation, unions spread)."""
+    if cls not in _HINTS:
+        import types
+        import typing
+
+        out = {}
+        for name, hint in typing.get_type_hints(cls).items():
+            args = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+            out[name] = tuple(typing.get_origin(a) or a for a in args)
+        _HINTS[cls] = out
+    return _HINTS[cls]
 
 
 def apply(index: Index, entry: Any) -> None:
     """Carry out one journalled write on the index; JournalEntryError for anything that is not
-    one of WRITES with its arguments."""
+    one of WRITES with its arguments, each of its type."""
     if not isinstance(entry, dict):
         raise JournalEntryError("not a journal entry")
-    op, args = entry.get("op"), _decode(entry.get("args"))
+    op = entry.get("op")
+    try:
+        args = _decode(entry.get("args"))
+    except (TypeError, ValueError):  # a "$b64" that is not base64 text
+        raise JournalEntryError("arguments that do not decode") from None
     if op not in WRITES or not isinstance(args, dict):
         raise JournalEntryError(f"not a journalled write: {str(op)[:40]!r}")
     try:
         _apply(index, op, args, entry)
     except (TypeError, KeyError) as e:
         raise JournalEntryError(f"{op} with arguments it does not take: {e}") from None
+    except IndexUnavailable:
+        raise  # out of reach for now: tried again later
+    except (IndexAccessError, sqlite3.IntegrityError) as e:
+        # Refused for what it holds (a recording of a call whose line was lost, a value out of
+        # a column's bounds): it would be refused again at every try.
+        raise JournalEntryError(f"{op} refused by the index: {e}") from None
 
 
 def _apply(index: Index, op: str, args: dict[str, Any], entry: dict[str, Any]) -> None:
     if op == "add_call":
         try:
-            index.add_call(CallRow(**args["call"]))
+            index.add_call(_row(op, CallRow, args["call"]))
         except IndexAccessError as e:
             if "duplicate" not in str(e).lower() and "unique" not in str(e).lower():
                 raise  # replayed twice: it is there already
     elif op == "add_recording":
         try:
-            index.add_recording(RecordingRow(**args["rec"]))
+            index.add_recording(_row(op, RecordingRow, args["rec"]))
         except IndexAccessError as e:
             if "duplicate" not in str(e).lower() and "unique" not in str(e).lower():
                 raise
     elif op == "update_recording":
         rec_id = args.pop("rec_id")
+        _check(op, "rec_id", rec_id, _S)
+        columns = _hints(RecordingRow)
+        for name, value in args.items():
+            _check(op, name, value, columns.get(name, ()))
         index.update_recording(rec_id, **args)  # checks the columns itself
     elif op == "append_audit":
-        details = {**(args.get("details") or {}), "journal": {"id": entry["id"], "at": entry["at"]}}
-        index.append_audit(args["actor"], args["action"], args["subject"], details)
+        for name in ("actor", "action", "subject"):
+            _check(op, name, args[name], _S)
+        details = args.get("details") or {}
+        _check(op, "details", details, (dict,))
+        journal_id = {"id": entry["id"], "at": entry["at"]}
+        _check(op, "journal id", journal_id["id"], _S)
+        index.append_audit(args["actor"], args["action"], args["subject"], {**details, "journal": journal_id})
     elif op == "add_checkpoint":
-        index.add_checkpoint(audit.Checkpoint(**args["cp"]))
+        index.add_checkpoint(_row(op, audit.Checkpoint, args["cp"]))
     else:
-        if set(args) != _PLAIN_ARGS[op]:
-            raise TypeError(sorted(set(args) ^ _PLAIN_ARGS[op]))
+        wanted = _PLAIN_ARGS[op]
+        if set(args) != set(wanted):
+            raise TypeError(sorted(set(args) ^ set(wanted)))
+        for name, value in args.items():
+            _check(op, name, value, wanted[name])
         getattr(index, op)(**args)
 
 
