@@ -127,6 +127,19 @@ def test_any_text_is_answered_with_an_offer_or_a_rejection(text: str) -> None:
     assert isinstance(verdict, sr.RecordingOffer | sr.Rejection)
 
 
+def test_metadata_in_an_unknown_encoding_is_refused_not_a_crash() -> None:
+    """Found by bench/fuzz.py within seconds: expat raised LookupError for the declaration's
+    encoding, out of read_offer, instead of a rejection."""
+    xml = '<?xml version="1.0" encoding="bogus-enc"?><recording xmlns="urn:ietf:params:xml:ns:recording:1"/>'
+    with pytest.raises(sr.MetadataError, match="encoding"):
+        sr.parse_metadata(xml)
+    verdict = sr.read_offer(
+        "INVITE sip:r@h SIP/2.0\r\nContent-Type: multipart/mixed;boundary=b\r\n\r\n--b\r\n"
+        "Content-Type: application/rs-metadata+xml\r\n\r\n" + xml + "\r\n--b--"
+    )
+    assert isinstance(verdict, sr.Rejection)
+
+
 @given(st.text(max_size=300))
 def test_metadata_parser_only_ever_raises_metadata_error(text: str) -> None:
     try:

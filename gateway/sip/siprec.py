@@ -231,6 +231,8 @@ def parse_metadata(xml: str) -> Metadata:
         root = ET.fromstring(xml.strip().encode())
     except ET.ParseError as e:
         raise MetadataError(f"metadata is not well-formed XML ({e})") from None
+    except (LookupError, ValueError) as e:  # an XML declaration naming an encoding expat lacks
+        raise MetadataError(f"metadata in an encoding that cannot be read ({str(e)[:60]})") from None
     ns = {"r": RECORDING_NS}
     if root.tag != f"{{{RECORDING_NS}}}recording":
         raise MetadataError(f"metadata root is {root.tag!r}, not <recording> in {RECORDING_NS}")
