@@ -230,6 +230,15 @@ def test_grants_move_once_and_recordings_page_by_keyset_on_both_backends(
                 break
             after = (page[-1].started_at, page[-1].id)
         assert sum(pages, []) == ["r8", "r7", "r6", "r5", "r4", "r3", "r2", "r1", "r0"]
+        # Oldest first: the same index read the other way, paged the same.
+        pages, after = [], None
+        for _ in range(5):
+            page = idx.page_recordings(RecordingQuery(limit=4, after=after, oldest_first=True))
+            pages.append([r.id for r in page])
+            if len(page) < 4:
+                break
+            after = (page[-1].started_at, page[-1].id)
+        assert sum(pages, []) == [f"r{i}" for i in range(9)]
         assert [r.id for r in idx.page_recordings(RecordingQuery(held=True))] == ["r4"]
         assert len(idx.page_recordings(RecordingQuery(held=False, since="2026-01-02"))) == 5
 

@@ -606,6 +606,11 @@ async def test_recordings_list_pages_by_start_time_with_filters(lab: Lab) -> Non
         assert [r["id"] for r in (await (await aud.get("/api/recordings?node=a")).json())["recordings"]] == [
             rows[3].id
         ]
+        oldest = await (await aud.get("/api/recordings?order=oldest&limit=3")).json()
+        assert [r["id"] for r in oldest["recordings"]] == expected[::-1][:3]
+        after = await (await aud.get(f"/api/recordings?order=oldest&limit=3&after={oldest['next']}")).json()
+        assert [r["id"] for r in after["recordings"]] == expected[::-1][3:6]
+        assert (await aud.get("/api/recordings?order=sideways")).status == 400
         assert (await aud.get("/api/recordings?consent=maybe")).status == 400
         assert (await aud.get("/api/recordings?language=EN")).status == 400
         detail = await (await aud.get(f"/api/recordings/{rows[0].id}")).json()

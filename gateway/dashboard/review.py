@@ -162,6 +162,8 @@ def _query(request: web.Request) -> RecordingQuery:
     if consent is not None and consent not in {o.value for o in Outcome}:
         raise http_error(400, "unknown consent outcome")
     held = {"": None, "yes": True, "no": False}.get(q.get("held", ""), None)
+    if q.get("order", "newest") not in ("newest", "oldest"):
+        raise http_error(400, "order is newest or oldest")
     after = None
     if q.get("after"):
         started, _, rec_id = q["after"].partition("|")
@@ -183,6 +185,7 @@ def _query(request: web.Request) -> RecordingQuery:
         language=text("language", LANGUAGE),
         consent=consent,
         after=after,
+        oldest_first=q.get("order", "newest") == "oldest",
         limit=limit,
     )
 

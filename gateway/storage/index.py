@@ -125,7 +125,7 @@ class Index(ABC):
 
     @abstractmethod
     def page_recordings(self, q: RecordingQuery) -> list[RecordingRow]:
-        """One page of recordings, newest first, by an index-backed keyset query."""
+        """One page of recordings, newest first (or oldest), by an index-backed keyset query."""
 
     @abstractmethod
     def add_grant(self, g: GrantRow) -> None: ...
@@ -426,9 +426,12 @@ class SqlIndex(Index):
         if q.after is not None:  # the last row of the previous page
             # A row-value comparison: both engines read it as one range of the (started_at, id)
             # index; the equivalent OR of two conditions made them scan from the top.
-            where.append("(started_at, id) < (?, ?)")
+            where.append(f"(started_at, id) {'>' if q.oldest_first else '<'} (?, ?)")
             params += [q.after[0], q.after[1]]
-        sql = ("WHERE " + " AND ".join(where) if where else "") + " ORDER BY started_at DESC, id DESC LIMIT ?"
+        order = "ASC" if q.oldest_first else "DESC"
+        sql = (
+            "WHERE " + " AND ".join(where) if where else ""
+        ) + f" ORDER BY started_at {order}, id {order} LIMIT ?"
         return self._recordings(sql, (*params, q.limit))
 
     def add_grant(self, g: GrantRow) -> None:

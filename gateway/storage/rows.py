@@ -138,4 +138,5 @@ class RecordingQuery:
     language: str | None = None
     consent: str | None = None
     after: tuple[str, str] | None = None
+    oldest_first: bool = False  # the same index read the other way
     limit: int = 50

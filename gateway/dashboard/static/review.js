@@ -148,7 +148,9 @@ async function showRecordings() {
   el("label", { text: "From " }, f("since", { type: "date" })), el("label", { text: "to " }, f("until", { type: "date" })),
   f("route", { placeholder: "route", maxlength: "64" }), f("node", { placeholder: "node", maxlength: "64" }),
   f("language", { placeholder: "language (sv)", maxlength: "3", pattern: "[a-z]{2,3}", size: "6" }),
-  consent, status, held, el("button", { type: "submit", text: "Search" }));
+  consent, status, held,
+  el("select", { name: "order" }, el("option", { value: "", text: "newest first" }), el("option", { value: "oldest", text: "oldest first" })),
+  el("button", { type: "submit", text: "Search" }));
   const tbl = el("table", { id: "rec-table" }, el("thead", {}, el("tr", {},
     ...["started", "duration", "status", "consent", "route", "node", "lang", "key", "hold", ""].map((h) => el("th", { text: h })))), el("tbody"));
   sec.replaceChildren(el("h2", { text: "Recordings" }),
