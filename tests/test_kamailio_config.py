@@ -154,4 +154,7 @@ def test_kamailios_log_lines_reach_the_nodes_log_at_their_level_without_caller_n
         == logging.WARNING
     )
     assert _level(" 0(812) INFO: <core> [main.c:2896]: main(): processes (at least): 22") == logging.INFO
+    # The node reads the level before masking: a pid past five digits is masked with the rest.
+    big_pid = " 3(1234567) WARNING: <script>: request from 127.0.0.9, which is not on the allowlist: 403"
+    assert _level(big_pid) == logging.WARNING and redact(big_pid).startswith(" 3([number]) WARNING")
     assert _level("a line of no level, with WARNING: further on" + " " * 80) == logging.DEBUG

@@ -109,8 +109,9 @@ class KamailioProcess:
                 continue
             if not line:
                 return
-            text = redact(line.decode(errors="replace").rstrip())
-            level = _level(text)
+            raw = line.decode(errors="replace").rstrip()
+            level = _level(raw)  # before masking: a pid of six digits or more would be masked too
+            text = redact(raw)
             if level >= logging.ERROR:
                 self._last.append(text)
             kamailio_log.log(level, "%s", text)
