@@ -57,10 +57,20 @@ def test_calls_through_kamailio_survive_a_worker_killed_mid_call(tmp_path: Path)
         lab.wait_status(lambda st: st["live_calls"] == 0, 5)
         survivor = gw.index.get_recording(recs[1].id)
         assert survivor.status == RecordingStatus.COMPLETE
-        # The killed worker's recording: truncated, decryptable up to its last sealed chunk.
-        assert lab.gw.run("recordings", "recover") == 0
+        # The killed worker's recording: recovered by the node itself, without an operator (it
+        # stayed "recording" until the next start before): truncated, its sealed prefix signed,
+        # decryptable up to its last sealed chunk.
+        deadline = time.monotonic() + 10
+        while (
+            gw.index.get_recording(victim.id).status == RecordingStatus.RECORDING
+            and time.monotonic() < deadline
+        ):
+            time.sleep(0.2)
         row = gw.index.get_recording(victim.id)
-        assert row.status == RecordingStatus.TRUNCATED
+        assert row.status == RecordingStatus.TRUNCATED and row.signature
+        assert any(
+            e.action == "recording.truncated" and e.subject == victim.id for e in gw.index.audit_entries()
+        ), [e.action for e in gw.index.audit_entries()]
         with gw.store.open(row.object_name) as f:
             reader = age.AgeReader(f, age.load_identity_file(lab.gw.key), recover=True)
             plain = reader.read_all()

@@ -1,6 +1,6 @@
 """The running gateway's background duties: retention every hour, a signed audit checkpoint
-every [audit] checkpoint_interval_s, the upload of finished recordings to the object store, and
-the expiry of review grants every minute.
+every [audit] checkpoint_interval_s, the upload of finished recordings to the object store, the
+expiry of review grants every minute, and crash recovery as soon as a worker dies.
 Each runs once per node: in a node's supervisor, or in a worker that runs alone ([node]
 kamailio = false). A node's workers run none of them."""
 
@@ -16,6 +16,7 @@ from .gateway import Gateway
 log = logging.getLogger(__name__)
 RETENTION_EVERY_S = 3600.0
 GRANT_SWEEP_EVERY_S = 60.0  # expired review grants are marked and audited within a minute
+RECOVERY_RETRY_S = 15.0  # a recovery that found the index away is tried again this often
 
 
 class Duties:
@@ -23,12 +24,14 @@ class Duties:
         self.gw = gw
         self.uploader = gw.uploader()
         self._tasks: list[asyncio.Task[None]] = []
+        self._writer_died = asyncio.Event()
 
     def start(self) -> None:
         self._tasks = [
             asyncio.create_task(self._retention()),
             asyncio.create_task(self._anchoring()),
             asyncio.create_task(self._grant_expiry()),
+            asyncio.create_task(self._recovery()),
         ]
         if self.uploader is not None:
             self.uploader.start()
@@ -61,6 +64,35 @@ class Duties:
             except Exception:
                 log.exception("retention run failed; retrying at the next interval")
             await asyncio.sleep(RETENTION_EVERY_S)
+
+    def writer_died(self) -> None:
+        """A process that was writing recordings died (a worker killed or crashed), or recovery
+        at start found the index away: recover its recordings soon, without an operator."""
+        self._writer_died.set()
+
+    async def _recovery(self) -> None:
+        """What a dead worker was writing stays "recording" in the index until recovered: marked
+        truncated, its sealed prefix signed and kept (then uploaded), audited. The same
+        recovery as at start and as `gateway recordings recover`, safe at any time; retried
+        while the index is out of reach."""
+        service = self.gw.recording_service(None)
+        while True:
+            await self._writer_died.wait()
+            self._writer_died.clear()
+            try:
+                recovered = await asyncio.to_thread(service.recover)
+                if recovered:
+                    log.warning("recovered %d recording(s) a dead worker was writing", len(recovered))
+                    if self.uploader is not None:
+                        self.uploader.wake()
+            except IndexUnavailable as e:
+                log.warning(
+                    "crash recovery waits for the index (%s); retrying in %.0f s", e, RECOVERY_RETRY_S
+                )
+                await asyncio.sleep(RECOVERY_RETRY_S)
+                self._writer_died.set()
+            except Exception:
+                log.exception("crash recovery failed; it runs again at the next worker death or start")
 
     async def _grant_expiry(self) -> None:
         """Mark review grants whose time ran out as expired, each audited once (a fetch under

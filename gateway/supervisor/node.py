@@ -113,10 +113,12 @@ class Node:
         self.kamailio = KamailioProcess(self.front, self._record_children)
         # [node] fork_workers: workers are forks of one parent that imported what they need.
         self.forks = ForkServer(cfg.path) if cfg.node.fork_workers else None
-        self.pool = WorkerPool(gateway, self.kamailio, self.links, self.forks, self._record_children)
+        self.duties = Duties(gateway)  # retention, audit checkpoints, upload: once per node
+        self.pool = WorkerPool(
+            gateway, self.kamailio, self.links, self.forks, self._record_children, self.duties.writer_died
+        )
         self.links.observers.append(self.metrics.observe)
         self.links.on_lost.append(self.metrics.link_lost)
-        self.duties = Duties(gateway)  # retention, audit checkpoints, upload: once per node
         self.uploader = self.duties.uploader  # None without an object store
         if self.uploader is not None:
             self.links.observers.append(self._wake_uploader)
@@ -274,7 +276,8 @@ class Node:
         try:
             self.gw.recording_service(None).recover()
         except IndexUnavailable as e:  # the shared index is away: calls go on, recovery waits
-            log.error("crash recovery skipped: %s", e)
+            log.error("crash recovery waits for the index: %s", e)
+            self.duties.writer_died()  # retried by the recovery duty until the index is back
         dashboard = await self._start_dashboard()  # first: a busy port stops the start cleanly
         if self.front.tls is not None or any(is_tls_uri(r.pbx) for r in self.gw.config.routes):
             make_internal_pair(self.gw.config)  # new at every start; the workers read it

@@ -54,12 +54,14 @@ class WorkerPool:
         links: WorkerLinks,
         forks: ForkServer | None,
         on_change: Callable[[], None] = lambda: None,
+        on_died: Callable[[], None] = lambda: None,
     ) -> None:
         self.gw = gw
         self.kamailio = kamailio
         self.links = links
         self.forks = forks
         self._on_change = on_change  # a worker process started or ended: the node records it
+        self._on_died = on_died  # a worker died (killed, crashed): its recordings need recovery
         node = gw.config.node
         self.workers = [WorkerProc(i, node.worker_base_port + i) for i in range(node.workers)]
         self.grown = 0  # workers started beyond the initial pool
@@ -144,6 +146,7 @@ class WorkerPool:
                 continue
             if w.proc is not None and w.proc.returncode is not None and not w.restarting:
                 log.error("worker %d exited (%s); replacing it", w.index, w.proc.returncode)
+                self._on_died()
                 if w.ready and not w.slow:
                     await self.undispatch(w)
                 w.restarts += 1
