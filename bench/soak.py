@@ -79,8 +79,9 @@ GROUPS = (
 
 
 def start_caller(
-    g: Group, calls: int, hold_s: float, port: int, tmp: Path, audio: Path, timeout_s: int
+    g: Group, calls: int, hold_s: float, target: str, tmp: Path, audio: Path, timeout_s: int
 ) -> subprocess.Popen[bytes]:
+    """Group `g`'s sipp caller to `target` (host:port); its statistics in tmp/stat-NAME.csv."""
     if g.every_s:
         rate = ["-l", "3", "-r", "1", "-rp", str(int(g.every_s * 1000)), "-d", "600"]
     else:
@@ -123,9 +124,37 @@ def start_caller(
         "-stf",
         str(tmp / f"stat-{g.name}.csv"),
         "-trace_err",
-        f"127.0.0.1:{port}",
+        target,
     ]
     # cwd: sipp writes its error log in the working directory, which must be the run's own.
+    return subprocess.Popen(cmd, cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def start_pbx(port: int, audio: Path, tmp: Path, timeout_s: int) -> subprocess.Popen[bytes]:
+    """A sipp PBX on 127.0.0.1:`port` answering every call with `audio`; its statistics in
+    tmp/stat-pbx.csv."""
+    cmd = [
+        "sipp",
+        "-sf",
+        str(SCENARIOS / "pbx.xml"),
+        "-key",
+        "audio_pcap",
+        str(audio),
+        "-i",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        "-mp",
+        str(free_port()),
+        "-nostdin",
+        "-timeout",
+        str(timeout_s),
+        "-trace_stat",
+        "-fd",
+        "5",
+        "-stf",
+        str(tmp / "stat-pbx.csv"),
+    ]
     return subprocess.Popen(cmd, cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -335,39 +364,15 @@ def soak(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     procs: list[subprocess.Popen[bytes]] = []
     try:
         lab.start_gateway()
-        pbx = subprocess.Popen(
-            [
-                "sipp",
-                "-sf",
-                str(SCENARIOS / "pbx.xml"),
-                "-key",
-                "audio_pcap",
-                str(pbx_audio),
-                "-i",
-                "127.0.0.1",
-                "-p",
-                str(lab.pbx_port),
-                "-mp",
-                str(free_port()),
-                "-nostdin",
-                "-timeout",
-                str(timeout_s),
-                "-trace_stat",
-                "-fd",
-                "5",
-                "-stf",
-                str(tmp / "stat-pbx.csv"),
-            ],
-            cwd=tmp,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        pbx = start_pbx(lab.pbx_port, pbx_audio, tmp, timeout_s)
         procs.append(pbx)
         time.sleep(0.5)
         sampler = Sampler(lab, args.sample_s)
         sampler.start()
         callers = {
-            g.name: start_caller(g, args.calls, args.hold, lab.sip_port, tmp, audio, timeout_s)
+            g.name: start_caller(
+                g, args.calls, args.hold, f"{lab.host}:{lab.sip_port}", tmp, audio, timeout_s
+            )
             for g in GROUPS
         }
         procs += callers.values()

@@ -100,7 +100,7 @@ def test_the_index_going_away_mid_call_loses_nothing(tmp_path: Path, capsys) -> 
 
 @pytest.mark.parametrize("trouble", ["database down", "login refused"])
 def test_a_node_starts_and_records_while_the_database_is_away_or_refuses_it(
-    tmp_path: Path, pg_server: pg.PgServer, trouble: str
+    tmp_path: Path, pg_server: pg.PgServer, trouble: str, capsys
 ) -> None:
     """Issue 28.1: the node starts (Kamailio, workers, the dashboard answering 503), takes a call,
     records it into the spool and keeps its index writes in the journal."""
@@ -135,6 +135,13 @@ def test_a_node_starts_and_records_while_the_database_is_away_or_refuses_it(
         with pytest.raises(urllib.error.HTTPError) as e:
             opener.open(request, timeout=10)
         assert e.value.code == 503
+        # `gateway status` tells the operator the index is away and what waits for it.
+        capsys.readouterr()
+        assert lab.gw.run("status", "--json") == 0
+        index = json.loads(capsys.readouterr().out)["index"]
+        assert index["shared"] and not index["reachable"] and index["journal_waiting"] > 0, index
+        assert lab.gw.run("status") == 0
+        assert "index: UNREACHABLE" in capsys.readouterr().out
         lab.stop_gateway()
         assert list((lab.gw.dir / "spool").glob("*.age")), "the recording is in the spool"
         assert journal.backlog(lab.gw.dir / "journal") > 0, "its index rows wait in the journal"

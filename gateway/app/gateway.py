@@ -47,12 +47,15 @@ def open_store(config: cfg.Config) -> Store:
     return TieredStore(spool, remote)
 
 
-def open_index(config: cfg.Config, *, create: bool = False, service: bool = False) -> Index:
+def open_index(
+    config: cfg.Config, *, create: bool = False, service: bool = False, lazy: bool = False
+) -> Index:
     """The configured index: PostgreSQL when [index] url is set, else the SQLite file.
 
     `service`: for `gateway run` and its workers. A shared index that is out of reach (now, or
     later) must not stop calls: writes go to a local journal until it is back (journal.py).
-    The CLI gets the index itself, and a clear error when it is away.
+    The CLI gets the index itself, and a clear error when it is away; `lazy`: unless the
+    command can say something useful without it (`gateway status` during an outage).
     """
     if config.index.postgres:
         from ..storage.index_pg import PgIndex
@@ -61,7 +64,7 @@ def open_index(config: cfg.Config, *, create: bool = False, service: bool = Fals
             from ..storage.journal import JournaledIndex
 
             return JournaledIndex(PgIndex(config.index.url, lazy=True), config.paths.data_dir / "journal")
-        return PgIndex(config.index.url)
+        return PgIndex(config.index.url, lazy=lazy)
     return SqliteIndex(config.paths.index, create=create)
 
 
@@ -118,13 +121,14 @@ class Gateway:
     closed: bool = False
 
     @classmethod
-    def open(cls, config_path: str | Path, *, service: bool = False) -> Gateway:
-        """`service`: the running gateway (see open_index)."""
+    def open(cls, config_path: str | Path, *, service: bool = False, lazy_index: bool = False) -> Gateway:
+        """`service`: the running gateway; `lazy_index`: a shared index out of reach is no error
+        yet (see open_index)."""
         config = cfg.load(config_path)
         check_owner(config.paths.data_dir)
         try:
             store = open_store(config)
-            index = open_index(config, service=service)
+            index = open_index(config, service=service, lazy=lazy_index)
         except (StoreError, IndexAccessError) as e:
             raise StorageError(str(e)) from None
         try:

@@ -54,10 +54,10 @@ def load_identities(path: str) -> list[age.AnyIdentity]:
 _opened: list[Gateway] = []
 
 
-def open_gateway(args: argparse.Namespace, *, service: bool = False) -> Gateway:
+def open_gateway(args: argparse.Namespace, *, service: bool = False, lazy_index: bool = False) -> Gateway:
     if not args.config:
         raise ConfigError("no configuration: pass --config FILE or set GATEWAY_CONFIG")
-    gw = Gateway.open(args.config, service=service)
+    gw = Gateway.open(args.config, service=service, lazy_index=lazy_index)
     _opened.append(gw)
     return gw
 

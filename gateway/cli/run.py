@@ -99,7 +99,7 @@ def run_forkserver(args: argparse.Namespace) -> int:
 def status(args: argparse.Namespace) -> int:
     import json
 
-    gw = open_gateway(args)
+    gw = open_gateway(args, lazy_index=True)  # an index outage is what status must show
     if not gw.config.node.kamailio:
         pid = datalock.holder(gw.config.paths.data_dir)
         if pid is None:
@@ -111,9 +111,10 @@ def status(args: argparse.Namespace) -> int:
             print(f"gateway (one worker, pid {pid}) is running on {host}:{port}")
         return 0
     st = _node_status(gw)
-    nodes = _cluster_nodes(gw)
+    nodes, index_error = _cluster_nodes(gw)
+    index = _index_state(gw, index_error)
     if args.json:
-        print(json.dumps({**st, "nodes": nodes} if nodes is not None else st))
+        print(json.dumps({**st, "index": index, **({"nodes": nodes} if nodes is not None else {})}))
         return 0
     k = st["kamailio"]
     print(f"Kamailio pid {k['pid']} on {k['listen']} (restarts: {k['restarts']})")
@@ -133,6 +134,13 @@ def status(args: argparse.Namespace) -> int:
             f"object store: {state}; {up['pending']} finished recording(s) waiting in the spool "
             f"({up['pending_bytes']} bytes), {up['uploaded']} uploaded since start"
         )
+    if index["shared"] or index["journal_waiting"]:
+        state = (
+            "reachable"
+            if index["reachable"]
+            else f"UNREACHABLE ({index['error']}; calls go on, writes wait in the journal)"
+        )
+        print(f"index: {state}; {index['journal_waiting']} write(s) waiting in the local journal")
     cluster = st.get("cluster") or {}
     if cluster.get("problem"):
         print(f"cluster: DISABLED: {cluster['problem']}")
@@ -143,19 +151,20 @@ def status(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cluster_nodes(gw: Gateway) -> list[dict[str, object]] | None:
-    """Every node sharing the PostgreSQL index, from their heartbeats; None on SQLite."""
+def _cluster_nodes(gw: Gateway) -> tuple[list[dict[str, object]] | None, str]:
+    """Every node sharing the PostgreSQL index, from their heartbeats (None on SQLite, or when
+    the index cannot be read: then why)."""
     import time
 
-    from ..storage.index import IndexUnavailable
+    from ..storage.index import IndexAccessError
     from ..supervisor.cluster import LOST_AFTER_S
 
     if not gw.config.index.postgres:
-        return None
+        return None, ""
     try:
         rows = gw.index.nodes()
-    except IndexUnavailable:
-        return None
+    except IndexAccessError as e:
+        return None, str(e)
     out: list[dict[str, object]] = []
     for name, st, beat in rows:
         workers = st.get("workers", []) if isinstance(st.get("workers"), list) else []
@@ -172,7 +181,21 @@ def _cluster_nodes(gw: Gateway) -> list[dict[str, object]] | None:
                 "failopen": st.get("failopen", 0),
             }
         )
-    return out
+    return out, ""
+
+
+def _index_state(gw: Gateway, error: str) -> dict[str, object]:
+    """Whether the shared index answers, and the index writes this host's processes keep in
+    their journal meanwhile (replayed by themselves, in order, once it is back)."""
+    from ..storage import journal
+
+    directory = gw.config.paths.data_dir / "journal"
+    try:
+        waiting = journal.backlog(directory) if directory.is_dir() else 0
+    except OSError:
+        waiting = -1  # unreadable (another user's files): `gateway audit` as the gateway's user says
+    shared = gw.config.index.postgres
+    return {"shared": shared, "reachable": not error, "error": error or None, "journal_waiting": waiting}
 
 
 def _print_nodes(nodes: list[dict[str, object]], me: str) -> None:
