@@ -502,9 +502,9 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             "calls_in_index": len(calls),
             "recordings_lost": sum(r["recordings_lost"] for r in table.values()),
             "sipp_failed": sum(r["sipp"].get("failed", 0) for r in table.values()),
-            "recordings_by_status": {
-                s: sum(1 for r in recs.values() if r["status"] == s)
-                for s in sorted({r["status"] for r in recs.values()})
+            "recordings_by_status_and_consent": {
+                k: sum(1 for r in recs.values() if f"{r['status']}/{r['consent']}" == k)
+                for k in sorted({f"{r['status']}/{r['consent']}" for r in recs.values()})
             },
         }
     finally:
