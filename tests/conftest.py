@@ -25,6 +25,11 @@ from tests.calls import CallLab
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # Hypothesis keeps its example database and caches under the system temp directory, not in
+    # the repository (tests write nowhere else).
+    import hypothesis.configuration
+
+    hypothesis.configuration.set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "gateway-hypothesis")
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
     if worker.startswith("gw"):
         count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))

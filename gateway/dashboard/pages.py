@@ -8,6 +8,7 @@ import hmac
 import html
 import logging
 import secrets
+from typing import Any
 
 from aiohttp import web
 
@@ -93,9 +94,18 @@ async def login_page(request: web.Request) -> web.StreamResponse:
     return _login_form(dash, secrets.token_urlsafe(24))
 
 
+async def _form(request: web.Request) -> Any:
+    """The posted form; one that is not text in its declared charset (UTF-8 by default) is a
+    clear 400, not a server error."""
+    try:
+        return await request.post()
+    except (UnicodeDecodeError, LookupError, ValueError):
+        raise web.HTTPBadRequest(text="the form is not valid text") from None
+
+
 async def login(request: web.Request) -> web.StreamResponse:
     dash = request.app[DASH]
-    form = await request.post()
+    form = await _form(request)
     cookie_token = request.cookies.get("gw_login", "")
     form_token = str(form.get("csrf", ""))
     if (
@@ -139,7 +149,7 @@ async def login(request: web.Request) -> web.StreamResponse:
 async def logout(request: web.Request) -> web.StreamResponse:
     dash = request.app[DASH]
     s = dash.session_of(request, touch=False, view_only=True)
-    form = await request.post()
+    form = await _form(request)
     if s is not None:
         if not hmac.compare_digest(str(form.get("csrf", "")).encode(), s.csrf.encode()) or not same_origin(
             request
