@@ -153,12 +153,12 @@ def _check(op: str, name: str, value: Any, allowed: tuple[type, ...]) -> None:
     if isinstance(value, bool) and bool not in allowed:
         allowed = ()  # True is an int to Python, not to PostgreSQL
     if not isinstance(value, allowed) and not (float in allowed and isinstance(value, int)):
-        raise JournalEntryError(f"{op}: {name} is {type(value).__name__}, not {allowed_names(allowed)}")
+        raise JournalEntryError(f"{op}: {name} is {type(value).__name__}, not {_allowed_names(allowed)}")
     if isinstance(value, int) and not -(2**63) <= value < 2**63:
         raise JournalEntryError(f"{op}: {name} is out of a column's range")
 
 
-def allowed_names(allowed: tuple[type, ...]) -> str:
+def _allowed_names(allowed: tuple[type, ...]) -> str:
     return " or ".join(t.__name__ for t in allowed) or "that"
 
 
