@@ -11,7 +11,10 @@ import logging
 import resource
 import signal
 from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+
+from .. import osthreads
 
 
 def harden_process() -> None:
@@ -65,6 +68,11 @@ def serve_until_signalled(
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
+        # asyncio.to_thread's threads, named in the kernel too (osthreads.py); the loop itself
+        # is the main thread and keeps the process's name (pgrep, systemd and ps find it so).
+        loop.set_default_executor(
+            ThreadPoolExecutor(thread_name_prefix="gw-io", initializer=osthreads.executor_initializer)
+        )
         for sig in (signal.SIGTERM, signal.SIGINT) if sigint else (signal.SIGTERM,):
             loop.add_signal_handler(sig, stop.set)
         await run(stop)

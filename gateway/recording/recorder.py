@@ -22,7 +22,7 @@ from concurrent.futures import Future
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .. import age
+from .. import age, osthreads
 from ..storage.rows import RecordingStatus
 from ..storage.store import ObjectWriter, StoreError
 from . import wav
@@ -342,7 +342,7 @@ class RecorderEngine:
         self._stop = False
         self._thread: threading.Thread | None = None
         if start_thread:
-            self._thread = threading.Thread(target=self._run, name="recorder-engine", daemon=True)
+            self._thread = osthreads.Thread(target=self._run, name="recorder-engine", daemon=True)
             self._thread.start()
 
     def add(self, recorder: Recorder) -> None:

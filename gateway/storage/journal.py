@@ -24,6 +24,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from .. import osthreads
 from . import audit
 from .audit import AuditEntry
 from .index import Index, IndexAccessError, IndexUnavailable
@@ -273,7 +274,7 @@ class JournaledIndex(Index):
         self._lock = threading.RLock()
         self._down = bool(self.journal.entries())
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._replayer, name="index-replay", daemon=True)
+        self._thread = osthreads.Thread(target=self._replayer, name="index-replay", daemon=True)
         self._thread.start()
 
     @property

@@ -19,6 +19,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from .. import osthreads
 from .index import Index, IndexUnavailable
 from .rows import RecordingRow, RecordingStatus
 from .s3 import S3Store, retain_until
@@ -74,7 +75,7 @@ class Uploader:
         self._checked_at: float | None = None  # when the bucket was last checked with nothing to upload
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="uploader", daemon=True)
+        self._thread = osthreads.Thread(target=self._run, name="uploader", daemon=True)
         self._thread.start()
 
     def wake(self) -> None:
