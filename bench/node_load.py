@@ -140,6 +140,49 @@ def thread_cpu_ms(
     return {k: round(v / per_s * 1000, 2) for k, v in sorted(used.items(), key=lambda kv: -kv[1]) if v > 0}
 
 
+class ThreadSampler(threading.Thread):
+    """Reads every thread's CPU under `roots` every `every_s` while a phase runs, so that threads
+    which end during the phase are accounted too (with what they had used at their last
+    reading): by role/thread name, with how many such threads started and ended."""
+
+    def __init__(self, roots: list[int], every_s: float = 0.5) -> None:
+        super().__init__(daemon=True)
+        self.roots, self.every_s = roots, every_s
+        self.stop = threading.Event()
+        self.first = thread_cpu([p for r in roots for p in tree_pids(r)])
+        self.last: dict[tuple[str, int], float] = dict(self.first)
+        self.alive: set[tuple[str, int]] = set(self.first)
+
+    def run(self) -> None:
+        while True:
+            snap = thread_cpu([p for r in self.roots for p in tree_pids(r)])
+            self.last.update(snap)
+            self.alive = set(snap)
+            if self.stop.wait(self.every_s):
+                snap = thread_cpu([p for r in self.roots for p in tree_pids(r)])
+                self.last.update(snap)
+                self.alive = set(snap)
+                return
+
+    def report(self, per_s: float) -> dict[str, object]:
+        used: dict[str, float] = {}
+        started: dict[str, int] = {}
+        ended: dict[str, int] = {}
+        for (name, tid), v in self.last.items():
+            used[name] = used.get(name, 0.0) + v - self.first.get((name, tid), 0.0)
+            if (name, tid) not in self.first:
+                started[name] = started.get(name, 0) + 1
+            if (name, tid) not in self.alive:
+                ended[name] = ended.get(name, 0) + 1
+        return {
+            "cpu_ms_per_call_second_by_thread": {
+                k: round(v / per_s * 1000, 2) for k, v in sorted(used.items(), key=lambda kv: -kv[1]) if v > 0
+            },
+            "threads_started": dict(sorted(started.items())),
+            "threads_ended": dict(sorted(ended.items())),
+        }
+
+
 def pss_mb(pid: int) -> float:
     """Proportional set size: a page shared by n processes counts 1/n in each (smaps_rollup)."""
     try:
@@ -257,7 +300,8 @@ def sipp_phase(
     )
     time.sleep(0.5)
     c0 = cpu_s([p for r in roots for p in tree_pids(r)])
-    by_thread0 = thread_cpu([p for r in roots for p in tree_pids(r)])
+    threads = ThreadSampler(roots)
+    threads.start()
     i0 = cpu_s([p for r in infra or [] for p in tree_pids(r)])
     t0 = time.monotonic()
     memory = MemorySampler(roots)
@@ -322,7 +366,8 @@ def sipp_phase(
     if callable(settle):
         settle()
     used = cpu_s([p for r in roots for p in tree_pids(r)]) - c0
-    by_thread = thread_cpu([p for r in roots for p in tree_pids(r)])
+    threads.stop.set()
+    threads.join()
     infra_used = cpu_s([p for r in infra or [] for p in tree_pids(r)]) - i0
     setup = []
     for f in tmp.glob("caller_*_rtt.csv"):
@@ -365,11 +410,9 @@ def sipp_phase(
         **memory.report(),
         "node_cpu_s": round(used, 2),
         "node_cpu_ms_per_call_second": round(used / call_seconds * 1000, 2) if call_seconds else None,
-        # Where it went (threads alive at the end; a thread that ended in between is missing,
-        # a thread that started in between counts whole).
-        "cpu_ms_per_call_second_by_thread": (
-            thread_cpu_ms(by_thread0, by_thread, call_seconds) if call_seconds else {}
-        ),
+        # Where it went, by thread, read every 0.5 s: a thread that ended in between counts up
+        # to its last reading, one that started in between counts whole.
+        **(threads.report(call_seconds) if call_seconds else {}),
         "shared_servers_cpu_ms_per_call_second": round(infra_used / call_seconds * 1000, 2)
         if call_seconds and infra
         else None,
