@@ -416,9 +416,13 @@ def soak(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             "recordings_lost": out["calls"]["consent"]["ok"] - made.get("complete/silence", 0),
             "recordings_not_decrypting": len(out["recordings"]["not_decrypting"]),
             "withdrawn_calls": out["calls"]["withdraw"]["ok"],
-            # A withdrawn call's recording is discarded: its audio gone from the store.
-            "withdrawn_with_audio_kept": sum(n for k, n in made.items() if k.endswith("/withdrawn"))
-            - made.get("discarded/withdrawn", 0),
+            # A withdrawn call's recording is discarded (or deleted, when it had just been
+            # finalised): its audio gone from the store.
+            "withdrawn_with_audio_kept": sum(
+                n
+                for k, n in made.items()
+                if k.endswith("/withdrawn") and k.split("/")[0] not in ("discarded", "deleted")
+            ),
             "declined_or_abandoned_recorded": sum(
                 n for k, n in made.items() if k.endswith(("/declined", "/None"))
             ),
