@@ -349,6 +349,13 @@ def table_row(
             failed_told += 1
             why = f"{r['status']}: {str(r.get('error'))[:120]}"
             marked[why] = marked.get(why, 0) + 1
+    # A withdrawal or a refusal leaves no audio, whatever the fault.
+    audio_kept = sum(
+        1
+        for c in mine
+        if c["outcome"] not in ("silence", "key")
+        and recs.get(c["id"], {}).get("status") in ("complete", "truncated", "incomplete", "recording")
+    )
     windowed = [s for s in site.samples if a <= s["wall"] <= b]
     backlog = {
         n: {
@@ -374,6 +381,7 @@ def table_row(
         "failed_marked_why": marked,
         "recordings_lost": lost,
         "lost_calls": lost_ids[:5],
+        "unconsented_with_audio_kept": audio_kept,
         "backlog": backlog,
     }
 
