@@ -78,6 +78,28 @@ GROUPS = (
 )
 
 
+def sipp(
+    scenario: str, keys: dict[str, str], port: int, tmp: Path, stat: str, timeout_s: int, *extra: str
+) -> subprocess.Popen[bytes]:
+    """sipp running `scenario` on 127.0.0.1:`port` with `-key`s, its statistics every 5 s in
+    tmp/stat-`stat`.csv. Its working directory is the run's own: it writes its error log there."""
+    cmd = ["sipp", "-sf", str(SCENARIOS / scenario)]
+    for k, v in keys.items():
+        cmd += ["-key", k, v]
+    cmd += ["-i", "127.0.0.1", "-p", str(port), "-mp", str(free_port()), "-nostdin"]
+    cmd += [
+        "-timeout",
+        str(timeout_s),
+        "-trace_stat",
+        "-fd",
+        "5",
+        "-stf",
+        str(tmp / f"stat-{stat}.csv"),
+        *extra,
+    ]
+    return subprocess.Popen(cmd, cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def start_caller(
     g: Group, calls: int, hold_s: float, target: str, tmp: Path, audio: Path, timeout_s: int
 ) -> subprocess.Popen[bytes]:
@@ -87,75 +109,22 @@ def start_caller(
     else:
         n = max(1, round(calls * g.share))
         rate = ["-l", str(n), "-r", "2", "-d", str(int(hold_s * g.hold_factor * 1000))]
-    cmd = [
-        "sipp",
-        "-sf",
-        str(SCENARIOS / g.scenario),
-        "-key",
-        "payload",
-        "8",
-        "-key",
-        "audio_pcap",
-        str(audio),
-        "-key",
-        "digit_pcap",
-        str(PCAPS / f"dtmf_2833_{g.digit}.pcap"),
-        "-key",
-        "star_pcap",
-        str(PCAPS / "dtmf_2833_star.pcap"),
-        "-key",
-        "nine_pcap",
-        str(PCAPS / "dtmf_2833_9.pcap"),
-        "-i",
-        "127.0.0.1",
-        "-p",
-        str(free_port()),
-        "-mp",
-        str(free_port()),
-        *rate,
-        "-m",
-        "10000000",
-        "-nostdin",
-        "-timeout",
-        str(timeout_s),
-        "-trace_stat",
-        "-fd",
-        "5",
-        "-stf",
-        str(tmp / f"stat-{g.name}.csv"),
-        "-trace_err",
-        target,
-    ]
-    # cwd: sipp writes its error log in the working directory, which must be the run's own.
-    return subprocess.Popen(cmd, cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    keys = {
+        "payload": "8",
+        "audio_pcap": str(audio),
+        "digit_pcap": str(PCAPS / f"dtmf_2833_{g.digit}.pcap"),
+        "star_pcap": str(PCAPS / "dtmf_2833_star.pcap"),
+        "nine_pcap": str(PCAPS / "dtmf_2833_9.pcap"),
+    }
+    return sipp(
+        g.scenario, keys, free_port(), tmp, g.name, timeout_s, *rate, "-m", "10000000", "-trace_err", target
+    )
 
 
 def start_pbx(port: int, audio: Path, tmp: Path, timeout_s: int) -> subprocess.Popen[bytes]:
     """A sipp PBX on 127.0.0.1:`port` answering every call with `audio`; its statistics in
     tmp/stat-pbx.csv."""
-    cmd = [
-        "sipp",
-        "-sf",
-        str(SCENARIOS / "pbx.xml"),
-        "-key",
-        "audio_pcap",
-        str(audio),
-        "-i",
-        "127.0.0.1",
-        "-p",
-        str(port),
-        "-mp",
-        str(free_port()),
-        "-nostdin",
-        "-timeout",
-        str(timeout_s),
-        "-trace_stat",
-        "-fd",
-        "5",
-        "-stf",
-        str(tmp / "stat-pbx.csv"),
-    ]
-    return subprocess.Popen(cmd, cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return sipp("pbx.xml", {"audio_pcap": str(audio)}, port, tmp, "pbx", timeout_s)
 
 
 def sipp_totals(stat: Path) -> dict[str, int]:
