@@ -146,10 +146,9 @@ def busiest_worker(node: Node) -> int:
     return int(best["pid"])
 
 
-def fault(site: Site, name: str, hold_s: float) -> dict[str, Any]:
+def fault(site: Site, name: str, hold_s: float, notes: dict[str, Any]) -> dict[str, Any]:
     """Apply fault `name`; returns when it is over (the faulty part, not the recovery)."""
     a, b = site.nodes["node-a"], site.nodes["node-b"]
-    notes: dict[str, Any] = {}
     if name == "pg_restart":
         site.pg.halt()
         site.pg.resume()
@@ -177,7 +176,13 @@ def fault(site: Site, name: str, hold_s: float) -> dict[str, Any]:
         b.lab.gateway.wait_exit(10)
         time.sleep(10)
         t0 = time.monotonic()
-        b.lab.start_gateway()
+        try:
+            b.lab.start_gateway()
+        except AssertionError as e:  # what holds the node's ports, for the finding
+            held = subprocess.run(["ss", "-uantp"], capture_output=True, text=True).stdout
+            notes["restart_failed"] = str(e)[-600:]
+            notes["sockets"] = [ln for ln in held.splitlines() if "127.0.0.1:" in ln][:40]
+            raise
         notes["restart_to_ready_s"] = round(time.monotonic() - t0, 1)
     elif name == "spool_full":
         if b.spool_mount is None:
@@ -401,7 +406,9 @@ def build(args: argparse.Namespace, tmp: Path) -> Site:
         d.mkdir()
         lab = CallLab(d, workers=args.workers, host=host, node=name)
         configure(lab, 40)
-        lab.gw.set("calls", "rtp_port", 10000 + 10000 * i)
+        # RTP below the range free ports are picked from (20000 up): 10000-14999 and 15000-19999.
+        lab.gw.set("calls", "rtp_port", 10000 + 5000 * i)
+        lab.gw.set("calls", "rtp_port_range", 4999)
         lab.gw.set("node", "max_workers", args.workers + 6)
         nodes[name] = Node(name, lab, d)
     a, b = nodes["node-a"].lab, nodes["node-b"].lab
@@ -458,7 +465,11 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         for name in args.faults:
             print(f"# {datetime.now():%H:%M:%S} fault {name}", flush=True)
             t0 = time.time()
-            notes = fault(site, name, args.fault_s)
+            notes: dict[str, Any] = {}
+            try:
+                fault(site, name, args.fault_s, notes)
+            except Exception as e:  # the run goes on: what failed is the finding
+                notes["error"] = f"{type(e).__name__}: {e}"[-800:]
             t1 = time.time()
             deadline = time.monotonic() + args.recovery_max_s
             while not site.settled() and time.monotonic() < deadline:
@@ -496,8 +507,14 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         calls = calls_in_index(site)
         for c in calls:
             end = c["end"] or t_end
+            # The latest fault the call was up for (a call up across two is the later one's:
+            # a worker killed, say, right after a store outage's window).
             c["window"] = next(
-                (w for w, (a, b) in windows.items() if w != "baseline" and c["start"] <= b and end >= a),
+                (
+                    w
+                    for w, (a, b) in reversed(windows.items())
+                    if w != "baseline" and c["start"] <= b and end >= a
+                ),
                 "baseline",
             )
         recs = verify_recordings(gw, site.nodes["node-a"].lab.gw.key)
