@@ -308,7 +308,7 @@ def scan(gw: Gateway, temp_dirs: list[Path] | None = None) -> list[Finding]:
 
 def scan_journal(gw: Gateway, findings: list[Finding]) -> None:
     """Index writes waiting in the local journal: the shared index was (or is) out of reach."""
-    directory = gw.config.paths.data_dir / "journal"
+    directory = journal.directory_of(gw.config.paths.data_dir)
     waiting = journal.backlog(directory) if directory.is_dir() else 0
     if waiting:
         findings.append(

@@ -62,8 +62,9 @@ def open_index(
 
         if service:
             from ..storage.journal import JournaledIndex
+            from ..storage.journal import directory_of as journal_dir
 
-            return JournaledIndex(PgIndex(config.index.url, lazy=True), config.paths.data_dir / "journal")
+            return JournaledIndex(PgIndex(config.index.url, lazy=True), journal_dir(config.paths.data_dir))
         return PgIndex(config.index.url, lazy=lazy)
     return SqliteIndex(config.paths.index, create=create)
 

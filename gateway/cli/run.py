@@ -189,7 +189,7 @@ def _index_state(gw: Gateway, error: str) -> dict[str, object]:
     their journal meanwhile (replayed by themselves, in order, once it is back)."""
     from ..storage import journal
 
-    directory = gw.config.paths.data_dir / "journal"
+    directory = journal.directory_of(gw.config.paths.data_dir)
     try:
         waiting = journal.backlog(directory) if directory.is_dir() else 0
     except OSError:

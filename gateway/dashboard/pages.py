@@ -99,7 +99,7 @@ async def _form(request: web.Request) -> Any:
     clear 400, not a server error."""
     try:
         return await request.post()
-    except (UnicodeDecodeError, LookupError, ValueError):
+    except (ValueError, LookupError):  # UnicodeDecodeError is a ValueError
         raise web.HTTPBadRequest(text="the form is not valid text") from None
 
 

@@ -539,6 +539,11 @@ class JournaledIndex(Index):
         return getattr(self.backend, name)
 
 
+def directory_of(data_dir: Path) -> Path:
+    """Where a data directory's processes keep their journals (one source for the path)."""
+    return data_dir / "journal"
+
+
 def backlog(directory: Path) -> int:
     """Journalled writes waiting under `directory` (all processes)."""
     total = 0
