@@ -30,6 +30,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -181,7 +182,8 @@ def fault(site: Site, name: str, hold_s: float, notes: dict[str, Any]) -> dict[s
         except AssertionError as e:  # what holds the node's ports, for the finding
             held = subprocess.run(["ss", "-uantp"], capture_output=True, text=True).stdout
             notes["restart_failed"] = str(e)[-600:]
-            notes["sockets"] = [ln for ln in held.splitlines() if "127.0.0.1:" in ln][:40]
+            ports = set(re.findall(r"127\.0\.0\.1:(\d+)", str(e)))
+            notes["sockets"] = [ln for ln in held.splitlines() if any(f":{p} " in ln for p in ports)]
             raise
         notes["restart_to_ready_s"] = round(time.monotonic() - t0, 1)
     elif name == "spool_full":
@@ -557,13 +559,19 @@ def main() -> None:
     ap.add_argument("--recovery-max-s", type=float, default=300)
     ap.add_argument("--faults", default=",".join(FAULTS), help=f"comma-separated, of {', '.join(FAULTS)}")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--keep", action="store_true", help="keep the working directory (logs) for a post-mortem")
     args = ap.parse_args()
     args.faults = [f for f in args.faults.split(",") if f]
     unknown = set(args.faults) - set(FAULTS)
     if unknown:
         ap.error(f"unknown faults: {', '.join(sorted(unknown))}")
     print(run_header(), flush=True)
-    with tempfile.TemporaryDirectory(prefix="chaos-") as d:
+    with contextlib.ExitStack() as stack:
+        if args.keep:
+            d = tempfile.mkdtemp(prefix="chaos-")
+            print(f"# working directory kept: {d}", flush=True)
+        else:
+            d = stack.enter_context(tempfile.TemporaryDirectory(prefix="chaos-"))
         out = {"calls": args.calls, "hold_s": args.hold, "fault_s": args.fault_s, **run(args, Path(d))}
     text = json.dumps(out, indent=2)
     if args.json:

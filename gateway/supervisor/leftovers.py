@@ -55,14 +55,47 @@ def reap(run_dir: Path, grace_s: float = 5.0) -> list[str]:
     ]
     for e in alive:
         _signal(e, signal.SIGTERM)
-    deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline and any(start_time(e["pid"]) == e["start"] for e in alive):
-        time.sleep(0.1)
+    _wait_gone(alive, grace_s)
     for e in alive:
-        if start_time(e["pid"]) == e["start"]:
+        if _running(e):
             _signal(e, signal.SIGKILL)
+    # SIGKILL is not an exit: a process lets go of its sockets only as it ends, which takes a
+    # moment for a worker with threads and memory to unmap. The caller binds those ports next.
+    _wait_gone(alive, KILL_WAIT_S)
     (run_dir / FILE).unlink(missing_ok=True)
     return [f"{e['role']} (pid {e['pid']})" for e in alive]
+
+
+KILL_WAIT_S = 10.0  # for processes SIGKILLed to end (they cannot refuse; only exiting takes time)
+
+
+def _running(entry: dict[str, object]) -> bool:
+    pid = int(entry["pid"])  # type: ignore[call-overload]
+    if start_time(pid) == entry["start"]:
+        return True
+    # Kamailio's children hold its listening sockets too; a group's id is not given to another
+    # process while a member lives, so members of this group are still the old run's.
+    return entry.get("role") in GROUP_ROLES and _group_alive(pid)
+
+
+def _group_alive(pgid: int) -> bool:
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            stat = (d / "stat").read_bytes()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(b")") + 2 :].split()  # state, ppid, pgrp, ...
+        if fields[0] not in (b"Z", b"X") and int(fields[2]) == pgid:
+            return True
+    return False
+
+
+def _wait_gone(entries: list[dict[str, object]], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and any(_running(e) for e in entries):
+        time.sleep(0.05)
 
 
 def _signal(entry: dict[str, object], sig: int) -> None:
