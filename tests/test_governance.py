@@ -137,6 +137,7 @@ def test_the_index_holds_no_number_and_no_key_that_could_find_one(tgw: GatewayUn
         "kind",
         "parties_enc",  # a SIPREC session's participants, age-encrypted like the number
         "siprec",  # a SIPREC client's identifiers (tests/test_siprec.py: nothing personal)
+        "tenant",  # the data controller's name (config/tenants.py)
     ]
     raw = (tgw.dir / "index.sqlite3").read_bytes()
     # Whole forms of the number only: four digits turn up by chance in the hex of hashes and ids.

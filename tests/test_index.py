@@ -163,9 +163,9 @@ def test_two_nodes_appending_at_once_make_one_chain(pg_url: str) -> None:
 def test_both_backends_migrate_with_one_runner_and_audit_each_step(
     backend: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    """An index one schema behind (without the recordings list's node, language and consent
-    columns of schema 9) is brought up to date at open, on SQLite and on PostgreSQL alike, and
-    the step is in the audit log on both (schema.py)."""
+    """An index one schema behind (without the tenant columns of schema 10) is brought up to
+    date at open, on SQLite and on PostgreSQL alike, and the step is in the audit log on both
+    (schema.py); rows made before have no tenant (the implicit one)."""
     from gateway.storage import schema
     from gateway.storage.index import SqliteIndex
     from gateway.storage.rows import RecordingQuery
@@ -176,13 +176,16 @@ def test_both_backends_migrate_with_one_runner_and_audit_each_step(
         return PgIndex(request.getfixturevalue("pg_url"))
 
     idx = open_index()
-    for column in ("node", "language", "consent"):
-        idx._q(f"ALTER TABLE recordings DROP COLUMN {column}")
+    idx.add_call(CallRow("c1", "2025-01-01T00:00:00Z"))
+    idx.add_recording(RecordingRow(id="r1", object_name="e" * 32 + ".age", started_at="2025-01-01T00:00:00Z"))
+    idx._q("ALTER TABLE recordings DROP COLUMN tenant")
+    idx._q("ALTER TABLE calls DROP COLUMN tenant")
     idx._q("UPDATE meta SET value=? WHERE key='schema'", (str(schema.SCHEMA_VERSION - 1),))
     idx.close()
     idx = open_index()
     try:
         assert idx.schema_version() == schema.SCHEMA_VERSION
+        assert idx.get_recording("r1").tenant is None and idx.get_call("c1").tenant is None
         assert idx.page_recordings(RecordingQuery(consent="key", node="a", language="sv")) == []
         migrated = [(e.action, e.subject) for e in idx.audit_entries() if e.action == "index.migrated"]
         assert migrated == [("index.migrated", str(schema.SCHEMA_VERSION))]
@@ -383,14 +386,15 @@ def test_schema_9_fills_the_list_columns_of_older_recordings_as_the_receipt_rule
                 id="legacy", object_name="f" * 32 + ".age", started_at="2025-01-01T00:00:00Z", origin="legacy"
             )
         )
-        for column in ("node", "language", "consent"):
+        for column in ("node", "language", "consent", "tenant"):
             idx._q(f"ALTER TABLE recordings DROP COLUMN {column}")
+        idx._q("ALTER TABLE calls DROP COLUMN tenant")
         idx._q("UPDATE meta SET value='8' WHERE key='schema'")
     finally:
         idx.close()
     idx = open_index()
     try:
-        assert idx.schema_version() == 9
+        assert idx.schema_version() == ix.schema.SCHEMA_VERSION
         for i, (_, outcome, language) in enumerate(RECEIPTS):
             rec = idx.get_recording(f"r{i}")
             assert (rec.consent, rec.language, rec.node) == (outcome, language, None), (i, rec)

@@ -274,7 +274,7 @@ class Gateway:
         return RecordingService(
             self.store,
             self.index,
-            r.recipients,
+            self.config.tenancy,
             engine,
             sample_rate=r.sample_rate,
             pause_mode=r.pause_mode,

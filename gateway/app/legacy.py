@@ -226,6 +226,7 @@ class LegacyImporter:
         default_retention_days: int | None = None,
         key_per_recording: bool = False,
         node: str = "",
+        tenant: str | None = None,
     ) -> None:
         if not recipients:
             raise ValueError("no recipient configured: nothing can be imported")
@@ -234,6 +235,7 @@ class LegacyImporter:
         self.retention_days = default_retention_days
         self.key_per_recording = key_per_recording  # recording/keys.py
         self.node = node  # liveness.py: whose interrupted imports this one may clean
+        self.tenant = tenant  # whose recipients `recipients` are (config/tenants.py)
         self.shred_refused: list[tuple[str, str]] = []
         self.shredded = 0
 
@@ -316,6 +318,7 @@ class LegacyImporter:
                 writer=process_token(node=self.node),
                 retention_days=self.retention_days,
                 key_enc=key_enc,
+                tenant=self.tenant,
             )
         )
         sha, content = hashlib.sha256(), hashlib.sha256()

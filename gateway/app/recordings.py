@@ -16,7 +16,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from .. import age
 from ..age import format as fmt
+from ..config.tenants import Tenant, Tenants
 from ..consent import receipt as rc
+from ..errors import GatewayError
 from ..recording import keys, signing
 from ..recording.recorder import Recorder, RecorderEngine, RecordingResult
 from ..storage import index as ix
@@ -56,7 +58,7 @@ class RecordingService:
         self,
         store: Store,
         index: Index,
-        recipients: Sequence[age.AnyRecipient],
+        tenants: Tenants | Sequence[age.AnyRecipient],
         engine: RecorderEngine | None,
         *,
         sample_rate: int = 8000,
@@ -70,7 +72,9 @@ class RecordingService:
         self.node = node  # this node's name: whose writers crash recovery may declare gone
         self.key_per_recording = key_per_recording  # recording/keys.py
         self.index = index
-        self.recipients = list(recipients)
+        # Whose keys each recording is sealed to (config/tenants.py); a bare list of recipients
+        # is the implicit tenant's (a system without [[tenants]]).
+        self.tenants = tenants if isinstance(tenants, Tenants) else Tenants((), Tenant("", tuple(tenants)))
         self.engine = engine
         self.sample_rate = sample_rate
         self.pause_mode = pause_mode
@@ -86,7 +90,7 @@ class RecordingService:
     @property
     def enabled(self) -> bool:
         """Without a recipient the gateway records nothing: there is no one to encrypt to."""
-        return bool(self.recipients)
+        return self.tenants.records
 
     def start(
         self,
@@ -97,6 +101,7 @@ class RecordingService:
         since: float | None = None,
         backlog: Sequence[tuple[int, float, bytes]] = (),
         receipt: dict[str, Any] | None = None,
+        tenant: Tenant | None = None,
     ) -> tuple[str, Recorder] | None:
         """A new recorder for `call_id`, or None if recording is disabled or storage refuses.
         `receipt`: the call's consent receipt as decided, for the list's language and outcome.
@@ -105,14 +110,16 @@ class RecordingService:
         holds the frames (channel, captured at, PCM) held in memory since then: a recording
         session decided after a window is written from its start.
 
-        A refusal is logged and audited; the caller's call goes on unrecorded either way.
+        `tenant`: whose keys it is sealed to (its recipients and escrow); None: the implicit
+        tenant's. A refusal is logged and audited; the caller's call goes on unrecorded either way.
         """
-        if not self.enabled or self.engine is None:
+        tenant = tenant if tenant is not None else self.tenants.implicit
+        if not tenant.recipients or self.engine is None:
             return None
         rec_id = new_id()
-        recipients, key_enc = self.recipients, None
+        recipients, key_enc = tenant.sealing, None
         if self.key_per_recording:
-            own, key_enc = keys.new_recording_key(self.recipients)
+            own, key_enc = keys.new_recording_key(tenant.sealing)
             recipients = [own]
         try:
             writer = self.store.create()
@@ -135,6 +142,7 @@ class RecordingService:
                 node=self.node or None,
                 language=rc.language(receipt) if receipt else None,
                 consent=rc.outcome(receipt) if receipt else None,
+                tenant=tenant.stored,
             )
         )
         self.index.append_audit(self.actor, "recording.started", rec_id, {"call": call_id})
@@ -294,17 +302,25 @@ class RecordingService:
         self.index.update_recording(rec_id, signature=signing.sign(self.signer, row, receipt))
 
     def rewrap(self, rec_id: str, identities: Sequence[age.AnyIdentity]) -> bool:
-        """Re-encrypt one finished recording to the configured recipients without decrypting its
+        """Re-encrypt one finished recording to its tenant's configured recipients and escrow
+        (none: the implicit tenant, [recording] recipients) without decrypting its
         audio: only its header changes (its file key, or with a key of its own a new such key,
         wrapped anew); the sealed payload is copied as it is, into a new object. The index then
         names the new object and is signed again, the old object is deleted, and it is audited.
         False: `identities` do not open it (rewrapped already, or someone else's key); nothing
         changes then. StoreError, IndexUnavailable: stopped; run again to go on."""
         row = self.index.get_recording(rec_id)
+        try:
+            recipients = self.tenants.get(row.tenant).sealing
+        except KeyError:
+            raise GatewayError(
+                f"recording {rec_id} belongs to tenant {row.tenant!r}, which [[tenants]] no longer "
+                "lists: add it back (with its new recipients) to move its recordings"
+            ) from None
         if (
             row.status
             not in (RecordingStatus.COMPLETE, RecordingStatus.TRUNCATED, RecordingStatus.INCOMPLETE)
-            or not self.recipients
+            or not recipients
         ):
             return False
         writer = None
@@ -316,10 +332,10 @@ class RecordingService:
                 try:
                     if row.key_enc is not None:  # its own key: a new one, of the recipients' kind
                         own = keys.unwrap(row.key_enc, identities)
-                        recipient, key_enc = keys.new_recording_key(self.recipients)
+                        recipient, key_enc = keys.new_recording_key(recipients)
                         new_header = age.rewrap_header(header, own, [recipient])
                     else:
-                        new_header = age.rewrap_header(header, identities, self.recipients)
+                        new_header = age.rewrap_header(header, identities, recipients)
                 except age.NoIdentityMatchError:
                     return False
                 writer = self.store.create()
@@ -354,8 +370,9 @@ class RecordingService:
             "recording.rewrapped",
             rec_id,
             {
-                "recipients": len(self.recipients),
-                "post_quantum": any(map(age.is_post_quantum, self.recipients)),
+                "recipients": len(recipients),
+                "post_quantum": any(map(age.is_post_quantum, recipients)),
+                **({"tenant": row.tenant} if row.tenant else {}),
                 "own_key": key_enc is not None,
                 "old_object_removed": old_removed,
             },

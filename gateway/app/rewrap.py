@@ -1,4 +1,4 @@
-"""Moving stored recordings to the configured recipients (a new key, post-quantum recipients)
+"""Moving stored recordings to the configured recipients (each to its tenant's: config/tenants.py) (a new key, post-quantum recipients)
 without decrypting their audio: each recording's header is rewrapped (RecordingService.rewrap,
 audited per recording), then the callers' sealed numbers and participants follow, so that a
 subject request still finds them once the old identity is retired. Run again after an
@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from .. import age
+from ..config.tenants import Tenants
 from ..errors import GatewayError, StorageError
 from ..storage import pii
 from ..storage.rows import RecordingRow, RecordingStatus
@@ -34,7 +35,8 @@ def rewrap(
     actor: str,
     on_rewrapped: Callable[[str], None] = lambda _id: None,
 ) -> RewrapReport:
-    if not gw.config.recording.recipients:
+    tenants = gw.config.tenancy
+    if not tenants.records:
         raise GatewayError("[recording] recipients is empty: nothing to rewrap to")
     service = gw.recording_service(None, actor=actor)
     report = RewrapReport()
@@ -52,7 +54,7 @@ def rewrap(
                 f"{row.id}: {e}; {report.rewrapped} rewrapped so far: run rewrap again to go on"
             ) from None
     report.calls_resealed, report.calls_passed = pii.reseal_all(
-        gw.index, list(identities), gw.config.recording.recipients
+        gw.index, list(identities), lambda name: _sealing(tenants, name)
     )
     if report.calls_resealed:
         gw.index.append_audit(actor, "numbers.rewrapped", "calls", {"calls": report.calls_resealed})
@@ -60,3 +62,11 @@ def rewrap(
     if uploader is not None and report.rewrapped:
         uploader.round()  # the new objects leave the spool now (a running node would, within a minute)
     return report
+
+
+def _sealing(tenants: Tenants, name: str | None) -> list[age.AnyRecipient] | None:
+    """Whom a call of tenant `name` is sealed to now (None: no such tenant any more)."""
+    try:
+        return tenants.get(name).sealing
+    except KeyError:
+        return None

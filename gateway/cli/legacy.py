@@ -36,6 +36,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="REASON",
         help="place a legal hold on every imported recording (kept until `gateway hold remove`)",
     )
+    p.add_argument(
+        "--tenant",
+        metavar="NAME",
+        help="with [[tenants]]: whose archive this is (its recordings are encrypted to that "
+        "tenant's recipients and escrow only); required then",
+    )
     p.set_defaults(func=run)
 
 
@@ -74,16 +80,26 @@ def _past_retention(files: list[Path], days: int) -> int:
 def run(args: argparse.Namespace) -> int:
     harden_process()
     gw = open_gateway(args)
-    if not gw.config.recording.recipients:
+    tenants = gw.config.tenancy
+    if tenants.listed and not args.tenant:
+        raise ConfigError(f"with [[tenants]], say whose archive this is: --tenant one of {tenants.names}")
+    try:
+        tenant = tenants.get(args.tenant)
+    except KeyError:
+        raise ConfigError(
+            f"--tenant {args.tenant!r} is not in [[tenants]] (configured: {tenants.names or 'none'})"
+        ) from None
+    if not tenant.recipients:
         raise ConfigError("no recipient configured in [recording] recipients: nothing can be encrypted")
     if args.retention_days is not None and not 1 <= args.retention_days <= 36500:
         raise ConfigError("--retention-days must be 1 to 36500")
-    days = args.retention_days or gw.config.recording.retention_days
+    days = args.retention_days or tenant.retention_days or gw.config.recording.retention_days
     importer = LegacyImporter(
         gw.store,
         gw.index,
-        gw.config.recording.recipients,
+        tenant.sealing,
         actor(),
+        tenant=tenant.stored,
         signer=gw.signing_key(),
         default_retention_days=days,
         key_per_recording=gw.config.recording.key_per_recording,

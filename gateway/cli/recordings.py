@@ -27,6 +27,7 @@ PUBLIC_FIELDS = (
     "bytes",
     "media_type",
     "route",
+    "tenant",
     "call_id",
     "sha256",
     "error",
@@ -99,10 +100,13 @@ def cmd_list(args: argparse.Namespace) -> int:
     if not rows:
         print("no recordings")
         return 0
-    print(f"{'ID':16}  {'STARTED (UTC)':24}  {'STATUS':10}  {'DURATION':>9}  {'SIZE':>10}  ORIGIN")
+    tenants = bool(gw.config.tenancy.listed) or any(r.tenant for r in rows)
+    head = f"{'ID':16}  {'STARTED (UTC)':24}  {'STATUS':10}  {'DURATION':>9}  {'SIZE':>10}  ORIGIN"
+    print(head + ("  TENANT" if tenants else ""))
     for r in rows:
         dur = f"{r.duration_s:.1f}s" if r.duration_s is not None else "-"
-        print(f"{r.id:16}  {r.started_at:24}  {r.status:10}  {dur:>9}  {r.bytes:>10}  {r.origin}")
+        line = f"{r.id:16}  {r.started_at:24}  {r.status:10}  {dur:>9}  {r.bytes:>10}  {r.origin}"
+        print(f"{line:<{len(head)}}  {r.tenant or '-'}" if tenants else line)
     return 0
 
 

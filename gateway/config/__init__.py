@@ -34,6 +34,7 @@ from .sections import (
     StoreConfig,
     WitnessConfig,
 )
+from .tenants import Tenant, Tenants, bind_routes, load_tenants, tenants_example
 from .values import check_sip_uri, is_loopback, parse_hostport, parse_ipv4_network, parse_syslog_target
 
 __all__ = [
@@ -52,6 +53,8 @@ __all__ = [
     "PromptsConfig",
     "RecordingConfig",
     "Route",
+    "Tenant",
+    "Tenants",
     "SipConfig",
     "SiprecConfig",
     "StoreConfig",
@@ -86,6 +89,18 @@ class Config:
     siprec: SiprecConfig = field(default_factory=SiprecConfig)
     routes: list[Route] = field(default_factory=list)
     raw: dict[str, Any] = field(default_factory=dict)
+    tenants: Tenants | None = None  # None: built from [recording] recipients (see tenancy)
+
+    @property
+    def tenancy(self) -> Tenants:
+        """The system's tenants (config/tenants.py): [[tenants]], or the implicit one."""
+        if self.tenants is None:
+            self.tenants = Tenants((), Tenant("", tuple(self.recording.recipients)))
+        return self.tenants
+
+    def tenant_of(self, route: Route) -> Tenant:
+        """The tenant whose keys a call on this route is recorded to."""
+        return self.tenancy.get(route.tenant or None)
 
     def route_for(self, number: str) -> Route | None:
         """The route for a dialled number: an exact match, else the "*" route, else None."""
@@ -142,7 +157,7 @@ def _load(path: Path, data: bytes) -> Config:
     raw = _parse(path, data)
     names = [s.NAME for s in SECTIONS]
     for name in raw:
-        if name not in names and name != "routes":
+        if name not in names and name not in ("routes", "tenants"):
             raise ConfigError(f"unknown section [{name}] in {path}{suggest(name, names)}")
     paths_raw = raw.get("paths", {})
     if (
@@ -169,6 +184,9 @@ def _load(path: Path, data: bytes) -> Config:
         )
     consent: ConsentConfig = loaded["consent"]
     routes = load_routes(raw.get("routes"), default_route(loaded), paths.data_dir)
+    listed = load_tenants(raw.get("tenants"))
+    tenants = Tenants(tuple(listed), Tenant("", () if listed else tuple(recording.recipients)))
+    routes = bind_routes(routes, tenants, raw.get("routes"), recording)
     if loaded["sip"].srtp is not SrtpPolicy.OFF and node.peers:
         raise ConfigError(
             "[node] peers relays overflow calls to other nodes over plain SIP, which would carry "
@@ -210,6 +228,7 @@ def _load(path: Path, data: bytes) -> Config:
         siprec=siprec,
         routes=routes,
         raw=raw,
+        tenants=tenants,
     )
 
 
@@ -226,7 +245,14 @@ def render_with(overrides: dict[str, dict[str, Any]]) -> str:
         cls = next((s for s in SECTIONS if s.NAME == section), None)
         if cls is None or any(k not in {f.name for f in cls.settings()} for k in values):
             raise ValueError(f"no such setting in [{section}]: {sorted(values)}")
-    parts = [HEADER] + [render_section(s, overrides.get(s.NAME, {})) for s in SECTIONS] + [routes_example()]
+    parts = (
+        [HEADER]
+        + [render_section(s, overrides.get(s.NAME, {})) for s in SECTIONS]
+        + [
+            tenants_example(),
+            routes_example(),
+        ]
+    )
     return "\n".join(parts)
 
 

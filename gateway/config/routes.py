@@ -103,6 +103,10 @@ class Route:
     beep_interval_s: float = route_setting(
         "calls.beep_interval_s", parse_beep, NUMBER, 0, note="([calls] beep_interval_s)"
     )
+    # With [[tenants]]: whose keys its calls are recorded to (config/tenants.py).
+    tenant: str = route_setting(
+        "recording.tenant", None, (str,), "north", note="a [[tenants]] name ([recording] tenant)"
+    )
 
     def check(self, where: str) -> None:
         """Rules between a route's settings."""

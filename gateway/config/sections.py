@@ -175,6 +175,11 @@ class RecordingConfig(Section):
         "With no recipient the gateway records nothing (calls still go through).",
         parse_recipients,
     )
+    tenant: str = setting(
+        "",
+        "With [[tenants]]: the tenant whose keys record a call whose route names none (the\n"
+        "default route's). Each tenant's recordings are encrypted to its own recipients only.",
+    )
     sample_rate: int = setting(8000, "Bridge clock and WAV sample rate: 8000 (default, cheapest) or 16000.")
     pause_mode: str = setting(
         "silence",

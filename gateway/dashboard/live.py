@@ -95,6 +95,7 @@ class LiveView:
                 "by": "",
                 "language": "",
                 "kind": "call",  # or "siprec": a session forked by a recording client
+                "tenant": _clean(event.get("tenant"), 32),  # "" without [[tenants]]
             }
         if kind == EventType.CALL_STARTED or event.get("snapshot"):
             for key in ("route", "mode", "caller_masked"):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from .. import age
@@ -123,16 +123,23 @@ def opened_numbers(opened: str) -> list[str]:
 
 
 def reseal_all(
-    index: Index, identities: Sequence[age.AnyIdentity], recipients: Sequence[age.AnyRecipient]
+    index: Index,
+    identities: Sequence[age.AnyIdentity],
+    recipients_for: Callable[[str | None], Sequence[age.AnyRecipient] | None],
 ) -> tuple[int, int]:
     """Every sealed caller number and participant list that `identities` open, encrypted anew to
-    `recipients` (what `gateway recordings rewrap` does for the numbers). (resealed calls,
-    calls passed over: another key's, or resealed already)."""
+    its call's tenant's recipients, `recipients_for(call.tenant)` (None or empty: left as it is)
+    (what `gateway recordings rewrap` does for the numbers). (resealed calls, calls passed
+    over: another key's, or resealed already, or of no configured tenant)."""
     resealed = passed = 0
     after = ""
     while page := index.encrypted_callers(after, 1000):  # a thousand at a time, whatever the total
         after = page[-1][0]
         for call in index.calls_by_ids(list(dict.fromkeys(c for c, _ in page))):
+            recipients = recipients_for(call.tenant)
+            if not recipients:
+                passed += 1
+                continue
             values = []
             for sealed in (call.caller_enc, call.parties_enc):
                 try:

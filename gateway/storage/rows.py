@@ -43,6 +43,9 @@ class CallRow:
     # A recording session's identifiers the client made up (session, group and stream ids, which
     # participant sends which label), as JSON: nothing personal.
     siprec: str | None = None
+    # The data controller whose keys its caller's number (and recording) are sealed to
+    # (config/tenants.py); None: the implicit tenant of a system without [[tenants]].
+    tenant: str | None = None
 
 
 @dataclass
@@ -77,6 +80,8 @@ class RecordingRow:
     node: str | None = None
     language: str | None = None
     consent: str | None = None
+    # Whose keys it is encrypted to (config/tenants.py); None: the implicit tenant.
+    tenant: str | None = None
 
 
 class GrantState(StrEnum):
@@ -137,6 +142,8 @@ class RecordingQuery:
     node: str | None = None
     language: str | None = None
     consent: str | None = None
+    # Whose keys it is encrypted to (config/tenants.py); None: the implicit tenant.
+    tenant: str | None = None
     after: tuple[str, str] | None = None
     oldest_first: bool = False  # the same index read the other way
     limit: int = 50

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 
 
 @dataclass(frozen=True)
@@ -39,14 +39,14 @@ TABLES = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS calls (
     id TEXT PRIMARY KEY, started_at TEXT NOT NULL, ended_at TEXT, route TEXT, caller_enc {BLOB},
-    kind TEXT NOT NULL DEFAULT 'call', parties_enc {BLOB}, siprec TEXT);
+    kind TEXT NOT NULL DEFAULT 'call', parties_enc {BLOB}, siprec TEXT, tenant TEXT);
 CREATE TABLE IF NOT EXISTS recordings (
     id TEXT PRIMARY KEY, object_name TEXT NOT NULL UNIQUE, started_at TEXT NOT NULL,
     status TEXT NOT NULL, call_id TEXT REFERENCES calls(id), origin TEXT NOT NULL,
     media_type TEXT NOT NULL, sample_rate INTEGER, channels INTEGER, finished_at TEXT,
     duration_s {FLOAT}, bytes {BIGINT} NOT NULL DEFAULT 0, sha256 TEXT, route TEXT,
     retention_days INTEGER, error TEXT, source_enc {BLOB}, source_fingerprint TEXT, writer TEXT,
-    signature TEXT, key_enc {BLOB}, node TEXT, language TEXT, consent TEXT);
+    signature TEXT, key_enc {BLOB}, node TEXT, language TEXT, consent TEXT, tenant TEXT);
 CREATE INDEX IF NOT EXISTS recordings_fingerprint ON recordings(source_fingerprint);
 CREATE INDEX IF NOT EXISTS recordings_call ON recordings(call_id);
 CREATE INDEX IF NOT EXISTS recordings_started ON recordings(started_at, id);
@@ -219,6 +219,11 @@ CREATE TABLE audit_checkpoints (
                 "jsonb_typeof(c.receipt::jsonb #> '{language,code}') = 'string'",
             ),
         },
+    ),
+    10: (
+        "calls and recordings name their tenant, the data controller whose keys they are sealed to "
+        "(config/tenants.py); those made before have none (the implicit tenant)",
+        {"": "ALTER TABLE calls ADD COLUMN tenant TEXT;\nALTER TABLE recordings ADD COLUMN tenant TEXT;"},
     ),
 }
 

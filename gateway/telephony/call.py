@@ -231,7 +231,8 @@ class CallSession(Session):
                 self.id,
                 self.answered_at,
                 route=self.route.number,
-                caller_enc=pii.seal_value(number, sv.recipients) if number else None,
+                tenant=self.tenant.stored,
+                caller_enc=pii.seal_value(number, self.tenant.sealing) if number else None,
             )
         )
         prm = pj.CallOpParam()
@@ -586,6 +587,7 @@ class CallSession(Session):
             self.id,
             route=self.route.number,
             retention_days=self.route.retention_days,
+            tenant=self.tenant,
             receipt=self._receipt(),
         )
         if started is None:

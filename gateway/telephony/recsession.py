@@ -202,7 +202,7 @@ class RecordingSession(Session):
                     "labels": labels,
                 }
             )
-        return pii.seal_parties(parties, self.services.recipients)
+        return pii.seal_parties(parties, self.tenant.sealing)
 
     def _summary(self, metadata: Metadata) -> str:
         offer = self.offer
@@ -227,7 +227,8 @@ class RecordingSession(Session):
                 self.id,
                 self.answered_at,
                 route=self.route.number,
-                caller_enc=pii.seal_value(number, sv.recipients) if number else None,
+                tenant=self.tenant.stored,
+                caller_enc=pii.seal_value(number, self.tenant.sealing) if number else None,
                 kind="siprec",
                 parties_enc=self._parties(offer.metadata),
                 siprec=self._summary(offer.metadata),
@@ -373,6 +374,7 @@ class RecordingSession(Session):
             self.id,
             route=self.route.number,
             retention_days=self.route.retention_days,
+            tenant=self.tenant,
             since=self.answered_mono,
             backlog=backlog,
             receipt=self._receipt(),

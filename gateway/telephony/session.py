@@ -14,7 +14,6 @@ from typing import Any
 
 import pjsua2 as pj
 
-from .. import age
 from ..app.recordings import RecordingService
 from ..callevents import CallState, ConsentState, EventType, RecordingState
 from ..config import Config, Route
@@ -36,7 +35,6 @@ class CallServices:
     config: Config
     index: Index
     recordings: RecordingService
-    recipients: list[age.AnyRecipient]
     account: pj.Account  # the pjsua2 account of the caller's leg (its SRTP policy)
     # The account a helpline leg to this PBX URI is dialled from (its SRTP policy, its transport).
     pbx_account_for: Callable[[str], pj.Account]
@@ -96,6 +94,8 @@ class Session:
         self.services = services
         self.id = session_id
         self.route = route
+        # Whose keys its recording and its caller's number are sealed to (config/tenants.py).
+        self.tenant = services.config.tenant_of(route)
         self.on_ended = on_ended
         self.loop = asyncio.get_running_loop()
         self.state = state
@@ -212,7 +212,10 @@ class Session:
         return time.monotonic() - self.answered_mono
 
     def emit(self, kind: EventType, **fields: Any) -> None:
-        self.services.publish({"type": kind, "call": self.id, **fields})
+        # Every event names the call's tenant (when there are tenants): whoever shows or relays
+        # it scopes by it, whatever event of the call it sees first.
+        tenant = {"tenant": self.tenant.name} if self.tenant.name else {}
+        self.services.publish({"type": kind, "call": self.id, **tenant, **fields})
 
     def set_state(self, new: CallState, **fields: Any) -> None:
         """The one place a call changes state: logged, and published as call.state."""

@@ -85,7 +85,6 @@ class Worker:
         self.config: Config = gateway.config
         self.index_no = index
         self.index = gateway.index
-        self.recipients = gateway.config.recording.recipients
         self.clock_rate = gateway.config.recording.sample_rate
         self.host, self.port = gateway.config.sip.listen
         # Where callers, trunks and the PBX reach this worker's media and, in a node, where it
@@ -185,7 +184,6 @@ class Worker:
             config=self.config,
             index=self.index,
             recordings=self.recordings,
-            recipients=self.recipients,
             account=self.account,
             pbx_account_for=lambda uri: self.pbx_accounts[uri_transport(uri)],
             host=self.media_host,
