@@ -480,3 +480,80 @@ async def test_requests_for_another_host_name_are_refused(lab: tuple[Lab, TestCl
     lab_.dash.host_names = frozenset({"dash.helpline.example"})
     assert (await client.get("/login", headers={"Host": "dash.helpline.example"})).status == 200
     assert (await client.get("/login", headers={"Host": f"127.0.0.1:{client.port}"})).status == 421
+
+
+@pytest.mark.asyncio
+async def test_a_supervisor_scoped_to_a_tenant_sees_and_acts_on_its_calls_alone(
+    lab: tuple[Lab, TestClient],
+) -> None:
+    """Issue 27: tenant A's supervisor gets A's calls in the snapshot, the WebSocket frames and the
+    summary's counts, never B's; a pause of B's call answers as if it did not exist; the views
+    that are not scoped yet are refused to a scoped user."""
+    lab_, client = lab
+    lab_.users.add("north-sup", "supervisor", PASSWORD, "north")
+    a, b = "a0000000000000a1", "b0000000000000b1"
+    lab_.dash.on_event({**started(a), "tenant": "north"}, 0)
+    lab_.dash.on_event({**started(b, display="Bertil"), "tenant": "south"}, 0)
+    await login(client, "north-sup")
+    token = await csrf_of(client)
+    origin = f"http://{client.host}:{client.port}"
+    async with client.ws_connect("/ws", origin=origin) as ws:
+        snap = json.loads((await ws.receive()).data)
+        assert [c["call"] for c in snap["calls"]] == [a] and "Bertil" not in json.dumps(snap)
+        assert snap["summary"]["live_calls"] == 1 and snap["summary"]["today"] is None
+        assert all(n["live_calls"] is None for n in snap["summary"]["nodes"])
+        # B's call changes, then A's: only A's change reaches this client.
+        lab_.dash.on_event(
+            {"type": "call.consent", "call": b, "ts": 2.0, "consent": "granted", "tenant": "south"}, 0
+        )
+        lab_.dash.on_event(
+            {"type": "call.consent", "call": a, "ts": 2.0, "consent": "granted", "tenant": "north"}, 0
+        )
+        frame = json.loads((await ws.receive(timeout=2)).data)
+        assert frame["t"] == "call" and frame["call"]["call"] == a
+    other = await client.post(f"/api/calls/{b}/pause", headers={"X-CSRF-Token": token})
+    missing = await client.post("/api/calls/ffffffffffffffff/pause", headers={"X-CSRF-Token": token})
+    assert (
+        (other.status, await other.json())
+        == (missing.status, await missing.json())
+        == (
+            404,
+            {"error": "no such live call"},
+        )
+    )
+    assert (await client.post(f"/api/calls/{a}/pause", headers={"X-CSRF-Token": token})).status == 200
+    assert lab_.commands == [("pause", a, "dashboard:north-sup")]
+    # An unscoped supervisor still sees both.
+    lab_.users.add("all-sup", "supervisor", PASSWORD)
+    whole = TestClient(TestServer(build_app(lab_.dash), host="127.0.0.1"))
+    await whole.start_server()
+    try:
+        await login(whole, "all-sup")
+        async with whole.ws_connect("/ws", origin=f"http://{whole.host}:{whole.port}") as ws:
+            snap = json.loads((await ws.receive()).data)
+            assert sorted(c["call"] for c in snap["calls"]) == [a, b]
+            assert snap["summary"]["live_calls"] == 2 and snap["summary"]["today"] is not None
+    finally:
+        await whole.close()
+    # A scoped auditor may not read the audit log or recordings (not scoped yet): refused.
+    lab_.users.add("north-aud", "auditor", PASSWORD, "north")
+    aud = TestClient(TestServer(build_app(lab_.dash), host="127.0.0.1"))
+    await aud.start_server()
+    try:
+        await login(aud, "north-aud")
+        r = await aud.get("/api/audit")
+        assert r.status == 403 and "scoped" in (await r.json())["error"]
+    finally:
+        await aud.close()
+
+
+@pytest.mark.asyncio
+async def test_a_new_scope_ends_the_users_sessions(lab: tuple[Lab, TestClient]) -> None:
+    lab_, client = lab
+    await login(client, "sam")
+    assert (await client.get("/api/users")).status == 403  # a session that works (403: role)
+    lab_.dash.accounts.set_scope("cli:root", "sam", "north")
+    r = await client.get("/api/audit")
+    assert r.status == 401, "the session from before the scope change is over"
+    [entry] = [e for e in lab_.index.audit_entries() if e.action == "user.scope_changed"]
+    assert entry.subject == "sam" and entry.details == {"scope": "north"}

@@ -249,6 +249,39 @@ def test_an_old_user_database_is_migrated(tmp_path: Path) -> None:
     assert store.get("sam").failures == 7 and store.get("sam").locked_until > time.time()
     store.unlock("sam")
     assert store.authenticate("sam", "long enough pw").user.role == "admin"
+    assert store.get("sam").tenants is None, "a user from before scopes sees every tenant"
+    store.close()
+
+
+def test_a_version_1_user_database_gains_scopes_and_keeps_its_users(tmp_path: Path) -> None:
+    import sqlite3
+
+    from gateway.accounts.users import MIGRATION_1, UserError
+
+    path = tmp_path / "users.sqlite3"
+    db = sqlite3.connect(path)
+    db.executescript(
+        """CREATE TABLE users (name TEXT PRIMARY KEY, role TEXT NOT NULL, hash TEXT NOT NULL,
+        created_at REAL NOT NULL, failures INTEGER NOT NULL DEFAULT 0, locked_until REAL NOT NULL DEFAULT 0,
+        last_login REAL);"""
+        + MIGRATION_1
+        + "PRAGMA user_version=1;"
+    )
+    db.execute("INSERT INTO users (name, role, hash, created_at) VALUES ('ann', 'viewer', 'x', 1.0)")
+    db.commit()
+    db.close()
+    store = UserStore(path)
+    assert store.get("ann").scope == "" and store.get("ann").tenants is None
+    generation = store.get("ann").generation
+    store.set_scope("ann", "south,north,north")
+    assert store.get("ann").scope == "north,south" and store.get("ann").tenants == {"north", "south"}
+    assert store.get("ann").generation == generation + 1, "a new scope ends the user's sessions"
+    store.add("bob", "supervisor", "long enough pw", "north")
+    assert store.get("bob").tenants == {"north"}
+    for bad in ("North", "a,,b", "x y"):
+        with pytest.raises(UserError):
+            store.set_scope("ann", bad)
+    store.close()
 
 
 def test_a_siprec_session_shows_as_one_with_its_consent() -> None:

@@ -31,6 +31,7 @@ def test_an_embedded_node_moves_into_postgresql_and_s3_and_can_resume(
     assert tgw.run("hold", "add", second, "--reason", "complaint 17") == 0
     users = UserStore(tgw.dir / "secrets" / "users.sqlite3")
     users.add("alice", "admin", PASSWORD)
+    users.add("nora", "supervisor", PASSWORD, "north")
     users.close()
     embedded_entries = len(tgw.open().index.audit_entries())
 
@@ -65,6 +66,7 @@ def test_an_embedded_node_moves_into_postgresql_and_s3_and_can_resume(
     assert len(bound) == 1 and bound[0].details["entries"] >= embedded_entries
     # The account logs in from the shared index; the old chain is archived and verified.
     assert gw.user_store().authenticate("alice", PASSWORD).user is not None
+    assert gw.user_store().get("nora").tenants == {"north"}, "a user's scope moves with them"
     capsys.readouterr()
     assert tgw.run("audit", "verify", "--json") == 0
     assert json.loads(capsys.readouterr().out)["archived_chains"] == []

@@ -288,3 +288,23 @@ def test_each_tenants_calls_open_with_its_key_alone_and_escrow_opens_both(tmp_pa
         assert {line.split()[-1] for line in out.splitlines()[1:]} == {"north", "south"}
     finally:
         lab.close()
+
+
+def test_user_scopes_name_configured_tenants_and_are_audited(gwdir, tmp_path: Path) -> None:
+    _, r1 = keypair(tmp_path, "r1")
+    with_tenants(gwdir.config, tenants_toml({"north": {"recipients": [r1]}}, {"1177": "north"}))
+    cli = [str(ROOT / ".venv/bin/gateway"), "--config", str(gwdir.config), "user"]
+    typo = subprocess.run([*cli, "add", "nora", "--role", "supervisor", "--scope", "nroth"], input="x" * 12 + "\n",
+                          capture_output=True, text=True)  # fmt: skip
+    assert typo.returncode != 0 and "no tenant 'nroth'" in typo.stderr
+    ok = subprocess.run([*cli, "add", "nora", "--role", "supervisor", "--scope", "north"], input="x" * 12 + "\n",
+                        capture_output=True, text=True)  # fmt: skip
+    assert ok.returncode == 0, ok.stderr
+    listed = subprocess.run([*cli, "list"], capture_output=True, text=True, check=True).stdout
+    assert "tenants north" in listed
+    assert subprocess.run([*cli, "scope", "nora", ""], capture_output=True, text=True).returncode == 0
+    gw = gwdir.open()
+    assert gw.user_store().get("nora").tenants is None
+    actions = [(e.action, e.details.get("scope")) for e in gw.index.audit_entries() if e.subject == "nora"]
+    assert actions == [("user.added", "north"), ("user.scope_changed", "")]
+    gw.close()

@@ -56,11 +56,12 @@ _DUMMY_HASH = _hasher.hash("not a password of anyone's")
 
 # user_version 1: login attempts in their own table, for known and unknown names alike (so that
 # both cost the same), and a generation that ends a user's sessions when it changes.
-SCHEMA_VERSION = 1
+# user_version 2: a user's scope, the tenants whose calls they see ("": all).
+SCHEMA_VERSION = 2
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS users (
     name TEXT PRIMARY KEY, role TEXT NOT NULL, hash TEXT NOT NULL, created_at REAL NOT NULL,
-    last_login REAL, generation INTEGER NOT NULL DEFAULT 0);
+    last_login REAL, generation INTEGER NOT NULL DEFAULT 0, scope TEXT NOT NULL DEFAULT '');
 CREATE TABLE IF NOT EXISTS logins (
     name TEXT PRIMARY KEY, failures INTEGER NOT NULL DEFAULT 0, locked_until REAL NOT NULL DEFAULT 0,
     last_attempt REAL NOT NULL DEFAULT 0);
@@ -75,6 +76,8 @@ ALTER TABLE users DROP COLUMN failures;
 ALTER TABLE users DROP COLUMN locked_until;
 ALTER TABLE users ADD COLUMN generation INTEGER NOT NULL DEFAULT 0;
 """
+MIGRATION_2 = "ALTER TABLE users ADD COLUMN scope TEXT NOT NULL DEFAULT '';"
+SCOPE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")  # a tenant's name (config/tenants.py)
 PRUNE_EVERY = 256  # attempts between removals of stale unknown-name records
 # A new account's first generation is drawn at random below this (PostgreSQL's INTEGER, with
 # room for a million changes), so that an account removed and added again under the same name
@@ -95,9 +98,15 @@ class User:
     last_login: float | None
     generation: int = 0  # changes with the password (and role): sessions from before end
     created_at: float = 0.0  # when the account was (last) added: no session from before it counts
+    scope: str = ""  # the tenants (config/tenants.py) whose calls they see, comma-separated; "": all
 
     def can(self, permission: str) -> bool:
         return permission in PERMISSIONS.get(self.role, frozenset())
+
+    @property
+    def tenants(self) -> frozenset[str] | None:
+        """The tenants this user's views are limited to; None: every tenant (no scope)."""
+        return frozenset(self.scope.split(",")) if self.scope else None
 
 
 @dataclass(frozen=True)
@@ -120,9 +129,17 @@ def check_password(password: str) -> str:
     return password
 
 
+def check_scope(tenants: list[str] | tuple[str, ...]) -> str:
+    """A scope as stored: tenant names, sorted, comma-separated ("" for none: every tenant)."""
+    for t in tenants:
+        if not SCOPE_NAME_RE.fullmatch(t):
+            raise UserError(f"{t!r} is not a tenant name (lower-case letters, digits, '-' or '_')")
+    return ",".join(sorted(set(tenants)))
+
+
 _USER_COLUMNS = (
     "u.name, u.role, COALESCE(l.failures, 0), COALESCE(l.locked_until, 0), u.last_login, "
-    "u.generation, u.created_at FROM users u LEFT JOIN logins l ON l.name = u.name"
+    "u.generation, u.created_at, u.scope FROM users u LEFT JOIN logins l ON l.name = u.name"
 )
 
 
@@ -143,9 +160,10 @@ class UserStore:
         self._attempts = 0
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
         tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        if version == 0 and "users" in tables:
+        if version < SCHEMA_VERSION and "users" in tables:
+            steps = [MIGRATION_1, MIGRATION_2][version:]
             self._db.executescript(
-                f"BEGIN IMMEDIATE;\n{MIGRATION_1}\nPRAGMA user_version={SCHEMA_VERSION};\nCOMMIT;"
+                "BEGIN IMMEDIATE;\n" + "\n".join(steps) + f"\nPRAGMA user_version={SCHEMA_VERSION};\nCOMMIT;"
             )
         else:
             self._db.executescript(SCHEMA)
@@ -173,15 +191,23 @@ class UserStore:
     def list(self) -> list[User]:
         return [User(*r) for r in self._q(f"SELECT {_USER_COLUMNS} ORDER BY u.name")[0]]
 
-    def add(self, name: str, role: str, password: str) -> User:
+    def add(self, name: str, role: str, password: str, scope: str = "") -> User:
         check_name(name)
         check_password(password)
         if role not in ROLES:
             raise UserError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
+        scope = check_scope(scope.split(",") if scope else [])
         _, added = self._q(
-            "INSERT INTO users (name, role, hash, created_at, generation) VALUES (?,?,?,?,?) "
+            "INSERT INTO users (name, role, hash, created_at, generation, scope) VALUES (?,?,?,?,?,?) "
             "ON CONFLICT (name) DO NOTHING",
-            (name, role, _hasher.hash(password), time.time(), 1 + secrets.randbelow(_FIRST_GENERATION_BELOW)),
+            (
+                name,
+                role,
+                _hasher.hash(password),
+                time.time(),
+                1 + secrets.randbelow(_FIRST_GENERATION_BELOW),
+                scope,
+            ),
         )
         if added == 0:
             raise UserError(f"user {name!r} exists")
@@ -209,6 +235,18 @@ class UserStore:
             raise UserError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
         if (
             self._q("UPDATE users SET role = ?, generation = generation + 1 WHERE name = ?", (role, name))[1]
+            == 0
+        ):
+            raise UserError(f"no user {name!r}")
+
+    def set_scope(self, name: str, scope: str) -> None:
+        """A new scope ("": every tenant): open sessions of this user end (what they saw was
+        another scope's)."""
+        scope = check_scope(scope.split(",") if scope else [])
+        if (
+            self._q("UPDATE users SET scope = ?, generation = generation + 1 WHERE name = ?", (scope, name))[
+                1
+            ]
             == 0
         ):
             raise UserError(f"no user {name!r}")

@@ -33,10 +33,18 @@ class Accounts:
     # UserError (a bad name, role or password; no such user) leaves the accounts and the log as
     # they were.
 
-    def add(self, actor: str, name: str, role: str, password: str) -> User:
-        user = self.users.add(name, role, password)
-        self._audit(actor, "user.added", name, {"role": role})
+    def add(self, actor: str, name: str, role: str, password: str, scope: str = "") -> User:
+        """`scope`: the tenants (comma-separated) whose calls the user sees; "": every tenant."""
+        user = self.users.add(name, role, password, scope)
+        self._audit(
+            actor, "user.added", name, {"role": role, **({"scope": user.scope} if user.scope else {})}
+        )
         return user
+
+    def set_scope(self, actor: str, name: str, scope: str) -> None:
+        self.users.set_scope(name, scope)
+        user = self.users.get(name)
+        self._audit(actor, "user.scope_changed", name, {"scope": user.scope if user else scope})
 
     def set_password(self, actor: str, name: str, password: str) -> None:
         self.users.set_password(name, password)

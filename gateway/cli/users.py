@@ -1,4 +1,4 @@
-"""`gateway user add|list|passwd|role|unlock|remove`: dashboard accounts (argon2id hashes).
+"""`gateway user add|list|passwd|role|scope|unlock|remove`: dashboard accounts (argon2id hashes).
 
 Passwords are read without echo from the terminal (asked twice), or as one line from stdin
 when stdin is not a terminal (for provisioning scripts); never from the command line.
@@ -24,6 +24,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     a = usub.add_parser("add", help="add a user (the password is asked without echo)")
     a.add_argument("name")
     a.add_argument("--role", required=True, choices=ROLES)
+    a.add_argument(
+        "--scope",
+        default="",
+        metavar="TENANTS",
+        help="with [[tenants]]: the tenants (comma-separated) whose calls this user sees; default: all",
+    )
     a.set_defaults(func=add)
     ls = usub.add_parser("list", help="users, roles, lockouts")
     ls.set_defaults(func=list_)
@@ -34,6 +40,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("name")
     r.add_argument("role", choices=ROLES)
     r.set_defaults(func=role)
+    sc = usub.add_parser("scope", help="limit a user to some tenants' calls ('' for all)")
+    sc.add_argument("name")
+    sc.add_argument("tenants", metavar="TENANTS", help="comma-separated tenant names, or '' for every tenant")
+    sc.set_defaults(func=scope)
     u = usub.add_parser("unlock", help="clear a lockout after failed logins")
     u.add_argument("name")
     u.set_defaults(func=unlock)
@@ -66,10 +76,29 @@ def _change(args: argparse.Namespace, fn: Callable[[Accounts, str], object]) -> 
         store.close()
 
 
+def _known_tenants(args: argparse.Namespace, scope: str) -> str:
+    """A scope names configured tenants only (a typo would otherwise hide every call)."""
+    names = open_gateway(args).config.tenancy.names
+    unknown = [t for t in scope.split(",") if t and t not in names]
+    if unknown:
+        raise GatewayError(
+            f"no tenant {', '.join(map(repr, unknown))} in [[tenants]] (configured: {', '.join(names) or 'none'})"
+        )
+    return scope
+
+
 def add(args: argparse.Namespace) -> int:
+    scope = _known_tenants(args, args.scope)
     password = _read_password()
-    _change(args, lambda a, who: a.add(who, args.name, args.role, password))
-    print(f"added {args.name} ({args.role})")
+    _change(args, lambda a, who: a.add(who, args.name, args.role, password, scope))
+    print(f"added {args.name} ({args.role}{', tenants ' + scope if scope else ''})")
+    return 0
+
+
+def scope(args: argparse.Namespace) -> int:
+    tenants = _known_tenants(args, args.tenants)
+    _change(args, lambda a, who: a.set_scope(who, args.name, tenants))
+    print(f"{args.name} now sees {'tenants ' + tenants if tenants else 'every tenant'}")
     return 0
 
 
@@ -108,5 +137,6 @@ def list_(args: argparse.Namespace) -> int:
     for u in users:
         locked = f"  LOCKED for {int((u.locked_until - now) // 60) + 1} min" if u.locked_until > now else ""
         last = time.strftime("%Y-%m-%d %H:%M", time.localtime(u.last_login)) if u.last_login else "never"
-        print(f"{u.name:20} {u.role:10} last login {last}{locked}")
+        scoped = f"  tenants {u.scope}" if u.scope else ""
+        print(f"{u.name:20} {u.role:10} last login {last}{scoped}{locked}")
     return 0

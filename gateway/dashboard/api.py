@@ -12,7 +12,7 @@ from aiohttp import web
 
 from ..accounts.users import ROLES, UserError
 from .security import require
-from .state import DASH
+from .state import DASH, in_scope
 
 
 async def call_action(request: web.Request) -> web.Response:
@@ -21,7 +21,9 @@ async def call_action(request: web.Request) -> web.Response:
     call, op = request.match_info["call"], request.match_info["op"]
     if op not in ("pause", "resume", "stop"):
         raise web.HTTPNotFound()
-    if call not in dash.live.calls:
+    row = dash.live.calls.get(call)
+    # Another tenant's call answers exactly as one that does not exist.
+    if row is None or not in_scope(dash.scope_of(s), row["tenant"]):
         return web.json_response({"error": "no such live call"}, status=404)
     error = await dash.command(op, call, s)
     if error is not None:

@@ -159,10 +159,15 @@ class LiveView:
             del self.calls[c]
         return gone
 
-    def summary(self, now: float | None = None) -> dict[str, Any]:
+    def summary(self, now: float | None = None, tenants: frozenset[str] | None = None) -> dict[str, Any]:
+        """Counts of the calls up now (of `tenants` only, if given) and of the day's decisions."""
         now = time.time() if now is None else now
         self.today.roll(now)
-        live = [r for r in self.calls.values() if r["state"] != CallState.ENDED]
+        live = [
+            r
+            for r in self.calls.values()
+            if r["state"] != CallState.ENDED and (tenants is None or r["tenant"] in tenants)
+        ]
         return {
             "live_calls": len(live),
             "recording_calls": sum(1 for r in live if r["recording"] == RecordingState.RECORDING),

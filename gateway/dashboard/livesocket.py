@@ -25,8 +25,8 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         raise forbidden(f"the {s.role} role does not see live calls")
     ws = web.WebSocketResponse(heartbeat=20, max_msg_size=4096)
     await ws.prepare(request)
-    client = Client(ws, s)
-    client.queue.append(json.dumps(dash.snapshot(), separators=(",", ":")))
+    client = Client(ws, s, user.tenants)  # a user scoped to tenants sees their calls alone
+    client.queue.append(json.dumps(dash.snapshot(client.scope), separators=(",", ":")))
     client.wake.set()
     dash.clients.add(client)
 

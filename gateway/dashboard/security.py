@@ -82,6 +82,11 @@ def forbidden(reason: str) -> web.HTTPForbidden:
     return web.HTTPForbidden(text=json.dumps({"error": reason}), content_type="application/json")
 
 
+# What a user scoped to tenants may do: these views and actions answer for their tenants' calls
+# alone. The others show every tenant's records, so they are refused to a scoped user.
+SCOPED_PERMISSIONS = frozenset({"live", "control"})
+
+
 def require(request: web.Request, permission: str | None = None, csrf: bool = False) -> Session:
     dash = request.app[DASH]
     # Only the page itself may be served to an idle session a live view keeps open.
@@ -98,6 +103,11 @@ def require(request: web.Request, permission: str | None = None, csrf: bool = Fa
         user = dash.users.get(s.user)
         if user is None or not user.can(permission):
             raise forbidden(f"the {s.role} role may not do this")
+        if user.tenants is not None and permission not in SCOPED_PERMISSIONS:
+            raise forbidden(
+                "a user scoped to tenants sees their live calls only: recordings, receipts, the audit "
+                "log, holds, subject search, review and accounts are not scoped yet"
+            )
     if csrf:
         token = request.headers.get("X-CSRF-Token", "")
         if not same_origin(request) or not hmac.compare_digest(token.encode(), s.csrf.encode()):

@@ -35,10 +35,19 @@ MAX_CLIENT_BACKLOG = 2_000  # messages queued for one WebSocket before it is dro
 Command = Callable[[str, str, Session], Awaitable["str | None"]]
 
 
+Scope = frozenset[str] | None  # the tenants a user sees (accounts/users.py User.tenants); None: all
+
+
+def in_scope(scope: Scope, tenant: Any) -> bool:
+    """Whether a user of `scope` may see (or learn of) a call of `tenant` ("": no tenant)."""
+    return scope is None or (isinstance(tenant, str) and tenant in scope)
+
+
 @dataclass(eq=False)
 class Client:
     ws: web.WebSocketResponse
     session: Session
+    scope: Scope = None  # its user's tenants, fixed for the session (a new scope ends it)
     queue: deque[str] = field(default_factory=deque)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -79,7 +88,7 @@ class Dashboard:
         self.host_names = allowed_host_names(config)
         self.live = lv.LiveView(node=node_name)
         self.clients: set[Client] = set()
-        self._last_summary = ""
+        self._last_summary: dict[Scope, str] = {}
         self.backoff_s = 0.25  # first wait after a failed login; doubles per failure, up to 4 s
         self._index_away = False  # the shared index was out of reach at the last tick
         self.review = review  # access requests and grants (dashboard/review.py); None: no review
@@ -125,18 +134,31 @@ class Dashboard:
 
     # -- live view -------------------------------------------------------------------------
 
+    def scope_of(self, s: Session) -> Scope:
+        """The tenants this session's user sees (None: all; a user gone: none)."""
+        user = self.users.get(s.user)
+        return user.tenants if user is not None else frozenset()
+
     def on_event(self, event: dict[str, Any], link: int) -> None:
         row = self.live.observe(event, link)
         if row is not None:
-            self.broadcast({"t": "call", "call": public_row(row)})
+            self.broadcast({"t": "call", "call": public_row(row)}, tenant=row["tenant"])
 
     def on_link_lost(self, link: int) -> None:
         for row in self.live.link_lost(link):
-            self.broadcast({"t": "call", "call": public_row(row)})
+            self.broadcast({"t": "call", "call": public_row(row)}, tenant=row["tenant"])
 
-    def broadcast(self, message: dict[str, Any]) -> None:
+    def broadcast(
+        self, message: dict[str, Any], tenant: str | None = None, scope: Scope | bool = False
+    ) -> None:
+        """To every client, or with `tenant` (a call's message) only to those whose scope holds
+        it, or with `scope` (a summary) only to clients of exactly that scope."""
         text = json.dumps(message, separators=(",", ":"))
         for c in list(self.clients):
+            if tenant is not None and not in_scope(c.scope, tenant):
+                continue
+            if scope is not False and c.scope != scope:
+                continue
             if len(c.queue) >= MAX_CLIENT_BACKLOG:
                 log.warning("dashboard client too slow; disconnected (it reconnects for a snapshot)")
                 self.clients.discard(c)
@@ -145,7 +167,9 @@ class Dashboard:
             c.queue.append(text)
             c.wake.set()
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self, scope: Scope = None) -> dict[str, Any]:
+        """The cards above the calls. A user scoped to tenants gets their calls' counts only:
+        no day's totals and no node's call count (both would tell of other tenants' calls)."""
         node = self.node_status()
         storage: dict[str, Any]
         try:
@@ -167,8 +191,11 @@ class Dashboard:
             for n in nodes
             for w in n.get("workers", [])
         ]
+        live = self.live.summary(tenants=scope)
+        if scope is not None:
+            live["today"] = None
         return {
-            **self.live.summary(),
+            **live,
             "storage": storage,
             "failopen": sum(int(n.get("failopen", 0)) for n in nodes),
             "workers": workers,
@@ -178,18 +205,18 @@ class Dashboard:
                     "name": n["name"],
                     "ready": sum(1 for w in n.get("workers", []) if w["ready"]),
                     "workers": len(n.get("workers", [])),
-                    "live_calls": n.get("live_calls", 0),
+                    "live_calls": n.get("live_calls", 0) if scope is None else None,
                     "capacity_calls": n.get("capacity_calls", 0),
                 }
                 for n in nodes
             ],
         }
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self, scope: Scope = None) -> dict[str, Any]:
         return {
             "t": "snapshot",
-            "calls": [public_row(r) for r in self.live.calls.values()],
-            "summary": self.summary(),
+            "calls": [public_row(r) for r in self.live.calls.values() if in_scope(scope, r["tenant"])],
+            "summary": self.summary(scope),
             "now": time.time(),
         }
 
@@ -200,12 +227,14 @@ class Dashboard:
             await asyncio.sleep(1.0)
             try:
                 now = time.time()
+                tenants = {c: r["tenant"] for c, r in self.live.calls.items()}
                 for call in self.live.expire(now):
-                    self.broadcast({"t": "gone", "call": call})
-                summary = json.dumps(self.summary(), sort_keys=True)
-                if summary != self._last_summary:
-                    self._last_summary = summary
-                    self.broadcast({"t": "summary", "summary": json.loads(summary)})
+                    self.broadcast({"t": "gone", "call": call}, tenant=tenants.get(call, ""))
+                for scope in {c.scope for c in self.clients} | {None}:
+                    summary = json.dumps(self.summary(scope), sort_keys=True)
+                    if summary != self._last_summary.get(scope):
+                        self._last_summary[scope] = summary
+                        self.broadcast({"t": "summary", "summary": json.loads(summary)}, scope=scope)
                 self.expire_sessions(now)
                 self.book.store.watching([c.session for c in self.clients], now)
                 for c in list(self.clients):

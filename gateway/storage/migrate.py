@@ -145,18 +145,22 @@ def check_archives(index: Any) -> list[str]:
 
 
 def copy_users(path: Path, dest: PgIndex, report: MigrationReport) -> None:
-    """Dashboard accounts from a node's secrets/users.sqlite3 (argon2id hashes, roles)."""
+    """Dashboard accounts from a node's secrets/users.sqlite3 (argon2id hashes, roles, scopes)."""
     if not path.exists():
         return
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
-        rows = db.execute("SELECT name, role, hash, created_at, last_login, generation FROM users").fetchall()
+        columns = {r[1] for r in db.execute("PRAGMA table_info(users)")}
+        scope = "scope" if "scope" in columns else "''"  # a file no gateway with scopes opened yet
+        rows = db.execute(
+            f"SELECT name, role, hash, created_at, last_login, generation, {scope} FROM users"
+        ).fetchall()
     finally:
         db.close()
     for row in rows:
         _, added = dest.query(
-            "INSERT INTO users (name, role, hash, created_at, last_login, generation) VALUES (?,?,?,?,?,?) "
-            "ON CONFLICT (name) DO NOTHING",
+            "INSERT INTO users (name, role, hash, created_at, last_login, generation, scope) "
+            "VALUES (?,?,?,?,?,?,?) ON CONFLICT (name) DO NOTHING",
             tuple(row),
         )
         if added:

@@ -78,7 +78,7 @@ CREATE TABLE IF NOT EXISTS audit_archive (source TEXT NOT NULL, n INTEGER NOT NU
 DASHBOARD_TABLES = """
 CREATE TABLE IF NOT EXISTS users (
     name TEXT PRIMARY KEY, role TEXT NOT NULL, hash TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL,
-    last_login DOUBLE PRECISION, generation INTEGER NOT NULL DEFAULT 0);
+    last_login DOUBLE PRECISION, generation INTEGER NOT NULL DEFAULT 0, scope TEXT NOT NULL DEFAULT '');
 CREATE TABLE IF NOT EXISTS logins (
     name TEXT PRIMARY KEY, failures INTEGER NOT NULL DEFAULT 0,
     locked_until DOUBLE PRECISION NOT NULL DEFAULT 0, last_attempt DOUBLE PRECISION NOT NULL DEFAULT 0);
@@ -127,6 +127,10 @@ UPDATE recordings SET
 FROM consent_receipts c WHERE c.call_id = recordings.call_id;
 """
 
+
+_ADD_TENANT_COLUMNS = (
+    "ALTER TABLE calls ADD COLUMN tenant TEXT;\nALTER TABLE recordings ADD COLUMN tenant TEXT;\n"
+)
 
 # Version N's migration brings an index from N-1 to N; each runs in one transaction. A script
 # is written for both backends (with the placeholders above) unless it names its backend.
@@ -222,8 +226,15 @@ CREATE TABLE audit_checkpoints (
     ),
     10: (
         "calls and recordings name their tenant, the data controller whose keys they are sealed to "
-        "(config/tenants.py); those made before have none (the implicit tenant)",
-        {"": "ALTER TABLE calls ADD COLUMN tenant TEXT;\nALTER TABLE recordings ADD COLUMN tenant TEXT;"},
+        "(config/tenants.py); those made before have none (the implicit tenant); dashboard users "
+        "have a scope of tenants",
+        {
+            "sqlite": _ADD_TENANT_COLUMNS,
+            # The shared index also holds the dashboard's accounts: a user's scope, the tenants
+            # whose calls they see ("": all).
+            "postgresql": _ADD_TENANT_COLUMNS
+            + "ALTER TABLE users ADD COLUMN scope TEXT NOT NULL DEFAULT '';",
+        },
     ),
 }
 
