@@ -23,6 +23,7 @@ from gateway.accounts.users import UserStore
 from gateway.config import DashboardConfig
 from gateway.dashboard.app import Dashboard, build_app
 from gateway.storage.index import SqliteIndex
+from gateway.storage.rows import RecordingRow
 from tests.tlscerts import TestCA
 
 PASSWORD = "correct horse battery"
@@ -535,16 +536,40 @@ async def test_a_supervisor_scoped_to_a_tenant_sees_and_acts_on_its_calls_alone(
             assert snap["summary"]["live_calls"] == 2 and snap["summary"]["today"] is not None
     finally:
         await whole.close()
-    # A scoped auditor may not read the audit log or recordings (not scoped yet): refused.
+    # A scoped auditor lists and opens their tenant's recordings' metadata alone; the audit log
+    # and access requests are not scoped yet: refused.
+    for rec_id, tenant in (("rn", "north"), ("rs", "south"), ("r0", None)):
+        lab_.index.add_recording(
+            RecordingRow(
+                id=rec_id, object_name=rec_id * 16 + ".age", started_at="2026-01-01T00:00:00Z", tenant=tenant
+            )
+        )
     lab_.users.add("north-aud", "auditor", PASSWORD, "north")
     aud = TestClient(TestServer(build_app(lab_.dash), host="127.0.0.1"))
     await aud.start_server()
     try:
         await login(aud, "north-aud")
-        r = await aud.get("/api/audit")
-        assert r.status == 403 and "scoped" in (await r.json())["error"]
+        listed = await (await aud.get("/api/recordings")).json()
+        assert [(r["id"], r["tenant"]) for r in listed["recordings"]] == [("rn", "north")]
+        assert (await aud.get("/api/recordings/rn")).status == 200
+        other, none = await aud.get("/api/recordings/rs"), await aud.get("/api/recordings/nope")
+        assert other.status == none.status == 404
+        assert (await other.json())["error"].replace("rs", "X") == (await none.json())["error"].replace(
+            "nope", "X"
+        )
+        for path in ("/api/audit", "/api/review/grants"):
+            r = await aud.get(path)
+            assert r.status == 403 and "scoped" in (await r.json())["error"], path
     finally:
         await aud.close()
+    everyone = TestClient(TestServer(build_app(lab_.dash), host="127.0.0.1"))
+    await everyone.start_server()
+    try:
+        await login(everyone, "aud")  # an unscoped auditor: every tenant's, and none
+        listed = await (await everyone.get("/api/recordings")).json()
+        assert sorted(r["id"] for r in listed["recordings"]) == ["r0", "rn", "rs"]
+    finally:
+        await everyone.close()
 
 
 @pytest.mark.asyncio

@@ -423,3 +423,28 @@ def test_schema_9_fills_the_list_columns_of_older_recordings_as_the_receipt_rule
         ]
     finally:
         idx.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_the_recordings_list_of_a_scoped_user_holds_their_tenants_alone(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    from gateway.storage.rows import RecordingQuery
+
+    idx = (
+        SqliteIndex(tmp_path / "index.sqlite3", create=True)
+        if backend == "sqlite"
+        else PgIndex(request.getfixturevalue("pg_url"))
+    )
+    try:
+        for i, tenant in enumerate(["north", "south", "east", None]):
+            idx.add_recording(
+                RecordingRow(id=f"r{i}", object_name=f"{i:032x}.age", started_at=f"2026-01-0{i + 1}T00:00:00Z",
+                             tenant=tenant)
+            )  # fmt: skip
+        ids = lambda q: [r.id for r in idx.page_recordings(q)]  # noqa: E731
+        assert ids(RecordingQuery(tenants=frozenset({"north", "east"}))) == ["r2", "r0"]
+        assert ids(RecordingQuery(tenants=frozenset())) == []
+        assert ids(RecordingQuery()) == ["r3", "r2", "r1", "r0"]
+    finally:
+        idx.close()

@@ -24,6 +24,7 @@ import re
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -38,8 +39,8 @@ from ..storage.index import NotFound
 from ..storage.rows import GrantRow, RecordingQuery, RecordingRow, RecordingStatus
 from ..storage.store import ObjectNotFound, StoreError
 from .api import json_body
-from .security import require
-from .state import DASH, Dashboard
+from .security import refuse_scoped, require
+from .state import DASH, Dashboard, in_scope
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -98,6 +99,7 @@ def _review(request: web.Request) -> Review:
 
 def _person(request: web.Request, permission: str | None, csrf: bool = False) -> Person:
     s = require(request, permission, csrf=csrf)
+    refuse_scoped(request, s)  # grants and ciphertext are not scoped to tenants yet
     return person(s.user, s.role, s.actor)
 
 
@@ -137,6 +139,7 @@ def recording_json(r: RecordingRow, held: bool) -> dict[str, Any]:
         "signed": bool(r.signature),
         "own_key": r.key_enc is not None,
         "held": held,
+        "tenant": r.tenant,
         "node": r.node,
         "language": r.language,
         "consent": r.consent,
@@ -191,9 +194,9 @@ def _query(request: web.Request) -> RecordingQuery:
 
 
 async def recordings(request: web.Request) -> web.Response:
-    require(request, "recordings")
+    s = require(request, "recordings")
     dash = request.app[DASH]
-    query = _query(request)
+    query = replace(_query(request), tenants=dash.scope_of(s))
     rows = await asyncio.to_thread(dash.index.page_recordings, query)
     held = {h["recording_id"] for h in await asyncio.to_thread(dash.index.active_holds)} if rows else set()
     last = rows[-1] if len(rows) == query.limit else None
@@ -206,15 +209,19 @@ async def recordings(request: web.Request) -> web.Response:
 
 
 async def recording_detail(request: web.Request) -> web.Response:
-    who = _person(request, "recordings")
+    s = require(request, "recordings")
+    who = person(s.user, s.role, s.actor)
     dash = request.app[DASH]
     rec_id = request.match_info["id"]
+    scope = dash.scope_of(s)
 
     def load() -> dict[str, Any]:
         try:
-            r = dash.index.get_recording(rec_id)
+            r: RecordingRow | None = dash.index.get_recording(rec_id)
         except NotFound:
-            raise NotFoundError(f"no recording {rec_id}") from None
+            r = None
+        if r is None or not in_scope(scope, r.tenant or ""):  # another tenant's: as if none
+            raise NotFoundError(f"no recording {rec_id}")
         holds = dash.index.active_holds(r.id)
         receipt = None
         if r.call_id is not None:
@@ -243,6 +250,7 @@ def policy_json(dash: Dashboard) -> dict[str, Any]:
 
 async def grants_list(request: web.Request) -> web.Response:
     s = require(request)
+    refuse_scoped(request, s)
     who = person(s.user, s.role, s.actor)
     if not (who.may(grants.REVIEW) or who.may(grants.APPROVE) or who.may(grants.AUDIT)):
         return _error(403, f"the {s.role} role may not see access requests")
@@ -271,6 +279,7 @@ async def grant_request(request: web.Request) -> web.Response:
 
 async def grant_decide(request: web.Request) -> web.Response:
     s = require(request, csrf=True)
+    refuse_scoped(request, s)
     who = person(s.user, s.role, s.actor)
     review = _review(request)
     grant_id, op = request.match_info["id"], request.match_info["op"]

@@ -84,7 +84,21 @@ def forbidden(reason: str) -> web.HTTPForbidden:
 
 # What a user scoped to tenants may do: these views and actions answer for their tenants' calls
 # alone. The others show every tenant's records, so they are refused to a scoped user.
-SCOPED_PERMISSIONS = frozenset({"live", "control"})
+SCOPED_PERMISSIONS = frozenset({"live", "control", "recordings"})
+
+
+SCOPE_NOT_YET = (
+    "a user scoped to tenants sees their live calls and recordings' metadata only: the audit log, "
+    "holds, subject search, review and accounts are not scoped yet"
+)
+
+
+def refuse_scoped(request: web.Request, s: Session) -> None:
+    """For the views that are not scoped to tenants yet: a user scoped to tenants is refused
+    (they would show every tenant's records)."""
+    user = request.app[DASH].users.get(s.user)
+    if user is None or user.tenants is not None:
+        raise forbidden(SCOPE_NOT_YET)
 
 
 def require(request: web.Request, permission: str | None = None, csrf: bool = False) -> Session:
@@ -104,10 +118,7 @@ def require(request: web.Request, permission: str | None = None, csrf: bool = Fa
         if user is None or not user.can(permission):
             raise forbidden(f"the {s.role} role may not do this")
         if user.tenants is not None and permission not in SCOPED_PERMISSIONS:
-            raise forbidden(
-                "a user scoped to tenants sees their live calls only: recordings, receipts, the audit "
-                "log, holds, subject search, review and accounts are not scoped yet"
-            )
+            raise forbidden(SCOPE_NOT_YET)
     if csrf:
         token = request.headers.get("X-CSRF-Token", "")
         if not same_origin(request) or not hmac.compare_digest(token.encode(), s.csrf.encode()):

@@ -411,6 +411,11 @@ class SqlIndex(Index):
             if value is not None:
                 where.append(f"{column}=?")
                 params.append(value)
+        if q.tenants is not None:  # a user scoped to tenants (accounts/users.py)
+            if not q.tenants:
+                return []
+            where.append(f"tenant IN ({','.join('?' * len(q.tenants))})")
+            params += sorted(q.tenants)
         if q.since is not None:
             where.append("started_at>=?")
             params.append(q.since)

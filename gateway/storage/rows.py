@@ -142,8 +142,7 @@ class RecordingQuery:
     node: str | None = None
     language: str | None = None
     consent: str | None = None
-    # Whose keys it is encrypted to (config/tenants.py); None: the implicit tenant.
-    tenant: str | None = None
+    tenants: frozenset[str] | None = None  # only these tenants' recordings (None: every one's)
     after: tuple[str, str] | None = None
     oldest_first: bool = False  # the same index read the other way
     limit: int = 50
