@@ -156,3 +156,29 @@ def test_checkpoints_are_found_in_a_witness_record_with_prefixes() -> None:
     ]
     parsed = audit.parse_checkpoints(lines)
     assert parsed == [cp, cp, cp] and parsed[0].verify(key.public_key())
+
+
+def test_version_3_follows_version_2_and_never_precedes_it() -> None:
+    old = chain(3, v=2)
+    new = chain(3, v=3, start=4, prev=old[-1].hash)
+    assert audit.verify(old + new).ok
+    back = chain(1, v=2, start=7, prev=new[-1].hash)
+    assert audit.verify(old + new + back).problem.kind == "edited"
+
+
+def test_a_sealed_version_3_entry_is_checked_through_its_digest_and_an_old_one_only_linked() -> None:
+    old = chain(2, v=2)
+    new = chain(4, v=3, start=3, prev=old[-1].hash)
+    shown = [old[0].sealed_copy(), old[1], new[0], new[1].sealed_copy(), new[2].sealed_copy(), new[3]]
+    v = audit.verify(shown)
+    assert v.ok and (v.sealed, v.opaque) == (3, 1) and v.head_hash == new[-1].hash
+    # What a sealed line carries: no content at all.
+    line = shown[3].as_json()
+    assert set(line) == {"seq", "prev_hash", "hash", "v", "sealed"}
+    assert AuditEntry.from_json(json.loads(json.dumps(line))) == shown[3]
+    # Another entry's digest in its place (a swapped entry) breaks the chain there.
+    forged = replace(shown[3], sealed=new[2].body_digest())
+    assert audit.verify([*shown[:3], forged, *shown[4:]]).problem.seq == 4
+    # A shown entry whose content was edited still fails as before.
+    edited = replace(new[0], actor="someone-else")
+    assert audit.verify([*shown[:2], edited, *shown[3:]]).problem.kind == "edited"

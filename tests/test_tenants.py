@@ -308,3 +308,47 @@ def test_user_scopes_name_configured_tenants_and_are_audited(gwdir, tmp_path: Pa
     actions = [(e.action, e.details.get("scope")) for e in gw.index.audit_entries() if e.subject == "nora"]
     assert actions == [("user.added", "north"), ("user.scope_changed", "")]
     gw.close()
+
+
+def test_a_tenants_audit_export_verifies_against_signed_checkpoints_without_other_tenants_entries(
+    gwdir, tmp_path: Path
+) -> None:
+    _, north = keypair(tmp_path, "north")
+    _, south = keypair(tmp_path, "south")
+    with_tenants(
+        gwdir.config,
+        tenants_toml({"north": {"recipients": [north]}, "south": {"recipients": [south]}}, {"1177": "north"}),
+    )
+    gw = gwdir.open()
+    a, b = record(gw, "north"), record(gw, "south")
+    gw.close()
+    cli = [str(ROOT / ".venv/bin/gateway"), "--config", str(gwdir.config), "audit"]
+    witness = tmp_path / "witness.log"
+    witness.write_text(
+        subprocess.run([*cli, "checkpoint"], capture_output=True, text=True, check=True).stdout
+    )
+    out = tmp_path / "north.jsonl"
+    subprocess.run(
+        [*cli, "export", "--tenant", "north", "-o", str(out)], capture_output=True, text=True, check=True
+    )
+    text = out.read_text()
+    lines = [json.loads(line) for line in text.splitlines()]
+    assert a in text and b not in text, "south's entries are sealed: not even its recording's id"
+    mine = [d for d in lines if "sealed" not in d]
+    assert mine and all(d["subject"] == a for d in mine)
+    assert any("sealed" in d for d in lines)
+    pub = str(gwdir.dir / "secrets" / "signing.pub")
+    verify = [*cli, "verify", "--json", "--from", str(out), "--public-key", pub, "--checkpoint", str(witness)]
+    res = subprocess.run(verify, capture_output=True, text=True)
+    verdict = json.loads(res.stdout)
+    assert res.returncode == 0 and verdict["ok"] and verdict["checkpoints"] == 1, res.stdout + res.stderr
+    assert verdict["sealed"] == len(lines) - len(mine) and verdict["opaque"] == 0
+    # A sealed entry whose digest was changed (someone else's entry swapped for another) breaks
+    # the chain at that entry.
+    i = next(n for n, d in enumerate(lines) if "sealed" in d and d["seq"] > 1)
+    lines[i]["sealed"] = "0" * 64
+    out.write_text("".join(json.dumps(d) + "\n" for d in lines))
+    res = subprocess.run(verify, capture_output=True, text=True)
+    assert res.returncode != 0 and json.loads(res.stdout)["problem"]["kind"] == "edited"
+    unknown = subprocess.run([*cli, "export", "--tenant", "west"], capture_output=True, text=True)
+    assert unknown.returncode != 0 and "west" in unknown.stderr

@@ -84,6 +84,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     ep.add_argument(
         "-o", "--output", default="-", help="file to write (created, never overwritten), or - for stdout"
     )
+    ep.add_argument(
+        "--tenant",
+        metavar="NAME",
+        help="one tenant's entries, every other entry sealed (its place in the chain and its "
+        "content's digest): the tenant verifies the whole chain against the signed checkpoints "
+        "without seeing other tenants' entries",
+    )
     ep.set_defaults(func=cmd_export)
     cp = asub.add_parser("checkpoint", help="sign the log's head now and send it to the witnesses; print it")
     cp.set_defaults(func=cmd_checkpoint)
@@ -151,12 +158,23 @@ def cmd_verify(args: argparse.Namespace) -> int:
                     "checkpoints": len(checkpoints),
                     "heads": len(args.head),
                     "problem": problem.__dict__ if problem else None,
+                    "sealed": v.sealed,
+                    "opaque": v.opaque,
                     "archived_chains": archived,
                 }
             )
         )
     elif problem is None:
         print(f"audit log intact: {v.entries} entries, head #{v.head_seq} {v.head_hash}")
+        if v.sealed:
+            print(
+                f"{v.sealed} of them sealed (other tenants'): checked through their digests"
+                + (
+                    f", except {v.opaque} written before hash version 3 (linked, content not checkable)"
+                    if v.opaque
+                    else ""
+                )
+            )
         if checkpoints or args.head:
             print(
                 f"every one of {len(checkpoints)} checkpoint(s) and {len(args.head)} recorded head(s) is in it"
@@ -217,7 +235,11 @@ def cmd_export(args: argparse.Namespace) -> int:
             raise GatewayError(f"{args.output} exists: give a new file") from None
         except OSError as e:
             raise GatewayError(f"cannot write {args.output}: {e.strerror}") from None
-    entries = auditlog.export(gw, actor(), "stdout" if fd is None else "file")
+    if args.tenant is not None and args.tenant not in gw.config.tenancy.names:
+        raise ConfigError(
+            f"--tenant {args.tenant!r} is not in [[tenants]] ({', '.join(gw.config.tenancy.names) or 'none'})"
+        )
+    entries = auditlog.export(gw, actor(), "stdout" if fd is None else "file", args.tenant)
     text = "".join(json.dumps(e.as_json(), sort_keys=True, separators=(",", ":")) + "\n" for e in entries)
     if fd is None:
         sys.stdout.write(text)

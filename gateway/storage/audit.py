@@ -2,8 +2,10 @@
 storage is the index's job, emitting checkpoints to witnesses is governance/witness.py's.
 
 Each entry's hash covers its sequence number, the previous entry's hash and its own content
-(hash version 2; entries written before version 2 keep their version-1 hash, which lacks the
-sequence number). An edited entry no longer matches its hash, a deleted one breaks the link
+(hash version 3 covers the content's SHA-256, so that a tenant's export can show another
+tenant's entry sealed, as its digest, and still be checked link by link; entries written before
+keep their version-2 hash over the content itself, or version 1, which lacks the sequence
+number). An edited entry no longer matches its hash, a deleted one breaks the link
 and the numbering of its successor, a moved one links to an entry that is not its stored
 predecessor.
 
@@ -43,7 +45,7 @@ def key_fingerprint(public: Ed25519PublicKey) -> str:
 # A signer's public key by fingerprint; None asks for the key of a signature made before
 # signatures named their key (this gateway's own). None back: no such key is trusted.
 KeyLookup = Callable[[str | None], Ed25519PublicKey | None]
-HASH_VERSION = 2  # what new entries are written with
+HASH_VERSION = 3  # what new entries are written with
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,17 @@ class AuditEntry:
     prev_hash: str = GENESIS
     hash: str = ""
     v: int = HASH_VERSION
+    # In a tenant's export, another tenant's entry: only the SHA-256 of its body, which a
+    # version-3 hash covers instead of the body itself (see sealed_copy).
+    sealed: str | None = None
+
+    def body_digest(self) -> str:
+        return self.sealed if self.sealed is not None else hashlib.sha256(self.body()).hexdigest()
+
+    def sealed_copy(self) -> AuditEntry:
+        """This entry as another tenant's export carries it: its place in the chain and the
+        digest of its content, none of the content."""
+        return AuditEntry(self.seq, "", "", "", "", {}, self.prev_hash, self.hash, self.v, self.body_digest())
 
     def body(self) -> bytes:
         return json.dumps(
@@ -74,6 +87,14 @@ class AuditEntry:
 
     def as_json(self) -> dict[str, Any]:
         """The entry as `gateway audit export` writes it (one JSON object a line)."""
+        if self.sealed is not None:
+            return {
+                "seq": self.seq,
+                "prev_hash": self.prev_hash,
+                "hash": self.hash,
+                "v": self.v,
+                "sealed": self.sealed,
+            }
         return {
             "seq": self.seq,
             "ts": self.ts,
@@ -89,6 +110,19 @@ class AuditEntry:
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> AuditEntry:
         try:
+            if "sealed" in d:
+                return cls(
+                    int(d["seq"]),
+                    "",
+                    "",
+                    "",
+                    "",
+                    {},
+                    str(d["prev_hash"]),
+                    str(d["hash"]),
+                    int(d["v"]),
+                    str(d["sealed"]),
+                )
             return cls(
                 int(d["seq"]),
                 str(d["ts"]),
@@ -107,7 +141,23 @@ class AuditEntry:
 def entry_hash(prev_hash: str, body: bytes, seq: int = 0, v: int = HASH_VERSION) -> str:
     if v == 1:
         return hashlib.sha256(prev_hash.encode() + b"\n" + body).hexdigest()
-    return hashlib.sha256(f"audit-v2\n{seq}\n{prev_hash}\n".encode() + body).hexdigest()
+    if v == 2:
+        return hashlib.sha256(f"audit-v2\n{seq}\n{prev_hash}\n".encode() + body).hexdigest()
+    return digest_hash(prev_hash, hashlib.sha256(body).hexdigest(), seq)
+
+
+def digest_hash(prev_hash: str, body_digest: str, seq: int) -> str:
+    """Version 3: over the body's SHA-256 rather than the body, so that an entry can be shown
+    sealed (its digest alone) and the chain through it still checked (a tenant's export)."""
+    return hashlib.sha256(f"audit-v3\n{seq}\n{prev_hash}\n{body_digest}".encode()).hexdigest()
+
+
+def hash_of(e: AuditEntry) -> str | None:
+    """What `e`'s hash must be; None for a sealed entry older than version 3 (its body is not
+    shown, and its hash covers the body itself)."""
+    if e.sealed is not None:
+        return digest_hash(e.prev_hash, e.sealed, e.seq) if e.v >= 3 else None
+    return entry_hash(e.prev_hash, e.body(), e.seq, e.v)
 
 
 def seal(entry: AuditEntry, prev_hash: str, v: int = HASH_VERSION) -> AuditEntry:
@@ -132,6 +182,8 @@ class ChainVerdict:
     head_hash: str
     problem: ChainProblem | None
     checkpoints_checked: int = 0
+    sealed: int = 0  # entries shown sealed (another tenant's): checked through their digest
+    opaque: int = 0  # sealed entries older than version 3: their hash could not be recomputed
 
     @property
     def ok(self) -> bool:
@@ -141,21 +193,25 @@ class ChainVerdict:
 def verify(entries: list[AuditEntry]) -> ChainVerdict:
     """Walk the chain in stored order and name the first entry that breaks it."""
     by_hash = {e.hash: e.seq for e in entries}
-    prev_hash, prev_seq, seen_v2 = GENESIS, 0, False
+    prev_hash, prev_seq, latest_v = GENESIS, 0, 1
+    sealed = opaque = 0
 
     def broken(e: AuditEntry, kind: str, message: str) -> ChainVerdict:
         return ChainVerdict(len(entries), prev_seq, prev_hash, ChainProblem(e.seq, kind, message))
 
     for e in entries:
-        if e.v not in (1, 2) or (e.v == 1 and seen_v2):
+        if e.v not in (1, 2, 3) or e.v < latest_v:
             return broken(
                 e,
                 "edited",
                 f"entry #{e.seq} ({e.action}) claims hash version {e.v}, which is not "
                 "possible at its place in the log",
             )
-        seen_v2 = seen_v2 or e.v == 2
-        if entry_hash(e.prev_hash, e.body(), e.seq, e.v) != e.hash:
+        latest_v = e.v
+        expected = hash_of(e)
+        sealed += e.sealed is not None
+        opaque += expected is None
+        if expected is not None and expected != e.hash:
             return broken(
                 e,
                 "edited",
@@ -172,7 +228,7 @@ def verify(entries: list[AuditEntry]) -> ChainVerdict:
                 )
             where = f"after #{prev_seq}" if prev_seq else "at the start"
             return broken(e, "deleted", f"entries were deleted {where}, before #{e.seq} ({e.action})")
-        if e.v == 2 and e.seq != prev_seq + 1:
+        if e.v >= 2 and e.seq != prev_seq + 1:
             return broken(
                 e,
                 "deleted",
@@ -180,7 +236,7 @@ def verify(entries: list[AuditEntry]) -> ChainVerdict:
                 f"(after #{prev_seq}, before #{e.seq} ({e.action}))",
             )
         prev_hash, prev_seq = e.hash, e.seq
-    return ChainVerdict(len(entries), prev_seq, prev_hash, None)
+    return ChainVerdict(len(entries), prev_seq, prev_hash, None, sealed=sealed, opaque=opaque)
 
 
 # -- checkpoints ----------------------------------------------------------------------------
