@@ -36,12 +36,16 @@ DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 class Links:
     """What a cluster asks of its node's worker links: which calls are here, and running a command."""
 
-    def __init__(self, calls: set[str]) -> None:
+    def __init__(self, calls: set[str], tenants: dict[str, str] | None = None) -> None:
         self.calls = calls
+        self.tenants = tenants or {}
         self.commands: list[tuple[str, str, str]] = []
 
     def owns(self, call: str) -> bool:
         return call in self.calls
+
+    def tenant_of(self, call: str) -> str:
+        return self.tenants.get(call, "")
 
     async def command(self, op: str, call: str, actor: str) -> str | None:
         self.commands.append((op, call, actor))
@@ -82,10 +86,12 @@ async def test_a_role_without_rights_reads_nothing_and_commands_nothing(
     users = PgUserStore(index)
     users.add("sam", "supervisor", PASSWORD)
     users.add("vera", "viewer", PASSWORD)
+    users.add("nora", "supervisor", PASSWORD, "north")  # scoped to tenant north; call-b is south's
     book = SessionBook(DashboardConfig(), users, lambda s: False, PgSessions(index))
     sam, vera = book.new(users.get("sam")), book.new(users.get("vera"))
+    nora = book.new(users.get("nora"))
     key = secrets.token_bytes(32)
-    links_a, links_b = Links(set()), Links({"call-b"})
+    links_a, links_b = Links(set()), Links({"call-b"}, {"call-b": "south"})
     a = Cluster(
         pg_url, "node-a", links_a, lambda: {"workers": []}, key, vouch_by_sessions(book, TOUCH_EVERY_S)
     )
@@ -121,6 +127,11 @@ async def test_a_role_without_rights_reads_nothing_and_commands_nothing(
                 await a.command("pause", "call-b", "dashboard:sam", session_key(vera.token))
             )
             assert "not authorised" in str(await a.command("pause", "call-b", "dashboard:sam", "0" * 64))
+            # A supervisor scoped to another tenant: node B answers as for a call it does not have
+            # (its own check, whatever the dashboard that relayed it did).
+            assert (
+                await a.command("pause", "call-b", nora.actor, session_key(nora.token)) == "no such live call"
+            )
             assert len(links_b.commands) == 1
 
             # What the intruder heard: sealed envelopes, no call, no name, no number.

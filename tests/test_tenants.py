@@ -352,3 +352,19 @@ def test_a_tenants_audit_export_verifies_against_signed_checkpoints_without_othe
     assert res.returncode != 0 and json.loads(res.stdout)["problem"]["kind"] == "edited"
     unknown = subprocess.run([*cli, "export", "--tenant", "west"], capture_output=True, text=True)
     assert unknown.returncode != 0 and "west" in unknown.stderr
+
+
+def test_a_nodes_links_know_each_live_calls_tenant_until_it_ends() -> None:
+    from gateway.callevents import CallState, EventType
+    from gateway.supervisor.links import WorkerLinks
+
+    links = WorkerLinks()
+    links._dispatch(0, {"type": EventType.CALL_STARTED, "call": "c1", "tenant": "north"})
+    links._dispatch(1, {"type": EventType.CALL_STARTED, "call": "c2"})
+    assert (links.tenant_of("c1"), links.tenant_of("c2"), links.tenant_of("c3")) == ("north", "", "")
+    links._dispatch(
+        0, {"type": EventType.CALL_STATE, "call": "c1", "state": CallState.ENDED, "tenant": "north"}
+    )
+    assert links.tenant_of("c1") == "" and not links.owns("c1")
+    links._lost(1)
+    assert not links.owns("c2")

@@ -52,7 +52,8 @@ Observer = Callable[[dict[str, Any], int], None]
 LinkLost = Callable[[int], None]
 # The actor a dashboard session (by the SHA-256 of its token) stands for, if it is live and
 # may control recordings; None otherwise.
-Vouch = Callable[[str], Awaitable["str | None"]]
+# A session (by key) -> (its user's actor name, the tenants they see: None for all), or None.
+Vouch = Callable[[str], Awaitable["tuple[str, frozenset[str] | None] | None"]]
 
 
 def vouch_by_sessions(book: SessionBook, slack_s: float) -> Vouch:
@@ -60,12 +61,16 @@ def vouch_by_sessions(book: SessionBook, slack_s: float) -> Vouch:
     actor name if it is live, active (within `slack_s` of the idle timeout: the table records a
     request every few seconds, not each) and may control recordings."""
 
-    async def vouch(session: str) -> str | None:
+    async def vouch(session: str) -> tuple[str, frozenset[str] | None] | None:
+        def look() -> tuple[str, frozenset[str] | None] | None:
+            s = book.vouch(session, "control", slack_s=slack_s)
+            user = book.users.get(s.user) if s is not None else None
+            return None if s is None or user is None else (s.actor, user.tenants)
+
         try:
-            s = await asyncio.to_thread(book.vouch, session, "control", slack_s=slack_s)
+            return await asyncio.to_thread(look)
         except IndexUnavailable:
             return None
-        return None if s is None else s.actor
 
     return vouch
 
@@ -258,15 +263,18 @@ class Cluster:
         op, call, session = m.get("op"), m.get("call"), m.get("session")
         if not isinstance(op, str) or not isinstance(call, str) or not isinstance(session, str):
             error: str | None = "malformed command"
-        elif (actor := await self.vouch(session)) is None:
+        elif (vouched := await self.vouch(session)) is None:
             # The name acted in is the session's, looked up here: a node with the key but
             # without a live session of a user who may control recordings commands nothing.
             log.warning(
                 "cluster: %s of call %s from node %s refused: no live session may do it", op, call, m["node"]
             )
             error = "not authorised: no live dashboard session that may control recordings"
+        elif vouched[1] is not None and self.links.tenant_of(call) not in vouched[1]:
+            # Another tenant's call, for a user scoped to tenants: as if there were none here.
+            error = "no such live call"
         else:
-            error = await self.links.command(op, call, actor)
+            error = await self.links.command(op, call, vouched[0])
         self._send({"t": "result", "node": self.name, "to": m.get("node"), "id": m.get("id"), "error": error})
 
     # -- the connection -----------------------------------------------------------------------

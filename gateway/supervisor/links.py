@@ -31,6 +31,7 @@ class WorkerLinks:
         self.on_lost: list[LinkLost] = []
         self._writers: dict[int, asyncio.StreamWriter] = {}
         self._call_link: dict[str, int] = {}
+        self._call_tenant: dict[str, str] = {}  # whose call it is (config/tenants.py; "": none)
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._req = itertools.count(1)
 
@@ -72,8 +73,11 @@ class WorkerLinks:
         if isinstance(call, str):
             if event.get("type") == EventType.CALL_STATE and event.get("state") == CallState.ENDED:
                 self._call_link.pop(call, None)
+                self._call_tenant.pop(call, None)
             elif event.get("type") == EventType.CALL_STARTED or event.get("snapshot"):
                 self._call_link[call] = index  # not on later events: "saved" follows "ended"
+                tenant = event.get("tenant")
+                self._call_tenant[call] = tenant if isinstance(tenant, str) else ""
         for observe in self.observers:
             try:
                 observe(event, index)
@@ -83,6 +87,7 @@ class WorkerLinks:
     def _lost(self, index: int) -> None:
         for call in [c for c, i in self._call_link.items() if i == index]:
             del self._call_link[call]
+            self._call_tenant.pop(call, None)
         for lost in self.on_lost:
             try:
                 lost(index)
@@ -92,6 +97,10 @@ class WorkerLinks:
     def owns(self, call: str) -> bool:
         """Is `call` live on one of this node's workers?"""
         return call in self._call_link
+
+    def tenant_of(self, call: str) -> str:
+        """The tenant of a live call here ("": none, or not a call of this node)."""
+        return self._call_tenant.get(call, "")
 
     def connected(self, index: int) -> bool:
         return index in self._writers
