@@ -183,3 +183,82 @@ def test_supervisor_watches_a_call_and_stops_its_recording(tmp_path: Path, brows
         lab.close()
         if os.environ.get("KEEP_LAB"):
             print(tmp_path)
+
+
+def test_a_supervisor_scoped_to_one_tenant_sees_only_its_call_even_in_the_websocket_frames(
+    tmp_path: Path, browser
+) -> None:
+    """Issue 27: two tenants, a live call each through a real node; north's supervisor sees
+    north's call alone, and no WebSocket frame the browser receives names south's call or
+    caller; pausing south's call from that page answers as for a call that does not exist."""
+    from tests.test_tenants import keypair, tenants_toml, with_tenants
+
+    require_tool("kamailio")
+    lab = CallLab(tmp_path, workers=2)
+    keys = {name: keypair(tmp_path, name)[1] for name in ("north", "south")}
+    with_tenants(
+        lab.gw.config,
+        tenants_toml(
+            {"north": {"recipients": [keys["north"]]}, "south": {"recipients": [keys["south"]]}},
+            {"1177": "north", "1188": "south"},
+        ),
+    )
+    try:
+        subprocess.run(
+            [str(ROOT / ".venv/bin/gateway"), "--config", str(lab.gw.config), "user", "add", "nora",
+             "--role", "supervisor", "--scope", "north"],
+            input=PASSWORD + "\n", text=True, check=True, capture_output=True,
+        )  # fmt: skip
+        add_user(lab, "sam", "supervisor")
+        gateway = lab.start_gateway()
+        gateway.wait_for(lambda: any("dashboard on" in line for line in gateway.lines), 10)
+        url = f"http://127.0.0.1:{lab.dash_port}/"
+        page = browser.new_page()
+        frames: list[str] = []
+        page.on("websocket", lambda ws: ws.on("framereceived", lambda payload: frames.append(str(payload))))
+        log_in(page, url, "nora")
+        everyone = browser.new_page()
+        log_in(everyone, url, "sam")
+        pbx = lab.peer("pbx", "--tone", "1000", "--calls", "2", "--timeout", "60")
+        callers = [
+            lab.peer("caller", "--target", f"sip:{number}@{lab.host}:{lab.sip_port}", "--display", display,
+                     "--hangup-after", "12", "--timeout", "60")
+            for number, display in (("1177", "North Caller"), ("1188", "South Caller"))
+        ]  # fmt: skip
+        everyone.wait_for_function("document.querySelectorAll('#calls tbody tr[data-call]').length === 2",
+                                   timeout=15_000)  # fmt: skip
+        ids = {
+            everyone.inner_text(f'tr[data-call="{c}"] [data-field="display"]').strip(): c
+            for c in [
+                r.get_attribute("data-call")
+                for r in everyone.query_selector_all("#calls tbody tr[data-call]")
+            ]
+        }
+        north, south = ids["North Caller"], ids["South Caller"]
+        page.wait_for_selector(f'tr[data-call="{north}"]', timeout=10_000)
+        wait_field(page, north, "state", "bridged")
+        assert page.query_selector(f'tr[data-call="{south}"]') is None
+        assert len(page.query_selector_all("#calls tbody tr[data-call]")) == 1
+        assert page.inner_text("[data-card=live] .v") == "1"
+        assert page.query_selector("[data-card=optout]") is None, "no day's totals for a scoped user"
+        answer = page.evaluate(
+            """async ([call, other]) => {
+                const csrf = document.querySelector('meta[name=csrf]').content;
+                const post = async (c) => {
+                    const r = await fetch(`/api/calls/${c}/pause`, {method: 'POST', headers: {'X-CSRF-Token': csrf}});
+                    return [r.status, await r.text()];
+                };
+                return [await post(call), await post(other)];
+            }""",
+            [south, "ffffffffffffffff"],
+        )
+        assert answer[0] == answer[1] and answer[0][0] == 404, answer
+        for c in callers:
+            c.wait_exit()
+        pbx.wait_exit()
+        assert frames and any(north in f for f in frames)
+        leaked = [f for f in frames if south in f or "South Caller" in f]
+        assert leaked == [], leaked[:2]
+        assert lab.gateway.stop() == 0
+    finally:
+        lab.close()

@@ -131,14 +131,14 @@ function card(key, label, value, bad) {
 
 function renderSummary(s) {
   const ready = s.workers.filter((w) => w.ready).length;
-  const rate = s.today.opt_out_rate;
+  const rate = s.today ? s.today.opt_out_rate : null; // none for a user scoped to tenants
   const st = s.storage || {};
   const lowDisk = st.free_ratio != null && st.free_ratio < 0.1;
   document.getElementById("summary").replaceChildren(
     card("live", "Live calls", String(s.live_calls)),
     card("recording", "Recording now", String(s.recording_calls)),
     card("capacity", "Workers / capacity", `${ready}/${s.workers.length} · ${s.capacity_calls} calls`, ready < s.workers.length),
-    card("optout", "Opt-out today", rate == null ? "–" : `${(rate * 100).toFixed(1)} %`),
+    ...(s.today ? [card("optout", "Opt-out today", rate == null ? "–" : `${(rate * 100).toFixed(1)} %`)] : []),
     card("failopen", "Fail-open (unrecorded)", String(s.failopen), s.failopen > 0),
     card("storage", "Spool free · errors", `${fmtBytes(st.free_bytes)} · ${st.errors ?? 0}`, lowDisk || st.errors > 0),
     ...(s.nodes && s.nodes.length > 1 ? [card("nodes", "Nodes",
