@@ -426,7 +426,7 @@ def test_schema_9_fills_the_list_columns_of_older_recordings_as_the_receipt_rule
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_the_recordings_list_of_a_scoped_user_holds_their_tenants_alone(
+def test_the_recordings_list_and_numbers_of_a_scoped_user_hold_their_tenants_alone(
     backend: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     from gateway.storage.rows import RecordingQuery
@@ -446,5 +446,11 @@ def test_the_recordings_list_of_a_scoped_user_holds_their_tenants_alone(
         assert ids(RecordingQuery(tenants=frozenset({"north", "east"}))) == ["r2", "r0"]
         assert ids(RecordingQuery(tenants=frozenset())) == []
         assert ids(RecordingQuery()) == ["r3", "r2", "r1", "r0"]
+        # An officer scoped to tenants searches their calls' sealed numbers alone.
+        for i, tenant in enumerate(["north", "south", None]):
+            idx.add_call(CallRow(f"c{i}", "2026-01-01T00:00:00Z", caller_enc=b"sealed", tenant=tenant))
+        assert [c for c, _ in idx.encrypted_callers(tenants=frozenset({"north"}))] == ["c0"]
+        assert idx.encrypted_callers(tenants=frozenset()) == []
+        assert [c for c, _ in idx.encrypted_callers()] == ["c0", "c1", "c2"]
     finally:
         idx.close()

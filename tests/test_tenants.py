@@ -368,3 +368,28 @@ def test_a_nodes_links_know_each_live_calls_tenant_until_it_ends() -> None:
     assert links.tenant_of("c1") == "" and not links.owns("c1")
     links._lost(1)
     assert not links.owns("c2")
+
+
+def test_a_scoped_officers_subject_search_sees_and_finds_their_tenants_calls_alone(
+    gwdir, tmp_path: Path
+) -> None:
+    from gateway.app.subject import BrowserSearch
+    from gateway.storage import pii
+    from gateway.storage.rows import CallRow, utcnow
+
+    gw = gwdir.open()
+    recipients = gw.config.recording.recipients
+    for call_id, tenant in (("cn", "north"), ("cs", "south")):
+        gw.index.add_call(
+            CallRow(call_id, utcnow(), caller_enc=pii.seal_value("+46701234567", recipients), tenant=tenant)
+        )
+    search = BrowserSearch(gw.index, gw.store, gw.config.numbering)
+    north = frozenset({"north"})
+    label = search.start("dashboard:nora", None, None, north)
+    rows, _ = search.page("", None, None, north)
+    assert [c for c, _ in rows] == ["cn"]
+    calls, _ = search.found("dashboard:nora", label, ["cn", "cs"], north)
+    assert [c.id for c in calls] == ["cn"], "south's call named in the request is left out"
+    [entry] = [e for e in gw.index.audit_entries() if e.action == "subject.searched"]
+    assert entry.details["tenants"] == ["north"]
+    gw.close()

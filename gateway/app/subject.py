@@ -150,25 +150,34 @@ class BrowserSearch:
         self.store = store
         self.numbering = numbering
 
-    def start(self, actor: str, since: str | None, until: str | None) -> str:
+    def start(
+        self, actor: str, since: str | None, until: str | None, tenants: frozenset[str] | None = None
+    ) -> str:
         label = f"request:{secrets.token_hex(8)}"
+        scope = {} if tenants is None else {"tenants": sorted(tenants)}
         self.index.append_audit(
-            actor, "subject.searched", label, {"since": since, "until": until, "via": "browser"}
+            actor, "subject.searched", label, {"since": since, "until": until, "via": "browser", **scope}
         )
         return label
 
     def page(
-        self, after: str, since: str | None, until: str | None
+        self, after: str, since: str | None, until: str | None, tenants: frozenset[str] | None = None
     ) -> tuple[list[tuple[str, bytes]], str | None]:
-        """Up to PAGE calls' sealed values after call id `after`; the next cursor or None."""
-        rows = self.index.encrypted_callers(after, self.PAGE, since, until)
+        """Up to PAGE calls' sealed values after call id `after` (of `tenants` only, if given:
+        an officer scoped to tenants); the next cursor or None."""
+        rows = self.index.encrypted_callers(after, self.PAGE, since, until, tenants)
         return rows, (rows[-1][0] if rows else None)
 
-    def found(self, actor: str, label: str, call_ids: list[str]) -> tuple[list[CallRow], list[RecordingRow]]:
-        """The matched calls and their recordings (erased ones left out), audited."""
+    def found(
+        self, actor: str, label: str, call_ids: list[str], tenants: frozenset[str] | None = None
+    ) -> tuple[list[CallRow], list[RecordingRow]]:
+        """The matched calls and their recordings (erased ones left out), audited; of `tenants`
+        only, if given (another tenant's call named here is left out as if it did not exist)."""
         if not label.startswith("request:") or len(label) > 40:
             raise GatewayError("not a subject request's label")
         calls = self.index.calls_by_ids(list(dict.fromkeys(call_ids))[:10_000])
+        if tenants is not None:
+            calls = [c for c in calls if c.tenant in tenants]
         recordings = [
             r
             for c in calls

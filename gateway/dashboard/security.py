@@ -84,12 +84,12 @@ def forbidden(reason: str) -> web.HTTPForbidden:
 
 # What a user scoped to tenants may do: these views and actions answer for their tenants' calls
 # alone. The others show every tenant's records, so they are refused to a scoped user.
-SCOPED_PERMISSIONS = frozenset({"live", "control", "recordings"})
+SCOPED_PERMISSIONS = frozenset({"live", "control", "recordings", "subject"})
 
 
 SCOPE_NOT_YET = (
-    "a user scoped to tenants sees their live calls and recordings' metadata only: the audit log, "
-    "holds, subject search, review and accounts are not scoped yet"
+    "a user scoped to tenants sees their live calls, recordings' metadata and subject search only: "
+    "the audit log, holds, review and accounts are not scoped yet"
 )
 
 

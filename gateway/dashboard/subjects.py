@@ -45,9 +45,10 @@ async def numbers(request: web.Request) -> web.Response:
         raise http_error(400, "bad after")
     if label and not LABEL.fullmatch(label):
         raise http_error(400, "bad label")
+    scope = request.app[DASH].scope_of(s)  # an officer scoped to tenants: their calls' numbers only
     if not label:  # a new search: audited before the first number leaves
-        label = await asyncio.to_thread(search.start, s.actor, since, until)
-    rows, last = await asyncio.to_thread(search.page, after, since, until)
+        label = await asyncio.to_thread(search.start, s.actor, since, until, scope)
+    rows, last = await asyncio.to_thread(search.page, after, since, until, scope)
     n = search.numbering
     return web.json_response(
         {
@@ -71,7 +72,8 @@ async def found(request: web.Request) -> web.Response:
     if not LABEL.fullmatch(label) or not isinstance(calls, list):
         raise http_error(400, "send {label, calls: [call ids]}")
     ids = [str(c) for c in calls if isinstance(c, str) and CALL_ID.fullmatch(c)]
-    rows, recs = await call_app(lambda: search.found(s.actor, label, ids))
+    scope = request.app[DASH].scope_of(s)
+    rows, recs = await call_app(lambda: search.found(s.actor, label, ids, scope))
     held = {h["recording_id"] for h in await asyncio.to_thread(request.app[DASH].index.active_holds)}
     return web.json_response(
         {

@@ -96,11 +96,17 @@ class Index(ABC):
 
     @abstractmethod
     def encrypted_callers(
-        self, after: str = "", limit: int = 1000, since: str | None = None, until: str | None = None
+        self,
+        after: str = "",
+        limit: int = 1000,
+        since: str | None = None,
+        until: str | None = None,
+        tenants: frozenset[str] | None = None,
     ) -> list[tuple[str, bytes]]:
         """(call id, sealed value) of up to `limit` calls with a number, by call id, after `after`:
         the caller's number, and a recording session's sealed participants (pii.opened_numbers).
-        `since`/`until`: only calls that started in that period (until excluded)."""
+        `since`/`until`: only calls that started in that period (until excluded). `tenants`:
+        only these tenants' calls (None: every one's)."""
 
     @abstractmethod
     def calls_by_ids(self, call_ids: list[str]) -> list[CallRow]: ...
@@ -326,9 +332,19 @@ class SqlIndex(Index):
         return rows[0] if rows else None
 
     def encrypted_callers(
-        self, after: str = "", limit: int = 1000, since: str | None = None, until: str | None = None
+        self,
+        after: str = "",
+        limit: int = 1000,
+        since: str | None = None,
+        until: str | None = None,
+        tenants: frozenset[str] | None = None,
     ) -> list[tuple[str, bytes]]:
         period, params = "", [after]
+        if tenants is not None:
+            if not tenants:
+                return []
+            period += f" AND tenant IN ({','.join('?' * len(tenants))})"
+            params += sorted(tenants)
         if since is not None:
             period += " AND started_at >= ?"
             params.append(since)

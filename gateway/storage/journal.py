@@ -428,9 +428,14 @@ class JournaledIndex(Index):
         return self._read(lambda: self.backend.get_consent_receipt(call_id))
 
     def encrypted_callers(
-        self, after: str = "", limit: int = 1000, since: str | None = None, until: str | None = None
+        self,
+        after: str = "",
+        limit: int = 1000,
+        since: str | None = None,
+        until: str | None = None,
+        tenants: frozenset[str] | None = None,
     ) -> list[tuple[str, bytes]]:
-        return self._read(lambda: self.backend.encrypted_callers(after, limit, since, until))
+        return self._read(lambda: self.backend.encrypted_callers(after, limit, since, until, tenants))
 
     def calls_by_ids(self, call_ids: list[str]) -> list[CallRow]:
         return self._read(lambda: self.backend.calls_by_ids(call_ids))
