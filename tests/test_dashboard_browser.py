@@ -225,7 +225,7 @@ def test_a_supervisor_scoped_to_one_tenant_sees_only_its_call_even_in_the_websoc
                      "--hangup-after", "12", "--timeout", "60")
             for number, display in (("1177", "North Caller"), ("1188", "South Caller"))
         ]  # fmt: skip
-        everyone.wait_for_function("document.querySelectorAll('#calls tbody tr[data-call]').length === 2",
+        everyone.wait_for_function("() => document.querySelectorAll('#calls tbody tr[data-call]').length === 2",
                                    timeout=15_000)  # fmt: skip
         ids = {
             everyone.inner_text(f'tr[data-call="{c}"] [data-field="display"]').strip(): c
