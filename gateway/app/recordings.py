@@ -58,7 +58,7 @@ class RecordingService:
         self,
         store: Store,
         index: Index,
-        tenants: Tenants | Sequence[age.AnyRecipient],
+        tenants: Tenants,
         engine: RecorderEngine | None,
         *,
         sample_rate: int = 8000,
@@ -72,9 +72,7 @@ class RecordingService:
         self.node = node  # this node's name: whose writers crash recovery may declare gone
         self.key_per_recording = key_per_recording  # recording/keys.py
         self.index = index
-        # Whose keys each recording is sealed to (config/tenants.py); a bare list of recipients
-        # is the implicit tenant's (a system without [[tenants]]).
-        self.tenants = tenants if isinstance(tenants, Tenants) else Tenants((), Tenant("", tuple(tenants)))
+        self.tenants = tenants  # whose keys each recording is sealed to (config/tenants.py)
         self.engine = engine
         self.sample_rate = sample_rate
         self.pause_mode = pause_mode

@@ -95,7 +95,7 @@ class Config:
     def tenancy(self) -> Tenants:
         """The system's tenants (config/tenants.py): [[tenants]], or the implicit one."""
         if self.tenants is None:
-            self.tenants = Tenants((), Tenant("", tuple(self.recording.recipients)))
+            self.tenants = Tenants.of([], self.recording.recipients)
         return self.tenants
 
     def tenant_of(self, route: Route) -> Tenant:
@@ -185,7 +185,7 @@ def _load(path: Path, data: bytes) -> Config:
     consent: ConsentConfig = loaded["consent"]
     routes = load_routes(raw.get("routes"), default_route(loaded), paths.data_dir)
     listed = load_tenants(raw.get("tenants"))
-    tenants = Tenants(tuple(listed), Tenant("", () if listed else tuple(recording.recipients)))
+    tenants = Tenants.of(listed, recording.recipients)
     routes = bind_routes(routes, tenants, raw.get("routes"), recording)
     if loaded["sip"].srtp is not SrtpPolicy.OFF and node.peers:
         raise ConfigError(

@@ -61,6 +61,11 @@ class Tenants:
     listed: tuple[Tenant, ...]
     implicit: Tenant  # [recording] recipients (empty when tenants are listed)
 
+    @classmethod
+    def of(cls, listed: list[Tenant], recipients: list[age.AnyRecipient]) -> Tenants:
+        """[[tenants]] as listed; without any, one implicit tenant with `recipients`."""
+        return cls(tuple(listed), Tenant("", () if listed else tuple(recipients)))
+
     def get(self, name: str | None) -> Tenant:
         """The tenant of this name, as a route or an index row names it (None or "": the
         implicit tenant: every recording made before tenants were configured). KeyError: no
