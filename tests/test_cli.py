@@ -458,3 +458,31 @@ def test_init_takes_what_a_further_node_needs(tmp_path: Path, identity_file: tup
     assert (c.store.url, c.store.endpoint, c.store.region, c.store.object_lock) == (
         "s3://calls/node-b", "http://127.0.0.1:8333", "us-east-1", "compliance",
     )  # fmt: skip
+
+
+def test_the_demo_names_a_tone_whose_phase_jumps_as_a_loaded_jitter_buffer_makes_it() -> None:
+    """The demo's own check of the decrypted channels: a 440 Hz tone with a frame dropped or
+    repeated now and then (a phase jump) is still 440 Hz; noise is no clear tone; zeros are
+    silence. Measured over the whole second at once, the jumps made the tone vanish (CI saw
+    "channel 0 (caller) carries no clear tone" under load)."""
+    import math
+    import random
+    from array import array
+
+    from gateway.cli.demo import RATE, _tone_name
+
+    rng = random.Random(7)
+
+    def tone(freq: float, jumps: bool) -> array:
+        out, phase = array("h"), 0.0
+        for i in range(RATE):
+            if jumps and i % 160 == 0 and rng.random() < 0.3:
+                phase += rng.uniform(0, 2 * math.pi)
+            out.append(int(8000 * math.sin(2 * math.pi * freq * i / RATE + phase)))
+        return out
+
+    assert [_tone_name(tone(f, j)) for f in (440, 1000) for j in (False, True)] == ["440 Hz"] * 2 + [
+        "1000 Hz"
+    ] * 2
+    assert _tone_name(array("h", [int(rng.gauss(0, 3000)) for _ in range(RATE)])) == "no clear tone"
+    assert _tone_name(array("h", [0] * RATE)) == "silence"
