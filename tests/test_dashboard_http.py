@@ -488,8 +488,8 @@ async def test_a_supervisor_scoped_to_a_tenant_sees_and_acts_on_its_calls_alone(
     lab: tuple[Lab, TestClient],
 ) -> None:
     """Issue 27: tenant A's supervisor gets A's calls in the snapshot, the WebSocket frames and the
-    summary's counts, never B's; a pause of B's call answers as if it did not exist; the views
-    that are not scoped yet are refused to a scoped user."""
+    summary's counts, never B's; a pause of B's call answers as if it did not exist; a scoped
+    admin may not manage accounts."""
     lab_, client = lab
     lab_.users.add("north-sup", "supervisor", PASSWORD, "north")
     a, b = "a0000000000000a1", "b0000000000000b1"
@@ -536,8 +536,7 @@ async def test_a_supervisor_scoped_to_a_tenant_sees_and_acts_on_its_calls_alone(
             assert snap["summary"]["live_calls"] == 2 and snap["summary"]["today"] is not None
     finally:
         await whole.close()
-    # A scoped auditor lists and opens their tenant's recordings' metadata alone; the audit log
-    # and access requests are not scoped yet: refused.
+    # A scoped auditor lists and opens their tenant's recordings' metadata alone.
     for rec_id, tenant in (("rn", "north"), ("rs", "south"), ("r0", None)):
         lab_.index.add_recording(
             RecordingRow(
@@ -557,9 +556,19 @@ async def test_a_supervisor_scoped_to_a_tenant_sees_and_acts_on_its_calls_alone(
         assert (await other.json())["error"].replace("rs", "X") == (await none.json())["error"].replace(
             "nope", "X"
         )
-        for path in ("/api/audit", "/api/review/grants"):
-            r = await aud.get(path)
-            assert r.status == 403 and "scoped" in (await r.json())["error"], path
+        # The audit view shows their tenants' entries alone: none here (the accounts' entries
+        # are the system's), and the chain's verdict.
+        log = await (await aud.get("/api/audit")).json()
+        assert log["entries"] == [] and log["chain"]["ok"] and log["chain"]["entries"] > 0
+    finally:
+        await aud.close()
+    lab_.users.add("north-adm", "admin", PASSWORD, "north")
+    adm = TestClient(TestServer(build_app(lab_.dash), host="127.0.0.1"))
+    await adm.start_server()
+    try:
+        await login(adm, "north-adm")
+        r = await adm.get("/api/users")  # accounts are the whole system's
+        assert r.status == 403 and "scoped" in (await r.json())["error"]
     finally:
         await aud.close()
     everyone = TestClient(TestServer(build_app(lab_.dash), host="127.0.0.1"))

@@ -267,6 +267,30 @@ def test_grants_move_once_and_recordings_page_by_keyset_on_both_backends(
         ]
         assert [x.id for x in idx.grants(requester="rita", states=(GrantState.APPROVED,))] == ["g1"]
         assert idx.grants(requester="rob") == [] and idx.grants(recording_id="r0") == []
+        # A user scoped to tenants: only the requests for their tenants' recordings.
+        idx.add_recording(
+            RecordingRow(
+                id="rn", object_name="n" * 32 + ".age", started_at="2026-01-04T00:00:00Z", tenant="north"
+            )
+        )
+        idx.add_grant(dataclasses.replace(g, id="g2", recording_id="rn"))
+        assert [x.id for x in idx.grants(tenants=frozenset({"north"}))] == ["g2"]
+        assert idx.grants(tenants=frozenset({"south"})) == [] and idx.grants(tenants=frozenset()) == []
+        assert sorted(x.id for x in idx.grants()) == ["g1", "g2"]
+        # Each audit entry about a tenant's recording or call carries the tenant; one about
+        # several tenants' records, or none, carries none.
+        idx.add_call(CallRow("cn", "2026-01-04T00:00:00Z", tenant="north"))
+        assert idx.append_audit("t", "x", "rn").tenant == "north"
+        assert idx.append_audit("t", "x", "-", {"call": "cn"}).tenant == "north"
+        assert idx.append_audit("t", "x", "label", {"recordings": ["r0", "rn"]}).tenant == "north"
+        assert idx.append_audit("t", "x", "r0").tenant is None
+        assert idx.append_audit("t", "x", "rn", {"tenant": "south"}).tenant == "south"  # said outright
+        idx.add_recording(
+            RecordingRow(
+                id="rs", object_name="s" * 32 + ".age", started_at="2026-01-04T00:00:00Z", tenant="south"
+            )
+        )
+        assert idx.append_audit("t", "x", "label", {"recordings": ["rs", "rn"]}).tenant is None
         with pytest.raises(ix.NotFound):
             idx.get_grant("nope")
     finally:

@@ -126,7 +126,12 @@ class Lab:
         """The spool and this S3 store keep no Object Lock: nothing to mirror."""
 
     def recording(
-        self, own_key: bool = False, seconds: float = 2.0, streaming: bool = False, caller: str | None = None
+        self,
+        own_key: bool = False,
+        seconds: float = 2.0,
+        streaming: bool = False,
+        caller: str | None = None,
+        tenant: str | None = None,
     ) -> RecordingRow:
         """A finished recording in the store and the index, encrypted to the reviewer; with
         `caller`, of a call from that number (sealed as the gateway seals it) with a receipt."""
@@ -150,7 +155,11 @@ class Lab:
             call_id = f"call-{name[:12]}"
             self.index.add_call(
                 CallRow(
-                    call_id, utcnow(), "1177", caller_enc=pii.seal_value(caller, [self.identity.recipient()])
+                    call_id,
+                    utcnow(),
+                    "1177",
+                    caller_enc=pii.seal_value(caller, [self.identity.recipient()]),
+                    tenant=tenant,
                 )
             )
             self.index.put_consent_receipt(call_id, RECEIPT | {"call_id": call_id})
@@ -167,6 +176,7 @@ class Lab:
             bytes=len(data),
             route="1177",
             key_enc=key_enc,
+            tenant=tenant,
         )
         self.index.add_recording(row)
         return row
@@ -487,6 +497,69 @@ async def test_an_erasure_from_the_page_needs_a_second_person_and_happens_once(l
         assert ("dashboard:alma", "review.erase_refused", rec.id) in actions
     finally:
         for b in (olga, alma, rita):
+            await b.close()
+
+
+@pytest.mark.asyncio
+async def test_people_scoped_to_a_tenant_review_hold_and_audit_its_recordings_alone(lab: Lab) -> None:
+    """Issue 27: a reviewer, approver, officer and auditor scoped to "north" see and act on
+    north's recordings alone. Another tenant's recording, and a request for it, answer exactly
+    as ones that do not exist; the audit view lists north's entries alone, and each entry about
+    a recording carries its tenant."""
+    for name, role in (
+        ("n-rev", "reviewer"),
+        ("n-app", "approver"),
+        ("n-off", "officer"),
+        ("n-aud", "auditor"),
+    ):
+        lab.users.add(name, role, PASSWORD, "north")
+    rn, rs = lab.recording(tenant="north"), lab.recording(tenant="south")
+    people = {n: await Browser.login(lab, n) for n in ("n-rev", "n-app", "n-off", "n-aud", "rita", "aud")}
+    try:
+        rev, app, off, aud = (people[n] for n in ("n-rev", "n-app", "n-off", "n-aud"))
+
+        def same(a: tuple[int, dict[str, Any]], b: tuple[int, dict[str, Any]], ids: tuple[str, str]) -> None:
+            assert a[0] == b[0] == 404 and a[1]["error"].replace(ids[0], "X") == b[1]["error"].replace(
+                ids[1], "X"
+            )
+
+        body = {"category": "complaint", "reason": "complaint #7"}
+        other = await rev.post("/api/review/grants", {**body, "recording": rs.id})
+        none = await rev.post("/api/review/grants", {**body, "recording": "feedfeedfeedfeed"})
+        same(other, none, (rs.id, "feedfeedfeedfeed"))
+        mine, theirs = await ask(rev, rn), await ask(people["rita"], rs)
+        listed = await (await app.get("/api/review/grants")).json()
+        assert [g["id"] for g in listed["grants"]] == [mine]
+        same(
+            await app.post(f"/api/review/grants/{theirs}/approve"),
+            await app.post("/api/review/grants/0000000000000000/approve"),
+            (theirs, "0000000000000000"),
+        )
+        status, _ = await app.post(f"/api/review/grants/{mine}/approve")
+        assert status == 200
+        r = await rev.get(f"/api/review/grants/{mine}/ciphertext")
+        assert r.status == 200
+        assert_two_tones(decrypt(lab, await r.read()))
+        # Holds: north's recording only.
+        same(
+            await off.post(f"/api/recordings/{rs.id}/hold", {"reason": "case 1"}),
+            await off.post("/api/recordings/feedfeedfeedfeed/hold", {"reason": "case 1"}),
+            (rs.id, "feedfeedfeedfeed"),
+        )
+        assert (await off.post(f"/api/recordings/{rn.id}/hold", {"reason": "case 1"}))[0] == 200
+        # Every entry about a recording carries its tenant; the scoped view shows north's alone.
+        entries = lab.index.audit_entries()
+        about = {e.seq: e.tenant for e in entries if e.subject in (rn.id, rs.id)}
+        assert {e.subject: e.tenant for e in entries if e.seq in about} == {rn.id: "north", rs.id: "south"}
+        log = await (await aud.get("/api/audit?limit=1000")).json()
+        seen = [(e["action"], e["subject"]) for e in log["entries"]]
+        assert ("review.requested", rn.id) in seen and ("hold.added", rn.id) in seen
+        assert all(e["details"].get("tenant") == "north" for e in log["entries"])
+        assert rs.id not in json.dumps(log) and log["chain"]["ok"]
+        whole = await (await people["aud"].get("/api/audit?limit=1000")).json()
+        assert ("review.requested", rs.id) in [(e["action"], e["subject"]) for e in whole["entries"]]
+    finally:
+        for b in people.values():
             await b.close()
 
 

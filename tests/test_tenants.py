@@ -393,3 +393,58 @@ def test_a_scoped_officers_subject_search_sees_and_finds_their_tenants_calls_alo
     [entry] = [e for e in gw.index.audit_entries() if e.action == "subject.searched"]
     assert entry.details["tenants"] == ["north"]
     gw.close()
+
+
+def test_a_tenants_subject_request_from_the_cli_searches_and_is_audited_as_its_own(
+    gwdir, tmp_path: Path
+) -> None:
+    """`gateway subject ... --tenant north` searches north's calls alone (south's numbers, sealed
+    to south's key, are neither tried nor counted as unreadable), and every entry of the request,
+    which names only a random label, is north's in north's audit export."""
+    from gateway.storage import pii
+    from gateway.storage.rows import CallRow, utcnow
+
+    north_key, north = keypair(tmp_path, "north")
+    _, south = keypair(tmp_path, "south")
+    with_tenants(
+        gwdir.config,
+        tenants_toml({"north": {"recipients": [north]}, "south": {"recipients": [south]}}, {"1177": "north"}),
+    )
+    gw = gwdir.open()
+    for call_id, tenant in (("cn", "north"), ("cs", "south")):
+        recipients = gw.config.tenancy.get(tenant).sealing
+        gw.index.add_call(
+            CallRow(call_id, utcnow(), caller_enc=pii.seal_value("+46701234567", recipients), tenant=tenant)
+        )
+    a, b = record(gw, "north", "cn"), record(gw, "south", "cs")
+    gw.close()
+    cli = [str(ROOT / ".venv/bin/gateway"), "--config", str(gwdir.config)]
+    ask = ["--number", "+46701234567", "--identity", str(north_key)]
+    whole = subprocess.run([*cli, "subject", "find", *ask, "--json"], capture_output=True, text=True)
+    assert whole.returncode == 0 and "1 stored number(s) are not encrypted to this identity" in whole.stderr
+    found = subprocess.run(
+        [*cli, "subject", "find", *ask, "--tenant", "north", "--json"], capture_output=True, text=True
+    )
+    assert found.returncode == 0, found.stderr
+    assert "not encrypted" not in found.stderr and "1 stored number(s) checked" in found.stderr
+    assert json.loads(found.stdout)["calls"] == ["cn"]
+    erased = subprocess.run(
+        [*cli, "subject", "erase", *ask, "--tenant", "north"], capture_output=True, text=True
+    )
+    assert erased.returncode == 0, erased.stderr
+    gw = gwdir.open()
+    assert gw.index.get_recording(a).status == RecordingStatus.DELETED
+    assert gw.index.get_recording(b).status == RecordingStatus.COMPLETE
+    request = [e for e in gw.index.audit_entries() if e.action.startswith("subject.")]
+    assert [e.tenant for e in request] == [None, "north", "north"], "the unscoped search is no tenant's"
+    gw.close()
+    out = tmp_path / "north.jsonl"
+    subprocess.run([*cli, "audit", "export", "--tenant", "north", "-o", str(out)], check=True)
+    shown = [json.loads(line) for line in out.read_text().splitlines()]
+    actions = [d["action"] for d in shown if "sealed" not in d]
+    assert (
+        actions.count("subject.found") == 1 and "subject.erased" in actions and "recording.deleted" in actions
+    )
+    assert b not in out.read_text()
+    west = subprocess.run([*cli, "subject", "find", *ask, "--tenant", "west"], capture_output=True, text=True)
+    assert west.returncode != 0 and "no tenant 'west' (configured: north, south)" in west.stderr

@@ -104,9 +104,18 @@ class User:
         return permission in PERMISSIONS.get(self.role, frozenset())
 
     @property
-    def tenants(self) -> frozenset[str] | None:
+    def tenants(self) -> Scope:
         """The tenants this user's views are limited to; None: every tenant (no scope)."""
         return frozenset(self.scope.split(",")) if self.scope else None
+
+
+Scope = frozenset[str] | None  # the tenants a user sees (User.tenants); None: all
+
+
+def in_scope(scope: Scope, tenant: object) -> bool:
+    """Whether a user of `scope` may see (or learn of) a call or recording of `tenant` (None or
+    "": no tenant, which only an unscoped user sees)."""
+    return scope is None or (isinstance(tenant, str) and tenant in scope)
 
 
 @dataclass(frozen=True)

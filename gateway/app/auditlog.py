@@ -6,13 +6,17 @@ sealed: its place in the chain and the SHA-256 of its content, nothing else. Ent
 version 3 cover that digest rather than the content, so the tenant checks every link up to the
 signed checkpoints without seeing another tenant's entry. An entry is T's when it names T
 (details "tenant") or its subject (or the call or recording it names) is a call or recording of
-T; entries about the system itself (exports, accounts, keys) are no tenant's and stay sealed.
+T (the index writes that tenant into each entry as it is appended); entries about the system
+itself (exports, accounts, keys), or about several tenants' records, are no tenant's and stay
+sealed.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from ..accounts.users import Scope, in_scope
+from ..storage import audit
 from ..storage.audit import AuditEntry
 from ..storage.index import Index
 from .gateway import Gateway
@@ -32,26 +36,39 @@ def export(gw: Gateway, actor: str, destination: str, tenant: str | None = None)
     return [e if owners.get(e.seq) == tenant else e.sealed_copy() for e in entries]
 
 
+def view(index: Index, scope: Scope, limit: int) -> tuple[audit.ChainVerdict, list[AuditEntry]]:
+    """The dashboard's audit view: the whole chain's verdict and its last `limit` entries,
+    newest first; for a user scoped to tenants, only their tenants' entries (the verdict still
+    covers every link: a break anywhere is theirs to know of, not what the entry said)."""
+    entries = index.audit_entries()
+    verdict = audit.verify(entries)
+    if scope is not None:
+        owners = tenants_of(index, entries)
+        entries = [e for e in entries if in_scope(scope, owners.get(e.seq))]
+    return verdict, list(reversed(entries[-limit:]))
+
+
 def tenants_of(index: Index, entries: list[AuditEntry]) -> dict[int, str]:
-    """The tenant of each entry that has one, by sequence number."""
-    named: dict[int, list[str]] = {}
-    for e in entries:
-        refs = [e.subject, *(str(e.details.get(k)) for k in ("call", "recording") if e.details.get(k))]
-        named[e.seq] = refs
-    ids = sorted({r for refs in named.values() for r in refs if r and r != "-"})
+    """The tenant of each entry that has one, by sequence number: the tenant written into the
+    entry, or for an entry written before entries carried theirs, the tenant of the one call or
+    recording it is about (if that is still in the index)."""
+    named = {e.seq: audit.references(e.subject, e.details) for e in entries if e.tenant is None}
+    ids = sorted({r for refs in named.values() for r in refs})
     owner: dict[str, str] = {}
-    for rec in index.list_recordings():
-        if rec.tenant:
-            owner[rec.id] = rec.tenant
-    for i in range(0, len(ids), 500):
-        for call in index.calls_by_ids(ids[i : i + 500]):
-            if call.tenant:
-                owner[call.id] = call.tenant
+    if ids:
+        for rec in index.list_recordings():
+            if rec.tenant:
+                owner[rec.id] = rec.tenant
+        for i in range(0, len(ids), 500):
+            for call in index.calls_by_ids(ids[i : i + 500]):
+                if call.tenant:
+                    owner[call.id] = call.tenant
     out: dict[int, str] = {}
     for e in entries:
-        explicit = e.details.get("tenant")
-        found = explicit if isinstance(explicit, str) and explicit else None
-        found = found or next((owner[r] for r in named[e.seq] if r in owner), None)
-        if found:
-            out[e.seq] = found
+        if e.tenant is not None:
+            out[e.seq] = e.tenant
+            continue
+        found = {owner[r] for r in named[e.seq] if r in owner}
+        if len(found) == 1:
+            out[e.seq] = found.pop()
     return out

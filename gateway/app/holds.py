@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from ..accounts.users import Scope, in_scope
 from ..errors import GatewayError, NotFoundError
 from ..storage.index import Index, NotFound
 from ..storage.rows import RecordingRow, RecordingStatus
@@ -25,11 +26,15 @@ class ReasonRequired(GatewayError):
     """A hold placed or released without saying why."""
 
 
-def one_recording(gw: Gateway, rec_id: str) -> RecordingRow:
+def one_recording(gw: Gateway, rec_id: str, scope: Scope = None) -> RecordingRow:
+    """The recording, as a user of `scope` may know of it: another tenant's does not exist."""
     try:
-        return gw.index.get_recording(rec_id)
+        row = gw.index.get_recording(rec_id)
     except NotFound:
         raise NotFoundError(f"no recording {rec_id}") from None
+    if not in_scope(scope, row.tenant):
+        raise NotFoundError(f"no recording {rec_id}")
+    return row
 
 
 def place(gw: Gateway, label: str, rows: list[RecordingRow], reason: str, actor: str) -> list[RecordingRow]:
@@ -77,7 +82,8 @@ def release(gw: Gateway, label: str, rows: list[RecordingRow], reason: str, acto
 
 class Holds:
     """Holds one recording at a time, as the dashboard places and releases them: always with a
-    reason (at most 500 characters), audited with the user's name."""
+    reason (at most 500 characters), audited with the user's name; a user scoped to tenants
+    (`scope`) holds their tenants' recordings alone."""
 
     def __init__(self, gw: Gateway) -> None:
         self.gw = gw
@@ -89,17 +95,17 @@ class Holds:
             raise ReasonRequired("say why (a case or complaint reference): the audit log keeps it")
         return reason[:500]
 
-    def place(self, rec_id: str, reason: str, actor: str) -> bool:
+    def place(self, rec_id: str, reason: str, actor: str, scope: Scope = None) -> bool:
         """Hold a recording; False if it was held already (nothing is added twice)."""
         reason = self._reason(reason)
-        row = one_recording(self.gw, rec_id)
+        row = one_recording(self.gw, rec_id, scope)
         if self.gw.index.active_holds(row.id):
             return False
         place_on(self.gw, row.id, reason, actor)
         return True
 
-    def release(self, rec_id: str, reason: str, actor: str) -> int:
+    def release(self, rec_id: str, reason: str, actor: str, scope: Scope = None) -> int:
         """Release every active hold on a recording; how many."""
         reason = self._reason(reason)
-        row = one_recording(self.gw, rec_id)
+        row = one_recording(self.gw, rec_id, scope)
         return release(self.gw, row.id, [row], reason, actor)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from ..accounts.users import PERMISSIONS
+from ..accounts.users import PERMISSIONS, Scope
 from ..errors import GatewayError, NotFoundError
 from ..governance import grants
 from ..governance.grants import GrantRefused, Person, Policy, Refusal
@@ -33,9 +33,10 @@ class RangeError(GatewayError):
         self.size = size
 
 
-def person(name: str, role: str, actor: str = "") -> Person:
-    """A user as the grant rules see them: their name and their role's permissions."""
-    return Person(name, PERMISSIONS.get(role, frozenset()), actor)
+def person(name: str, role: str, actor: str = "", tenants: Scope = None) -> Person:
+    """A user as the grant rules see them: their name, their role's permissions and the tenants
+    they are scoped to (None: all)."""
+    return Person(name, PERMISSIONS.get(role, frozenset()), actor, tenants)
 
 
 @dataclass
@@ -67,11 +68,14 @@ class Review:
 
     # -- requests and decisions ------------------------------------------------------------
 
-    def _recording(self, rec_id: str) -> RecordingRow:
+    def _recording(self, rec_id: str, who: Person | None = None) -> RecordingRow:
+        """The recording, as `who` may know of it: another tenant's is one that does not exist."""
         try:
             row = self.index.get_recording(rec_id)
         except NotFound:
             raise NotFoundError(f"no recording {rec_id}") from None
+        if who is not None and not who.sees(row.tenant):
+            raise NotFoundError(f"no recording {rec_id}")
         if row.status in (RecordingStatus.DISCARDED, RecordingStatus.DELETED, RecordingStatus.RECORDING):
             raise NotFoundError(f"recording {row.id} is {row.status}: there is nothing to review")
         return row
@@ -81,6 +85,20 @@ class Review:
             return self.index.get_grant(grant_id)
         except NotFound:
             raise NotFoundError(f"no access request {grant_id}") from None
+
+    def visible_grant(self, who: Person, grant_id: str) -> GrantRow:
+        """A request `who` may know of: their own or (for approvers and auditors) anyone's, for
+        a recording within their scope. Any other answers as one that does not exist."""
+        g = self.grant(grant_id)
+        if not grants.visible(g, who) or not who.sees(self._tenant(g.recording_id)):
+            raise NotFoundError(f"no access request {grant_id}")
+        return g
+
+    def _tenant(self, rec_id: str) -> str | None:
+        try:
+            return self.index.get_recording(rec_id).tenant
+        except NotFound:
+            return None
 
     def _audit(self, actor: str, action: str, g: GrantRow, **details: Any) -> None:
         self.index.append_audit(
@@ -95,16 +113,14 @@ class Review:
         return e
 
     def request(self, who: Person, rec_id: str, category: str, reason: str) -> GrantRow:
-        row = self._recording(rec_id)
+        row = self._recording(rec_id, who)
         g = grants.request(secrets.token_hex(8), row.id, who, category, reason, self.clock())
         self.index.add_grant(g)
         self._audit(who.audit_name, "review.requested", g, category=str(g.category), reason=g.reason)
         return g
 
     def _move(self, who: Person, grant_id: str, move: str, step: Callable[[GrantRow], GrantRow]) -> GrantRow:
-        g = self.grant(grant_id)
-        if not grants.visible(g, who):  # as if it did not exist
-            raise NotFoundError(f"no access request {grant_id}")
+        g = self.visible_grant(who, grant_id)
         try:
             new = step(g)
         except GrantRefused as e:
@@ -145,7 +161,10 @@ class Review:
     ) -> list[GrantRow]:
         everyone = who.may(grants.APPROVE) or who.may(grants.AUDIT)
         return self.index.grants(
-            requester=None if everyone else who.name, recording_id=recording_id, limit=limit
+            requester=None if everyone else who.name,
+            recording_id=recording_id,
+            limit=limit,
+            tenants=who.tenants,
         )
 
     # -- expiry ----------------------------------------------------------------------------
@@ -165,9 +184,7 @@ class Review:
     # -- fetching --------------------------------------------------------------------------
 
     def _covered(self, who: Person, grant_id: str, what: str) -> tuple[GrantRow, RecordingRow]:
-        g = self.grant(grant_id)
-        if not grants.visible(g, who):
-            raise NotFoundError(f"no access request {grant_id}")
+        g = self.visible_grant(who, grant_id)
         now = self.clock()
         try:
             grants.check_fetch(g, who, g.recording_id, now)
@@ -221,9 +238,7 @@ class Review:
     def download(self, who: Person, grant_id: str) -> None:
         """The reviewer's page saved the decrypted recording (it tells us first; refused unless
         the grant allows it). Audited."""
-        g = self.grant(grant_id)
-        if not grants.visible(g, who):
-            raise NotFoundError(f"no access request {grant_id}")
+        g = self.visible_grant(who, grant_id)
         try:
             grants.check_download(g, who, self.clock())
         except GrantRefused as e:

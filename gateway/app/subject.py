@@ -24,12 +24,24 @@ from .gateway import Gateway
 from .retention import delete_recording
 
 
-def search(gw: Gateway, identities: Sequence[age.AnyIdentity], number: str) -> SubjectRecords:
-    """The subject's calls and recordings (nothing is audited yet: see found/export/erase)."""
+def search(
+    gw: Gateway, identities: Sequence[age.AnyIdentity], number: str, tenant: str | None = None
+) -> SubjectRecords:
+    """The subject's calls and recordings, of `tenant`'s calls alone if given (a controller's
+    own request); nothing is audited yet: see found/export/erase."""
+    if tenant is not None and tenant not in gw.config.tenancy.names:
+        names = ", ".join(gw.config.tenancy.names) or "none: [[tenants]] is not configured"
+        raise GatewayError(f"no tenant {tenant!r} (configured: {names})")
     try:
-        return subject.find(gw.index, list(identities), number, gw.config.numbering)
+        return subject.find(gw.index, list(identities), number, gw.config.numbering, tenant=tenant)
     except pii.NumberError as e:
         raise GatewayError(str(e)) from None
+
+
+def _of(result: SubjectRecords) -> dict[str, str]:
+    """What an entry about a request for one tenant says of it: that tenant, so that its
+    `audit export --tenant` shows the entry whole."""
+    return {} if result.tenant is None else {"tenant": result.tenant}
 
 
 class Stores(Protocol):
@@ -45,7 +57,9 @@ class Stores(Protocol):
 def _require_calls(gw: Stores, found: SubjectRecords, actor: str) -> None:
     """A request that finds nothing is logged as such, and ends there."""
     if not found.calls:
-        gw.index.append_audit(actor, "subject.found", found.label, {"calls": 0, "recordings": 0})
+        gw.index.append_audit(
+            actor, "subject.found", found.label, {"calls": 0, "recordings": 0, **_of(found)}
+        )
         raise NotFoundError(f"no calls from {found.searched}")
 
 
@@ -56,7 +70,7 @@ def found(gw: Gateway, result: SubjectRecords, actor: str) -> None:
         actor,
         "subject.found",
         result.label,
-        {"calls": len(result.calls), "recordings": len(result.recordings)},
+        {"calls": len(result.calls), "recordings": len(result.recordings), **_of(result)},
     )
 
 
@@ -72,7 +86,7 @@ def export(
             actor,
             "subject.export_failed",
             result.label,
-            {"recordings": [r.id for r in result.recordings], "error": e.__class__.__name__},
+            {"recordings": [r.id for r in result.recordings], "error": e.__class__.__name__, **_of(result)},
         )
         if isinstance(e, subject.ExportDirError):
             raise GatewayError(str(e)) from None
@@ -83,7 +97,12 @@ def export(
         actor,
         "subject.exported",
         result.label,
-        {"recordings": [r.id for r in result.recordings], "calls": len(result.calls), "files": len(written)},
+        {
+            "recordings": [r.id for r in result.recordings],
+            "calls": len(result.calls),
+            "files": len(written),
+            **_of(result),
+        },
     )
     return written
 
@@ -131,9 +150,18 @@ def erase(gw: Stores, result: SubjectRecords, actor: str) -> ErasureReport:
             "held": report.held,
             "failed": sorted(report.failed),
             "calls_scrubbed": report.calls_scrubbed,
+            **_of(result),
         },
     )
     return report
+
+
+def _scoped(tenants: frozenset[str] | None) -> dict[str, object]:
+    """What an entry about an officer's search says of their scope: the tenants searched, and
+    when that is one, the tenant the entry belongs to."""
+    if tenants is None:
+        return {}
+    return {"tenants": sorted(tenants), **({"tenant": next(iter(tenants))} if len(tenants) == 1 else {})}
 
 
 class BrowserSearch:
@@ -154,7 +182,7 @@ class BrowserSearch:
         self, actor: str, since: str | None, until: str | None, tenants: frozenset[str] | None = None
     ) -> str:
         label = f"request:{secrets.token_hex(8)}"
-        scope = {} if tenants is None else {"tenants": sorted(tenants)}
+        scope = _scoped(tenants)
         self.index.append_audit(
             actor, "subject.searched", label, {"since": since, "until": until, "via": "browser", **scope}
         )
@@ -188,7 +216,7 @@ class BrowserSearch:
             actor,
             "subject.found",
             label,
-            {"calls": len(calls), "recordings": len(recordings), "via": "browser"},
+            {"calls": len(calls), "recordings": len(recordings), "via": "browser", **_scoped(tenants)},
         )
         return calls, recordings
 
@@ -198,9 +226,10 @@ class BrowserSearch:
         is kept), with a second person's approval when four eyes are on. The grant is used once."""
         try:
             g = self.index.get_grant(grant_id)
+            tenant = self.index.get_recording(g.recording_id).tenant
         except NotFound:
             raise NotFoundError(f"no request {grant_id}") from None
-        if not grants.visible(g, who):
+        if not grants.visible(g, who) or not who.sees(tenant):
             raise NotFoundError(f"no request {grant_id}")
         now = time.time()
         try:

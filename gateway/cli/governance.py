@@ -39,6 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             "--identity", "-i", help="age identity file, or - for stdin: numbers are stored only encrypted"
         )
         p.add_argument("--reason", required=True)
+        _tenant_option(p)
         p.set_defaults(func=cmd_hold, hold_action=name)
     lp = hsub.add_parser("list", help="active holds")
     lp.set_defaults(func=cmd_hold_list)
@@ -60,6 +61,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             required=True,
             help="age identity file, or - for stdin: the stored numbers are decrypted to find the subject's",
         )
+        _tenant_option(q)
     f.add_argument("--json", action="store_true")
     f.set_defaults(func=cmd_find)
     e.add_argument(
@@ -71,6 +73,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     e.set_defaults(func=cmd_export)
     x.set_defaults(func=cmd_erase)
+
+
+def _tenant_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--tenant",
+        help="search only this tenant's calls (a controller's own request); its audit entries "
+        "then belong to that tenant's `audit export --tenant`",
+    )
 
 
 def cmd_retention(args: argparse.Namespace) -> int:
@@ -101,6 +111,8 @@ def _targets(gw: Gateway, args: argparse.Namespace) -> tuple[str, list[Recording
 
 
 def cmd_hold(args: argparse.Namespace) -> int:
+    if args.id and args.tenant:
+        raise GatewayError("--tenant goes with --number: a recording id names its own tenant")
     gw = open_gateway(args)
     if args.hold_action == "add":
         if args.id:
@@ -134,7 +146,7 @@ def cmd_hold_list(args: argparse.Namespace) -> int:
 def _search(
     gw: Gateway, args: argparse.Namespace, identities: list[age.AnyIdentity] | None = None
 ) -> SubjectRecords:
-    found = requests.search(gw, identities or load_identities(args.identity), args.number)
+    found = requests.search(gw, identities or load_identities(args.identity), args.number, args.tenant)
     stripped = pii.strip_number(args.number)
     how = f"searched for {found.searched}" + (f" (given as {stripped})" if stripped != found.searched else "")
     print(f"{how}: {found.numbers_checked} stored number(s) checked", file=sys.stderr)

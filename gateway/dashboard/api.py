@@ -10,9 +10,10 @@ from typing import Any
 
 from aiohttp import web
 
-from ..accounts.users import ROLES, UserError
+from ..accounts.users import ROLES, UserError, in_scope
+from ..app import auditlog
 from .security import require
-from .state import DASH, in_scope
+from .state import DASH
 
 
 async def call_action(request: web.Request) -> web.Response:
@@ -32,16 +33,13 @@ async def call_action(request: web.Request) -> web.Response:
 
 
 async def audit_log(request: web.Request) -> web.Response:
-    require(request, "audit")
+    s = require(request, "audit")
     dash = request.app[DASH]
     try:
         limit = max(1, min(1000, int(request.query.get("limit", "200"))))
     except ValueError:
         return web.json_response({"error": "limit must be a number"}, status=400)
-    entries = await asyncio.to_thread(dash.index.audit_entries)
-    from ..storage import audit as audit_chain
-
-    verdict = audit_chain.verify(entries)
+    verdict, entries = await asyncio.to_thread(auditlog.view, dash.index, dash.scope_of(s), limit)
     return web.json_response(
         {
             "chain": {
@@ -67,7 +65,7 @@ async def audit_log(request: web.Request) -> web.Response:
                     "details": e.details,
                     "hash": e.hash,
                 }
-                for e in reversed(entries[-limit:])
+                for e in entries
             ],
         }
     )

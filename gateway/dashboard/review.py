@@ -39,8 +39,8 @@ from ..storage.index import NotFound
 from ..storage.rows import GrantRow, RecordingQuery, RecordingRow, RecordingStatus
 from ..storage.store import ObjectNotFound, StoreError
 from .api import json_body
-from .security import refuse_scoped, require
-from .state import DASH, Dashboard, in_scope
+from .security import require
+from .state import DASH, Dashboard
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -98,9 +98,9 @@ def _review(request: web.Request) -> Review:
 
 
 def _person(request: web.Request, permission: str | None, csrf: bool = False) -> Person:
+    """The logged-in user as the review rules see them, with their scope."""
     s = require(request, permission, csrf=csrf)
-    refuse_scoped(request, s)  # grants and ciphertext are not scoped to tenants yet
-    return person(s.user, s.role, s.actor)
+    return person(s.user, s.role, s.actor, request.app[DASH].scope_of(s))
 
 
 def grant_json(g: GrantRow, now: float) -> dict[str, Any]:
@@ -209,18 +209,16 @@ async def recordings(request: web.Request) -> web.Response:
 
 
 async def recording_detail(request: web.Request) -> web.Response:
-    s = require(request, "recordings")
-    who = person(s.user, s.role, s.actor)
+    who = _person(request, "recordings")
     dash = request.app[DASH]
     rec_id = request.match_info["id"]
-    scope = dash.scope_of(s)
 
     def load() -> dict[str, Any]:
         try:
             r: RecordingRow | None = dash.index.get_recording(rec_id)
         except NotFound:
             r = None
-        if r is None or not in_scope(scope, r.tenant or ""):  # another tenant's: as if none
+        if r is None or not who.sees(r.tenant):  # another tenant's: as if none
             raise NotFoundError(f"no recording {rec_id}")
         holds = dash.index.active_holds(r.id)
         receipt = None
@@ -249,11 +247,9 @@ def policy_json(dash: Dashboard) -> dict[str, Any]:
 
 
 async def grants_list(request: web.Request) -> web.Response:
-    s = require(request)
-    refuse_scoped(request, s)
-    who = person(s.user, s.role, s.actor)
+    who = _person(request, None)
     if not (who.may(grants.REVIEW) or who.may(grants.APPROVE) or who.may(grants.AUDIT)):
-        return _error(403, f"the {s.role} role may not see access requests")
+        return _error(403, "your role may not see access requests")
     review = _review(request)
     rows = await asyncio.to_thread(review.visible_grants, who)
     now = time.time()
@@ -278,9 +274,7 @@ async def grant_request(request: web.Request) -> web.Response:
 
 
 async def grant_decide(request: web.Request) -> web.Response:
-    s = require(request, csrf=True)
-    refuse_scoped(request, s)
-    who = person(s.user, s.role, s.actor)
+    who = _person(request, None, csrf=True)
     review = _review(request)
     grant_id, op = request.match_info["id"], request.match_info["op"]
     body = await json_body(request) if request.can_read_body else {}
@@ -394,16 +388,17 @@ async def wrapped_key(request: web.Request) -> web.Response:
 
 async def hold(request: web.Request) -> web.Response:
     s = require(request, "holds", csrf=True)
+    scope = request.app[DASH].scope_of(s)
     holds = request.app[DASH].holds
     if holds is None:
         return _error(404, "holds are not available on this dashboard")
     rec_id, op = request.match_info["id"], request.match_info["op"]
     reason = str((await json_body(request)).get("reason", ""))
     if op == "hold":
-        added = await call_app(lambda: holds.place(rec_id, reason, s.actor))
+        added = await call_app(lambda: holds.place(rec_id, reason, s.actor, scope))
         return web.json_response({"ok": True, "added": added})
     if op == "release":
-        released = await call_app(lambda: holds.release(rec_id, reason, s.actor))
+        released = await call_app(lambda: holds.release(rec_id, reason, s.actor, scope))
         return web.json_response({"ok": True, "released": released})
     raise web.HTTPNotFound()
 

@@ -82,23 +82,12 @@ def forbidden(reason: str) -> web.HTTPForbidden:
     return web.HTTPForbidden(text=json.dumps({"error": reason}), content_type="application/json")
 
 
-# What a user scoped to tenants may do: these views and actions answer for their tenants' calls
-# alone. The others show every tenant's records, so they are refused to a scoped user.
-SCOPED_PERMISSIONS = frozenset({"live", "control", "recordings", "subject"})
-
-
-SCOPE_NOT_YET = (
-    "a user scoped to tenants sees their live calls, recordings' metadata and subject search only: "
-    "the audit log, holds, review and accounts are not scoped yet"
-)
-
-
-def refuse_scoped(request: web.Request, s: Session) -> None:
-    """For the views that are not scoped to tenants yet: a user scoped to tenants is refused
-    (they would show every tenant's records)."""
-    user = request.app[DASH].users.get(s.user)
-    if user is None or user.tenants is not None:
-        raise forbidden(SCOPE_NOT_YET)
+# A user scoped to tenants sees and acts on their tenants' calls and recordings alone (every
+# view applies the scope: the live calls, recordings, receipts, the audit log, holds, review and
+# subject search). Accounts are the system's: an account's scope is set by an administrator of
+# the whole system, so a scoped user may not manage them.
+UNSCOPED_ONLY = frozenset({"users"})
+SCOPED_REFUSAL = "a user scoped to tenants may not manage accounts: an unscoped administrator does"
 
 
 def require(request: web.Request, permission: str | None = None, csrf: bool = False) -> Session:
@@ -117,8 +106,8 @@ def require(request: web.Request, permission: str | None = None, csrf: bool = Fa
         user = dash.users.get(s.user)
         if user is None or not user.can(permission):
             raise forbidden(f"the {s.role} role may not do this")
-        if user.tenants is not None and permission not in SCOPED_PERMISSIONS:
-            raise forbidden(SCOPE_NOT_YET)
+        if user.tenants is not None and permission in UNSCOPED_ONLY:
+            raise forbidden(SCOPED_REFUSAL)
     if csrf:
         token = request.headers.get("X-CSRF-Token", "")
         if not same_origin(request) or not hmac.compare_digest(token.encode(), s.csrf.encode()):

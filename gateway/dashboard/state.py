@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from ..accounts.sessions import Session, SessionBook, SessionStore
-from ..accounts.users import User, UserStore
+from ..accounts.users import Scope, User, UserStore, in_scope
 from ..app.accounts import Accounts
 from ..app.holds import Holds
 from ..app.review import Review
@@ -33,14 +33,6 @@ MAX_CLIENT_BACKLOG = 2_000  # messages queued for one WebSocket before it is dro
 # (op, call, the session asking) -> error or None. The session, not a name: a node that runs a
 # command for another node's dashboard checks the session itself (supervisor/cluster.py).
 Command = Callable[[str, str, Session], Awaitable["str | None"]]
-
-
-Scope = frozenset[str] | None  # the tenants a user sees (accounts/users.py User.tenants); None: all
-
-
-def in_scope(scope: Scope, tenant: Any) -> bool:
-    """Whether a user of `scope` may see (or learn of) a call of `tenant` ("": no tenant)."""
-    return scope is None or (isinstance(tenant, str) and tenant in scope)
 
 
 @dataclass(eq=False)

@@ -17,6 +17,7 @@ import dataclasses
 from dataclasses import dataclass
 from enum import StrEnum
 
+from ..accounts.users import Scope, in_scope
 from ..storage.rows import GrantCategory, GrantRow, GrantState
 
 REASON_MIN = 3
@@ -56,6 +57,7 @@ class Person:
     name: str
     permissions: frozenset[str]
     actor: str = ""  # how the audit log names them ("dashboard:NAME"); empty: the name
+    tenants: Scope = None  # the tenants whose recordings they may see or act on (None: all)
 
     @property
     def audit_name(self) -> str:
@@ -63,6 +65,11 @@ class Person:
 
     def may(self, permission: str) -> bool:
         return permission in self.permissions
+
+    def sees(self, tenant: str | None) -> bool:
+        """Whether a recording of `tenant` is within their scope: one outside it is, to them,
+        a recording that does not exist."""
+        return in_scope(self.tenants, tenant)
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ class SubjectRecords:
     recordings: list[RecordingRow] = field(default_factory=list)
     numbers_checked: int = 0
     numbers_unreadable: int = 0  # stored numbers these identities do not open
+    tenant: str | None = None  # the tenant whose calls alone were searched (None: every one's)
 
 
 # -- matching, in worker processes ------------------------------------------------------------
@@ -64,10 +65,10 @@ def _match(batch: list[tuple[str, bytes]]) -> tuple[list[str], int]:
     return hits, unreadable
 
 
-def _batches(index: Index) -> Iterator[list[tuple[str, bytes]]]:
+def _batches(index: Index, tenants: frozenset[str] | None) -> Iterator[list[tuple[str, bytes]]]:
     after = ""
     while True:
-        batch = index.encrypted_callers(after, BATCH)
+        batch = index.encrypted_callers(after, BATCH, tenants=tenants)
         if not batch:
             return
         yield batch
@@ -80,11 +81,13 @@ def matching_calls(
     target: str,
     numbering: pii.Numbering,
     processes: int | None = None,
+    tenants: frozenset[str] | None = None,
 ) -> tuple[list[str], int, int]:
-    """(call ids whose number is `target`, numbers checked, numbers unreadable)."""
+    """(call ids whose number is `target`, numbers checked, numbers unreadable); of `tenants`'
+    calls alone, if given."""
     ids: list[str] = []
     checked = unreadable = 0
-    batches = _batches(index)
+    batches = _batches(index, tenants)
     first = []
     for batch in batches:
         first.append(batch)
@@ -138,10 +141,13 @@ def find(
     number: str,
     numbering: pii.Numbering,
     processes: int | None = None,
+    tenant: str | None = None,
 ) -> SubjectRecords:
-    """A data subject's calls and recordings. NumberError if the number is ambiguous."""
+    """A data subject's calls and recordings (of `tenant`'s calls alone, if given). NumberError
+    if the number is ambiguous."""
     target = pii.search_form(number, numbering)
-    ids, checked, unreadable = matching_calls(index, identities, target, numbering, processes)
+    scope = None if tenant is None else frozenset({tenant})
+    ids, checked, unreadable = matching_calls(index, identities, target, numbering, processes, scope)
     ids = list(dict.fromkeys(ids))  # a session's caller may also be among its participants
     found = SubjectRecords(
         label=f"request:{secrets.token_hex(8)}",
@@ -149,6 +155,7 @@ def find(
         calls=index.calls_by_ids(ids),
         numbers_checked=checked,
         numbers_unreadable=unreadable,
+        tenant=tenant,
     )
     for call in found.calls:
         found.recordings += [

@@ -63,6 +63,13 @@ class AuditEntry:
     # version-3 hash covers instead of the body itself (see sealed_copy).
     sealed: str | None = None
 
+    @property
+    def tenant(self) -> str | None:
+        """The tenant this entry belongs to, as written into it (none: the system's own, or
+        written before entries carried their tenant)."""
+        value = self.details.get("tenant")
+        return value if isinstance(value, str) and value else None
+
     def body_digest(self) -> str:
         return self.sealed if self.sealed is not None else hashlib.sha256(self.body()).hexdigest()
 
@@ -166,6 +173,22 @@ def seal(entry: AuditEntry, prev_hash: str, v: int = HASH_VERSION) -> AuditEntry
         entry.seq, entry.ts, entry.actor, entry.action, entry.subject, entry.details, prev_hash, "", v
     )
     return AuditEntry(**{**unsealed.__dict__, "hash": entry_hash(prev_hash, unsealed.body(), entry.seq, v)})
+
+
+REFERENCE_KEYS = ("call", "recording")  # details that name one call or recording
+REFERENCE_LISTS = ("recordings", "calls")  # details that name several
+
+
+def references(subject: str, details: dict[str, Any]) -> list[str]:
+    """The calls and recordings an entry is about: its subject and what its details name. What
+    decides the entry's tenant (issue 27): the index stamps it on when the entry is written."""
+    refs = [subject] if subject and subject != "-" else []
+    refs += [str(details[k]) for k in REFERENCE_KEYS if isinstance(details.get(k), str) and details[k]]
+    for k in REFERENCE_LISTS:
+        value = details.get(k)
+        if isinstance(value, list):
+            refs += [v for v in value if isinstance(v, str) and v]
+    return list(dict.fromkeys(refs))
 
 
 @dataclass(frozen=True)

@@ -153,8 +153,10 @@ class Index(ABC):
         recording_id: str | None = None,
         due_by: float | None = None,
         limit: int = 200,
+        tenants: frozenset[str] | None = None,
     ) -> list[GrantRow]:
-        """Grants, newest request first; `due_by`: approved ones expiring by then."""
+        """Grants, newest request first; `due_by`: approved ones expiring by then; `tenants`:
+        only those for these tenants' recordings (None: every one's)."""
 
     @abstractmethod
     def append_audit(
@@ -484,6 +486,7 @@ class SqlIndex(Index):
         recording_id: str | None = None,
         due_by: float | None = None,
         limit: int = 200,
+        tenants: frozenset[str] | None = None,
     ) -> list[GrantRow]:
         where: list[str] = []
         params: list[Any] = []
@@ -499,6 +502,10 @@ class SqlIndex(Index):
         if due_by is not None:
             where.append("state=? AND expires_at<=?")
             params += [str(GrantState.APPROVED), due_by]
+        if tenants is not None:  # a user scoped to tenants (accounts/users.py)
+            marks = ",".join("?" * len(tenants)) or "NULL"
+            where.append(f"recording_id IN (SELECT id FROM recordings WHERE tenant IN ({marks}))")
+            params += sorted(tenants)
         sql = ("WHERE " + " AND ".join(where) if where else "") + " ORDER BY requested_at DESC, id LIMIT ?"
         return self._grants(sql, (*params, limit))
 
@@ -523,12 +530,17 @@ class SqlIndex(Index):
     def append_audit(
         self, actor: str, action: str, subject: str, details: dict[str, Any] | None = None
     ) -> AuditEntry:
+        details = dict(details or {})
+        if "tenant" not in details:  # an entry about a tenant's call or recording carries it
+            tenant = self._tenant_of(audit.references(subject, details))
+            if tenant is not None:
+                details["tenant"] = tenant
         # The backend's audit transaction keeps every other appender out between reading the
         # head and writing the entry: two nodes appending at once cannot both link to it.
         with self._audit_transaction() as tx:
             head = tx.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
             seq, prev = (head[0] + 1, head[1]) if head else (1, audit.GENESIS)
-            entry = audit.seal(AuditEntry(seq, utcnow(), actor, action, subject, details or {}), prev)
+            entry = audit.seal(AuditEntry(seq, utcnow(), actor, action, subject, details), prev)
             tx.execute(
                 "INSERT INTO audit (seq, ts, actor, action, subject, details, prev_hash, hash, v) "
                 "VALUES (?,?,?,?,?,?,?,?,?)",
@@ -545,6 +557,21 @@ class SqlIndex(Index):
                 ),
             )
         return entry
+
+    def _tenant_of(self, refs: list[str]) -> str | None:
+        """The tenant of the calls and recordings named: None when they belong to none, or to
+        several (an entry naming two tenants' records is neither's: each export seals it)."""
+        if not refs:
+            return None
+        refs = refs[:500]
+        marks = ",".join("?" * len(refs))
+        rows = self._q(
+            f"SELECT tenant FROM recordings WHERE tenant IS NOT NULL AND id IN ({marks}) "
+            f"UNION SELECT tenant FROM calls WHERE tenant IS NOT NULL AND id IN ({marks})",
+            (*refs, *refs),
+        ).fetchall()
+        names = {r[0] for r in rows if r[0]}
+        return names.pop() if len(names) == 1 else None
 
     def audit_entries(self) -> list[AuditEntry]:
         rows = self._q(

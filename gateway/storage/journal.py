@@ -457,10 +457,16 @@ class JournaledIndex(Index):
         recording_id: str | None = None,
         due_by: float | None = None,
         limit: int = 200,
+        tenants: frozenset[str] | None = None,
     ) -> list[GrantRow]:
         return self._read(
             lambda: self.backend.grants(
-                requester=requester, states=states, recording_id=recording_id, due_by=due_by, limit=limit
+                requester=requester,
+                states=states,
+                recording_id=recording_id,
+                due_by=due_by,
+                limit=limit,
+                tenants=tenants,
             )
         )
 
