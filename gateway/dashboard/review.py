@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from ..accounts.sessions import Session
 from ..app.review import Fetch, RangeError, Review, person
 from ..config.values import LANGUAGE
 from ..consent.receipt import Outcome
@@ -99,7 +100,10 @@ def _review(request: web.Request) -> Review:
 
 def _person(request: web.Request, permission: str | None, csrf: bool = False) -> Person:
     """The logged-in user as the review rules see them, with their scope."""
-    s = require(request, permission, csrf=csrf)
+    return _as_person(request, require(request, permission, csrf=csrf))
+
+
+def _as_person(request: web.Request, s: Session) -> Person:
     return person(s.user, s.role, s.actor, request.app[DASH].scope_of(s))
 
 
@@ -247,9 +251,10 @@ def policy_json(dash: Dashboard) -> dict[str, Any]:
 
 
 async def grants_list(request: web.Request) -> web.Response:
-    who = _person(request, None)
+    s = require(request)
+    who = _as_person(request, s)
     if not (who.may(grants.REVIEW) or who.may(grants.APPROVE) or who.may(grants.AUDIT)):
-        return _error(403, "your role may not see access requests")
+        return _error(403, f"the {s.role} role may not see access requests")
     review = _review(request)
     rows = await asyncio.to_thread(review.visible_grants, who)
     now = time.time()
