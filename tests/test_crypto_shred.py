@@ -133,10 +133,10 @@ def test_under_compliance_lock_erasure_makes_the_kept_copy_unreadable(
             pass
     assert tgw.run("recordings", "fetch", rec_id, "-o", str(tmp_path / "x.age")) == 8
     # Once the lock has run out, retention removes the ciphertext too.
-    report = retention.run(gw.store, gw.index, 90, "test")
+    report = retention.run(gw.store, gw.index, retention.Retention(90), "test")
     assert report.removed_later == []
     time.sleep(13)
-    report = retention.run(gw.store, gw.index, 90, "test")
+    report = retention.run(gw.store, gw.index, retention.Retention(90), "test")
     assert report.removed_later == [rec_id]
     assert all_versions(s3_server, bucket) == []
     assert retention.KEPT_BY_STORE not in (gw.index.get_recording(rec_id).error or "")

@@ -270,7 +270,9 @@ def test_object_lock_protects_recordings_and_holds_set_the_legal_hold(
     assert gw.index.get_call(row.call_id).caller_enc
     assert [e for e in gw.index.audit_entries() if e.action == "recording.delete_failed"]
     # Past its date, retention deletes every version.
-    report = retention.run(gw.store, gw.index, 90, "test", now=expected + timedelta(days=1))
+    report = retention.run(
+        gw.store, gw.index, retention.Retention(90), "test", now=expected + timedelta(days=1)
+    )
     assert report.failed and not report.deleted  # the lock still runs (its date is the real one)
     gw.close()
 
@@ -283,7 +285,9 @@ def test_retention_deletes_the_bucket_copy_and_every_version(tmp_path: Path, s3_
     gw = tgw.open()
     uploader = gw.uploader()
     assert uploader is not None and uploader.round() == 1
-    report = retention.run(gw.store, gw.index, 90, "test", now=datetime.now(UTC) + timedelta(days=91))
+    report = retention.run(
+        gw.store, gw.index, retention.Retention(90), "test", now=datetime.now(UTC) + timedelta(days=91)
+    )
     assert report.deleted == [rec_id] and not report.failed
     assert all_versions(s3_server, bucket) == []
     assert gw.index.get_recording(rec_id).status == RecordingStatus.DELETED

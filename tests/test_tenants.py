@@ -447,4 +447,49 @@ def test_a_tenants_subject_request_from_the_cli_searches_and_is_audited_as_its_o
     )
     assert b not in out.read_text()
     west = subprocess.run([*cli, "subject", "find", *ask, "--tenant", "west"], capture_output=True, text=True)
-    assert west.returncode != 0 and "no tenant 'west' (configured: north, south)" in west.stderr
+    assert (
+        west.returncode != 0 and "no tenant 'west' in [[tenants]] (configured: north, south)" in west.stderr
+    )
+
+
+def test_retention_keeps_each_tenants_recordings_for_its_own_days_and_runs_per_tenant(
+    gwdir, tmp_path: Path
+) -> None:
+    """A recording without days of its own is kept for its tenant's retention_days (else
+    [recording] retention_days); `retention run --tenant` deletes that tenant's alone, and its
+    entries are that tenant's."""
+    from datetime import UTC, datetime, timedelta
+
+    from gateway.app import retention
+
+    _, north = keypair(tmp_path, "north")
+    _, south = keypair(tmp_path, "south")
+    with_tenants(
+        gwdir.config,
+        tenants_toml(
+            {"north": {"recipients": [north], "retention_days": 30}, "south": {"recipients": [south]}},
+            {"1177": "north"},
+        ),
+    )
+    gw = gwdir.open()
+    a, b = record(gw, "north"), record(gw, "south")
+    assert gw.index.get_recording(a).retention_days is None  # made outside a route: no days of its own
+    keep = retention.Retention.of(gw.config)
+    in_40_days, in_100_days = (datetime.now(UTC) + timedelta(days=d) for d in (40, 100))
+    assert [r.id for r in retention.expired(gw.index, keep, in_40_days)] == [a], (
+        "north keeps 30 days, south 90"
+    )
+    assert [r.id for r in retention.expired(gw.index, keep, in_100_days, tenant="south")] == [b]
+    report = retention.run(gw.store, gw.index, keep, "test", now=in_100_days, tenant="south")
+    assert report.deleted == [b] and gw.index.get_recording(a).status == RecordingStatus.COMPLETE
+    entries = [e for e in gw.index.audit_entries() if e.action in ("recording.deleted", "retention.run")]
+    assert [(e.action, e.tenant) for e in entries] == [
+        ("recording.deleted", "south"),
+        ("retention.run", "south"),
+    ]
+    gw.close()
+    cli = [str(ROOT / ".venv/bin/gateway"), "--config", str(gwdir.config), "retention", "run"]
+    west = subprocess.run([*cli, "--tenant", "wset"], capture_output=True, text=True)
+    assert west.returncode != 0 and "no tenant 'wset' in [[tenants]]" in west.stderr
+    dry = subprocess.run([*cli, "--tenant", "north", "--dry-run"], capture_output=True, text=True)
+    assert dry.returncode == 0 and "would delete 0" in dry.stdout, dry.stdout + dry.stderr

@@ -54,7 +54,7 @@ class Duties:
                     retention.run,
                     self.gw.store,
                     self.gw.index,
-                    self.gw.config.recording.retention_days,
+                    retention.Retention.of(self.gw.config),
                     "retention",
                 )
                 if report.deleted or report.held:

@@ -199,7 +199,7 @@ def scan_store(gw: Gateway, findings: list[Finding]) -> None:
 
 
 def scan_retention(gw: Gateway, findings: list[Finding]) -> None:
-    for row in retention.expired(gw.index, gw.config.recording.retention_days):
+    for row in retention.expired(gw.index, retention.Retention.of(gw.config)):
         if not gw.index.active_holds(row.id):
             findings.append(
                 Finding(

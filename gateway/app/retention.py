@@ -1,14 +1,21 @@
-"""Retention: recordings older than their route's retention are deleted, unless on legal hold.
-Every deletion is audited; `dry_run` reports what would go."""
+"""Retention: recordings older than their retention are deleted, unless on legal hold. A
+recording's retention is its own (its route's, set when it was made), else its tenant's, else
+[recording] retention_days. Every deletion is audited, and belongs to the recording's tenant's
+audit trail; `dry_run` reports what would go; a run may be limited to one tenant."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from ..storage.index import Index
 from ..storage.rows import RecordingRow, RecordingStatus, utcnow
 from ..storage.store import ObjectNotFound, Store, StoreError
+
+if TYPE_CHECKING:
+    from ..config import Config
 
 KEPT_STATUSES = (RecordingStatus.COMPLETE, RecordingStatus.TRUNCATED, RecordingStatus.INCOMPLETE)
 
@@ -26,14 +33,37 @@ def _parse(ts: str) -> datetime:
     return datetime.fromisoformat(ts.replace("Z", "+00:00"))
 
 
-def expired(index: Index, default_days: int, now: datetime | None = None) -> list[RecordingRow]:
+@dataclass(frozen=True)
+class Retention:
+    """How many days recordings are kept: `default_days` ([recording] retention_days), or their
+    tenant's (`by_tenant`) when it has its own; a recording's own retention_days comes first."""
+
+    default_days: int
+    by_tenant: Mapping[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, config: Config) -> Retention:
+        return cls(
+            config.recording.retention_days,
+            {t.name: t.retention_days for t in config.tenancy.listed if t.retention_days is not None},
+        )
+
+    def days(self, row: RecordingRow) -> int:
+        if row.retention_days is not None:
+            return row.retention_days
+        return self.by_tenant.get(row.tenant or "", self.default_days)
+
+
+def expired(
+    index: Index, keep: Retention, now: datetime | None = None, tenant: str | None = None
+) -> list[RecordingRow]:
+    """Recordings past their retention (of `tenant` alone, if given)."""
     now = now or datetime.now(UTC)
     out = []
     for row in index.list_recordings():
-        if row.status not in KEPT_STATUSES:
+        if row.status not in KEPT_STATUSES or (tenant is not None and row.tenant != tenant):
             continue
-        days = row.retention_days if row.retention_days is not None else default_days
-        if _parse(row.started_at) + timedelta(days=days) < now:
+        if _parse(row.started_at) + timedelta(days=keep.days(row)) < now:
             out.append(row)
     return out
 
@@ -106,14 +136,16 @@ def delete_object(
 def run(
     store: Store,
     index: Index,
-    default_days: int,
+    keep: Retention,
     actor: str,
     *,
     dry_run: bool = False,
     now: datetime | None = None,
+    tenant: str | None = None,
 ) -> RetentionReport:
+    """Delete what is past its retention (of `tenant`'s recordings alone, if given)."""
     report = RetentionReport()
-    for row in expired(index, default_days, now):
+    for row in expired(index, keep, now, tenant):
         if index.active_holds(row.id):
             report.held.append(row.id)
             continue
@@ -140,6 +172,7 @@ def run(
                 "held": len(report.held),
                 "missing": len(report.missing),
                 "failed": len(report.failed),
+                **({} if tenant is None else {"tenant": tenant}),
             },
         )
     return report

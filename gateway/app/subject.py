@@ -29,9 +29,8 @@ def search(
 ) -> SubjectRecords:
     """The subject's calls and recordings, of `tenant`'s calls alone if given (a controller's
     own request); nothing is audited yet: see found/export/erase."""
-    if tenant is not None and tenant not in gw.config.tenancy.names:
-        names = ", ".join(gw.config.tenancy.names) or "none: [[tenants]] is not configured"
-        raise GatewayError(f"no tenant {tenant!r} (configured: {names})")
+    if tenant is not None:
+        gw.config.tenancy.require(tenant)
     try:
         return subject.find(gw.index, list(identities), number, gw.config.numbering, tenant=tenant)
     except pii.NumberError as e:

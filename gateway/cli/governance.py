@@ -26,6 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     rsub = rp.add_subparsers(dest="action", required=True, metavar="ACTION")
     run = rsub.add_parser("run", help="delete expired recordings now")
     run.add_argument("--dry-run", action="store_true", help="list what would be deleted; delete nothing")
+    run.add_argument("--tenant", help="only this tenant's recordings (a controller's own run)")
     run.set_defaults(func=cmd_retention)
 
     hp = sub.add_parser("hold", help="legal holds: exempt recordings from retention and erasure")
@@ -85,8 +86,15 @@ def _tenant_option(p: argparse.ArgumentParser) -> None:
 
 def cmd_retention(args: argparse.Namespace) -> int:
     gw = open_gateway(args)
+    if args.tenant is not None:
+        gw.config.tenancy.require(args.tenant)
     report = retention.run(
-        gw.store, gw.index, gw.config.recording.retention_days, actor(), dry_run=args.dry_run
+        gw.store,
+        gw.index,
+        retention.Retention.of(gw.config),
+        actor(),
+        dry_run=args.dry_run,
+        tenant=args.tenant,
     )
     verb = "would delete" if args.dry_run else "deleted"
     for rec_id in report.deleted:

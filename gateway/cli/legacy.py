@@ -150,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
     mine = set(touched)
     expiring = [
         r.id
-        for r in retention.expired(gw.index, gw.config.recording.retention_days)
+        for r in retention.expired(gw.index, retention.Retention.of(gw.config))
         if r.id in mine and not gw.index.active_holds(r.id)
     ]
     print(

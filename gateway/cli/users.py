@@ -78,12 +78,7 @@ def _change(args: argparse.Namespace, fn: Callable[[Accounts, str], object]) -> 
 
 def _known_tenants(args: argparse.Namespace, scope: str) -> str:
     """A scope names configured tenants only (a typo would otherwise hide every call)."""
-    names = open_gateway(args).config.tenancy.names
-    unknown = [t for t in scope.split(",") if t and t not in names]
-    if unknown:
-        raise GatewayError(
-            f"no tenant {', '.join(map(repr, unknown))} in [[tenants]] (configured: {', '.join(names) or 'none'})"
-        )
+    open_gateway(args).config.tenancy.require(*(t for t in scope.split(",") if t))
     return scope
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from .. import age
-from ..errors import ConfigError
+from ..errors import ConfigError, GatewayError
 from .fields import suggest
 from .routes import Route
 from .values import parse_recipients
@@ -89,6 +89,16 @@ class Tenants:
     @property
     def names(self) -> list[str]:
         return [t.name for t in self.listed]
+
+    def require(self, *names: str) -> None:
+        """Refuse names that are not configured tenants, as a command or a scope gives them (a
+        typo would otherwise match nothing, silently)."""
+        unknown = [n for n in names if n not in self.names]
+        if unknown:
+            raise GatewayError(
+                f"no tenant {', '.join(map(repr, unknown))} in [[tenants]] "
+                f"(configured: {', '.join(self.names) or 'none'}){suggest(unknown[0], self.names)}"
+            )
 
 
 def load_tenants(raw: Any) -> list[Tenant]:
