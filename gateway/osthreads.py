@@ -35,3 +35,27 @@ class Thread(threading.Thread):
 def executor_initializer(*_: Any) -> None:
     """For ThreadPoolExecutor(initializer=...): each worker thread names itself."""
     name_current()
+
+
+_STATE = threading.local()  # lives in the calling thread's Python thread state
+
+
+def keep_thread_state() -> None:
+    """For a callback into Python on a thread Python did not start (pjmedia's clock thread):
+    keep that thread's Python thread state from now on. Cheap to call on every callback.
+
+    pjsua2's callbacks take the GIL with PyGILState_Ensure and let it go with PyGILState_Release.
+    On a thread unknown to Python, each such pair creates a thread state and deletes it again:
+    in CPython 3.11 that is an mmap and a munmap of the state's 16 KiB frame stack, its page
+    faults, and the interpreter's bookkeeping, for every frame of every port (measured: about
+    40 % of the clock thread's time under load; BENCHMARKS.md, cost per call, third pass).
+    One Ensure of our own that is never released keeps the state: later pairs find it and only
+    take and drop the GIL. A thread-local mark says whether this thread's state is kept: it
+    lives in that state, so a state made afresh (a new thread, even one given a dead thread's
+    id) has none. The state lives until the process ends; a thread that ends leaves it behind
+    (a few KiB), so this is for threads that live about as long as the process (the worker
+    keeps its sound device, and with it the clock thread, open)."""
+    if getattr(_STATE, "kept", False):
+        return
+    _STATE.kept = True
+    ctypes.pythonapi.PyGILState_Ensure()

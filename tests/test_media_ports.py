@@ -29,3 +29,21 @@ def test_ports_dropped_while_audio_flows_do_not_crash_the_process() -> None:
     # Audio really was flowing when the ports went: in nearly every cycle (a loaded machine, the
     # suite's parallel runners, can starve the clock for a whole 60 ms cycle now and then).
     assert len(heard) == 100 and sum(h > 0 for h in heard) >= 90, heard
+
+
+def test_the_clock_threads_callbacks_keep_one_python_thread_state() -> None:
+    """pjsua2 enters Python from pjmedia's clock thread for every frame of every port. Without
+    osthreads.keep_thread_state each entry made and deleted a Python thread state (an mmap, a
+    munmap and page faults each time: about 40 % of the clock thread's time under load). A
+    thread-local counter, which lives in that state, shows it: it counts up only while the
+    state is kept. A new clock thread (the sound device closed and opened again) is kept too."""
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.clock_child"], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    assert lines[-1] == "clean"
+    rounds = [[int(n) for n in line.split()] for line in lines[-3:-1]]
+    for counts in rounds:
+        assert len(counts) >= 3, rounds  # the clock ran (40 ms tap frames for 0.3 s)
+        assert counts == list(range(1, len(counts) + 1)), rounds

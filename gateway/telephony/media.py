@@ -1,7 +1,9 @@
 """pjsua2 media ports: a PCM source playing from memory, and the recording tap.
 
 Both callbacks run on pjmedia's clock thread, which mixes the whole conference bridge: they
-copy bytes and return. No I/O, no locks, no logging.
+copy bytes and return. No I/O, no locks, no logging. The first callback on a clock thread keeps
+that thread's Python thread state (osthreads.keep_thread_state): without it, every callback
+created and deleted one.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from collections import deque
 from typing import Any
 
 import pjsua2 as pj
+
+from ..osthreads import keep_thread_state
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +111,7 @@ class PcmSource(pj.AudioMediaPort):
         self.finished = True
 
     def onFrameRequested(self, frame: pj.MediaFrame) -> None:
+        keep_thread_state()
         frame.type = pj.PJMEDIA_FRAME_TYPE_AUDIO
         pcm, pos, n = self._pcm, self._pos, self.frame_bytes
         chunk = pcm[pos : pos + n]
@@ -137,6 +142,7 @@ class Tap(pj.AudioMediaPort):
         self.inband: deque[bytes] | None = None  # set while the leg's keys are listened for
 
     def onFrameReceived(self, frame: pj.MediaFrame) -> None:
+        keep_thread_state()
         rec, inband = self.recorder, self.inband
         if (
             (rec is not None or inband is not None)

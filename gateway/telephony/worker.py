@@ -136,6 +136,11 @@ class Worker:
         cfg.medConfig.noVad = True
         cfg.medConfig.jbMax = 200
         cfg.medConfig.jbMaxPre = 100
+        # The (null) sound device, and with it the conference bridge's clock thread, stays open
+        # for the worker's life instead of closing after a second without calls: the clock
+        # thread keeps the Python thread state its callbacks run in (media.py), so it must not
+        # end and be started again with every call.
+        cfg.medConfig.sndAutoCloseTime = -1
         ep.libInit(cfg)
         self._create_transports(ep)
         ep.audDevManager().setNullDev()
