@@ -15,6 +15,7 @@ import time
 import pjsua2 as pj
 
 from gateway.telephony.media import MediaSlot, Tap, audio_format, release_slots, tone
+from tests.pj_endpoint import null_endpoint
 
 RATE = 8000
 local = threading.local()
@@ -28,14 +29,7 @@ class CountingTap(Tap):
         seen.append(local.n)
 
 
-ep = pj.Endpoint()
-ep.libCreate()
-cfg = pj.EpConfig()
-cfg.logConfig.level = 0
-cfg.logConfig.consoleLevel = 0
-ep.libInit(cfg)
-ep.audDevManager().setNullDev()
-ep.libStart()
+ep = null_endpoint()
 fmt = audio_format(RATE)
 for round_ in range(2):
     slots = [MediaSlot(f"r{round_}", RATE, fmt)]

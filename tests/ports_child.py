@@ -11,20 +11,12 @@ import collections
 import sys
 import time
 
-import pjsua2 as pj
-
 from gateway.telephony.media import MediaSlot, audio_format, release_slots, tone
+from tests.pj_endpoint import null_endpoint
 
 RATE = 8000
 
-ep = pj.Endpoint()
-ep.libCreate()
-cfg = pj.EpConfig()
-cfg.logConfig.level = 0
-cfg.logConfig.consoleLevel = 0
-ep.libInit(cfg)
-ep.audDevManager().setNullDev()
-ep.libStart()
+ep = null_endpoint()
 fmt = audio_format(RATE)
 pcm = tone(440, 1.0, RATE)
 for cycle in range(int(sys.argv[1])):
