@@ -158,3 +158,32 @@ def test_kamailios_log_lines_reach_the_nodes_log_at_their_level_without_caller_n
     big_pid = " 3(1234567) WARNING: <script>: request from 127.0.0.9, which is not on the allowlist: 403"
     assert _level(big_pid) == logging.WARNING and redact(big_pid).startswith(" 3([number]) WARNING")
     assert _level("a line of no level, with WARNING: further on" + " " * 80) == logging.DEBUG
+
+
+def test_kamailios_complaints_while_the_node_stops_it_are_warnings_not_errors(caplog) -> None:
+    """When the node stops Kamailio, its processes end in no set order and one may log that its
+    peer went first at CRITICAL ("receive_fd(): EOF on 9", seen in CI at a clean Ctrl-C). After
+    the node asked it to stop, such a line is kept as a warning; before, it is an error."""
+    import asyncio
+    import logging
+
+    from gateway.supervisor.frontproc import KamailioProcess
+
+    line = b" 9(20738) CRITICAL: <core> [core/pass_fd.c:277]: receive_fd(): EOF on 9\n"
+
+    async def forward(stopping: bool) -> None:
+        proc = KamailioProcess(None)  # type: ignore[arg-type]  # only its log forwarding is used
+        proc._stopping = stopping
+        reader = asyncio.StreamReader()
+        reader.feed_data(line)
+        reader.feed_eof()
+        await proc._forward(reader)
+
+    with caplog.at_level(logging.DEBUG, logger="gateway.kamailio"):
+        asyncio.run(forward(False))
+        asyncio.run(forward(True))
+    got = [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "gateway.kamailio"]
+    assert got == [
+        (logging.ERROR, line.decode().rstrip()),
+        (logging.WARNING, "while stopping: " + line.decode().rstrip()),
+    ]
