@@ -47,3 +47,17 @@ def test_the_clock_threads_callbacks_keep_one_python_thread_state() -> None:
     for counts in rounds:
         assert len(counts) >= 3, rounds  # the clock ran (40 ms tap frames for 0.3 s)
         assert counts == list(range(1, len(counts) + 1)), rounds
+
+
+def test_a_slot_puts_its_sources_on_the_bridge_only_once_used() -> None:
+    """The bridge calls every port each tick, even one with nothing connected, so a slot's
+    sources are made when first used (a recording session never plays; a call without whisper
+    or beeps never uses the helper), and once only."""
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.slot_child"], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    assert lines[-1] == "clean"
+    base, made, source, aux, again = map(int, lines[-2].split())
+    assert (made - base, source - made, aux - source, again - aux) == (2, 1, 1, 0), lines[-2]

@@ -110,6 +110,11 @@ class PcmSource(pj.AudioMediaPort):
         self._pcm = b""
         self.finished = True
 
+    def onFrameReceived(self, frame: pj.MediaFrame) -> None:
+        """Nothing is ever sent to a source, but the bridge still hands every port that has no
+        transmitter an empty frame each tick (its "heartbeat"). Without this the call went
+        through pjsua2's Python wrapper back down to the C++ default, nearly twice the cost."""
+
     def onFrameRequested(self, frame: pj.MediaFrame) -> None:
         keep_thread_state()
         frame.type = pj.PJMEDIA_FRAME_TYPE_AUDIO
@@ -167,17 +172,20 @@ class MediaSlot:
     runs: a pjsua2 port whose Python object dies while pjmedia's clock thread is inside its
     callback crashes the process. The worker drops them with `release_slots`, which stops the
     bridge's clock first.
+
+    Each port costs the clock thread a Python callback per tick even when nothing is connected
+    to it (the bridge's "heartbeat" to a port without transmitters), so ports are made when
+    first needed: the sources on a call's first use of them (a recording session never plays,
+    a call with no whisper and no beeps never uses the helper), and the worker makes a slot only
+    when all its slots are busy.
     """
 
     def __init__(
         self, name: str, rate: int, fmt: pj.MediaFormatAudio, tap_ptime_ms: int = TAP_PTIME_MS
     ) -> None:
-        self.source = PcmSource(rate)
-        self.source.createPort(f"src-{name}", fmt)
-        # Plays to the helpline before bridging (the whisper), then beeps into both legs; it is
-        # connected only while it plays, so an idle slot costs nothing for it.
-        self.aux = PcmSource(rate)
-        self.aux.createPort(f"aux-{name}", fmt)
+        self.name, self.rate, self.fmt = name, rate, fmt
+        self._source: PcmSource | None = None
+        self._aux: PcmSource | None = None
         self.taps = [Tap(0), Tap(1)]
         # The taps take longer frames than the bridge's 20 ms (the bridge buffers for them), so
         # Python runs less often per recorded leg: the taps are most of what recording a call
@@ -187,9 +195,30 @@ class MediaSlot:
             tap.createPort(f"tap{tap.channel}-{name}", tap_fmt)
         self.busy = False
 
+    def _made(self, kind: str) -> PcmSource:
+        source = PcmSource(self.rate)
+        source.createPort(f"{kind}-{self.name}", self.fmt)
+        return source
+
+    @property
+    def source(self) -> PcmSource:
+        """Plays to the caller: the notice, ringback, hold music."""
+        if self._source is None:
+            self._source = self._made("src")
+        return self._source
+
+    @property
+    def aux(self) -> PcmSource:
+        """Plays to the helpline before bridging (the whisper), then beeps into both legs; it
+        is connected only while it plays."""
+        if self._aux is None:
+            self._aux = self._made("aux")
+        return self._aux
+
     def reset(self) -> None:
-        self.source.stop()
-        self.aux.stop()
+        for source in (self._source, self._aux):
+            if source is not None:
+                source.stop()
         for tap in self.taps:
             tap.recorder = None
             tap.inband = None

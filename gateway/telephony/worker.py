@@ -176,15 +176,13 @@ class Worker:
             self.pbx_accounts[kind] = acc
         # pjsua's call legs are the limit: a call through the gateway holds two (caller and
         # helpline), a recording session one, so a worker takes two calls or up to four
-        # sessions. A media slot per leg: one for each call or session it can hold.
+        # sessions.
         self.max_legs = max_legs()
         self.capacity = self.max_legs // 2  # calls
-        self.slots = [
-            MediaSlot(
-                f"{self.port}-{i}", self.clock_rate, self.media_format, self.config.recording.tap_ptime_ms
-            )
-            for i in range(self.max_legs)
-        ]
+        # A media slot per leg at most: one for each call or session it holds. Made when first
+        # needed and kept (media.py says why), so a worker that never holds more than two calls
+        # never pays the clock thread for a third slot's ports.
+        self.slots: list[MediaSlot] = []
         self.call_services = CallServices(
             config=self.config,
             index=self.index,
@@ -424,10 +422,19 @@ class Worker:
         """Whether a new call or session of `legs` legs fits: an ended one keeps its legs and
         its slot until reaped."""
         used = sum(s.LEGS for s in self.sessions.values()) + sum(s.LEGS for s in self._ended)
-        return used + legs <= self.max_legs and not all(slot.busy for slot in self.slots)
+        free_slot = len(self.slots) < self.max_legs or not all(slot.busy for slot in self.slots)
+        return used + legs <= self.max_legs and free_slot
 
     def take_slot(self) -> MediaSlot:
-        slot = next(s for s in self.slots if not s.busy)  # capacity is checked before a session starts
+        slot = next((s for s in self.slots if not s.busy), None)
+        if slot is None:  # capacity is checked before a session starts
+            slot = MediaSlot(
+                f"{self.port}-{len(self.slots)}",
+                self.clock_rate,
+                self.media_format,
+                self.config.recording.tap_ptime_ms,
+            )
+            self.slots.append(slot)
         slot.busy = True
         return slot
 
