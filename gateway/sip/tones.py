@@ -61,37 +61,37 @@ class ToneDetector:
 
     def classify_blocks(self, blocks: np.ndarray) -> list[str]:
         """The key each row of `blocks` (one block of samples each) holds, or "". One matrix
-        product for the eight tones of every block; the checks then run on plain floats and
-        stop at the first that fails, which for speech, music and silence is the first one."""
+        product for the eight tones of every block, then the checks on the tones' powers for
+        all blocks at once (speech, music and silence fail them); only a block that passes them
+        all gets its overtones checked, one by one."""
         n = self.block
-        energies = np.einsum("ij,ij->i", blocks, blocks).tolist()
+        keys = [""] * len(blocks)
+        energy = np.einsum("ij,ij->i", blocks, blocks)
         proj = blocks @ self._tones.T
-        powers = (proj[:, :8] ** 2 + proj[:, 8:] ** 2).tolist()
-        keys = []
-        for i, (energy, power) in enumerate(zip(energies, powers, strict=True)):
-            keys.append(self._judge(blocks[i], energy, power, n))
+        power = proj[:, :8] ** 2 + proj[:, 8:] ** 2
+        rows, cols = np.sort(power[:, :4], axis=1), np.sort(power[:, 4:], axis=1)
+        pr, pc = rows[:, -1], cols[:, -1]
+        # A sinusoid of amplitude A gives |X|^2 = (A n / 2)^2 and carries energy A^2 n / 2.
+        amp_r, amp_c = 2 * np.sqrt(pr) / n, 2 * np.sqrt(pc) / n
+        passed = (
+            (energy > 0.0)
+            & (pr >= GROUP_MARGIN * rows[:, -2])  # one tone of each group stands out
+            & (pc >= GROUP_MARGIN * cols[:, -2])
+            & (amp_r >= MIN_AMPLITUDE)
+            & (amp_c >= MIN_AMPLITUDE)
+            & (amp_c >= TWIST_LOW * amp_r)  # the twist, column against row
+            & (amp_c <= TWIST_HIGH * amp_r)
+            & ((amp_r**2 + amp_c**2) * n / 2 >= MIN_TONE_SHARE * energy)
+        )
+        for i in np.flatnonzero(passed).tolist():
+            r, c = int(np.argmax(power[i, :4])), int(np.argmax(power[i, 4:]))
+            keys[i] = self._pure(blocks[i], r, c, float(pr[i]), float(pc[i]))
         return keys
 
-    def _judge(self, x: np.ndarray, energy: float, power: list[float], n: int) -> str:
-        if energy <= 0.0:
-            return ""
-        rows, cols = power[:4], power[4:]
-        r = max(range(4), key=rows.__getitem__)
-        c = max(range(4), key=cols.__getitem__)
-        pr, pc = rows[r], cols[c]
-        if pr < GROUP_MARGIN * sorted(rows)[-2] or pc < GROUP_MARGIN * sorted(cols)[-2]:
-            return ""
-        # A sinusoid of amplitude A gives |X|^2 = (A n / 2)^2 and carries energy A^2 n / 2.
-        amp_r, amp_c = 2 * pr**0.5 / n, 2 * pc**0.5 / n
-        if amp_r < MIN_AMPLITUDE or amp_c < MIN_AMPLITUDE:
-            return ""
-        if not TWIST_LOW <= amp_c / amp_r <= TWIST_HIGH:
-            return ""
-        if (amp_r**2 + amp_c**2) * n / 2 < MIN_TONE_SHARE * energy:
-            return ""
-        # A keypad sends pure tones; a voice or an instrument at those pitches has overtones.
-        # A row tone's harmonic near the key's column tone cannot be told from it in a short
-        # block, and is not checked (the column's harmonic always is).
+    def _pure(self, x: np.ndarray, r: int, c: int, pr: float, pc: float) -> str:
+        """Key (r, c) if its tones are pure. A keypad sends pure tones; a voice or an instrument
+        at those pitches has overtones. A row tone's harmonic near the key's column tone cannot
+        be told from it in a short block, and is not checked (the column's harmonic always is)."""
         hp = self._harmonics @ x
         harm = hp[:8] ** 2 + hp[8:] ** 2
         if harm[4 + c] > MAX_HARMONIC * pc:

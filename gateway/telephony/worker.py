@@ -502,23 +502,26 @@ class Worker:
             if duties is not None:
                 await duties.stop()
 
-    PUMP_MAX_WAIT_MS = 100
-    INBAND_POLL_S = 0.1
+    PUMP_MAX_WAIT_MS = 200
+    INBAND_POLL_S = 0.2
     _inband_polled = 0.0
 
     def _pump(self) -> None:
         """Let pjsua handle SIP: wait in its select() until a SIP packet or one of pjsua's
         timers is due, or the loop's next timer, or at most PUMP_MAX_WAIT_MS; not at all when
-        the loop has callbacks ready. An idle worker then wakes about ten times a second, not
-        fifty: each pass through here and the loop costs about 0.1 ms of Python, which in a
-        worker of two calls was a third of its CPU. The loop's own sockets (supervisor pings
-        and actions) wait at most that long; SIP never waits."""
+        the loop has callbacks ready. An idle worker then wakes five times a second, not fifty:
+        each pass through here and the loop costs about 0.1 ms of Python, which in a worker of
+        two calls was a third of its CPU. The loop's own sockets (supervisor pings and actions)
+        wait at most that long; SIP never waits.
+
+        Keys heard as tones are looked for in what the taps queued every INBAND_POLL_S: the
+        detector's cost is mostly per turn, not per sample (0.2 s of audio at a time costs it
+        about half what two turns of 0.1 s do), and a key's time comes from its onset, so only
+        the reaction to it waits, by at most that long."""
         loop = asyncio.get_running_loop()
         self.ep.libHandleEvents(self._pump_wait_ms(loop))
         now = loop.time()
         if now - self._inband_polled >= self.INBAND_POLL_S:
-            # Keypad tones in the audio the taps queued meanwhile: several blocks at a time
-            # cost the detector less than one at a time, and a key's time comes from its onset.
             self._inband_polled = now
             for session in list(self.sessions.values()):
                 session.poll_inband()
