@@ -80,7 +80,10 @@ class Channel:
         if not payload.startswith(PREFIX):
             raise ChannelError("not a sealed cluster message")
         try:
-            raw = base64.b64decode(payload[len(PREFIX) :], validate=True)
+            text = payload[len(PREFIX) :]
+            raw = base64.b64decode(text, validate=True)
+            if base64.b64encode(raw).decode() != text:  # unused bits set: not what was sealed
+                raise binascii.Error("not canonical base64")
             body = json.loads(self._aead.decrypt(raw[:12], raw[12:], _AAD))
         except (binascii.Error, InvalidTag, ValueError):
             raise ChannelError("a cluster message that does not open with this cluster's key") from None
