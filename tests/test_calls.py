@@ -27,7 +27,11 @@ def finish(lab: CallLab) -> None:
     lab.stop_gateway()
 
 
-def test_consenting_call_is_recorded_with_both_parties_on_their_channels(lab: CallLab) -> None:
+@pytest.mark.parametrize("bridge_ms", [40, 20], ids=["bridge-40ms", "bridge-20ms"])
+def test_consenting_call_is_recorded_with_both_parties_on_their_channels(
+    lab: CallLab, bridge_ms: int
+) -> None:
+    lab.gw.set("calls", "bridge_ptime_ms", bridge_ms)
     lab.start_gateway()
     assert lab.gateway is not None
     limits = Path(f"/proc/{lab.gateway.proc.pid}/limits").read_text()

@@ -418,6 +418,12 @@ class CallsConfig(Section):
     )
     rtp_port: int = setting(40000, "RTP ports: rtp_port up to rtp_port + rtp_port_range.")
     rtp_port_range: int = setting(1000, "")
+    bridge_ptime_ms: int = setting(
+        40,
+        "Milliseconds of audio the media bridge moves per tick: 40 (half the work per call) or\n"
+        "20. At 40 the audio between caller and helpline is up to 20 ms later, and RTP leaves\n"
+        "in pairs of 20 ms packets every 40 ms (what the far end negotiated is unchanged).",
+    )
     withdraw_sequence: str = setting(
         "*9",
         "Mid-call key sequences: the caller withdraws consent (the recording is "
@@ -452,6 +458,8 @@ class CallsConfig(Section):
             raise ConfigError("[calls] max_duration_s and pbx_timeout_s must be positive")
         if not 1 <= self.ack_timeout_s <= 32:
             raise ConfigError("[calls] ack_timeout_s must be 1 to 32")
+        if self.bridge_ptime_ms not in (20, 40):
+            raise ConfigError(f"[calls] bridge_ptime_ms must be 20 or 40, got {self.bridge_ptime_ms}")
         if not (1024 <= self.rtp_port <= 65000) or self.rtp_port_range < 8:
             raise ConfigError("[calls] rtp_port must be 1024..65000 and rtp_port_range at least 8")
 

@@ -187,16 +187,16 @@ class MediaSlot:
         self._source: PcmSource | None = None
         self._aux: PcmSource | None = None
         self.taps = [Tap(0), Tap(1)]
-        # The taps take longer frames than the bridge's 20 ms (the bridge buffers for them), so
-        # Python runs less often per recorded leg: the taps are most of what recording a call
-        # costs. The price is up to one tap frame of audio at the very end of a recording.
+        # The taps may take longer frames than the bridge's tick (the bridge buffers for them),
+        # so Python runs less often per recorded leg: the taps are most of what recording a
+        # call costs. The price is up to one tap frame of audio at the very end of a recording.
         tap_fmt = audio_format(rate, tap_ptime_ms)
         for tap in self.taps:
             tap.createPort(f"tap{tap.channel}-{name}", tap_fmt)
         self.busy = False
 
     def _made(self, kind: str) -> PcmSource:
-        source = PcmSource(self.rate)
+        source = PcmSource(self.rate, self.fmt.frameTimeUsec // 1000)  # one bridge frame a request
         source.createPort(f"{kind}-{self.name}", self.fmt)
         return source
 

@@ -134,6 +134,10 @@ class Worker:
         cfg.medConfig.clockRate = self.clock_rate
         cfg.medConfig.sndClockRate = self.clock_rate
         cfg.medConfig.noVad = True
+        # The bridge's tick: at 40 ms the clock thread runs half as often, and every port on the
+        # bridge is served half as often (sources and taps are Python); streams negotiated at
+        # 20 ms are read and written twice a tick (BENCHMARKS.md, "the bridge's tick").
+        cfg.medConfig.audioFramePtime = self.config.calls.bridge_ptime_ms
         cfg.medConfig.jbMax = 200
         cfg.medConfig.jbMaxPre = 100
         # The (null) sound device, and with it the conference bridge's clock thread, stays open
@@ -148,7 +152,7 @@ class Worker:
             support_siprec()
         ep.libStart()
         prefer_g711(ep)
-        self.media_format = audio_format(self.clock_rate)
+        self.media_format = audio_format(self.clock_rate, self.config.calls.bridge_ptime_ms)
         # Two accounts, one per leg, each with its leg's SRTP policy: the caller's (the default,
         # which pjsua gives every incoming call) and the helpline's (used only to dial the PBX).
         self.account = Account(self)
