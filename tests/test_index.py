@@ -478,3 +478,31 @@ def test_the_recordings_list_and_numbers_of_a_scoped_user_hold_their_tenants_alo
         assert [c for c, _ in idx.encrypted_callers()] == ["c0", "c1", "c2"]
     finally:
         idx.close()
+
+
+def test_a_sqlite_index_held_by_another_writer_is_unavailable_after_its_wait(tmp_path: Path) -> None:
+    """What a running gateway's journal takes over from: a write that cannot get the database
+    within the index's wait is IndexUnavailable (not sqlite's own error), reads go on (WAL), and
+    the index takes writes again once the other writer is done."""
+    import sqlite3
+
+    path = tmp_path / "index.sqlite3"
+    SqliteIndex(path, create=True).close()
+    index = SqliteIndex(path, lock_wait_s=0.2)
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(ix.IndexUnavailable, match="locked by another writer"):
+            index.add_call(CallRow("c1", "2026-01-01T00:00:00.000Z", route="1177"))
+        with pytest.raises(ix.IndexUnavailable, match="locked by another writer"):
+            index.append_audit("test", "x.y", "c1")
+        with pytest.raises(ix.IndexUnavailable):
+            index.probe_writable()
+        assert index.audit_head()[0] == 0, "reads go on"
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    index.probe_writable()
+    index.add_call(CallRow("c1", "2026-01-01T00:00:00.000Z", route="1177"))
+    assert index.get_call("c1").route == "1177"
+    index.close()

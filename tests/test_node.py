@@ -692,3 +692,60 @@ def test_retention_runs_once_per_node_in_the_supervisor(tmp_path: Path) -> None:
         assert "deleted 1, kept 1 on hold" in runs[0]["msg"]
     finally:
         lab.close()
+
+
+def test_an_index_held_locked_stalls_and_drops_no_call(tmp_path: Path) -> None:
+    """The SQLite index held locked for 15 s (a long transaction: a large retention purge, an
+    operator's sqlite3 shell) while a call is recorded and another arrives: the call in
+    progress goes on and keeps every frame of its recording, the new call is answered by the
+    worker (not failed open past it), no worker is taken for hung or slow, and what was written
+    meanwhile reaches the index once it is free.
+
+    Before, the worker's loop waited on the database (up to 30 s) behind the recorder engine's
+    checkpoint: the new call failed open unrecorded, and a loop that waits on a lock uses no CPU,
+    which the supervisor takes for a hung worker and kills, calls and all."""
+    import sqlite3
+
+    lab = CallLab(tmp_path, workers=1)
+    try:
+        lab.start_gateway()
+        pbx = lab.peer("pbx", "--tone", "1000", "--calls", "2", "--timeout", "90")
+        first = lab.peer("caller", "--hangup-after", "30", "--timeout", "60")
+        pbx.wait_for(lambda: pbx.event("confirmed"), 15)
+        time.sleep(2)  # recording: its chunks are being sealed and checkpointed
+        holder = sqlite3.connect(lab.gw.open().config.paths.index, timeout=5, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")  # the database's one write lock, held
+        locked_at = time.monotonic()
+        try:
+            second = lab.peer("caller", "--hangup-after", "6", "--timeout", "40")
+            second.wait_for(lambda: second.event("confirmed"), 40)
+            answered_in = time.monotonic() - locked_at
+            seen = []
+            while time.monotonic() - locked_at < 15:
+                seen.append(lab.node_status())
+                time.sleep(0.5)
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        assert answered_in < 8, f"the second call waited {answered_in:.1f} s"
+        assert all(st["failopen"] == 0 for st in seen), "no call went past the worker unrecorded"
+        assert not any(w["hung"] or w["slow"] for st in seen for w in st["workers"]), seen[-1]
+        first.wait_exit(60)
+        second.wait_exit(30)
+        assert first.event("disconnected")["connected_s"] > 29, "the call in progress was not dropped"
+        assert second.event("disconnected")["connected_s"] > 5.5
+        pbx.wait_exit(30)
+        lab.stop_gateway()
+        assert any("locked by another writer" in line for line in lab.gateway.stderr_lines)
+        gw = lab.gw.open()
+        recs = sorted(gw.index.list_recordings(), key=lambda r: r.started_at)
+        assert [r.status for r in recs] == [RecordingStatus.COMPLETE] * 2, recs
+        for rec, caller in zip(recs, (first, second), strict=True):
+            caller_ch, helpline_ch = lab.decrypt(rec)
+            assert dominant_frequency(helpline_ch) == pytest.approx(1000, abs=20)
+            connected = caller.event("disconnected")["connected_s"]  # the notice, then recorded
+            assert connected - 4 < len(helpline_ch) / 8000 <= connected, "nothing missing in the middle"
+        done = [e for e in gw.index.audit_entries() if e.action == "recording.complete"]
+        assert [e.details["frames_overflowed"] for e in done] == [0, 0], "the recorder never waited"
+    finally:
+        lab.close()

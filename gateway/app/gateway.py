@@ -52,8 +52,9 @@ def open_index(
 ) -> Index:
     """The configured index: PostgreSQL when [index] url is set, else the SQLite file.
 
-    `service`: for `gateway run` and its workers. A shared index that is out of reach (now, or
-    later) must not stop calls: writes go to a local journal until it is back (journal.py).
+    `service`: for `gateway run` and its workers. An index that is out of reach (now, or later:
+    PostgreSQL away, or the SQLite file held by another writer) must not stop calls: writes go
+    to a local journal until it is back (journal.py).
     The CLI gets the index itself, and a clear error when it is away; `lazy`: unless the
     command can say something useful without it (`gateway status` during an outage).
     """
@@ -61,12 +62,26 @@ def open_index(
         from ..storage.index_pg import PgIndex
 
         if service:
-            from ..storage.journal import JournaledIndex
-            from ..storage.journal import directory_of as journal_dir
-
-            return JournaledIndex(PgIndex(config.index.url, lazy=True), journal_dir(config.paths.data_dir))
+            return _journaled(PgIndex(config.index.url, lazy=True), config)
         return PgIndex(config.index.url, lazy=lazy)
+    if service:
+        # Another writer may hold the file for long (a large retention purge, an operator's
+        # sqlite3 shell): a worker's calls wait for it no longer than SERVICE_LOCK_WAIT_S.
+        return _journaled(SqliteIndex(config.paths.index, lock_wait_s=SERVICE_LOCK_WAIT_S), config)
     return SqliteIndex(config.paths.index, create=create)
+
+
+# How long a running gateway's write waits for another writer of the SQLite index before it goes
+# to the journal: well inside Kamailio's 3 s for a worker to answer an INVITE (fr_timer) and the
+# supervisor's 2 s heartbeat.
+SERVICE_LOCK_WAIT_S = 1.0
+
+
+def _journaled(backend: Index, config: cfg.Config) -> Index:
+    from ..storage.journal import JournaledIndex
+    from ..storage.journal import directory_of as journal_dir
+
+    return JournaledIndex(backend, journal_dir(config.paths.data_dir))
 
 
 def initialised(index: Index, config: cfg.Config, config_path: Path) -> str:

@@ -26,6 +26,7 @@ from ..storage.index import Index, IndexUnavailable
 from ..storage.liveness import process_token, writer_is_gone
 from ..storage.rows import RecordingRow, RecordingStatus, utcnow
 from ..storage.store import ObjectNotFound, Store, StoreError
+from .checkpointer import Checkpointer
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,11 @@ class RecordingService:
         self._withdrawn: set[str] = set()
         self._results: dict[str, RecordingResult] = {}  # finished recordings, newest last
         self._unsigned: set[str] = set()  # finalised while the index was away: signed once it is back
+        self.checkpoints = Checkpointer(index)  # off the recorder engine's thread
+
+    def close(self) -> None:
+        """Write the checkpoints still waiting, once the engine has finished every recording."""
+        self.checkpoints.close()
 
     @property
     def enabled(self) -> bool:
@@ -154,7 +160,7 @@ class RecordingService:
         )
         for channel, at, pcm in backlog:  # before the engine sees it: none of it is late yet
             recorder.push_frame(channel, pcm, at)
-        recorder.on_sealed = lambda n, digest: self.index.checkpoint_recording(rec_id, n, digest)
+        recorder.on_sealed = lambda n, digest: self.checkpoints.note(rec_id, n, digest)
         recorder.done.add_done_callback(lambda fut: self._finished(rec_id, fut))
         self.engine.add(recorder)
         return rec_id, recorder

@@ -170,6 +170,10 @@ class Index(ABC):
     def audit_head(self) -> tuple[int, str]:
         """(sequence number, hash) of the last entry; (0, GENESIS) for an empty log."""
 
+    def probe_writable(self) -> None:
+        """IndexUnavailable unless a write would reach the index now."""
+        self.audit_head()
+
     @abstractmethod
     def add_checkpoint(self, cp: audit.Checkpoint) -> None: ...
 
@@ -662,14 +666,19 @@ class SqliteIndex(SqlIndex):
 
     DIALECT = schema.SQLITE
 
-    def __init__(self, path: str | Path, *, create: bool = False) -> None:
+    def __init__(self, path: str | Path, *, create: bool = False, lock_wait_s: float = 30.0) -> None:
+        """`lock_wait_s`: how long a write waits for another writer (another process, a
+        long transaction) before it fails with IndexUnavailable."""
         self.path = Path(path)
         self.where = str(self.path)
+        self.lock_wait_s = lock_wait_s
         if not create and not self.path.exists():
             raise IndexAccessError(f"index {self.path} does not exist (run `gateway init` first)")
         self._lock = threading.Lock()
         try:
-            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+            self._db = sqlite3.connect(
+                self.path, check_same_thread=False, isolation_level=None, timeout=lock_wait_s
+            )
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             # Deleted rows (a scrubbed number, an erased subject's receipt) are overwritten with
@@ -684,13 +693,36 @@ class SqliteIndex(SqlIndex):
 
     def _q(self, sql: str, params: tuple[Any, ...] = ()) -> _SqliteResult:
         with self._lock:
-            cur = self._db.execute(sql, params)
-            return _SqliteResult(cur.fetchall(), cur.rowcount)
+            try:
+                cur = self._db.execute(sql, params)
+                return _SqliteResult(cur.fetchall(), cur.rowcount)
+            except sqlite3.OperationalError as e:
+                self._raise_if_locked(e)
+                raise
 
     @contextmanager
     def _audit_transaction(self) -> Iterator[Any]:
-        with immediate(self._db, self._lock) as db:
-            yield db
+        try:
+            with immediate(self._db, self._lock) as db:
+                yield db
+        except sqlite3.OperationalError as e:
+            self._raise_if_locked(e)
+            raise
+
+    def _raise_if_locked(self, e: sqlite3.OperationalError) -> None:
+        """Another writer held the database longer than this index waits: out of reach for now
+        (IndexUnavailable, which a service process answers with its journal)."""
+        code = getattr(e, "sqlite_errorcode", 0) & 0xFF  # extended codes keep the primary below
+        if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+            raise IndexUnavailable(
+                f"index {self.where} is locked by another writer (waited {self.lock_wait_s:g} s)"
+            ) from e
+
+    def probe_writable(self) -> None:
+        """Whether a write would get the database's write lock now (IndexUnavailable if not):
+        the journal's replayer asks before it takes its own lock to replay."""
+        with self._audit_transaction():
+            pass
 
     def schema_version(self) -> int:
         has_meta = self._db.execute(

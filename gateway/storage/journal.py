@@ -491,7 +491,7 @@ class JournaledIndex(Index):
         """Apply the journal (this process's, and those of processes that died with one) to the
         index, in order. True once everything has been applied and writes go straight again."""
         try:
-            self.backend.audit_head()  # reach the index first, outside the lock (it may take a while)
+            self.backend.probe_writable()  # reach the index first, outside the lock (it may take a while)
         except IndexUnavailable:
             return False
         with self._lock:

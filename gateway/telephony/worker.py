@@ -471,6 +471,7 @@ class Worker:
         except pj.Error as e:
             # Nothing is running yet but the endpoint itself: take it down and say why.
             self.engine.close()
+            self.recordings.close()
             await self.events.close()
             try:
                 self.ep.libDestroy()
@@ -563,6 +564,7 @@ class Worker:
                 break
             await asyncio.sleep(0)
         self.engine.close()
+        self.recordings.close()
         await self.events.close()
         for s in self._ended:
             s.destroy()
