@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from gateway.storage.index import SqliteIndex
 from gateway.storage.journal import Journal, JournaledIndex
 from gateway.storage.rows import CallRow, utcnow
@@ -77,3 +79,41 @@ def test_a_damaged_entry_the_database_would_refuse_is_set_aside_and_replay_goes_
         assert len(rejected) == 4 and journal.entries() == []
     finally:
         index.close()
+
+
+def test_a_sqlite_index_held_by_another_writer_is_journalled_then_replayed(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A running gateway's writes wait for a held SQLite file only as long as the index's wait;
+    then they go to the journal (a warning, not the error of an index out of reach) and reach
+    the file, in order, once it is free."""
+    import logging
+    import sqlite3
+    import time
+
+    path = tmp_path / "index.sqlite3"
+    SqliteIndex(path, create=True).close()
+    index = JournaledIndex(SqliteIndex(path, lock_wait_s=0.2), tmp_path / "journal", retry_s=0.1)
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        with caplog.at_level(logging.INFO, logger="gateway.storage.journal"):
+            index.add_call(CallRow("c1", utcnow(), route="1177"))
+            index.append_audit("gateway", "call.started", "c1")
+            assert index.backlog == 2
+            holder.execute("ROLLBACK")
+            deadline = time.monotonic() + 10
+            while index.backlog and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert index.backlog == 0, "replayed once the file was free"
+            index.close()  # takes the journal's lock: the replayer's report is out by then
+    finally:
+        if holder.in_transaction:
+            holder.execute("ROLLBACK")
+        holder.close()
+    levels = {r.getMessage().split(" (")[0].split(":")[0]: r.levelname for r in caplog.records}
+    assert levels == {"index busy": "WARNING", "index free again": "INFO"}, levels
+    plain = SqliteIndex(path)
+    assert plain.get_call("c1").route == "1177"
+    assert [e.action for e in plain.audit_entries()] == ["call.started"]
+    plain.close()

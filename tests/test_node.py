@@ -747,5 +747,6 @@ def test_an_index_held_locked_stalls_and_drops_no_call(tmp_path: Path) -> None:
             assert connected - 4 < len(helpline_ch) / 8000 <= connected, "nothing missing in the middle"
         done = [e for e in gw.index.audit_entries() if e.action == "recording.complete"]
         assert [e.details["frames_overflowed"] for e in done] == [0, 0], "the recorder never waited"
+        assert lab.gw.run("recordings", "verify") == 0, "both signed, the journalled one once replayed"
     finally:
         lab.close()

@@ -43,6 +43,10 @@ class IndexUnavailable(IndexAccessError):
     """The index is out of reach for now (a database server down or cut off): try again later."""
 
 
+class IndexBusy(IndexUnavailable):
+    """Another writer held the SQLite index longer than this process waits: try again later."""
+
+
 class NotFound(KeyError):
     pass
 
@@ -714,7 +718,7 @@ class SqliteIndex(SqlIndex):
         (IndexUnavailable, which a service process answers with its journal)."""
         code = getattr(e, "sqlite_errorcode", 0) & 0xFF  # extended codes keep the primary below
         if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
-            raise IndexUnavailable(
+            raise IndexBusy(
                 f"index {self.where} is locked by another writer (waited {self.lock_wait_s:g} s)"
             ) from e
 

@@ -27,7 +27,7 @@ from typing import Any
 from .. import osthreads
 from . import audit
 from .audit import AuditEntry
-from .index import Index, IndexAccessError, IndexUnavailable
+from .index import Index, IndexAccessError, IndexBusy, IndexUnavailable
 from .liveness import process_token, writer_is_gone
 from .rows import CallRow, GrantRow, GrantState, RecordingQuery, RecordingRow, utcnow
 from .spool import ensure_private_dir
@@ -273,6 +273,7 @@ class JournaledIndex(Index):
         self.on_replayed = on_replayed
         self._lock = threading.RLock()
         self._down = bool(self.journal.entries())
+        self._busy = False  # down only because another writer holds the SQLite index
         self._stop = threading.Event()
         self._thread = osthreads.Thread(target=self._replayer, name="index-replay", daemon=True)
         self._thread.start()
@@ -288,13 +289,22 @@ class JournaledIndex(Index):
             if not self._down:
                 try:
                     return call()
+                except IndexBusy as e:
+                    # A node's own SQLite file, held for a while by one of its processes or a
+                    # long transaction: expected now and then at the busiest times.
+                    log.warning(
+                        "index busy (%s): writes go to the local journal %s until it is free",
+                        e,
+                        self.journal.path,
+                    )
+                    self._down, self._busy = True, True
                 except IndexUnavailable as e:
                     log.error(
                         "index unreachable (%s): writes go to the local journal %s until it is back",
                         e,
                         self.journal.path,
                     )
-                    self._down = True
+                    self._down, self._busy = True, False
             self.journal.append(op, args)
             return None
 
@@ -522,7 +532,10 @@ class JournaledIndex(Index):
                 j.rewrite([])
                 applied += done
             if self._down:
-                log.warning("index reachable again: %d journalled write(s) replayed", applied)
+                if self._busy:
+                    log.info("index free again: %d journalled write(s) replayed", applied)
+                else:
+                    log.warning("index reachable again: %d journalled write(s) replayed", applied)
             self._down = False
         if applied and self.on_replayed is not None:
             self.on_replayed(applied)
