@@ -37,11 +37,6 @@ class Checkpointer:
                 self._thread.start()
         self._wake.set()
 
-    @property
-    def waiting(self) -> int:
-        with self._lock:
-            return len(self._pending)
-
     def _run(self) -> None:
         while True:
             self._wake.wait()

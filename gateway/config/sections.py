@@ -420,9 +420,9 @@ class CallsConfig(Section):
     rtp_port_range: int = setting(1000, "")
     bridge_ptime_ms: int = setting(
         40,
-        "Milliseconds of audio the media bridge moves per tick: 40 (half the work per call) or\n"
-        "20. At 40 the audio between caller and helpline is up to 20 ms later, and RTP leaves\n"
-        "in pairs of 20 ms packets every 40 ms (what the far end negotiated is unchanged).",
+        "Milliseconds of audio the media bridge moves per tick: 40 (less CPU per call) or 20.\n"
+        "At 40 the audio between caller and helpline is up to 20 ms later, and RTP leaves in\n"
+        "pairs of 20 ms packets every 40 ms (what the far end negotiated is unchanged).",
     )
     withdraw_sequence: str = setting(
         "*9",

@@ -672,7 +672,7 @@ class SqliteIndex(SqlIndex):
 
     def __init__(self, path: str | Path, *, create: bool = False, lock_wait_s: float = 30.0) -> None:
         """`lock_wait_s`: how long a write waits for another writer (another process, a
-        long transaction) before it fails with IndexUnavailable."""
+        long transaction) before it fails with IndexBusy."""
         self.path = Path(path)
         self.where = str(self.path)
         self.lock_wait_s = lock_wait_s
@@ -715,7 +715,7 @@ class SqliteIndex(SqlIndex):
 
     def _raise_if_locked(self, e: sqlite3.OperationalError) -> None:
         """Another writer held the database longer than this index waits: out of reach for now
-        (IndexUnavailable, which a service process answers with its journal)."""
+        (IndexBusy, which a service process answers with its journal)."""
         code = getattr(e, "sqlite_errorcode", 0) & 0xFF  # extended codes keep the primary below
         if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
             raise IndexBusy(
