@@ -28,6 +28,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -431,10 +433,26 @@ def sipp_phase(
     }
 
 
+FRAME = 160  # samples in 20 ms at 8 kHz
+
+
+def frames_present(pcm: np.ndarray) -> tuple[int, int]:
+    """(present, total) 20 ms frames of one direction's samples: a frame is present unless it
+    is all zeros (sipp's speech has no silent frame; the recorder fills what it lost with
+    silence to keep the channels aligned)."""
+    n = len(pcm) // FRAME
+    frames = pcm[: n * FRAME].reshape(n, FRAME)
+    return int(np.count_nonzero(np.any(frames != 0, axis=1))), n
+
+
 def completeness(lab: CallLab) -> dict[str, object]:
+    """The finished recordings against their calls. Two figures: what is missing at the edges
+    (the recording's length against the time from its start to the call's end), and the 20 ms
+    frames of each direction that hold audio (a frame lost in the middle is silence)."""
     gw = lab.gw.open()
     identities = age.load_identity_file(lab.gw.key)
     missing = []
+    present: list[float] = []
     not_whole: dict[str, int] = {}  # truncated (a worker died) or still open, by status
     for rec in gw.index.list_recordings():
         if rec.status != "complete":
@@ -443,6 +461,11 @@ def completeness(lab: CallLab) -> dict[str, object]:
         with gw.store.open(rec.object_name) as f:
             plain = age.AgeReader(f, identities).read_all()
         samples = (len(plain) - wav.HEADER_SIZE) // 4
+        both = np.frombuffer(plain[wav.HEADER_SIZE :], dtype="<i2")
+        for direction in (both[0::2], both[1::2]):
+            got, total = frames_present(direction)
+            if total:
+                present.append(got / total * 100)
         from datetime import datetime
 
         # Bridged time: from the recorder's start (when the PBX answered) to the call's end
@@ -458,6 +481,8 @@ def completeness(lab: CallLab) -> dict[str, object]:
         "recordings_not_complete": not_whole,
         "frames_missing_percent_mean": round(statistics.mean(missing), 3) if missing else None,
         "frames_missing_percent_max": round(max(missing), 3) if missing else None,
+        "frames_present_percent_mean": round(statistics.mean(present), 3) if present else None,
+        "frames_present_percent_min": round(min(present), 3) if present else None,
     }
 
 

@@ -43,14 +43,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.node_load import configure, run_header, sipp_phase, tree_pids  # noqa: E402
+from bench.node_load import FRAME, configure, frames_present, run_header, sipp_phase, tree_pids  # noqa: E402
 from gateway import age  # noqa: E402
 from gateway.recording import wav  # noqa: E402
 from gateway.supervisor.kamailio import module_path  # noqa: E402
 from tests.calls import CallLab, Proc, free_port  # noqa: E402
 from tests.pcapgen import alaw_to_pcm, read_rtp  # noqa: E402
-
-FRAME = 160  # samples in 20 ms at 8 kHz
 
 
 def contained(cwd: Path, *cmd: str) -> list[str]:
@@ -89,13 +87,6 @@ class MemoryPeak(threading.Thread):
                 a, b = memory_kb(pid)
                 pss, rss = pss + a, rss + b
             self.peak_pss, self.peak_rss = max(self.peak_pss, pss), max(self.peak_rss, rss)
-
-
-def frames_present(pcm: np.ndarray) -> tuple[int, int]:
-    """(present, total) 20 ms frames of one direction's samples."""
-    n = len(pcm) // FRAME
-    frames = pcm[: n * FRAME].reshape(n, FRAME)
-    return int(np.count_nonzero(np.any(frames != 0, axis=1))), n
 
 
 def peer_frames(recording_dir: Path) -> list[tuple[int, int]]:

@@ -201,3 +201,30 @@ def test_discard_deletes_the_object_and_audits_it(tgw: GatewayUnderTest) -> None
     row = gw.index.get_recording(rec_id)
     assert row.status == RecordingStatus.DISCARDED and row.bytes == 0 and row.sha256 is None
     assert [e.action for e in gw.index.audit_entries()][-1] == "recording.discarded"
+
+
+@pytest.mark.parametrize("call_ends", ["before", "after"], ids=["call-ends-first", "recording-ends-first"])
+def test_a_worker_keeps_nothing_of_a_recording_once_its_call_is_over(
+    tgw: GatewayUnderTest, call_ends: str
+) -> None:
+    """What became of a recording is kept only while its call can still withdraw consent (a
+    recording a supervisor stopped, then `*9`): a worker that kept every result grew with every
+    call it handled."""
+    gw = tgw.open()
+    engine = RecorderEngine(start_thread=False)
+    service = gw.recording_service(engine)
+    started = service.start(new_call(gw.index, f"over-{call_ends}"))
+    assert started is not None
+    rec_id, rec = started
+    rec.push_frame(0, frames(tone(440, 1))[0], at=rec._t0)
+    rec.finish()
+    if call_ends == "before":
+        service.call_over(rec_id)
+    engine.tick()
+    rec.done.result(timeout=1)
+    if call_ends == "after":
+        assert rec_id in service._results, "its call is still up: a withdrawal may still come"
+        service.call_over(rec_id)
+    assert (service._results, service._over) == ({}, set())
+    assert gw.index.get_recording(rec_id).status == RecordingStatus.COMPLETE
+    service.close()

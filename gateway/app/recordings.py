@@ -83,7 +83,8 @@ class RecordingService:
         # or ended by a storage failure). The lock orders them against _finished.
         self._lock = threading.Lock()
         self._withdrawn: set[str] = set()
-        self._results: dict[str, RecordingResult] = {}  # finished recordings, newest last
+        self._results: dict[str, RecordingResult] = {}  # finished, their call still up: newest last
+        self._over: set[str] = set()  # their call has ended, the recording not yet finished
         self._unsigned: set[str] = set()  # finalised while the index was away: signed once it is back
         self.checkpoints = Checkpointer(index)  # off the recorder engine's thread
 
@@ -223,13 +224,24 @@ class RecordingService:
                 has_key=self.key_per_recording,
             )
 
+    def call_over(self, rec_id: str) -> None:
+        """The recording's call has ended: nobody can withdraw from it any more, so what became
+        of the recording need not be kept (a worker would otherwise hold it for thousands of
+        calls)."""
+        with self._lock:
+            if self._results.pop(rec_id, None) is None:
+                self._over.add(rec_id)  # its result is still to come
+
     def _finished(self, rec_id: str, fut: Future[RecordingResult]) -> None:
         result = fut.result()
         with self._lock:
             self._finalise(rec_id, result)
-            self._results[rec_id] = result
-            while len(self._results) > 10_000:  # only a live call can still withdraw
-                self._results.pop(next(iter(self._results)))
+            if rec_id in self._over:
+                self._over.discard(rec_id)
+            else:  # a live call can still withdraw (a recording a supervisor stopped)
+                self._results[rec_id] = result
+                while len(self._results) > 10_000:  # bounded whatever happens
+                    self._results.pop(next(iter(self._results)))
             withdrawn = rec_id in self._withdrawn
             self._withdrawn.discard(rec_id)
         if withdrawn:

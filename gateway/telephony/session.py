@@ -191,6 +191,8 @@ class Session:
         if self.recorder is not None and self.recording_state.live:
             self.recorder.finish()
             self.recording_state = RecordingState.SAVING
+        if self.recording_id:
+            self.services.recordings.call_over(self.recording_id)
         ended_at = utcnow()
         self.services.index.end_call(self.id, ended_at)
         self.services.index.put_consent_receipt(self.id, self._receipt(ended_at))
