@@ -298,6 +298,9 @@ def serve(fd: int, config_path: str) -> int:
             if not msg:
                 for extra in fds:
                     os.close(extra)
+                # Exiting already: a SIGTERM from the supervisor as it stops must not raise
+                # SystemExit inside the interpreter's own shutdown (a traceback on stderr).
+                signal.signal(signal.SIGTERM, signal.SIG_IGN)
                 return 0  # the supervisor is gone: so is the fork server, not its workers
             buffer += msg
             while b"\n" in buffer:
