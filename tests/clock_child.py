@@ -33,7 +33,7 @@ ep = null_endpoint()
 fmt = audio_format(RATE)
 for round_ in range(2):
     slots = [MediaSlot(f"r{round_}", RATE, fmt)]
-    tap = CountingTap(0)
+    tap = CountingTap(0, 20)
     tap.createPort(f"count-{round_}", fmt)
     slots[0].taps.append(tap)  # dropped with the slot
     slots[0].source.play(tone(440, 1.0, RATE), loop=True)

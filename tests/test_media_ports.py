@@ -61,3 +61,27 @@ def test_a_slot_puts_its_sources_on_the_bridge_only_once_used() -> None:
     assert lines[-1] == "clean"
     base, made, source, aux, again = map(int, lines[-2].split())
     assert (made - base, source - made, aux - source, again - aux) == (2, 1, 1, 0), lines[-2]
+
+
+def test_a_clock_thread_held_up_by_the_gil_loses_no_audio(tmp_path: Path) -> None:
+    """A loaded worker's clock thread runs late and then catches up with a burst of ticks.
+    The taps stamped each frame with the time its callback ran, so a burst's frames landed on
+    top of each other: the recorder dropped them as overlaps and filled their time with
+    silence. At 200 concurrent calls on two cores a tenth of the frames went that way, and
+    this child lost about a third of each channel (127 and 139 of 198 frames). Stamped with
+    the time they were due (frameclock.py), every frame is there."""
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.stall_child", str(tmp_path / "spool")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    assert lines[-1] == "clean"
+    caller, helpline = ([int(x) for x in line.split()] for line in lines[-4:-2])
+    gap, overlap, _late = map(int, lines[-2].split())
+    for present, total in (caller, helpline):
+        assert total >= 150 and present >= total - 2, lines[-4:]  # 4 s, both edges aside
+    assert overlap == 0 and gap <= 2 * 160, lines[-2]

@@ -126,11 +126,6 @@ class Recorder:
             return
         inbox.append((self._clock() if at is None else at, pcm))
 
-    def push_captured(self, channel: int, pcm: bytes) -> None:
-        """`push_frame` for a frame whose last sample was captured just now: it is placed at
-        its first sample's time, whatever the frame's length (the taps take 100 ms frames)."""
-        self.push_frame(channel, pcm, self._clock() - len(pcm) / (2 * self.sample_rate))
-
     def pause(self, at: float | None = None) -> None:
         self._controls.append((self._clock() if at is None else at, "pause"))
 

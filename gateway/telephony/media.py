@@ -12,13 +12,16 @@ import ctypes
 import gc
 import logging
 import math
+import time
 from array import array
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import pjsua2 as pj
 
 from ..osthreads import keep_thread_state
+from ..recording.frameclock import FrameClock
 
 log = logging.getLogger(__name__)
 
@@ -138,16 +141,24 @@ class PcmSource(pj.AudioMediaPort):
 
 class Tap(pj.AudioMediaPort):
     """Hands every frame a leg transmits to one channel of a recorder, and to the in-band
-    DTMF listener while one is set (its detector runs on the loop's thread, not here)."""
+    DTMF listener while one is set (its detector runs on the loop's thread, not here).
 
-    def __init__(self, channel: int) -> None:
+    A frame is stamped with the time it was due on the bridge's schedule, not the time its
+    callback ran (frameclock.py says why): the bridge calls the tap once per frame, even with
+    nothing connected, so the tap counts every call."""
+
+    def __init__(self, channel: int, ptime_ms: int, now: Callable[[], float] = time.monotonic) -> None:
         super().__init__()
         self.channel = channel
         self.recorder: Any = None  # set when recording starts, cleared when it stops
         self.inband: deque[bytes] | None = None  # set while the leg's keys are listened for
+        self.frame_s = ptime_ms / 1000
+        self.clock = FrameClock(self.frame_s)
+        self._now = now
 
     def onFrameReceived(self, frame: pj.MediaFrame) -> None:
         keep_thread_state()
+        due = self.clock.due(self._now())
         rec, inband = self.recorder, self.inband
         if (
             (rec is not None or inband is not None)
@@ -156,7 +167,7 @@ class Tap(pj.AudioMediaPort):
         ):
             pcm = vector_bytes(frame.buf)
             if rec is not None:
-                rec.push_captured(self.channel, pcm)
+                rec.push_frame(self.channel, pcm, due - self.frame_s)
             if inband is not None:
                 inband.append(pcm)  # bounded (maxlen): a stalled loop drops the oldest audio
 
@@ -186,7 +197,7 @@ class MediaSlot:
         self.name, self.rate, self.fmt = name, rate, fmt
         self._source: PcmSource | None = None
         self._aux: PcmSource | None = None
-        self.taps = [Tap(0), Tap(1)]
+        self.taps = [Tap(0, tap_ptime_ms), Tap(1, tap_ptime_ms)]
         # The taps may take longer frames than the bridge's tick (the bridge buffers for them),
         # so Python runs less often per recorded leg: the taps are most of what recording a
         # call costs. The price is up to one tap frame of audio at the very end of a recording.

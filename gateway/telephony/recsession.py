@@ -15,7 +15,6 @@ from __future__ import annotations
 import ctypes
 import json
 import logging
-import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -75,17 +74,16 @@ class HeldAudio:
     """The taps' frames before the decision, in memory only and bounded; then, once `target`
     is set, passed straight on to the recorder. Called from the clock thread like a recorder."""
 
-    def __init__(self, max_frames: int, sample_rate: int) -> None:
+    def __init__(self, max_frames: int) -> None:
         self.frames: deque[tuple[int, float, bytes]] = deque(maxlen=max_frames)
-        self.sample_rate = sample_rate
         self.target: Any = None
 
-    def push_captured(self, channel: int, pcm: bytes) -> None:
+    def push_frame(self, channel: int, pcm: bytes, at: float) -> None:
         target = self.target
         if target is not None:
-            target.push_captured(channel, pcm)
+            target.push_frame(channel, pcm, at)
             return
-        self.frames.append((channel, time.monotonic() - len(pcm) / (2 * self.sample_rate), pcm))
+        self.frames.append((channel, at, pcm))
 
     def take(self) -> list[tuple[int, float, bytes]]:
         out = []
@@ -170,7 +168,7 @@ class RecordingSession(Session):
         self.slot: MediaSlot = services.take_slot()
         rate = services.clock_rate
         frames = int((settings.window_s + 2) * 1000 / cfg.recording.tap_ptime_ms) * 2
-        self.held = HeldAudio(frames, rate)
+        self.held = HeldAudio(frames)
         self._listener: InbandListener | None = None
         if route.dtmf.listens_inband:
             self._listener = InbandListener(deque(maxlen=100), ToneDetector(rate), rate=rate)
