@@ -25,7 +25,11 @@ class Metrics:
         self.call_state: dict[str, str] = {}  # live calls only
         self.call_link: dict[str, int] = {}  # live call -> the worker link that reported it
         self.bytes_sealed = 0
+        # Live calls' counts (each progress event carries the call's running total), and the
+        # sum over the calls that have ended: a per-call table kept for the supervisor's life
+        # grew by one entry per recorded call.
         self.frames_overflowed: dict[str, int] = {}
+        self.frames_overflowed_ended = 0
         self.storage_errors = 0
         self.recordings_saved = 0
         self.pbx_failures = 0
@@ -35,6 +39,10 @@ class Metrics:
         for call in [c for c, i in self.call_link.items() if i == link]:
             self.call_link.pop(call, None)
             self.call_state.pop(call, None)
+            self._call_over(call)
+
+    def _call_over(self, call: str) -> None:
+        self.frames_overflowed_ended += self.frames_overflowed.pop(call, 0)
 
     def observe(self, event: dict[str, Any], link: int = 0) -> None:
         kind, call = event.get("type"), event.get("call", "")
@@ -42,6 +50,7 @@ class Metrics:
             self.call_link[call] = link
         if kind == EventType.CALL_STATE and event.get("state") == CallState.ENDED:
             self.call_link.pop(call, None)
+            self._call_over(call)
         if event.get("snapshot"):
             if event.get("state"):
                 self.call_state[call] = event["state"]
@@ -90,7 +99,7 @@ class Metrics:
             f"gateway_recordings_saved_total {self.recordings_saved}",
             "# HELP gateway_recorder_frames_overflowed_total Frames dropped at the recorder hand-off.",
             "# TYPE gateway_recorder_frames_overflowed_total counter",
-            f"gateway_recorder_frames_overflowed_total {sum(self.frames_overflowed.values())}",
+            f"gateway_recorder_frames_overflowed_total {self.frames_overflowed_ended + sum(self.frames_overflowed.values())}",
             "# HELP gateway_storage_errors_total Recordings that storage failure ended early.",
             "# TYPE gateway_storage_errors_total counter",
             f"gateway_storage_errors_total {self.storage_errors}",
