@@ -58,12 +58,46 @@ def run_header() -> str:
     )
 
 
-def speech_loop(seconds: float) -> bytes:
-    """sip-tester's 7 s of G.711 speech, decoded and repeated to `seconds` (8 kHz PCM)."""
+def speech_alaw(seconds: float) -> bytes:
+    """sip-tester's 7 s of G.711 A-law speech, repeated to `seconds` (the payloads, 8 kHz)."""
     [stream] = read_rtp(PCAPS / "g711a.pcap").values()
-    pcm = b"".join(alaw_to_pcm(payload) for pt, _, payload in stream if pt == 8)
-    need = int(seconds * 8000) * 2
-    return (pcm * (need // len(pcm) + 1))[:need]
+    alaw = b"".join(payload for pt, _, payload in stream if pt == 8)
+    need = int(seconds * 8000)
+    return (alaw * (need // len(alaw) + 1))[:need]
+
+
+def speech_loop(seconds: float) -> bytes:
+    """The same speech decoded (8 kHz 16-bit PCM)."""
+    return alaw_to_pcm(speech_alaw(seconds))
+
+
+# How sipp sends its audio. "stream" (sipp's rtp_stream: a few threads send every call's RTP
+# from one UDP socket) is the default since 2026-12-06. "pcap" (play_pcap_audio) is what runs
+# before that used: sipp plays each leg's pcap on a thread and a raw socket of its own, and the
+# kernel checks every UDP packet on the loopback against every raw socket open, so at 200 calls
+# (400 raw sockets) that check was 7 % of the machine, charged to whichever process sent the
+# packet (`perf`: raw_local_deliver; BENCHMARKS.md, "the frames' clock").
+SIPP_MEDIA = "stream"
+SIPP_MEDIA_CHOICES = ("stream", "pcap")
+
+
+def use_sipp_media(media: str) -> None:
+    global SIPP_MEDIA
+    SIPP_MEDIA = media
+
+
+def sipp_scenario(name: str, tmp: Path, audio: Path) -> Path:
+    """The scenario as it sends audio under SIPP_MEDIA: tests/sipp's own (pcap), or a copy
+    whose speech goes out through rtp_stream from `audio`, raw A-law (sipp substitutes no -key
+    inside an rtp_stream's arguments)."""
+    if SIPP_MEDIA == "pcap":
+        return SCENARIOS / name
+    text = (SCENARIOS / name).read_text()
+    streamed = text.replace('play_pcap_audio="[audio_pcap]"', f'rtp_stream="{audio},1,8"')
+    assert streamed != text, f"{name} plays no [audio_pcap]"
+    out = tmp / f"stream-{name}"
+    out.write_text(streamed)
+    return out
 
 
 def tree_pids(root: int) -> list[int]:
@@ -271,16 +305,21 @@ def sipp_phase(
     # Audio for the whole hold in both directions: sip-tester's g711a.pcap lasts 7 s, after
     # which sipp sends nothing and the media path idles (runs before 2026-11-27 did that).
     # Each side its own SSRC, as two real endpoints would have.
-    audio, pbx_audio = tmp / "audio-caller.pcap", tmp / "audio-pbx.pcap"
-    if not audio.exists():
-        speech = speech_loop(hold_s + 5)
-        write_rtp_pcap(audio, speech, ssrc=0x1234ABCD)
-        write_rtp_pcap(pbx_audio, speech, ssrc=0x5678DCBA)
+    if SIPP_MEDIA == "pcap":
+        audio, pbx_audio = tmp / "audio-caller.pcap", tmp / "audio-pbx.pcap"
+        if not audio.exists():
+            speech = speech_loop(hold_s + 5)
+            write_rtp_pcap(audio, speech, ssrc=0x1234ABCD)
+            write_rtp_pcap(pbx_audio, speech, ssrc=0x5678DCBA)
+    else:  # rtp_stream picks each call's SSRC itself
+        audio = pbx_audio = tmp / "audio.alaw"
+        if not audio.exists():
+            audio.write_bytes(speech_alaw(hold_s + 5))
     pbx = Proc(
         [
             "sipp",
             "-sf",
-            str(SCENARIOS / "pbx.xml"),
+            str(sipp_scenario("pbx.xml", tmp, pbx_audio)),
             "-key",
             "audio_pcap",
             str(pbx_audio),
@@ -313,7 +352,7 @@ def sipp_phase(
         [
             "sipp",
             "-sf",
-            str(SCENARIOS / "caller.xml"),
+            str(sipp_scenario("caller.xml", tmp, audio)),
             "-key",
             "payload",
             "8",
@@ -610,8 +649,13 @@ def main() -> None:
     ap.add_argument(
         "--separate-workers", action="store_true", help="[node] fork_workers = false: no shared imports"
     )
+    ap.add_argument(
+        "--sipp-media", choices=SIPP_MEDIA_CHOICES, default=SIPP_MEDIA, help="how sipp sends audio"
+    )
     args = ap.parse_args()
+    use_sipp_media(args.sipp_media)
     out: dict[str, object] = {
+        "sipp_media": args.sipp_media,
         "workers": args.workers,
         "calls": args.calls,
         "hold_s": args.hold,

@@ -43,7 +43,17 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.node_load import FRAME, configure, frames_present, run_header, sipp_phase, tree_pids  # noqa: E402
+from bench.node_load import (  # noqa: E402
+    FRAME,
+    SIPP_MEDIA,
+    SIPP_MEDIA_CHOICES,
+    configure,
+    frames_present,
+    run_header,
+    sipp_phase,
+    tree_pids,
+    use_sipp_media,
+)
 from gateway import age  # noqa: E402
 from gateway.recording import wav  # noqa: E402
 from gateway.supervisor.kamailio import module_path  # noqa: E402
@@ -291,7 +301,11 @@ def main() -> None:
     ap.add_argument("--calls", type=int, default=20)
     ap.add_argument("--workers", type=int, default=10, help="the gateway's pool (two calls each)")
     ap.add_argument("--hold", type=float, default=30.0)
+    ap.add_argument(
+        "--sipp-media", choices=SIPP_MEDIA_CHOICES, default=SIPP_MEDIA, help="how sipp sends audio"
+    )
     args = ap.parse_args()
+    use_sipp_media(args.sipp_media)
     if shutil.which("rtpengine") is None:
         sys.exit(
             "peer_rtpengine: rtpengine is not installed: apt-get install --no-install-recommends "
@@ -315,6 +329,7 @@ def main() -> None:
             {
                 "calls": args.calls,
                 "hold_s": args.hold,
+                "sipp_media": args.sipp_media,
                 "peer_kamailio_rtpengine": peer,
                 "gateway_node": ours,
                 "cpu_ratio_gateway_over_peer": ratio,
