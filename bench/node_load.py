@@ -411,7 +411,7 @@ def sipp_phase(
     threads.join()
     infra_used = cpu_s([p for r in infra or [] for p in tree_pids(r)]) - i0
     setup = []
-    for f in tmp.glob("caller_*_rtt.csv"):
+    for f in tmp.glob("*caller_*_rtt.csv"):
         for line in f.read_text().splitlines()[1:]:
             parts = line.split(";")
             # date_ms;response_time_ms;rtd_no
@@ -434,11 +434,11 @@ def sipp_phase(
     call_seconds = ok * hold_s
     errors = [
         line[:200]
-        for f in tmp.glob("caller_*_errors.log")
+        for f in tmp.glob("*caller_*_errors.log")
         for line in f.read_text(errors="replace").splitlines()
         if line.strip() and not line.startswith(("-", " "))
     ][-6:]
-    for f in tmp.glob("caller_*_errors.log"):
+    for f in tmp.glob("*caller_*_errors.log"):
         f.unlink()
     return {
         "digit": digit,

@@ -71,6 +71,10 @@ def test_consenting_call_is_recorded_with_both_parties_on_their_channels(
     assert (rec.consent, rec.language) == ("silence", receipt["language"]["code"])
     actions = [e.action for e in gw.index.audit_entries()]
     assert "consent.decided" in actions and "recording.complete" in actions
+    # The audit entry says how much of the recording is silence put in for audio that never
+    # came, and how much audio came and was not kept: next to nothing on a clean call.
+    [done] = [e for e in gw.index.audit_entries() if e.action == "recording.complete"]
+    assert done.details["silence_filled_s"] < 0.5 and done.details["audio_dropped_s"] < 0.5, done.details
 
 
 @pytest.mark.parametrize("info", [False, True], ids=["rfc2833", "sip-info"])

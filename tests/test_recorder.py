@@ -100,7 +100,7 @@ def test_missing_frames_are_silence_at_the_right_time(setup, identity: age.Ident
     for i in range(50, 100):  # the helpline leg sends nothing for one second (hold)
         helpline[i] = None
     run_call(rec, engine, clock, caller, helpline)
-    rec.finish()
+    fut = rec.finish()
     engine.tick()
     left, right = decrypt(spool, rec.object_name, identity)
     assert len(left) == len(right) == 4 * RATE
@@ -108,6 +108,25 @@ def test_missing_frames_are_silence_at_the_right_time(setup, identity: age.Ident
     assert abs(dominant_frequency(right[2 * RATE :]) - 1000) < 5
     assert abs(dominant_frequency(left[RATE : 2 * RATE]) - 440) < 5
     assert rec.stats.gap_samples >= RATE - 200
+    # What the audit entry tells a reviewer: a second of it is silence the gateway put in.
+    result = fut.result(timeout=0)
+    assert result.silence_s == pytest.approx(1.0, abs=0.03) and result.dropped_s == 0
+
+
+def test_frames_that_arrive_on_top_of_each_other_are_counted_as_dropped(setup) -> None:
+    clock, _spool, engine, make = setup
+    rec = make()
+    caller = frames(tone(440, 2))
+    for i, frame in enumerate(caller):
+        rec.push_frame(0, frame)
+        if i == 50:
+            rec.push_frame(0, frame, at=clock.t - 0.1)  # a duplicate of audio already placed
+        clock.t += FRAME_S
+        if i % 5 == 4:
+            engine.tick()
+    fut = rec.finish()
+    engine.tick()
+    assert fut.result(timeout=0).dropped_s == pytest.approx(0.02, abs=0.001)
 
 
 @pytest.mark.parametrize("mode,expected_s", [("silence", 6.0), ("skip", 4.0)])

@@ -282,6 +282,10 @@ class RecordingService:
                 "bytes": result.bytes,
                 "duration_s": round(result.duration_s, 3),
                 "frames_overflowed": result.stats.get("frames_overflowed", 0),
+                # What a reviewer needs to read the recording right: how much of it is silence
+                # the gateway put in for audio that never came, and how much came and was not kept.
+                "silence_filled_s": result.silence_s,
+                "audio_dropped_s": result.dropped_s,
             }
             if result.error:
                 details["error"] = result.error

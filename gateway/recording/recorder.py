@@ -57,6 +57,12 @@ class RecordingResult:
     duration_s: float
     stats: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    # Seconds of the recording the recorder filled with silence because no audio came for
+    # that time (a leg on hold, packets lost before the gateway, a clock that skipped), and
+    # seconds of audio it dropped because their time was already written (audio that came
+    # too late, or twice).
+    silence_s: float = 0.0
+    dropped_s: float = 0.0
 
 
 class Recorder:
@@ -319,6 +325,8 @@ class Recorder:
                 self.duration_s,
                 asdict(self.stats),
                 self.error,
+                silence_s=round(self.stats.gap_samples / self.sample_rate, 3),
+                dropped_s=round((self.stats.overlap_samples + self.stats.late_samples) / self.sample_rate, 3),
             )
         )
 
