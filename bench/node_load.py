@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from gateway import age  # noqa: E402
 from gateway.recording import wav  # noqa: E402
+from tests.audio import frames_present  # noqa: E402
 from tests.calls import CallLab, Proc, free_port  # noqa: E402
 from tests.pcapgen import alaw_to_pcm, read_rtp, write_rtp_pcap  # noqa: E402
 
@@ -470,18 +471,6 @@ def sipp_phase(
         if pbx_log.exists()
         else [],
     }
-
-
-FRAME = 160  # samples in 20 ms at 8 kHz
-
-
-def frames_present(pcm: np.ndarray) -> tuple[int, int]:
-    """(present, total) 20 ms frames of one direction's samples: a frame is present unless it
-    is all zeros (sipp's speech has no silent frame; the recorder fills what it lost with
-    silence to keep the channels aligned)."""
-    n = len(pcm) // FRAME
-    frames = pcm[: n * FRAME].reshape(n, FRAME)
-    return int(np.count_nonzero(np.any(frames != 0, axis=1))), n
 
 
 def completeness(lab: CallLab) -> dict[str, object]:

@@ -44,11 +44,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.node_load import (  # noqa: E402
-    FRAME,
     SIPP_MEDIA,
     SIPP_MEDIA_CHOICES,
     configure,
-    frames_present,
     run_header,
     sipp_phase,
     tree_pids,
@@ -57,6 +55,7 @@ from bench.node_load import (  # noqa: E402
 from gateway import age  # noqa: E402
 from gateway.recording import wav  # noqa: E402
 from gateway.supervisor.kamailio import module_path  # noqa: E402
+from tests.audio import FRAME, frames_present  # noqa: E402
 from tests.calls import CallLab, Proc, free_port  # noqa: E402
 from tests.pcapgen import alaw_to_pcm, read_rtp  # noqa: E402
 

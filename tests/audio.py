@@ -23,3 +23,15 @@ def split_channels(interleaved: bytes) -> tuple[np.ndarray, np.ndarray]:
 
 def frames(pcm: bytes, frame_bytes: int = 320) -> list[bytes]:
     return [pcm[i : i + frame_bytes] for i in range(0, len(pcm), frame_bytes)]
+
+
+FRAME = 160  # samples in 20 ms at 8 kHz
+
+
+def frames_present(pcm: np.ndarray) -> tuple[int, int]:
+    """(present, total) 20 ms frames of one direction's samples: a frame is present unless it
+    is all zeros (sipp's speech has no silent frame; the recorder fills what it lost with
+    silence to keep the channels aligned)."""
+    n = len(pcm) // FRAME
+    framed = pcm[: n * FRAME].reshape(n, FRAME)
+    return int(np.count_nonzero(np.any(framed != 0, axis=1))), n

@@ -5,7 +5,7 @@ Usage: python -m tests.stall_child SPOOL_DIR.
 pjmedia's clock thread needs the GIL for every tap callback, so while the main thread holds it
 (100 ms at a time) the ticks run late and then back to back. Prints, per channel, the
 20 ms frames of the recording that hold audio and the frames there are, then the recorder's
-gap and overlap samples, then "clean".
+gap, overlap and late samples, then "clean".
 """
 
 import sys
@@ -19,9 +19,10 @@ from gateway.recording import wav
 from gateway.recording.recorder import Recorder, RecorderEngine
 from gateway.storage.spool import LocalSpool
 from gateway.telephony.media import MediaSlot, audio_format, release_slots, tone
+from tests.audio import frames_present
 from tests.pj_endpoint import null_endpoint
 
-RATE, FRAME = 8000, 160
+RATE = 8000
 ep = null_endpoint()
 slots = [MediaSlot("stall", RATE, audio_format(RATE))]
 slot = slots[0]
@@ -57,9 +58,7 @@ with spool.open(result.object_name) as f:
     plain = age.AgeReader(f, [identity]).read_all()
 both = np.frombuffer(plain[wav.HEADER_SIZE :], dtype="<i2")
 for channel in (both[0::2], both[1::2]):
-    n = len(channel) // FRAME
-    framed = channel[: n * FRAME].reshape(n, FRAME)
-    print(int(np.count_nonzero(np.any(framed != 0, axis=1))), n, flush=True)
+    print(*frames_present(channel), flush=True)
 print(result.stats["gap_samples"], result.stats["overlap_samples"], result.stats["late_samples"], flush=True)
 print("clean", flush=True)
 sys.exit(0)
